@@ -1,1 +1,43 @@
-"""siegeflow package."""
+"""Attack techniques: turn a goal into prompts for the target, and decode what comes back.
+
+Techniques are registered by name (`@technique("templates")`) and built from plain config
+dicts with `build_technique(name, config)`; importing this package registers the shipped ones.
+"""
+
+from attacks import advprefix, baseline, encodings, templates  # noqa: F401  (registration)
+from attacks.advprefix import AttackGenerationError, select_best
+from attacks.base import (
+    AttackPrompt,
+    ChatFn,
+    CompletionLike,
+    Technique,
+    TechniqueConfig,
+    chat_for_model,
+    prompt_hash,
+)
+from attacks.registry import (
+    TechniqueError,
+    TechniqueInfo,
+    build_technique,
+    get_technique,
+    list_techniques,
+    technique,
+)
+
+__all__ = [
+    "AttackGenerationError",
+    "AttackPrompt",
+    "ChatFn",
+    "CompletionLike",
+    "Technique",
+    "TechniqueConfig",
+    "TechniqueError",
+    "TechniqueInfo",
+    "build_technique",
+    "chat_for_model",
+    "get_technique",
+    "list_techniques",
+    "prompt_hash",
+    "select_best",
+    "technique",
+]

@@ -1,0 +1,142 @@
+"""What every attack technique shares: the `AttackPrompt` value, the `Technique` base class, the
+injectable model call, and `prompt_hash` for idempotency keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from goals import Goal
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttackPrompt:
+    """One prompt to send to the target, and what produced it.
+
+    `variant` names the template/encoding/prefix used, so reports can break results down;
+    `metadata` carries what `decode` and later steps need (e.g. `prefix`, `encoding`).
+    """
+
+    technique: str
+    variant: str
+    messages: list[dict[str, Any]]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The last user message: what a judge or report shows as "the prompt"."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return str(message.get("content", ""))
+        return ""
+
+    @property
+    def hash(self) -> str:
+        return prompt_hash(self.messages)
+
+
+def prompt_hash(messages: list[dict[str, Any]]) -> str:
+    """Stable sha256 (hex) of messages as canonical JSON: key order and spacing never matter."""
+    canonical = json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+class CompletionLike(Protocol):
+    """The part of `targets.Completion` that techniques read (structural, so fakes fit)."""
+
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def cost_usd(self) -> float: ...
+
+
+ChatFn = Callable[[list[dict[str, Any]]], Awaitable[CompletionLike]]
+
+
+def chat_for_model(model: Any) -> ChatFn:
+    """Build the default model call: `targets.chat` bound to a `TargetConfig` (or a dict of one).
+
+    `targets` is imported here, not at module import, so techniques can be built, listed and
+    tested with injected fakes without the model stack.
+    """
+    from targets import TargetConfig, chat
+
+    if isinstance(model, TargetConfig):
+        config = model
+    elif isinstance(model, BaseModel):
+        config = TargetConfig.model_validate(model.model_dump())
+    else:
+        config = TargetConfig.model_validate(model)
+
+    async def call(messages: list[dict[str, Any]]) -> CompletionLike:
+        return await chat(config, messages)
+
+    return call
+
+
+class TechniqueConfig(BaseModel):
+    """Base for technique configs: unknown options are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _model_option(value: Any) -> Any:
+    """Accept a TargetConfig-like pydantic model or a mapping; keep a mapping as a plain dict."""
+    if value is None or isinstance(value, BaseModel):
+        return value
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise ValueError("must be a mapping of TargetConfig fields (model, api_base, ...)")
+
+
+def model_option_validator(*names: str) -> Any:
+    """A pydantic validator for config fields that hold a TargetConfig-compatible model."""
+    return field_validator(*names, mode="before")(lambda cls, value: _model_option(value))
+
+
+C = TypeVar("C", bound=TechniqueConfig)
+
+
+class Technique(ABC, Generic[C]):
+    """An attack technique: turns a goal into prompts, and a response into text to judge.
+
+    Subclasses set `Config` and are registered with `@technique("name")`; the first docstring
+    line is the description shown by `siegeflow attacks`.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[TechniqueConfig]] = TechniqueConfig
+    needs_model: ClassVar[bool] = False
+
+    def __init__(self, config: C | None = None, *, attacker_chat: ChatFn | None = None) -> None:
+        self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]
+        self._attacker_chat = attacker_chat
+
+    @abstractmethod
+    async def generate(self, goal: Goal, attacker: Any = None) -> list[AttackPrompt]:
+        """Prompts for one goal. `attacker` (a TargetConfig or dict) overrides the config's."""
+
+    def decode(self, prompt: AttackPrompt, response: str) -> str:
+        """The text the judges should read; most techniques judge the response as is."""
+        return response
+
+    def _prompt(self, goal: Goal, variant: str, messages: list[dict[str, Any]],
+                **metadata: Any) -> AttackPrompt:
+        return AttackPrompt(
+            technique=self.name,
+            variant=variant,
+            messages=messages,
+            metadata={"goal_id": goal.id, "goal_index": goal.index, **metadata},
+        )
