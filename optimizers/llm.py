@@ -119,7 +119,7 @@ class LLMClient:
 
     __slots__ = (
         "_model", "_api_base", "_key", "_max_cost", "_prices", "_max_retries", "_backoff_base",
-        "_backoff_max", "_timeout_s", "_lock", "_usage", "_price_checked", "_frozen",
+        "_backoff_max", "_timeout_s", "_defaults", "_lock", "_usage", "_price_checked", "_frozen",
     )
 
     def __init__(
@@ -136,7 +136,10 @@ class LLMClient:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 8.0,
         timeout_s: float | None = 60.0,
+        defaults: Mapping[str, Any] | None = None,
     ) -> None:
+        """`defaults`: per-call parameters set by the controller (e.g. temperature, or
+        mock_response for dry runs); the optimizer may override them per call."""
         if not model:
             raise ValueError("model is required")
         if api_key is not None and api_key_env is not None:
@@ -149,6 +152,8 @@ class LLMClient:
             raise ValueError("token prices must be >= 0")
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        defaults = dict(defaults or {})
+        self._check_names(defaults)
         key: str | None
         if api_key_env is not None:
             key = os.environ.get(api_key_env)
@@ -170,6 +175,7 @@ class LLMClient:
         self._backoff_base = backoff_base_s
         self._backoff_max = backoff_max_s
         self._timeout_s = timeout_s
+        self._defaults = defaults
         self._lock = threading.Lock()
         self._usage = LLMUsage(max_cost=max_cost)
         self._price_checked = self._prices is not None or max_cost is None
@@ -217,7 +223,8 @@ class LLMClient:
         return self._max_cost is not None and usage.cost_usd >= self._max_cost
 
     # -- calling -------------------------------------------------------------------------------
-    def _check_params(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _check_names(kwargs: Mapping[str, Any]) -> None:
         for name in kwargs:
             if name in LOCKED_PARAMS:
                 raise ValueError(f"{name!r} is locked by the controller and cannot be passed per call")
@@ -225,7 +232,10 @@ class LLMClient:
                 raise ValueError("streaming is not supported: cost accounting needs the full response")
             if name not in ALLOWED_PARAMS:
                 raise ValueError(f"unsupported parameter {name!r} (allowed: {sorted(ALLOWED_PARAMS)})")
-        params = dict(kwargs)
+
+    def _check_params(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        self._check_names(kwargs)
+        params = {**self._defaults, **kwargs}
         if self._timeout_s is not None:
             params.setdefault("timeout", self._timeout_s)
         return params
