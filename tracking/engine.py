@@ -1,0 +1,81 @@
+"""Engine construction and the default database location.
+
+Why a factory: SQLite needs per-connection settings for concurrent use (WAL so readers never
+block the trace writer, a busy timeout so two writers wait instead of failing,
+``synchronous=NORMAL`` because WAL makes it crash-safe for the database and it is far faster,
+foreign keys on so SQLite checks what PostgreSQL checks) and real transactions: pysqlite's
+legacy mode does not BEGIN before DDL or SELECT, so we take over BEGIN ourselves as the
+SQLAlchemy SQLite documentation describes. A connection may ask for ``BEGIN IMMEDIATE`` with
+the ``sqlite_begin`` execution option (the migrator does, to serialise concurrent upgrades).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from platformdirs import user_data_dir
+from sqlalchemy.engine import Engine, make_url
+
+#: Environment variable that overrides the default store URL.
+DB_URL_ENV = "SIEGEFLOW_DB_URL"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def default_db_url() -> str:
+    """``$SIEGEFLOW_DB_URL``, else a SQLite file under the user data directory."""
+    url = os.environ.get(DB_URL_ENV)
+    if url:
+        return url
+    folder = Path(user_data_dir("siegeflow"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'siegeflow.db'}"
+
+
+def is_sqlite(engine_or_url: Engine | str) -> bool:
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
+    return url.get_backend_name() == "sqlite"
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for logs and reprs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine configured for concurrent tracking writes (see module docstring)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    database = parsed.database or ""
+    if database in ("", ":memory:") or "mode=memory" in str(parsed.query):
+        raise ValueError(
+            "in-memory SQLite is not supported by the tracking store (the background writer "
+            "uses its own connection); use a file such as sqlite:////tmp/siegeflow.db"
+        )
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        parsed,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+    sa.event.listen(engine, "connect", _configure_sqlite_connection)
+    sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

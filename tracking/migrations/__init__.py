@@ -1,0 +1,1 @@
+"""Alembic migrations of the tracking store (run programmatically by ``tracking.migrate``)."""

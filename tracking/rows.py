@@ -1,0 +1,57 @@
+"""Typed inputs of the store's bulk methods (frozen, keyword-only: cheap to build, hard to misuse)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tracking.enums import EvaluationStatusEnum
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewResult:
+    """A goal to record as a result row of a run."""
+
+    goal: str
+    goal_index: int
+    goal_id: str | None = None
+    category: str | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultUpdate:
+    """The final evaluation of one result row."""
+
+    result_id: str
+    evaluation_status: EvaluationStatusEnum
+    evaluation_notes: str | None = None
+    metrics: Mapping[str, Any] | None = None
+    agent_specific_data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewAttempt:
+    """An attack prompt to send for a goal; ``prompt_hash`` is its idempotency key."""
+
+    result_id: str
+    prompt_hash: str
+    technique: str = ""
+    variant: str = ""
+    prompt: list[Any] | Mapping[str, Any] | None = None
+    metadata: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_any(cls, row: NewAttempt | Mapping[str, Any]) -> NewAttempt:
+        """Accept a ``NewAttempt`` or a pipeline row dict (``result_id``, ``prompt_hash``, ...)."""
+        if isinstance(row, NewAttempt):
+            return row
+        return cls(
+            result_id=str(row["result_id"]),
+            prompt_hash=str(row["prompt_hash"]),
+            technique=str(row.get("technique") or ""),
+            variant=str(row.get("variant") or ""),
+            prompt=row.get("prompt"),
+            metadata=row.get("metadata"),
+        )

@@ -1,0 +1,526 @@
+"""``SQLBackend``: the typed store behind every tracker (SQLite file by default, PostgreSQL by URL).
+
+Why it looks like this:
+
+* Runs, results and statuses are written synchronously (few rows, callers need the ids).
+  Traces, the high-volume rows, go through one background ``BatchWriter`` per backend;
+  ``enqueue_trace`` returns at once with the trace's sequence number and ``flush()`` makes
+  everything enqueued so far visible (and raises ``TraceWriteError`` for rows it lost).
+* Sequence numbers are assigned here, in-process, under one lock at enqueue time, per
+  ``(run_id, result_id)`` (``result_id=None`` is the run-level stream). A stream this process
+  has not written yet is seeded from ``max(sequence)+1`` in the database, so a resumed run
+  continues its numbering. One process writes a given goal at a time (the unique
+  constraints reject a second writer's duplicates, which are then counted as lost).
+* The store raises on failure; the trackers decide to degrade (``tracking.guard``).
+* Every JSON value and free text written goes through ``redact``: no secret is stored.
+* Reads return detached SQLModel rows (``RunRecord`` ...); in-process readers first wait for
+  the writer so they see their own traces.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Collection, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlmodel import Session, select
+
+from tracking import migrate
+from tracking.engine import make_engine, safe_url
+from tracking.enums import EvaluationStatusEnum, StatusEnum
+from tracking.models import ResultRecord, RunRecord, TraceRecord, utcnow
+from tracking.redaction import redact, redact_text
+from tracking.rows import NewResult, ResultUpdate
+from tracking.store_pipeline import PipelineStoreMixin
+from tracking.writer import BatchWriter, QueuedRow, TraceWriteError
+
+_TRACE_COLUMNS = ("run_id", "result_id", "sequence", "step_name", "step_type", "content", "created_at")
+_HEARTBEAT_EVERY_S = 1.0
+_IN_CHUNK = 500
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(redact(value), ensure_ascii=False)
+
+
+class SQLBackend(PipelineStoreMixin):
+    """Tracking store on SQLAlchemy. ``SQLBackend("sqlite:///path.db")`` or a PostgreSQL URL."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate_schema: bool = True,
+        batch_size: int = 2000,
+        flush_interval_s: float = 0.05,
+    ) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        if migrate_schema:
+            migrate.upgrade(self.engine)
+        dialect = self.engine.dialect
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._trace_sql = (
+            f"INSERT INTO traces ({', '.join(_TRACE_COLUMNS)}) "
+            f"VALUES ({', '.join([marker] * len(_TRACE_COLUMNS))})"
+        )
+        created_at = TraceRecord.__table__.c.created_at.type  # type: ignore[attr-defined]
+        self._ts = created_at.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
+        self._seq_lock = threading.Lock()
+        self._next_seq: dict[tuple[str, str | None], int] = {}
+        self._heartbeats: dict[str, float] = {}
+        self._closed = False
+        self._writer = BatchWriter(
+            self._write_traces, batch_size=batch_size, interval_s=flush_interval_s
+        )
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    def __repr__(self) -> str:
+        return f"SQLBackend({safe_url(self.url)!r})"
+
+    @property
+    def dialect_name(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def flush(self, run_id: str | None = None, timeout_s: float = 60.0) -> None:
+        """Write every trace enqueued so far; raise ``TraceWriteError`` for rows lost.
+
+        With ``run_id`` only that run's failures are reported (and cleared).
+        """
+        if not self._writer.wait(timeout_s):
+            raise TimeoutError(f"trace writer did not drain within {timeout_s}s")
+        failures = self._writer.take_failures(run_id)
+        if failures:
+            raise TraceWriteError(failures)
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer and release connections (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        self.engine.dispose()
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        attack_type: str,
+        target_description: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        prefect_flow_run_id: str | None = None,
+        status: StatusEnum = StatusEnum.PENDING,
+        run_id: str | None = None,
+    ) -> str:
+        """Insert a run (config and parameters redacted) and return its id."""
+        now = utcnow()
+        run = RunRecord(
+            id=run_id or str(uuid.uuid4()),
+            attack_type=attack_type,
+            status=StatusEnum(status),
+            target_description=redact_text(target_description) if target_description else None,
+            config=redact(dict(config or {})),
+            parameters=redact(dict(parameters)) if parameters is not None else None,
+            prefect_flow_run_id=prefect_flow_run_id,
+            created_at=now,
+            updated_at=now,
+            heartbeat_at=now,
+            started_at=now if status is StatusEnum.RUNNING else None,
+        )
+        run_id = run.id
+        with Session(self.engine) as session:
+            session.add(run)
+            session.commit()
+        return run_id
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.get(RunRecord, run_id)
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: StatusEnum | None = None,
+        summary: Mapping[str, Any] | None = None,
+        cost_usd: float | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        prefect_flow_run_id: str | None = None,
+        only_if_status_in: Collection[StatusEnum] | None = None,
+    ) -> bool:
+        """Update a run; with ``only_if_status_in`` it is a compare-and-set. True if a row changed.
+
+        RUNNING sets ``started_at`` once; a terminal status sets ``finished_at``. Every update
+        is also a heartbeat.
+        """
+        table = RunRecord.__table__  # type: ignore[attr-defined]
+        now = utcnow()
+        values: dict[str, Any] = {"updated_at": now, "heartbeat_at": now}
+        if status is not None:
+            status = StatusEnum(status)
+            values["status"] = status
+            if status is StatusEnum.RUNNING:
+                values["started_at"] = sa.func.coalesce(
+                    table.c.started_at, sa.literal(now, table.c.started_at.type)
+                )
+            if status.is_terminal:
+                values["finished_at"] = now
+        if summary is not None:
+            values["summary"] = redact(dict(summary))
+        if cost_usd is not None:
+            values["cost_usd"] = float(cost_usd)
+        if parameters is not None:
+            values["parameters"] = redact(dict(parameters))
+        if prefect_flow_run_id is not None:
+            values["prefect_flow_run_id"] = prefect_flow_run_id
+        stmt = sa.update(table).where(table.c.id == run_id).values(**values)
+        if only_if_status_in is not None:
+            stmt = stmt.where(table.c.status.in_([StatusEnum(s) for s in only_if_status_in]))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def heartbeat(self, run_id: str) -> None:
+        """Mark the run alive (the trace writer also does this while traces flow)."""
+        table = RunRecord.__table__  # type: ignore[attr-defined]
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(table).where(table.c.id == run_id).values(heartbeat_at=utcnow()))
+
+    def list_runs(
+        self,
+        *,
+        status: StatusEnum | None = None,
+        attack_type: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Runs, newest first."""
+        query = select(RunRecord)
+        if status is not None:
+            query = query.where(RunRecord.status == StatusEnum(status))
+        if attack_type is not None:
+            query = query.where(RunRecord.attack_type == attack_type)
+        query = query.order_by(sa.desc(RunRecord.created_at), RunRecord.id)  # type: ignore[arg-type]
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query.offset(offset).limit(limit)).all())
+
+    def find_stale_runs(self, older_than_s: float) -> list[RunRecord]:
+        """PENDING/RUNNING runs with no heartbeat (or start) for ``older_than_s`` seconds."""
+        table = RunRecord.__table__  # type: ignore[attr-defined]
+        cutoff = sa.literal(utcnow() - timedelta(seconds=older_than_s), table.c.heartbeat_at.type)
+        last_seen = sa.func.coalesce(table.c.heartbeat_at, table.c.started_at, table.c.created_at)
+        query = (
+            select(RunRecord)
+            .where(table.c.status.in_([StatusEnum.PENDING, StatusEnum.RUNNING]))
+            .where(last_seen < cutoff)
+            .order_by(table.c.created_at)
+        )
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query).all())
+
+    # -- results -------------------------------------------------------------------------
+
+    def create_results(self, run_id: str, goals: Sequence[NewResult]) -> list[ResultRecord]:
+        """Insert result rows in one transaction; idempotent per ``(run_id, goal_index)``.
+
+        Returns the rows in input order; a goal index that already had a row returns the
+        existing row untouched (that is how a resumed run finds its results again).
+        """
+        if not goals:
+            return []
+        now = utcnow()
+        fresh = {g.goal_index: str(uuid.uuid4()) for g in goals}
+        rows = [
+            {
+                "id": fresh[g.goal_index],
+                "run_id": run_id,
+                "goal": redact_text(g.goal),
+                "goal_index": g.goal_index,
+                "goal_id": g.goal_id,
+                "category": g.category,
+                "evaluation_status": EvaluationStatusEnum.NOT_EVALUATED,
+                "goal_metadata": redact(dict(g.metadata)) if g.metadata is not None else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for g in goals
+        ]
+        stmt = self._insert_ignore(ResultRecord, ["run_id", "goal_index"])
+        by_index: dict[int, ResultRecord] = {}
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.execute(stmt, rows)
+            indices = sorted(fresh)
+            for start in range(0, len(indices), _IN_CHUNK):
+                chunk = indices[start : start + _IN_CHUNK]
+                query = select(ResultRecord).where(
+                    ResultRecord.run_id == run_id,
+                    ResultRecord.goal_index.in_(chunk),  # type: ignore[attr-defined]
+                )
+                by_index.update({r.goal_index: r for r in session.exec(query).all()})
+            session.commit()
+        with self._seq_lock:
+            for index, result_id in fresh.items():
+                if by_index[index].id == result_id:
+                    self._next_seq[(run_id, result_id)] = 0  # new row: no traces anywhere yet
+        return [by_index[g.goal_index] for g in goals]
+
+    def create_result(
+        self,
+        *,
+        run_id: str,
+        goal: str,
+        goal_index: int,
+        goal_id: str | None = None,
+        category: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Insert one result row (see ``create_results``) and return its id."""
+        new = NewResult(
+            goal=goal, goal_index=goal_index, goal_id=goal_id, category=category, metadata=metadata
+        )
+        return self.create_results(run_id, [new])[0].id
+
+    def get_result(self, result_id: str) -> ResultRecord | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.get(ResultRecord, result_id)
+
+    def list_results(self, run_id: str) -> list[ResultRecord]:
+        """A run's results ordered by goal index."""
+        query = select(ResultRecord).where(ResultRecord.run_id == run_id)
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query.order_by(ResultRecord.goal_index)).all())
+
+    def update_result(
+        self,
+        result_id: str,
+        *,
+        evaluation_status: EvaluationStatusEnum | None = None,
+        evaluation_notes: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        agent_specific_data: Mapping[str, Any] | None = None,
+        only_if_not_evaluated: bool = False,
+    ) -> bool:
+        """Update one result; True if a row changed (False if absent or already final)."""
+        table = ResultRecord.__table__  # type: ignore[attr-defined]
+        now = utcnow()
+        values: dict[str, Any] = {"updated_at": now}
+        if evaluation_status is not None:
+            values["evaluation_status"] = EvaluationStatusEnum(evaluation_status)
+            if values["evaluation_status"].is_final:
+                values["evaluated_at"] = now
+        if evaluation_notes is not None:
+            values["evaluation_notes"] = redact_text(evaluation_notes)
+        if metrics is not None:
+            values["metrics"] = redact(dict(metrics))
+        if agent_specific_data is not None:
+            values["agent_specific_data"] = redact(dict(agent_specific_data))
+        stmt = sa.update(table).where(table.c.id == result_id).values(**values)
+        if only_if_not_evaluated:
+            stmt = stmt.where(table.c.evaluation_status == EvaluationStatusEnum.NOT_EVALUATED)
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def update_results(
+        self, updates: Sequence[ResultUpdate], *, only_if_not_evaluated: bool = True
+    ) -> None:
+        """Finalize many results in one transaction (rows already final are left alone)."""
+        if not updates:
+            return
+        table = ResultRecord.__table__  # type: ignore[attr-defined]
+        now = utcnow()
+        stmt = sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+        if only_if_not_evaluated:
+            stmt = stmt.where(table.c.evaluation_status == EvaluationStatusEnum.NOT_EVALUATED)
+        stmt = stmt.values(
+            evaluation_status=sa.bindparam("b_status", type_=table.c.evaluation_status.type),
+            evaluation_notes=sa.bindparam("b_notes", type_=table.c.evaluation_notes.type),
+            metrics=sa.bindparam("b_metrics", type_=table.c.metrics.type),
+            agent_specific_data=sa.func.coalesce(
+                sa.bindparam("b_agent", type_=table.c.agent_specific_data.type),
+                table.c.agent_specific_data,
+            ),
+            updated_at=sa.bindparam("b_now", type_=table.c.updated_at.type),
+            evaluated_at=sa.bindparam("b_now2", type_=table.c.evaluated_at.type),
+        )
+        params = [
+            {
+                "b_id": u.result_id,
+                "b_status": EvaluationStatusEnum(u.evaluation_status),
+                "b_notes": redact_text(u.evaluation_notes) if u.evaluation_notes else None,
+                "b_metrics": redact(dict(u.metrics)) if u.metrics is not None else None,
+                "b_agent": (
+                    redact(dict(u.agent_specific_data)) if u.agent_specific_data is not None else None
+                ),
+                "b_now": now,
+                "b_now2": now,
+            }
+            for u in updates
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(stmt, params)
+
+    # -- traces --------------------------------------------------------------------------
+
+    def enqueue_trace(
+        self,
+        *,
+        run_id: str,
+        step_name: str,
+        step_type: str,
+        content: Any = None,
+        result_id: str | None = None,
+    ) -> int:
+        """Queue a trace for the background writer; returns its sequence number at once."""
+        params_content = _json_text(content)
+        created_at = self._ts(utcnow())
+        key = (run_id, result_id)
+        if key not in self._next_seq:
+            self._seed_sequence(key)
+        with self._seq_lock:
+            sequence = self._next_seq[key]
+            row = (run_id, result_id, sequence, step_name[:200], step_type[:64], params_content, created_at)
+            self._writer.submit(run_id, row)
+            self._next_seq[key] = sequence + 1
+        return sequence
+
+    def create_trace(
+        self,
+        *,
+        run_id: str,
+        step_name: str,
+        step_type: str,
+        content: Any = None,
+        result_id: str | None = None,
+    ) -> int:
+        """Insert a trace synchronously and return its id (used for pipeline-step traces)."""
+        key = (run_id, result_id)
+        if key not in self._next_seq:
+            self._seed_sequence(key)
+        with self._seq_lock:
+            sequence = self._next_seq[key]
+            self._next_seq[key] = sequence + 1
+        table = TraceRecord.__table__  # type: ignore[attr-defined]
+        stmt = sa.insert(table).values(
+            run_id=run_id,
+            result_id=result_id,
+            sequence=sequence,
+            step_name=step_name[:200],
+            step_type=step_type[:64],
+            content=redact(content),
+            created_at=utcnow(),
+        )
+        with self.engine.begin() as conn:
+            return int(conn.execute(stmt).inserted_primary_key[0])
+
+    def update_trace(self, trace_id: int, *, content: Any) -> bool:
+        """Replace a trace's content (a pipeline step's trace is completed this way)."""
+        table = TraceRecord.__table__  # type: ignore[attr-defined]
+        stmt = sa.update(table).where(table.c.id == trace_id).values(content=redact(content))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def list_traces(
+        self,
+        *,
+        run_id: str | None = None,
+        result_id: str | None = None,
+        run_level_only: bool = False,
+    ) -> list[TraceRecord]:
+        """Traces of a result (by sequence) or of a run (run-level first, then per result)."""
+        if run_id is None and result_id is None:
+            raise ValueError("list_traces needs run_id and/or result_id")
+        self._writer.wait()
+        query = select(TraceRecord)
+        if run_id is not None:
+            query = query.where(TraceRecord.run_id == run_id)
+        if result_id is not None:
+            query = query.where(TraceRecord.result_id == result_id)
+        elif run_level_only:
+            query = query.where(TraceRecord.result_id.is_(None))  # type: ignore[union-attr]
+        query = query.order_by(
+            sa.nulls_first(sa.asc(TraceRecord.result_id)), TraceRecord.sequence  # type: ignore[arg-type]
+        )
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query).all())
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _seed_sequence(self, key: tuple[str, str | None]) -> None:
+        run_id, result_id = key
+        table = TraceRecord.__table__  # type: ignore[attr-defined]
+        query = sa.select(sa.func.max(table.c.sequence))
+        if result_id is None:
+            query = query.where(table.c.run_id == run_id, table.c.result_id.is_(None))
+        else:
+            query = query.where(table.c.result_id == result_id)
+        with self.engine.connect() as conn:
+            current = conn.execute(query).scalar()
+        with self._seq_lock:
+            self._next_seq.setdefault(key, 0 if current is None else int(current) + 1)
+
+    def _write_traces(self, batch: list[QueuedRow]) -> None:
+        now = time.monotonic()
+        stale = []
+        for run_id in {run_id for run_id, _ in batch}:
+            if now - self._heartbeats.get(run_id, 0.0) >= _HEARTBEAT_EVERY_S:
+                self._heartbeats[run_id] = now
+                stale.append({"b_id": run_id})
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(self._trace_sql, [params for _, params in batch])
+            if stale:
+                table = RunRecord.__table__  # type: ignore[attr-defined]
+                stmt = (
+                    sa.update(table)
+                    .where(table.c.id == sa.bindparam("b_id"))
+                    .values(heartbeat_at=sa.literal(utcnow(), table.c.heartbeat_at.type))
+                )
+                conn.execute(stmt, stale)
+
+    def _insert_ignore(self, model: type, conflict_columns: list[str]) -> Any:
+        table = model.__table__  # type: ignore[attr-defined]
+        if self.dialect_name == "postgresql":
+            return pg_dialect.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+        if self.dialect_name == "sqlite":
+            return sqlite_dialect.insert(table).on_conflict_do_nothing(
+                index_elements=conflict_columns
+            )
+        raise NotImplementedError(f"unsupported database dialect {self.dialect_name!r}")
+
+
+def _close_at_exit(ref: weakref.ReferenceType[SQLBackend]) -> None:
+    backend = ref()
+    if backend is not None:
+        backend.close()
+
+
+_BACKENDS: dict[str, SQLBackend] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def get_backend(url: str | None = None) -> SQLBackend:
+    """One shared backend per URL in this process (Prefect tasks reuse its writer and pool)."""
+    from tracking.engine import default_db_url
+
+    key = url or default_db_url()
+    with _BACKENDS_LOCK:
+        backend = _BACKENDS.get(key)
+        if backend is None or backend.closed:
+            backend = SQLBackend(key)
+            _BACKENDS[key] = backend
+        return backend

@@ -1,0 +1,217 @@
+"""Idempotency tables of the pipeline: attempts (completions) and judgments.
+
+Why: a retried Prefect task or ``siegeflow resume RUN_ID`` must not pay twice for a target
+completion or a judge call. The pipeline first registers the prompts it means to send
+(``upsert_attempts``, keyed by ``(run_id, result_id, prompt_hash)``), asks which are still
+pending (``list_attempts(pending_only=True)``), and records each completion and verdict as it
+arrives. Inserts are "insert or ignore": the row already stored always wins, so two racing
+retries cannot overwrite each other. One exception is deliberate: a completion that ended in
+an error may be replaced by a later completion (``replace_error=True``), which is what
+retrying a transient failure means.
+
+Mixed into ``SQLBackend``; relies on its ``engine`` and ``_insert_ignore``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from tracking.models import AttemptRecord, JudgmentRecord, utcnow
+from tracking.redaction import redact, redact_text
+from tracking.rows import NewAttempt
+
+_IN_CHUNK = 500
+
+
+class PipelineStoreMixin:
+    """Attempts and judgments (see module docstring)."""
+
+    engine: Engine
+
+    def _insert_ignore(self, model: type, conflict_columns: list[str]) -> Any:
+        raise NotImplementedError
+
+    # -- attempts ------------------------------------------------------------------------
+
+    def upsert_attempts(
+        self, run_id: str, rows: Sequence[NewAttempt | Mapping[str, Any]]
+    ) -> list[int]:
+        """Register attempts (existing ones untouched); return their ids in input order.
+
+        ``rows`` are ``NewAttempt`` or pipeline row dicts with ``result_id`` and
+        ``prompt_hash`` (plus optional ``technique``, ``variant``, ``prompt``, ``metadata``).
+        """
+        items = [NewAttempt.from_any(row) for row in rows]
+        if not items:
+            return []
+        now = utcnow()
+        values = [
+            {
+                "run_id": run_id,
+                "result_id": item.result_id,
+                "prompt_hash": item.prompt_hash,
+                "technique": item.technique,
+                "variant": item.variant,
+                "prompt": redact(item.prompt) if item.prompt is not None else None,
+                "meta": redact(dict(item.metadata)) if item.metadata is not None else None,
+                "created_at": now,
+            }
+            for item in items
+        ]
+        table = AttemptRecord.__table__  # type: ignore[attr-defined]
+        ids: dict[tuple[str, str], int] = {}
+        result_ids = sorted({item.result_id for item in items})
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_ignore(AttemptRecord, ["run_id", "result_id", "prompt_hash"]), values)
+            for start in range(0, len(result_ids), _IN_CHUNK):
+                query = sa.select(table.c.id, table.c.result_id, table.c.prompt_hash).where(
+                    table.c.run_id == run_id,
+                    table.c.result_id.in_(result_ids[start : start + _IN_CHUNK]),
+                )
+                ids.update({(r.result_id, r.prompt_hash): r.id for r in conn.execute(query)})
+        return [ids[(item.result_id, item.prompt_hash)] for item in items]
+
+    def record_completion(
+        self,
+        attempt_id: int,
+        *,
+        response: str | None = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+        cost_usd: float | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        latency_s: float | None = None,
+        attempts: int | None = None,
+        replace_error: bool = True,
+    ) -> bool:
+        """Store the target's answer for an attempt; True if stored.
+
+        A completion already recorded wins (False), except that an error completion is
+        replaced when ``replace_error`` is true.
+        """
+        table = AttemptRecord.__table__  # type: ignore[attr-defined]
+        pending = table.c.completed_at.is_(None)
+        if replace_error:
+            pending = sa.or_(pending, table.c.error.is_not(None))
+        stmt = (
+            sa.update(table)
+            .where(table.c.id == attempt_id, pending)
+            .values(
+                response=redact_text(response) if response is not None else None,
+                error=redact_text(error) if error is not None else None,
+                error_kind=error_kind,
+                cost_usd=cost_usd,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                latency_s=latency_s,
+                attempts=attempts,
+                completed_at=utcnow(),
+            )
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def record_completion_from(self, attempt_id: int, completion: Any) -> bool:
+        """``record_completion`` from a ``targets.Completion``-like object (duck-typed)."""
+        return self.record_completion(
+            attempt_id,
+            response=getattr(completion, "text", None),
+            error=getattr(completion, "error", None),
+            error_kind=getattr(completion, "error_kind", None),
+            cost_usd=getattr(completion, "cost_usd", None),
+            prompt_tokens=getattr(completion, "prompt_tokens", None),
+            completion_tokens=getattr(completion, "completion_tokens", None),
+            latency_s=getattr(completion, "latency_s", None),
+            attempts=getattr(completion, "attempts", None),
+        )
+
+    def list_attempts(
+        self,
+        run_id: str,
+        result_id: str | None = None,
+        pending_only: bool = False,
+        *,
+        include_errors: bool = False,
+    ) -> list[AttemptRecord]:
+        """A run's attempts by id. ``pending_only``: no completion yet (and, with
+        ``include_errors``, also those whose completion was an error)."""
+        query = select(AttemptRecord).where(AttemptRecord.run_id == run_id)
+        if result_id is not None:
+            query = query.where(AttemptRecord.result_id == result_id)
+        if pending_only:
+            pending = AttemptRecord.completed_at.is_(None)  # type: ignore[union-attr]
+            if include_errors:
+                pending = sa.or_(pending, AttemptRecord.error.is_not(None))  # type: ignore[union-attr]
+            query = query.where(pending)
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query.order_by(AttemptRecord.id)).all())  # type: ignore[arg-type]
+
+    # -- judgments -----------------------------------------------------------------------
+
+    def record_judgment(
+        self,
+        attempt_id: int,
+        judge: str,
+        *,
+        success: bool | None = None,
+        score: float | None = None,
+        raw: str | None = None,
+        error: str | None = None,
+        cost_usd: float | None = None,
+    ) -> JudgmentRecord:
+        """Store one judge's verdict on an attempt; an existing verdict wins and is returned."""
+        attempts = AttemptRecord.__table__  # type: ignore[attr-defined]
+        run_id = sa.select(attempts.c.run_id).where(attempts.c.id == attempt_id).scalar_subquery()
+        values = {
+            "attempt_id": attempt_id,
+            "run_id": run_id,
+            "judge": judge,
+            "success": success,
+            "score": score,
+            "raw": redact_text(raw) if raw is not None else None,
+            "error": redact_text(error) if error is not None else None,
+            "cost_usd": cost_usd,
+            "created_at": utcnow(),
+        }
+        stmt = self._insert_ignore(JudgmentRecord, ["attempt_id", "judge"]).values(**values)
+        query = select(JudgmentRecord).where(
+            JudgmentRecord.attempt_id == attempt_id, JudgmentRecord.judge == judge
+        )
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.execute(stmt)
+            record = session.exec(query).one()
+            session.commit()
+            return record
+
+    def record_verdict(self, attempt_id: int, verdict: Any) -> JudgmentRecord:
+        """``record_judgment`` from a ``judges.Verdict``-like object (duck-typed)."""
+        return self.record_judgment(
+            attempt_id,
+            str(verdict.judge),
+            success=getattr(verdict, "success", None),
+            score=getattr(verdict, "score", None),
+            raw=getattr(verdict, "raw", None),
+            error=getattr(verdict, "error", None),
+            cost_usd=getattr(verdict, "cost_usd", None),
+        )
+
+    def list_judgments(
+        self, *, run_id: str | None = None, attempt_id: int | None = None
+    ) -> list[JudgmentRecord]:
+        """Judgments of a run or of one attempt, by attempt then judge."""
+        if run_id is None and attempt_id is None:
+            raise ValueError("list_judgments needs run_id and/or attempt_id")
+        query = select(JudgmentRecord)
+        if run_id is not None:
+            query = query.where(JudgmentRecord.run_id == run_id)
+        if attempt_id is not None:
+            query = query.where(JudgmentRecord.attempt_id == attempt_id)
+        query = query.order_by(JudgmentRecord.attempt_id, JudgmentRecord.judge)  # type: ignore[arg-type]
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.exec(query).all())
