@@ -1,0 +1,165 @@
+"""The litellm path: imported on first use only (litellm takes 7–12 s to import).
+
+One retry layer (ours, in ``targets.chat``): litellm's ``num_retries`` stays unset and the OpenAI
+SDK's own retries are disabled with ``max_retries=0``.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import ModuleType
+from typing import Any
+
+import targets._env  # noqa: F401  (environment before litellm)
+from targets.completion import ErrorKind, ToolCall
+from targets.config import TargetConfig
+from targets.errors import AttemptError, kind_for_status, scrub
+from targets.retry import parse_retry_after
+
+_lock = threading.Lock()
+_module: ModuleType | None = None
+
+#: Placeholder key for an explicit api_base without api_key_env: local servers need none, and
+#: litellm must not fall back to an ambient OPENAI_API_KEY and send it to a third-party host.
+NO_KEY = "siegeflow-no-key"
+
+
+def litellm_module() -> ModuleType:
+    """litellm, imported and quietened once per process."""
+    global _module
+    if _module is None:
+        with _lock:
+            if _module is None:
+                import litellm
+
+                litellm.suppress_debug_info = True
+                litellm.set_verbose = False
+                litellm.turn_off_message_logging = True
+                litellm.success_callback = []
+                litellm.failure_callback = []
+                litellm.callbacks = []
+                _module = litellm
+    return _module
+
+
+def _classify(exc: BaseException, litellm: ModuleType) -> ErrorKind | None:
+    """The error kind of a litellm exception; None when it is not one (then it is our bug)."""
+    ex = litellm.exceptions
+    ordered: tuple[tuple[type[BaseException], ErrorKind], ...] = (
+        (ex.Timeout, "timeout"),
+        (ex.APIConnectionError, "connection"),
+        (ex.RateLimitError, "rate_limit"),
+        (ex.ContextWindowExceededError, "context_length"),
+        (ex.ContentPolicyViolationError, "content_filter"),
+        (ex.AuthenticationError, "auth"),
+        (ex.PermissionDeniedError, "auth"),
+        (ex.NotFoundError, "not_found"),
+        (ex.BadRequestError, "bad_request"),
+        (ex.UnprocessableEntityError, "bad_request"),
+        (ex.InternalServerError, "server"),
+        (ex.ServiceUnavailableError, "server"),
+        (ex.BadGatewayError, "server"),
+    )
+    for cls, kind in ordered:
+        if isinstance(exc, cls):
+            return kind
+    if isinstance(exc, (ex.APIError, ex.OpenAIError)):
+        status = getattr(exc, "status_code", None)
+        return kind_for_status(status, str(exc)) if isinstance(status, int) else "api_error"
+    return None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        return None
+    return parse_retry_after(headers.get("retry-after"))
+
+
+def register_local_provider() -> None:
+    """Make ``siegeflow-local/...`` models callable through litellm (idempotent)."""
+    from targets._local_provider import register
+
+    register(litellm_module())
+
+
+async def attempt(
+    config: TargetConfig,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    params: dict[str, Any],
+    api_key: str | None,
+) -> tuple[dict[str, Any] | None, AttemptError | None]:
+    """One litellm call → (parsed result, None) or (None, error)."""
+    litellm = litellm_module()
+    if config.model.startswith("siegeflow-local/"):
+        register_local_provider()
+    kwargs: dict[str, Any] = {
+        "model": config.model,
+        "messages": messages,
+        "timeout": params["timeout_s"],
+        "max_retries": 0,
+    }
+    if config.api_base:
+        kwargs["api_base"] = config.api_base
+        kwargs["api_key"] = api_key or NO_KEY
+    elif api_key:
+        kwargs["api_key"] = api_key
+    for name in ("temperature", "max_tokens", "seed"):
+        if params.get(name) is not None:
+            kwargs[name] = params[name]
+    if tools:
+        kwargs["tools"] = tools
+    try:
+        response = await litellm.acompletion(**kwargs)
+    except Exception as exc:
+        kind = _classify(exc, litellm)
+        if kind is None:
+            raise
+        status = getattr(exc, "status_code", None)
+        message = scrub(f"{type(exc).__name__}: {exc}", api_key)
+        return None, AttemptError(
+            kind=kind,
+            message=message,
+            status=status if isinstance(status, int) else None,
+            retry_after_s=_retry_after(exc),
+        )
+    return _parse(response, config, litellm), None
+
+
+def _parse(response: Any, config: TargetConfig, litellm: ModuleType) -> dict[str, Any]:
+    choice = response.choices[0]
+    message = choice.message
+    calls = tuple(
+        ToolCall(name=c.function.name, arguments=c.function.arguments or "{}", id=c.id)
+        for c in (getattr(message, "tool_calls", None) or ())
+    )
+    usage = getattr(response, "usage", None)
+    return {
+        "text": message.content,
+        "tool_calls": calls,
+        "finish_reason": choice.finish_reason,
+        "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+        "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+        "cost_usd": _cost(response, config, litellm),
+    }
+
+
+def _cost(response: Any, config: TargetConfig, litellm: ModuleType) -> float:
+    custom = None
+    if config.has_custom_prices:
+        custom = {
+            "input_cost_per_token": config.input_cost_per_token or 0.0,
+            "output_cost_per_token": config.output_cost_per_token or 0.0,
+        }
+    try:
+        return float(
+            litellm.completion_cost(
+                completion_response=response, model=config.model, custom_cost_per_token=custom
+            )
+        )
+    except (litellm.exceptions.ModelNotMappedError, litellm.exceptions.BadRequestError, litellm.exceptions.NotFoundError):
+        return 0.0  # a model litellm has no price for, and no price set: free as far as we know

