@@ -306,6 +306,7 @@ class LLMClient:
                     messages=[dict(m) for m in messages],
                     api_base=self._api_base,
                     api_key=None if self._key is None else self._key.get_secret_value(),
+                    max_retries=0,  # the provider SDK would retry 429/5xx on its own: ours only
                     **params,
                 )
             except Exception as exc:  # classified below; nothing is swallowed
