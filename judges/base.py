@@ -1,0 +1,187 @@
+"""What every judge shares: the `Verdict` value, the `Judge` base class, and `ModelJudge`, which
+owns the call-parse-retry loop so each model judge only writes a prompt and a parser."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """One judge's decision on one response.
+
+    `success` is None exactly when the judge could not decide; then `error` says why (model
+    call failed, or its output stayed unparseable). An error is never a verdict of "no".
+    """
+
+    judge: str
+    success: bool | None
+    score: float | None
+    raw: str | None
+    error: str | None
+    cost_usd: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.success is not None
+
+
+class CompletionLike(Protocol):
+    """The part of `targets.Completion` a judge reads (structural, so test fakes fit)."""
+
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def cost_usd(self) -> float: ...
+
+
+ChatFn = Callable[[list[dict[str, Any]]], Awaitable[CompletionLike]]
+
+
+def chat_for_model(model: Any) -> ChatFn:
+    """The default judge model call: `targets.chat` bound to a TargetConfig (or a dict of one).
+
+    Imported lazily so judges can be listed, built and tested without the model stack.
+    """
+    from targets import TargetConfig, chat
+
+    if isinstance(model, TargetConfig):
+        config = model
+    elif isinstance(model, BaseModel):
+        config = TargetConfig.model_validate(model.model_dump())
+    else:
+        config = TargetConfig.model_validate(model)
+
+    async def call(messages: list[dict[str, Any]]) -> CompletionLike:
+        return await chat(config, messages)
+
+    return call
+
+
+class JudgeConfig(BaseModel):
+    """Base for judge configs: unknown options are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelJudgeConfig(JudgeConfig):
+    model: Any = Field(
+        default=None,
+        description="TargetConfig-compatible judge model (model, api_base, api_key_env, ...).",
+    )
+    parse_retries: int = Field(
+        default=2, ge=0, le=10,
+        description="Extra calls when the judge's answer cannot be parsed, before giving up.",
+    )
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_like(cls, value: Any) -> Any:
+        if value is None or isinstance(value, BaseModel):
+            return value
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise ValueError("must be a mapping of TargetConfig fields (model, api_base, ...)")
+
+
+class JudgeParseError(ValueError):
+    """A judge model's answer does not follow the requested format."""
+
+
+C = TypeVar("C", bound=JudgeConfig)
+
+
+class Judge(ABC, Generic[C]):
+    """Decides whether a response achieves a goal. Registered with `@judge("name")`; the first
+    docstring line is the description shown by `siegeflow judges`."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[JudgeConfig]] = JudgeConfig
+    needs_model: ClassVar[bool] = False
+
+    def __init__(self, config: C | None = None, *, label: str | None = None) -> None:
+        self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]
+        self.label = label or self.name
+
+    @abstractmethod
+    async def evaluate(self, goal: str, prompt: str, response: str) -> Verdict:
+        """Judge `response` (already decoded) against the goal text."""
+
+
+MC = TypeVar("MC", bound=ModelJudgeConfig)
+
+
+class ModelJudge(Judge[MC]):
+    """A judge that asks a model; subclasses provide `messages` and `parse`.
+
+    A failed model call becomes `Verdict(error="model: ...")`. An answer that does not parse is
+    asked again up to `parse_retries` times, then recorded as `Verdict(error="unparseable: ...")`.
+    """
+
+    needs_model = True
+
+    def __init__(self, config: MC | None = None, *, label: str | None = None,
+                 chat: ChatFn | None = None) -> None:
+        super().__init__(config, label=label)
+        if chat is None and self.config.model is None:
+            raise ValueError(
+                f"judge {self.name!r} needs a model: set its 'model' option to a TargetConfig "
+                "mapping, e.g. {'model': 'openai/gpt-4o-mini'}"
+            )
+        self._chat = chat
+
+    @abstractmethod
+    def messages(self, goal: str, prompt: str, response: str) -> list[dict[str, Any]]:
+        """The judge prompt (first line: the judge's `[SIEGEFLOW-JUDGE:...]` marker)."""
+
+    @abstractmethod
+    def parse(self, text: str) -> tuple[bool, float]:
+        """`(success, score in [0, 1])` from the model's answer; raises JudgeParseError."""
+
+    async def evaluate(self, goal: str, prompt: str, response: str) -> Verdict:
+        if self._chat is None:
+            self._chat = chat_for_model(self.config.model)
+        messages = self.messages(goal, prompt, response)
+        cost, problem, text = 0.0, "", None
+        for _ in range(self.config.parse_retries + 1):
+            completion = await self._chat(messages)
+            cost += completion.cost_usd or 0.0
+            text = completion.text
+            if completion.error:
+                return self._verdict(None, None, text, f"model: {completion.error}", cost)
+            try:
+                success, score = self.parse(text or "")
+            except JudgeParseError as exc:
+                problem = str(exc)
+                continue
+            return self._verdict(success, score, text, None, cost)
+        attempts = self.config.parse_retries + 1
+        return self._verdict(
+            None, None, text, f"unparseable: {problem} ({attempts} attempt(s))", cost
+        )
+
+    def _verdict(self, success: bool | None, score: float | None, raw: str | None,
+                 error: str | None, cost: float) -> Verdict:
+        return Verdict(judge=self.label, success=success, score=score, raw=raw, error=error,
+                       cost_usd=cost)
+
+
+def snippet(text: str, limit: int = 80) -> str:
+    """A short, single-line excerpt of a model answer for error messages."""
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
+
+
+def fill(template: str, goal: str, response: str) -> list[dict[str, Any]]:
+    """A one-message judge prompt, filled in one pass so braces in goals/responses are inert."""
+    values = {"goal": goal.strip(), "response": response}
+    content = re.sub(r"\{(goal|response)\}", lambda m: values[m.group(1)], template)
+    return [{"role": "user", "content": content}]
