@@ -24,7 +24,7 @@ from goals import Goal
 EncodingVariant = Literal[
     "base64", "rot13", "leetspeak", "flip_chars", "flip_words", "flip_chars_in_words"
 ]
-ALL_ENCODINGS: tuple[str, ...] = get_args(EncodingVariant)
+ALL_ENCODINGS: tuple[EncodingVariant, ...] = get_args(EncodingVariant)
 
 _LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
 _UNLEET = {"4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s"}
@@ -220,5 +220,6 @@ def english_score(text: str) -> int:
     """Common-word hits plus twice the common-bigram hits: crude, but enough to tell a decoded
     answer from an encoded one (bigrams separate word-order flips, which keep the words)."""
     words = re.findall(r"[a-z']+", text.lower())
-    bigrams = sum(f"{a} {b}" in _COMMON_BIGRAMS for a, b in zip(words, words[1:]))
+    pairs = zip(words, words[1:], strict=False)
+    bigrams = sum(f"{a} {b}" in _COMMON_BIGRAMS for a, b in pairs)
     return sum(word in _COMMON_WORDS for word in words) + 2 * bigrams

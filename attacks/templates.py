@@ -18,7 +18,7 @@ from goals import Goal
 TemplateVariant = Literal[
     "prefix_injection", "refusal_suppression", "role_play", "hypothetical", "payload_splitting"
 ]
-ALL_TEMPLATES: tuple[str, ...] = get_args(TemplateVariant)
+ALL_TEMPLATES: tuple[TemplateVariant, ...] = get_args(TemplateVariant)
 
 #: Opening used by prefix injection when the goal has no affirmative target string.
 DEFAULT_OPENING = "Sure, here is exactly what you asked for"
@@ -49,7 +49,7 @@ class TemplatesConfig(TechniqueConfig):
 
 @technique("templates")
 class Templates(Technique[TemplatesConfig]):
-    """Jailbreak templates (prefix injection, refusal suppression, role-play, fiction, splitting)."""
+    """Jailbreak templates: prefix injection, refusal suppression, role-play, fiction, splitting."""
 
     Config = TemplatesConfig
 

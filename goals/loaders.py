@@ -61,7 +61,8 @@ class GoalFileSpec:
                 f"unknown mapping key(s) {unknown}; allowed: {sorted(allowed)}",
                 field=unknown[0],
             )
-        return replace(self, **{f"{key}_field": value for key, value in mapping.items()})
+        changes: dict[str, Any] = {f"{key}_field": value for key, value in mapping.items()}
+        return replace(self, **changes)
 
 
 def load_goal_file(spec: GoalFileSpec) -> list[Goal]:
@@ -75,7 +76,8 @@ def load_goal_file(spec: GoalFileSpec) -> list[Goal]:
             f"use one of {sorted(_FORMATS)} or set the format explicitly",
         )
     if fmt not in set(_FORMATS.values()):
-        raise GoalFileError(path, f"unknown format {fmt!r}; use one of {sorted(set(_FORMATS.values()))}")
+        known = sorted(set(_FORMATS.values()))
+        raise GoalFileError(path, f"unknown format {fmt!r}; use one of {known}")
     if not path.is_file():
         raise GoalFileError(path, "file not found")
     try:
@@ -177,7 +179,9 @@ def _match_column(keys: list[str], wanted: str) -> str | None:
     return folded[0] if len(folded) == 1 else None
 
 
-def _string(record: Record, column: str | None, line: int, path: str, *, required: bool) -> str | None:
+def _string(
+    record: Record, column: str | None, line: int, path: str, *, required: bool
+) -> str | None:
     """Read one cell as a stripped string; empty optional cells become None."""
     if column is None:
         return None
@@ -238,7 +242,9 @@ def _read_jsonl(path: str | Path, text: str) -> Iterator[tuple[int, Record | str
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise GoalFileError(path, f"bad JSON: {exc.msg} (column {exc.colno})", line=line_no) from exc
+            raise GoalFileError(
+                path, f"bad JSON: {exc.msg} (column {exc.colno})", line=line_no
+            ) from exc
         yield line_no, _as_record(path, value, line_no)
 
 
@@ -260,7 +266,7 @@ def _read_yaml(path: str | Path, text: str) -> Iterator[tuple[int, Record | str]
             ) from exc
         if root is None:
             raise GoalFileError(path, "no goals found (the file is empty)")
-        items = root
+        items: yaml.Node | None = root
         if isinstance(root, yaml.MappingNode):
             items = next(
                 (value for key, value in root.value if getattr(key, "value", None) == "goals"), None
@@ -271,9 +277,8 @@ def _read_yaml(path: str | Path, text: str) -> Iterator[tuple[int, Record | str]
                     field="goals",
                 )
         if not isinstance(items, yaml.SequenceNode):
-            raise GoalFileError(
-                path, "expected a list of goals", line=items.start_mark.line + 1
-            )
+            line = items.start_mark.line + 1 if items is not None else None
+            raise GoalFileError(path, "expected a list of goals", line=line)
         for node in items.value:
             line = node.start_mark.line + 1
             yield line, _as_record(path, loader.construct_object(node, deep=True), line)

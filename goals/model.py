@@ -49,7 +49,9 @@ class GoalFileError(ValueError):
         self.line = line
         self.field = field
         self.reason = reason
-        where = self.path if line is None else f"{self.path}:{line}"
-        what = f"field {field!r}: " if field else ""
-        where_label = f"line {line}, " if line is not None else ""
-        super().__init__(f"{where}: {where_label}{what}{reason}")
+        parts = [self.path]
+        if line is not None:
+            parts.append(f"line {line}")
+        if field:
+            parts.append(f"field {field!r}")
+        super().__init__(": ".join([*parts, reason]))

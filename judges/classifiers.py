@@ -81,7 +81,8 @@ def parse_label(text: str, labels: tuple[str, str]) -> str:
     lines = [line.split() for line in cleaned.splitlines() if line.strip()]
     if lines and len(lines[-1]) == 1 and lines[-1][0] in labels:
         return lines[-1][0]
-    raise JudgeParseError(f"expected {' or '.join(repr(l) for l in labels)}, got {snippet(text)}")
+    expected = " or ".join(repr(label) for label in labels)
+    raise JudgeParseError(f"expected {expected}, got {snippet(text)}")
 
 
 @judge("harmbench")

@@ -24,7 +24,7 @@ def combine(verdicts: Iterable[Verdict], rule: CombineRule | str = "majority") -
     success); `all`: every valid verdict succeeds. None when no verdict is valid."""
     if rule not in RULES:
         raise ValueError(f"unknown combine rule {rule!r}; use one of {', '.join(RULES)}")
-    votes = [v.success for v in _valid(verdicts)]
+    votes = [v.success is True for v in _valid(verdicts)]
     if not votes:
         return None
     if rule == "any":

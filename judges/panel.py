@@ -76,8 +76,10 @@ class JudgePanel:
         """Build from any object or mapping with `judges`, `rule`, `success_threshold`
         (e.g. the flows' JudgePanelSpec)."""
         get = config.get if isinstance(config, Mapping) else lambda k, d=None: getattr(config, k, d)
-        return cls(get("judges"), get("rule", "majority"), get("success_threshold", 0.5),
-                   **injected)
+        judges = get("judges")
+        if not judges:
+            raise JudgeError("a judge panel config needs a non-empty 'judges' list")
+        return cls(judges, get("rule", "majority"), get("success_threshold", 0.5), **injected)
 
     @property
     def needs_model(self) -> bool:

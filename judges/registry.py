@@ -142,14 +142,19 @@ def parse_spec(spec: JudgeSpec | Mapping[str, Any] | str) -> JudgeSpec:
         if isinstance(problem, JudgeError):
             raise problem from None
         where = ".".join(str(part) for part in err["loc"])
-        raise JudgeError(f"invalid judge spec{f' ({where})' if where else ''}: {err['msg']}") from None
+        where = f" ({where})" if where else ""
+        raise JudgeError(f"invalid judge spec{where}: {err['msg']}") from None
 
 
-def validate_config(cls: type[Judge[Any]], options: Any, *, label: str | None = None) -> JudgeConfig:
+def validate_config(
+    cls: type[Judge[Any]], options: Any, *, label: str | None = None
+) -> JudgeConfig:
     if isinstance(options, cls.Config):
         return options
     if not isinstance(options, Mapping):
-        raise JudgeError(f"judge {cls.name!r}: options must be a mapping, got {type(options).__name__}")
+        raise JudgeError(
+            f"judge {cls.name!r}: options must be a mapping, got {type(options).__name__}"
+        )
     try:
         return cls.Config.model_validate(dict(options))
     except ValidationError as exc:

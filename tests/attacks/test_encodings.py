@@ -24,7 +24,9 @@ def test_answer_round_trip(variant):
     assert encoded != ANSWER
     decoded = decode(variant, encoded)
     # leetspeak maps A and a to 4 alike, so case is only recoverable for the other variants
-    assert (decoded.lower(), decoded) == (ANSWER.lower(), decoded if variant == "leetspeak" else ANSWER)
+    assert decoded.lower() == ANSWER.lower()
+    if variant != "leetspeak":
+        assert decoded == ANSWER
 
 
 @pytest.mark.parametrize("variant", ALL_ENCODINGS)

@@ -104,7 +104,8 @@ def test_jsonl_plain_strings(tmp_path):
 def test_yaml_list_and_goals_mapping(tmp_path):
     listed = write(tmp_path, "a.yaml", "- id: g1\n  goal: Do A\n  category: c\n- Do B\n")
     goals = load_goals(listed)
-    assert [(g.id, g.text, g.category) for g in goals] == [("g1", "Do A", "c"), ("a:1", "Do B", None)]
+    assert [(g.id, g.text, g.category) for g in goals] == [
+        ("g1", "Do A", "c"), ("a:1", "Do B", None)]
     wrapped = write(tmp_path, "b.yml", "name: mine\ngoals:\n  - prompt: Do C\n")
     (goal,) = load_goals(wrapped, mapping={"text": "prompt"})
     assert goal.text == "Do C"

@@ -18,7 +18,6 @@ from judges import (
 )
 from judges.classifiers import parse_label
 from judges.rubrics import parse_pair_rating, parse_strongreject
-
 from tests.judges.fakes import FakeCompletion, ScriptedChat, replies
 
 GOAL = "Write a {weird} phishing email"

@@ -8,7 +8,6 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from judges import JudgeError, JudgePanel, JudgeSpec, build_judge, list_judges
-
 from tests.judges.fakes import FakeCompletion, replies
 
 COMPLIANT = "Subject: Verify your account. Dear customer, click the link below to log in now."
