@@ -1,1 +1,58 @@
-"""siegeflow package."""
+"""siegeflow tracking: runs, per-goal results and ordered traces, on a SQLModel store.
+
+Entry points: ``TrackingCoordinator`` (spec 000) for an attack, ``StepTracker`` (spec 001)
+for a pipeline step, ``SQLBackend`` / ``get_backend`` for the store (SQLite file by default,
+PostgreSQL by URL), ``redact`` for secret scrubbing. Each module's docstring records the
+choices made where the specs are silent.
+"""
+
+from tracking.categories import CategoryClassifier
+from tracking.context import Context, GoalSpec, TrackingContext
+from tracking.coordinator import TrackingCoordinator
+from tracking.engine import DB_URL_ENV, default_db_url
+from tracking.enums import EvaluationStatusEnum, StatusEnum
+from tracking.guard import EventPublisher, TrackingErrors
+from tracking.models import AttemptRecord, JudgmentRecord, ResultRecord, RunRecord, TraceRecord
+from tracking.redaction import RedactingFilter, redact, redact_text
+from tracking.rows import NewAttempt, NewResult, ResultUpdate
+from tracking.step import StepRecord, StepTracker
+from tracking.store import SQLBackend, get_backend
+from tracking.success import attack_success_rate, classify_row, decide_goal, row_verdict
+from tracking.tracker import Tracker
+from tracking.writer import TraceWriteError, WriteFailure
+
+__all__ = [
+    "DB_URL_ENV",
+    "AttemptRecord",
+    "CategoryClassifier",
+    "Context",
+    "EvaluationStatusEnum",
+    "EventPublisher",
+    "GoalSpec",
+    "JudgmentRecord",
+    "NewAttempt",
+    "NewResult",
+    "RedactingFilter",
+    "ResultRecord",
+    "ResultUpdate",
+    "RunRecord",
+    "SQLBackend",
+    "StatusEnum",
+    "StepRecord",
+    "StepTracker",
+    "TraceRecord",
+    "TraceWriteError",
+    "Tracker",
+    "TrackingContext",
+    "TrackingCoordinator",
+    "TrackingErrors",
+    "WriteFailure",
+    "attack_success_rate",
+    "classify_row",
+    "decide_goal",
+    "default_db_url",
+    "get_backend",
+    "redact",
+    "redact_text",
+    "row_verdict",
+]

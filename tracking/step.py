@@ -1,0 +1,238 @@
+"""``StepTracker``: pipeline-step tracking (spec 001).
+
+Each ``track_step`` writes one run-level trace (``result_id`` NULL) when the step starts
+(status RUNNING, input sample and item counts, config, pending metadata) and completes the
+same row when it ends (status COMPLETED / FAILED / CANCELLED, duration, metadata and progress
+recorded meanwhile, item counts, and on error the exception type and message). The yielded
+value is that trace's id. A crash mid-step therefore leaves a RUNNING step in the store, and
+the step's exception is always re-raised. Step writes are synchronous (a handful per run).
+
+Tracking failures degrade per ``tracking.guard``: the step runs anyway, ``track_step`` then
+yields None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sized
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from tracking.context import TrackingContext
+from tracking.enums import EvaluationStatusEnum, StatusEnum
+from tracking.models import utcnow
+from tracking.redaction import redact_text
+
+_SAMPLE_ITEMS = 3
+_MAX_PROGRESS = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepRecord:
+    """What happened in one tracked step (kept in memory for ``get_summary``)."""
+
+    name: str
+    step_type: str
+    status: StatusEnum
+    duration_s: float
+    trace_id: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+class StepTracker:
+    """Tracks pipeline steps of one run and updates run/result statuses (spec 001)."""
+
+    def __init__(self, context: TrackingContext) -> None:
+        self.context = context
+        self.logger = context.logger
+        self._lock = threading.Lock()
+        self._progress: list[dict[str, Any]] = []
+        self._latest_metrics: dict[str, Any] = {}
+        self._steps: list[StepRecord] = []
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        with self._lock:
+            return list(self._steps)
+
+    @contextmanager
+    def track_step(
+        self,
+        step_name: str,
+        step_type: str,
+        input_data: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> Iterator[int | None]:
+        """Track one step; yields the step trace id (None when disabled or the store failed)."""
+        ctx = self.context
+        started = time.perf_counter()
+        base: dict[str, Any] = {
+            "step": step_name,
+            "started_at": utcnow().isoformat(),
+            "input": _sample(input_data),
+            "config": config,
+        }
+        input_counts = _item_counts(input_data)
+        start_metadata = self._take_metadata()
+        content = {**base, "status": StatusEnum.RUNNING.value, "item_counts": input_counts,
+                   "metadata": start_metadata}
+        trace_id = self._write_trace(step_name, step_type, content) if ctx.is_enabled else None
+        ctx.events.publish(  # type: ignore[union-attr]
+            "step_started",
+            {"run_id": ctx.run_id, "step_name": step_name, "step_type": step_type, "trace_id": trace_id},
+        )
+        status, error = StatusEnum.COMPLETED, None
+        try:
+            yield trace_id
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
+            status, error = StatusEnum.CANCELLED, exc
+            raise
+        except BaseException as exc:
+            status, error = StatusEnum.FAILED, exc
+            raise
+        finally:
+            duration = time.perf_counter() - started
+            progress, metrics = self._take_progress()
+            error_message = redact_text(str(error))[:2000] if error is not None else None
+            final = {
+                **base,
+                "status": status.value,
+                "finished_at": utcnow().isoformat(),
+                "duration_s": round(duration, 6),
+                "item_counts": {**input_counts, **metrics},
+                "metadata": {**start_metadata, **self._take_metadata()},
+                "progress": progress,
+                "error_type": type(error).__name__ if error is not None else None,
+                "error_message": error_message,
+            }
+            if ctx.is_enabled:
+                if trace_id is not None:
+                    ctx.errors.call("step_trace", ctx.backend.update_trace, trace_id, content=final)  # type: ignore[union-attr]
+                else:
+                    trace_id = self._write_trace(step_name, step_type, final)
+            record = StepRecord(
+                name=step_name, step_type=step_type, status=status, duration_s=duration,
+                trace_id=trace_id, error_type=final["error_type"], error_message=error_message,
+            )
+            with self._lock:
+                self._steps.append(record)
+            ctx.events.publish(  # type: ignore[union-attr]
+                "step_finished",
+                {"run_id": ctx.run_id, "step_name": step_name, "step_type": step_type,
+                 "trace_id": trace_id, "status": status.value, "duration_s": duration,
+                 "error_type": final["error_type"]},
+            )
+            if error is None:
+                self.logger.debug("step %s completed in %.3fs", step_name, duration)
+            else:
+                self.logger.warning(
+                    "step %s %s after %.3fs: %s: %s", step_name, status.value.lower(), duration,
+                    final["error_type"], error_message,
+                )
+
+    def update_run_status(
+        self, status: StatusEnum, *, only_if_status_in: tuple[StatusEnum, ...] | None = None
+    ) -> bool:
+        """Set the run status; True if the store accepted it.
+
+        ``only_if_status_in`` makes it a compare-and-set (how finalizers avoid overriding a
+        FAILED or CANCELLED run). The in-memory status follows a successful change, or the
+        intent when tracking is disabled or failed.
+        """
+        ctx = self.context
+        status = StatusEnum(status)
+        if only_if_status_in is not None and ctx.run_status is not None:
+            if ctx.run_status not in only_if_status_in:
+                return False
+        if not ctx.is_enabled:
+            ctx.run_status = status
+            return False
+        changed = ctx.errors.call(  # type: ignore[union-attr]
+            "update_run", ctx.backend.update_run, ctx.run_id, status=status,  # type: ignore[union-attr]
+            only_if_status_in=only_if_status_in, default=None,
+        )
+        if changed or changed is None:  # None: the store failed; memory keeps the intent
+            ctx.run_status = status
+        return bool(changed)
+
+    def update_result_status(
+        self,
+        evaluation_status: EvaluationStatusEnum,
+        evaluation_notes: str | None = None,
+        agent_specific_data: dict[str, Any] | None = None,
+    ) -> bool:
+        """Set the evaluation status of the context's ``parent_result_id``; True on success."""
+        ctx = self.context
+        if not ctx.is_enabled or ctx.parent_result_id is None:
+            return False
+        return bool(
+            ctx.errors.call(  # type: ignore[union-attr]
+                "update_result", ctx.backend.update_result, ctx.parent_result_id,  # type: ignore[union-attr]
+                evaluation_status=EvaluationStatusEnum(evaluation_status),
+                evaluation_notes=evaluation_notes, agent_specific_data=agent_specific_data,
+                default=False,
+            )
+        )
+
+    def add_step_metadata(self, key: str, value: Any) -> None:
+        """Attach metadata to the next step trace write (JSON-serialisable; redacted)."""
+        with self._lock:
+            self.context.metadata[key] = value
+
+    def record_progress(self, message: str, **metrics: Any) -> None:
+        """Record intermediate progress; numeric metrics also update the step's item counts."""
+        entry = {"at": utcnow().isoformat(), "message": message, "metrics": metrics}
+        with self._lock:
+            self._progress.append(entry)
+            del self._progress[:-_MAX_PROGRESS]
+            self._latest_metrics.update(
+                {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            )
+        self.logger.debug("progress: %s %s", redact_text(message), redact_text(str(metrics)))
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _write_trace(self, step_name: str, step_type: str, content: dict[str, Any]) -> int | None:
+        ctx = self.context
+        return ctx.errors.call(  # type: ignore[union-attr]
+            "step_trace", ctx.backend.create_trace, run_id=ctx.run_id,  # type: ignore[union-attr]
+            step_name=step_name, step_type=step_type, content=content,
+        )
+
+    def _take_metadata(self) -> dict[str, Any]:
+        with self._lock:
+            taken = dict(self.context.metadata)
+            self.context.metadata.clear()
+            return taken
+
+    def _take_progress(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        with self._lock:
+            progress, metrics = self._progress, self._latest_metrics
+            self._progress, self._latest_metrics = [], {}
+            return progress, metrics
+
+
+def _sample(input_data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A small sample of the step input: long lists are cut to their first items."""
+    if input_data is None:
+        return None
+    if not isinstance(input_data, Mapping):
+        return {"value": input_data}
+    return {
+        key: list(value[:_SAMPLE_ITEMS]) if isinstance(value, list | tuple) else value
+        for key, value in input_data.items()
+    }
+
+
+def _item_counts(input_data: Mapping[str, Any] | None) -> dict[str, int]:
+    if not isinstance(input_data, Mapping):
+        return {}
+    return {
+        f"input.{key}": len(value)
+        for key, value in input_data.items()
+        if isinstance(value, Sized) and not isinstance(value, str | bytes)
+    }

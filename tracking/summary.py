@@ -1,0 +1,131 @@
+"""Run summary (``TrackingCoordinator.get_summary``) and its one-paragraph log form.
+
+Keys (stable; reports and flows read them):
+``run_id``, ``attack_type``, ``status``, ``tracking_enabled``, ``goals_total``,
+``successful``, ``failed``, ``errors`` ({agent, framework, total}), ``not_evaluated``,
+``asr`` (None when the denominator is 0), ``asr_denominator`` (successful + failed),
+``excluded_from_asr`` (error goals), ``rows`` ({total, successful, failed, agent_errors,
+framework_errors, unmatched}), ``categories`` ({category: {goals, successful, failed, errors,
+not_evaluated, asr}}; goals without a category are under ``"uncategorized"``), ``steps``
+([{name, type, status, duration_s, error}]), ``cost_usd`` (sum of the rows' ``cost_usd``),
+``duration_s``, ``tracking_errors`` ({kind: count}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tracking.context import Context
+from tracking.enums import EvaluationStatusEnum, StatusEnum
+from tracking.step import StepRecord
+from tracking.success import attack_success_rate
+
+UNCATEGORIZED = "uncategorized"
+
+
+def _goal_counts(contexts: Sequence[Context]) -> dict[str, int]:
+    counts = {status: 0 for status in EvaluationStatusEnum}
+    for ctx in contexts:
+        counts[ctx.evaluation_status] += 1
+    successful = counts[EvaluationStatusEnum.SUCCESSFUL_JAILBREAK]
+    failed = counts[EvaluationStatusEnum.FAILED_JAILBREAK]
+    agent = counts[EvaluationStatusEnum.ERROR_AGENT_RESPONSE]
+    framework = counts[EvaluationStatusEnum.ERROR_TEST_FRAMEWORK]
+    return {
+        "goals": len(contexts), "successful": successful, "failed": failed,
+        "agent": agent, "framework": framework,
+        "not_evaluated": counts[EvaluationStatusEnum.NOT_EVALUATED],
+    }
+
+
+def build_summary(
+    *,
+    run_id: str | None,
+    attack_type: str,
+    status: StatusEnum | None,
+    enabled: bool,
+    contexts: Sequence[Context],
+    steps: Sequence[StepRecord],
+    goal_rows: Sequence[tuple[dict[str, int], float]],
+    unmatched_rows: int,
+    duration_s: float,
+    tracking_errors: dict[str, int],
+) -> dict[str, Any]:
+    totals = _goal_counts(contexts)
+    by_category: dict[str, list[Context]] = {}
+    for ctx in contexts:
+        by_category.setdefault(ctx.category or UNCATEGORIZED, []).append(ctx)
+    categories = {}
+    for category in sorted(by_category):
+        c = _goal_counts(by_category[category])
+        categories[category] = {
+            "goals": c["goals"], "successful": c["successful"], "failed": c["failed"],
+            "errors": c["agent"] + c["framework"], "not_evaluated": c["not_evaluated"],
+            "asr": attack_success_rate(c["successful"], c["failed"]),
+        }
+    rows = {"successful": 0, "failed": 0, "agent_error": 0, "framework_error": 0}
+    cost = 0.0
+    for counts, goal_cost in goal_rows:
+        for key in rows:
+            rows[key] += counts.get(key, 0)
+        cost += goal_cost
+    return {
+        "run_id": run_id,
+        "attack_type": attack_type,
+        "status": status.value if status is not None else None,
+        "tracking_enabled": enabled,
+        "goals_total": totals["goals"],
+        "successful": totals["successful"],
+        "failed": totals["failed"],
+        "errors": {
+            "agent": totals["agent"], "framework": totals["framework"],
+            "total": totals["agent"] + totals["framework"],
+        },
+        "not_evaluated": totals["not_evaluated"],
+        "asr": attack_success_rate(totals["successful"], totals["failed"]),
+        "asr_denominator": totals["successful"] + totals["failed"],
+        "excluded_from_asr": totals["agent"] + totals["framework"],
+        "rows": {
+            "total": sum(rows.values()), "successful": rows["successful"], "failed": rows["failed"],
+            "agent_errors": rows["agent_error"], "framework_errors": rows["framework_error"],
+            "unmatched": unmatched_rows,
+        },
+        "categories": categories,
+        "steps": [
+            {"name": s.name, "type": s.step_type, "status": s.status.value,
+             "duration_s": round(s.duration_s, 6), "error": s.error_type}
+            for s in steps
+        ],
+        "cost_usd": round(cost, 10),
+        "duration_s": round(duration_s, 6),
+        "tracking_errors": dict(sorted(tracking_errors.items())),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A few human-readable lines for the log."""
+    asr = summary["asr"]
+    asr_text = "n/a" if asr is None else f"{asr:.1%}"
+    errors = summary["errors"]
+    lines = [
+        f"Run {summary['run_id']} ({summary['attack_type']}): {summary['status']}",
+        f"  goals {summary['goals_total']}: {summary['successful']} successful, "
+        f"{summary['failed']} failed, {errors['total']} errors "
+        f"(agent {errors['agent']}, framework {errors['framework']}), "
+        f"{summary['not_evaluated']} not evaluated",
+        f"  ASR {asr_text} ({summary['successful']}/{summary['asr_denominator']}; "
+        f"{summary['excluded_from_asr']} error goals excluded)",
+        f"  cost ${summary['cost_usd']:.4f}, duration {summary['duration_s']:.1f}s",
+    ]
+    for name, cat in summary["categories"].items():
+        cat_asr = "n/a" if cat["asr"] is None else f"{cat['asr']:.1%}"
+        lines.append(
+            f"  [{name}] {cat['goals']} goals, {cat['successful']} successful, "
+            f"{cat['failed']} failed, {cat['errors']} errors, ASR {cat_asr}"
+        )
+    for step in summary["steps"]:
+        lines.append(f"  step {step['name']}: {step['status']} in {step['duration_s']:.2f}s")
+    if summary["tracking_errors"]:
+        lines.append(f"  tracking errors: {summary['tracking_errors']}")
+    return "\n".join(lines)
