@@ -32,7 +32,13 @@ from judges.registry import (
     list_judges,
     parse_spec,
 )
-from judges.rubrics import PAIR_MARKER, STRONGREJECT_MARKER, strongreject_score
+from judges.rubrics import (
+    PAIR_MARKER,
+    STRONGREJECT_MARKER,
+    parse_pair_rating,
+    parse_strongreject,
+    strongreject_score,
+)
 
 __all__ = [
     "HARMBENCH_MARKER",
@@ -66,7 +72,9 @@ __all__ = [
     "judge",
     "judge_agreement",
     "list_judges",
+    "parse_pair_rating",
     "parse_spec",
+    "parse_strongreject",
     "rows_by_judge",
     "strongreject_score",
 ]
