@@ -122,7 +122,17 @@ _ALLOWED: dict[type[Event], tuple[type[EventResponse], ...]] = {
 
 
 def _kind(response: EventResponse) -> type[EventResponse]:
+    kind = type(response)
+    if kind in _SPECIFIC or kind is EventResponse:
+        return kind
     return next((cls for cls in _SPECIFIC if isinstance(response, cls)), EventResponse)
+
+
+def _allowed(event: Event) -> tuple[type[EventResponse], ...]:
+    allowed = _ALLOWED.get(type(event))
+    if allowed is None:  # a subclass of a known event: answered like its parent
+        allowed = next(_ALLOWED[cls] for cls in type(event).__mro__ if cls in _ALLOWED)
+    return allowed
 
 
 def response_problem(event: Event, response: object) -> str | None:
@@ -131,7 +141,7 @@ def response_problem(event: Event, response: object) -> str | None:
         return f"expected an EventResponse, got {type(response).__name__}"
     if response.event is not event:
         return f"{type(response).__name__}.event is not the event it answers"
-    allowed = next(_ALLOWED[cls] for cls in type(event).__mro__ if cls in _ALLOWED)
+    allowed = _allowed(event)
     kind = _kind(response)
     if kind not in allowed:
         names = " or ".join(cls.__name__ for cls in allowed)
