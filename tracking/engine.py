@@ -7,6 +7,8 @@ foreign keys on so SQLite checks what PostgreSQL checks) and real transactions: 
 legacy mode does not BEGIN before DDL or SELECT, so we take over BEGIN ourselves as the
 SQLAlchemy SQLite documentation describes. A connection may ask for ``BEGIN IMMEDIATE`` with
 the ``sqlite_begin`` execution option (the migrator does, to serialise concurrent upgrades).
+Engines hide bound parameters in their logs and error messages (``hide_parameters``): goal
+texts and model responses do not belong in a log line.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def make_engine(url: str) -> Engine:
     """Create an engine configured for concurrent tracking writes (see module docstring)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return sa.create_engine(
+            parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
+        )
     database = parsed.database or ""
     if database in ("", ":memory:") or "mode=memory" in str(parsed.query):
         raise ValueError(
@@ -59,6 +63,7 @@ def make_engine(url: str) -> Engine:
     engine = sa.create_engine(
         parsed,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        hide_parameters=True,
     )
     sa.event.listen(engine, "connect", _configure_sqlite_connection)
     sa.event.listen(engine, "begin", _sqlite_begin)
