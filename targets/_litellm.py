@@ -42,9 +42,46 @@ def litellm_module() -> ModuleType:
     return _module
 
 
+def _transport_kind(exc: BaseException) -> ErrorKind | None:
+    """Timeout/connection failures litellm re-labels (a refused connection arrives as a 500)."""
+    import openai
+
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 10:
+        if isinstance(cause, openai.APITimeoutError):
+            return "timeout"
+        if isinstance(cause, openai.APIConnectionError):
+            return "connection"
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return None
+
+
+_BUG_TYPES = (ImportError, TypeError, AttributeError, NameError, AssertionError, SyntaxError)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = 0
+    while seen < 10 and (exc.__cause__ or exc.__context__) is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen += 1
+    return exc
+
+
 def _classify(exc: BaseException, litellm: ModuleType) -> ErrorKind | None:
-    """The error kind of a litellm exception; None when it is not one (then it is our bug)."""
+    """The error kind of a litellm exception; None when it is not one or when litellm wrapped a
+    programming error (it reports e.g. a missing module as APIConnectionError): those raise."""
+    import openai
+
+    if isinstance(_root_cause(exc), _BUG_TYPES):
+        return None
+
     ex = litellm.exceptions
+    if isinstance(exc, openai.OpenAIError):  # every litellm exception derives from it
+        kind = _transport_kind(exc)
+        if kind is not None:
+            return kind
     ordered: tuple[tuple[type[BaseException], ErrorKind], ...] = (
         (ex.Timeout, "timeout"),
         (ex.APIConnectionError, "connection"),
@@ -63,20 +100,18 @@ def _classify(exc: BaseException, litellm: ModuleType) -> ErrorKind | None:
     for cls, kind in ordered:
         if isinstance(exc, cls):
             return kind
-    if isinstance(exc, (ex.APIError, ex.OpenAIError)):
+    if isinstance(exc, openai.OpenAIError):
         status = getattr(exc, "status_code", None)
         return kind_for_status(status, str(exc)) if isinstance(status, int) else "api_error"
     return None
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        headers = getattr(exc, "litellm_response_headers", None)
-    if headers is None:
-        return None
-    return parse_retry_after(headers.get("retry-after"))
+    # litellm keeps the provider's headers here; its `response` is often a synthetic stand-in.
+    for headers in (getattr(exc, "litellm_response_headers", None), getattr(getattr(exc, "response", None), "headers", None)):
+        if headers is not None and headers.get("retry-after") is not None:
+            return parse_retry_after(headers.get("retry-after"))
+    return None
 
 
 def register_local_provider() -> None:
@@ -113,6 +148,9 @@ async def attempt(
             kwargs[name] = params[name]
     if tools:
         kwargs["tools"] = tools
+        # litellm 1.106 checks tools for its MCP gateway by importing `mcp`, which is not a
+        # dependency: without this flag every call with tools fails with "No module named 'mcp'".
+        kwargs["_skip_mcp_handler"] = True
     try:
         response = await litellm.acompletion(**kwargs)
     except Exception as exc:
