@@ -3,6 +3,9 @@
 `Trajectory` is owned by the controller. `FilteredTrajectory` is what the optimizer gets: the
 trajectory *pushes* in-scope entries into it, so the view holds no reference back to the full
 record (there is no attribute, closure or entry through which the optimizer could reach it).
+This is an API boundary, not a sandbox: code in the same process can always walk the garbage
+collector (and a pending envelope's reply future links to the sender's task). An untrusted
+optimizer needs a process boundary, which this in-process channel deliberately does not offer.
 """
 
 from __future__ import annotations
