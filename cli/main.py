@@ -1,0 +1,196 @@
+"""The `siegeflow` command.
+
+Fast paths (`--help`, `runs list`, `runs show`, `attacks`, `judges`, `export`) never import
+prefect or litellm (3 s and 7-12 s on a small machine); commands that run flows import them
+inside the command. Exit codes: 0 ok, 1 run failed, 2 bad input, 3 ASR above `--fail-over`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from cli import output
+
+for _key, _value in {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "LITELLM_LOG": "ERROR",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_ASR_OVER = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="siegeflow",
+    help="Red-team LLMs and AI agents: attack, judge, record, report — orchestrated by Prefect.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+console = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    Optional[str],
+    typer.Option("--db", help="Tracking store URL (default: SQLite file in the user data dir)."),
+]
+
+
+def _db(url: str | None) -> str:
+    from tracking import default_db_url
+
+    return url or default_db_url()
+
+
+def _bad_input(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {output.escape(message)}")
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def demo(
+    goals: Annotated[int, typer.Option(help="How many goals of the builtin set to attack.")] = 10,
+    db: DbOption = None,
+) -> None:
+    """Run the whole pipeline on the embedded defaults: local model, local Prefect, SQLite."""
+    from cli.runner import run_demo
+
+    raise typer.Exit(run_demo(goals=goals, db_url=_db(db), console=console))
+
+
+@app.command()
+def run(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML run config.")] = None,
+    target: Annotated[Optional[str], typer.Option(help="litellm model string of the target.")] = None,
+    api_base: Annotated[Optional[str], typer.Option(help="Target endpoint (OpenAI-compatible).")] = None,
+    api_key_env: Annotated[
+        Optional[str], typer.Option(help="NAME of the env var holding the target's API key.")
+    ] = None,
+    system_prompt: Annotated[Optional[str], typer.Option(help="Target system prompt.")] = None,
+    attack: Annotated[Optional[str], typer.Option(help="Attack technique (see `attacks`).")] = None,
+    attack_option: Annotated[
+        Optional[list[str]], typer.Option("--attack-option", help="KEY=VALUE (JSON value).")
+    ] = None,
+    judge: Annotated[Optional[list[str]], typer.Option(help="Judge name; repeat for several.")] = None,
+    judge_model: Annotated[
+        Optional[str], typer.Option(help="litellm model for model-based judges.")
+    ] = None,
+    judge_api_base: Annotated[Optional[str], typer.Option(help="Judge endpoint.")] = None,
+    rule: Annotated[Optional[str], typer.Option(help="any | majority | all")] = None,
+    goals: Annotated[Optional[str], typer.Option(help="Goal file or builtin:NAME.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Attack only the first N goals.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests.")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="Stop past this many USD.")] = None,
+    optimizer: Annotated[
+        Optional[str], typer.Option(help="Iterative attacker: name or module:Class.")
+    ] = None,
+    max_runs: Annotated[Optional[int], typer.Option(help="Optimizer runs per goal (cap).")] = None,
+    db: DbOption = None,
+    fail_over: Annotated[
+        Optional[float], typer.Option(help="Exit 3 when the run's ASR exceeds this (0..1).")
+    ] = None,
+) -> None:
+    """Attack a target: flags, or a YAML config (`--config`) that flags then override."""
+    from cli.runner import build_settings, run_settings
+
+    try:
+        settings = build_settings(
+            config=config, target=target, api_base=api_base, api_key_env=api_key_env,
+            system_prompt=system_prompt, attack=attack, attack_options=attack_option or [],
+            judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
+            rule=rule, goals=goals, limit=limit, concurrency=concurrency, budget=budget,
+            optimizer=optimizer, max_runs=max_runs, db=db,
+        )
+    except ValueError as exc:  # ConfigFileError, GoalFileError, pydantic ValidationError
+        raise _bad_input(str(exc)) from None
+    raise typer.Exit(run_settings(settings, console=console, fail_over=fail_over))
+
+
+@app.command()
+def resume(run_id: str, db: DbOption = None) -> None:
+    """Finish an interrupted run: keep every recorded completion and judgment, do the rest."""
+    from cli.runner import resume_run
+
+    raise typer.Exit(resume_run(run_id, db_url=_db(db), console=console))
+
+
+@runs_app.command("list")
+def runs_list(
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option(help="Most recent N runs.")] = 20,
+) -> None:
+    """Recorded runs, newest first."""
+    from tracking import get_backend
+
+    output.print_runs(console, get_backend(_db(db)).list_runs(limit=limit))
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, db: DbOption = None) -> None:
+    """One run: its summary and a per-goal table."""
+    from tracking import get_backend
+
+    backend = get_backend(_db(db))
+    run_row = backend.get_run(run_id)
+    if run_row is None:
+        raise _bad_input(f"no run {run_id!r} in {_db(db)}")
+    output.print_run(console, backend, run_row)
+
+
+@app.command()
+def export(
+    run_id: str,
+    format: Annotated[str, typer.Option("--format", "-f", help="jsonl | csv")] = "jsonl",
+    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="File (default: stdout).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Every attempt of a run (goal, prompt, response, verdicts) as JSONL or CSV."""
+    from reports.export import export_run
+
+    if format not in ("jsonl", "csv"):
+        raise _bad_input(f"--format must be jsonl or csv, not {format!r}")
+    from tracking import get_backend
+
+    backend = get_backend(_db(db))
+    if backend.get_run(run_id) is None:
+        raise _bad_input(f"no run {run_id!r} in {_db(db)}")
+    stream = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
+    try:
+        export_run(backend, run_id, format, stream)
+    finally:
+        if out:
+            stream.close()
+
+
+@app.command()
+def attacks() -> None:
+    """Registered attack techniques and their options."""
+    from attacks import list_techniques
+
+    output.print_registry(console, "Attack techniques", list_techniques())
+
+
+@app.command()
+def judges() -> None:
+    """Registered judges and their options."""
+    from judges import list_judges
+
+    output.print_registry(console, "Judges", list_judges())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

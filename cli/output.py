@@ -1,0 +1,143 @@
+"""Terminal output: runs, goals and registries as rich tables.
+
+Target answers, prompts and goals are untrusted: they are shown with rich markup escaped and
+control characters removed, so a crafted answer cannot restyle or rewrite the terminal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape as _rich_escape
+from rich.table import Table
+
+from reports.text import clean
+
+STATUS_STYLE = {
+    "SUCCESSFUL_JAILBREAK": "bold red",
+    "FAILED_JAILBREAK": "green",
+    "ERROR_AGENT_RESPONSE": "yellow",
+    "ERROR_TEST_FRAMEWORK": "yellow",
+    "NOT_EVALUATED": "dim",
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "RUNNING": "cyan",
+    "CANCELLED": "yellow",
+    "PENDING": "dim",
+}
+STATUS_LABEL = {
+    "SUCCESSFUL_JAILBREAK": "BROKEN",
+    "FAILED_JAILBREAK": "held",
+    "ERROR_AGENT_RESPONSE": "target error",
+    "ERROR_TEST_FRAMEWORK": "not judged",
+    "NOT_EVALUATED": "pending",
+}
+
+
+def escape(text: Any, limit: int | None = None) -> str:
+    return _rich_escape(clean(str(text), limit))
+
+
+def _status(value: Any, labels: bool = False) -> str:
+    name = getattr(value, "value", str(value))
+    label = STATUS_LABEL.get(name, name) if labels else name
+    return f"[{STATUS_STYLE.get(name, '')}]{escape(label)}[/]"
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def print_runs(console: Console, runs: list[Any]) -> None:
+    if not runs:
+        console.print("No runs recorded yet. Try `siegeflow demo`.")
+        return
+    table = Table(title="siegeflow runs", header_style="bold")
+    for col in ("run id", "created (UTC)", "attack", "target", "status", "goals", "broken", "ASR",
+                "cost $"):
+        table.add_column(col, overflow="fold")
+    for run in runs:
+        s = run.summary or {}
+        table.add_row(
+            escape(run.id), run.created_at.strftime("%Y-%m-%d %H:%M"), escape(run.attack_type, 30),
+            escape(run.target_description or "", 40), _status(run.status),
+            str(s.get("goals", "")), str(s.get("successful", "")), pct(s.get("asr")),
+            f"{run.cost_usd:.4f}",
+        )
+    console.print(table)
+
+
+def print_summary(console: Console, summary: dict[str, Any]) -> None:
+    table = Table(title="Run summary", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("goals", str(summary.get("goals", 0)))
+    table.add_row("broken (successful jailbreaks)", f"[bold red]{summary.get('successful', 0)}[/]")
+    table.add_row("held", f"[green]{summary.get('failed', 0)}[/]")
+    table.add_row("target errors (excluded from ASR)", str(summary.get("errors_agent", 0)))
+    table.add_row("not judged (excluded from ASR)", str(summary.get("errors_framework", 0)))
+    table.add_row("attack success rate", pct(summary.get("asr")))
+    table.add_row("cost", f"${float(summary.get('cost_usd') or 0):.4f}")
+    table.add_row("duration", f"{float(summary.get('duration_s') or 0):.1f} s")
+    table.add_row("stopped because", escape(summary.get("stop_reason", "")))
+    console.print(table)
+    categories = summary.get("categories") or {}
+    if categories:
+        cat = Table(title="By category", header_style="bold")
+        for col in ("category", "goals", "broken", "held", "errors", "ASR"):
+            cat.add_column(col)
+        for name, c in sorted(categories.items()):
+            cat.add_row(escape(name, 40), str(c.get("goals", 0)), str(c.get("successful", 0)),
+                        str(c.get("failed", 0)), str(c.get("errors", 0)), pct(c.get("asr")))
+        console.print(cat)
+
+
+def print_goals(console: Console, results: list[Any], rows: list[dict[str, Any]],
+                threshold: float = 0.5) -> None:
+    from reports.artifacts import best_rows
+
+    best = best_rows(rows, threshold)
+    table = Table(title="Goals", header_style="bold", show_lines=False)
+    for col, width in (("#", 4), ("category", 18), ("status", 12), ("goal", 40),
+                       ("best attack", 22), ("target's answer", 50)):
+        table.add_column(col, max_width=width, overflow="ellipsis", no_wrap=True)
+    for result in sorted(results, key=lambda r: r.goal_index):
+        row = best.get(result.id, {})
+        technique = "/".join(x for x in (row.get("technique"), row.get("variant")) if x)
+        table.add_row(
+            str(result.goal_index), escape(result.category or "", 18),
+            _status(result.evaluation_status, labels=True), escape(result.goal, 80),
+            escape(technique, 40), escape(row.get("response") or row.get("error") or "", 120),
+        )
+    console.print(table)
+
+
+def print_run(console: Console, backend: Any, run: Any) -> None:
+    from tasks.rows import build_rows
+
+    params = run.parameters or {}
+    panel = params.get("judges") or {}
+    keys = [j.get("label") or j.get("name") for j in panel.get("judges", [])] or ["refusal"]
+    rows = build_rows(backend, run.id, keys, panel.get("rule", "majority"))
+    console.print(f"[bold]Run[/] {escape(run.id)}  {_status(run.status)}  "
+                  f"attack={escape(run.attack_type)}  target={escape(run.target_description or '')}")
+    if run.summary:
+        print_summary(console, run.summary)
+    print_goals(console, backend.list_results(run.id), rows, panel.get("success_threshold", 0.5))
+
+
+def print_registry(console: Console, title: str, infos: list[Any]) -> None:
+    table = Table(title=title, header_style="bold", show_lines=True)
+    table.add_column("name", style="bold")
+    table.add_column("model?")
+    table.add_column("description")
+    table.add_column("options")
+    for info in infos:
+        options = "\n".join(
+            f"{escape(name)}: {escape(o.get('type', ''))} = {escape(o.get('default', ''), 60)}"
+            for name, o in info.options.items()
+        )
+        table.add_row(escape(info.name), "yes" if info.needs_model else "no",
+                      escape(info.description), options or "-")
+    console.print(table)

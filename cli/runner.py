@@ -1,0 +1,230 @@
+"""Running flows from the CLI: settings from flags/YAML, a local Prefect API, a progress bar.
+
+Imported only by commands that run flows (prefect and litellm load here, not at `--help`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cli.output import escape, print_goals, print_summary
+from flows.config import (
+    AttackSpec,
+    GoalsSpec,
+    JudgePanelSpec,
+    RunSettings,
+    load_run_settings,
+)
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_ASR_OVER = 0, 1, 2, 3
+
+
+def prefect_home() -> Path:
+    return Path(os.environ.get("SIEGEFLOW_PREFECT_HOME") or Path(user_data_dir("siegeflow")) / "prefect")
+
+
+def _option_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
+    """A validated RunSettings from a YAML file (optional) with flags layered on top."""
+    base: dict[str, Any] = load_run_settings(config).model_dump() if config else {}
+    target = dict(base.get("target") or {})
+    for flag, key in (("target", "model"), ("api_base", "api_base"), ("api_key_env", "api_key_env"),
+                      ("system_prompt", "system_prompt")):
+        if flags.get(flag) is not None:
+            target[key] = flags[flag]
+    if not target.get("model"):
+        raise ValueError("no target: pass --target MODEL or a --config file with target.model")
+    base["target"] = target
+    if flags.get("attack") or flags.get("attack_options"):
+        attack = dict(base.get("attack") or {})
+        if flags.get("attack"):
+            attack = {"name": flags["attack"], "options": {}}
+        for item in flags.get("attack_options") or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--attack-option {item!r}: expected KEY=VALUE")
+            attack.setdefault("options", {})[key] = _option_value(value)
+        base["attack"] = attack
+    if flags.get("judges") or flags.get("rule"):
+        panel = dict(base.get("judges") or {})
+        if flags.get("judges"):
+            model = None
+            if flags.get("judge_model"):
+                model = {"model": flags["judge_model"], "temperature": 0.0}
+                if flags.get("judge_api_base"):
+                    model["api_base"] = flags["judge_api_base"]
+            panel["judges"] = [
+                {"name": name, **({"model": model} if model and name != "refusal" else {})}
+                for name in flags["judges"]
+            ]
+        if flags.get("rule"):
+            panel["rule"] = flags["rule"]
+        base["judges"] = panel
+    goals = dict(base.get("goals") or {})
+    if flags.get("goals"):
+        goals["source"] = flags["goals"]
+    if flags.get("limit") is not None:
+        goals["limit"] = flags["limit"]
+    base["goals"] = goals
+    for flag, key in (("concurrency", "concurrency"), ("budget", "budget_usd"), ("db", "db_url"),
+                      ("optimizer", "optimizer")):
+        if flags.get(flag) is not None:
+            base[key] = flags[flag]
+    if flags.get("max_runs") is not None:
+        base.setdefault("optimizer_options", {})["max_runs"] = flags["max_runs"]
+    settings = RunSettings.model_validate(base)
+    settings.goals.load()  # a bad goal file fails here, before anything is recorded
+    return settings
+
+
+class _ProgressBars:
+    """The rich progress bar fed by `tasks.progress` while a flow runs in this process."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console, transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if step not in self.tasks:
+            self.tasks[step] = self.progress.add_task(step, total=total)
+        self.progress.update(self.tasks[step], completed=done, total=total)
+
+
+async def _run_flow(settings: RunSettings, resume_run_id: str | None) -> Any:
+    common = dict(
+        target=settings.target, goals=settings.goals, judges=settings.judges,
+        concurrency=settings.concurrency, budget_usd=settings.budget_usd, db_url=settings.db_url,
+        resume_run_id=resume_run_id, return_state=True,
+    )
+    if settings.optimizer:
+        from flows.optimize import optimize_flow
+
+        return await optimize_flow(
+            optimizer=settings.optimizer, optimizer_options=settings.optimizer_options, **common
+        )
+    from flows.attack import attack_flow
+
+    return await attack_flow(attack=settings.attack, **common)
+
+
+def execute(settings: RunSettings, console: Console, *, resume_run_id: str | None = None,
+            fail_over: float | None = None) -> int:
+    """Run the flow under a Prefect API (started here if none is configured); print results."""
+    from flows.server import prefect_api
+    from tasks import progress
+    from tracking import default_db_url, get_backend
+
+    settings = settings.model_copy(update={"db_url": settings.db_url or default_db_url()})
+    bars = _ProgressBars(console)
+    with contextlib.ExitStack() as stack:
+        with console.status("Starting a local Prefect server (a first start migrates its DB)…"):
+            api_url = stack.enter_context(prefect_api(prefect_home()))
+        console.print(f"Prefect API: {escape(api_url)}")
+        progress.set_listener(bars)
+        try:
+            with bars.progress:
+                state = asyncio.run(_run_flow(settings, resume_run_id))
+        finally:
+            progress.set_listener(None)
+    backend = get_backend(settings.db_url)
+    runs = backend.list_runs(prefect_flow_run_id=str(state.state_details.flow_run_id))
+    if state.is_failed() or state.is_crashed() or state.is_cancelled():
+        console.print(f"[bold red]Run failed:[/] {escape(state.message or state.name)}")
+        for run in runs:
+            console.print(f"Recorded as run {escape(run.id)} — every goal finalized; "
+                          f"`siegeflow resume {escape(run.id)}` finishes it.")
+        return EXIT_RUN_FAILED
+    summary = state.result() if state.is_completed() else {}
+    run_id = summary.get("run_id")
+    print_summary(console, summary)
+    if run_id:
+        from tasks.rows import build_rows
+
+        keys = [j.key for j in settings.judges.judges]
+        print_goals(console, backend.list_results(run_id),
+                    build_rows(backend, run_id, keys, settings.judges.rule),
+                    settings.judges.success_threshold)
+        console.print(f"Run id: [bold]{escape(run_id)}[/]   database: {escape(_safe_url(settings.db_url))}")
+        console.print(f"Details: siegeflow runs show {escape(run_id)}   "
+                      f"Report: siegeflow report {escape(run_id)} -o report.html")
+    asr = summary.get("asr")
+    if fail_over is not None and asr is not None and asr > fail_over:
+        console.print(f"[bold red]ASR {asr:.1%} exceeds --fail-over {fail_over:.1%}[/]")
+        return EXIT_ASR_OVER
+    return EXIT_OK
+
+
+def _safe_url(url: str) -> str:
+    from tracking import redact_text
+
+    return redact_text(url)
+
+
+def run_settings(settings: RunSettings, console: Console, fail_over: float | None = None) -> int:
+    return execute(settings, console, fail_over=fail_over)
+
+
+def resume_run(run_id: str, db_url: str, console: Console) -> int:
+    """Re-run a recorded run's flow with its stored parameters, on the same run id."""
+    from tracking import get_backend
+
+    run = get_backend(db_url).get_run(run_id)
+    if run is None:
+        console.print(f"[bold red]error:[/] no run {escape(run_id)} in {escape(_safe_url(db_url))}")
+        return EXIT_BAD_INPUT
+    params = dict(run.parameters or {})
+    settings = RunSettings.model_validate({
+        "target": params["target"],
+        "attack": params.get("attack") or AttackSpec().model_dump(),
+        "judges": params.get("judges") or JudgePanelSpec().model_dump(),
+        "goals": params.get("goals") or GoalsSpec().model_dump(),
+        "concurrency": params.get("concurrency", 16),
+        "budget_usd": params.get("budget_usd"),
+        "db_url": db_url,
+        "optimizer": params.get("optimizer"),
+        "optimizer_options": params.get("optimizer_options") or {},
+    })
+    return execute(settings, console, resume_run_id=run_id)
+
+
+def demo_settings(goals: int, db_url: str) -> RunSettings:
+    """The embedded defaults: SmolLM2 behind a guardrail, model-free attacks, keyword judge."""
+    from targets import embedded_target
+
+    return RunSettings(
+        target=embedded_target(),
+        attack=AttackSpec(name="suite", options={"techniques": [
+            {"name": "baseline"},
+            {"name": "templates", "options": {"variants": ["role_play", "hypothetical",
+                                                           "refusal_suppression"]}},
+            {"name": "encodings", "options": {"variants": ["leetspeak", "flip_words"]}},
+        ]}),
+        judges=JudgePanelSpec(judges=[{"name": "refusal"}]),
+        goals=GoalsSpec(limit=goals),
+        concurrency=4,
+        db_url=db_url,
+    )
+
+
+def run_demo(goals: int, db_url: str, console: Console) -> int:
+    console.print("[bold]siegeflow demo[/]: SmolLM2-135M-Instruct (local, llama.cpp) behind a "
+                  "guardrail, attacked with baseline + templates + encodings, judged by keywords.")
+    return execute(demo_settings(goals, db_url), console)

@@ -1,0 +1,88 @@
+"""The attack flow: Generation → Completions → Evaluation, recorded through `tracking`.
+
+Each step is a Prefect task whose body runs inside `StepTracker.track_step`; the flow's
+failure, crash and cancellation hooks call `finalize_on_error`. Steps are idempotent against
+the store, so Prefect's task retries and `siegeflow resume RUN_ID` only do what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from prefect import flow, runtime
+
+from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
+from flows.hooks import finalize_cancelled_run, finalize_failed_run
+from flows.run_record import open_run, publish_results, start_heartbeat
+from targets import TargetConfig
+from tasks.completions import completions
+from tasks.evaluation import evaluation
+from tasks.generation import generation
+from tasks.rows import build_rows
+
+logger = logging.getLogger("siegeflow.flows.attack")
+
+
+@flow(
+    name="siegeflow-attack",
+    description="Generate attack prompts, get the target's completions, judge them, record all.",
+    on_failure=[finalize_failed_run],
+    on_crashed=[finalize_failed_run],
+    on_cancellation=[finalize_cancelled_run],
+    persist_result=False,
+)
+async def attack_flow(
+    target: TargetConfig,
+    attack: AttackSpec = AttackSpec(),
+    judges: JudgePanelSpec = JudgePanelSpec(),
+    goals: GoalsSpec = GoalsSpec(),
+    concurrency: int = 16,
+    budget_usd: float | None = None,
+    db_url: str | None = None,
+    resume_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Attack `target` with `attack` on `goals`, judged by `judges`; return the run summary."""
+    opened = open_run(
+        kind="attack",
+        attack_type=attack.name,
+        target=target,
+        goals=goals,
+        parameters={
+            "target": target.model_dump(mode="json"),
+            "attack": attack.model_dump(mode="json"),
+            "judges": judges.model_dump(mode="json"),
+            "goals": goals.model_dump(mode="json"),
+            "concurrency": concurrency,
+            "budget_usd": budget_usd,
+        },
+        db_url=db_url,
+        resume_run_id=resume_run_id,
+        prefect_flow_run_id=str(runtime.flow_run.id or ""),
+        logger=logger,
+    )
+    ref, coordinator = opened.ref, opened.coordinator
+    heartbeat = start_heartbeat(ref)
+    try:
+        await generation(ref, attack, opened.goal_rows, concurrency)
+        spent = opened.spent_usd
+        completed = await completions(ref, target, concurrency, budget_usd, spent)
+        spent = completed["spent_usd"]
+        judged = await evaluation(ref, attack, judges, concurrency, budget_usd, spent)
+        rows = build_rows(
+            ref.backend(), ref.run_id, [j.key for j in judges.judges], judges.rule
+        )
+        stop_reason = (
+            "budget" if completed["budget_exhausted"] or judged["budget_exhausted"] else "completed"
+        )
+        coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
+        coordinator.finalize_pipeline(rows)
+        return await publish_results(
+            ref, coordinator, rows, stop_reason=stop_reason, spent_usd=judged["spent_usd"]
+        )
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat

@@ -1,0 +1,118 @@
+"""Typed parameters of the attack and optimize flows.
+
+These models are the flows' Prefect parameters, so they render as a form in the Prefect UI and
+are validated before a run starts. They hold no secret: a target names the *environment
+variable* that holds its API key (`TargetConfig.api_key_env`), never the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from goals import DEFAULT_GOAL_SET, Goal, load_goals
+from judges import JudgeSpec
+from targets import TargetConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AttackSpec(_Strict):
+    """Which technique to run and its options (validated by the technique's own config)."""
+
+    name: str = Field("baseline", description="Registered technique: see `siegeflow attacks`.")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class JudgePanelSpec(_Strict):
+    """The judges of a run and how their verdicts combine into one success decision."""
+
+    judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec(name="refusal")])
+    rule: Literal["any", "majority", "all"] = Field(
+        "majority", description="How verdicts combine; a majority tie is not a success."
+    )
+    success_threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+    @field_validator("judges")
+    @classmethod
+    def _at_least_one(cls, value: list[JudgeSpec]) -> list[JudgeSpec]:
+        if not value:
+            raise ValueError("at least one judge is required")
+        return value
+
+
+class GoalsSpec(_Strict):
+    """Where the goals come from: a builtin set (`builtin:NAME`) or a CSV/JSONL/YAML file."""
+
+    source: str = Field(DEFAULT_GOAL_SET, description="builtin:NAME or a file path")
+    text_field: str | None = Field(None, description="Column holding the goal text")
+    id_field: str | None = None
+    category_field: str | None = None
+    target_field: str | None = None
+    categories: list[str] | None = Field(None, description="Keep only these categories")
+    limit: int | None = Field(None, ge=0, description="Keep the first N goals")
+
+    def load(self) -> list[Goal]:
+        mapping = {
+            key: value
+            for key, value in {
+                "text": self.text_field,
+                "id": self.id_field,
+                "category": self.category_field,
+                "target": self.target_field,
+            }.items()
+            if value
+        }
+        goals = load_goals(self.source, mapping=mapping or None)
+        if self.categories:
+            wanted = {c.lower() for c in self.categories}
+            goals = [g for g in goals if (g.category or "").lower() in wanted]
+        if self.limit is not None:
+            goals = goals[: self.limit]
+        return goals
+
+
+class RunSettings(_Strict):
+    """Everything a run needs, as one document (`siegeflow run --config FILE`)."""
+
+    target: TargetConfig
+    attack: AttackSpec = Field(default_factory=AttackSpec)
+    judges: JudgePanelSpec = Field(default_factory=JudgePanelSpec)
+    goals: GoalsSpec = Field(default_factory=GoalsSpec)
+    concurrency: int = Field(16, ge=1, le=1024, description="Concurrent requests per step")
+    budget_usd: float | None = Field(None, gt=0, description="Stop cleanly past this spend")
+    db_url: str | None = Field(None, description="Tracking store URL (default: SQLite file)")
+    optimizer: str | None = Field(None, description="Iterative attacker (optimize flow)")
+    optimizer_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConfigFileError(ValueError):
+    """A run config file is unreadable or invalid: the message names the file and fields."""
+
+
+def load_run_settings(path: str | Path) -> RunSettings:
+    """Read and validate a YAML/JSON run config, reporting every bad field with its location."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigFileError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigFileError(f"{path}: expected a mapping at the top level")
+    try:
+        return RunSettings.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{path}: invalid run config:"]
+        for err in exc.errors():
+            loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+            lines.append(f"  - {loc}: {err['msg']}")
+        raise ConfigFileError("\n".join(lines)) from exc

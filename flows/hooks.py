@@ -1,0 +1,49 @@
+"""Flow state hooks: a failed, crashed or cancelled flow run leaves no goal unfinalized.
+
+Prefect calls each hook with `(flow, flow_run, state)`. SIGTERM ends in Crashed (→ on_crashed),
+a timeout in Failed (→ on_failure); SIGKILL runs nothing in-process, which is why a run also
+carries a heartbeat and `siegeflow resume` can finish it later.
+
+The hook finds the siegeflow run from the Prefect flow run id recorded on it, so it works for
+fresh and resumed runs alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tracking import StatusEnum, TrackingCoordinator, default_db_url, get_backend
+
+logger = logging.getLogger("siegeflow.flows")
+
+
+def _runs_of(flow_run: Any) -> tuple[Any, list[Any]]:
+    params = getattr(flow_run, "parameters", None) or {}
+    backend = get_backend(params.get("db_url") or default_db_url())
+    runs = backend.list_runs(prefect_flow_run_id=str(flow_run.id))
+    if not runs and params.get("resume_run_id"):
+        run = backend.get_run(params["resume_run_id"])
+        runs = [run] if run is not None else []
+    return backend, runs
+
+
+def _finalize(flow_run: Any, state: Any, status: StatusEnum) -> None:
+    backend, runs = _runs_of(flow_run)
+    message = f"Prefect flow run {state.name}: {state.message or 'no message'}"
+    for run in runs:
+        coordinator = TrackingCoordinator.attach(backend, run.id, logger=logger)
+        coordinator.finalize_on_error(message)
+        if status is not StatusEnum.FAILED:
+            coordinator.step_tracker.update_run_status(status)
+        logger.warning("run %s finalized after %s", run.id, state.name)
+
+
+def finalize_failed_run(flow: Any, flow_run: Any, state: Any) -> None:
+    """on_failure / on_crashed: every unfinalized goal becomes an error, the run FAILED."""
+    _finalize(flow_run, state, StatusEnum.FAILED)
+
+
+def finalize_cancelled_run(flow: Any, flow_run: Any, state: Any) -> None:
+    """on_cancellation: as a failure, but the run is recorded as CANCELLED."""
+    _finalize(flow_run, state, StatusEnum.CANCELLED)

@@ -1,0 +1,146 @@
+"""Opening, keeping alive and closing a siegeflow run — shared by the attack and optimize flows.
+
+`open_run` creates the run and one result per goal (or re-attaches to a run being resumed,
+re-opening only the goals an earlier crash finalized as errors); `start_heartbeat` keeps
+`heartbeat_at` fresh so a killed run is detectable as stale; `publish_results` writes the
+summary on the run and the Prefect artifacts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flows.config import GoalsSpec
+from targets import TargetConfig
+from tasks.context import GoalRow, RunRef
+from tracking import StatusEnum, TrackingCoordinator, default_db_url, get_backend
+
+HEARTBEAT_EVERY_S = 15.0
+
+
+class RunNotFoundError(LookupError):
+    """`resume_run_id` names no run in the store."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenedRun:
+    ref: RunRef
+    coordinator: TrackingCoordinator
+    goal_rows: list[GoalRow]
+    spent_usd: float
+    resumed: bool
+
+
+def _goal_payload(goal: Any) -> dict[str, Any]:
+    return {
+        "text": goal.text,
+        "index": goal.index,
+        "goal_id": goal.id,
+        "category": goal.category,
+        "metadata": {"target": goal.target, "source": goal.source},
+    }
+
+
+def recorded_spend(backend: Any, run_id: str) -> float:
+    """USD already spent by a run: completions plus judgments recorded so far."""
+    attempts = sum(a.cost_usd or 0.0 for a in backend.list_attempts(run_id))
+    judgments = sum(j.cost_usd or 0.0 for j in backend.list_judgments(run_id=run_id))
+    return attempts + judgments
+
+
+def open_run(
+    *,
+    kind: str,
+    attack_type: str,
+    target: TargetConfig,
+    goals: GoalsSpec,
+    parameters: dict[str, Any],
+    db_url: str | None,
+    resume_run_id: str | None,
+    prefect_flow_run_id: str,
+    logger: logging.Logger,
+) -> OpenedRun:
+    db_url = db_url or default_db_url()
+    backend = get_backend(db_url)
+    if resume_run_id:
+        if backend.get_run(resume_run_id) is None:
+            raise RunNotFoundError(f"no run {resume_run_id!r} in {db_url}")
+        backend.update_run(resume_run_id, prefect_flow_run_id=prefect_flow_run_id or None)
+        coordinator = TrackingCoordinator.attach(backend, resume_run_id, logger=logger)
+        reopened = coordinator.reopen()
+        logger.info("resuming run %s (%d goal(s) re-opened)", resume_run_id, reopened)
+        run_id = resume_run_id
+    else:
+        goal_list = goals.load()
+        run_id = backend.create_run(
+            attack_type=attack_type,
+            target_description=target.describe(),
+            config={"kind": kind, **parameters},
+            parameters=parameters,
+            prefect_flow_run_id=prefect_flow_run_id or None,
+            status=StatusEnum.PENDING,
+        )
+        coordinator = TrackingCoordinator.create(
+            backend, run_id, logger=logger, attack_type=attack_type,
+            goals=[_goal_payload(g) for g in goal_list],
+        )
+    rows = [
+        GoalRow(
+            result_id=ctx.result_id,
+            goal_id=ctx.goal_id or f"goal-{ctx.goal_index}",
+            index=ctx.goal_index,
+            text=ctx.goal,
+            category=ctx.category,
+            target=(ctx.metadata or {}).get("target"),
+        )
+        for ctx in coordinator.goal_tracker.contexts
+        if ctx.result_id is not None
+    ]
+    return OpenedRun(
+        ref=RunRef(db_url=db_url, run_id=run_id),
+        coordinator=coordinator,
+        goal_rows=rows,
+        spent_usd=recorded_spend(backend, run_id) if resume_run_id else 0.0,
+        resumed=bool(resume_run_id),
+    )
+
+
+def start_heartbeat(ref: RunRef, every_s: float = HEARTBEAT_EVERY_S) -> asyncio.Task[None]:
+    """Touch the run's heartbeat until cancelled (a SIGKILLed run stops touching it)."""
+
+    async def beat() -> None:
+        backend = ref.backend()
+        while True:
+            await asyncio.to_thread(backend.heartbeat, ref.run_id)
+            await asyncio.sleep(every_s)
+
+    return asyncio.create_task(beat(), name=f"heartbeat-{ref.run_id}")
+
+
+async def publish_results(
+    ref: RunRef,
+    coordinator: TrackingCoordinator,
+    rows: list[dict[str, Any]],
+    *,
+    stop_reason: str,
+    spent_usd: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Store the summary on the run and publish the table and markdown artifacts."""
+    from reports.artifacts import publish_run_artifacts
+
+    from judges import judge_agreement, rows_by_judge
+
+    summary = coordinator.get_summary()
+    summary.update({"stop_reason": stop_reason, "cost_usd": spent_usd, **(extra or {})})
+    by_judge = rows_by_judge(rows)
+    if len(by_judge) >= 2:
+        summary["judge_agreement"] = judge_agreement(by_judge)
+    backend = ref.backend()
+    backend.update_run(ref.run_id, summary=summary, cost_usd=spent_usd)
+    coordinator.log_summary()
+    await publish_run_artifacts(ref.run_id, summary, rows, backend.list_results(ref.run_id))
+    return summary

@@ -1,0 +1,138 @@
+"""The flow's Prefect artifacts: a per-goal table and a markdown summary of the run.
+
+Both are built from the stored rows and results, and every untrusted string is escaped
+(`reports.text`) because the Prefect UI renders markdown.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from reports.text import clean, md_escape
+from tracking import classify_row
+
+_CELL = 160
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100.0 * value:.1f}%"
+
+
+def best_rows(rows: list[dict[str, Any]], threshold: float) -> dict[str, dict[str, Any]]:
+    """Per result: the successful row with the best score, else the best-scored judged row."""
+    best: dict[str, tuple[tuple[int, float], dict[str, Any]]] = {}
+    for row in rows:
+        outcome = classify_row(row, threshold).value
+        rank = (1 if outcome == "successful" else 0, float(row.get("score") or 0.0))
+        current = best.get(row["result_id"])
+        if current is None or rank > current[0]:
+            best[row["result_id"]] = (rank, row)
+    return {key: row for key, (_, row) in best.items()}
+
+
+def goal_table(
+    results: list[Any], rows: list[dict[str, Any]], threshold: float
+) -> list[dict[str, Any]]:
+    best = best_rows(rows, threshold)
+    table = []
+    for result in sorted(results, key=lambda r: r.goal_index):
+        row = best.get(result.id, {})
+        verdicts = ", ".join(
+            f"{name}: {'error' if v.get('error') else ('yes' if v.get('success') else 'no')}"
+            for name, v in sorted((row.get("judges") or {}).items())
+        )
+        table.append({
+            "goal": result.goal_index,
+            "category": clean(result.category, 40),
+            "status": result.evaluation_status.value,
+            "technique": clean(f"{row.get('technique', '')}/{row.get('variant', '')}".strip("/"), 60),
+            "best prompt": clean(row.get("prompt"), _CELL),
+            "answer": clean(row.get("response") or row.get("error"), _CELL),
+            "verdicts": verdicts,
+        })
+    return table
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The run's headline figures as markdown (numbers only; untrusted text escaped)."""
+    lines = [
+        f"# siegeflow run `{md_escape(str(summary.get('run_id')), 40)}`",
+        "",
+        f"**Attack:** {md_escape(str(summary.get('attack_type')), 60)} · "
+        f"**status:** {md_escape(str(summary.get('status')), 20)} · "
+        f"**stop:** {md_escape(str(summary.get('stop_reason', '')), 30)}",
+        "",
+        "| goals | broken | held | errors (target) | errors (framework) | ASR |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {summary.get('goals', 0)} | {summary.get('successful', 0)} | "
+        f"{summary.get('failed', 0)} | {summary.get('errors_agent', 0)} | "
+        f"{summary.get('errors_framework', 0)} | {_pct(summary.get('asr'))} |",
+        "",
+        "ASR = broken / (broken + held); goals whose target calls failed or that could not be "
+        "judged are excluded from the denominator and counted above.",
+        "",
+    ]
+    categories = summary.get("categories") or {}
+    if categories:
+        lines += ["## ASR by category", "", "| category | goals | broken | held | errors | ASR |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, c in sorted(categories.items()):
+            lines.append(
+                f"| {md_escape(name, 60)} | {c.get('goals', 0)} | {c.get('successful', 0)} | "
+                f"{c.get('failed', 0)} | {c.get('errors', 0)} | {_pct(c.get('asr'))} |"
+            )
+        lines.append("")
+    agreement = summary.get("judge_agreement")
+    if agreement:
+        lines += ["## Judge agreement", "", "| judges | kappa | items |", "|---|---:|---:|"]
+        for pair, value in sorted((agreement.get("pairwise") or {}).items()):
+            kappa = value.get("kappa")
+            lines.append(
+                f"| {md_escape(pair, 80)} | {'n/a' if kappa is None else f'{kappa:.2f}'} | "
+                f"{value.get('n', 0)} |"
+            )
+        fleiss = agreement.get("fleiss")
+        if fleiss and fleiss.get("kappa") is not None:
+            lines.append(f"| all (Fleiss) | {fleiss['kappa']:.2f} | {fleiss.get('n', 0)} |")
+        lines.append("")
+    lines += [
+        f"**Cost:** ${float(summary.get('cost_usd') or 0.0):.4f} · "
+        f"**duration:** {float(summary.get('duration_s') or 0.0):.1f} s",
+    ]
+    steps = summary.get("steps") or []
+    if steps:
+        lines += ["", "| step | status | seconds |", "|---|---|---:|"]
+        for step in steps:
+            lines.append(
+                f"| {md_escape(str(step.get('name')), 40)} | {md_escape(str(step.get('status')), 20)} "
+                f"| {float(step.get('duration_s') or 0.0):.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def category_of(results: list[Any]) -> dict[str, str]:
+    out: dict[str, str] = defaultdict(str)
+    for r in results:
+        out[r.id] = r.category or "uncategorized"
+    return out
+
+
+async def publish_run_artifacts(
+    run_id: str, summary: dict[str, Any], rows: list[dict[str, Any]], results: list[Any]
+) -> None:
+    from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+
+    from tasks.context import artifact_key
+
+    threshold = float(summary.get("success_threshold") or 0.5)
+    await acreate_table_artifact(
+        table=goal_table(results, rows, threshold),
+        key=artifact_key(run_id, "goals"),
+        description="Per goal: status, best attack prompt, the target's answer, judge verdicts.",
+    )
+    await acreate_markdown_artifact(
+        markdown=summary_markdown(summary),
+        key=artifact_key(run_id, "summary"),
+        description="ASR overall and per category, errors, judge agreement, cost and time.",
+    )

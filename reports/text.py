@@ -1,0 +1,37 @@
+"""Making untrusted text (goals, attack prompts, target answers) safe to show.
+
+Everything that came from a target, an attacker or a goal file is data: it is escaped for the
+medium it lands in and never interpreted as markup.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str | None, limit: int | None = None) -> str:
+    """Drop control and bidi-override characters, fix broken Unicode, truncate to `limit`."""
+    if text is None:
+        return ""
+    text = text.encode("utf-8", "replace").decode("utf-8", "replace")
+    text = _CONTROL.sub("", text)
+    if limit is not None and len(text) > limit:
+        text = text[: max(0, limit - 1)] + "…"
+    return text
+
+
+def md_escape(text: str | None, limit: int | None = 200) -> str:
+    """Untrusted text as inert Markdown: HTML-escaped, markup characters backslash-escaped,
+    on one line (safe inside a table cell)."""
+    text = clean(text, limit)
+    text = html.escape(text, quote=True)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return " ".join(text.split())
+
+
+def html_escape(text: str | None, limit: int | None = None) -> str:
+    return html.escape(clean(text, limit), quote=True)

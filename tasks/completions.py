@@ -1,0 +1,96 @@
+"""Step 2 — Completions: send every pending attack prompt to the target, concurrently.
+
+One Prefect task for the whole step, with requests run by asyncio under a semaphore: a task per
+request would add 15-50 ms of orchestration to each call. Idempotent: only attempts without a
+recorded completion are sent, so a retried task or a resumed run never re-requests one.
+Target failures (429/5xx/timeouts after `targets.chat`'s retries) are *recorded* on the attempt
+as errors, never raised: they end up as ERROR_AGENT_RESPONSE, not as a verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from targets import TargetConfig, chat
+from tasks.budget import Budget
+from tasks.context import RunRef, TASK_RETRY_DELAYS, artifact_key
+from tasks.progress import StepProgress
+
+logger = logging.getLogger("siegeflow.tasks.completions")
+
+
+def _target_messages(target: TargetConfig, prompt: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attack prompts carry no system message of their own: the target's comes first."""
+    if target.system_prompt and not any(m.get("role") == "system" for m in prompt):
+        return [{"role": "system", "content": target.system_prompt}, *prompt]
+    return prompt
+
+
+@task(
+    name="completions",
+    retries=len(TASK_RETRY_DELAYS),
+    retry_delay_seconds=TASK_RETRY_DELAYS,
+    retry_jitter_factor=0.5,
+    cache_policy=NO_CACHE,
+)
+async def completions(
+    ref: RunRef,
+    target: TargetConfig,
+    concurrency: int = 16,
+    budget_usd: float | None = None,
+    spent_usd: float = 0.0,
+) -> dict[str, Any]:
+    """Complete every pending attempt; return counts, errors, cost and whether the budget ran out."""
+    backend = ref.backend()
+    tracker = ref.step_tracker()
+    with tracker.track_step(
+        "Completions",
+        "STEP2_COMPLETE",
+        input_data={"target": target.describe()},
+        config={"concurrency": concurrency, "budget_usd": budget_usd},
+    ):
+        pending = backend.list_attempts(ref.run_id, pending_only=True)
+        budget = Budget(limit_usd=budget_usd, spent_usd=spent_usd)
+        progress = StepProgress("Completions", artifact_key(ref.run_id, "completions"), len(pending))
+        await progress.start()
+        limit = asyncio.Semaphore(concurrency)
+        stats = {"requested": 0, "errors": 0, "skipped_budget": 0, "cost_usd": 0.0}
+
+        async def one(attempt: Any) -> None:
+            async with limit:
+                if budget.exhausted:
+                    stats["skipped_budget"] += 1
+                    result = None
+                else:
+                    stats["requested"] += 1
+                    result = await chat(target, _target_messages(target, attempt.prompt))
+            if result is not None:
+                budget.add(result.cost_usd)
+                stats["cost_usd"] += result.cost_usd
+                stats["errors"] += result.error is not None
+                backend.record_completion(
+                    attempt.id,
+                    response=result.text,
+                    error=result.error,
+                    error_kind=result.error_kind,
+                    cost_usd=result.cost_usd,
+                    prompt_tokens=result.prompt_tokens,
+                    completion_tokens=result.completion_tokens,
+                    latency_s=result.latency_s,
+                    attempts=result.attempts,
+                )
+            await progress.advance()
+
+        await asyncio.gather(*(one(a) for a in pending))
+        await progress.finish()
+        for key, value in stats.items():
+            tracker.add_step_metadata(key, value)
+        tracker.add_step_metadata("pending_at_start", len(pending))
+        stats["budget_exhausted"] = budget.exhausted
+        stats["spent_usd"] = budget.spent_usd
+        return stats

@@ -1,0 +1,65 @@
+"""What every pipeline task receives and builds: the run reference, its store and step tracker.
+
+Tasks receive a small `RunRef` (store URL + run id), not live objects, so that Prefect can retry
+them, run them on another worker, and show their parameters in the UI. Each process keeps one
+store per URL (`tracking.get_backend`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from goals import Goal
+from tracking import StepTracker, TrackingContext, get_backend
+
+logger = logging.getLogger("siegeflow.tasks")
+
+#: Delays between Prefect retries of a failed step (seconds). Steps are idempotent, so a retry
+#: only redoes what was not recorded. Overridable for tests: SIEGEFLOW_TASK_RETRY_DELAYS=0.1,0.1
+TASK_RETRY_DELAYS = [
+    float(x) for x in os.environ.get("SIEGEFLOW_TASK_RETRY_DELAYS", "2,10").split(",") if x.strip()
+]
+
+
+class RunRef(BaseModel):
+    """Identifies one siegeflow run: where it is stored and its id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    db_url: str
+    run_id: str
+
+    def backend(self) -> Any:
+        return get_backend(self.db_url)
+
+    def step_tracker(self) -> StepTracker:
+        return StepTracker(TrackingContext(backend=self.backend(), run_id=self.run_id))
+
+
+class GoalRow(BaseModel):
+    """A goal as the tasks see it: the goal plus the result row that records it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    result_id: str
+    goal_id: str
+    index: int
+    text: str
+    category: str | None = None
+    target: str | None = None
+
+    def to_goal(self) -> Goal:
+        return Goal(
+            id=self.goal_id, index=self.index, text=self.text,
+            category=self.category, target=self.target,
+        )
+
+
+def artifact_key(run_id: str, what: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    safe = "".join(ch if ch.isalnum() else "-" for ch in run_id.lower())
+    return f"siegeflow-{what}-{safe}"[:100]

@@ -1,0 +1,102 @@
+"""Step 3 — Evaluation: every judge of the panel reads every answered attempt.
+
+Idempotent per (attempt, judge): verdicts already recorded are kept, so a retried task or a
+resumed run only asks the judges that have not answered yet. Attempts whose target call failed
+are not judged (they are ERROR_AGENT_RESPONSE rows). A judge that cannot produce a verdict
+(unparseable output after retries, its own model failing) is recorded as a judge *error*.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from attacks import AttackPrompt, build_technique
+from flows.config import AttackSpec, JudgePanelSpec
+from judges import JudgePanel
+from tasks.budget import Budget
+from tasks.context import RunRef, TASK_RETRY_DELAYS, artifact_key
+from tasks.progress import StepProgress
+
+logger = logging.getLogger("siegeflow.tasks.evaluation")
+
+
+def stored_prompt(attempt: Any) -> AttackPrompt:
+    """Rebuild the AttackPrompt an attempt was generated from (for decode and the prompt text)."""
+    return AttackPrompt(
+        technique=attempt.technique,
+        variant=attempt.variant,
+        messages=list(attempt.prompt or []),
+        metadata=dict(attempt.meta or {}),
+    )
+
+
+@task(
+    name="evaluation",
+    retries=len(TASK_RETRY_DELAYS),
+    retry_delay_seconds=TASK_RETRY_DELAYS,
+    retry_jitter_factor=0.5,
+    cache_policy=NO_CACHE,
+)
+async def evaluation(
+    ref: RunRef,
+    attack: AttackSpec,
+    judges: JudgePanelSpec,
+    concurrency: int = 16,
+    budget_usd: float | None = None,
+    spent_usd: float = 0.0,
+) -> dict[str, Any]:
+    """Judge every answered attempt with every judge that has not judged it yet."""
+    backend = ref.backend()
+    tracker = ref.step_tracker()
+    with tracker.track_step(
+        "Evaluation",
+        "STEP3_EVALUATE",
+        input_data={"judges": [j.key for j in judges.judges], "rule": judges.rule},
+        config=judges.model_dump(mode="json"),
+    ):
+        panel = JudgePanel.from_config(judges)
+        technique = build_technique(attack.name, attack.options)
+        goals = {r.id: r.goal for r in backend.list_results(ref.run_id)}
+        done = {(j.attempt_id, j.judge) for j in backend.list_judgments(run_id=ref.run_id)}
+        answered = [
+            a for a in backend.list_attempts(ref.run_id)
+            if a.completed_at is not None and a.error is None and a.response is not None
+        ]
+        work = [(a, j) for a in answered for j in panel.judges if (a.id, j.label) not in done]
+        budget = Budget(limit_usd=budget_usd, spent_usd=spent_usd)
+        progress = StepProgress("Evaluation", artifact_key(ref.run_id, "evaluation"), len(work))
+        await progress.start()
+        limit = asyncio.Semaphore(concurrency)
+        stats = {"judgments": 0, "judge_errors": 0, "skipped_budget": 0, "cost_usd": 0.0}
+
+        async def one(attempt: Any, judge: Any) -> None:
+            prompt = stored_prompt(attempt)
+            async with limit:
+                if budget.exhausted:
+                    stats["skipped_budget"] += 1
+                    verdict = None
+                else:
+                    verdict = await judge.evaluate(
+                        goals[attempt.result_id], prompt.text, technique.decode(prompt, attempt.response)
+                    )
+            if verdict is not None:
+                budget.add(verdict.cost_usd)
+                stats["cost_usd"] += verdict.cost_usd
+                stats["judgments"] += 1
+                stats["judge_errors"] += verdict.error is not None
+                backend.record_verdict(attempt.id, verdict)
+            await progress.advance()
+
+        await asyncio.gather(*(one(a, j) for a, j in work))
+        await progress.finish()
+        for key, value in stats.items():
+            tracker.add_step_metadata(key, value)
+        tracker.add_step_metadata("attempts_answered", len(answered))
+        stats["budget_exhausted"] = budget.exhausted
+        stats["spent_usd"] = budget.spent_usd
+        return stats

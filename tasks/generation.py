@@ -1,0 +1,72 @@
+"""Step 1 — Generation: turn each goal into attack prompts and record them as pending attempts.
+
+Idempotent: goals that already have attempts recorded for this run (a retried task, a resumed
+run) are skipped, so an attacker model is never asked twice for the same goal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from attacks import AttackPrompt, build_technique
+from flows.config import AttackSpec
+from tasks.context import GoalRow, RunRef, TASK_RETRY_DELAYS
+
+logger = logging.getLogger("siegeflow.tasks.generation")
+
+
+def attempt_row(goal: GoalRow, prompt: AttackPrompt) -> dict[str, Any]:
+    return {
+        "result_id": goal.result_id,
+        "technique": prompt.technique,
+        "variant": prompt.variant,
+        "prompt": prompt.messages,
+        "prompt_hash": prompt.hash,
+        "metadata": prompt.metadata,
+    }
+
+
+@task(
+    name="generation",
+    retries=len(TASK_RETRY_DELAYS),
+    retry_delay_seconds=TASK_RETRY_DELAYS,
+    retry_jitter_factor=0.5,
+    cache_policy=NO_CACHE,
+)
+async def generation(
+    ref: RunRef, attack: AttackSpec, goals: list[GoalRow], concurrency: int = 16
+) -> int:
+    """Record attack prompts for every goal that has none yet; return the run's attempt count."""
+    backend = ref.backend()
+    tracker = ref.step_tracker()
+    with tracker.track_step(
+        "Generation",
+        "STEP1_GENERATE",
+        input_data={"goals": len(goals), "technique": attack.name},
+        config=attack.model_dump(mode="json"),
+    ):
+        technique = build_technique(attack.name, attack.options)
+        have = {a.result_id for a in backend.list_attempts(ref.run_id)}
+        todo = [g for g in goals if g.result_id not in have]
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(goal: GoalRow) -> int:
+            async with limit:
+                prompts = await technique.generate(goal.to_goal())
+            unique = {p.hash: p for p in prompts}  # a technique may repeat itself
+            backend.upsert_attempts(ref.run_id, [attempt_row(goal, p) for p in unique.values()])
+            return len(unique)
+
+        counts = await asyncio.gather(*(one(g) for g in todo))
+        empty = sum(1 for n in counts if n == 0)
+        tracker.add_step_metadata("goals_generated", len(todo))
+        tracker.add_step_metadata("goals_already_recorded", len(goals) - len(todo))
+        tracker.add_step_metadata("prompts_generated", sum(counts))
+        if empty:
+            tracker.add_step_metadata("goals_without_prompts", empty)
+        return len(backend.list_attempts(ref.run_id))
