@@ -29,6 +29,7 @@ shaped like a key still never puts that string in the database.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import re
@@ -55,30 +56,51 @@ _MIN_SECRET_LEN = 8  # shorter strings cannot hold any of the patterns below
 
 _NAME = r"(?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|secret|client[_-]?secret|password|passwd|pwd|authorization|cookie|credentials?)"
 _SECRET_WORDS = ("key", "token", "secret", "passw", "pwd", "authoriz", "cookie", "credential")
+# The patterns also run over serialised JSON (``redact_json``), where a newline is the two
+# characters backslash-n: ``_B`` is a word boundary that also holds after such an escape,
+# ``_WS`` whitespace that includes it, ``_Q`` an optional (possibly escaped) quote.
+_B = r"(?:\b|(?<=\\[nrt]))"
+_WS = r"(?:\s|\\[nrt])"
+_Q = r"(?:\\*[\"'])?"
 
-# Each family runs only when one of its literal triggers occurs in the lower-cased text: a
-# plain substring test is ~20x cheaper than a regex scan, and most strings trigger nothing.
-_FAMILIES: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
-    (("bearer",), re.compile(r"(?P<p>\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+)[A-Za-z0-9._~+/=-]{6,}")),
-    (("://",), re.compile(r"(?P<p>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"\\]+:)[^@\s/\"\\]+(?=@)")),
+# A family is (triggers, pattern, back). Families run only where one of their literal
+# triggers occurs in the lower-cased text: ``str.find`` is far cheaper than a regex scan, and
+# most strings trigger nothing. With ``back`` set, the pattern is only tried at positions from
+# ``back`` characters before each trigger occurrence up to it (a match cannot start
+# elsewhere), which avoids scanning long texts with slow alternations; ``back=None`` scans.
+_Family = tuple[tuple[str, ...], re.Pattern[str], int | None]
+_FAMILIES: tuple[_Family, ...] = (
+    (("bearer",), re.compile(_B + r"(?P<p>[Bb][Ee][Aa][Rr][Ee][Rr]" + _WS + r"+)[A-Za-z0-9._~+/=-]{6,}"), 0),
+    (("://",), re.compile(r"(?P<p>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"\\]+:)[^@\s/\"\\]+(?=@)"), None),
     (
         _SECRET_WORDS,
         re.compile(
             r"(?P<p>[?&]" + _NAME + r"=)[^&\s#\"'\\]+"
-            r"|(?P<q>\b" + _NAME + r"[\"']?\s*[:=]\s*[\"']?)(?!bearer\b)[^\s\"',;&}\\]{4,}",
+            r"|" + _B + r"(?P<q>" + _NAME + _Q + _WS + r"*[:=]" + _WS + r"*" + _Q + r")"
+            r"(?!bearer\b)[^\s\"',;&}\\]{4,}",
             re.IGNORECASE,
         ),
+        14,  # the longest name prefix before its secret word: "[?&]refresh_" / "client_"
     ),
-    (("sk-",), re.compile(r"(?P<p>\bsk-)[A-Za-z0-9_-]{16,}")),
+    (("sk-",), re.compile(_B + r"(?P<p>sk-)[A-Za-z0-9_-]{16,}"), 0),
     (
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-        re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}"),
+        re.compile(_B + r"(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}"),
+        0,
     ),
-    (("xox",), re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
-    (("akia",), re.compile(r"\bAKIA[0-9A-Z]{16}\b")),
-    (("aiza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    (("hf_",), re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
-    (("eyj",), re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}")),
+    (("xox",), re.compile(_B + r"xox[abprs]-[A-Za-z0-9-]{10,}"), 0),
+    (("akia",), re.compile(_B + r"AKIA[0-9A-Z]{16}\b"), 0),
+    (("aiza",), re.compile(_B + r"AIza[0-9A-Za-z_-]{35}"), 0),
+    (("hf_",), re.compile(_B + r"hf_[A-Za-z0-9]{30,}"), 0),
+    (("eyj",), re.compile(_B + r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}"), 0),
+)
+
+
+#: Index of the family whose triggers are the secret key words (it also gates the key walk).
+_KEY_FAMILY = next(i for i, family in enumerate(_FAMILIES) if family[0] is _SECRET_WORDS)
+#: Every trigger with the index of its family, so the common "nothing fired" case is one loop.
+_TRIGGERS = tuple(
+    (trigger, index) for index, (triggers, _, _) in enumerate(_FAMILIES) for trigger in triggers
 )
 
 
@@ -91,13 +113,51 @@ def redact_text(text: str) -> str:
     """Scrub credential-looking substrings from one string."""
     if len(text) < _MIN_SECRET_LEN:
         return text
-    low = text.lower()
-    for triggers, pattern in _FAMILIES:
-        for trigger in triggers:
-            if trigger in low:
-                text = pattern.sub(_replace, text)
-                break
+    return _scrub(text, text.lower())
+
+
+def _fired(low: str) -> set[int]:
+    return {family for trigger, family in _TRIGGERS if trigger in low}
+
+
+def _scrub(text: str, low: str, fired: set[int] | None = None) -> str:
+    for index in sorted(_fired(low) if fired is None else fired):
+        triggers, pattern, back = _FAMILIES[index]
+        if back is None or len(low) != len(text):  # (lower() changed some lengths: scan)
+            scrubbed = pattern.sub(_replace, text)
+        else:
+            scrubbed = _sub_near(pattern, text, _hits(low, triggers), back)
+        if scrubbed is not text:
+            text, low = scrubbed, scrubbed.lower()
     return text
+
+
+def _hits(low: str, triggers: tuple[str, ...]) -> list[int]:
+    hits: list[int] = []
+    for trigger in triggers:
+        at = low.find(trigger)
+        while at != -1:
+            hits.append(at)
+            at = low.find(trigger, at + 1)
+    return sorted(hits)
+
+
+def _sub_near(pattern: re.Pattern[str], text: str, hits: list[int], back: int) -> str:
+    pieces: list[str] = []
+    done = 0
+    for hit in hits:
+        if hit < done:
+            continue
+        for start in range(max(done, hit - back), hit + 1):
+            match = pattern.match(text, start)
+            if match is not None:
+                pieces += (text[done : match.start()], _replace(match))
+                done = match.end()
+                break
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 @lru_cache(maxsize=4096)
@@ -121,16 +181,41 @@ def _must_redact(name: str, value: Any) -> bool:
 
 def redact(obj: Any) -> Any:
     """Return a JSON-safe copy of ``obj`` with every secret replaced by ``"***"``."""
-    return _redact(obj, 0)
+    return _redact(obj, 0, True)
 
 
-def _redact(obj: Any, depth: int) -> Any:
+def redact_json(obj: Any) -> str:
+    """``json.dumps(redact(obj))``, computed faster (the hot path of trace writes).
+
+    The document is serialised first and scanned once for secret-looking values (the
+    patterns keep JSON valid: they never replace quotes or backslashes). The structural
+    walk that blanks secret-named keys runs only if a secret-like word occurs at all, and
+    non-JSON values are converted as ``redact`` converts them.
+    """
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_json_default)
+    except (TypeError, ValueError):  # non-string keys, NaN: take the general path
+        text = None
+    if text is not None:
+        low = text.lower()
+        fired = _fired(low)
+        if _KEY_FAMILY not in fired:
+            return _scrub(text, low, fired)
+    text = json.dumps(_redact(obj, 0, False), ensure_ascii=False)
+    return _scrub(text, text.lower())
+
+
+def _json_default(obj: Any) -> Any:
+    return _redact(obj, 0, False)
+
+
+def _redact(obj: Any, depth: int, scan: bool) -> Any:
     if obj is None or isinstance(obj, bool):
         return obj
     if isinstance(obj, str):
-        return redact_text(obj)
+        return redact_text(obj) if scan else obj
     if isinstance(obj, Enum):
-        return _redact(obj.value, depth)
+        return _redact(obj.value, depth, scan)
     if isinstance(obj, int):
         return obj
     if isinstance(obj, float):
@@ -145,23 +230,23 @@ def _redact(obj: Any, depth: int) -> Any:
             if _must_redact(name, value):
                 out[name] = REDACTED
             else:
-                out[name] = _redact(value, depth + 1)
+                out[name] = _redact(value, depth + 1, scan)
         return out
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_redact(item, depth + 1) for item in obj]
+        return [_redact(item, depth + 1, scan) for item in obj]
     if isinstance(obj, datetime | date):
         return obj.isoformat()
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return f"<{len(obj)} bytes>"
     if isinstance(obj, PurePath):
-        return redact_text(str(obj))
+        return _redact(str(obj), depth, scan)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-        return _redact(fields, depth)
+        return _redact(fields, depth, scan)
     model_dump = getattr(obj, "model_dump", None)
     if callable(model_dump) and not isinstance(obj, type):
-        return _redact(model_dump(), depth)
-    return redact_text(str(obj))
+        return _redact(model_dump(), depth, scan)
+    return _redact(str(obj), depth, scan)
 
 
 class RedactingFilter(logging.Filter):

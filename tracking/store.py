@@ -6,10 +6,8 @@ Why it looks like this:
   Traces, the high-volume rows, go through one background ``BatchWriter`` per backend;
   ``enqueue_trace`` returns at once with the trace's sequence number and ``flush()`` makes
   everything enqueued so far visible (and raises ``TraceWriteError`` for rows it lost).
-* Sequence numbers are assigned here, in-process, under one lock at enqueue time, per
-  ``(run_id, result_id)`` (``result_id=None`` is the run-level stream). A stream this process
-  has not written yet is seeded from ``max(sequence)+1`` in the database, so a resumed run
-  continues its numbering. One process writes a given goal at a time (the unique
+* Sequence numbers are assigned in-process at enqueue time, per ``(run_id, result_id)``
+  stream (``tracking.store_traces``). One process writes a given goal at a time (the unique
   constraints reject a second writer's duplicates, which are then counted as lost).
 * The store raises on failure; the trackers decide to degrade (``tracking.guard``).
 * Every JSON value and free text written goes through ``redact``: no secret is stored.
@@ -20,9 +18,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import atexit
-import json
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import Collection, Mapping, Sequence
@@ -37,22 +33,17 @@ from sqlmodel import Session, select
 from tracking import migrate
 from tracking.engine import make_engine, safe_url
 from tracking.enums import EvaluationStatusEnum, StatusEnum
-from tracking.models import ResultRecord, RunRecord, TraceRecord, utcnow
+from tracking.models import ResultRecord, RunRecord, utcnow
 from tracking.redaction import redact, redact_text
 from tracking.rows import NewResult, ResultUpdate
 from tracking.store_pipeline import PipelineStoreMixin
-from tracking.writer import BatchWriter, QueuedRow, TraceWriteError
+from tracking.store_traces import TraceStoreMixin
+from tracking.writer import BatchWriter
 
-_TRACE_COLUMNS = ("run_id", "result_id", "sequence", "step_name", "step_type", "content", "created_at")
-_HEARTBEAT_EVERY_S = 1.0
 _IN_CHUNK = 500
 
 
-def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(redact(value), ensure_ascii=False)
-
-
-class SQLBackend(PipelineStoreMixin):
+class SQLBackend(TraceStoreMixin, PipelineStoreMixin):
     """Tracking store on SQLAlchemy. ``SQLBackend("sqlite:///path.db")`` or a PostgreSQL URL."""
 
     def __init__(
@@ -67,17 +58,7 @@ class SQLBackend(PipelineStoreMixin):
         self.engine = make_engine(url)
         if migrate_schema:
             migrate.upgrade(self.engine)
-        dialect = self.engine.dialect
-        marker = "?" if dialect.paramstyle == "qmark" else "%s"
-        self._trace_sql = (
-            f"INSERT INTO traces ({', '.join(_TRACE_COLUMNS)}) "
-            f"VALUES ({', '.join([marker] * len(_TRACE_COLUMNS))})"
-        )
-        created_at = TraceRecord.__table__.c.created_at.type  # type: ignore[attr-defined]
-        self._ts = created_at.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
-        self._seq_lock = threading.Lock()
-        self._next_seq: dict[tuple[str, str | None], int] = {}
-        self._heartbeats: dict[str, float] = {}
+        self._init_traces()
         self._closed = False
         self._writer = BatchWriter(
             self._write_traces, batch_size=batch_size, interval_s=flush_interval_s
@@ -96,17 +77,6 @@ class SQLBackend(PipelineStoreMixin):
         return self._closed
 
     # -- lifecycle -----------------------------------------------------------------------
-
-    def flush(self, run_id: str | None = None, timeout_s: float = 60.0) -> None:
-        """Write every trace enqueued so far; raise ``TraceWriteError`` for rows lost.
-
-        With ``run_id`` only that run's failures are reported (and cleared).
-        """
-        if not self._writer.wait(timeout_s):
-            raise TimeoutError(f"trace writer did not drain within {timeout_s}s")
-        failures = self._writer.take_failures(run_id)
-        if failures:
-            raise TraceWriteError(failures)
 
     def close(self) -> None:
         """Write what is queued, stop the writer and release connections (idempotent)."""
@@ -274,10 +244,9 @@ class SQLBackend(PipelineStoreMixin):
                 )
                 by_index.update({r.goal_index: r for r in session.exec(query).all()})
             session.commit()
-        with self._seq_lock:
-            for index, result_id in fresh.items():
-                if by_index[index].id == result_id:
-                    self._next_seq[(run_id, result_id)] = 0  # new row: no traces anywhere yet
+        for index, result_id in fresh.items():
+            if by_index[index].id == result_id:  # a new row: no traces anywhere yet
+                self._seed_sequence((run_id, result_id), fresh=True)
         return [by_index[g.goal_index] for g in goals]
 
     def create_result(
@@ -374,123 +343,6 @@ class SQLBackend(PipelineStoreMixin):
         ]
         with self.engine.begin() as conn:
             conn.execute(stmt, params)
-
-    # -- traces --------------------------------------------------------------------------
-
-    def enqueue_trace(
-        self,
-        *,
-        run_id: str,
-        step_name: str,
-        step_type: str,
-        content: Any = None,
-        result_id: str | None = None,
-    ) -> int:
-        """Queue a trace for the background writer; returns its sequence number at once."""
-        params_content = _json_text(content)
-        created_at = self._ts(utcnow())
-        key = (run_id, result_id)
-        if key not in self._next_seq:
-            self._seed_sequence(key)
-        with self._seq_lock:
-            sequence = self._next_seq[key]
-            row = (run_id, result_id, sequence, step_name[:200], step_type[:64], params_content, created_at)
-            self._writer.submit(run_id, row)
-            self._next_seq[key] = sequence + 1
-        return sequence
-
-    def create_trace(
-        self,
-        *,
-        run_id: str,
-        step_name: str,
-        step_type: str,
-        content: Any = None,
-        result_id: str | None = None,
-    ) -> int:
-        """Insert a trace synchronously and return its id (used for pipeline-step traces)."""
-        key = (run_id, result_id)
-        if key not in self._next_seq:
-            self._seed_sequence(key)
-        with self._seq_lock:
-            sequence = self._next_seq[key]
-            self._next_seq[key] = sequence + 1
-        table = TraceRecord.__table__  # type: ignore[attr-defined]
-        stmt = sa.insert(table).values(
-            run_id=run_id,
-            result_id=result_id,
-            sequence=sequence,
-            step_name=step_name[:200],
-            step_type=step_type[:64],
-            content=redact(content),
-            created_at=utcnow(),
-        )
-        with self.engine.begin() as conn:
-            return int(conn.execute(stmt).inserted_primary_key[0])
-
-    def update_trace(self, trace_id: int, *, content: Any) -> bool:
-        """Replace a trace's content (a pipeline step's trace is completed this way)."""
-        table = TraceRecord.__table__  # type: ignore[attr-defined]
-        stmt = sa.update(table).where(table.c.id == trace_id).values(content=redact(content))
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
-
-    def list_traces(
-        self,
-        *,
-        run_id: str | None = None,
-        result_id: str | None = None,
-        run_level_only: bool = False,
-    ) -> list[TraceRecord]:
-        """Traces of a result (by sequence) or of a run (run-level first, then per result)."""
-        if run_id is None and result_id is None:
-            raise ValueError("list_traces needs run_id and/or result_id")
-        self._writer.wait()
-        query = select(TraceRecord)
-        if run_id is not None:
-            query = query.where(TraceRecord.run_id == run_id)
-        if result_id is not None:
-            query = query.where(TraceRecord.result_id == result_id)
-        elif run_level_only:
-            query = query.where(TraceRecord.result_id.is_(None))  # type: ignore[union-attr]
-        query = query.order_by(
-            sa.nulls_first(sa.asc(TraceRecord.result_id)), TraceRecord.sequence  # type: ignore[arg-type]
-        )
-        with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.exec(query).all())
-
-    # -- internals -----------------------------------------------------------------------
-
-    def _seed_sequence(self, key: tuple[str, str | None]) -> None:
-        run_id, result_id = key
-        table = TraceRecord.__table__  # type: ignore[attr-defined]
-        query = sa.select(sa.func.max(table.c.sequence))
-        if result_id is None:
-            query = query.where(table.c.run_id == run_id, table.c.result_id.is_(None))
-        else:
-            query = query.where(table.c.result_id == result_id)
-        with self.engine.connect() as conn:
-            current = conn.execute(query).scalar()
-        with self._seq_lock:
-            self._next_seq.setdefault(key, 0 if current is None else int(current) + 1)
-
-    def _write_traces(self, batch: list[QueuedRow]) -> None:
-        now = time.monotonic()
-        stale = []
-        for run_id in {run_id for run_id, _ in batch}:
-            if now - self._heartbeats.get(run_id, 0.0) >= _HEARTBEAT_EVERY_S:
-                self._heartbeats[run_id] = now
-                stale.append({"b_id": run_id})
-        with self.engine.begin() as conn:
-            conn.exec_driver_sql(self._trace_sql, [params for _, params in batch])
-            if stale:
-                table = RunRecord.__table__  # type: ignore[attr-defined]
-                stmt = (
-                    sa.update(table)
-                    .where(table.c.id == sa.bindparam("b_id"))
-                    .values(heartbeat_at=sa.literal(utcnow(), table.c.heartbeat_at.type))
-                )
-                conn.execute(stmt, stale)
 
     def _insert_ignore(self, model: type, conflict_columns: list[str]) -> Any:
         table = model.__table__  # type: ignore[attr-defined]
