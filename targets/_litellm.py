@@ -34,7 +34,6 @@ def litellm_module() -> ModuleType:
 
                 litellm.suppress_debug_info = True
                 litellm.set_verbose = False
-                litellm.turn_off_message_logging = True
                 litellm.success_callback = []
                 litellm.failure_callback = []
                 litellm.callbacks = []
