@@ -10,6 +10,7 @@ expression of harmful words (score 1.0 on a hit, else 0.0), blind to the same ob
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
 import threading
@@ -109,19 +110,51 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(x, 60.0), -60.0)))
 
 
+logger = logging.getLogger("siegeflow.targets.guardrail")
 _lock = threading.Lock()
+
+
+def embedding_available() -> bool:
+    """Whether the MiniLM weights (and numpy) are installed, checked without loading anything."""
+    import importlib.util
+
+    from targets.minilm import EncoderUnavailable, model_dir
+
+    try:
+        model_dir()
+    except EncoderUnavailable:
+        return False
+    return importlib.util.find_spec("numpy") is not None and importlib.util.find_spec("tokenizers") is not None
+
+
+def resolve_name(name: str) -> str:
+    """``auto`` → ``embedding`` when available, else ``keyword``; other names unchanged."""
+    if name != "auto":
+        return name
+    return "embedding" if embedding_available() else "keyword"
 
 
 @functools.cache
 def _load(name: str) -> Any:
+    if name == "auto":
+        resolved = resolve_name(name)
+        if resolved != "embedding":
+            from targets.minilm import INSTALL_HINT
+
+            logger.warning("guardrail: using the keyword classifier: %s", INSTALL_HINT)
+        return _load(resolved)
     if name == "embedding":
         return EmbeddingClassifier()
     if name == "keyword":
         return KeywordClassifier()
-    raise ValueError(f"unknown guardrail classifier {name!r}; known: embedding, keyword")
+    raise ValueError(f"unknown guardrail classifier {name!r}; known: auto, embedding, keyword")
 
 
 def get_classifier(name: str) -> Classifier:
-    """The process-wide classifier of that name, loaded on first use (raises if unavailable)."""
+    """The process-wide classifier of that name, loaded on first use.
+
+    ``embedding`` raises ``EncoderUnavailable`` when its weights are missing; ``auto`` falls back
+    to ``keyword`` and says so once in the log.
+    """
     with _lock:
         return _load(name)

@@ -22,10 +22,11 @@ class GuardrailConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    classifier: Literal["embedding", "keyword"] = Field(
-        "embedding",
+    classifier: Literal["auto", "embedding", "keyword"] = Field(
+        "auto",
         description="'embedding': nearest neighbours over MiniLM sentence embeddings of a labelled "
-        "set; 'keyword': a regular expression of harmful words.",
+        "set; 'keyword': a regular expression of harmful words; 'auto': 'embedding' when its "
+        "weights are installed, else 'keyword' (with a warning).",
     )
     check_input: bool = True
     check_output: bool = True

@@ -1,10 +1,13 @@
 """A local OpenAI-compatible chat server for tests and benchmarks.
 
 Why hand-rolled: every end-to-end test and benchmark talks to this server, so it must be cheap
-(a few tens of microseconds of CPU per request) and fully controllable — fixed latency that costs
-no CPU (``asyncio.sleep``), a pluggable responder, fault injection and exact request counts.
-A lean HTTP/1.1 server on ``asyncio.Protocol`` (keep-alive, Content-Length bodies) does that with
-the standard library alone.
+and fully controllable — fixed latency that costs no CPU (``asyncio.sleep``), a pluggable
+responder, fault injection and exact request counts. A lean HTTP/1.1 server on
+``asyncio.Protocol`` (keep-alive, Content-Length bodies) does that with the standard library.
+Measured in its own process on the 2-core box (``tests.support.http_load``): 6,800 req/s at 64
+connections without latency (~125 µs CPU per request, responder and stats included; uvicorn with
+a bare ASGI app: 5,300 req/s at ~190 µs); with 200 ms latency 308 req/s at 64 connections (the
+ceiling is 64 / 0.2 s = 320) and 1,160 req/s at 256.
 
 Endpoints: ``POST /v1/chat/completions`` (and ``/chat/completions``), ``GET /v1/models``,
 ``GET /_stats[?log=1]``, ``POST /_reset``, ``POST /_config`` (``{"latency_s": .., "faults": [..]}``),
@@ -15,6 +18,10 @@ In-process::
     with OpenAIServer(latency_s=0.05, faults=[Fault(status=429, first=2)]) as server:
         ... server.base_url ...   # http://127.0.0.1:PORT/v1
         server.stats()["max_in_flight"]
+
+or just the URL::
+
+    with serve(latency_s=0.05) as base_url: ...
 
 Another process (so its CPU is not the benchmark's)::
 
@@ -48,7 +55,8 @@ import time
 import traceback
 import urllib.request
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +73,7 @@ __all__ = [
     "Responder",
     "ServerProcess",
     "ToolCall",
+    "serve",
     "start_server_process",
 ]
 
@@ -629,6 +638,13 @@ class OpenAIServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def serve(**kwargs: Any) -> Iterator[str]:
+    """Run an ``OpenAIServer(**kwargs)`` in-process and yield its base URL (``.../v1``)."""
+    with OpenAIServer(**kwargs) as server:
+        yield server.base_url
 
 
 # ----- subprocess mode ------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def test_defaults_and_transport_choice() -> None:
         ({"model": "m", "api_key_env": "my key"}, "environment variable name"),
         ({"model": "m", "api_key": "x"}, "Extra inputs are not permitted"),
         ({"model": "m", "input_cost_per_token": -1}, "greater than or equal to 0"),
-        ({"model": "m", "guardrail": {"classifier": "magic"}}, "'embedding' or 'keyword'"),
+        ({"model": "m", "guardrail": {"classifier": "magic"}}, "'auto', 'embedding' or 'keyword'"),
         ({"model": "m", "guardrail": {"input_threshold": 2}}, "less than or equal to 1"),
     ],
 )
@@ -68,7 +68,7 @@ def test_describe_is_safe_for_reports() -> None:
         guardrail=GuardrailConfig(),
     )
     text = config.describe()
-    assert text == "openai/gpt-4o-mini @ https://***@proxy.example:8443/v1 (key from $OPENAI_API_KEY) [guardrail: embedding]"
+    assert text == "openai/gpt-4o-mini @ https://***@proxy.example:8443/v1 (key from $OPENAI_API_KEY) [guardrail: auto]"
     assert "pa55word" not in text and "token" not in text
 
 

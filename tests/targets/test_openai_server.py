@@ -20,7 +20,7 @@ from tests.support.default_responder import (
     jailbreak_marker,
 )
 from tests.support.http_load import run_load
-from tests.support.openai_server import Fault, OpenAIServer, Reply, start_server_process
+from tests.support.openai_server import Fault, OpenAIServer, Reply, serve, start_server_process
 
 
 def _post(base_url: str, payload: dict[str, Any], **kw: Any) -> httpx.Response:
@@ -40,6 +40,12 @@ def test_completion_json_has_the_openai_shape(server: OpenAIServer) -> None:
     assert choice["message"]["role"] == "assistant" and choice["finish_reason"] == "stop"
     usage = data["usage"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+
+
+def test_serve_yields_the_base_url() -> None:
+    with serve(latency_s=0.0) as base_url:
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+        assert _ask(base_url, "hi").status_code == 200
 
 
 def test_routes(server: OpenAIServer) -> None:
