@@ -13,7 +13,7 @@ from tracking.engine import DB_URL_ENV, default_db_url
 from tracking.enums import EvaluationStatusEnum, StatusEnum
 from tracking.guard import EventPublisher, TrackingErrors
 from tracking.models import AttemptRecord, JudgmentRecord, ResultRecord, RunRecord, TraceRecord
-from tracking.redaction import RedactingFilter, redact, redact_text
+from tracking.redaction import RedactingFilter, redact, redact_json, redact_text
 from tracking.rows import NewAttempt, NewResult, ResultUpdate
 from tracking.step import StepRecord, StepTracker
 from tracking.store import SQLBackend, get_backend
@@ -53,6 +53,7 @@ __all__ = [
     "default_db_url",
     "get_backend",
     "redact",
+    "redact_json",
     "redact_text",
     "row_verdict",
 ]

@@ -35,8 +35,9 @@ class TrackingContext:
     parent_result_id: str | None = None
     attack_type: str = "unknown"
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger(DEFAULT_LOGGER_NAME))
-    errors: TrackingErrors | None = None
-    events: EventPublisher | None = None
+    # None means "make one" (with this context's logger); never None after __init__.
+    errors: TrackingErrors = None  # type: ignore[assignment]
+    events: EventPublisher = None  # type: ignore[assignment]
     metadata: dict[str, Any] = field(default_factory=dict)
     run_status: StatusEnum | None = None
 
@@ -49,6 +50,12 @@ class TrackingContext:
     @property
     def is_enabled(self) -> bool:
         return self.backend is not None and self.run_id is not None
+
+    def store_call(self, kind: str, method: str, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+        """Call ``backend.<method>`` with graceful degradation; ``default`` when disabled."""
+        if self.backend is None or self.run_id is None:
+            return default
+        return self.errors.call(kind, getattr(self.backend, method), *args, default=default, **kwargs)
 
     @classmethod
     def disabled(cls, logger: logging.Logger | None = None) -> TrackingContext:

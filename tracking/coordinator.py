@@ -59,7 +59,7 @@ class TrackingCoordinator:
         self.logger = logger or step_tracker.logger
         self.run_start_time = run_start_time if run_start_time is not None else time.perf_counter()
         self.context: TrackingContext = step_tracker.context
-        self.errors: TrackingErrors = self.context.errors  # type: ignore[assignment]
+        self.errors: TrackingErrors = self.context.errors
         self._goal_rows: dict[int, tuple[dict[str, int], float]] = {}  # latest rows per goal
         self._unmatched_rows = 0
 
@@ -272,18 +272,18 @@ class TrackingCoordinator:
         if error_message is not None:
             summary["error"] = error_message
         if ctx.is_enabled:
-            changed = ctx.errors.call(  # type: ignore[union-attr]
-                "update_run", ctx.backend.update_run, ctx.run_id, status=status,  # type: ignore[union-attr]
-                summary=summary, cost_usd=summary["cost_usd"], only_if_status_in=_OPEN, default=None,
+            changed = ctx.store_call(
+                "update_run", "update_run", ctx.run_id, status=status,
+                summary=summary, cost_usd=summary["cost_usd"], only_if_status_in=_OPEN,
             )
             if changed is False:  # another process finalized it: adopt the stored status
-                run = ctx.errors.call("get_run", ctx.backend.get_run, ctx.run_id)  # type: ignore[union-attr]
+                run = ctx.store_call("get_run", "get_run", ctx.run_id)
                 ctx.run_status = run.status if run is not None else status
             else:
                 ctx.run_status = status
         else:
             ctx.run_status = status
-        ctx.events.publish("run_finalized", {  # type: ignore[union-attr]
+        ctx.events.publish("run_finalized", {
             "run_id": ctx.run_id, "status": ctx.run_status.value if ctx.run_status else None,
             "summary": summary,
         })

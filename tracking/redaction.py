@@ -24,6 +24,10 @@ Rules (documented because users rely on them):
 
 Responses from the target are scrubbed too: a jailbreak that makes a model print something
 shaped like a key still never puts that string in the database.
+
+``redact_json`` is the same rule for the trace hot path, computed on the serialised document
+(one scan instead of one per string); the patterns understand JSON escapes (``\n`` counts as
+whitespace) and never replace quotes or backslashes, so the output stays valid JSON.
 """
 
 from __future__ import annotations
@@ -62,37 +66,54 @@ _SECRET_WORDS = ("key", "token", "secret", "passw", "pwd", "authoriz", "cookie",
 _B = r"(?:\b|(?<=\\[nrt]))"
 _WS = r"(?:\s|\\[nrt])"
 _Q = r"(?:\\*[\"'])?"
+_LITERAL = r"(?:true|false|null|-?\d[\d.eE+-]*)(?:[\s,}\]\\]|$)"
 
-# A family is (triggers, pattern, back). Families run only where one of their literal
-# triggers occurs in the lower-cased text: ``str.find`` is far cheaper than a regex scan, and
-# most strings trigger nothing. With ``back`` set, the pattern is only tried at positions from
-# ``back`` characters before each trigger occurrence up to it (a match cannot start
-# elsewhere), which avoids scanning long texts with slow alternations; ``back=None`` scans.
-_Family = tuple[tuple[str, ...], re.Pattern[str], int | None]
+_VALUE = r"(?!bearer\b)[^\s\"',;&}\\]{4,}"
+_QUERY = r"(?P<p>[?&]" + _NAME + r"=)[^&\s#\"'\\]+"
+# free text: name: value, name=value, 'name': 'value', "name": "value"
+_PAIR_TEXT = r"(?P<r>" + _NAME + _Q + _WS + r"*[:=]" + _WS + r"*" + _Q + r")"
+# In a serialised document a key is followed by an unescaped quote; a bare JSON literal after
+# it (``"max_tokens": 256``, ``"token": null``) is the structural walk's business, not text.
+_PAIR_JSON_KEY = (
+    r"(?P<q>" + _NAME + r'"' + _WS + r"*:" + _WS + r"*(?!" + _LITERAL + r')"?)'
+)
+_PAIR_JSON_TEXT = r"(?P<r>" + _NAME + r'(?!")' + _Q + _WS + r"*[:=]" + _WS + r"*" + _Q + r")"
+_PAIRS_TEXT = re.compile(_QUERY + r"|" + _B + _PAIR_TEXT + _VALUE, re.IGNORECASE)
+_PAIRS_JSON = re.compile(
+    _QUERY + r"|" + _B + r"(?:" + _PAIR_JSON_KEY + r"|" + _PAIR_JSON_TEXT + r")" + _VALUE,
+    re.IGNORECASE,
+)
+
+# A family is (triggers, text pattern, JSON-document pattern, back). Families run only where
+# one of their literal triggers occurs in the lower-cased text: ``str.find`` is far cheaper
+# than a regex scan, and most strings trigger nothing. With ``back`` set, the pattern is only
+# tried at positions from ``back`` characters before each trigger occurrence up to it (a match
+# cannot start elsewhere), which avoids scanning long texts with slow alternations;
+# ``back=None`` scans the whole text.
+_Family = tuple[tuple[str, ...], re.Pattern[str], re.Pattern[str], int | None]
+
+
+def _family(triggers: tuple[str, ...], pattern: str, back: int | None) -> _Family:
+    compiled = re.compile(pattern)
+    return (triggers, compiled, compiled, back)
+
+
 _FAMILIES: tuple[_Family, ...] = (
-    (("bearer",), re.compile(_B + r"(?P<p>[Bb][Ee][Aa][Rr][Ee][Rr]" + _WS + r"+)[A-Za-z0-9._~+/=-]{6,}"), 0),
-    (("://",), re.compile(r"(?P<p>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"\\]+:)[^@\s/\"\\]+(?=@)"), None),
-    (
-        _SECRET_WORDS,
-        re.compile(
-            r"(?P<p>[?&]" + _NAME + r"=)[^&\s#\"'\\]+"
-            r"|" + _B + r"(?P<q>" + _NAME + _Q + _WS + r"*[:=]" + _WS + r"*" + _Q + r")"
-            r"(?!bearer\b)[^\s\"',;&}\\]{4,}",
-            re.IGNORECASE,
-        ),
-        14,  # the longest name prefix before its secret word: "[?&]refresh_" / "client_"
-    ),
-    (("sk-",), re.compile(_B + r"(?P<p>sk-)[A-Za-z0-9_-]{16,}"), 0),
-    (
+    _family(("bearer",), _B + r"(?P<p>[Bb][Ee][Aa][Rr][Ee][Rr]" + _WS + r"+)[A-Za-z0-9._~+/=-]{6,}", 0),
+    _family(("://",), r"(?P<p>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"\\]+:)[^@\s/\"\\]+(?=@)", None),
+    # back: the longest name prefix before its secret word ("[?&]refresh_", "client_")
+    (_SECRET_WORDS, _PAIRS_TEXT, _PAIRS_JSON, 14),
+    _family(("sk-",), _B + r"(?P<p>sk-)[A-Za-z0-9_-]{16,}", 0),
+    _family(
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-        re.compile(_B + r"(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}"),
+        _B + r"(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}",
         0,
     ),
-    (("xox",), re.compile(_B + r"xox[abprs]-[A-Za-z0-9-]{10,}"), 0),
-    (("akia",), re.compile(_B + r"AKIA[0-9A-Z]{16}\b"), 0),
-    (("aiza",), re.compile(_B + r"AIza[0-9A-Za-z_-]{35}"), 0),
-    (("hf_",), re.compile(_B + r"hf_[A-Za-z0-9]{30,}"), 0),
-    (("eyj",), re.compile(_B + r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}"), 0),
+    _family(("xox",), _B + r"xox[abprs]-[A-Za-z0-9-]{10,}", 0),
+    _family(("akia",), _B + r"AKIA[0-9A-Z]{16}\b", 0),
+    _family(("aiza",), _B + r"AIza[0-9A-Za-z_-]{35}", 0),
+    _family(("hf_",), _B + r"hf_[A-Za-z0-9]{30,}", 0),
+    _family(("eyj",), _B + r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}", 0),
 )
 
 
@@ -100,7 +121,7 @@ _FAMILIES: tuple[_Family, ...] = (
 _KEY_FAMILY = next(i for i, family in enumerate(_FAMILIES) if family[0] is _SECRET_WORDS)
 #: Every trigger with the index of its family, so the common "nothing fired" case is one loop.
 _TRIGGERS = tuple(
-    (trigger, index) for index, (triggers, _, _) in enumerate(_FAMILIES) for trigger in triggers
+    (trigger, index) for index, family in enumerate(_FAMILIES) for trigger in family[0]
 )
 
 
@@ -120,9 +141,11 @@ def _fired(low: str) -> set[int]:
     return {family for trigger, family in _TRIGGERS if trigger in low}
 
 
-def _scrub(text: str, low: str, fired: set[int] | None = None) -> str:
+def _scrub(text: str, low: str, fired: set[int] | None = None, document: bool = False) -> str:
+    """Apply the fired families; ``document``: ``text`` is serialised JSON (see _PAIRS_JSON)."""
     for index in sorted(_fired(low) if fired is None else fired):
-        triggers, pattern, back = _FAMILIES[index]
+        triggers, text_pattern, json_pattern, back = _FAMILIES[index]
+        pattern = json_pattern if document else text_pattern
         if back is None or len(low) != len(text):  # (lower() changed some lengths: scan)
             scrubbed = pattern.sub(_replace, text)
         else:
@@ -200,9 +223,9 @@ def redact_json(obj: Any) -> str:
         low = text.lower()
         fired = _fired(low)
         if _KEY_FAMILY not in fired:
-            return _scrub(text, low, fired)
+            return _scrub(text, low, fired, document=True)
     text = json.dumps(_redact(obj, 0, False), ensure_ascii=False)
-    return _scrub(text, text.lower())
+    return _scrub(text, text.lower(), document=True)
 
 
 def _json_default(obj: Any) -> Any:

@@ -81,7 +81,7 @@ class StepTracker:
         content = {**base, "status": StatusEnum.RUNNING.value, "item_counts": input_counts,
                    "metadata": start_metadata}
         trace_id = self._write_trace(step_name, step_type, content) if ctx.is_enabled else None
-        ctx.events.publish(  # type: ignore[union-attr]
+        ctx.events.publish(
             "step_started",
             {"run_id": ctx.run_id, "step_name": step_name, "step_type": step_type, "trace_id": trace_id},
         )
@@ -109,18 +109,17 @@ class StepTracker:
                 "error_type": type(error).__name__ if error is not None else None,
                 "error_message": error_message,
             }
-            if ctx.is_enabled:
-                if trace_id is not None:
-                    ctx.errors.call("step_trace", ctx.backend.update_trace, trace_id, content=final)  # type: ignore[union-attr]
-                else:
-                    trace_id = self._write_trace(step_name, step_type, final)
+            if trace_id is not None:
+                ctx.store_call("step_trace", "update_trace", trace_id, content=final)
+            elif ctx.is_enabled:
+                trace_id = self._write_trace(step_name, step_type, final)
             record = StepRecord(
                 name=step_name, step_type=step_type, status=status, duration_s=duration,
                 trace_id=trace_id, error_type=final["error_type"], error_message=error_message,
             )
             with self._lock:
                 self._steps.append(record)
-            ctx.events.publish(  # type: ignore[union-attr]
+            ctx.events.publish(
                 "step_finished",
                 {"run_id": ctx.run_id, "step_name": step_name, "step_type": step_type,
                  "trace_id": trace_id, "status": status.value, "duration_s": duration,
@@ -151,9 +150,9 @@ class StepTracker:
         if not ctx.is_enabled:
             ctx.run_status = status
             return False
-        changed = ctx.errors.call(  # type: ignore[union-attr]
-            "update_run", ctx.backend.update_run, ctx.run_id, status=status,  # type: ignore[union-attr]
-            only_if_status_in=only_if_status_in, default=None,
+        changed = ctx.store_call(
+            "update_run", "update_run", ctx.run_id, status=status,
+            only_if_status_in=only_if_status_in,
         )
         if changed or changed is None:  # None: the store failed; memory keeps the intent
             ctx.run_status = status
@@ -170,8 +169,8 @@ class StepTracker:
         if not ctx.is_enabled or ctx.parent_result_id is None:
             return False
         return bool(
-            ctx.errors.call(  # type: ignore[union-attr]
-                "update_result", ctx.backend.update_result, ctx.parent_result_id,  # type: ignore[union-attr]
+            ctx.store_call(
+                "update_result", "update_result", ctx.parent_result_id,
                 evaluation_status=EvaluationStatusEnum(evaluation_status),
                 evaluation_notes=evaluation_notes, agent_specific_data=agent_specific_data,
                 default=False,
@@ -197,9 +196,8 @@ class StepTracker:
     # -- internals -----------------------------------------------------------------------
 
     def _write_trace(self, step_name: str, step_type: str, content: dict[str, Any]) -> int | None:
-        ctx = self.context
-        return ctx.errors.call(  # type: ignore[union-attr]
-            "step_trace", ctx.backend.create_trace, run_id=ctx.run_id,  # type: ignore[union-attr]
+        return self.context.store_call(
+            "step_trace", "create_trace", run_id=self.context.run_id,
             step_name=step_name, step_type=step_type, content=content,
         )
 

@@ -18,6 +18,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import uuid
 import weakref
@@ -31,7 +32,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlmodel import Session, select
 
 from tracking import migrate
-from tracking.engine import make_engine, safe_url
+from tracking.engine import default_db_url, make_engine, safe_url
 from tracking.enums import EvaluationStatusEnum, StatusEnum
 from tracking.models import ResultRecord, RunRecord, utcnow
 from tracking.redaction import redact, redact_text
@@ -55,6 +56,7 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin):
         flush_interval_s: float = 0.05,
     ) -> None:
         self.url = url
+        self.pid = os.getpid()
         self.engine = make_engine(url)
         if migrate_schema:
             migrate.upgrade(self.engine)
@@ -366,13 +368,15 @@ _BACKENDS_LOCK = threading.Lock()
 
 
 def get_backend(url: str | None = None) -> SQLBackend:
-    """One shared backend per URL in this process (Prefect tasks reuse its writer and pool)."""
-    from tracking.engine import default_db_url
+    """One shared backend per URL in this process (Prefect tasks reuse its writer and pool).
 
+    A closed backend, or one inherited through ``fork`` (its writer thread did not survive),
+    is replaced by a new one.
+    """
     key = url or default_db_url()
     with _BACKENDS_LOCK:
         backend = _BACKENDS.get(key)
-        if backend is None or backend.closed:
+        if backend is None or backend.closed or backend.pid != os.getpid():
             backend = SQLBackend(key)
             _BACKENDS[key] = backend
         return backend

@@ -34,6 +34,7 @@ TRACE_COLUMNS = (
     "run_id", "result_id", "sequence", "step_name", "step_type", "content", "created_at",
 )
 _HEARTBEAT_EVERY_S = 1.0
+_ROWS_PER_INSERT = 100  # 700 bound parameters, well under SQLite's limit
 
 
 def _sqlite_now() -> str:
@@ -51,7 +52,8 @@ class TraceStoreMixin:
         dialect = self.engine.dialect
         marker = "?" if dialect.paramstyle == "qmark" else "%s"
         columns = ", ".join(TRACE_COLUMNS)
-        self._trace_sql = f"INSERT INTO traces ({columns}) VALUES ({', '.join([marker] * len(TRACE_COLUMNS))})"
+        self._row_sql = f"({', '.join([marker] * len(TRACE_COLUMNS))})"
+        self._trace_sql = f"INSERT INTO traces ({columns}) VALUES {self._row_sql}"
         self._trace_copy_sql = f"COPY traces ({columns}) FROM STDIN"
         self._use_copy = dialect.name == "postgresql"
         # The writer bypasses SQLAlchemy's type processing: SQLite gets SQLAlchemy's own text
@@ -180,7 +182,7 @@ class TraceStoreMixin:
             if self._use_copy and len(rows) > 1:
                 self._copy_traces(conn, rows)
             else:
-                conn.exec_driver_sql(self._trace_sql, rows)
+                self._insert_many(conn, rows)
             if stale:
                 table = RunRecord.__table__  # type: ignore[attr-defined]
                 stmt = (
@@ -189,6 +191,24 @@ class TraceStoreMixin:
                     .values(heartbeat_at=sa.literal(utcnow(), table.c.heartbeat_at.type))
                 )
                 conn.execute(stmt, stale)
+
+    def _insert_many(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Multi-row INSERTs of up to ``_ROWS_PER_INSERT`` rows: one driver call per chunk
+        instead of one per row (each driver call hands the GIL back and forth)."""
+        full, rest = divmod(len(rows), _ROWS_PER_INSERT)
+        if full:
+            sql = self._multi_insert_sql(_ROWS_PER_INSERT)
+            chunks = [
+                tuple(v for row in rows[i * _ROWS_PER_INSERT : (i + 1) * _ROWS_PER_INSERT] for v in row)
+                for i in range(full)
+            ]
+            conn.exec_driver_sql(sql, chunks)
+        if rest:
+            tail = rows[full * _ROWS_PER_INSERT :]
+            conn.exec_driver_sql(self._multi_insert_sql(rest), tuple(v for row in tail for v in row))
+
+    def _multi_insert_sql(self, count: int) -> str:
+        return self._trace_sql + (", " + self._row_sql) * (count - 1)
 
     def _copy_traces(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
         """PostgreSQL bulk path: COPY is several times faster than executemany."""

@@ -18,6 +18,7 @@ Decisions a user of the spec relies on:
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections.abc import Sequence
@@ -55,6 +56,8 @@ class Tracker:
         self._lock = threading.Lock()
         self._by_index: dict[int, Context] = {}
         self._by_result: dict[str, Context] = {}
+        self._by_text: dict[str, list[Context]] = {}  # kept sorted by goal index
+        self._by_goal_id: dict[str, list[Context]] = {}
 
     @property
     def is_enabled(self) -> bool:
@@ -121,21 +124,30 @@ class Tracker:
                     ctx.evaluation_status = record.evaluation_status  # a resumed run
                     ctx.evaluation_notes = record.evaluation_notes
                     ctx.metrics = dict(record.metrics or {})
-                self._by_index[ctx.goal_index] = ctx
-                if ctx.result_id is not None:
-                    self._by_result[ctx.result_id] = ctx
+                self._register(ctx)
                 created.append(ctx)
             out = [self._by_index[spec.index] for spec in goals]  # type: ignore[index]
         for ctx in created:
             self.events.publish("goal_initialized", _event(ctx))
         return out
 
+    def _register(self, ctx: Context) -> None:
+        """Index a new context (caller holds the lock)."""
+        self._by_index[ctx.goal_index] = ctx
+        if ctx.result_id is not None:
+            self._by_result[ctx.result_id] = ctx
+        for index, key in ((self._by_text, ctx.goal), (self._by_goal_id, ctx.goal_id)):
+            if key is not None:
+                bisect.insort(index.setdefault(key, []), ctx, key=_by_goal_index)
+
+    def _store(self, kind: str, method: str, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+        """Call ``backend.<method>`` with graceful degradation; ``default`` when disabled."""
+        if self.backend is None or self.run_id is None:
+            return default
+        return self.errors.call(kind, getattr(self.backend, method), *args, default=default, **kwargs)
+
     def _store_results(self, rows: list[NewResult]) -> list[Any]:
-        if not rows or not self.is_enabled:
-            return [None] * len(rows)
-        records = self.errors.call(
-            "create_results", self.backend.create_results, self.run_id, rows  # type: ignore[union-attr]
-        )
+        records = self._store("create_results", "create_results", self.run_id, rows) if rows else None
         return list(records) if records is not None else [None] * len(rows)
 
     def get_context(self, goal_index: int) -> Context | None:
@@ -148,11 +160,14 @@ class Tracker:
 
     def get_context_by_goal_id(self, goal_id: str) -> Context | None:
         """First context (lowest index) with this goal id."""
-        return next((c for c in self.contexts if c.goal_id == goal_id), None)
+        with self._lock:
+            matches = self._by_goal_id.get(goal_id)
+            return matches[0] if matches else None
 
     def get_contexts_by_goal(self, goal: str) -> list[Context]:
         """Every context whose text is exactly ``goal``, by index (duplicates are distinct)."""
-        return [c for c in self.contexts if c.goal == goal]
+        with self._lock:
+            return list(self._by_text.get(goal, ()))
 
     def resolve(self, row: dict[str, Any]) -> Context | None:
         """The context a pipeline row belongs to: by result_id, goal_index, goal_id, then text."""
@@ -186,19 +201,15 @@ class Tracker:
         or a store failure, which is counted).
         """
         ctx = target if isinstance(target, Context) else self.get_context_by_result_id(target)
-        if ctx is None:
-            if isinstance(target, str) and self.is_enabled:  # a result of another tracker
-                return self.errors.call(
-                    "trace", self.backend.enqueue_trace, run_id=self.run_id,  # type: ignore[union-attr]
-                    result_id=target, step_name=step_name, step_type=step_type, content=content,
-                )
+        result_id = ctx.result_id if ctx is not None else target  # (or a result of another tracker)
+        if not isinstance(result_id, str):
             return None
-        if ctx.result_id is None or not self.is_enabled:
-            return None
-        sequence = self.errors.call(
-            "trace", self.backend.enqueue_trace, run_id=self.run_id,  # type: ignore[union-attr]
-            result_id=ctx.result_id, step_name=step_name, step_type=step_type, content=content,
+        sequence = self._store(
+            "trace", "enqueue_trace", run_id=self.run_id, result_id=result_id,
+            step_name=step_name, step_type=step_type, content=content,
         )
+        if ctx is None:
+            return sequence
         if sequence is not None:
             with ctx.lock:
                 ctx.trace_count += 1
@@ -207,8 +218,7 @@ class Tracker:
 
     def flush(self) -> None:
         """Make every queued trace visible; lost rows are counted as ``trace_write``."""
-        if self.is_enabled:
-            self.errors.call("flush", self.backend.flush, self.run_id)  # type: ignore[union-attr]
+        self._store("flush", "flush", self.run_id)
 
     # -- finalization --------------------------------------------------------------------
 
@@ -252,8 +262,8 @@ class Tracker:
                     evaluation_notes=update.evaluation_notes, metrics=update.metrics,
                     agent_specific_data=update.agent_specific_data,
                 ))
-        if updates and self.is_enabled:
-            self.errors.call("update_results", self.backend.update_results, updates)  # type: ignore[union-attr]
+        if updates:
+            self._store("update_results", "update_results", updates)
         for ctx in changed:
             self.events.publish("goal_finalized", {
                 **_event(ctx), "evaluation_status": ctx.evaluation_status.value,
@@ -271,6 +281,10 @@ class Tracker:
             ))
             for ctx in pending
         ])
+
+
+def _by_goal_index(ctx: Context) -> int:
+    return ctx.goal_index
 
 
 def _event(ctx: Context) -> dict[str, Any]:
