@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
-from tracking import SQLBackend, TrackingCoordinator  # noqa: E402
+from tracking import SQLBackend, TrackingCoordinator
 
 DEFAULT_PG = os.environ.get(
     "SIEGEFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -43,7 +43,9 @@ def trace_content(goal: int, i: int) -> dict:
     return {
         "technique": "templates",
         "variant": f"v{i}",
-        "prompt": [{"role": "user", "content": f"Goal {goal}: " + "please explain the process " * 8}],
+        "prompt": [
+            {"role": "user", "content": f"Goal {goal}: " + "please explain the process " * 8}
+        ],
         "response": "I cannot help with that request, but here is some general context. " * 4,
         "judge": {"name": "refusal", "success": False, "score": 0.05},
         "cost_usd": 0.00012,
@@ -118,8 +120,15 @@ def bench_naive(path: Path, goals: int, traces: int, wal: bool) -> dict[str, flo
             conn.execute(
                 "INSERT INTO traces (run_id, result_id, sequence, step_name, step_type, content, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, result_ids[g], i, "Completion", "COMPLETION",
-                 json.dumps(trace_content(g, i)), datetime.now(UTC).isoformat()),
+                (
+                    run_id,
+                    result_ids[g],
+                    i,
+                    "Completion",
+                    "COMPLETION",
+                    json.dumps(trace_content(g, i)),
+                    datetime.now(UTC).isoformat(),
+                ),
             )
             conn.commit()
             written += 1
@@ -132,8 +141,9 @@ def bench_naive(path: Path, goals: int, traces: int, wal: bool) -> dict[str, flo
 
 def pg_database(admin_url: str) -> tuple[str, str] | None:
     name = f"sf_bench_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT",
-                              connect_args={"connect_timeout": 5})
+    engine = sa.create_engine(
+        admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -166,7 +176,8 @@ def main() -> None:
         naive_wal = bench_naive(folder / "naive_wal.db", args.goals, args.traces, wal=True)
     print(
         f"SQLite          : {lite['traces_per_s']:>9,.0f} traces/s  "
-        f"({lite['traces']:,} traces in {lite['trace_s']:.2f}s; enqueue {lite['enqueue_per_s']:,.0f}/s; "
+        f"({lite['traces']:,} traces in {lite['trace_s']:.2f}s; "
+        f"enqueue {lite['enqueue_per_s']:,.0f}/s; "
         f"goal init {lite['init_s']:.2f}s, finalize {lite['finalize_s']:.2f}s, "
         f"end-to-end {lite['end_to_end_per_s']:,.0f}/s)"
     )
@@ -192,9 +203,12 @@ def main() -> None:
     ratio_default = lite["traces_per_s"] / naive_default["traces_per_s"]
     ratio_wal = lite["traces_per_s"] / naive_wal["traces_per_s"]
     print(f"target >= 20,000 traces/s on SQLite: {'met' if fast else 'NOT met'}")
-    print(f"target >= 10x the naive plain-sqlite3 loop: {'met' if ratio_default >= 10 else 'NOT met'} "
-          f"({ratio_default:.1f}x); against the WAL-tuned per-row loop, which does no "
-          f"redaction or sequencing: {ratio_wal:.1f}x")
+    verdict = "met" if ratio_default >= 10 else "NOT met"
+    print(
+        f"target >= 10x the naive plain-sqlite3 loop: {verdict} "
+        f"({ratio_default:.1f}x); against the WAL-tuned per-row loop, which does no "
+        f"redaction or sequencing: {ratio_wal:.1f}x"
+    )
 
 
 if __name__ == "__main__":

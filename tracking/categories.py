@@ -46,15 +46,17 @@ class CategoryClassifier:
                 f"expected {sorted(_KNOWN_KEYS)} or a {{category: [keywords]}} map"
             )
         keywords = config.get("keywords") or {}
-        if not isinstance(keywords, Mapping) or not all(_is_word_list(v) for v in keywords.values()):
-            raise ValueError("category_classifier_config['keywords'] must map category -> [keywords]")
+        if not isinstance(keywords, Mapping) or not all(
+            _is_word_list(v) for v in keywords.values()
+        ):
+            raise ValueError(
+                "category_classifier_config['keywords'] must map category -> [keywords]"
+            )
         classifier = config.get("classifier")
         if classifier is not None and not callable(classifier):
             raise TypeError("category_classifier_config['classifier'] must be callable")
         patterns = tuple(
-            (str(category), _word_pattern(words))
-            for category, words in keywords.items()
-            if words
+            (str(category), _word_pattern(words)) for category, words in keywords.items() if words
         )
         default = config.get("default")
         return cls(patterns=patterns, classifier=classifier, default=default)
@@ -71,8 +73,10 @@ class CategoryClassifier:
 
 
 def _is_word_list(value: Any) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, str) and all(
-        isinstance(word, str) for word in value
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and all(isinstance(word, str) for word in value)
     )
 
 

@@ -51,15 +51,21 @@ class TrackingContext:
     def is_enabled(self) -> bool:
         return self.backend is not None and self.run_id is not None
 
-    def store_call(self, kind: str, method: str, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+    def store_call(
+        self, kind: str, method: str, *args: Any, default: Any = None, **kwargs: Any
+    ) -> Any:
         """Call ``backend.<method>`` with graceful degradation; ``default`` when disabled."""
         if self.backend is None or self.run_id is None:
             return default
-        return self.errors.call(kind, getattr(self.backend, method), *args, default=default, **kwargs)
+        return self.errors.call(
+            kind, getattr(self.backend, method), *args, default=default, **kwargs
+        )
 
     @classmethod
     def disabled(cls, logger: logging.Logger | None = None) -> TrackingContext:
-        return cls(backend=None, run_id=None, logger=logger or logging.getLogger(DEFAULT_LOGGER_NAME))
+        return cls(
+            backend=None, run_id=None, logger=logger or logging.getLogger(DEFAULT_LOGGER_NAME)
+        )
 
 
 @dataclass(kw_only=True, eq=False)

@@ -85,11 +85,19 @@ class TrackingCoordinator:
         events = EventPublisher(event_bus, errors)
         enabled = backend is not None and run_id is not None
         context = TrackingContext(
-            backend=backend if enabled else None, run_id=run_id, attack_type=attack_type,
-            logger=logger, errors=errors, events=events,
+            backend=backend if enabled else None,
+            run_id=run_id,
+            attack_type=attack_type,
+            logger=logger,
+            errors=errors,
+            events=events,
         )
         goal_tracker = Tracker(
-            backend if enabled else None, run_id, logger=logger, errors=errors, events=events,
+            backend if enabled else None,
+            run_id,
+            logger=logger,
+            errors=errors,
+            events=events,
             classifier=CategoryClassifier.from_config(category_classifier_config),
         )
         coordinator = cls(StepTracker(context), goal_tracker, logger, run_start_time)
@@ -129,8 +137,13 @@ class TrackingCoordinator:
         for position, goal in enumerate(goals):
             spec = GoalSpec.from_any(goal)
             if spec.index is None:
-                spec = GoalSpec(text=spec.text, index=goal_index_start + position,
-                                goal_id=spec.goal_id, category=spec.category, metadata=spec.metadata)
+                spec = GoalSpec(
+                    text=spec.text,
+                    index=goal_index_start + position,
+                    goal_id=spec.goal_id,
+                    category=spec.category,
+                    metadata=spec.metadata,
+                )
             specs.append(spec)
         tracker.create_goal_results(specs, initial_metadata)
 
@@ -146,10 +159,15 @@ class TrackingCoordinator:
         seen: dict[tuple[str, Any], GoalSpec] = {}
         for row in pipeline_data or []:
             spec = GoalSpec.from_any(row)
-            key = ("index", spec.index) if spec.index is not None else (
-                ("id", spec.goal_id) if spec.goal_id else ("text", spec.text))
+            key = (
+                ("index", spec.index)
+                if spec.index is not None
+                else (("id", spec.goal_id) if spec.goal_id else ("text", spec.text))
+            )
             seen.setdefault(key, spec)
-        used = {c.goal_index for c in tracker.contexts} | {s.index for s in seen.values() if s.index is not None}
+        used = {c.goal_index for c in tracker.contexts} | {
+            s.index for s in seen.values() if s.index is not None
+        }
         next_index = max(used, default=-1) + 1
         specs = []
         for spec in seen.values():
@@ -160,8 +178,13 @@ class TrackingCoordinator:
                     existing = matches[0] if matches else None
                 if existing is not None:
                     continue
-                spec = GoalSpec(text=spec.text, index=next_index, goal_id=spec.goal_id,
-                                category=spec.category, metadata=spec.metadata)
+                spec = GoalSpec(
+                    text=spec.text,
+                    index=next_index,
+                    goal_id=spec.goal_id,
+                    category=spec.category,
+                    metadata=spec.metadata,
+                )
                 next_index += 1
             specs.append(spec)
         tracker.create_goal_results(specs, initial_metadata)
@@ -170,8 +193,10 @@ class TrackingCoordinator:
         return self.goal_tracker.get_context(goal_index) if self.goal_tracker else None
 
     def get_goal_context_by_goal(self, goal: str) -> Context | None:
-        """Context of the goal with this text; for a duplicated text, the lowest goal index
-        (use ``get_goal_context(index)`` or ``goal_tracker.get_contexts_by_goal`` for the others)."""
+        """Context of the goal with this text; for a duplicated text, the lowest goal index.
+
+        Use ``get_goal_context(index)`` or ``goal_tracker.get_contexts_by_goal`` for the others.
+        """
         matches = self.goal_tracker.get_contexts_by_goal(goal) if self.goal_tracker else []
         return matches[0] if matches else None
 
@@ -215,21 +240,37 @@ class TrackingCoordinator:
             if ctx.is_finalized:
                 if rows:  # its rows still count for cost and row statistics
                     verdict = decide_goal(rows, success_threshold, None)
-                    self._goal_rows[ctx.goal_index] = (verdict.row_counts, verdict.metrics["cost_usd"])
+                    self._goal_rows[ctx.goal_index] = (
+                        verdict.row_counts,
+                        verdict.metrics["cost_usd"],
+                    )
                 continue
             verdict = decide_goal(rows, success_threshold, scorer_fn)
             self._goal_rows[ctx.goal_index] = (verdict.row_counts, verdict.metrics["cost_usd"])
-            decisions.append((ctx, ResultUpdate(
-                result_id=ctx.result_id or "", evaluation_status=verdict.status,
-                evaluation_notes=verdict.notes, metrics=verdict.metrics,
-            )))
+            decisions.append(
+                (
+                    ctx,
+                    ResultUpdate(
+                        result_id=ctx.result_id or "",
+                        evaluation_status=verdict.status,
+                        evaluation_notes=verdict.notes,
+                        metrics=verdict.metrics,
+                    ),
+                )
+            )
         changed = tracker.finalize_goals(decisions)
         if include_evaluation_trace:
             for ctx in changed:
-                tracker.add_trace(ctx, "Evaluation", "EVALUATION", {
-                    "evaluation_status": ctx.evaluation_status.value,
-                    "notes": ctx.evaluation_notes, "metrics": ctx.metrics,
-                })
+                tracker.add_trace(
+                    ctx,
+                    "Evaluation",
+                    "EVALUATION",
+                    {
+                        "evaluation_status": ctx.evaluation_status.value,
+                        "notes": ctx.evaluation_notes,
+                        "metrics": ctx.metrics,
+                    },
+                )
         tracker.flush()
 
     def finalize_on_error(self, error_message: str = "Pipeline failed") -> None:
@@ -240,7 +281,9 @@ class TrackingCoordinator:
             self.goal_tracker.flush()
         self._finish_run(StatusEnum.FAILED, error_message)
 
-    def finalize_pipeline(self, results: Any, success_check: Callable[[Any], bool] | None = None) -> None:
+    def finalize_pipeline(
+        self, results: Any, success_check: Callable[[Any], bool] | None = None
+    ) -> None:
         """Mark the run COMPLETED (or FAILED if ``success_check(results)`` is false) unless it
         is already FAILED/CANCELLED/COMPLETED; store the summary."""
         ok = True if success_check is None else bool(success_check(results))
@@ -249,7 +292,8 @@ class TrackingCoordinator:
             if leftover:
                 self.logger.warning(
                     "finalize_pipeline: %d goal(s) were never finalized; marked %s",
-                    len(leftover), EvaluationStatusEnum.ERROR_TEST_FRAMEWORK.value,
+                    len(leftover),
+                    EvaluationStatusEnum.ERROR_TEST_FRAMEWORK.value,
                 )
             self.goal_tracker.flush()
         self._finish_run(StatusEnum.COMPLETED if ok else StatusEnum.FAILED, None)
@@ -273,8 +317,13 @@ class TrackingCoordinator:
             summary["error"] = error_message
         if ctx.is_enabled:
             changed = ctx.store_call(
-                "update_run", "update_run", ctx.run_id, status=status,
-                summary=summary, cost_usd=summary["cost_usd"], only_if_status_in=_OPEN,
+                "update_run",
+                "update_run",
+                ctx.run_id,
+                status=status,
+                summary=summary,
+                cost_usd=summary["cost_usd"],
+                only_if_status_in=_OPEN,
             )
             if changed is False:  # another process finalized it: adopt the stored status
                 run = ctx.store_call("get_run", "get_run", ctx.run_id)
@@ -283,10 +332,14 @@ class TrackingCoordinator:
                 ctx.run_status = status
         else:
             ctx.run_status = status
-        ctx.events.publish("run_finalized", {
-            "run_id": ctx.run_id, "status": ctx.run_status.value if ctx.run_status else None,
-            "summary": summary,
-        })
+        ctx.events.publish(
+            "run_finalized",
+            {
+                "run_id": ctx.run_id,
+                "status": ctx.run_status.value if ctx.run_status else None,
+                "summary": summary,
+            },
+        )
 
     # -- reporting -----------------------------------------------------------------------
 
@@ -318,7 +371,10 @@ class TrackingCoordinator:
     def _tracker(self) -> Tracker:
         if self.goal_tracker is None:
             self.goal_tracker = Tracker(
-                self.context.backend, self.context.run_id, logger=self.logger,
-                errors=self.errors, events=self.context.events,
+                self.context.backend,
+                self.context.run_id,
+                logger=self.logger,
+                errors=self.errors,
+                events=self.context.events,
             )
         return self.goal_tracker

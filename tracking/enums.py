@@ -1,15 +1,15 @@
 """Status vocabularies shared by the store, the trackers and the reports.
 
-Both are ``str`` enums so a value read back from the database compares equal to the member
+Both are ``StrEnum``s so a value read back from the database compares equal to the member
 (``"COMPLETED" == StatusEnum.COMPLETED``) and serialises to JSON without help.
 """
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class StatusEnum(str, Enum):
+class StatusEnum(StrEnum):
     """Lifecycle of a run (and of a pipeline step): PENDING -> RUNNING -> a terminal state."""
 
     PENDING = "PENDING"
@@ -24,7 +24,7 @@ class StatusEnum(str, Enum):
         return self in (StatusEnum.COMPLETED, StatusEnum.FAILED, StatusEnum.CANCELLED)
 
 
-class EvaluationStatusEnum(str, Enum):
+class EvaluationStatusEnum(StrEnum):
     """Outcome of one goal (one result row)."""
 
     NOT_EVALUATED = "NOT_EVALUATED"

@@ -47,7 +47,9 @@ class TrackingErrors:
                 kind,
             )
 
-    def call(self, kind: str, fn: Callable[..., T], *args: Any, default: Any = None, **kwargs: Any) -> T | Any:
+    def call(
+        self, kind: str, fn: Callable[..., T], *args: Any, default: Any = None, **kwargs: Any
+    ) -> T | Any:
         """Run a store/event-bus call; on failure count it and return ``default``."""
         try:
             return fn(*args, **kwargs)

@@ -58,7 +58,10 @@ _ALWAYS_SECRET = re.compile(r"secret|password|passwd|authorization|cookie|creden
 _MAX_DEPTH = 40
 _MIN_SECRET_LEN = 8  # shorter strings cannot hold any of the patterns below
 
-_NAME = r"(?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|secret|client[_-]?secret|password|passwd|pwd|authorization|cookie|credentials?)"
+_NAME = (
+    r"(?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|token|secret"
+    r"|client[_-]?secret|password|passwd|pwd|authorization|cookie|credentials?)"
+)
 _SECRET_WORDS = ("key", "token", "secret", "passw", "pwd", "authoriz", "cookie", "credential")
 # The patterns also run over serialised JSON (``redact_json``), where a newline is the two
 # characters backslash-n: ``_B`` is a word boundary that also holds after such an escape,
@@ -74,9 +77,7 @@ _QUERY = r"(?P<p>[?&]" + _NAME + r"=)[^&\s#\"'\\]+"
 _PAIR_TEXT = r"(?P<r>" + _NAME + _Q + _WS + r"*[:=]" + _WS + r"*" + _Q + r")"
 # In a serialised document a key is followed by an unescaped quote; a bare JSON literal after
 # it (``"max_tokens": 256``, ``"token": null``) is the structural walk's business, not text.
-_PAIR_JSON_KEY = (
-    r"(?P<q>" + _NAME + r'"' + _WS + r"*:" + _WS + r"*(?!" + _LITERAL + r')"?)'
-)
+_PAIR_JSON_KEY = r"(?P<q>" + _NAME + r'"' + _WS + r"*:" + _WS + r"*(?!" + _LITERAL + r')"?)'
 _PAIR_JSON_TEXT = r"(?P<r>" + _NAME + r'(?!")' + _Q + _WS + r"*[:=]" + _WS + r"*" + _Q + r")"
 _PAIRS_TEXT = re.compile(_QUERY + r"|" + _B + _PAIR_TEXT + _VALUE, re.IGNORECASE)
 _PAIRS_JSON = re.compile(
@@ -99,7 +100,9 @@ def _family(triggers: tuple[str, ...], pattern: str, back: int | None) -> _Famil
 
 
 _FAMILIES: tuple[_Family, ...] = (
-    _family(("bearer",), _B + r"(?P<p>[Bb][Ee][Aa][Rr][Ee][Rr]" + _WS + r"+)[A-Za-z0-9._~+/=-]{6,}", 0),
+    _family(
+        ("bearer",), _B + r"(?P<p>[Bb][Ee][Aa][Rr][Ee][Rr]" + _WS + r"+)[A-Za-z0-9._~+/=-]{6,}", 0
+    ),
     _family(("://",), r"(?P<p>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"\\]+:)[^@\s/\"\\]+(?=@)", None),
     # back: the longest name prefix before its secret word ("[?&]refresh_", "client_")
     (_SECRET_WORDS, _PAIRS_TEXT, _PAIRS_JSON, 14),

@@ -1,4 +1,4 @@
-"""Typed inputs of the store's bulk methods (frozen, keyword-only: cheap to build, hard to misuse)."""
+"""Typed inputs of the store's bulk methods (frozen and keyword-only: hard to misuse)."""
 
 from __future__ import annotations
 

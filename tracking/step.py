@@ -78,12 +78,21 @@ class StepTracker:
         }
         input_counts = _item_counts(input_data)
         start_metadata = self._take_metadata()
-        content = {**base, "status": StatusEnum.RUNNING.value, "item_counts": input_counts,
-                   "metadata": start_metadata}
+        content = {
+            **base,
+            "status": StatusEnum.RUNNING.value,
+            "item_counts": input_counts,
+            "metadata": start_metadata,
+        }
         trace_id = self._write_trace(step_name, step_type, content) if ctx.is_enabled else None
         ctx.events.publish(
             "step_started",
-            {"run_id": ctx.run_id, "step_name": step_name, "step_type": step_type, "trace_id": trace_id},
+            {
+                "run_id": ctx.run_id,
+                "step_name": step_name,
+                "step_type": step_type,
+                "trace_id": trace_id,
+            },
         )
         status, error = StatusEnum.COMPLETED, None
         try:
@@ -114,23 +123,38 @@ class StepTracker:
             elif ctx.is_enabled:
                 trace_id = self._write_trace(step_name, step_type, final)
             record = StepRecord(
-                name=step_name, step_type=step_type, status=status, duration_s=duration,
-                trace_id=trace_id, error_type=final["error_type"], error_message=error_message,
+                name=step_name,
+                step_type=step_type,
+                status=status,
+                duration_s=duration,
+                trace_id=trace_id,
+                error_type=final["error_type"],
+                error_message=error_message,
             )
             with self._lock:
                 self._steps.append(record)
             ctx.events.publish(
                 "step_finished",
-                {"run_id": ctx.run_id, "step_name": step_name, "step_type": step_type,
-                 "trace_id": trace_id, "status": status.value, "duration_s": duration,
-                 "error_type": final["error_type"]},
+                {
+                    "run_id": ctx.run_id,
+                    "step_name": step_name,
+                    "step_type": step_type,
+                    "trace_id": trace_id,
+                    "status": status.value,
+                    "duration_s": duration,
+                    "error_type": final["error_type"],
+                },
             )
             if error is None:
                 self.logger.debug("step %s completed in %.3fs", step_name, duration)
             else:
                 self.logger.warning(
-                    "step %s %s after %.3fs: %s: %s", step_name, status.value.lower(), duration,
-                    final["error_type"], error_message,
+                    "step %s %s after %.3fs: %s: %s",
+                    step_name,
+                    status.value.lower(),
+                    duration,
+                    final["error_type"],
+                    error_message,
                 )
 
     def update_run_status(
@@ -151,7 +175,10 @@ class StepTracker:
             ctx.run_status = status
             return False
         changed = ctx.store_call(
-            "update_run", "update_run", ctx.run_id, status=status,
+            "update_run",
+            "update_run",
+            ctx.run_id,
+            status=status,
             only_if_status_in=only_if_status_in,
         )
         if changed or changed is None:  # None: the store failed; memory keeps the intent
@@ -170,9 +197,12 @@ class StepTracker:
             return False
         return bool(
             ctx.store_call(
-                "update_result", "update_result", ctx.parent_result_id,
+                "update_result",
+                "update_result",
+                ctx.parent_result_id,
                 evaluation_status=EvaluationStatusEnum(evaluation_status),
-                evaluation_notes=evaluation_notes, agent_specific_data=agent_specific_data,
+                evaluation_notes=evaluation_notes,
+                agent_specific_data=agent_specific_data,
                 default=False,
             )
         )
@@ -189,7 +219,11 @@ class StepTracker:
             self._progress.append(entry)
             del self._progress[:-_MAX_PROGRESS]
             self._latest_metrics.update(
-                {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+                {
+                    k: v
+                    for k, v in metrics.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)
+                }
             )
         self.logger.debug("progress: %s %s", redact_text(message), redact_text(str(metrics)))
 
@@ -197,8 +231,12 @@ class StepTracker:
 
     def _write_trace(self, step_name: str, step_type: str, content: dict[str, Any]) -> int | None:
         return self.context.store_call(
-            "step_trace", "create_trace", run_id=self.context.run_id,
-            step_name=step_name, step_type=step_type, content=content,
+            "step_trace",
+            "create_trace",
+            run_id=self.context.run_id,
+            step_name=step_name,
+            step_type=step_type,
+            content=content,
         )
 
     def _take_metadata(self) -> dict[str, Any]:

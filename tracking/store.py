@@ -336,7 +336,9 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin):
                 "b_notes": redact_text(u.evaluation_notes) if u.evaluation_notes else None,
                 "b_metrics": redact(dict(u.metrics)) if u.metrics is not None else None,
                 "b_agent": (
-                    redact(dict(u.agent_specific_data)) if u.agent_specific_data is not None else None
+                    redact(dict(u.agent_specific_data))
+                    if u.agent_specific_data is not None
+                    else None
                 ),
                 "b_now": now,
                 "b_now2": now,

@@ -67,7 +67,9 @@ class PipelineStoreMixin:
         ids: dict[tuple[str, str], int] = {}
         result_ids = sorted({item.result_id for item in items})
         with self.engine.begin() as conn:
-            conn.execute(self._insert_ignore(AttemptRecord, ["run_id", "result_id", "prompt_hash"]), values)
+            conn.execute(
+                self._insert_ignore(AttemptRecord, ["run_id", "result_id", "prompt_hash"]), values
+            )
             for start in range(0, len(result_ids), _IN_CHUNK):
                 query = sa.select(table.c.id, table.c.result_id, table.c.prompt_hash).where(
                     table.c.run_id == run_id,

@@ -31,7 +31,13 @@ from tracking.redaction import redact, redact_json
 from tracking.writer import BatchWriter, QueuedRow, TraceWriteError
 
 TRACE_COLUMNS = (
-    "run_id", "result_id", "sequence", "step_name", "step_type", "content", "created_at",
+    "run_id",
+    "result_id",
+    "sequence",
+    "step_name",
+    "step_type",
+    "content",
+    "created_at",
 )
 _HEARTBEAT_EVERY_S = 1.0
 _ROWS_PER_INSERT = 100  # 700 bound parameters, well under SQLite's limit
@@ -114,8 +120,13 @@ class TraceStoreMixin:
             self._next_seq[key] = sequence + 1
         table = TraceRecord.__table__  # type: ignore[attr-defined]
         stmt = sa.insert(table).values(
-            run_id=run_id, result_id=result_id, sequence=sequence, step_name=step_name[:200],
-            step_type=step_type[:64], content=redact(content), created_at=utcnow(),
+            run_id=run_id,
+            result_id=result_id,
+            sequence=sequence,
+            step_name=step_name[:200],
+            step_type=step_type[:64],
+            content=redact(content),
+            created_at=utcnow(),
         )
         with self.engine.begin() as conn:
             return int(conn.execute(stmt).inserted_primary_key[0])
@@ -149,7 +160,8 @@ class TraceStoreMixin:
         elif run_level_only:
             query = query.where(TraceRecord.result_id.is_(None))  # type: ignore[union-attr]
         query = query.order_by(
-            sa.nulls_first(sa.asc(TraceRecord.result_id)), TraceRecord.sequence  # type: ignore[arg-type]
+            sa.nulls_first(sa.asc(TraceRecord.result_id)),
+            TraceRecord.sequence,  # type: ignore[arg-type]
         )
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query).all())
@@ -199,13 +211,19 @@ class TraceStoreMixin:
         if full:
             sql = self._multi_insert_sql(_ROWS_PER_INSERT)
             chunks = [
-                tuple(v for row in rows[i * _ROWS_PER_INSERT : (i + 1) * _ROWS_PER_INSERT] for v in row)
+                tuple(
+                    v
+                    for row in rows[i * _ROWS_PER_INSERT : (i + 1) * _ROWS_PER_INSERT]
+                    for v in row
+                )
                 for i in range(full)
             ]
             conn.exec_driver_sql(sql, chunks)
         if rest:
             tail = rows[full * _ROWS_PER_INSERT :]
-            conn.exec_driver_sql(self._multi_insert_sql(rest), tuple(v for row in tail for v in row))
+            conn.exec_driver_sql(
+                self._multi_insert_sql(rest), tuple(v for row in tail for v in row)
+            )
 
     def _multi_insert_sql(self, count: int) -> str:
         return self._trace_sql + (", " + self._row_sql) * (count - 1)

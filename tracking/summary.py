@@ -33,8 +33,11 @@ def _goal_counts(contexts: Sequence[Context]) -> dict[str, int]:
     agent = counts[EvaluationStatusEnum.ERROR_AGENT_RESPONSE]
     framework = counts[EvaluationStatusEnum.ERROR_TEST_FRAMEWORK]
     return {
-        "goals": len(contexts), "successful": successful, "failed": failed,
-        "agent": agent, "framework": framework,
+        "goals": len(contexts),
+        "successful": successful,
+        "failed": failed,
+        "agent": agent,
+        "framework": framework,
         "not_evaluated": counts[EvaluationStatusEnum.NOT_EVALUATED],
     }
 
@@ -60,8 +63,11 @@ def build_summary(
     for category in sorted(by_category):
         c = _goal_counts(by_category[category])
         categories[category] = {
-            "goals": c["goals"], "successful": c["successful"], "failed": c["failed"],
-            "errors": c["agent"] + c["framework"], "not_evaluated": c["not_evaluated"],
+            "goals": c["goals"],
+            "successful": c["successful"],
+            "failed": c["failed"],
+            "errors": c["agent"] + c["framework"],
+            "not_evaluated": c["not_evaluated"],
             "asr": attack_success_rate(c["successful"], c["failed"]),
         }
     rows = {"successful": 0, "failed": 0, "agent_error": 0, "framework_error": 0}
@@ -79,7 +85,8 @@ def build_summary(
         "successful": totals["successful"],
         "failed": totals["failed"],
         "errors": {
-            "agent": totals["agent"], "framework": totals["framework"],
+            "agent": totals["agent"],
+            "framework": totals["framework"],
             "total": totals["agent"] + totals["framework"],
         },
         "not_evaluated": totals["not_evaluated"],
@@ -87,14 +94,22 @@ def build_summary(
         "asr_denominator": totals["successful"] + totals["failed"],
         "excluded_from_asr": totals["agent"] + totals["framework"],
         "rows": {
-            "total": sum(rows.values()), "successful": rows["successful"], "failed": rows["failed"],
-            "agent_errors": rows["agent_error"], "framework_errors": rows["framework_error"],
+            "total": sum(rows.values()),
+            "successful": rows["successful"],
+            "failed": rows["failed"],
+            "agent_errors": rows["agent_error"],
+            "framework_errors": rows["framework_error"],
             "unmatched": unmatched_rows,
         },
         "categories": categories,
         "steps": [
-            {"name": s.name, "type": s.step_type, "status": s.status.value,
-             "duration_s": round(s.duration_s, 6), "error": s.error_type}
+            {
+                "name": s.name,
+                "type": s.step_type,
+                "status": s.status.value,
+                "duration_s": round(s.duration_s, 6),
+                "error": s.error_type,
+            }
             for s in steps
         ],
         "cost_usd": round(cost, 10),

@@ -95,18 +95,25 @@ class Tracker:
                 if spec.index is None:
                     raise ValueError(f"goal {spec.text[:60]!r} has no index")
                 known = self._by_index.get(spec.index)
-                known_text = known.goal if known else (new[spec.index].goal if spec.index in new else None)
+                known_text = (
+                    known.goal if known else (new[spec.index].goal if spec.index in new else None)
+                )
                 if known_text is not None:
                     if known_text != spec.text:
-                        raise ValueError(f"goal index {spec.index} is already used by a different goal")
+                        raise ValueError(
+                            f"goal index {spec.index} is already used by a different goal"
+                        )
                     continue
                 category = spec.category or (
                     self.classifier.classify(spec.text) if self.classifier else None
                 )
                 merged = {**metadata, **dict(spec.metadata or {})}
                 new[spec.index] = NewResult(
-                    goal=spec.text, goal_index=spec.index, goal_id=spec.goal_id,
-                    category=category, metadata=merged or None,
+                    goal=spec.text,
+                    goal_index=spec.index,
+                    goal_id=spec.goal_id,
+                    category=category,
+                    metadata=merged or None,
                 )
         rows = list(new.values())
         records = self._store_results(rows)
@@ -116,9 +123,13 @@ class Tracker:
                 if row.goal_index in self._by_index:  # a racing caller registered it meanwhile
                     continue
                 ctx = Context(
-                    run_id=self.run_id, result_id=record.id if record is not None else None,
-                    goal=row.goal, goal_index=row.goal_index, goal_id=row.goal_id,
-                    category=row.category, metadata=dict(row.metadata or {}),
+                    run_id=self.run_id,
+                    result_id=record.id if record is not None else None,
+                    goal=row.goal,
+                    goal_index=row.goal_index,
+                    goal_id=row.goal_id,
+                    category=row.category,
+                    metadata=dict(row.metadata or {}),
                 )
                 if record is not None and record.evaluation_status.is_final:
                     ctx.evaluation_status = record.evaluation_status  # a resumed run
@@ -144,10 +155,14 @@ class Tracker:
         """Call ``backend.<method>`` with graceful degradation; ``default`` when disabled."""
         if self.backend is None or self.run_id is None:
             return default
-        return self.errors.call(kind, getattr(self.backend, method), *args, default=default, **kwargs)
+        return self.errors.call(
+            kind, getattr(self.backend, method), *args, default=default, **kwargs
+        )
 
     def _store_results(self, rows: list[NewResult]) -> list[Any]:
-        records = self._store("create_results", "create_results", self.run_id, rows) if rows else None
+        records = (
+            self._store("create_results", "create_results", self.run_id, rows) if rows else None
+        )
         return list(records) if records is not None else [None] * len(rows)
 
     def get_context(self, goal_index: int) -> Context | None:
@@ -205,15 +220,22 @@ class Tracker:
         if not isinstance(result_id, str):
             return None
         sequence = self._store(
-            "trace", "enqueue_trace", run_id=self.run_id, result_id=result_id,
-            step_name=step_name, step_type=step_type, content=content,
+            "trace",
+            "enqueue_trace",
+            run_id=self.run_id,
+            result_id=result_id,
+            step_name=step_name,
+            step_type=step_type,
+            content=content,
         )
         if ctx is None:
             return sequence
         if sequence is not None:
             with ctx.lock:
                 ctx.trace_count += 1
-                ctx.last_sequence = sequence if ctx.last_sequence is None else max(ctx.last_sequence, sequence)
+                ctx.last_sequence = (
+                    sequence if ctx.last_sequence is None else max(ctx.last_sequence, sequence)
+                )
         return sequence
 
     def flush(self) -> None:
@@ -235,8 +257,10 @@ class Tracker:
         if ctx is None:
             return False
         update = ResultUpdate(
-            result_id=ctx.result_id or "", evaluation_status=evaluation_status,
-            evaluation_notes=evaluation_notes, metrics=metrics,
+            result_id=ctx.result_id or "",
+            evaluation_status=evaluation_status,
+            evaluation_notes=evaluation_notes,
+            metrics=metrics,
             agent_specific_data=agent_specific_data,
         )
         return bool(self.finalize_goals([(ctx, update)]))
@@ -257,30 +281,44 @@ class Tracker:
                 ctx.metrics = dict(update.metrics or {})
             changed.append(ctx)
             if ctx.result_id is not None:
-                updates.append(ResultUpdate(
-                    result_id=ctx.result_id, evaluation_status=status,
-                    evaluation_notes=update.evaluation_notes, metrics=update.metrics,
-                    agent_specific_data=update.agent_specific_data,
-                ))
+                updates.append(
+                    ResultUpdate(
+                        result_id=ctx.result_id,
+                        evaluation_status=status,
+                        evaluation_notes=update.evaluation_notes,
+                        metrics=update.metrics,
+                        agent_specific_data=update.agent_specific_data,
+                    )
+                )
         if updates:
             self._store("update_results", "update_results", updates)
         for ctx in changed:
-            self.events.publish("goal_finalized", {
-                **_event(ctx), "evaluation_status": ctx.evaluation_status.value,
-            })
+            self.events.publish(
+                "goal_finalized",
+                {
+                    **_event(ctx),
+                    "evaluation_status": ctx.evaluation_status.value,
+                },
+            )
         return changed
 
     def finalize_on_error(self, error_message: str) -> list[Context]:
         """Every goal still NOT_EVALUATED becomes ERROR_TEST_FRAMEWORK with the message."""
         pending = [c for c in self.contexts if not c.is_finalized]
-        return self.finalize_goals([
-            (ctx, ResultUpdate(
-                result_id=ctx.result_id or "",
-                evaluation_status=EvaluationStatusEnum.ERROR_TEST_FRAMEWORK,
-                evaluation_notes=error_message, metrics={"finalized_on_error": True},
-            ))
-            for ctx in pending
-        ])
+        return self.finalize_goals(
+            [
+                (
+                    ctx,
+                    ResultUpdate(
+                        result_id=ctx.result_id or "",
+                        evaluation_status=EvaluationStatusEnum.ERROR_TEST_FRAMEWORK,
+                        evaluation_notes=error_message,
+                        metrics={"finalized_on_error": True},
+                    ),
+                )
+                for ctx in pending
+            ]
+        )
 
 
 def _by_goal_index(ctx: Context) -> int:
@@ -289,6 +327,9 @@ def _by_goal_index(ctx: Context) -> int:
 
 def _event(ctx: Context) -> dict[str, Any]:
     return {
-        "run_id": ctx.run_id, "result_id": ctx.result_id, "goal_index": ctx.goal_index,
-        "goal_id": ctx.goal_id, "category": ctx.category,
+        "run_id": ctx.run_id,
+        "result_id": ctx.result_id,
+        "goal_index": ctx.goal_index,
+        "goal_id": ctx.goal_id,
+        "category": ctx.category,
     }

@@ -24,7 +24,9 @@ def _assert_intact(backend: SQLBackend, coordinator: TrackingCoordinator, per_go
 
 def test_coroutines_write_traces_concurrently(backend: SQLBackend, run_id: str) -> None:
     coordinator = TrackingCoordinator.create(
-        backend, run_id, goals=[f"goal {i % 10}" for i in range(GOALS)]  # many duplicate texts
+        backend,
+        run_id,
+        goals=[f"goal {i % 10}" for i in range(GOALS)],  # many duplicate texts
     )
     tracker = coordinator.goal_tracker
 
@@ -95,8 +97,9 @@ def test_step_tracking_concurrent_with_goal_traces(backend: SQLBackend, run_id: 
 
     async def goal(index: int) -> None:
         for i in range(20):
-            coordinator.goal_tracker.add_trace(coordinator.get_goal_context(index), "c", "C",
-                                               {"goal": index, "i": i})
+            coordinator.goal_tracker.add_trace(
+                coordinator.get_goal_context(index), "c", "C", {"goal": index, "i": i}
+            )
             await asyncio.sleep(0)
 
     async def main() -> None:

@@ -49,17 +49,23 @@ def test_create_with_every_parameter(backend: SQLBackend, run_id: str) -> None:
     bus = Bus()
     start = time.perf_counter() - 5.0
     coordinator = TrackingCoordinator.create(
-        backend=backend, run_id=run_id, logger=logging.getLogger("test.coord"),
+        backend=backend,
+        run_id=run_id,
+        logger=logging.getLogger("test.coord"),
         attack_type="advprefix",
         category_classifier_config={"keywords": {"cyber": ["malware"]}, "default": "other"},
-        goals=["write malware", "bake a cake"], initial_metadata={"campaign": "c1"},
-        goal_index_start=10, run_start_time=start, event_bus=bus,
+        goals=["write malware", "bake a cake"],
+        initial_metadata={"campaign": "c1"},
+        goal_index_start=10,
+        run_start_time=start,
+        event_bus=bus,
     )
     assert coordinator.is_enabled and coordinator.has_goal_tracking
     assert backend.get_run(run_id).status is StatusEnum.RUNNING
     results = backend.list_results(run_id)
     assert [(r.goal_index, r.goal, r.category) for r in results] == [
-        (10, "write malware", "cyber"), (11, "bake a cake", "other")
+        (10, "write malware", "cyber"),
+        (11, "bake a cake", "other"),
     ]
     assert results[0].goal_metadata == {"campaign": "c1"}
     assert coordinator.get_summary()["duration_s"] >= 5.0
@@ -93,7 +99,9 @@ def test_structured_goals_and_idempotent_initialization(backend: SQLBackend, run
     coordinator.initialize_goals(goals, goal_index_start=100)  # idempotent
     rows = backend.list_results(run_id)
     assert [(r.goal_index, r.goal_id, r.category) for r in rows] == [
-        (7, "hb:7", "chem"), (8, "hb:8", None), (102, "hb:9", None)
+        (7, "hb:7", "chem"),
+        (8, "hb:8", None),
+        (102, "hb:9", None),
     ]
     with pytest.raises(ValueError, match="already used"):
         coordinator.initialize_goals(["different"], goal_index_start=7)
@@ -139,7 +147,10 @@ def test_goal_lookup_and_duplicates(backend: SQLBackend, run_id: str) -> None:
     ]
     assert coordinator.enrich_with_result_ids(data) is data
     assert [row.get("result_id") for row in data] == [
-        third.result_id, first.result_id, coordinator.get_goal_context(1).result_id, None,
+        third.result_id,
+        first.result_id,
+        coordinator.get_goal_context(1).result_id,
+        None,
         third.result_id,
     ]
 
@@ -148,7 +159,13 @@ def _rows() -> list[dict[str, Any]]:
     return [
         # goal 0: one success at the threshold among failures -> SUCCESSFUL
         {"goal_index": 0, "success": False, "score": 0.2, "cost_usd": 0.01},
-        {"goal_index": 0, "success": True, "score": 0.5, "technique": "templates", "cost_usd": 0.02},
+        {
+            "goal_index": 0,
+            "success": True,
+            "score": 0.5,
+            "technique": "templates",
+            "cost_usd": 0.02,
+        },
         # goal 1: "successful" verdict but under the threshold -> FAILED
         {"goal_index": 1, "success": True, "score": 0.49},
         # goal 2: every target call failed -> ERROR_AGENT_RESPONSE (not a failed jailbreak)
@@ -159,8 +176,10 @@ def _rows() -> list[dict[str, Any]]:
         # goal 4: nothing could be judged -> ERROR_TEST_FRAMEWORK
         {"goal_index": 4, "success": None, "judges": {"a": {"success": None, "error": "x"}}},
         # goal 5: majority of judges -> SUCCESSFUL
-        {"goal_index": 5, "judges": {"a": {"success": True}, "b": {"success": True},
-                                     "c": {"success": False}}},
+        {
+            "goal_index": 5,
+            "judges": {"a": {"success": True}, "b": {"success": True}, "c": {"success": False}},
+        },
         # goal 6: no rows at all -> ERROR_TEST_FRAMEWORK
     ]
 
@@ -168,14 +187,23 @@ def _rows() -> list[dict[str, Any]]:
 def test_finalize_all_goals_default_rule_and_summary(backend: SQLBackend, run_id: str) -> None:
     bus = Bus()
     coordinator = TrackingCoordinator.create(
-        backend, run_id, attack_type="templates", event_bus=bus,
-        goals=[Goal(id=f"g{i}", index=i, text=f"goal {i}", category="a" if i < 3 else None)
-               for i in range(7)],
+        backend,
+        run_id,
+        attack_type="templates",
+        event_bus=bus,
+        goals=[
+            Goal(id=f"g{i}", index=i, text=f"goal {i}", category="a" if i < 3 else None)
+            for i in range(7)
+        ],
     )
     coordinator.finalize_all_goals(_rows(), success_threshold=0.5)
     assert _statuses(backend, run_id) == {
-        0: E.SUCCESSFUL_JAILBREAK, 1: E.FAILED_JAILBREAK, 2: E.ERROR_AGENT_RESPONSE,
-        3: E.FAILED_JAILBREAK, 4: E.ERROR_TEST_FRAMEWORK, 5: E.SUCCESSFUL_JAILBREAK,
+        0: E.SUCCESSFUL_JAILBREAK,
+        1: E.FAILED_JAILBREAK,
+        2: E.ERROR_AGENT_RESPONSE,
+        3: E.FAILED_JAILBREAK,
+        4: E.ERROR_TEST_FRAMEWORK,
+        5: E.SUCCESSFUL_JAILBREAK,
         6: E.ERROR_TEST_FRAMEWORK,
     }
     goal0 = backend.list_results(run_id)[0]
@@ -193,7 +221,12 @@ def test_finalize_all_goals_default_rule_and_summary(backend: SQLBackend, run_id
     assert summary["excluded_from_asr"] == 3
     assert summary["rows"]["agent_errors"] == 2 and summary["rows"]["total"] == 8
     assert summary["categories"]["a"] == {
-        "goals": 3, "successful": 1, "failed": 1, "errors": 1, "not_evaluated": 0, "asr": 0.5,
+        "goals": 3,
+        "successful": 1,
+        "failed": 1,
+        "errors": 1,
+        "not_evaluated": 0,
+        "asr": 0.5,
     }
     assert summary["categories"]["uncategorized"]["goals"] == 4
     assert summary["cost_usd"] == pytest.approx(0.03)
@@ -214,11 +247,14 @@ def test_finalize_all_goals_threshold_scorer_and_no_trace(backend: SQLBackend, r
         {"goal": "c", "goal_index": 2, "custom": 1, "error": "refused connection"},
     ]
     coordinator.finalize_all_goals(
-        rows, scorer=lambda goal_rows: any(r["custom"] and not r.get("error") for r in goal_rows),
+        rows,
+        scorer=lambda goal_rows: any(r["custom"] and not r.get("error") for r in goal_rows),
         include_evaluation_trace=False,
     )
     assert _statuses(backend, run_id) == {
-        0: E.SUCCESSFUL_JAILBREAK, 1: E.FAILED_JAILBREAK, 2: E.ERROR_AGENT_RESPONSE,
+        0: E.SUCCESSFUL_JAILBREAK,
+        1: E.FAILED_JAILBREAK,
+        2: E.ERROR_AGENT_RESPONSE,
     }
     assert backend.list_traces(run_id=run_id) == []
 
@@ -226,8 +262,9 @@ def test_finalize_all_goals_threshold_scorer_and_no_trace(backend: SQLBackend, r
 def test_final_goals_stay_final(backend: SQLBackend, run_id: str) -> None:
     coordinator = TrackingCoordinator.create(backend, run_id, goals=["a", "b"])
     coordinator.finalize_all_goals([{"goal_index": 0, "success": True}])
-    coordinator.finalize_all_goals([{"goal_index": 0, "success": False},
-                                    {"goal_index": 1, "success": True}])
+    coordinator.finalize_all_goals(
+        [{"goal_index": 0, "success": False}, {"goal_index": 1, "success": True}]
+    )
     assert _statuses(backend, run_id) == {0: E.SUCCESSFUL_JAILBREAK, 1: E.ERROR_TEST_FRAMEWORK}
     coordinator.finalize_on_error("late crash")
     assert _statuses(backend, run_id)[0] is E.SUCCESSFUL_JAILBREAK
@@ -243,7 +280,9 @@ def test_crash_in_any_step_finalizes_everything(
         try:
             for step in ("Generation", "Completions", "Evaluation"):
                 with coordinator.step_tracker.track_step(step, step.upper()):
-                    goal_tracker.add_trace(coordinator.get_goal_context(0), step, "STEP", {"s": step})
+                    goal_tracker.add_trace(
+                        coordinator.get_goal_context(0), step, "STEP", {"s": step}
+                    )
                     if step == failing_step:
                         raise RuntimeError("step exploded")
             coordinator.finalize_all_goals([{"goal_index": 0, "success": True}])
@@ -256,8 +295,11 @@ def test_crash_in_any_step_finalizes_everything(
     run = backend.get_run(run_id)
     assert run.status is StatusEnum.FAILED and run.finished_at is not None
     assert run.summary["error"] == "Pipeline failed"
-    failed_step = [t for t in backend.list_traces(run_id=run_id, run_level_only=True)
-                   if t.content["status"] == "FAILED"]
+    failed_step = [
+        t
+        for t in backend.list_traces(run_id=run_id, run_level_only=True)
+        if t.content["status"] == "FAILED"
+    ]
     assert [t.step_name for t in failed_step] == [failing_step]
     assert failed_step[0].content["error_type"] == "RuntimeError"
     notes = {r.evaluation_notes for r in backend.list_results(run_id)}
@@ -267,12 +309,16 @@ def test_crash_in_any_step_finalizes_everything(
     run_before = backend.get_run(run_id)
     coordinator.finalize_on_error("second call")  # idempotent
     coordinator.finalize_pipeline([])  # cannot turn FAILED into COMPLETED
-    assert [(r.id, r.evaluation_status, r.updated_at) for r in backend.list_results(run_id)] == before
+    assert [
+        (r.id, r.evaluation_status, r.updated_at) for r in backend.list_results(run_id)
+    ] == before
     run_after = backend.get_run(run_id)
     assert run_after.status is StatusEnum.FAILED and run_after.updated_at == run_before.updated_at
 
 
-def test_finalize_on_error_keeps_successes_and_after_completion(backend: SQLBackend, run_id: str) -> None:
+def test_finalize_on_error_keeps_successes_and_after_completion(
+    backend: SQLBackend, run_id: str
+) -> None:
     coordinator = TrackingCoordinator.create(backend, run_id, goals=["a", "b"])
     coordinator.goal_tracker.finalize_goal(coordinator.get_goal_context(0), E.SUCCESSFUL_JAILBREAK)
     with pytest.raises(ValueError):
@@ -313,16 +359,28 @@ def test_finalize_pipeline_rules(backend: SQLBackend) -> None:
 
 def test_summary_steps_and_log(backend: SQLBackend, run_id: str, caplog) -> None:
     logger = logging.getLogger("test.summary")
-    coordinator = TrackingCoordinator.create(backend, run_id, logger=logger, attack_type="pair",
-                                             goals=["a"])
+    coordinator = TrackingCoordinator.create(
+        backend, run_id, logger=logger, attack_type="pair", goals=["a"]
+    )
     with coordinator.step_tracker.track_step("Generation", "STEP1"):
         pass
     coordinator.finalize_all_goals([{"goal_index": 0, "success": True, "score": 1.0}])
     coordinator.finalize_pipeline([])
     summary = coordinator.get_summary()
     assert set(summary) >= {
-        "run_id", "attack_type", "status", "goals_total", "successful", "failed", "errors",
-        "asr", "asr_denominator", "categories", "steps", "cost_usd", "duration_s",
+        "run_id",
+        "attack_type",
+        "status",
+        "goals_total",
+        "successful",
+        "failed",
+        "errors",
+        "asr",
+        "asr_denominator",
+        "categories",
+        "steps",
+        "cost_usd",
+        "duration_s",
         "tracking_errors",
     }
     assert summary["steps"][0]["name"] == "Generation"

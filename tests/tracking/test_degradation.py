@@ -33,7 +33,8 @@ class BrokenStore:
 def _tracking_warnings(caplog) -> Counter:
     return Counter(
         r.getMessage().split(" failed ")[0].removeprefix("tracking: ")
-        for r in caplog.records if r.getMessage().startswith("tracking: ")
+        for r in caplog.records
+        if r.getMessage().startswith("tracking: ")
     )
 
 
@@ -42,8 +43,10 @@ def _run_attack(coordinator: TrackingCoordinator) -> None:
     tracker = coordinator.goal_tracker
     with coordinator.step_tracker.track_step("Generation", "STEP1", input_data={"n": [1, 2]}):
         coordinator.step_tracker.add_step_metadata("prompts", 2)
-    rows = [{"goal": "a", "goal_index": 0, "success": True},
-            {"goal": "b", "goal_index": 1, "success": False}]
+    rows = [
+        {"goal": "a", "goal_index": 0, "success": True},
+        {"goal": "b", "goal_index": 1, "success": False},
+    ]
     coordinator.enrich_with_result_ids(rows)
     for _ in range(5):
         tracker.add_trace(coordinator.get_goal_context(0), "Completion", "COMPLETION", {"x": 1})
@@ -60,9 +63,10 @@ def test_broken_store_does_not_stop_the_attack(caplog) -> None:
         )
         _run_attack(coordinator)
         coordinator.finalize_on_error("again")
-        assert coordinator.step_tracker.update_result_status(
-            EvaluationStatusEnum.FAILED_JAILBREAK
-        ) is False
+        assert (
+            coordinator.step_tracker.update_result_status(EvaluationStatusEnum.FAILED_JAILBREAK)
+            is False
+        )
     summary = coordinator.get_summary()
     errors = summary["tracking_errors"]
     assert errors["update_run"] == 2 and errors["create_results"] == 1  # create + finalize
@@ -70,7 +74,10 @@ def test_broken_store_does_not_stop_the_attack(caplog) -> None:
     # in memory the attack's outcome is intact
     assert summary["successful"] == 1 and summary["failed"] == 1 and summary["asr"] == 0.5
     assert summary["status"] == "COMPLETED"
-    assert coordinator.get_goal_context(0).evaluation_status is EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
+    assert (
+        coordinator.get_goal_context(0).evaluation_status
+        is EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
+    )
     warnings = _tracking_warnings(caplog)
     assert set(warnings) == set(errors) and set(warnings.values()) == {1}  # once per kind
     assert SECRET not in caplog.text
@@ -82,11 +89,16 @@ def test_step_exception_still_propagates_with_broken_store() -> None:
         with coordinator.step_tracker.track_step("Completions", "STEP2"):
             1 / 0  # noqa: B018
     coordinator.finalize_on_error("crashed")
-    assert coordinator.get_goal_context(0).evaluation_status is EvaluationStatusEnum.ERROR_TEST_FRAMEWORK
+    assert (
+        coordinator.get_goal_context(0).evaluation_status
+        is EvaluationStatusEnum.ERROR_TEST_FRAMEWORK
+    )
     assert coordinator.get_summary()["status"] == "FAILED"
 
 
-def test_failing_event_bus_is_counted_and_logged_once(backend: SQLBackend, run_id: str, caplog) -> None:
+def test_failing_event_bus_is_counted_and_logged_once(
+    backend: SQLBackend, run_id: str, caplog
+) -> None:
     calls = []
 
     def bus(name: str, payload: dict) -> None:
@@ -139,14 +151,26 @@ def test_errors_never_swallow_base_exceptions() -> None:
 def test_writer_failure_is_counted_as_trace_write(backend: SQLBackend, run_id: str) -> None:
     coordinator = TrackingCoordinator.create(backend, run_id, goals=["a"])
     ctx = coordinator.get_goal_context(0)
-    table = sa.table("traces", sa.column("result_id"), sa.column("sequence"),
-                     sa.column("run_id"), sa.column("step_name"), sa.column("step_type"),
-                     sa.column("created_at"))
+    table = sa.table(
+        "traces",
+        sa.column("result_id"),
+        sa.column("sequence"),
+        sa.column("run_id"),
+        sa.column("step_name"),
+        sa.column("step_type"),
+        sa.column("created_at"),
+    )
     with backend.engine.begin() as conn:  # another writer took sequence 1 of this goal
-        conn.execute(table.insert().values(
-            result_id=ctx.result_id, sequence=1, run_id=run_id, step_name="intruder",
-            step_type="X", created_at=sa.func.current_timestamp(),
-        ))
+        conn.execute(
+            table.insert().values(
+                result_id=ctx.result_id,
+                sequence=1,
+                run_id=run_id,
+                step_name="intruder",
+                step_type="X",
+                created_at=sa.func.current_timestamp(),
+            )
+        )
     for i in range(3):
         coordinator.goal_tracker.add_trace(ctx, "c", "C", {"i": i})
     coordinator.finalize_all_goals([{"goal_index": 0, "success": False}])

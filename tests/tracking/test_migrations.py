@@ -55,19 +55,40 @@ def test_upgrade_from_first_revision_keeps_data(empty_db_url: str) -> None:
     results = sa.Table("results", meta, autoload_with=engine)
     traces = sa.Table("traces", meta, autoload_with=engine)
     with engine.begin() as conn:
-        conn.execute(runs.insert().values(
-            id=run_id, attack_type="legacy", status="COMPLETED", config={"model": "m"},
-            summary={"asr": 1.0}, created_at=now, updated_at=now,
-        ))
-        conn.execute(results.insert().values(
-            id=result_id, run_id=run_id, goal="old goal", goal_index=0,
-            evaluation_status="SUCCESSFUL_JAILBREAK", metrics={"rows": 2},
-            created_at=now, updated_at=now,
-        ))
-        conn.execute(traces.insert().values(
-            run_id=run_id, result_id=result_id, sequence=0, step_name="Completion",
-            step_type="COMPLETION", content={"response": "old"}, created_at=now,
-        ))
+        conn.execute(
+            runs.insert().values(
+                id=run_id,
+                attack_type="legacy",
+                status="COMPLETED",
+                config={"model": "m"},
+                summary={"asr": 1.0},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        conn.execute(
+            results.insert().values(
+                id=result_id,
+                run_id=run_id,
+                goal="old goal",
+                goal_index=0,
+                evaluation_status="SUCCESSFUL_JAILBREAK",
+                metrics={"rows": 2},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        conn.execute(
+            traces.insert().values(
+                run_id=run_id,
+                result_id=result_id,
+                sequence=0,
+                step_name="Completion",
+                step_type="COMPLETION",
+                content={"response": "old"},
+                created_at=now,
+            )
+        )
     engine.dispose()
 
     backend = SQLBackend(empty_db_url)  # upgrades to head on first connect
@@ -83,7 +104,9 @@ def test_upgrade_from_first_revision_keeps_data(empty_db_url: str) -> None:
     # the new tables work on the upgraded data, and numbering continues
     (attempt,) = backend.upsert_attempts(run_id, [{"result_id": result_id, "prompt_hash": "h"}])
     assert backend.record_judgment(attempt, "refusal", success=True).run_id == run_id
-    assert backend.enqueue_trace(run_id=run_id, result_id=result_id, step_name="n", step_type="N") == 1
+    assert (
+        backend.enqueue_trace(run_id=run_id, result_id=result_id, step_name="n", step_type="N") == 1
+    )
     backend.close()
 
 

@@ -56,14 +56,26 @@ def test_redact_structures() -> None:
         api_key: str
 
     value = {
-        "api_key": "x", "API-KEY": "y", "apiKey": "z", "OPENAI_API_KEY": "w",
-        "max_tokens": 256, "prompt_tokens": 3, "use_token": True, "password": 1234,
+        "api_key": "x",
+        "API-KEY": "y",
+        "apiKey": "z",
+        "OPENAI_API_KEY": "w",
+        "max_tokens": 256,
+        "prompt_tokens": 3,
+        "use_token": True,
+        "password": 1234,
         "headers": {"Authorization": "Bearer abc", "Content-Type": "json", "Cookie": "c"},
-        "credentials": {"user": "u", "pass": "p"}, "client_secret": None,
-        "keywords": {"cyber": ["malware"]}, "tokenizer": "gpt2",
+        "credentials": {"user": "u", "pass": "p"},
+        "client_secret": None,
+        "keywords": {"cyber": ["malware"]},
+        "tokenizer": "gpt2",
         "nested": [{"token": "abc"}, ("sk-abcdefghijklmnopqrstu",)],
-        "when": datetime(2024, 1, 1, tzinfo=UTC), "mode": Mode.A, "blob": b"1234",
-        "path": Path("/tmp/x"), "nan": float("nan"), "cfg": Cfg(model="m", api_key="k"),
+        "when": datetime(2024, 1, 1, tzinfo=UTC),
+        "mode": Mode.A,
+        "blob": b"1234",
+        "path": Path("/tmp/x"),
+        "nan": float("nan"),
+        "cfg": Cfg(model="m", api_key="k"),
         3: "int key",
     }
     out = redact(value)
@@ -82,7 +94,9 @@ def test_redact_structures() -> None:
 
 
 def test_redacting_filter() -> None:
-    record = logging.LogRecord("x", logging.INFO, __file__, 1, "using %s", ("sk-abcdefghijklmnopqrstu",), None)
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "using %s", ("sk-abcdefghijklmnopqrstu",), None
+    )
     assert RedactingFilter().filter(record)
     assert record.getMessage() == "using sk-***"
 
@@ -103,33 +117,52 @@ def test_no_secret_in_database_or_logs(backend: SQLBackend, caplog) -> None:
         run_id = backend.create_run(
             attack_type="templates",
             target_description=f"gpt via https://proxy/v1?api_key={s[3]}",
-            config={"target": {"api_key": s[0], "headers": {"Authorization": f"Bearer {s[1]}"}},
-                    "judge": {"token": s[2], "password": s[3]}, "aws": s[5]},
+            config={
+                "target": {"api_key": s[0], "headers": {"Authorization": f"Bearer {s[1]}"}},
+                "judge": {"token": s[2], "password": s[3]},
+                "aws": s[5],
+            },
             parameters={"cookie": s[4], "note": f"slack {s[6]}"},
         )
         coordinator = TrackingCoordinator.create(
-            backend, run_id, logger=logger, goals=[f"goal mentioning {s[0]}"],
+            backend,
+            run_id,
+            logger=logger,
+            goals=[f"goal mentioning {s[0]}"],
             initial_metadata={"secret": s[3], "hf": s[7]},
             event_bus=lambda name, payload: logger.info("event %s %s", name, payload),
         )
         ctx = coordinator.get_goal_context(0)
         with pytest.raises(RuntimeError):
             with coordinator.step_tracker.track_step(
-                "Completions", "STEP2", input_data={"api_key": s[0]},
+                "Completions",
+                "STEP2",
+                input_data={"api_key": s[0]},
                 config={"authorization": f"Bearer {s[1]}"},
             ):
                 coordinator.step_tracker.add_step_metadata("credential", s[3])
                 coordinator.step_tracker.record_progress(f"using key sk-{s[0][3:]}", token=s[2])
-                coordinator.goal_tracker.add_trace(ctx, "Completion", "COMPLETION", {
-                    "request": {"headers": {"Authorization": f"Bearer {s[1]}"}},
-                    "response": f"Sure! Here is a key: {s[0]} and {s[2]}",
-                })
+                coordinator.goal_tracker.add_trace(
+                    ctx,
+                    "Completion",
+                    "COMPLETION",
+                    {
+                        "request": {"headers": {"Authorization": f"Bearer {s[1]}"}},
+                        "response": f"Sure! Here is a key: {s[0]} and {s[2]}",
+                    },
+                )
                 raise RuntimeError(f"HTTP 401 for api_key={s[3]} via postgresql://u:{s[8]}@h/db")
-        (attempt,) = backend.upsert_attempts(run_id, [{
-            "result_id": ctx.result_id, "prompt_hash": "h",
-            "prompt": [{"role": "user", "content": f"my key is {s[0]}"}],
-            "metadata": {"api_key": s[0]},
-        }])
+        (attempt,) = backend.upsert_attempts(
+            run_id,
+            [
+                {
+                    "result_id": ctx.result_id,
+                    "prompt_hash": "h",
+                    "prompt": [{"role": "user", "content": f"my key is {s[0]}"}],
+                    "metadata": {"api_key": s[0]},
+                }
+            ],
+        )
         backend.record_completion(attempt, response=f"echo {s[0]}", error=f"Bearer {s[1]}")
         backend.record_judgment(attempt, "refusal", raw=f"token={s[2]}", error=f"password: {s[3]}")
         coordinator.finalize_on_error(f"crashed with {s[0]}")

@@ -17,7 +17,8 @@ def test_track_step_persists_start_and_end(backend: SQLBackend, run_id: str) -> 
     tracker = _tracker(backend, run_id)
     tracker.add_step_metadata("before", "queued")
     with tracker.track_step(
-        "Generate Prefixes", "STEP1_GENERATE",
+        "Generate Prefixes",
+        "STEP1_GENERATE",
         input_data={"goals": ["a", "b", "c", "d", "e"], "technique": "advprefix"},
         config={"temperature": 0.7, "api_key": "sk-abcdefghijklmnopqrstuvwx"},
     ) as trace_id:
@@ -92,16 +93,22 @@ def test_update_run_and_result_status(backend: SQLBackend, run_id: str) -> None:
     tracker = _tracker(backend, run_id, parent_result_id=result_id)
     assert tracker.update_run_status(StatusEnum.RUNNING) is True
     assert backend.get_run(run_id).status is StatusEnum.RUNNING
-    assert tracker.update_result_status(
-        EvaluationStatusEnum.SUCCESSFUL_JAILBREAK, "judged", {"agent": "data"}
-    ) is True
+    assert (
+        tracker.update_result_status(
+            EvaluationStatusEnum.SUCCESSFUL_JAILBREAK, "judged", {"agent": "data"}
+        )
+        is True
+    )
     result = backend.get_result(result_id)
     assert result.evaluation_status is EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
     assert result.evaluation_notes == "judged" and result.agent_specific_data == {"agent": "data"}
     assert tracker.update_run_status(StatusEnum.COMPLETED) is True
-    assert tracker.update_run_status(
-        StatusEnum.FAILED, only_if_status_in=(StatusEnum.PENDING, StatusEnum.RUNNING)
-    ) is False
+    assert (
+        tracker.update_run_status(
+            StatusEnum.FAILED, only_if_status_in=(StatusEnum.PENDING, StatusEnum.RUNNING)
+        )
+        is False
+    )
     assert backend.get_run(run_id).status is StatusEnum.COMPLETED
     no_parent = _tracker(backend, run_id)
     assert no_parent.update_result_status(EvaluationStatusEnum.FAILED_JAILBREAK) is False

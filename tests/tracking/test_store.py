@@ -46,7 +46,10 @@ def test_run_lifecycle(backend: SQLBackend) -> None:
         run_id, status=StatusEnum.COMPLETED, only_if_status_in=[StatusEnum.PENDING]
     )
     assert backend.update_run(
-        run_id, status=StatusEnum.COMPLETED, summary={"asr": 0.5}, cost_usd=1.25,
+        run_id,
+        status=StatusEnum.COMPLETED,
+        summary={"asr": 0.5},
+        cost_usd=1.25,
         only_if_status_in=[StatusEnum.PENDING, StatusEnum.RUNNING],
     )
     run = backend.get_run(run_id)
@@ -61,7 +64,9 @@ def test_list_runs_filters_and_order(backend: SQLBackend) -> None:
     first = backend.create_run(attack_type=kind)
     second = backend.create_run(attack_type=kind, status=StatusEnum.RUNNING)
     assert [r.id for r in backend.list_runs(attack_type=kind)] == [second, first]
-    assert [r.id for r in backend.list_runs(attack_type=kind, status=StatusEnum.RUNNING)] == [second]
+    assert [r.id for r in backend.list_runs(attack_type=kind, status=StatusEnum.RUNNING)] == [
+        second
+    ]
     assert len(backend.list_runs(attack_type=kind, limit=1)) == 1
     assert [r.id for r in backend.list_runs(attack_type=kind, offset=1)] == [first]
 
@@ -74,9 +79,7 @@ def test_find_stale_runs(backend: SQLBackend) -> None:
     table = RunRecord.__table__
     old = datetime.now(UTC) - timedelta(hours=2)
     with backend.engine.begin() as conn:
-        conn.execute(
-            sa.update(table).where(table.c.id.in_([stale, done])).values(heartbeat_at=old)
-        )
+        conn.execute(sa.update(table).where(table.c.id.in_([stale, done])).values(heartbeat_at=old))
     ids = {r.id for r in backend.find_stale_runs(3600)}
     assert stale in ids and fresh not in ids and done not in ids
     backend.heartbeat(stale)
@@ -84,10 +87,15 @@ def test_find_stale_runs(backend: SQLBackend) -> None:
 
 
 def test_results_are_per_index_and_idempotent(backend: SQLBackend, run_id: str) -> None:
-    records = backend.create_results(run_id, [
-        NewResult(goal="same text", goal_index=0, goal_id="set:0", category="c1", metadata={"k": 1}),
-        NewResult(goal="same text", goal_index=1, goal_id="set:1"),
-    ])
+    records = backend.create_results(
+        run_id,
+        [
+            NewResult(
+                goal="same text", goal_index=0, goal_id="set:0", category="c1", metadata={"k": 1}
+            ),
+            NewResult(goal="same text", goal_index=1, goal_id="set:1"),
+        ],
+    )
     assert len({r.id for r in records}) == 2  # identical text, two results
     again = backend.create_results(run_id, [NewResult(goal="same text", goal_index=1)])
     assert again[0].id == records[1].id
@@ -102,21 +110,34 @@ def test_results_are_per_index_and_idempotent(backend: SQLBackend, run_id: str) 
 
 
 def test_result_updates_compare_and_set(backend: SQLBackend, run_id: str) -> None:
-    a, b = (r.id for r in backend.create_results(run_id, [
-        NewResult(goal="a", goal_index=0), NewResult(goal="b", goal_index=1)
-    ]))
+    a, b = (
+        r.id
+        for r in backend.create_results(
+            run_id, [NewResult(goal="a", goal_index=0), NewResult(goal="b", goal_index=1)]
+        )
+    )
     assert backend.update_result(
-        a, evaluation_status=EvaluationStatusEnum.SUCCESSFUL_JAILBREAK, evaluation_notes="yes",
-        metrics={"rows": 1}, agent_specific_data={"x": 1}, only_if_not_evaluated=True,
+        a,
+        evaluation_status=EvaluationStatusEnum.SUCCESSFUL_JAILBREAK,
+        evaluation_notes="yes",
+        metrics={"rows": 1},
+        agent_specific_data={"x": 1},
+        only_if_not_evaluated=True,
     )
     assert not backend.update_result(
         a, evaluation_status=EvaluationStatusEnum.FAILED_JAILBREAK, only_if_not_evaluated=True
     )
-    backend.update_results([
-        ResultUpdate(result_id=a, evaluation_status=EvaluationStatusEnum.ERROR_TEST_FRAMEWORK),
-        ResultUpdate(result_id=b, evaluation_status=EvaluationStatusEnum.FAILED_JAILBREAK,
-                     evaluation_notes="no", metrics={"rows": 2}),
-    ])
+    backend.update_results(
+        [
+            ResultUpdate(result_id=a, evaluation_status=EvaluationStatusEnum.ERROR_TEST_FRAMEWORK),
+            ResultUpdate(
+                result_id=b,
+                evaluation_status=EvaluationStatusEnum.FAILED_JAILBREAK,
+                evaluation_notes="no",
+                metrics={"rows": 2},
+            ),
+        ]
+    )
     ra, rb = backend.get_result(a), backend.get_result(b)
     assert ra.evaluation_status is EvaluationStatusEnum.SUCCESSFUL_JAILBREAK  # final stays final
     assert ra.agent_specific_data == {"x": 1} and ra.evaluated_at is not None
@@ -128,11 +149,16 @@ def test_traces_sequence_per_stream_and_resume(store_url: str) -> None:
     backend = SQLBackend(store_url)
     run_id = backend.create_run(attack_type="t")
     rid = backend.create_result(run_id=run_id, goal="g", goal_index=0)
-    seqs = [backend.enqueue_trace(run_id=run_id, result_id=rid, step_name="s", step_type="T",
-                                  content={"i": i}) for i in range(5)]
+    seqs = [
+        backend.enqueue_trace(
+            run_id=run_id, result_id=rid, step_name="s", step_type="T", content={"i": i}
+        )
+        for i in range(5)
+    ]
     run_seq = backend.enqueue_trace(run_id=run_id, step_name="run", step_type="R", content=None)
-    step_id = backend.create_trace(run_id=run_id, step_name="Step", step_type="S",
-                                   content={"status": "RUNNING"})
+    step_id = backend.create_trace(
+        run_id=run_id, step_name="Step", step_type="S", content={"status": "RUNNING"}
+    )
     assert seqs == [0, 1, 2, 3, 4] and run_seq == 0
     assert backend.update_trace(step_id, content={"status": "COMPLETED"})
     backend.flush()
@@ -157,8 +183,14 @@ def test_traces_sequence_per_stream_and_resume(store_url: str) -> None:
 def test_attempts_are_idempotent(backend: SQLBackend, run_id: str) -> None:
     rid = backend.create_result(run_id=run_id, goal="g", goal_index=0)
     rows = [
-        {"result_id": rid, "prompt_hash": "h1", "technique": "templates", "variant": "v1",
-         "prompt": [{"role": "user", "content": "hi"}], "metadata": {"n": 1}},
+        {
+            "result_id": rid,
+            "prompt_hash": "h1",
+            "technique": "templates",
+            "variant": "v1",
+            "prompt": [{"role": "user", "content": "hi"}],
+            "metadata": {"n": 1},
+        },
         NewAttempt(result_id=rid, prompt_hash="h2", technique="baseline"),
     ]
     ids = backend.upsert_attempts(run_id, rows)
@@ -171,9 +203,18 @@ def test_attempts_are_idempotent(backend: SQLBackend, run_id: str) -> None:
 
     assert backend.record_completion(ids[0], error="HTTP 500", error_kind="server", attempts=3)
     assert [a.id for a in backend.list_attempts(run_id, pending_only=True)] == [ids[1]]
-    assert {a.id for a in backend.list_attempts(run_id, pending_only=True, include_errors=True)} == set(ids)
-    assert backend.record_completion(ids[0], response="ok", cost_usd=0.5, prompt_tokens=3,
-                                      completion_tokens=4, latency_s=0.2, attempts=1)
+    assert {
+        a.id for a in backend.list_attempts(run_id, pending_only=True, include_errors=True)
+    } == set(ids)
+    assert backend.record_completion(
+        ids[0],
+        response="ok",
+        cost_usd=0.5,
+        prompt_tokens=3,
+        completion_tokens=4,
+        latency_s=0.2,
+        attempts=1,
+    )
     assert not backend.record_completion(ids[0], response="overwrite?")  # success wins
     stored = backend.list_attempts(run_id, result_id=rid)[0]
     assert stored.response == "ok" and stored.error is None and stored.cost_usd == 0.5
@@ -189,7 +230,9 @@ def test_attempts_are_idempotent(backend: SQLBackend, run_id: str) -> None:
 def test_judgments_existing_row_wins(backend: SQLBackend, run_id: str) -> None:
     rid = backend.create_result(run_id=run_id, goal="g", goal_index=0)
     (aid,) = backend.upsert_attempts(run_id, [{"result_id": rid, "prompt_hash": "h"}])
-    first = backend.record_judgment(aid, "refusal", success=True, score=0.9, raw="ok", cost_usd=0.01)
+    first = backend.record_judgment(
+        aid, "refusal", success=True, score=0.9, raw="ok", cost_usd=0.01
+    )
     second = backend.record_judgment(aid, "refusal", success=False, score=0.0)
     assert second.id == first.id and second.success is True and second.score == 0.9
     assert second.run_id == run_id
@@ -200,7 +243,8 @@ def test_judgments_existing_row_wins(backend: SQLBackend, run_id: str) -> None:
     backend.record_verdict(aid, Verdict())
     judged = backend.list_judgments(run_id=run_id)
     assert [(j.judge, j.success, j.error) for j in judged] == [
-        ("harmbench", None, "timeout"), ("refusal", True, None)
+        ("harmbench", None, "timeout"),
+        ("refusal", True, None),
     ]
     assert len(backend.list_judgments(attempt_id=aid)) == 2
     with pytest.raises(ValueError):

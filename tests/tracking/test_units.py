@@ -22,25 +22,56 @@ from tracking import (
 )
 
 PIECES = [
-    "Bearer abcdefgh12345", "sk-abcdefghijklmnopqrstu", "api_key=abcdefgh", "password: hunter22",
-    "https://user:pw12@host/x?token=abcdefgh", "ghp_" + "a" * 24, "AKIA" + "B" * 16, "\n", "\t",
-    '"', "\\", "é", "İ", "key", "token ", "monkey: banana", "max_tokens=5", "xoxb-1234567890a",
-    "hf_" + "c" * 32, "eyJhbGciOiJI.eyJzdWIiOiIx.c2lnbmF0", " ", ": ", "=",
+    "Bearer abcdefgh12345",
+    "sk-abcdefghijklmnopqrstu",
+    "api_key=abcdefgh",
+    "password: hunter22",
+    "https://user:pw12@host/x?token=abcdefgh",
+    "ghp_" + "a" * 24,
+    "AKIA" + "B" * 16,
+    "\n",
+    "\t",
+    '"',
+    "\\",
+    "é",
+    "İ",
+    "key",
+    "token ",
+    "monkey: banana",
+    "max_tokens=5",
+    "xoxb-1234567890a",
+    "hf_" + "c" * 32,
+    "eyJhbGciOiJI.eyJzdWIiOiIx.c2lnbmF0",
+    " ",
+    ": ",
+    "=",
 ]
 
 
 def _random_value(rng: random.Random, depth: int = 0):
     kind = rng.randrange(6 if depth < 3 else 3)
     if kind == 0:
-        return "".join(rng.choice(PIECES + list(string.ascii_letters)) for _ in range(rng.randrange(12)))
+        return "".join(
+            rng.choice(PIECES + list(string.ascii_letters)) for _ in range(rng.randrange(12))
+        )
     if kind == 1:
         return rng.choice([1, 2.5, True, None, -3])
     if kind == 2:
         return rng.choice(PIECES)
     if kind == 3:
         return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
-    keys = ["api_key", "note", "headers", "Authorization", "max_tokens", "text", "credentials",
-            "tokenizer", "password", "data"]
+    keys = [
+        "api_key",
+        "note",
+        "headers",
+        "Authorization",
+        "max_tokens",
+        "text",
+        "credentials",
+        "tokenizer",
+        "password",
+        "data",
+    ]
     return {rng.choice(keys): _random_value(rng, depth + 1) for _ in range(rng.randrange(4))}
 
 
@@ -53,15 +84,20 @@ def test_redact_json_matches_redact() -> None:
 
 
 def test_category_classifier_config_forms() -> None:
-    shorthand = CategoryClassifier.from_config({"cyber": ["malware", "ransom ware"], "fraud": ["phishing"]})
+    shorthand = CategoryClassifier.from_config(
+        {"cyber": ["malware", "ransom ware"], "fraud": ["phishing"]}
+    )
     assert shorthand.classify("Write MALWARE now") == "cyber"
     assert shorthand.classify("deploy ransom ware") == "cyber"
     assert shorthand.classify("malwares") is None  # whole words only
     assert shorthand.classify("a phishing email") == "fraud"
-    full = CategoryClassifier.from_config({
-        "keywords": {"bio": ["virus"]}, "default": "general",
-        "classifier": lambda text: "chem" if "gas" in text else None,
-    })
+    full = CategoryClassifier.from_config(
+        {
+            "keywords": {"bio": ["virus"]},
+            "default": "general",
+            "classifier": lambda text: "chem" if "gas" in text else None,
+        }
+    )
     assert full.classify("nerve gas virus") == "chem"
     assert full.classify("a virus") == "bio" and full.classify("hello") == "general"
     assert CategoryClassifier.from_config(None) is None
@@ -76,7 +112,9 @@ def test_goal_spec_from_any() -> None:
         id, index, text, category = "set:3", 3, "do x", "misc"
 
     assert GoalSpec.from_any("plain") == GoalSpec(text="plain")
-    assert GoalSpec.from_any(GoalObject()) == GoalSpec(text="do x", index=3, goal_id="set:3", category="misc")
+    assert GoalSpec.from_any(GoalObject()) == GoalSpec(
+        text="do x", index=3, goal_id="set:3", category="misc"
+    )
     assert GoalSpec.from_any({"goal": "g", "goal_index": "4", "goal_id": 9}) == GoalSpec(
         text="g", index=4, goal_id="9"
     )
@@ -117,7 +155,9 @@ def test_disabled_tracker_keeps_state_in_memory() -> None:
 def test_event_payloads(backend: SQLBackend, run_id: str) -> None:
     seen: list[tuple[str, dict]] = []
     coordinator = TrackingCoordinator.create(
-        backend, run_id, goals=[{"text": "t", "id": "x:1", "category": "c"}],
+        backend,
+        run_id,
+        goals=[{"text": "t", "id": "x:1", "category": "c"}],
         event_bus=lambda name, payload: seen.append((name, payload)),
     )
     with coordinator.step_tracker.track_step("Gen", "STEP1") as trace_id:
@@ -127,7 +167,10 @@ def test_event_payloads(backend: SQLBackend, run_id: str) -> None:
     by_name = {name: payload for name, payload in seen}
     ctx = coordinator.get_goal_context(0)
     assert by_name["goal_initialized"] == {
-        "run_id": run_id, "result_id": ctx.result_id, "goal_index": 0, "goal_id": "x:1",
+        "run_id": run_id,
+        "result_id": ctx.result_id,
+        "goal_index": 0,
+        "goal_id": "x:1",
         "category": "c",
     }
     assert by_name["step_started"]["trace_id"] == trace_id

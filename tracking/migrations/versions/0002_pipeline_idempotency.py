@@ -86,7 +86,11 @@ def downgrade() -> None:
     op.drop_index("ix_runs_prefect_flow_run_id", table_name="runs")
     with op.batch_alter_table("runs") as batch:
         for column in (
-            "heartbeat_at", "finished_at", "started_at", "cost_usd", "prefect_flow_run_id",
+            "heartbeat_at",
+            "finished_at",
+            "started_at",
+            "cost_usd",
+            "prefect_flow_run_id",
             "parameters",
         ):
             batch.drop_column(column)
