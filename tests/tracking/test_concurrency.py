@@ -111,3 +111,29 @@ def test_step_tracking_concurrent_with_goal_traces(backend: SQLBackend, run_id: 
     _assert_intact(backend, coordinator, 20)
     (step,) = backend.list_traces(run_id=run_id, run_level_only=True)
     assert step.content["status"] == "COMPLETED"
+
+
+def test_two_stores_on_one_database(store_url: str) -> None:
+    """Two backends (as two worker processes would have) write the same run at once."""
+    first, second = SQLBackend(store_url), SQLBackend(store_url)
+    run_id = first.create_run(attack_type="t")
+    coordinators = [
+        TrackingCoordinator.create(
+            store, run_id, goals=[f"g{i}" for i in range(10)], goal_index_start=offset
+        )
+        for store, offset in ((first, 0), (second, 10))
+    ]
+
+    def worker(coordinator: TrackingCoordinator) -> None:
+        for i in range(200):
+            for ctx in coordinator.goal_tracker.contexts:
+                coordinator.goal_tracker.add_trace(ctx, "t", "T", {"goal": ctx.goal_index, "i": i})
+        coordinator.goal_tracker.flush()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(worker, coordinators))
+    for coordinator in coordinators:
+        assert coordinator.get_summary()["tracking_errors"] == {}
+        _assert_intact(first, coordinator, 200)
+    first.close()
+    second.close()
