@@ -46,6 +46,10 @@ class TargetConfig(BaseModel):
     ``{api_base}/chat/completions`` (an OpenAI-compatible server) with a shared keep-alive client;
     ``"auto"`` (default) picks ``"http"`` for ``openai/...`` models with ``api_base`` set and
     ``"litellm"`` otherwise. Both give the same ``Completion``.
+
+    Keys: only the variable named by ``api_key_env`` is read, at call time. With ``api_base`` set
+    and no ``api_key_env``, no key is sent at all — an ambient ``OPENAI_API_KEY`` must not travel
+    to a third-party host. Without ``api_base``, litellm's usual provider variables apply.
     """
 
     # hide_input_in_errors: a key pasted into the wrong field must not end up in a traceback.
