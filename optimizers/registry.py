@@ -1,0 +1,150 @@
+"""Optimizers by name (`pair`, `tap`, ...) or by import path (`my_pkg.attacks:MyOptimizer`).
+
+A shipped optimizer registers itself with `@optimizer("name")` and declares a pydantic `Config`;
+`build_optimizer` validates the options against it. A user's optimizer needs nothing from this
+module: any `Optimizer` subclass reachable as `module:Class` runs. If it has a pydantic `Config`
+class attribute the options are validated with it and passed as the one argument; otherwise they
+are passed as keyword arguments.
+
+Shipped optimizers are imported on first lookup, so importing the registry stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from optimizers.base import Optimizer
+
+_REGISTRY: dict[str, type[Optimizer]] = {}
+
+O = TypeVar("O", bound=type[Optimizer])
+
+
+class OptimizerError(ValueError):
+    """Unknown optimizer, a path that is not an Optimizer, or invalid options."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimizerInfo:
+    """What `list_optimizers` reports for one optimizer."""
+
+    name: str
+    description: str
+    needs_attacker: bool
+    consumption: str  # "sequential" | "parallel" | "continuous"
+    options: dict[str, dict[str, Any]]
+    schema: dict[str, Any]
+
+
+def optimizer(name: str) -> Callable[[O], O]:
+    """Register an Optimizer subclass under `name` (class decorator)."""
+
+    def register(cls: O) -> O:
+        if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+            raise OptimizerError(f"@optimizer({name!r}) must decorate an Optimizer subclass")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise OptimizerError(f"optimizer {name!r} is already registered by {_REGISTRY[name]}")
+        cls.name = name  # type: ignore[attr-defined]
+        _REGISTRY[name] = cls
+        return cls
+
+    return register
+
+
+def _load_library() -> None:
+    importlib.import_module("optimizers.library")
+
+
+def _from_path(path: str) -> type[Optimizer]:
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise OptimizerError(f"optimizer path must look like 'package.module:Class', got {path!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise OptimizerError(f"cannot import {module_name!r} for optimizer {path!r}: {exc}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise OptimizerError(f"{module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, Optimizer)):
+        raise OptimizerError(f"{path!r} is not an optimizers.Optimizer subclass")
+    return obj
+
+
+def get_optimizer(name_or_path: str) -> type[Optimizer]:
+    """The class registered as `name`, or imported from `module:Class`."""
+    if ":" in name_or_path:
+        return _from_path(name_or_path)
+    _load_library()
+    try:
+        return _REGISTRY[name_or_path]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "(none)"
+        raise OptimizerError(
+            f"unknown optimizer {name_or_path!r}; known: {known} (or give 'module:Class')"
+        ) from None
+
+
+def config_class(cls: type[Optimizer]) -> type[BaseModel] | None:
+    config = getattr(cls, "Config", None)
+    return config if isinstance(config, type) and issubclass(config, BaseModel) else None
+
+
+def validate_options(name_or_path: str, options: Mapping[str, Any] | None) -> Any:
+    """The validated config (a pydantic model), or the plain dict for a class without Config."""
+    cls = get_optimizer(name_or_path)
+    config = config_class(cls)
+    if config is None:
+        return dict(options or {})
+    try:
+        return config.model_validate(dict(options or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise OptimizerError(f"invalid options for optimizer {name_or_path!r}: {problems}") from None
+
+
+def build_optimizer(name_or_path: str, options: Mapping[str, Any] | None = None) -> Optimizer:
+    """A fresh optimizer instance (one per goal: it keeps the goal's trajectories)."""
+    cls = get_optimizer(name_or_path)
+    config = validate_options(name_or_path, options)
+    if config_class(cls) is not None:
+        return cls(config)  # type: ignore[call-arg]
+    try:
+        return cls(**config)
+    except TypeError as exc:
+        raise OptimizerError(f"cannot build optimizer {name_or_path!r} with {sorted(config)}: {exc}") from exc
+
+
+def needs_attacker(name_or_path: str) -> bool:
+    return bool(getattr(get_optimizer(name_or_path), "needs_attacker", False))
+
+
+def list_optimizers() -> list[OptimizerInfo]:
+    _load_library()
+    return [_info(name, cls) for name, cls in sorted(_REGISTRY.items())]
+
+
+def _info(name: str, cls: type[Optimizer]) -> OptimizerInfo:
+    config = config_class(cls)
+    schema = config.model_json_schema() if config is not None else {}
+    options = {
+        key: {"type": prop.get("type", "any"), "default": prop.get("default"),
+              "description": prop.get("description", "")}
+        for key, prop in schema.get("properties", {}).items()
+    }
+    doc = (cls.__doc__ or "").strip().splitlines()
+    return OptimizerInfo(
+        name=name, description=doc[0] if doc else "",
+        needs_attacker=bool(getattr(cls, "needs_attacker", False)),
+        consumption=str(getattr(cls, "consumption", "sequential")),
+        options=options, schema=schema,
+    )
