@@ -40,6 +40,7 @@ TRACE_COLUMNS = (
     "created_at",
 )
 _HEARTBEAT_EVERY_S = 1.0
+_SYNC_INSERT_ATTEMPTS = 3
 _ROWS_PER_INSERT = 100  # 700 bound parameters, well under SQLite's limit
 
 
@@ -111,25 +112,36 @@ class TraceStoreMixin:
         content: Any = None,
         result_id: str | None = None,
     ) -> int:
-        """Insert a trace synchronously and return its id (pipeline-step traces use this)."""
+        """Insert a trace synchronously and return its id (pipeline-step traces use this).
+
+        If another process took the sequence number meanwhile (the unique index says so),
+        the stream is re-seeded from the database and the insert retried.
+        """
         key = (run_id, result_id)
         if key not in self._next_seq:
             self._seed_sequence(key)
-        with self._seq_lock:
-            sequence = self._next_seq[key]
-            self._next_seq[key] = sequence + 1
         table = TraceRecord.__table__  # type: ignore[attr-defined]
-        stmt = sa.insert(table).values(
-            run_id=run_id,
-            result_id=result_id,
-            sequence=sequence,
-            step_name=step_name[:200],
-            step_type=step_type[:64],
-            content=redact(content),
-            created_at=utcnow(),
-        )
-        with self.engine.begin() as conn:
-            return int(conn.execute(stmt).inserted_primary_key[0])
+        for attempt in range(_SYNC_INSERT_ATTEMPTS):
+            with self._seq_lock:
+                sequence = self._next_seq[key]
+                self._next_seq[key] = sequence + 1
+            stmt = sa.insert(table).values(
+                run_id=run_id,
+                result_id=result_id,
+                sequence=sequence,
+                step_name=step_name[:200],
+                step_type=step_type[:64],
+                content=redact(content),
+                created_at=utcnow(),
+            )
+            try:
+                with self.engine.begin() as conn:
+                    return int(conn.execute(stmt).inserted_primary_key[0])
+            except sa.exc.IntegrityError:
+                if attempt + 1 == _SYNC_INSERT_ATTEMPTS:
+                    raise
+                self._seed_sequence(key, advance=True)
+        raise AssertionError("unreachable")
 
     def update_trace(self, trace_id: int, *, content: Any) -> bool:
         """Replace a trace's content (a pipeline step's trace is completed this way)."""
@@ -166,8 +178,11 @@ class TraceStoreMixin:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query).all())
 
-    def _seed_sequence(self, key: tuple[str, str | None], fresh: bool = False) -> None:
-        """Set where a stream's numbering starts (0 for a row created just now)."""
+    def _seed_sequence(
+        self, key: tuple[str, str | None], fresh: bool = False, advance: bool = False
+    ) -> None:
+        """Set where a stream's numbering starts (0 for a row created just now); with
+        ``advance``, move it past whatever another process wrote meanwhile."""
         current = None
         if not fresh:
             run_id, result_id = key
@@ -179,8 +194,12 @@ class TraceStoreMixin:
                 query = query.where(table.c.result_id == result_id)
             with self.engine.connect() as conn:
                 current = conn.execute(query).scalar()
+        start = 0 if current is None else int(current) + 1
         with self._seq_lock:
-            self._next_seq.setdefault(key, 0 if current is None else int(current) + 1)
+            if advance:
+                self._next_seq[key] = max(self._next_seq.get(key, 0), start)
+            else:
+                self._next_seq.setdefault(key, start)
 
     def _write_traces(self, batch: list[QueuedRow]) -> None:
         rows = [params for _, params in batch]

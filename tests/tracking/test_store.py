@@ -297,3 +297,15 @@ def test_sqlite_pragmas(tmp_path) -> None:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     backend.close()
     backend.close()  # idempotent
+
+
+def test_step_traces_from_two_processes_do_not_collide(store_url: str) -> None:
+    first, second = SQLBackend(store_url), SQLBackend(store_url)
+    run_id = first.create_run(attack_type="t")
+    assert first.create_trace(run_id=run_id, step_name="a", step_type="S") > 0
+    second.create_trace(run_id=run_id, step_name="b", step_type="S")  # seeded from the store
+    first.create_trace(run_id=run_id, step_name="c", step_type="S")  # stale counter: retried
+    traces = first.list_traces(run_id=run_id, run_level_only=True)
+    assert [(t.sequence, t.step_name) for t in traces] == [(0, "a"), (1, "b"), (2, "c")]
+    first.close()
+    second.close()
