@@ -179,15 +179,18 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin):
         *,
         status: StatusEnum | None = None,
         attack_type: str | None = None,
+        prefect_flow_run_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[RunRecord]:
-        """Runs, newest first."""
+        """Runs, newest first (``prefect_flow_run_id``: the runs a Prefect flow run recorded)."""
         query = select(RunRecord)
         if status is not None:
             query = query.where(RunRecord.status == StatusEnum(status))
         if attack_type is not None:
             query = query.where(RunRecord.attack_type == attack_type)
+        if prefect_flow_run_id is not None:
+            query = query.where(RunRecord.prefect_flow_run_id == prefect_flow_run_id)
         query = query.order_by(sa.desc(RunRecord.created_at), RunRecord.id)  # type: ignore[arg-type]
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query.offset(offset).limit(limit)).all())
