@@ -158,7 +158,13 @@ class TrackingCoordinator:
         tracker = self._tracker()
         seen: dict[tuple[str, Any], GoalSpec] = {}
         for row in pipeline_data or []:
-            spec = GoalSpec.from_any(row)
+            parsed = GoalSpec.from_any(row)  # (a row's "metadata" is the prompt's, not the goal's)
+            spec = GoalSpec(
+                text=parsed.text,
+                index=parsed.index,
+                goal_id=parsed.goal_id,
+                category=parsed.category,
+            )
             key = (
                 ("index", spec.index)
                 if spec.index is not None

@@ -115,7 +115,7 @@ def test_structured_goals_and_idempotent_initialization(backend: SQLBackend, run
 def test_initialize_goals_from_pipeline_data(backend: SQLBackend, run_id: str) -> None:
     coordinator = TrackingCoordinator.create(backend, run_id)
     data = [
-        {"goal": "kept", "goal_index": 3, "goal_id": "s:3", "prefix": "p1"},
+        {"goal": "kept", "goal_index": 3, "goal_id": "s:3", "prefix": "p1", "metadata": {"x": 1}},
         {"goal": "kept", "goal_index": 3, "goal_id": "s:3", "prefix": "p2"},
         {"goal": "kept", "goal_index": 5, "prefix": "p3"},  # same text, another goal
         {"goal": "no index", "prefix": "p4"},
