@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import targets._env  # noqa: E402,F401  (environment first)
-from targets import TargetConfig, chat  # noqa: E402
-from tests.support.openai_server import start_server_process  # noqa: E402
+import targets._env  # noqa: F401  (environment first)
+from targets import TargetConfig, chat
+from tests.support.openai_server import start_server_process
 
 BUDGET_MS = 3.0
 

@@ -107,7 +107,8 @@ def _classify(exc: BaseException, litellm: ModuleType) -> ErrorKind | None:
 
 def _retry_after(exc: BaseException) -> float | None:
     # litellm keeps the provider's headers here; its `response` is often a synthetic stand-in.
-    for headers in (getattr(exc, "litellm_response_headers", None), getattr(getattr(exc, "response", None), "headers", None)):
+    response_headers = getattr(getattr(exc, "response", None), "headers", None)
+    for headers in (getattr(exc, "litellm_response_headers", None), response_headers):
         if headers is not None and headers.get("retry-after") is not None:
             return parse_retry_after(headers.get("retry-after"))
     return None
@@ -198,5 +199,9 @@ def _cost(response: Any, config: TargetConfig, litellm: ModuleType) -> float:
                 completion_response=response, model=config.model, custom_cost_per_token=custom
             )
         )
-    except (litellm.exceptions.ModelNotMappedError, litellm.exceptions.BadRequestError, litellm.exceptions.NotFoundError):
+    except (
+        litellm.exceptions.ModelNotMappedError,
+        litellm.exceptions.BadRequestError,
+        litellm.exceptions.NotFoundError,
+    ):
         return 0.0  # a model litellm has no price for, and no price set: free as far as we know

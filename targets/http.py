@@ -18,11 +18,9 @@ import asyncio
 import functools
 import json
 import ssl
-import urllib.request
 import weakref
 from collections.abc import AsyncGenerator
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -55,17 +53,20 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 @functools.lru_cache(maxsize=64)
-def _proxy_for(api_base: str) -> str | None:
-    """HTTP(S)_PROXY / NO_PROXY for this endpoint, looked up once.
+def _proxy_for(api_base: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+    """The proxy (and its auth) HTTP(S)_PROXY / NO_PROXY give this endpoint, looked up once.
 
-    aiohttp's ``trust_env`` would do it per request, with two thread hops and a ~/.netrc read
-    each time (and would send netrc credentials to the target).
+    Same rules as aiohttp's ``trust_env``, which would repeat the lookup on every request with
+    two thread hops and a ~/.netrc read each time.
     """
-    parts = urlsplit(api_base)
-    proxies = urllib.request.getproxies_environment()
-    if not parts.hostname or urllib.request.proxy_bypass_environment(parts.hostname, proxies):
-        return None
-    return proxies.get(parts.scheme)
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(api_base))
+    except LookupError:  # no proxy configured, or NO_PROXY covers the host
+        return None, None
+    return str(proxy), auth
 
 
 async def _closer(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
@@ -126,18 +127,20 @@ async def attempt(
     # connection is not (that is our own concurrency, not the target being slow).
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
     session = await _session()
+    proxy, proxy_auth = _proxy_for(config.api_base)
     try:
         async with session.post(
             config.api_base + "/chat/completions",
             data=json.dumps(body).encode(),
             headers=headers,
             timeout=timeout,
-            proxy=_proxy_for(config.api_base),
+            proxy=proxy,
+            proxy_auth=proxy_auth,
         ) as response:
             content = await response.read()
             status = response.status
             retry_after = response.headers.get("Retry-After")
-    except asyncio.TimeoutError as exc:  # includes aiohttp's ServerTimeoutError
+    except TimeoutError as exc:  # includes aiohttp's ServerTimeoutError
         return None, AttemptError(kind="timeout", message=f"timed out after {timeout_s:g}s ({type(exc).__name__})")
     except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
         return None, AttemptError(kind="bad_request", message=scrub(f"bad api_base: {exc}", api_key))
