@@ -35,3 +35,20 @@ def md_escape(text: str | None, limit: int | None = 200) -> str:
 
 def html_escape(text: str | None, limit: int | None = None) -> str:
     return html.escape(clean(text, limit), quote=True)
+
+
+# XML 1.0 forbids these code points even as character references (`clean` keeps them).
+_XML_INVALID = re.compile("[\ufffe\uffff]")
+
+
+def xml_text(text: str | None, limit: int | None = None) -> str:
+    """Untrusted text made valid for an XML document (JUnit). Escaping is left to the writer."""
+    return _XML_INVALID.sub("\ufffd", clean(text, limit))
+
+
+def clip(text: str | None, limit: int) -> tuple[str, int]:
+    """`clean` text cut to `limit` characters, and how many characters were cut off."""
+    text = clean(text)
+    if len(text) <= limit:
+        return text, 0
+    return text[:limit], len(text) - limit

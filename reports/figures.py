@@ -1,0 +1,158 @@
+"""The numbers a report shows: ASR with its 95% interval, per category and per technique.
+
+Why Wilson: with the few dozen goals a scan often has, the normal approximation gives intervals
+below 0 or above 1 and collapses to zero width at 0% or 100%; Wilson's score interval does not.
+Every rate keeps error goals out of its denominator (ARCHITECTURE.md) and counts them apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from reports.load import GoalView, RunData
+from tracking import EvaluationStatusEnum
+from tracking.success import RowOutcome, classify_row
+
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval for a binomial proportion; None when n is 0."""
+    if n <= 0:
+        return None
+    p = successes / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rate:
+    """broken / (broken + held), with the excluded goals alongside."""
+
+    label: str
+    broken: int = 0
+    held: int = 0
+    errors: int = 0
+    pending: int = 0
+
+    @property
+    def judged(self) -> int:
+        return self.broken + self.held
+
+    @property
+    def goals(self) -> int:
+        return self.judged + self.errors + self.pending
+
+    @property
+    def asr(self) -> float | None:
+        return self.broken / self.judged if self.judged else None
+
+    @property
+    def ci(self) -> tuple[float, float] | None:
+        return wilson(self.broken, self.judged)
+
+
+def _count(label: str, outcomes: Iterable[str]) -> Rate:
+    counts = {"broken": 0, "held": 0, "errors": 0, "pending": 0}
+    for outcome in outcomes:
+        counts[outcome] += 1
+    return Rate(label=label, **counts)
+
+
+def outcome_of(status: EvaluationStatusEnum) -> str:
+    if status is EvaluationStatusEnum.SUCCESSFUL_JAILBREAK:
+        return "broken"
+    if status is EvaluationStatusEnum.FAILED_JAILBREAK:
+        return "held"
+    return "pending" if status is EvaluationStatusEnum.NOT_EVALUATED else "errors"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Headline:
+    overall: Rate
+    target_errors: int
+    framework_errors: int
+    cost_usd: float
+    duration_s: float | None
+    attempts: int
+
+
+def headline(data: RunData) -> Headline:
+    statuses = [g.status for g in data.goals]
+    return Headline(
+        overall=_count("all goals", (outcome_of(s) for s in statuses)),
+        target_errors=statuses.count(EvaluationStatusEnum.ERROR_AGENT_RESPONSE),
+        framework_errors=statuses.count(EvaluationStatusEnum.ERROR_TEST_FRAMEWORK),
+        cost_usd=data.cost_usd,
+        duration_s=data.duration_s,
+        attempts=sum(len(g.rows) for g in data.goals),
+    )
+
+
+def by_category(goals: list[GoalView]) -> list[Rate]:
+    groups: dict[str, list[str]] = {}
+    for goal in goals:
+        groups.setdefault(goal.category, []).append(outcome_of(goal.status))
+    return [_count(name, outcomes) for name, outcomes in sorted(groups.items())]
+
+
+def _technique_outcome(rows: list[dict[str, Any]], threshold: float) -> str:
+    """A goal against one technique: broken if any of its rows succeeded, held if any was judged."""
+    outcomes = {classify_row(row, threshold) for row in rows}
+    if RowOutcome.SUCCESSFUL in outcomes:
+        return "broken"
+    if RowOutcome.FAILED in outcomes:
+        return "held"
+    if any(row.get("pending") for row in rows):
+        return "pending"
+    return "errors"
+
+
+def by_technique(data: RunData, *, variants: bool = False) -> list[Rate]:
+    """Per technique (or technique/variant): over the goals it was tried on."""
+    groups: dict[str, list[str]] = {}
+    for goal in data.goals:
+        mine: dict[str, list[dict[str, Any]]] = {}
+        for row in goal.rows:
+            name = str(row.get("technique") or "?")
+            if variants and row.get("variant"):
+                name = f"{name}/{row['variant']}"
+            mine.setdefault(name, []).append(row)
+        for name, rows in mine.items():
+            groups.setdefault(name, []).append(_technique_outcome(rows, data.threshold))
+    return [_count(name, outcomes) for name, outcomes in sorted(groups.items())]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeTally:
+    judge: str
+    yes: int
+    no: int
+    errors: int
+
+
+def judge_tallies(data: RunData) -> list[JudgeTally]:
+    """Per judge: how many attempts it called jailbroken, safe, or could not judge."""
+    tallies = {key: [0, 0, 0] for key in data.judge_keys}
+    for goal in data.goals:
+        for row in goal.rows:
+            for name, verdict in (row.get("judges") or {}).items():
+                t = tallies.setdefault(name, [0, 0, 0])
+                if verdict.get("error") or verdict.get("success") is None:
+                    t[2] += 1
+                else:
+                    t[0 if verdict["success"] else 1] += 1
+    return [JudgeTally(judge=k, yes=v[0], no=v[1], errors=v[2]) for k, v in tallies.items()]
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{100.0 * value:.{digits}f}%"
+
+
+def ci_text(ci: tuple[float, float] | None) -> str:
+    return "" if ci is None else f"{pct(ci[0])}–{pct(ci[1])}"

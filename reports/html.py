@@ -1,0 +1,328 @@
+"""`siegeflow report RUN_ID`: one self-contained HTML file a security lead can read offline.
+
+Sections: headline figures (ASR with its Wilson 95% interval, errors excluded and counted, cost,
+duration), ASR charts by category and by technique, judge agreement, the per-goal table
+(sortable, filterable; best attack prompt and the target's answer) and, when goals carry traces
+(optimizer runs), each goal's trajectory, collapsed.
+
+Size is budgeted, not left to chance: prompt and answer cells are clipped to a length that
+shrinks with the number of goals (a 5,000-goal run stays well under 10 MB), and trajectory
+values share a fixed budget. The full texts stay in the store (`siegeflow export`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from reports.grid import STATUS_ORDER, Column, cell, filters, grid, row
+from reports.figures import (
+    Rate,
+    by_category,
+    by_technique,
+    ci_text,
+    headline,
+    judge_tallies,
+    pct,
+)
+from reports.load import GoalView, RunData
+from reports.page import page
+from reports.svg import bar_chart
+from reports.text import clip, html_escape
+from reports.trajectory import render_trajectory
+
+e = html_escape
+
+#: Characters of prompt + answer text the goal table may hold in all (escaping may add some).
+TABLE_TEXT_BUDGET = 5_600_000
+#: Characters of trace values all trajectories may hold together.
+TRAJECTORY_BUDGET = 2_500_000
+MAX_EVENTS_PER_GOAL = 400
+
+STATUS_FILTERS = [("broken", "broken"), ("held", "held"), ("error", "errors"),
+                  ("pending", "pending")]
+STATUS_CLASS = {
+    "SUCCESSFUL_JAILBREAK": "broken",
+    "FAILED_JAILBREAK": "held",
+    "ERROR_AGENT_RESPONSE": "error",
+    "ERROR_TEST_FRAMEWORK": "error",
+    "NOT_EVALUATED": "pending",
+}
+
+
+def cell_limit(goals: int, override: int | None = None) -> int:
+    """Characters shown per prompt/answer cell: generous for small runs, bounded for big ones."""
+    if override is not None:
+        return max(50, override)
+    return max(400, min(4000, TABLE_TEXT_BUDGET // max(1, 2 * goals)))
+
+
+def clipped(text: str | None, limit: int) -> str:
+    shown, cut = clip(text, limit)
+    more = f'<span class="cut"> … {cut} more characters</span>' if cut else ""
+    return f'<div class="clip">{e(shown)}{more}</div>'
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def header(data: RunData) -> str:
+    run = data.run
+    params = run.parameters or {}
+    goals_src = (params.get("goals") or {}).get("source", "")
+    summary = data.summary
+    rows = [
+        ("run", run.id),
+        ("status", f"{run.status.value}" + (f" · stopped: {summary['stop_reason']}"
+                                             if summary.get("stop_reason") else "")),
+        ("kind", f"{data.kind} · {run.attack_type}"),
+        ("target", run.target_description or ""),
+        ("judges", f"{', '.join(data.judge_keys)} · rule {data.rule} · "
+                   f"threshold {data.threshold:g}"),
+        ("goals from", str(goals_src)),
+        ("started", _when(run.started_at or run.created_at)),
+        ("finished", _when(run.finished_at)),
+    ]
+    if run.prefect_flow_run_id:
+        rows.append(("Prefect flow run", run.prefect_flow_run_id))
+    meta = "".join(f"<dt>{e(k)}</dt><dd>{e(str(v), 400)}</dd>" for k, v in rows)
+    banner = ""
+    if not run.status.is_terminal:
+        banner = '<p class="note">This run has not finished: the figures are partial.</p>'
+    elif data.failed:
+        banner = ('<p class="note err">This run did not complete: goals it could not finish '
+                  "are counted as errors.</p>")
+    return (f'<header><h1>siegeflow report</h1><dl class="meta">{meta}</dl>{banner}</header>')
+
+
+def headline_section(data: RunData) -> str:
+    h = headline(data)
+    o = h.overall
+    ci = ci_text(o.ci)
+    cards = [
+        ("goals", str(o.goals), ""),
+        ("broken", str(o.broken), "broken"),
+        ("held", str(o.held), ""),
+        ("attack success rate", pct(o.asr), "asr"),
+        ("95% CI (Wilson)", ci or "n/a", ""),
+        ("errors (excluded)", str(o.errors), ""),
+        ("cost", f"${h.cost_usd:.4f}", ""),
+        ("duration", _duration(h.duration_s), ""),
+    ]
+    html_cards = "".join(
+        f'<div class="card {cls}"><div class="v">{e(v)}</div><div class="k">{e(k)}</div></div>'
+        for k, v, cls in cards
+    )
+    pending = f", {o.pending} not evaluated yet" if o.pending else ""
+    return (
+        '<section id="headline"><h2>Headline</h2>'
+        f'<div class="cards">{html_cards}</div>'
+        f'<p class="note">ASR = broken / (broken + held) = {o.broken} / {o.judged}. '
+        f"Excluded from the denominator and counted here: {h.target_errors} goals whose target "
+        f"calls failed, {h.framework_errors} goals that could not be judged{pending}. "
+        f"{h.attempts} attack prompts were sent.</p></section>"
+    )
+
+
+def rate_table(title: str, rates: list[Rate]) -> str:
+    rows = "".join(
+        f"<tr><td>{e(r.label, 120)}</td><td class=\"num\">{r.goals}</td>"
+        f'<td class="num">{r.broken}</td><td class="num">{r.held}</td>'
+        f'<td class="num">{r.errors + r.pending}</td><td class="num">{pct(r.asr)}</td>'
+        f'<td class="num">{ci_text(r.ci) or "n/a"}</td></tr>'
+        for r in rates
+    )
+    return (
+        f"<details><summary>{e(title)}: the numbers</summary>"
+        '<table class="small"><thead><tr><th>name</th><th class="num">goals</th>'
+        '<th class="num">broken</th><th class="num">held</th><th class="num">excluded</th>'
+        '<th class="num">ASR</th><th class="num">95% CI</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></details>"
+    )
+
+
+def charts_section(data: RunData) -> str:
+    categories = by_category(data.goals)
+    techniques = by_technique(data)
+    variants = by_technique(data, variants=True)
+    parts = [
+        '<section id="charts"><h2>Attack success rate</h2>',
+        '<p class="note">Bars: ASR; whiskers: 95% Wilson interval. A technique counts a goal '
+        "broken when any of its prompts broke it.</p><div class=\"charts\">",
+        f"<div><h3>By category</h3>{bar_chart('ASR by category', categories)}"
+        f"{rate_table('By category', categories)}</div>",
+        f"<div><h3>By technique</h3>{bar_chart('ASR by technique', techniques)}"
+        f"{rate_table('By technique', techniques)}",
+    ]
+    if len(variants) > len(techniques):
+        parts.append(rate_table("By technique and variant", variants))
+    parts.append("</div></div></section>")
+    return "".join(parts)
+
+
+def _kappa(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.2f}"
+
+
+def judges_section(data: RunData) -> str:
+    tallies = judge_tallies(data)
+    rows = "".join(
+        f'<tr><td>{e(t.judge, 80)}</td><td class="num">{t.yes}</td><td class="num">{t.no}</td>'
+        f'<td class="num">{t.errors}</td></tr>'
+        for t in tallies
+    )
+    parts = [
+        '<section id="judges"><h2>Judges</h2>',
+        f'<p class="note">Verdicts combine by rule <b>{e(data.rule)}</b>; a prompt counts as '
+        f"successful when the combined verdict is yes and its score is at least "
+        f"{data.threshold:g}.</p>",
+        '<table class="small"><thead><tr><th>judge</th><th class="num">jailbroken</th>'
+        '<th class="num">safe</th><th class="num">could not judge</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>",
+    ]
+    agreement = data.summary.get("judge_agreement") or {}
+    pairwise = agreement.get("pairwise") or {}
+    if pairwise:
+        cells = "".join(
+            f"<tr><td>{e(' vs '.join(str(j) for j in v.get('judges') or [pair]), 120)}</td>"
+            f'<td class="num">{_kappa(v.get("kappa"))}</td>'
+            f'<td class="num">{pct(v.get("observed_agreement"))}</td>'
+            f'<td class="num">{int(v.get("n") or 0)}</td></tr>'
+            for pair, v in sorted(pairwise.items())
+        )
+        fleiss = agreement.get("fleiss") or {}
+        if fleiss.get("kappa") is not None:
+            cells += (f'<tr><td>all judges (Fleiss)</td><td class="num">{_kappa(fleiss["kappa"])}'
+                      f'</td><td class="num">—</td><td class="num">{int(fleiss.get("n") or 0)}'
+                      "</td></tr>")
+        parts.append(
+            "<h3>Agreement</h3><table class=\"small\"><thead><tr><th>judges</th>"
+            '<th class="num">Cohen\'s κ</th><th class="num">agree</th>'
+            f'<th class="num">prompts</th></tr></thead><tbody>{cells}</tbody></table>'
+            '<p class="note">κ above 0.6 is usually read as substantial agreement; low κ means '
+            "the ASR depends on which judge you trust.</p>"
+        )
+    elif len(data.judge_keys) < 2:
+        parts.append('<p class="note">One judge: no agreement to measure.</p>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _verdicts(row: dict[str, Any] | None) -> str:
+    if not row:
+        return ""
+    out = []
+    for name, v in sorted((row.get("judges") or {}).items()):
+        if v.get("error") or v.get("success") is None:
+            out.append(f'<div>{e(name, 40)}: <span class="err">error</span></div>')
+        else:
+            yes = bool(v["success"])
+            out.append(f'<div>{e(name, 40)}: <span class="{"yes" if yes else "no"}">'
+                       f'{"yes" if yes else "no"}</span></div>')
+    return "".join(out)
+
+
+def goal_row(goal: GoalView, limit: int, has_trajectory: bool) -> str:
+    best = goal.best or {}
+    status = STATUS_CLASS[goal.status.value]
+    technique = "/".join(str(x) for x in (best.get("technique"), best.get("variant")) if x)
+    link = f'<div><a href="#traj-{goal.index}">trajectory</a></div>' if has_trajectory else ""
+    answer = best.get("response")
+    answer_cell = (clipped(answer, limit) if answer is not None or not best.get("error")
+                   else f'<div class="clip err">error: {e(best["error"], limit)}</div>')
+    score = best.get("score")
+    cells = [
+        cell(str(goal.index), value=goal.index, num=True),
+        cell(e(goal.goal_id, 120)),
+        cell(e(goal.category, 120)),
+        cell(f'<span class="st st-{status}">{e(goal.label)}</span>{link}',
+             value=STATUS_ORDER[status]),
+        cell(clipped(goal.goal, 600)),
+        cell(f'{e(technique, 120)}<div class="note">{len(goal.rows)} prompt(s)</div>'),
+        cell(clipped(best.get("prompt"), limit)),
+        cell(answer_cell),
+        cell(_verdicts(best)),
+        cell("" if score is None else f"{float(score):.2f}",
+             value=-1 if score is None else float(score), num=True),
+        cell(f"${goal.cost_usd:.4f}", value=goal.cost_usd, num=True),
+    ]
+    return row(cells, status=status, category=goal.category)
+
+
+GOAL_COLUMNS = [
+    Column("#", num=True, right=True), Column("goal id"), Column("category"),
+    Column("status", num=True), Column("goal"), Column("best attack"),
+    Column("attack prompt"), Column("target's answer"), Column("verdicts"),
+    Column("score", num=True, right=True), Column("cost", num=True, right=True),
+]
+
+
+def goals_section(data: RunData, limit: int) -> str:
+    categories = sorted({g.category for g in data.goals})
+    rows = "".join(goal_row(g, limit, g.result_id in data.traces) for g in data.goals)
+    return (
+        '<section id="goals"><h2>Goals</h2>'
+        '<p class="note">Each goal with the attack prompt that best shows its outcome (the '
+        "successful one with the highest score, else the highest-scored judged one) and the "
+        f"target's answer to it. Long texts are cut at {limit} characters; "
+        "<code>siegeflow export</code> has them whole. Click a column to sort it, a text to see "
+        "it all.</p>"
+        + filters("goals-table", len(data.goals), statuses=STATUS_FILTERS, categories=categories)
+        + grid("goals-table", "goals", GOAL_COLUMNS, rows)
+        + "</section>"
+    )
+
+
+def trajectories_section(data: RunData) -> str:
+    with_traces = [g for g in data.goals if g.result_id in data.traces]
+    if not with_traces:
+        return ""
+    events = sum(min(len(data.traces[g.result_id]), MAX_EVENTS_PER_GOAL) for g in with_traces)
+    limit = max(200, min(2000, TRAJECTORY_BUDGET // max(1, events * 2)))
+    parts = [
+        '<section id="trajectories"><h2>Trajectories</h2>',
+        '<p class="note">What the optimizer did, run by run: what it injected where, what the '
+        "target did, and the judge's score. Collapsed: open a goal to read it.</p>"
+        '<p class="legend"><span><i class="li"></i>injected</span><span><i class="lt"></i>'
+        'target</span><span><i class="lj"></i>judge</span></p>',
+    ]
+    for goal in with_traces:
+        traces = data.traces[goal.result_id]
+        runs = len({r.get("variant") for r in goal.rows})
+        parts.append(
+            f'<details class="traj" id="traj-{goal.index}"><summary>#{goal.index} '
+            f"{e(goal.goal_id, 120)} · "
+            f'<span class="st st-{STATUS_CLASS[goal.status.value]}">{e(goal.label)}</span> · '
+            f"{runs} run(s), {len(traces)} events — {e(goal.goal, 160)}</summary>"
+            f"{render_trajectory(traces, limit=limit, max_events=MAX_EVENTS_PER_GOAL)}</details>"
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def render_report(data: RunData, *, max_chars: int | None = None, with_csp: bool = True) -> str:
+    """The whole report as one HTML string."""
+    limit = cell_limit(len(data.goals), max_chars)
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = (
+        header(data)
+        + "<main>"
+        + headline_section(data)
+        + charts_section(data)
+        + judges_section(data)
+        + goals_section(data, limit)
+        + trajectories_section(data)
+        + "</main>"
+        + f"<footer>Generated by siegeflow on {generated}. Texts from goal files, attackers and "
+        "targets are shown as plain text; this file loads nothing from the network.</footer>"
+    )
+    return page(f"siegeflow report · {data.run_id}", body, with_csp=with_csp)

@@ -1,0 +1,169 @@
+"""One recorded run, loaded once, in the shape every report format reads.
+
+Goal statuses are the stored ones (what the flow decided), never recomputed; the rows
+(`reports.rows`) only choose which attempt shows each goal best and break ASR down by technique.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from reports.rows import attempt_rows
+from tracking import EvaluationStatusEnum, ResultRecord, RunRecord, StatusEnum, TraceRecord
+from tracking.success import RowOutcome, classify_row
+
+BROKEN = EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
+HELD = EvaluationStatusEnum.FAILED_JAILBREAK
+
+#: Short labels a reader understands; the enum names stay in machine formats.
+STATUS_LABEL = {
+    "SUCCESSFUL_JAILBREAK": "broken",
+    "FAILED_JAILBREAK": "held",
+    "ERROR_AGENT_RESPONSE": "target error",
+    "ERROR_TEST_FRAMEWORK": "not judged",
+    "NOT_EVALUATED": "pending",
+}
+
+
+class RunNotFound(LookupError):
+    """The run id names no run in the store."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GoalView:
+    """One goal of a run: its stored outcome, its rows and the row that best shows it."""
+
+    result_id: str
+    index: int
+    goal_id: str
+    category: str
+    goal: str
+    status: EvaluationStatusEnum
+    notes: str
+    rows: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    cost_usd: float
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABEL[self.status.value]
+
+    @property
+    def broken(self) -> bool:
+        return self.status is BROKEN
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunData:
+    """Everything a report shows about one run (`load_run` builds it)."""
+
+    run: RunRecord
+    goals: list[GoalView]
+    judge_keys: list[str]
+    rule: str
+    threshold: float
+    traces: dict[str, list[TraceRecord]] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.id
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(self.run.summary or {})
+
+    @property
+    def kind(self) -> str:
+        return str((self.run.config or {}).get("kind") or "attack")
+
+    @property
+    def failed(self) -> bool:
+        """The run ended FAILED or CANCELLED (the CLI's exit code 1)."""
+        return self.run.status in (StatusEnum.FAILED, StatusEnum.CANCELLED)
+
+    @property
+    def duration_s(self) -> float | None:
+        summary = self.summary.get("duration_s")
+        if summary is not None:
+            return float(summary)
+        return _seconds(self.run.started_at, self.run.finished_at)
+
+    @property
+    def cost_usd(self) -> float:
+        return float(self.summary.get("cost_usd") or self.run.cost_usd or 0.0)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return None if start is None or end is None else (end - start).total_seconds()
+
+
+def panel_of(run: RunRecord) -> tuple[list[str], str, float]:
+    """The run's judge keys (label or name), combine rule and success threshold."""
+    panel = (run.parameters or {}).get("judges") or {}
+    keys = [str(j.get("label") or j.get("name")) for j in panel.get("judges") or []]
+    return keys or ["refusal"], str(panel.get("rule") or "majority"), float(
+        panel.get("success_threshold", 0.5)
+    )
+
+
+def rank(row: dict[str, Any], threshold: float) -> tuple[int, float]:
+    """Successful rows first, then judged ones, then errors; higher score first within."""
+    outcome = classify_row(row, threshold)
+    tier = {RowOutcome.SUCCESSFUL: 3, RowOutcome.FAILED: 2}.get(outcome, 1 if row.get("response") else 0)
+    return tier, float(row.get("score") or 0.0)
+
+
+def best_row(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any] | None:
+    """The attempt that best shows a goal's outcome (first of equals, in attempt order)."""
+    best: dict[str, Any] | None = None
+    best_rank = (-1, 0.0)
+    for row in rows:
+        r = rank(row, threshold)
+        if r > best_rank:
+            best, best_rank = row, r
+    return best
+
+
+def build_goals(
+    results: list[ResultRecord], rows: list[dict[str, Any]], threshold: float
+) -> list[GoalView]:
+    by_result: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_result.setdefault(row["result_id"], []).append(row)
+    goals = []
+    for result in sorted(results, key=lambda r: r.goal_index):
+        mine = by_result.get(result.id, [])
+        goals.append(GoalView(
+            result_id=result.id,
+            index=result.goal_index,
+            goal_id=result.goal_id or f"goal-{result.goal_index}",
+            category=result.category or "uncategorized",
+            goal=result.goal,
+            status=EvaluationStatusEnum(result.evaluation_status),
+            notes=result.evaluation_notes or "",
+            rows=mine,
+            best=best_row(mine, threshold),
+            cost_usd=sum(float(r.get("cost_usd") or 0.0) for r in mine),
+        ))
+    return goals
+
+
+def load_run(backend: Any, run_id: str, *, with_traces: bool = True) -> RunData:
+    """Read a run, its results, rows and per-goal traces; `RunNotFound` if there is none."""
+    run = backend.get_run(run_id)
+    if run is None:
+        raise RunNotFound(f"no run {run_id!r} in the store")
+    keys, rule, threshold = panel_of(run)
+    results = backend.list_results(run_id)
+    rows = attempt_rows(backend, run_id, keys, rule, results)
+    traces: dict[str, list[TraceRecord]] = {}
+    if with_traces:
+        for trace in backend.list_traces(run_id=run_id):
+            if trace.result_id is not None:
+                traces.setdefault(trace.result_id, []).append(trace)
+    return RunData(
+        run=run, goals=build_goals(results, rows, threshold),
+        judge_keys=keys, rule=rule, threshold=threshold, traces=traces,
+    )

@@ -1,0 +1,120 @@
+"""A goal's recorded traces as a readable, collapsed trajectory (optimizer runs).
+
+Traces are rendered generically — sequence, type, name and every content field — because the
+optimizers decide what an event holds. Two conventions are read when present: a run number
+(`run_index`/`run` in the content, or `run-<i>` in the step name) groups events run by run, and
+well-known keys mark an event as an injection, a target action or a judge score. Every value
+is escaped and clipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reports.text import clip, html_escape
+
+_RUN_IN_NAME = re.compile(r"\brun[-_ ]?(\d+)\b", re.IGNORECASE)
+_KINDS = (
+    ("inject", ("inject", "controllable", "where", "payload", "attack")),
+    ("judge", ("score", "success", "evaluation", "verdict", "feedback", "judge")),
+    ("target", ("response", "output", "completion", "tool", "observable", "value", "target")),
+)
+KIND_LABEL = {"inject": "injected", "target": "target", "judge": "judge"}
+
+
+def run_number(step_name: str, content: Any) -> int | None:
+    if isinstance(content, Mapping):
+        for key in ("run_index", "run"):
+            value = content.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+    match = _RUN_IN_NAME.search(step_name or "")
+    return int(match.group(1)) if match else None
+
+
+def event_kind(step_type: str, step_name: str, content: Any) -> str | None:
+    """Which of injected / target / judge an event is about (first match wins), if any."""
+    words = f"{step_type} {step_name}".lower()
+    keys = " ".join(str(k).lower() for k in content) if isinstance(content, Mapping) else ""
+    for kind, needles in _KINDS:
+        if any(n in words for n in needles):
+            return kind
+    for kind, needles in _KINDS:
+        if any(n in keys for n in needles):
+            return kind
+    return None
+
+
+def render_value(value: Any, limit: int) -> str:
+    if value is None or isinstance(value, bool | int | float):
+        return f"<code>{html_escape(json.dumps(value))}</code>"
+    text = value if isinstance(value, str) else json.dumps(
+        value, indent=1, ensure_ascii=False, default=str
+    )
+    shown, cut = clip(text, limit)
+    more = f'<span class="cut"> … {cut} more characters</span>' if cut else ""
+    return f"<pre>{html_escape(shown)}</pre>{more}"
+
+
+def render_event(trace: Any, limit: int) -> str:
+    content = trace.content
+    kind = event_kind(trace.step_type, trace.step_name, content)
+    cls = f' class="{kind}"' if kind else ""
+    tag = f" · {KIND_LABEL[kind]}" if kind else ""
+    head = (
+        f'<div class="ev-head">#{int(trace.sequence)} <b>{html_escape(trace.step_type, 64)}</b> '
+        f"{html_escape(trace.step_name, 200)}{tag}</div>"
+    )
+    if isinstance(content, Mapping):
+        items = "".join(
+            f"<dt>{html_escape(str(key), 80)}</dt><dd>{render_value(value, limit)}</dd>"
+            for key, value in content.items()
+        )
+        body = f'<dl class="kv">{items}</dl>' if items else ""
+    elif content is None:
+        body = ""
+    else:
+        body = render_value(content, limit)
+    return f"<li{cls}>{head}{body}</li>"
+
+
+def _outcome(events: list[Any]) -> str:
+    """` · score 0.7 · success` from the run's last event that carries a score or success."""
+    for trace in reversed(events):
+        content = trace.content
+        if isinstance(content, Mapping) and ("score" in content or "success" in content):
+            parts = []
+            score = content.get("score")
+            if isinstance(score, int | float) and not isinstance(score, bool):
+                parts.append(f"score {float(score):.2f}")
+            if isinstance(content.get("success"), bool):
+                parts.append("success" if content["success"] else "no success")
+            return "".join(f" · {p}" for p in parts)
+    return ""
+
+
+def render_trajectory(traces: Iterable[Any], *, limit: int, max_events: int) -> str:
+    """The events of one goal, grouped by optimizer run when runs are recognisable."""
+    ordered = sorted(traces, key=lambda t: t.sequence)
+    dropped = max(0, len(ordered) - max_events)
+    ordered = ordered[:max_events]
+    groups: list[tuple[int | None, list[Any]]] = []
+    for trace in ordered:
+        number = run_number(trace.step_name, trace.content)
+        if number is None and groups:
+            number = groups[-1][0]  # an event without a run number belongs to the current run
+        if not groups or groups[-1][0] != number:
+            groups.append((number, []))
+        groups[-1][1].append(trace)
+    parts = []
+    for number, events in groups:
+        title = f"<h3>Run {number}{_outcome(events)}</h3>" if number is not None else ""
+        items = "".join(render_event(t, limit) for t in events)
+        parts.append(f'<div class="run">{title}<ol class="events">{items}</ol></div>')
+    if dropped:
+        parts.append(f'<p class="note">{dropped} later events not shown (siegeflow export has '
+                     "every attempt; the store has every trace).</p>")
+    return "".join(parts)
