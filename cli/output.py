@@ -62,7 +62,7 @@ def print_runs(console: Console, runs: list[Any]) -> None:
         table.add_row(
             escape(run.id), run.created_at.strftime("%Y-%m-%d %H:%M"), escape(run.attack_type, 30),
             escape(run.target_description or "", 40), _status(run.status),
-            str(s.get("goals", "")), str(s.get("successful", "")), pct(s.get("asr")),
+            str(s.get("goals_total", "")), str(s.get("successful", "")), pct(s.get("asr")),
             f"{run.cost_usd:.4f}",
         )
     console.print(table)
@@ -72,11 +72,12 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     table = Table(title="Run summary", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    table.add_row("goals", str(summary.get("goals", 0)))
+    errors = summary.get("errors") or {}
+    table.add_row("goals", str(summary.get("goals_total", 0)))
     table.add_row("broken (successful jailbreaks)", f"[bold red]{summary.get('successful', 0)}[/]")
     table.add_row("held", f"[green]{summary.get('failed', 0)}[/]")
-    table.add_row("target errors (excluded from ASR)", str(summary.get("errors_agent", 0)))
-    table.add_row("not judged (excluded from ASR)", str(summary.get("errors_framework", 0)))
+    table.add_row("target errors (excluded from ASR)", str(errors.get("agent", 0)))
+    table.add_row("not judged (excluded from ASR)", str(errors.get("framework", 0)))
     table.add_row("attack success rate", pct(summary.get("asr")))
     table.add_row("cost", f"${float(summary.get('cost_usd') or 0):.4f}")
     table.add_row("duration", f"{float(summary.get('duration_s') or 0):.1f} s")

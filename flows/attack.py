@@ -80,7 +80,8 @@ async def attack_flow(
         coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
         coordinator.finalize_pipeline(rows)
         return await publish_results(
-            ref, coordinator, rows, stop_reason=stop_reason, spent_usd=judged["spent_usd"]
+            ref, coordinator, rows, stop_reason=stop_reason, spent_usd=judged["spent_usd"],
+            extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule},
         )
     finally:
         heartbeat.cancel()

@@ -13,9 +13,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tracking import StatusEnum, TrackingCoordinator, default_db_url, get_backend
+from tracking import StatusEnum, default_db_url, get_backend
 
 logger = logging.getLogger("siegeflow.flows")
+
+
+def attach_coordinator(*args: Any, **kwargs: Any) -> Any:
+    from flows.run_record import attach_coordinator as attach
+
+    return attach(*args, **kwargs)
 
 
 def _runs_of(flow_run: Any) -> tuple[Any, list[Any]]:
@@ -32,7 +38,7 @@ def _finalize(flow_run: Any, state: Any, status: StatusEnum) -> None:
     backend, runs = _runs_of(flow_run)
     message = f"Prefect flow run {state.name}: {state.message or 'no message'}"
     for run in runs:
-        coordinator = TrackingCoordinator.attach(backend, run.id, logger=logger)
+        coordinator = attach_coordinator(backend, run.id, logger=logger)
         coordinator.finalize_on_error(message)
         if status is not StatusEnum.FAILED:
             coordinator.step_tracker.update_run_status(status)

@@ -16,7 +16,14 @@ from typing import Any
 from flows.config import GoalsSpec
 from targets import TargetConfig
 from tasks.context import GoalRow, RunRef
-from tracking import StatusEnum, TrackingCoordinator, default_db_url, get_backend
+from tracking import (
+    EvaluationStatusEnum,
+    ResultUpdate,
+    StatusEnum,
+    TrackingCoordinator,
+    default_db_url,
+    get_backend,
+)
 
 HEARTBEAT_EVERY_S = 15.0
 
@@ -44,6 +51,42 @@ def _goal_payload(goal: Any) -> dict[str, Any]:
     }
 
 
+def attach_coordinator(
+    backend: Any, run_id: str, *, logger: logging.Logger, reopen: bool = False
+) -> TrackingCoordinator:
+    """A coordinator over a run that already exists (a resume, or a failure hook).
+
+    Goals are re-registered from the stored results (by index, so nothing is duplicated) and
+    keep their stored status. With `reopen` (a resume), every goal goes back to NOT_EVALUATED
+    and the run to RUNNING: finalization recomputes each status from the recorded completions
+    and verdicts, which a resume only adds to — so a goal broken before stays broken.
+    """
+    run = backend.get_run(run_id)
+    if run is None:
+        raise RunNotFoundError(f"no run {run_id!r} in this store")
+    results = backend.list_results(run_id)
+    if reopen:
+        backend.update_results(
+            [
+                ResultUpdate(result_id=r.id, evaluation_status=EvaluationStatusEnum.NOT_EVALUATED,
+                             evaluation_notes="re-opened by resume", metrics=r.metrics)
+                for r in results
+                if r.evaluation_status is not EvaluationStatusEnum.NOT_EVALUATED
+            ],
+            only_if_not_evaluated=False,
+        )
+        backend.update_run(run_id, status=StatusEnum.RUNNING)
+        results = backend.list_results(run_id)
+    goals = [
+        {"text": r.goal, "index": r.goal_index, "goal_id": r.goal_id, "category": r.category,
+         "metadata": r.goal_metadata}
+        for r in results
+    ]
+    return TrackingCoordinator.create(
+        backend, run_id, logger=logger, attack_type=run.attack_type, goals=goals
+    )
+
+
 def recorded_spend(backend: Any, run_id: str) -> float:
     """USD already spent by a run: completions plus judgments recorded so far."""
     attempts = sum(a.cost_usd or 0.0 for a in backend.list_attempts(run_id))
@@ -69,9 +112,8 @@ def open_run(
         if backend.get_run(resume_run_id) is None:
             raise RunNotFoundError(f"no run {resume_run_id!r} in {db_url}")
         backend.update_run(resume_run_id, prefect_flow_run_id=prefect_flow_run_id or None)
-        coordinator = TrackingCoordinator.attach(backend, resume_run_id, logger=logger)
-        reopened = coordinator.reopen()
-        logger.info("resuming run %s (%d goal(s) re-opened)", resume_run_id, reopened)
+        coordinator = attach_coordinator(backend, resume_run_id, logger=logger, reopen=True)
+        logger.info("resuming run %s", resume_run_id)
         run_id = resume_run_id
     else:
         goal_list = goals.load()

@@ -56,6 +56,7 @@ def goal_table(
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The run's headline figures as markdown (numbers only; untrusted text escaped)."""
+    errors = summary.get("errors") or {}
     lines = [
         f"# siegeflow run `{md_escape(str(summary.get('run_id')), 40)}`",
         "",
@@ -65,9 +66,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "",
         "| goals | broken | held | errors (target) | errors (framework) | ASR |",
         "|---:|---:|---:|---:|---:|---:|",
-        f"| {summary.get('goals', 0)} | {summary.get('successful', 0)} | "
-        f"{summary.get('failed', 0)} | {summary.get('errors_agent', 0)} | "
-        f"{summary.get('errors_framework', 0)} | {_pct(summary.get('asr'))} |",
+        f"| {summary.get('goals_total', 0)} | {summary.get('successful', 0)} | "
+        f"{summary.get('failed', 0)} | {errors.get('agent', 0)} | "
+        f"{errors.get('framework', 0)} | {_pct(summary.get('asr'))} |",
         "",
         "ASR = broken / (broken + held); goals whose target calls failed or that could not be "
         "judged are excluded from the denominator and counted above.",

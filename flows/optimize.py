@@ -1,0 +1,251 @@
+"""The optimize flow: an optimizer actor attacks each goal run after run, all recorded.
+
+Per goal, two Prefect tasks share one `EventChannel`: `optimizer_actor` (the attacker) and
+`target_execution` (runs the target harness, judges each run, records it). With
+`wiring="gather"` (default) both are awaited together in the flow's event loop; with
+`wiring="threads"` both are submitted to the flow's ThreadPoolTaskRunner and meet across
+threads and loops. Goals run concurrently, `concurrency` pairs at a time.
+
+A goal stops when the optimizer answers done, at its first success, at `max_runs`, when the
+run's USD budget or the goal's attacker budget is spent, or past its time limit. An optimizer
+crash ends only its goal (ERROR_TEST_FRAMEWORK, the exception in the notes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from typing import Any
+
+from prefect import flow, runtime
+from prefect.context import FlowRunContext
+
+from flows.config import GoalsSpec, JudgePanelSpec
+from flows.hooks import finalize_cancelled_run, finalize_failed_run
+from flows.run_record import OpenedRun, open_run, publish_results, start_heartbeat
+from optimizers import EventChannel
+from optimizers.library.harness import HarnessSpec, build_harness, scope_for
+from optimizers.library.options import OptimizeOptions
+from optimizers.registry import get_optimizer, needs_attacker, validate_options
+from targets import TargetConfig
+from tasks.budget import Budget
+from tasks.context import GoalRow, artifact_key
+from tasks.optimize import optimizer_actor, target_execution
+from tasks.progress import StepProgress
+from tasks.rows import build_rows
+from tracking import EvaluationStatusEnum
+
+logger = logging.getLogger("siegeflow.flows.optimize")
+
+
+def resolve_options(
+    optimizer: str, optimizer_options: dict[str, Any] | None, harness: HarnessSpec | None
+) -> tuple[OptimizeOptions, dict[str, Any]]:
+    """Split and validate the options; fail before anything is recorded."""
+    options, own = OptimizeOptions.split(optimizer_options)
+    if harness is not None:
+        if "harness" in (optimizer_options or {}):
+            raise ValueError("give the harness either as the flow's `harness` or in optimizer_options, not both")
+        options = options.model_copy(update={"harness": harness})
+    get_optimizer(optimizer)
+    validate_options(optimizer, own)
+    if options.attacker is None and needs_attacker(optimizer):
+        raise ValueError(f"optimizer {optimizer!r} needs an attacker model: set optimizer_options.attacker "
+                         "= {model: ..., api_base: ..., api_key_env: ...}")
+    return options, own
+
+
+def _label(goal: GoalRow) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in goal.goal_id)[:60]
+
+
+def _task_result(future: Any) -> Any:
+    """A finished submitted task's result, or the exception it failed with (recorded per goal)."""
+    try:
+        return future.result(raise_on_failure=True)
+    except Exception as exc:  # the caller records it on the goal and logs it
+        return exc
+
+
+async def _run_gathered(channel: EventChannel, actor_kw: dict[str, Any], target_kw: dict[str, Any],
+                        grace_s: float) -> tuple[Any, Any]:
+    """Both tasks in this loop; an optimizer that does not stop within `grace_s` is cancelled."""
+    actor = asyncio.ensure_future(optimizer_actor(channel, **actor_kw))
+
+    async def target_then_reap() -> Any:
+        try:
+            return await target_execution(channel, **target_kw)
+        finally:
+            done, _ = await asyncio.wait({actor}, timeout=grace_s)
+            if not done:
+                logger.warning("optimizer of %s did not stop within %.0fs: cancelled", target_kw["label"], grace_s)
+                actor.cancel()
+
+    optimizer_result, target_result = await asyncio.gather(actor, target_then_reap(), return_exceptions=True)
+    return optimizer_result, target_result
+
+
+async def _run_threaded(channel: EventChannel, actor_kw: dict[str, Any], target_kw: dict[str, Any],
+                        grace_s: float) -> tuple[Any, Any]:
+    """Both tasks submitted to the flow's thread pool (own threads, own event loops)."""
+    actor = optimizer_actor.submit(channel, **actor_kw)
+    target = target_execution.submit(channel, **target_kw)
+    await asyncio.wrap_future(target.wrapped_future)
+    target_result = _task_result(target)
+    try:
+        await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(actor.wrapped_future)), grace_s)
+    except TimeoutError:  # a thread cannot be cancelled: report it and let it run out
+        logger.warning("optimizer of %s did not stop within %.0fs", target_kw["label"], grace_s)
+        return TimeoutError(f"optimizer task still running {grace_s:.0f}s after the goal ended"), target_result
+    return _task_result(actor), target_result
+
+
+def _pairs_allowed(concurrency: int, wiring: str) -> int:
+    """Threads mode needs two workers per goal pair, or pairs would wait on each other."""
+    if wiring != "threads":
+        return concurrency
+    context = FlowRunContext.get()
+    workers = getattr(getattr(context, "task_runner", None), "_max_workers", None)
+    if isinstance(workers, int) and workers < 2 * concurrency:
+        if workers < 2:
+            raise ValueError("wiring='threads' needs a task runner with at least 2 workers")
+        logger.warning("task runner has %d workers: running %d goal pairs at a time", workers, workers // 2)
+        return workers // 2
+    return concurrency
+
+
+def _goal_outcome(goal: GoalRow, optimizer_result: Any, target_result: Any) -> dict[str, Any]:
+    if isinstance(target_result, BaseException):
+        logger.error("goal %s: target task failed: %r", goal.goal_id, target_result)
+        outcome: dict[str, Any] = {"result_id": goal.result_id, "runs": None, "stop_reason": "target_error",
+                                   "error_kind": "target_error",
+                                   "error": f"{type(target_result).__name__}: {target_result}"}
+    else:
+        outcome = dict(target_result)
+    if isinstance(optimizer_result, BaseException):
+        outcome["optimizer_task_error"] = f"{type(optimizer_result).__name__}: {optimizer_result}"
+    return outcome
+
+
+def _finalize_unjudged(opened: OpenedRun, outcomes: list[dict[str, Any]]) -> None:
+    """Goals that crashed, or were never run, are errors whatever their earlier runs said."""
+    tracker = opened.coordinator.goal_tracker
+    assert tracker is not None
+    for outcome in outcomes:
+        if outcome.get("error_kind"):
+            notes = f"{outcome['error_kind']}: {outcome['error']}"
+        elif outcome.get("runs") == 0:
+            notes = f"not attacked: stopped by {outcome.get('stop_reason')} before the first run"
+        else:
+            continue
+        tracker.finalize_goal(outcome["result_id"], EvaluationStatusEnum.ERROR_TEST_FRAMEWORK,
+                              evaluation_notes=notes[:4000], metrics={"optimizer_outcome": outcome})
+
+
+@flow(
+    name="siegeflow-optimize",
+    description="Attack each goal with an optimizer actor, run after run; judge and record every run.",
+    on_failure=[finalize_failed_run],
+    on_crashed=[finalize_failed_run],
+    on_cancellation=[finalize_cancelled_run],
+    persist_result=False,
+)
+async def optimize_flow(
+    optimizer: str,
+    target: TargetConfig,
+    optimizer_options: dict[str, Any] | None = None,
+    goals: GoalsSpec = GoalsSpec(),
+    judges: JudgePanelSpec = JudgePanelSpec(),
+    concurrency: int = 4,
+    budget_usd: float | None = None,
+    db_url: str | None = None,
+    resume_run_id: str | None = None,
+    harness: HarnessSpec | None = None,
+) -> dict[str, Any]:
+    """Run `optimizer` (a registered name or `module:Class`) against `target` on `goals`."""
+    options, own = resolve_options(optimizer, optimizer_options, harness)
+    probe = build_harness(options.harness, target)  # validates the harness before recording
+    stored_options = {**own, **options.model_dump(mode="json", exclude_unset=False)}
+    opened = open_run(
+        kind="optimize", attack_type=optimizer, target=target, goals=goals,
+        parameters={
+            "target": target.model_dump(mode="json"), "optimizer": optimizer,
+            "optimizer_options": stored_options, "judges": judges.model_dump(mode="json"),
+            "goals": goals.model_dump(mode="json"), "concurrency": concurrency, "budget_usd": budget_usd,
+        },
+        db_url=db_url, resume_run_id=resume_run_id,
+        prefect_flow_run_id=str(runtime.flow_run.id or ""), logger=logger,
+    )
+    ref, coordinator = opened.ref, opened.coordinator
+    heartbeat = start_heartbeat(ref)
+    try:
+        tracker = coordinator.goal_tracker
+        assert tracker is not None
+        pending = [g for g in opened.goal_rows
+                   if not (ctx := tracker.get_context_by_result_id(g.result_id)) or not ctx.is_finalized]
+        backend = ref.backend()
+        budget = Budget(limit_usd=budget_usd, spent_usd=opened.spent_usd)
+        limit = asyncio.Semaphore(_pairs_allowed(concurrency, options.wiring))
+        progress = StepProgress("Optimization", artifact_key(ref.run_id, "optimization"), len(pending))
+        runner = _run_threaded if options.wiring == "threads" else _run_gathered
+
+        async def one_goal(goal: GoalRow) -> dict[str, Any]:
+            async with limit:
+                harness_ = build_harness(options.harness, target)
+                cap = options.max_cost_usd
+                if budget.limit_usd is not None:
+                    left = max(0.0, budget.limit_usd - budget.spent_usd)
+                    cap = left if cap is None else min(cap, left)
+                llm = options.attacker.client(cap) if options.attacker is not None else None
+                first = len(backend.list_attempts(ref.run_id, result_id=goal.result_id)) if opened.resumed else 0
+                channel = EventChannel()
+                label = _label(goal)
+                actor_kw = {"label": label, "optimizer": optimizer, "config": own, "goal": goal.text,
+                            "controllables": list(harness_.controllables),
+                            "observables": list(harness_.observables), "llm": llm}
+                target_kw = {"label": label, "ref": ref, "goal": goal, "harness": harness_,
+                             "scope": scope_for(options.harness, harness_), "judges": judges,
+                             "options": options, "technique": optimizer, "llm": llm, "budget": budget,
+                             "first_run": first}
+                results = await runner(channel, actor_kw, target_kw, options.shutdown_timeout_s)
+            await progress.advance()
+            return _goal_outcome(goal, *results)
+
+        with coordinator.step_tracker.track_step(
+            "Optimization", "OPTIMIZE",
+            input_data={"goals": len(pending), "optimizer": optimizer, "harness": options.harness.kind},
+            config={"optimizer_options": stored_options, "concurrency": concurrency, "budget_usd": budget_usd},
+        ):
+            await progress.start()
+            outcomes = list(await asyncio.gather(*(one_goal(g) for g in pending)))
+            await progress.finish()
+            reasons = collections.Counter(str(o.get("stop_reason")) for o in outcomes)
+            for key, value in (("runs_total", sum(o.get("runs") or 0 for o in outcomes)),
+                               ("stop_reasons", dict(reasons))):
+                coordinator.step_tracker.add_step_metadata(key, value)
+
+        _finalize_unjudged(opened, outcomes)
+        judge_keys = list(probe.check_keys) or [j.key for j in judges.judges]
+        rows = build_rows(backend, ref.run_id, judge_keys, judges.rule)
+        coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
+        coordinator.finalize_pipeline(rows)
+        for outcome in outcomes:
+            backend.update_result(outcome["result_id"], agent_specific_data={"optimizer": optimizer, **outcome})
+        stop_reason = "budget" if reasons.get("budget") else "completed"
+        extra = {
+            "optimizer": optimizer, "harness": options.harness.kind, "judge_keys": judge_keys,
+            "runs_total": sum(o.get("runs") or 0 for o in outcomes), "stop_reasons": dict(reasons),
+            "attacker_cost_usd": sum(o.get("attacker_cost_usd") or 0.0 for o in outcomes),
+            "optimizer_errors": sum(1 for o in outcomes if o.get("error_kind")),
+        }
+        return await publish_results(ref, coordinator, rows, stop_reason=stop_reason,
+                                     spent_usd=budget.spent_usd, extra=extra)
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+
+
+__all__ = ["optimize_flow", "resolve_options"]
