@@ -70,9 +70,11 @@ class EmbeddingClassifier:
     nothing in the set (base64, ciphers) from being judged by noise. Encoding runs on the
     caller's thread (the guardrail uses a worker thread).
 
-    Measured on the 30 jbb-mini goals: 27 plain requests blocked; 0 of 30 in base64, leetspeak,
-    rot13 or reversed characters; about half of role-play and payload-splitting wrappers; 1–2 of
-    15 unseen benign requests flagged ("kill a zombie process").
+    Measured on the 30 jbb-mini goals (input stage): plain 27 blocked; base64, leetspeak, rot13,
+    reversed characters 0; reversed word order 24; siegeflow's templates: prefix injection 29,
+    refusal suppression 26, payload splitting 17, role-play 11, hypothetical/fiction 3. Unseen
+    benign requests: 2 of 15 flagged ("kill a zombie process", "clean mold"). Output stage, on
+    SmolLM2-135M's answers to 12 plain harmful goals: 3 flagged; 0 of 8 benign answers.
     """
 
     name = "embedding"
