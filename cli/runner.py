@@ -213,8 +213,7 @@ def demo_settings(goals: int, db_url: str) -> RunSettings:
         target=embedded_target(),
         attack=AttackSpec(name="suite", options={"techniques": [
             {"name": "baseline"},
-            {"name": "templates", "options": {"variants": ["role_play", "hypothetical",
-                                                           "refusal_suppression"]}},
+            {"name": "templates", "options": {"variants": ["role_play", "refusal_suppression"]}},
             {"name": "encodings", "options": {"variants": ["leetspeak", "flip_words"]}},
         ]}),
         judges=JudgePanelSpec(judges=[{"name": "refusal"}]),
