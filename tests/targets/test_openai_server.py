@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import signal
 import time
 from typing import Any
 
@@ -172,9 +170,7 @@ def test_subprocess_server_stats_config_and_kill() -> None:
         assert proc.stats()["chat_requests"] == 0
     finally:
         proc.stop()
-    assert proc.process.poll() is not None
-    with pytest.raises(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
+    assert proc.process.poll() is not None  # exited and reaped
 
 
 @pytest.mark.slow
