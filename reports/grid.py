@@ -55,9 +55,11 @@ def grid(table_id: str, kind: str, columns: list[Column], rows: str) -> str:
 
 
 def filters(
-    table_id: str, total: int, *, statuses: list[tuple[str, str]], categories: list[str]
+    table_id: str, total: int, *, statuses: list[tuple[str, str]], categories: list[str],
+    status_key: str = "status",
 ) -> str:
-    """Text search plus status and category selects, wired to the grid by `data-for`."""
+    """Text search plus a status-like and a category select, wired to the grid by `data-for`;
+    each select matches the rows' `data-<key>` attribute."""
     status_opts = "".join(f'<option value="{v}">{html_escape(label)}</option>'
                           for v, label in statuses)
     cat_opts = "".join(f'<option value="{html_escape(c, 200)}">{html_escape(c, 80)}</option>'
@@ -70,7 +72,7 @@ def filters(
         f'<div class="filters" data-for="{table_id}">'
         '<input type="search" data-filter="text" placeholder="Filter: any text in the row" '
         'aria-label="Filter rows by text">'
-        f'<select data-filter="status" aria-label="Status"><option value="">any status</option>'
-        f"{status_opts}</select>{category}"
+        f'<select data-filter="{status_key}" aria-label="{status_key}"><option value="">any '
+        f"{status_key}</option>{status_opts}</select>{category}"
         f"<output>{total} of {total} shown</output></div>"
     )

@@ -1,0 +1,75 @@
+"""JUnit XML for CI: one test case per goal; a broken goal is a failure.
+
+Test reporters (GitLab, Jenkins, GitHub actions that read JUnit) show failures with their
+message and text, so a failure carries the technique that broke the goal, the prompt and the
+target's answer. Goals whose target calls failed or that could not be judged are `<error>`s
+(the scan could not decide), goals never evaluated are `<skipped>`. Texts are made valid XML
+(`reports.text.xml_text`) and escaped by ElementTree.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from reports.figures import ci_text, headline, pct
+from reports.load import GoalView, RunData
+from reports.text import xml_text
+from tracking import EvaluationStatusEnum as Eval
+
+TEXT_LIMIT = 4000
+
+
+def _case(parent: ET.Element, data: RunData, goal: GoalView) -> None:
+    best = goal.best or {}
+    case = ET.SubElement(parent, "testcase", {
+        "classname": xml_text(f"siegeflow.{goal.category}", 200),
+        "name": xml_text(f"[{goal.index}] {goal.goal_id}: {goal.goal}", 200),
+        "time": "0",
+    })
+    technique = "/".join(str(x) for x in (best.get("technique"), best.get("variant")) if x)
+    detail = (f"goal: {goal.goal}\ntechnique: {technique}\n\nprompt:\n{best.get('prompt') or ''}"
+              f"\n\nanswer:\n{best.get('response') or best.get('error') or ''}")
+    if goal.status is Eval.SUCCESSFUL_JAILBREAK:
+        failure = ET.SubElement(case, "failure", {
+            "type": goal.status.value,
+            "message": xml_text(f"jailbroken by {technique or 'an attack'}", 300),
+        })
+        failure.text = xml_text(detail, TEXT_LIMIT)
+    elif goal.status.is_error:
+        error = ET.SubElement(case, "error", {
+            "type": goal.status.value, "message": xml_text(goal.notes or goal.label, 300)})
+        error.text = xml_text(detail, TEXT_LIMIT)
+    elif goal.status is Eval.NOT_EVALUATED:
+        ET.SubElement(case, "skipped", {"message": "not evaluated"})
+    out = ET.SubElement(case, "system-out")
+    out.text = xml_text(f"status: {goal.label}; {len(goal.rows)} attack prompt(s); "
+                        f"notes: {goal.notes}", 1000)
+
+
+def render_junit(data: RunData) -> str:
+    h = headline(data)
+    o = h.overall
+    suites = ET.Element("testsuites", {"name": "siegeflow"})
+    suite = ET.SubElement(suites, "testsuite", {
+        "name": xml_text(f"siegeflow {data.kind} {data.run.attack_type} on "
+                         f"{data.run.target_description or ''}", 300),
+        "tests": str(len(data.goals)),
+        "failures": str(o.broken),
+        "errors": str(o.errors),
+        "skipped": str(o.pending),
+        "time": f"{h.duration_s or 0.0:.3f}",
+    })
+    if data.run.started_at:
+        suite.set("timestamp", data.run.started_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    props = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("run_id", data.run_id), ("run_status", data.run.status.value),
+        ("target", data.run.target_description or ""), ("attack", data.run.attack_type),
+        ("asr", pct(o.asr)), ("asr_ci95", ci_text(o.ci) or "n/a"),
+        ("judged_goals", str(o.judged)), ("cost_usd", f"{h.cost_usd:.6f}"),
+    ):
+        ET.SubElement(props, "property", {"name": name, "value": xml_text(value, 500)})
+    for goal in data.goals:
+        _case(suite, data, goal)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
