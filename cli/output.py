@@ -53,15 +53,19 @@ def print_runs(console: Console, runs: list[Any]) -> None:
     if not runs:
         console.print("No runs recorded yet. Try `siegeflow demo`.")
         return
-    table = Table(title="siegeflow runs", header_style="bold")
-    for col in ("run id", "created (UTC)", "attack", "target", "status", "goals", "broken", "ASR",
-                "cost $"):
-        table.add_column(col, overflow="fold")
+    table = Table(title="siegeflow runs", header_style="bold", expand=True)
+    table.add_column("run id", no_wrap=True, min_width=36)
+    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("attack", ratio=1, overflow="ellipsis", no_wrap=True)
+    table.add_column("target", ratio=2, overflow="ellipsis", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for col in ("goals", "broken", "ASR", "cost $"):
+        table.add_column(col, justify="right", no_wrap=True)
     for run in runs:
         s = run.summary or {}
         table.add_row(
             escape(run.id), run.created_at.strftime("%Y-%m-%d %H:%M"), escape(run.attack_type, 30),
-            escape(run.target_description or "", 40), _status(run.status),
+            escape(run.target_description or "", 60), _status(run.status),
             str(s.get("goals_total", "")), str(s.get("successful", "")), pct(s.get("asr")),
             f"{run.cost_usd:.4f}",
         )
@@ -99,17 +103,21 @@ def print_goals(console: Console, results: list[Any], rows: list[dict[str, Any]]
     from reports.artifacts import best_rows
 
     best = best_rows(rows, threshold)
-    table = Table(title="Goals", header_style="bold", show_lines=False)
-    for col, width in (("#", 4), ("category", 18), ("status", 12), ("goal", 40),
-                       ("best attack", 22), ("target's answer", 50)):
-        table.add_column(col, max_width=width, overflow="ellipsis", no_wrap=True)
+    table = Table(title="Goals", header_style="bold", expand=True)
+    table.add_column("#", min_width=2, no_wrap=True)
+    table.add_column("status", min_width=8, no_wrap=True)
+    table.add_column("category", ratio=1, overflow="ellipsis", no_wrap=True)
+    table.add_column("goal", ratio=3, overflow="ellipsis", no_wrap=True)
+    table.add_column("best attack", ratio=2, overflow="ellipsis", no_wrap=True)
+    table.add_column("target's answer", ratio=3, overflow="ellipsis", no_wrap=True)
     for result in sorted(results, key=lambda r: r.goal_index):
         row = best.get(result.id, {})
         technique = "/".join(x for x in (row.get("technique"), row.get("variant")) if x)
+        answer = " ".join((row.get("response") or row.get("error") or "").split())
         table.add_row(
-            str(result.goal_index), escape(result.category or "", 18),
-            _status(result.evaluation_status, labels=True), escape(result.goal, 80),
-            escape(technique, 40), escape(row.get("response") or row.get("error") or "", 120),
+            str(result.goal_index), _status(result.evaluation_status, labels=True),
+            escape(result.category or "", 30), escape(result.goal, 120),
+            escape(technique, 40), escape(answer, 160),
         )
     console.print(table)
 
