@@ -129,6 +129,23 @@ def _goal_outcome(goal: GoalRow, optimizer_result: Any, target_result: Any) -> d
     return outcome
 
 
+#: Stop reasons after which a resume leaves a goal alone; any other goal is attacked again.
+FINISHED = frozenset({"optimizer_done", "success", "max_runs"})
+
+
+def _finished_goals(backend: Any, run_id: str) -> set[str]:
+    """Result ids whose latest recorded optimizer outcome is final. Read from the goals'
+    OPTIMIZER_SUMMARY traces: append-only, unlike the result row a resume re-opens."""
+    latest: dict[str, Any] = {}
+    for trace in backend.list_traces(run_id=run_id):
+        if trace.result_id is not None and trace.step_type == "OPTIMIZER_SUMMARY":
+            latest[trace.result_id] = trace.content  # traces come in sequence order
+    return {
+        result_id for result_id, outcome in latest.items()
+        if isinstance(outcome, dict) and outcome.get("stop_reason") in FINISHED and not outcome.get("error_kind")
+    }
+
+
 def _finalize_unjudged(opened: OpenedRun, outcomes: list[dict[str, Any]]) -> None:
     """Goals that crashed, or were never run, are errors whatever their earlier runs said."""
     tracker = opened.coordinator.goal_tracker
@@ -181,11 +198,9 @@ async def optimize_flow(
     ref, coordinator = opened.ref, opened.coordinator
     heartbeat = start_heartbeat(ref)
     try:
-        tracker = coordinator.goal_tracker
-        assert tracker is not None
-        pending = [g for g in opened.goal_rows
-                   if not (ctx := tracker.get_context_by_result_id(g.result_id)) or not ctx.is_finalized]
         backend = ref.backend()
+        finished = _finished_goals(backend, ref.run_id) if opened.resumed else set()
+        pending = [g for g in opened.goal_rows if g.result_id not in finished]
         budget = Budget(limit_usd=budget_usd, spent_usd=opened.spent_usd)
         limit = asyncio.Semaphore(_pairs_allowed(concurrency, options.wiring))
         progress = StepProgress("Optimization", artifact_key(ref.run_id, "optimization"), len(pending))
