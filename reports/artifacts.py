@@ -1,18 +1,23 @@
-"""The flow's Prefect artifacts: a per-goal table and a markdown summary of the run.
+"""The flow's Prefect artifacts: a per-goal table, a markdown summary and a link to the HTML report.
 
-Both are built from the stored rows and results, and every untrusted string is escaped
-(`reports.text`) because the Prefect UI renders markdown.
+All are built from the stored rows and results, and every untrusted string is escaped
+(`reports.text`) because the Prefect UI renders markdown. The HTML report is written to a file
+at the end of the run (`report_dir()`), since Prefect artifacts cannot hold a whole page.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from reports.text import clean, md_escape
 from tracking import classify_row
 
 _CELL = 160
+logger = logging.getLogger("siegeflow.reports")
 
 
 def _pct(value: float | None) -> str:
@@ -119,13 +124,80 @@ def category_of(results: list[Any]) -> dict[str, str]:
     return out
 
 
+REPORT_DIR_ENV = "SIEGEFLOW_REPORT_DIR"
+
+
+def report_dir() -> Path:
+    """Where flows write each run's HTML report: `$SIEGEFLOW_REPORT_DIR`, else the user data dir."""
+    from platformdirs import user_data_dir
+
+    return Path(os.environ.get(REPORT_DIR_ENV) or Path(user_data_dir("siegeflow")) / "reports")
+
+
+def write_html_report(backend: Any, run_id: str) -> Path:
+    """Render the run's HTML report into `report_dir()`; returns the file written."""
+    from reports.html import render_report
+    from reports.load import load_run
+
+    folder = report_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{run_id}.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(render_report(load_run(backend, run_id)), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _flow_backend() -> Any:
+    """The store of the flow run being executed (its `db_url` parameter, else the default)."""
+    from prefect import runtime
+
+    from tracking import default_db_url, get_backend
+
+    params = runtime.flow_run.parameters or {}
+    return get_backend(params.get("db_url") or default_db_url())
+
+
+def report_markdown(path: Path | None, run_id: str, error: str | None = None) -> str:
+    command = f"siegeflow report {md_escape(run_id, 40)} \\-o report\\.html"
+    if path is None:
+        return (f"\n**HTML report:** not written ({md_escape(error or 'unknown error', 200)}); "
+                f"{command} writes it.\n")
+    return (f"\n**HTML report:** {md_escape(str(path), 300)} — open it in a browser (it is one "
+            f"self-contained file); {command} writes it again.\n")
+
+
 async def publish_run_artifacts(
-    run_id: str, summary: dict[str, Any], rows: list[dict[str, Any]], results: list[Any]
-) -> None:
-    from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+    run_id: str,
+    summary: dict[str, Any],
+    rows: list[dict[str, Any]],
+    results: list[Any],
+    *,
+    backend: Any | None = None,
+) -> Path | None:
+    """Publish the goal table, the markdown summary and a link to the run's HTML report.
+
+    The report file is written first (from the store; `backend` defaults to the flow's), so the
+    summary can say where it is. A report that cannot be written (disk full, read-only folder)
+    is logged and named in the summary; it never fails the run, whose data is already stored.
+    """
+    import asyncio
+
+    from prefect.artifacts import (
+        acreate_link_artifact,
+        acreate_markdown_artifact,
+        acreate_table_artifact,
+    )
 
     from tasks.context import artifact_key
 
+    path: Path | None = None
+    error: str | None = None
+    try:
+        path = await asyncio.to_thread(write_html_report, backend or _flow_backend(), run_id)
+    except OSError as exc:
+        error = f"{type(exc).__name__}: {exc.strerror or exc}"
+        logger.warning("HTML report for run %s not written: %s", run_id, error)
     threshold = float(summary.get("success_threshold") or 0.5)
     await acreate_table_artifact(
         table=goal_table(results, rows, threshold),
@@ -133,7 +205,15 @@ async def publish_run_artifacts(
         description="Per goal: status, best attack prompt, the target's answer, judge verdicts.",
     )
     await acreate_markdown_artifact(
-        markdown=summary_markdown(summary),
+        markdown=summary_markdown(summary) + report_markdown(path, run_id, error),
         key=artifact_key(run_id, "summary"),
         description="ASR overall and per category, errors, judge agreement, cost and time.",
     )
+    if path is not None:
+        await acreate_link_artifact(
+            link=path.resolve().as_uri(),
+            link_text=f"HTML report of run {run_id[:8]} ({path.name})",
+            key=artifact_key(run_id, "report"),
+            description="The self-contained HTML report: open the file in a browser.",
+        )
+    return path

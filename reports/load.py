@@ -6,6 +6,7 @@ Goal statuses are the stored ones (what the flow decided), never recomputed; the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -150,6 +151,17 @@ def build_goals(
     return goals
 
 
+_RUN_VARIANT = re.compile(r"^run-\d+$")
+
+
+def is_optimizer_run(run: RunRecord, rows: list[dict[str, Any]]) -> bool:
+    """Optimizer runs (kind `optimize`, or attempts named `run-<i>`) have trajectories worth
+    showing; an attack run's only per-goal trace is its verdict, already in the table."""
+    if (run.config or {}).get("kind") == "optimize":
+        return True
+    return any(_RUN_VARIANT.match(str(row.get("variant") or "")) for row in rows)
+
+
 def load_run(backend: Any, run_id: str, *, with_traces: bool = True) -> RunData:
     """Read a run, its results, rows and per-goal traces; `RunNotFound` if there is none."""
     run = backend.get_run(run_id)
@@ -159,7 +171,7 @@ def load_run(backend: Any, run_id: str, *, with_traces: bool = True) -> RunData:
     results = backend.list_results(run_id)
     rows = attempt_rows(backend, run_id, keys, rule, results)
     traces: dict[str, list[TraceRecord]] = {}
-    if with_traces:
+    if with_traces and is_optimizer_run(run, rows):
         for trace in backend.list_traces(run_id=run_id):
             if trace.result_id is not None:
                 traces.setdefault(trace.result_id, []).append(trace)
