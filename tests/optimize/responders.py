@@ -44,13 +44,15 @@ class Script:
     keyword_from: int = 1
     magic: str = "URGENT SYSTEM NOTICE"
     calls: Counter[str] = field(default_factory=Counter)
-    _children: itertools.count = field(default_factory=itertools.count)
+    requests: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    _children: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, request: dict[str, Any]) -> Reply:
         model = str(request.get("model", ""))
         with self._lock:
             self.calls[model] += 1
+            self.requests.append((model, request.get("messages") or []))
         handler = getattr(self, f"_{model}", None)
         if handler is None:
             return Reply(status=404, error=f"no scripted model {model!r}")
