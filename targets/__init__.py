@@ -7,6 +7,7 @@ from targets import _env  # noqa: F401  (first: environment before any third-par
 from targets.chat import chat
 from targets.completion import RETRYABLE_KINDS, Completion, ErrorKind, ToolCall
 from targets.config import GuardrailConfig, MissingApiKeyError, TargetConfig
+from targets.ratelimit import RateLimit
 
 __all__ = [
     "RETRYABLE_KINDS",
@@ -14,6 +15,7 @@ __all__ = [
     "ErrorKind",
     "GuardrailConfig",
     "MissingApiKeyError",
+    "RateLimit",
     "TargetConfig",
     "ToolCall",
     "chat",

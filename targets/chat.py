@@ -17,6 +17,7 @@ from targets.completion import RETRYABLE_KINDS, Completion
 from targets.config import MissingApiKeyError, TargetConfig
 from targets.cost import http_cost
 from targets.errors import AttemptError
+from targets.ratelimit import request_slot
 from targets.retry import backoff_delay
 
 logger = logging.getLogger("siegeflow.targets")
@@ -107,7 +108,12 @@ async def _call(
     attempt = 0
     while True:
         attempt += 1
-        result, error = await attempt_fn(config, messages, tools, params, api_key)
+        if config.rate_limit is None:
+            result, error = await attempt_fn(config, messages, tools, params, api_key)
+        else:
+            async with request_slot(config.rate_limit, model=config.model,
+                                    api_base=config.api_base, timeout_s=params["timeout_s"]):
+                result, error = await attempt_fn(config, messages, tools, params, api_key)
         if error is None:
             assert result is not None
             cost = result.pop("cost_usd", None)

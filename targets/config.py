@@ -9,6 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from targets.ratelimit import RateLimit
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LOOKS_LIKE_KEY = re.compile(r"^(sk-|sk_|pk-|gsk_|xai-|AIza|hf_)|^[A-Za-z0-9_\-]{32,}$")
 
@@ -70,6 +72,9 @@ class TargetConfig(BaseModel):
     output_cost_per_token: float | None = Field(None, ge=0.0, description="USD; overrides litellm's price")
     transport: Transport = "auto"
     guardrail: GuardrailConfig | None = None
+    rate_limit: RateLimit | None = Field(
+        None, description="Requests per minute / in flight, shared by every worker via Redis"
+    )
 
     @field_validator("api_key_env")
     @classmethod
