@@ -69,6 +69,9 @@ def test_list_runs_filters_and_order(backend: SQLBackend) -> None:
     ]
     assert len(backend.list_runs(attack_type=kind, limit=1)) == 1
     assert [r.id for r in backend.list_runs(attack_type=kind, offset=1)] == [first]
+    flow = f"flow-{kind}"
+    tagged = backend.create_run(attack_type=kind, prefect_flow_run_id=flow)
+    assert [r.id for r in backend.list_runs(prefect_flow_run_id=flow)] == [tagged]
 
 
 def test_find_stale_runs(backend: SQLBackend) -> None:
