@@ -155,17 +155,17 @@ def print_comparison(console: Any, cmp: Comparison, *, limit: int = 50) -> None:
     ):
         if not pairs:
             continue
-        t = Table(title=f"{title}: {len(pairs)}", header_style=f"bold {style}")
-        for col, width in (("#", 5), ("goal id", 18), ("category", 18), ("goal", 40),
-                           ("technique", 20), ("answer", 50)):
-            t.add_column(col, max_width=width, overflow="ellipsis", no_wrap=True)
+        t = Table(title=f"{title}: {len(pairs)}", header_style=f"bold {style}", expand=True)
+        for col, width, ratio in (("#", 4, None), ("goal id", 12, None), ("goal", None, 1),
+                                  ("technique", 14, None), ("answer", None, 1)):
+            t.add_column(col, width=width, ratio=ratio, overflow="ellipsis", no_wrap=True)
         for pair in pairs[:limit]:
             goal = pair.b if side == "b" else pair.a
             assert goal is not None
             best = goal.best or {}
             technique = "/".join(str(x) for x in (best.get("technique"), best.get("variant")) if x)
-            t.add_row(str(goal.index), esc(goal.goal_id, 40), esc(goal.category, 40),
-                      esc(goal.goal, 120), esc(technique, 60),
+            t.add_row(str(goal.index), esc(goal.goal_id, 40), esc(goal.goal, 120),
+                      esc(technique, 60),
                       esc(best.get("response") or best.get("error") or "", 160))
         console.print(t)
         if len(pairs) > limit:
