@@ -162,6 +162,28 @@ def start_heartbeat(ref: RunRef, every_s: float = HEARTBEAT_EVERY_S) -> asyncio.
     return asyncio.create_task(beat(), name=f"heartbeat-{ref.run_id}")
 
 
+def recorded_steps(backend: Any, run_id: str) -> list[dict[str, Any]]:
+    """The run's pipeline steps as recorded by `track_step` — wherever the tasks ran.
+
+    The coordinator only knows steps tracked in its own process; tasks may run in other
+    threads, processes or workers, so the store is the source of truth. A retried step appears
+    once per attempt.
+    """
+    steps = []
+    for trace in backend.list_traces(run_id=run_id):
+        content = trace.content if isinstance(trace.content, dict) else {}
+        if trace.result_id is not None or "step" not in content:
+            continue
+        steps.append({
+            "name": trace.step_name,
+            "type": trace.step_type,
+            "status": content.get("status", "RUNNING"),
+            "duration_s": content.get("duration_s"),
+            "error": content.get("error_type"),
+        })
+    return steps
+
+
 async def publish_results(
     ref: RunRef,
     coordinator: TrackingCoordinator,
@@ -178,6 +200,7 @@ async def publish_results(
 
     summary = coordinator.get_summary()
     summary.update({"stop_reason": stop_reason, "cost_usd": spent_usd, **(extra or {})})
+    summary["steps"] = recorded_steps(ref.backend(), ref.run_id)
     by_judge = rows_by_judge(rows)
     if len(by_judge) >= 2:
         summary["judge_agreement"] = judge_agreement(by_judge)

@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from targets import TargetConfig, chat
 from tasks.budget import Budget
+from tasks.buffer import WriteBuffer, settle_all
 from tasks.context import RunRef, TASK_RETRY_DELAYS, artifact_key
 from tasks.progress import StepProgress
 
@@ -73,20 +74,14 @@ async def completions(
                 budget.add(result.cost_usd)
                 stats["cost_usd"] += result.cost_usd
                 stats["errors"] += result.error is not None
-                backend.record_completion(
-                    attempt.id,
-                    response=result.text,
-                    error=result.error,
-                    error_kind=result.error_kind,
-                    cost_usd=result.cost_usd,
-                    prompt_tokens=result.prompt_tokens,
-                    completion_tokens=result.completion_tokens,
-                    latency_s=result.latency_s,
-                    attempts=result.attempts,
-                )
+                written.add(attempt.id, result)
             await progress.advance()
 
-        await asyncio.gather(*(one(a) for a in pending))
+        written = WriteBuffer(backend.record_completions)
+        try:
+            await settle_all(one(a) for a in pending)
+        finally:
+            written.flush()
         await progress.finish()
         for key, value in stats.items():
             tracker.add_step_metadata(key, value)

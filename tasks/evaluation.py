@@ -19,6 +19,7 @@ from attacks import AttackPrompt, build_technique
 from flows.config import AttackSpec, JudgePanelSpec
 from judges import JudgePanel
 from tasks.budget import Budget
+from tasks.buffer import WriteBuffer, settle_all
 from tasks.context import RunRef, TASK_RETRY_DELAYS, artifact_key
 from tasks.progress import StepProgress
 
@@ -89,10 +90,14 @@ async def evaluation(
                 stats["cost_usd"] += verdict.cost_usd
                 stats["judgments"] += 1
                 stats["judge_errors"] += verdict.error is not None
-                backend.record_verdict(attempt.id, verdict)
+                written.add(attempt.id, verdict)
             await progress.advance()
 
-        await asyncio.gather(*(one(a, j) for a, j in work))
+        written = WriteBuffer(backend.record_verdicts)
+        try:
+            await settle_all(one(a, j) for a, j in work)
+        finally:
+            written.flush()
         await progress.finish()
         for key, value in stats.items():
             tracker.add_step_metadata(key, value)

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from attacks import AttackPrompt, build_technique
 from flows.config import AttackSpec
+from tasks.buffer import settle_all
 from tasks.context import GoalRow, RunRef, TASK_RETRY_DELAYS
 
 logger = logging.getLogger("siegeflow.tasks.generation")
@@ -62,7 +63,7 @@ async def generation(
             backend.upsert_attempts(ref.run_id, [attempt_row(goal, p) for p in unique.values()])
             return len(unique)
 
-        counts = await asyncio.gather(*(one(g) for g in todo))
+        counts = await settle_all(one(g) for g in todo)
         empty = sum(1 for n in counts if n == 0)
         tracker.add_step_metadata("goals_generated", len(todo))
         tracker.add_step_metadata("goals_already_recorded", len(goals) - len(todo))

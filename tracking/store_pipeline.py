@@ -217,3 +217,77 @@ class PipelineStoreMixin:
         query = query.order_by(JudgmentRecord.attempt_id, JudgmentRecord.judge)  # type: ignore[arg-type]
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query).all())
+
+    # -- bulk writes (the pipeline's hot path) --------------------------------------------
+
+    def record_completions(self, items: Sequence[tuple[int, Any]]) -> int:
+        """``record_completion_from`` for many ``(attempt_id, completion)`` in one transaction.
+
+        Same rule as the single-row method: a stored completion wins unless it was an error.
+        Returns how many rows were stored. One transaction per batch instead of per row is what
+        keeps the store off the critical path at high concurrency.
+        """
+        if not items:
+            return 0
+        table = AttemptRecord.__table__  # type: ignore[attr-defined]
+        pending = sa.or_(table.c.completed_at.is_(None), table.c.error.is_not(None))
+        stmt = (
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("b_id"), pending)
+            .values(
+                response=sa.bindparam("b_response"), error=sa.bindparam("b_error"),
+                error_kind=sa.bindparam("b_kind"), cost_usd=sa.bindparam("b_cost"),
+                prompt_tokens=sa.bindparam("b_pt"), completion_tokens=sa.bindparam("b_ct"),
+                latency_s=sa.bindparam("b_latency"), attempts=sa.bindparam("b_attempts"),
+                completed_at=sa.bindparam("b_now", type_=table.c.completed_at.type),
+            )
+        )
+        now = utcnow()
+        params = []
+        for attempt_id, c in items:
+            text, error = getattr(c, "text", None), getattr(c, "error", None)
+            params.append({
+                "b_id": attempt_id,
+                "b_response": redact_text(text) if text is not None else None,
+                "b_error": redact_text(error) if error is not None else None,
+                "b_kind": getattr(c, "error_kind", None),
+                "b_cost": getattr(c, "cost_usd", None),
+                "b_pt": getattr(c, "prompt_tokens", None),
+                "b_ct": getattr(c, "completion_tokens", None),
+                "b_latency": getattr(c, "latency_s", None),
+                "b_attempts": getattr(c, "attempts", None),
+                "b_now": now,
+            })
+        with self.engine.begin() as conn:
+            return int(conn.execute(stmt, params).rowcount or 0)
+
+    def record_verdicts(self, items: Sequence[tuple[int, Any]]) -> None:
+        """``record_verdict`` for many ``(attempt_id, verdict)`` in one transaction (existing
+        verdicts win)."""
+        if not items:
+            return
+        attempts = AttemptRecord.__table__  # type: ignore[attr-defined]
+        ids = sorted({attempt_id for attempt_id, _ in items})
+        now = utcnow()
+        with self.engine.begin() as conn:
+            run_of: dict[int, str] = {}
+            for start in range(0, len(ids), _IN_CHUNK):
+                query = sa.select(attempts.c.id, attempts.c.run_id).where(
+                    attempts.c.id.in_(ids[start : start + _IN_CHUNK])
+                )
+                run_of.update({row.id: row.run_id for row in conn.execute(query)})
+            values = [
+                {
+                    "attempt_id": attempt_id,
+                    "run_id": run_of[attempt_id],
+                    "judge": str(v.judge),
+                    "success": getattr(v, "success", None),
+                    "score": getattr(v, "score", None),
+                    "raw": redact_text(v.raw) if getattr(v, "raw", None) is not None else None,
+                    "error": redact_text(v.error) if getattr(v, "error", None) is not None else None,
+                    "cost_usd": getattr(v, "cost_usd", None),
+                    "created_at": now,
+                }
+                for attempt_id, v in items
+            ]
+            conn.execute(self._insert_ignore(JudgmentRecord, ["attempt_id", "judge"]), values)
