@@ -187,6 +187,7 @@ class SharedLimiter:
                          socket_connect_timeout=1.0, socket_timeout=5.0)
         )
         self._heads: dict[str, asyncio.Lock] = {}
+        self._freed: dict[str, asyncio.Event] = {}  # a slot released by this process
 
     async def ping(self) -> None:
         await self.client.ping()
@@ -194,22 +195,33 @@ class SharedLimiter:
     async def acquire(self, key: str, limit: RateLimit, lease_s: float) -> str | None:
         """Take a slot (returns its token) and a rate token; wait while either is exhausted."""
         token: str | None = None
-        head = self._heads.setdefault(key, asyncio.Lock())
-        async with head:  # one poller per process and key; the rest queue here
-            if limit.max_concurrent is not None:
-                token = uuid.uuid4().hex
-                lease_ms = int(lease_s * 1000)
-                while not await self._acquire_script(
-                    keys=[f"{_PREFIX}:slots:{key}"], args=[limit.max_concurrent, lease_ms, token]
-                ):
-                    await asyncio.sleep(POLL_S * (0.5 + random.random()))
-            try:
-                if limit.rpm is not None:
-                    await self._rate(key, limit.rpm)
-            except BaseException:
-                if token is not None:
-                    await self.release(key, token)
-                raise
+        if limit.max_concurrent is not None:
+            token = uuid.uuid4().hex
+            args = [limit.max_concurrent, int(lease_s * 1000), token]
+            slots = [f"{_PREFIX}:slots:{key}"]
+            head = self._heads.get(key)
+            # Fast path when nobody of this process is queueing; otherwise queue behind the
+            # head of line, the one coroutine per process and key that polls Redis.
+            if (head is not None and head.locked()) or not await self._acquire_script(
+                keys=slots, args=args
+            ):
+                head = self._heads.setdefault(key, asyncio.Lock())
+                freed = self._freed.setdefault(key, asyncio.Event())
+                async with head:
+                    while True:
+                        freed.clear()
+                        if await self._acquire_script(keys=slots, args=args):
+                            break
+                        # Another process's release is seen at the next poll, ours at once.
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(freed.wait(), POLL_S * (0.5 + random.random()))
+        try:
+            if limit.rpm is not None:
+                await self._rate(key, limit.rpm)
+        except BaseException:
+            if token is not None:
+                await self.release(key, token)
+            raise
         return token
 
     async def _rate(self, key: str, rpm: int) -> None:
@@ -222,6 +234,9 @@ class SharedLimiter:
 
     async def release(self, key: str, token: str) -> None:
         await self.client.zrem(f"{_PREFIX}:slots:{key}", token)
+        freed = self._freed.get(key)
+        if freed is not None:
+            freed.set()
 
 
 # ----- selection ------------------------------------------------------------------------------
