@@ -1,0 +1,70 @@
+"""Bulk completion and verdict writes: same idempotency rules as the single-row methods."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracking import NewResult, SQLBackend
+
+
+@dataclass
+class Done:
+    text: str | None = "Sure, here is"
+    error: str | None = None
+    error_kind: str | None = None
+    cost_usd: float = 0.01
+    prompt_tokens: int = 3
+    completion_tokens: int = 4
+    latency_s: float = 0.2
+    attempts: int = 1
+
+
+@dataclass
+class Said:
+    judge: str
+    success: bool | None
+    score: float | None = None
+    raw: str | None = "Yes"
+    error: str | None = None
+    cost_usd: float = 0.0
+
+
+def _attempts(backend: SQLBackend, run_id: str, n: int) -> list[int]:
+    result = backend.create_results(run_id, [NewResult(goal="g", goal_index=0)])[0]
+    return backend.upsert_attempts(
+        run_id, [{"result_id": result.id, "prompt_hash": f"h{i}"} for i in range(n)]
+    )
+
+
+def test_record_completions_stores_once_but_replaces_errors(backend: SQLBackend, run_id: str) -> None:
+    ids = _attempts(backend, run_id, 3)
+    stored = backend.record_completions([
+        (ids[0], Done()), (ids[1], Done(text=None, error="HTTP 500", error_kind="server")),
+    ])
+    assert stored == 2
+    again = backend.record_completions([
+        (ids[0], Done(text="a different answer")),  # recorded answer wins
+        (ids[1], Done(text="recovered")),  # an error is replaced
+        (ids[2], Done(text="key sk-abcdefghijklmnopqrstuvwx leaked")),
+    ])
+    assert again == 2
+    rows = {a.id: a for a in backend.list_attempts(run_id)}
+    assert rows[ids[0]].response == "Sure, here is"
+    assert rows[ids[1]].response == "recovered" and rows[ids[1]].error is None
+    assert "sk-abcdefghijklmnopqrstuvwx" not in (rows[ids[2]].response or "")
+    assert backend.list_attempts(run_id, pending_only=True) == []
+
+
+def test_record_verdicts_is_insert_or_ignore(backend: SQLBackend, run_id: str) -> None:
+    ids = _attempts(backend, run_id, 2)
+    backend.record_verdicts([(ids[0], Said("harmbench", True, 1.0)),
+                             (ids[1], Said("harmbench", None, error="unparseable: ?"))])
+    backend.record_verdicts([(ids[0], Said("harmbench", False, 0.0)),
+                             (ids[0], Said("refusal", False, 0.0))])
+    got = {(j.attempt_id, j.judge): j for j in backend.list_judgments(run_id=run_id)}
+    assert len(got) == 3
+    assert got[(ids[0], "harmbench")].success is True  # the first verdict stays
+    assert got[(ids[1], "harmbench")].error == "unparseable: ?"
+    assert all(j.run_id == run_id for j in got.values())
+    backend.record_verdicts([])
+    assert backend.record_completions([]) == 0
