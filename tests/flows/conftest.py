@@ -1,8 +1,7 @@
 """End-to-end fixtures: one real Prefect server per session, a real OpenAI-compatible HTTP server
 per test, and a tracking store (a SQLite file, or a fresh PostgreSQL database).
 
-The Prefect server is started once (a cold start migrates its database: 10-60 s on a busy
-2-core machine) and every flow in the session reports to it.
+The Prefect server (`prefect_api_url`, in tests/conftest.py) is started once per session.
 """
 
 from __future__ import annotations
@@ -18,20 +17,6 @@ os.environ.setdefault("SIEGEFLOW_TASK_RETRY_DELAYS", "0.2,0.2")
 
 from tests.conftest import POSTGRES_ADMIN_URL  # noqa: E402
 from tests.support.openai_server import OpenAIServer  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def prefect_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from flows.server import prefect_api
-
-    home = tmp_path_factory.mktemp("prefect-home")
-    saved = os.environ.pop("PREFECT_API_URL", None)
-    try:
-        with prefect_api(Path(home)) as url:
-            yield url
-    finally:
-        if saved is not None:
-            os.environ["PREFECT_API_URL"] = saved
 
 
 @pytest.fixture

@@ -1,0 +1,119 @@
+"""The `siegeflow` command: fast paths, bad input, exit codes, and the demo itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.support.openai_server import OpenAIServer
+from tracking import EvaluationStatusEnum, StatusEnum, get_backend
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def siegeflow(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], cwd=REPO, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_and_runs_list_do_not_import_prefect_or_litellm(tmp_path: Path) -> None:
+    code = (
+        "import sys; from cli.main import app; from typer.testing import CliRunner;"
+        f"r = CliRunner().invoke(app, ['runs', 'list', '--db', 'sqlite:///{tmp_path}/x.db']);"
+        "assert r.exit_code == 0, r.output; assert 'No runs recorded yet' in r.output;"
+        "heavy = [m for m in ('prefect', 'litellm') if m in sys.modules];"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+    result = siegeflow("--help")
+    assert result.returncode == 0 and "demo" in result.stdout and "resume" in result.stdout
+
+
+def test_attacks_and_judges_list_what_is_registered() -> None:
+    attacks = runner.invoke(app, ["attacks"], env={"COLUMNS": "200"})
+    assert attacks.exit_code == 0
+    for name in ("baseline", "templates", "encodings", "advprefix", "suite"):
+        assert name in attacks.output
+    judges = runner.invoke(app, ["judges"], env={"COLUMNS": "200"})
+    assert judges.exit_code == 0
+    for name in ("refusal", "harmbench", "jailbreakbench", "strongreject"):
+        assert name in judges.output
+
+
+def test_bad_config_file_names_the_file_and_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "scan.yaml"
+    config.write_text("target:\n  model: openai/x\nconcurrency: -3\njudges:\n  rule: sometimes\n")
+    result = runner.invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert str(config) in result.output
+    assert "concurrency" in result.output and "judges.rule" in result.output
+
+
+def test_bad_goal_file_names_file_and_line(tmp_path: Path) -> None:
+    goals = tmp_path / "goals.csv"
+    goals.write_text("goal,category\nfine goal,a\n,b\n")
+    result = runner.invoke(app, ["run", "--target", "openai/x", "--goals", str(goals)],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "goals.csv" in result.output and "line 3" in result.output
+
+
+def test_unknown_run_is_bad_input(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/x.db"
+    assert runner.invoke(app, ["runs", "show", "nope", "--db", db]).exit_code == 2
+    assert runner.invoke(app, ["resume", "nope", "--db", db]).exit_code == 2
+
+
+@pytest.mark.e2e
+def test_run_fail_over_show_and_export(prefect_api_url: str, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/cli.db"
+    with OpenAIServer() as server:
+        result = runner.invoke(app, [
+            "run", "--target", "openai/siegeflow-test", "--api-base", server.base_url,
+            "--attack", "templates", "--attack-option", 'variants=["role_play"]',
+            "--judge", "refusal", "--limit", "3", "--db", db, "--fail-over", "0.5",
+        ], env={"COLUMNS": "160"})
+    assert result.exit_code == 3, result.output  # role-play gets through: ASR 100% > 50%
+    assert "exceeds --fail-over" in result.output
+    backend = get_backend(db)
+    (run,) = backend.list_runs()
+    assert run.status is StatusEnum.COMPLETED
+    assert all(r.evaluation_status is EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
+               for r in backend.list_results(run.id))
+    shown = runner.invoke(app, ["runs", "show", run.id, "--db", db], env={"COLUMNS": "160"})
+    assert shown.exit_code == 0 and "BROKEN" in shown.output
+    exported = runner.invoke(app, ["export", run.id, "--db", db, "--format", "jsonl"])
+    assert exported.exit_code == 0
+    lines = [json.loads(line) for line in exported.output.splitlines() if line.strip()]
+    assert len(lines) == 3
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_demo_runs_the_embedded_target_end_to_end(prefect_api_url: str, tmp_path: Path) -> None:
+    """`siegeflow demo` as a user runs it: local SmolLM2 behind the guardrail, real llama.cpp."""
+    db = f"sqlite:///{tmp_path}/demo.db"
+    result = siegeflow("demo", "--goals", "2", "--db", db, timeout=600,
+                       env={"PREFECT_API_URL": prefect_api_url, "COLUMNS": "160"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Run summary" in result.stdout and "attack success rate" in result.stdout
+    backend = get_backend(db)
+    (run,) = backend.list_runs()
+    assert run.status is StatusEnum.COMPLETED
+    results = backend.list_results(run.id)
+    assert len(results) == 2
+    assert all(r.evaluation_status is not EvaluationStatusEnum.NOT_EVALUATED for r in results)
+    attempts = backend.list_attempts(run.id)
+    assert {a.technique for a in attempts} == {"baseline", "templates", "encodings"}
+    assert all(a.completed_at is not None and a.error is None for a in attempts)
+    assert run.id in result.stdout
