@@ -6,8 +6,9 @@ duration), ASR charts by category and by technique, judge agreement, the per-goa
 (optimizer runs), each goal's trajectory, collapsed.
 
 Size is budgeted, not left to chance: prompt and answer cells are clipped to a length that
-shrinks with the number of goals (a 5,000-goal run stays well under 10 MB), and trajectory
-values share a fixed budget. The full texts stay in the store (`siegeflow export`).
+shrinks with the number of goals, and trajectories (broken goals first) fill only what is left
+of a 9 MB page budget, so a 5,000-goal run stays under 10 MB. The full texts stay in the store
+(`siegeflow export`).
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from reports.trajectory import render_trajectory
 
 e = html_escape
 
-#: Characters of prompt + answer text the goal table may hold in all (escaping may add some).
-TABLE_TEXT_BUDGET = 5_600_000
-#: Characters of trace values all trajectories may hold together.
-TRAJECTORY_BUDGET = 2_500_000
+#: Characters of prompt + answer text the goal grid may hold in all (escaping may add some).
+TABLE_TEXT_BUDGET = 4_400_000
+#: Bytes the whole page aims at; trajectories fill what the rest leaves (the limit is 10 MB).
+PAGE_BUDGET = 9_000_000
 MAX_EVENTS_PER_GOAL = 400
 
 STATUS_FILTERS = [("broken", "broken"), ("held", "held"), ("error", "errors"),
@@ -266,9 +267,9 @@ GOAL_COLUMNS = [
 ]
 
 
-def goals_section(data: RunData, limit: int) -> str:
+def goals_section(data: RunData, limit: int, linked: set[str]) -> str:
     categories = sorted({g.category for g in data.goals})
-    rows = "".join(goal_row(g, limit, g.result_id in data.traces) for g in data.goals)
+    rows = "".join(goal_row(g, limit, g.result_id in linked) for g in data.goals)
     return (
         '<section id="goals"><h2>Goals</h2>'
         '<p class="note">Each goal with the attack prompt that best shows its outcome (the '
@@ -282,12 +283,35 @@ def goals_section(data: RunData, limit: int) -> str:
     )
 
 
-def trajectories_section(data: RunData) -> str:
+def trajectories_section(data: RunData, budget: int) -> tuple[str, set[str]]:
+    """Collapsed trajectories within `budget` bytes: broken goals first, then by index.
+
+    Returns the section and the result ids it holds (the goal grid links only to those).
+    """
     with_traces = [g for g in data.goals if g.result_id in data.traces]
     if not with_traces:
-        return ""
-    events = sum(min(len(data.traces[g.result_id]), MAX_EVENTS_PER_GOAL) for g in with_traces)
-    limit = max(200, min(2000, TRAJECTORY_BUDGET // max(1, events * 2)))
+        return "", set()
+    big = len(with_traces) > 500
+    per_goal = 40 if big else MAX_EVENTS_PER_GOAL
+    limit = 300 if big else 2000
+    chosen: list[tuple[int, str]] = []
+    used = 0
+    for goal in sorted(with_traces, key=lambda g: (not g.broken, g.index)):
+        traces = data.traces[goal.result_id]
+        runs = len({r.get("variant") for r in goal.rows})
+        piece = (
+            f'<details class="traj" id="traj-{goal.index}"><summary>#{goal.index} '
+            f"{e(goal.goal_id, 120)} · "
+            f'<span class="st st-{STATUS_CLASS[goal.status.value]}">{e(goal.label)}</span> · '
+            f"{runs} run(s), {len(traces)} events — {e(goal.goal, 160)}</summary>"
+            f"{render_trajectory(traces, limit=limit, max_events=per_goal)}</details>"
+        )
+        size = len(piece.encode("utf-8"))
+        if used + size > budget:
+            break
+        used += size
+        chosen.append((goal.index, piece))
+    left = len(with_traces) - len(chosen)
     parts = [
         '<section id="trajectories"><h2>Trajectories</h2>',
         '<p class="note">What the optimizer did, run by run: what it injected where, what the '
@@ -295,33 +319,29 @@ def trajectories_section(data: RunData) -> str:
         '<p class="legend"><span><i class="li"></i>injected</span><span><i class="lt"></i>'
         'target</span><span><i class="lj"></i>judge</span></p>',
     ]
-    for goal in with_traces:
-        traces = data.traces[goal.result_id]
-        runs = len({r.get("variant") for r in goal.rows})
-        parts.append(
-            f'<details class="traj" id="traj-{goal.index}"><summary>#{goal.index} '
-            f"{e(goal.goal_id, 120)} · "
-            f'<span class="st st-{STATUS_CLASS[goal.status.value]}">{e(goal.label)}</span> · '
-            f"{runs} run(s), {len(traces)} events — {e(goal.goal, 160)}</summary>"
-            f"{render_trajectory(traces, limit=limit, max_events=MAX_EVENTS_PER_GOAL)}</details>"
-        )
+    if left:
+        parts.append(f'<p class="note">{left} goals\' trajectories (held goals first) are left out '
+                     "to keep this file small; the store keeps every trace.</p>")
+    parts += [piece for _, piece in sorted(chosen)]
     parts.append("</section>")
-    return "".join(parts)
+    kept = {g.result_id for g in with_traces if g.index in {i for i, _ in chosen}}
+    return "".join(parts), kept
 
 
 def render_report(data: RunData, *, max_chars: int | None = None, with_csp: bool = True) -> str:
-    """The whole report as one HTML string."""
+    """The whole report as one HTML string (kept under `PAGE_BUDGET` bytes by design)."""
     limit = cell_limit(len(data.goals), max_chars)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    top = header(data) + "<main>" + headline_section(data) + charts_section(data)
+    top += judges_section(data)
+    # The grid is sized by `cell_limit`; trajectories get what is left of the page budget.
+    goals_html = goals_section(data, limit, set(data.traces))
+    left = PAGE_BUDGET - len(top.encode("utf-8")) - len(goals_html.encode("utf-8"))
+    trajectories, kept = trajectories_section(data, max(0, left))
+    if kept != set(data.traces):
+        goals_html = goals_section(data, limit, kept)
     body = (
-        header(data)
-        + "<main>"
-        + headline_section(data)
-        + charts_section(data)
-        + judges_section(data)
-        + goals_section(data, limit)
-        + trajectories_section(data)
-        + "</main>"
+        top + goals_html + trajectories + "</main>"
         + f"<footer>Generated by siegeflow on {generated}. Texts from goal files, attackers and "
         "targets are shown as plain text; this file loads nothing from the network.</footer>"
     )
