@@ -31,6 +31,7 @@ demo: local
 	$(VENV)/bin/siegeflow demo
 
 test: local
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(VENV)/bin/python -m pytest
 
 bench: setup
