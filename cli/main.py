@@ -124,6 +124,31 @@ def resume(run_id: str, db: DbOption = None) -> None:
     raise typer.Exit(resume_run(run_id, db_url=_db(db), console=console))
 
 
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="Port of the Prefect UI/API.")] = 4200) -> None:
+    """Serve the Prefect UI over siegeflow's local Prefect data (the runs `demo`/`run` made)."""
+    import signal
+    import time
+
+    from cli.runner import prefect_home
+    from flows.server import LocalPrefectServer
+
+    server = LocalPrefectServer(home=prefect_home(), port=port)
+    server.start()
+    try:
+        with console.status("Starting the Prefect server…"):
+            server.wait_ready()
+        console.print(f"Prefect UI: http://127.0.0.1:{port}  (Ctrl-C to stop)")
+        console.print(f"To send other runs here: export PREFECT_API_URL={server.api_url}")
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on SIGTERM too
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 @runs_app.command("list")
 def runs_list(
     db: DbOption = None,
