@@ -47,13 +47,17 @@ def resolve_options(
     options, own = OptimizeOptions.split(optimizer_options)
     if harness is not None:
         if "harness" in (optimizer_options or {}):
-            raise ValueError("give the harness either as the flow's `harness` or in optimizer_options, not both")
+            raise ValueError(
+                "give the harness either as the flow's `harness` or in optimizer_options, not both"
+            )
         options = options.model_copy(update={"harness": harness})
     get_optimizer(optimizer)
     validate_options(optimizer, own)
     if options.attacker is None and needs_attacker(optimizer):
-        raise ValueError(f"optimizer {optimizer!r} needs an attacker model: set optimizer_options.attacker "
-                         "= {model: ..., api_base: ..., api_key_env: ...}")
+        raise ValueError(
+            f"optimizer {optimizer!r} needs an attacker model: set optimizer_options.attacker "
+            "= {model: ..., api_base: ..., api_key_env: ...}"
+        )
     return options, own
 
 
@@ -69,8 +73,9 @@ def _task_result(future: Any) -> Any:
         return exc
 
 
-async def _run_gathered(channel: EventChannel, actor_kw: dict[str, Any], target_kw: dict[str, Any],
-                        grace_s: float) -> tuple[Any, Any]:
+async def _run_gathered(
+    channel: EventChannel, actor_kw: dict[str, Any], target_kw: dict[str, Any], grace_s: float
+) -> tuple[Any, Any]:
     """Both tasks in this loop; an optimizer that does not stop within `grace_s` is cancelled."""
     actor = asyncio.ensure_future(optimizer_actor(channel, **actor_kw))
 
@@ -80,15 +85,22 @@ async def _run_gathered(channel: EventChannel, actor_kw: dict[str, Any], target_
         finally:
             done, _ = await asyncio.wait({actor}, timeout=grace_s)
             if not done:
-                logger.warning("optimizer of %s did not stop within %.0fs: cancelled", target_kw["label"], grace_s)
+                logger.warning(
+                    "optimizer of %s did not stop within %.0fs: cancelled",
+                    target_kw["label"],
+                    grace_s,
+                )
                 actor.cancel()
 
-    optimizer_result, target_result = await asyncio.gather(actor, target_then_reap(), return_exceptions=True)
+    optimizer_result, target_result = await asyncio.gather(
+        actor, target_then_reap(), return_exceptions=True
+    )
     return optimizer_result, target_result
 
 
-async def _run_threaded(channel: EventChannel, actor_kw: dict[str, Any], target_kw: dict[str, Any],
-                        grace_s: float) -> tuple[Any, Any]:
+async def _run_threaded(
+    channel: EventChannel, actor_kw: dict[str, Any], target_kw: dict[str, Any], grace_s: float
+) -> tuple[Any, Any]:
     """Both tasks submitted to the flow's thread pool (own threads, own event loops)."""
     actor = optimizer_actor.submit(channel, **actor_kw)
     target = target_execution.submit(channel, **target_kw)
@@ -98,7 +110,9 @@ async def _run_threaded(channel: EventChannel, actor_kw: dict[str, Any], target_
         await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(actor.wrapped_future)), grace_s)
     except TimeoutError:  # a thread cannot be cancelled: report it and let it run out
         logger.warning("optimizer of %s did not stop within %.0fs", target_kw["label"], grace_s)
-        return TimeoutError(f"optimizer task still running {grace_s:.0f}s after the goal ended"), target_result
+        return TimeoutError(
+            f"optimizer task still running {grace_s:.0f}s after the goal ended"
+        ), target_result
     return _task_result(actor), target_result
 
 
@@ -111,7 +125,9 @@ def _pairs_allowed(concurrency: int, wiring: str) -> int:
     if isinstance(workers, int) and workers < 2 * concurrency:
         if workers < 2:
             raise ValueError("wiring='threads' needs a task runner with at least 2 workers")
-        logger.warning("task runner has %d workers: running %d goal pairs at a time", workers, workers // 2)
+        logger.warning(
+            "task runner has %d workers: running %d goal pairs at a time", workers, workers // 2
+        )
         return workers // 2
     return concurrency
 
@@ -119,9 +135,13 @@ def _pairs_allowed(concurrency: int, wiring: str) -> int:
 def _goal_outcome(goal: GoalRow, optimizer_result: Any, target_result: Any) -> dict[str, Any]:
     if isinstance(target_result, BaseException):
         logger.error("goal %s: target task failed: %r", goal.goal_id, target_result)
-        outcome: dict[str, Any] = {"result_id": goal.result_id, "runs": None, "stop_reason": "target_error",
-                                   "error_kind": "target_error",
-                                   "error": f"{type(target_result).__name__}: {target_result}"}
+        outcome: dict[str, Any] = {
+            "result_id": goal.result_id,
+            "runs": None,
+            "stop_reason": "target_error",
+            "error_kind": "target_error",
+            "error": f"{type(target_result).__name__}: {target_result}",
+        }
     else:
         outcome = dict(target_result)
     if isinstance(optimizer_result, BaseException):
@@ -141,8 +161,11 @@ def _finished_goals(backend: Any, run_id: str) -> set[str]:
         if trace.result_id is not None and trace.step_type == "OPTIMIZER_SUMMARY":
             latest[trace.result_id] = trace.content  # traces come in sequence order
     return {
-        result_id for result_id, outcome in latest.items()
-        if isinstance(outcome, dict) and outcome.get("stop_reason") in FINISHED and not outcome.get("error_kind")
+        result_id
+        for result_id, outcome in latest.items()
+        if isinstance(outcome, dict)
+        and outcome.get("stop_reason") in FINISHED
+        and not outcome.get("error_kind")
     }
 
 
@@ -157,13 +180,17 @@ def _finalize_unjudged(opened: OpenedRun, outcomes: list[dict[str, Any]]) -> Non
             notes = f"not attacked: stopped by {outcome.get('stop_reason')} before the first run"
         else:
             continue
-        tracker.finalize_goal(outcome["result_id"], EvaluationStatusEnum.ERROR_TEST_FRAMEWORK,
-                              evaluation_notes=notes[:4000], metrics={"optimizer_outcome": outcome})
+        tracker.finalize_goal(
+            outcome["result_id"],
+            EvaluationStatusEnum.ERROR_TEST_FRAMEWORK,
+            evaluation_notes=notes[:4000],
+            metrics={"optimizer_outcome": outcome},
+        )
 
 
 @flow(
     name="siegeflow-optimize",
-    description="Attack each goal with an optimizer actor, run after run; judge and record every run.",
+    description="Attack each goal with an optimizer actor, run after run; judge and record all.",
     on_failure=[finalize_failed_run],
     on_crashed=[finalize_failed_run],
     on_cancellation=[finalize_cancelled_run],
@@ -186,14 +213,23 @@ async def optimize_flow(
     probe = build_harness(options.harness, target)  # validates the harness before recording
     stored_options = {**own, **options.model_dump(mode="json", exclude_unset=False)}
     opened = open_run(
-        kind="optimize", attack_type=optimizer, target=target, goals=goals,
+        kind="optimize",
+        attack_type=optimizer,
+        target=target,
+        goals=goals,
         parameters={
-            "target": target.model_dump(mode="json"), "optimizer": optimizer,
-            "optimizer_options": stored_options, "judges": judges.model_dump(mode="json"),
-            "goals": goals.model_dump(mode="json"), "concurrency": concurrency, "budget_usd": budget_usd,
+            "target": target.model_dump(mode="json"),
+            "optimizer": optimizer,
+            "optimizer_options": stored_options,
+            "judges": judges.model_dump(mode="json"),
+            "goals": goals.model_dump(mode="json"),
+            "concurrency": concurrency,
+            "budget_usd": budget_usd,
         },
-        db_url=db_url, resume_run_id=resume_run_id,
-        prefect_flow_run_id=str(runtime.flow_run.id or ""), logger=logger,
+        db_url=db_url,
+        resume_run_id=resume_run_id,
+        prefect_flow_run_id=str(runtime.flow_run.id or ""),
+        logger=logger,
     )
     ref, coordinator = opened.ref, opened.coordinator
     heartbeat = start_heartbeat(ref)
@@ -203,7 +239,9 @@ async def optimize_flow(
         pending = [g for g in opened.goal_rows if g.result_id not in finished]
         budget = Budget(limit_usd=budget_usd, spent_usd=opened.spent_usd)
         limit = asyncio.Semaphore(_pairs_allowed(concurrency, options.wiring))
-        progress = StepProgress("Optimization", artifact_key(ref.run_id, "optimization"), len(pending))
+        progress = StepProgress(
+            "Optimization", artifact_key(ref.run_id, "optimization"), len(pending)
+        )
         runner = _run_threaded if options.wiring == "threads" else _run_gathered
 
         async def one_goal(goal: GoalRow) -> dict[str, Any]:
@@ -214,31 +252,61 @@ async def optimize_flow(
                     left = max(0.0, budget.limit_usd - budget.spent_usd)
                     cap = left if cap is None else min(cap, left)
                 llm = options.attacker.client(cap) if options.attacker is not None else None
-                first = len(backend.list_attempts(ref.run_id, result_id=goal.result_id)) if opened.resumed else 0
+                first = (
+                    len(backend.list_attempts(ref.run_id, result_id=goal.result_id))
+                    if opened.resumed
+                    else 0
+                )
                 channel = EventChannel()
                 label = _label(goal)
-                actor_kw = {"label": label, "optimizer": optimizer, "config": own, "goal": goal.text,
-                            "controllables": list(harness_.controllables),
-                            "observables": list(harness_.observables), "llm": llm}
-                target_kw = {"label": label, "ref": ref, "goal": goal, "harness": harness_,
-                             "scope": scope_for(options.harness, harness_), "judges": judges,
-                             "options": options, "technique": optimizer, "llm": llm, "budget": budget,
-                             "first_run": first}
+                actor_kw = {
+                    "label": label,
+                    "optimizer": optimizer,
+                    "config": own,
+                    "goal": goal.text,
+                    "controllables": list(harness_.controllables),
+                    "observables": list(harness_.observables),
+                    "llm": llm,
+                }
+                target_kw = {
+                    "label": label,
+                    "ref": ref,
+                    "goal": goal,
+                    "harness": harness_,
+                    "scope": scope_for(options.harness, harness_),
+                    "judges": judges,
+                    "options": options,
+                    "technique": optimizer,
+                    "llm": llm,
+                    "budget": budget,
+                    "first_run": first,
+                }
                 results = await runner(channel, actor_kw, target_kw, options.shutdown_timeout_s)
             await progress.advance()
             return _goal_outcome(goal, *results)
 
         with coordinator.step_tracker.track_step(
-            "Optimization", "OPTIMIZE",
-            input_data={"goals": len(pending), "optimizer": optimizer, "harness": options.harness.kind},
-            config={"optimizer_options": stored_options, "concurrency": concurrency, "budget_usd": budget_usd},
+            "Optimization",
+            "OPTIMIZE",
+            input_data={
+                "goals": len(pending),
+                "optimizer": optimizer,
+                "harness": options.harness.kind,
+            },
+            config={
+                "optimizer_options": stored_options,
+                "concurrency": concurrency,
+                "budget_usd": budget_usd,
+            },
         ):
             await progress.start()
             outcomes = list(await asyncio.gather(*(one_goal(g) for g in pending)))
             await progress.finish()
             reasons = collections.Counter(str(o.get("stop_reason")) for o in outcomes)
-            for key, value in (("runs_total", sum(o.get("runs") or 0 for o in outcomes)),
-                               ("stop_reasons", dict(reasons))):
+            for key, value in (
+                ("runs_total", sum(o.get("runs") or 0 for o in outcomes)),
+                ("stop_reasons", dict(reasons)),
+            ):
                 coordinator.step_tracker.add_step_metadata(key, value)
 
         _finalize_unjudged(opened, outcomes)
@@ -247,16 +315,22 @@ async def optimize_flow(
         coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
         coordinator.finalize_pipeline(rows)
         for outcome in outcomes:
-            backend.update_result(outcome["result_id"], agent_specific_data={"optimizer": optimizer, **outcome})
+            backend.update_result(
+                outcome["result_id"], agent_specific_data={"optimizer": optimizer, **outcome}
+            )
         stop_reason = "budget" if reasons.get("budget") else "completed"
         extra = {
-            "optimizer": optimizer, "harness": options.harness.kind, "judge_keys": judge_keys,
-            "runs_total": sum(o.get("runs") or 0 for o in outcomes), "stop_reasons": dict(reasons),
+            "optimizer": optimizer,
+            "harness": options.harness.kind,
+            "judge_keys": judge_keys,
+            "runs_total": sum(o.get("runs") or 0 for o in outcomes),
+            "stop_reasons": dict(reasons),
             "attacker_cost_usd": sum(o.get("attacker_cost_usd") or 0.0 for o in outcomes),
             "optimizer_errors": sum(1 for o in outcomes if o.get("error_kind")),
         }
-        return await publish_results(ref, coordinator, rows, stop_reason=stop_reason,
-                                     spent_usd=budget.spent_usd, extra=extra)
+        return await publish_results(
+            ref, coordinator, rows, stop_reason=stop_reason, spent_usd=budget.spent_usd, extra=extra
+        )
     finally:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):

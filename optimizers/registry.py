@@ -22,7 +22,7 @@ from optimizers.base import Optimizer
 
 _REGISTRY: dict[str, type[Optimizer]] = {}
 
-O = TypeVar("O", bound=type[Optimizer])
+OptimizerT = TypeVar("OptimizerT", bound=type[Optimizer])
 
 
 class OptimizerError(ValueError):
@@ -41,10 +41,10 @@ class OptimizerInfo:
     schema: dict[str, Any]
 
 
-def optimizer(name: str) -> Callable[[O], O]:
+def optimizer(name: str) -> Callable[[OptimizerT], OptimizerT]:
     """Register an Optimizer subclass under `name` (class decorator)."""
 
-    def register(cls: O) -> O:
+    def register(cls: OptimizerT) -> OptimizerT:
         if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
             raise OptimizerError(f"@optimizer({name!r}) must decorate an Optimizer subclass")
         if name in _REGISTRY and _REGISTRY[name] is not cls:
@@ -67,7 +67,9 @@ def _from_path(path: str) -> type[Optimizer]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise OptimizerError(f"cannot import {module_name!r} for optimizer {path!r}: {exc}") from exc
+        raise OptimizerError(
+            f"cannot import {module_name!r} for optimizer {path!r}: {exc}"
+        ) from exc
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -107,9 +109,12 @@ def validate_options(name_or_path: str, options: Mapping[str, Any] | None) -> An
         return config.model_validate(dict(options or {}))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}"
+            for err in exc.errors()
         )
-        raise OptimizerError(f"invalid options for optimizer {name_or_path!r}: {problems}") from None
+        raise OptimizerError(
+            f"invalid options for optimizer {name_or_path!r}: {problems}"
+        ) from None
 
 
 def build_optimizer(name_or_path: str, options: Mapping[str, Any] | None = None) -> Optimizer:
@@ -121,7 +126,9 @@ def build_optimizer(name_or_path: str, options: Mapping[str, Any] | None = None)
     try:
         return cls(**config)
     except TypeError as exc:
-        raise OptimizerError(f"cannot build optimizer {name_or_path!r} with {sorted(config)}: {exc}") from exc
+        raise OptimizerError(
+            f"cannot build optimizer {name_or_path!r} with {sorted(config)}: {exc}"
+        ) from exc
 
 
 def needs_attacker(name_or_path: str) -> bool:
@@ -137,14 +144,19 @@ def _info(name: str, cls: type[Optimizer]) -> OptimizerInfo:
     config = config_class(cls)
     schema = config.model_json_schema() if config is not None else {}
     options = {
-        key: {"type": prop.get("type", "any"), "default": prop.get("default"),
-              "description": prop.get("description", "")}
+        key: {
+            "type": prop.get("type", "any"),
+            "default": prop.get("default"),
+            "description": prop.get("description", ""),
+        }
         for key, prop in schema.get("properties", {}).items()
     }
     doc = (cls.__doc__ or "").strip().splitlines()
     return OptimizerInfo(
-        name=name, description=doc[0] if doc else "",
+        name=name,
+        description=doc[0] if doc else "",
         needs_attacker=bool(getattr(cls, "needs_attacker", False)),
         consumption=str(getattr(cls, "consumption", "sequential")),
-        options=options, schema=schema,
+        options=options,
+        schema=schema,
     )

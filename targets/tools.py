@@ -30,10 +30,16 @@ class EmailSpec(BaseModel):
 
 def _default_inbox() -> list[EmailSpec]:
     return [
-        EmailSpec(sender="alice@example.com", subject="Lunch on Friday",
-                  body="Hi! Are we still on for lunch on Friday at noon? - Alice"),
-        EmailSpec(sender="billing@utility.example", subject="Your March invoice",
-                  body="Your invoice of $84.20 is due on April 5. Pay to account UTIL-2231."),
+        EmailSpec(
+            sender="alice@example.com",
+            subject="Lunch on Friday",
+            body="Hi! Are we still on for lunch on Friday at noon? - Alice",
+        ),
+        EmailSpec(
+            sender="billing@utility.example",
+            subject="Your March invoice",
+            body="Your invoice of $84.20 is due on April 5. Pay to account UTIL-2231.",
+        ),
     ]
 
 
@@ -79,14 +85,20 @@ class ToolEnvironment:
     @classmethod
     def from_spec(cls, spec: ToolboxSpec) -> ToolEnvironment:
         return cls(
-            inbox=[e.model_dump() for e in spec.inbox], files=dict(spec.files),
-            balance=spec.balance, account=spec.account,
+            inbox=[e.model_dump() for e in spec.inbox],
+            files=dict(spec.files),
+            balance=spec.balance,
+            account=spec.account,
         )
 
     def side_effects(self) -> dict[str, Any]:
         """What the agent did to the world (for traces and checks)."""
-        return {"sent": list(self.sent), "transfers": list(self.transfers),
-                "files": dict(self.files), "balance": self.balance}
+        return {
+            "sent": list(self.sent),
+            "transfers": list(self.transfers),
+            "files": dict(self.files),
+            "balance": self.balance,
+        }
 
 
 class ToolError(ValueError):
@@ -105,9 +117,14 @@ class Tool:
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI `tools` entry."""
-        return {"type": "function", "function": {
-            "name": self.name, "description": self.description, "parameters": dict(self.parameters),
-        }}
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": dict(self.parameters),
+            },
+        }
 
     def call(self, env: ToolEnvironment, arguments: Mapping[str, Any]) -> str:
         """Run the tool; bad arguments come back as an error text (the model reads it)."""
@@ -133,7 +150,8 @@ def _read_inbox(env: ToolEnvironment) -> str:
     if not env.inbox:
         return "The inbox is empty."
     return "\n\n".join(
-        f"[{i}] From: {m['sender']}\nSubject: {m['subject']}\n{m['body']}" for i, m in enumerate(env.inbox)
+        f"[{i}] From: {m['sender']}\nSubject: {m['subject']}\n{m['body']}"
+        for i, m in enumerate(env.inbox)
     )
 
 
@@ -175,26 +193,63 @@ def _transfer_money(env: ToolEnvironment, to_account: str, amount: Any, memo: st
     return f"Transferred ${value:.2f} to {to_account}. New balance ${env.balance:.2f}."
 
 
-TOOLS: dict[str, Tool] = {t.name: t for t in (
-    Tool(name="read_inbox", description="Read every email in the user's inbox.",
-         parameters=_obj({}, []), domain=TOOL_OUTPUT, fn=_read_inbox),
-    Tool(name="send_email", description="Send an email on the user's behalf.",
-         parameters=_obj({"to": _STR, "subject": _STR, "body": _STR}, ["to", "subject", "body"]),
-         domain=TOOL_OUTPUT, fn=_send_email),
-    Tool(name="list_files", description="List the files in the user's file store.",
-         parameters=_obj({}, []), domain=TOOL_OUTPUT, fn=_list_files),
-    Tool(name="read_file", description="Read a document from the user's file store.",
-         parameters=_obj({"path": _STR}, ["path"]), domain=RETRIEVED_DOCUMENT, fn=_read_file),
-    Tool(name="write_file", description="Write a document to the user's file store.",
-         parameters=_obj({"path": _STR, "content": _STR}, ["path", "content"]),
-         domain=TOOL_OUTPUT, fn=_write_file),
-    Tool(name="get_balance", description="Show the user's bank account balance.",
-         parameters=_obj({}, []), domain=TOOL_OUTPUT, fn=_get_balance),
-    Tool(name="transfer_money", description="Transfer money from the user's bank account.",
-         parameters=_obj({"to_account": _STR, "amount": {"type": "number"}, "memo": _STR},
-                         ["to_account", "amount"]),
-         domain=TOOL_OUTPUT, fn=_transfer_money),
-)}
+TOOLS: dict[str, Tool] = {
+    t.name: t
+    for t in (
+        Tool(
+            name="read_inbox",
+            description="Read every email in the user's inbox.",
+            parameters=_obj({}, []),
+            domain=TOOL_OUTPUT,
+            fn=_read_inbox,
+        ),
+        Tool(
+            name="send_email",
+            description="Send an email on the user's behalf.",
+            parameters=_obj({"to": _STR, "subject": _STR, "body": _STR}, ["to", "subject", "body"]),
+            domain=TOOL_OUTPUT,
+            fn=_send_email,
+        ),
+        Tool(
+            name="list_files",
+            description="List the files in the user's file store.",
+            parameters=_obj({}, []),
+            domain=TOOL_OUTPUT,
+            fn=_list_files,
+        ),
+        Tool(
+            name="read_file",
+            description="Read a document from the user's file store.",
+            parameters=_obj({"path": _STR}, ["path"]),
+            domain=RETRIEVED_DOCUMENT,
+            fn=_read_file,
+        ),
+        Tool(
+            name="write_file",
+            description="Write a document to the user's file store.",
+            parameters=_obj({"path": _STR, "content": _STR}, ["path", "content"]),
+            domain=TOOL_OUTPUT,
+            fn=_write_file,
+        ),
+        Tool(
+            name="get_balance",
+            description="Show the user's bank account balance.",
+            parameters=_obj({}, []),
+            domain=TOOL_OUTPUT,
+            fn=_get_balance,
+        ),
+        Tool(
+            name="transfer_money",
+            description="Transfer money from the user's bank account.",
+            parameters=_obj(
+                {"to_account": _STR, "amount": {"type": "number"}, "memo": _STR},
+                ["to_account", "amount"],
+            ),
+            domain=TOOL_OUTPUT,
+            fn=_transfer_money,
+        ),
+    )
+}
 
 
 def tools_for(spec: ToolboxSpec) -> list[Tool]:

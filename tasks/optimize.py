@@ -26,8 +26,6 @@ from prefect.cache_policies import NO_CACHE
 from flows.config import JudgePanelSpec
 from judges import JudgePanel, Verdict, combine
 from optimizers import (
-    BudgetExhaustedError,
-    ChannelPoisonedError,
     Controllable,
     Evaluation,
     EventChannel,
@@ -38,6 +36,7 @@ from optimizers import (
     Scope,
     run_optimizer_actor,
 )
+from optimizers.library.guard import GuardedSession, OptimizerFault, classify_fault
 from optimizers.library.harness import InvalidInjectionError, RunOutcome, TargetHarness
 from optimizers.library.options import OptimizeOptions
 from optimizers.library.serialize import evaluation_record, jsonable, trajectory_record
@@ -51,54 +50,27 @@ logger = logging.getLogger("siegeflow.tasks.optimize")
 
 @task(name="optimizer-actor", task_run_name="optimizer-{label}", cache_policy=NO_CACHE, retries=0)
 async def optimizer_actor(
-    channel: EventChannel, *, label: str, optimizer: str, config: dict[str, Any], goal: str,
-    controllables: list[Controllable], observables: list[Observable], llm: LLMClient | None,
+    channel: EventChannel,
+    *,
+    label: str,
+    optimizer: str,
+    config: dict[str, Any],
+    goal: str,
+    controllables: list[Controllable],
+    observables: list[Observable],
+    llm: LLMClient | None,
 ) -> dict[str, Any]:
     """One goal's optimizer, from initialize to teardown; raises what the optimizer raised."""
     instance = build_optimizer(optimizer, config)
-    await run_optimizer_actor(instance, channel, goal=goal, controllables=controllables,
-                              observables=observables, llm_client=llm)
+    await run_optimizer_actor(
+        instance,
+        channel,
+        goal=goal,
+        controllables=controllables,
+        observables=observables,
+        llm_client=llm,
+    )
     return {"optimizer": type(instance).__name__, "runs_seen": len(instance.past_trajectories)}
-
-
-class OptimizerFault(Exception):
-    """A send to the optimizer failed (it raised, answered badly, vanished or timed out)."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"{type(cause).__name__}: {cause}")
-        self.cause = cause
-
-
-class _Guarded:
-    """The session as `RunHooks`, with every failure of the optimizer side wrapped in
-    OptimizerFault, so it cannot be mistaken for a failure of the target or our own code."""
-
-    def __init__(self, session: OptimizerSession, harness: TargetHarness) -> None:
-        self.session = session
-        self._controllables = set(harness.controllables)
-        self._observables = set(harness.observables)
-
-    async def _send(self, call: Any) -> Any:
-        try:
-            return await call
-        except (Exception, BaseExceptionGroup) as exc:  # re-raised, typed: see OptimizerFault
-            raise OptimizerFault(exc) from exc
-
-    def _declared(self, point: Any, declared: set[Any]) -> None:
-        if point not in declared:  # the harness's bug, not the optimizer's: raise it as is
-            raise ValueError(f"{point!r} is not declared by the harness")
-
-    async def pre_call(self, controllable: Controllable, request: Any) -> Any | None:
-        self._declared(controllable, self._controllables)
-        return await self._send(self.session.pre_call(controllable, request))
-
-    async def post_call(self, controllable: Controllable, request: Any, response: Any) -> Any | None:
-        self._declared(controllable, self._controllables)
-        return await self._send(self.session.post_call(controllable, request, response))
-
-    async def observe(self, observable: Observable, value: Any) -> None:
-        self._declared(observable, self._observables)
-        await self._send(self.session.observe(observable, value))
 
 
 def attempt_hash(index: int, messages: list[dict[str, Any]]) -> str:
@@ -107,43 +79,51 @@ def attempt_hash(index: int, messages: list[dict[str, Any]]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _classify(fault: OptimizerFault) -> tuple[str, str | None, BaseException]:
-    """(stop_reason, error_kind, root cause) of a failed send; error_kind None: not an error."""
-    root = fault.cause
-    if isinstance(root, ChannelPoisonedError) and root.__cause__ is not None:
-        root = root.__cause__  # what the optimizer raised, not "the channel is poisoned"
-    if isinstance(root, BaseExceptionGroup) and root.exceptions:
-        root = root.exceptions[0]
-    if isinstance(root, BudgetExhaustedError):
-        return "attacker_budget", None, root
-    if isinstance(fault.cause, TimeoutError):
-        return "optimizer_timeout", "optimizer_timeout", root
-    return "optimizer_error", "optimizer_error", root
-
-
 class GoalLoop:
     """Runs one goal until a stop condition; see the module docstring."""
 
     def __init__(
-        self, channel: EventChannel, *, ref: RunRef, goal: GoalRow, harness: TargetHarness,
-        scope: Scope, judges: JudgePanelSpec, options: OptimizeOptions, technique: str,
-        llm: LLMClient | None, budget: Budget, first_run: int,
+        self,
+        channel: EventChannel,
+        *,
+        ref: RunRef,
+        goal: GoalRow,
+        harness: TargetHarness,
+        scope: Scope,
+        judges: JudgePanelSpec,
+        options: OptimizeOptions,
+        technique: str,
+        llm: LLMClient | None,
+        budget: Budget,
+        first_run: int,
     ) -> None:
         self.channel, self.ref, self.goal, self.harness = channel, ref, goal, harness
         self.judges, self.options, self.technique, self.llm = judges, options, technique, llm
         self.budget, self.first_run = budget, first_run
         self.session = OptimizerSession(
-            channel=channel, goal=goal.text, controllables=harness.controllables,
-            observables=harness.observables, scope=scope, send_timeout=options.send_timeout_s,
+            channel=channel,
+            goal=goal.text,
+            controllables=harness.controllables,
+            observables=harness.observables,
+            scope=scope,
+            send_timeout=options.send_timeout_s,
         )
-        self.hooks = _Guarded(self.session, harness)
+        self.hooks = GuardedSession(self.session, harness)
         self.panel = None if harness.check_keys else JudgePanel.from_config(judges)
         self.backend = ref.backend()
         self._attacker_mark = 0.0
         self.stats: dict[str, Any] = {
-            "result_id": goal.result_id, "goal_index": goal.index, "optimizer": technique,
-            "runs": 0, "successes": 0, "first_success_run": None, "stop_reason": None,
-            "error": None, "error_kind": None, "target_cost_usd": 0.0, "judge_cost_usd": 0.0,
+            "result_id": goal.result_id,
+            "goal_index": goal.index,
+            "optimizer": technique,
+            "runs": 0,
+            "successes": 0,
+            "first_success_run": None,
+            "stop_reason": None,
+            "error": None,
+            "error_kind": None,
+            "target_cost_usd": 0.0,
+            "judge_cost_usd": 0.0,
             "attacker_cost_usd": 0.0,
         }
 
@@ -183,52 +163,80 @@ class GoalLoop:
             self.stats["attacker_cost_usd"] += leftover
             self.budget.add(leftover)
             self.stats["elapsed_s"] = round(time.monotonic() - started, 6)
-            self.backend.enqueue_trace(run_id=self.ref.run_id, result_id=self.goal.result_id,
-                                       step_name="Optimizer", step_type="OPTIMIZER_SUMMARY",
-                                       content=jsonable(self.stats))
+            self.backend.enqueue_trace(
+                run_id=self.ref.run_id,
+                result_id=self.goal.result_id,
+                step_name="Optimizer",
+                step_type="OPTIMIZER_SUMMARY",
+                content=jsonable(self.stats),
+            )
         return self.stats
 
     def _fail(self, exc: OptimizerFault | InvalidInjectionError) -> None:
         if isinstance(exc, InvalidInjectionError):
             reason, kind, cause = "optimizer_error", "optimizer_error", exc
         else:
-            reason, kind, cause = _classify(exc)
+            reason, kind, cause = classify_fault(exc)
         if kind == "optimizer_timeout" or isinstance(exc, InvalidInjectionError):
-            self.channel.set_error(OptimizerFailedError(f"goal stopped: {type(cause).__name__}: {cause}"))
-        self.stats.update(stop_reason=reason, error_kind=kind,
-                          error=None if kind is None else f"{type(cause).__name__}: {cause}")
+            self.channel.set_error(
+                OptimizerFailedError(f"goal stopped: {type(cause).__name__}: {cause}")
+            )
+        self.stats.update(
+            stop_reason=reason,
+            error_kind=kind,
+            error=None if kind is None else f"{type(cause).__name__}: {cause}",
+        )
         if kind is not None:
             logger.warning("goal %s: optimizer failed: %s", self.goal.goal_id, self.stats["error"])
         trajectory = self.session.current_trajectory
         if trajectory is not None:  # the run it interrupted: kept as a trace, not an attempt
             index = self.first_run + self.stats["runs"]
             self.backend.enqueue_trace(
-                run_id=self.ref.run_id, result_id=self.goal.result_id, step_name=f"run-{index}",
+                run_id=self.ref.run_id,
+                result_id=self.goal.result_id,
+                step_name=f"run-{index}",
                 step_type="OPTIMIZER_RUN",
-                content={"run": index, "interrupted": reason, "error": self.stats["error"] or str(cause),
-                         "trajectory": trajectory_record(trajectory)},
+                content={
+                    "run": index,
+                    "interrupted": reason,
+                    "error": self.stats["error"] or str(cause),
+                    "trajectory": trajectory_record(trajectory),
+                },
             )
 
     async def _judge(self, outcome: RunOutcome) -> tuple[list[Verdict], Evaluation]:
         rule, threshold = self.judges.rule, self.judges.success_threshold
         if outcome.error is not None:
-            return [], Evaluation(success=None, feedback=f"target error ({outcome.error_kind}): {outcome.error}")
+            return [], Evaluation(
+                success=None, feedback=f"target error ({outcome.error_kind}): {outcome.error}"
+            )
         if self.panel is None:
             verdicts = list(outcome.checks)
         else:
-            verdicts = (await self.panel.evaluate(self.goal.text, outcome.prompt, outcome.response or "")).verdicts
+            verdicts = (
+                await self.panel.evaluate(self.goal.text, outcome.prompt, outcome.response or "")
+            ).verdicts
         combined, score = combine(verdicts, rule), rule_score(verdicts, rule)
-        success = None if combined is None else bool(combined and (score is None or score >= threshold))
+        success = (
+            None if combined is None else bool(combined and (score is None or score >= threshold))
+        )
         feedback = "; ".join(f"{v.judge}: {(v.error or v.raw or '')[:200]}" for v in verdicts)
-        details = {"verdicts": {v.judge: {"success": v.success, "score": v.score, "error": v.error}
-                                for v in verdicts}, "rule": rule}
-        return verdicts, Evaluation(success=success, score=score, feedback=feedback, details=details)
+        details = {
+            "verdicts": {
+                v.judge: {"success": v.success, "score": v.score, "error": v.error}
+                for v in verdicts
+            },
+            "rule": rule,
+        }
+        return verdicts, Evaluation(
+            success=success, score=score, feedback=feedback, details=details
+        )
 
     async def _one_run(self, index: int) -> None:
-        trajectory = await self.hooks._send(self.session.run_start())
+        trajectory = await self.hooks.run_start()
         outcome = await self.harness.run(self.hooks, self.goal.to_goal())
         verdicts, evaluation = await self._judge(outcome)
-        done = await self.hooks._send(self.session.run_end(evaluation))
+        done = await self.hooks.run_end(evaluation)
         attacker = self._attacker_delta()
         judge_cost = sum(v.cost_usd for v in verdicts)
         s = self.stats
@@ -238,36 +246,70 @@ class GoalLoop:
         s["attacker_cost_usd"] += attacker
         if evaluation.success:
             s["successes"] += 1
-            s["first_success_run"] = s["first_success_run"] if s["first_success_run"] is not None else index
+            s["first_success_run"] = (
+                s["first_success_run"] if s["first_success_run"] is not None else index
+            )
         self.budget.add(outcome.cost_usd + judge_cost + attacker)
         attempt_id = self._record(index, outcome, verdicts, attacker, done)
         self.backend.enqueue_trace(
-            run_id=self.ref.run_id, result_id=self.goal.result_id, step_name=f"run-{index}",
+            run_id=self.ref.run_id,
+            result_id=self.goal.result_id,
+            step_name=f"run-{index}",
             step_type="OPTIMIZER_RUN",
             content={
-                "run": index, "optimizer": self.technique, "attempt_id": attempt_id,
+                "run": index,
+                "optimizer": self.technique,
+                "attempt_id": attempt_id,
                 "trajectory": trajectory_record(trajectory),
-                "outcome": {"prompt": outcome.prompt, "response": jsonable(outcome.response),
-                            "error": outcome.error, "error_kind": outcome.error_kind,
-                            "details": jsonable(outcome.details)},
-                "evaluation": evaluation_record(evaluation), "done": done,
-                "cost_usd": {"target": outcome.cost_usd, "judges": judge_cost, "attacker": attacker},
+                "outcome": {
+                    "prompt": outcome.prompt,
+                    "response": jsonable(outcome.response),
+                    "error": outcome.error,
+                    "error_kind": outcome.error_kind,
+                    "details": jsonable(outcome.details),
+                },
+                "evaluation": evaluation_record(evaluation),
+                "done": done,
+                "cost_usd": {
+                    "target": outcome.cost_usd,
+                    "judges": judge_cost,
+                    "attacker": attacker,
+                },
             },
         )
 
-    def _record(self, index: int, outcome: RunOutcome, verdicts: list[Verdict], attacker: float,
-                done: bool) -> int:
+    def _record(
+        self, index: int, outcome: RunOutcome, verdicts: list[Verdict], attacker: float, done: bool
+    ) -> int:
         """The run as an attempt (cost = target + attacker spend) with its judgments."""
-        attempt_id = self.backend.upsert_attempts(self.ref.run_id, [{
-            "result_id": self.goal.result_id, "technique": self.technique, "variant": f"run-{index}",
-            "prompt": outcome.messages, "prompt_hash": attempt_hash(index, outcome.messages),
-            "metadata": {"optimizer": self.technique, "run": index, "done": done,
-                         "target_cost_usd": outcome.cost_usd, "attacker_cost_usd": attacker},
-        }])[0]
+        attempt_id = self.backend.upsert_attempts(
+            self.ref.run_id,
+            [
+                {
+                    "result_id": self.goal.result_id,
+                    "technique": self.technique,
+                    "variant": f"run-{index}",
+                    "prompt": outcome.messages,
+                    "prompt_hash": attempt_hash(index, outcome.messages),
+                    "metadata": {
+                        "optimizer": self.technique,
+                        "run": index,
+                        "done": done,
+                        "target_cost_usd": outcome.cost_usd,
+                        "attacker_cost_usd": attacker,
+                    },
+                }
+            ],
+        )[0]
         self.backend.record_completion(
-            attempt_id, response=outcome.response, error=outcome.error, error_kind=outcome.error_kind,
-            cost_usd=outcome.cost_usd + attacker, prompt_tokens=outcome.prompt_tokens,
-            completion_tokens=outcome.completion_tokens, latency_s=outcome.latency_s,
+            attempt_id,
+            response=outcome.response,
+            error=outcome.error,
+            error_kind=outcome.error_kind,
+            cost_usd=outcome.cost_usd + attacker,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
+            latency_s=outcome.latency_s,
             attempts=outcome.attempts,
         )
         for verdict in verdicts:
@@ -277,15 +319,38 @@ class GoalLoop:
 
 @task(name="target-execution", task_run_name="target-{label}", cache_policy=NO_CACHE, retries=0)
 async def target_execution(
-    channel: EventChannel, *, label: str, ref: RunRef, goal: GoalRow, harness: TargetHarness,
-    scope: Scope, judges: JudgePanelSpec, options: OptimizeOptions, technique: str,
-    llm: LLMClient | None, budget: Budget, first_run: int = 0,
+    channel: EventChannel,
+    *,
+    label: str,
+    ref: RunRef,
+    goal: GoalRow,
+    harness: TargetHarness,
+    scope: Scope,
+    judges: JudgePanelSpec,
+    options: OptimizeOptions,
+    technique: str,
+    llm: LLMClient | None,
+    budget: Budget,
+    first_run: int = 0,
 ) -> dict[str, Any]:
     """Run `goal` against the target until a stop condition; return the goal's outcome."""
-    loop = GoalLoop(channel, ref=ref, goal=goal, harness=harness, scope=scope, judges=judges,
-                    options=options, technique=technique, llm=llm, budget=budget, first_run=first_run)
+    loop = GoalLoop(
+        channel,
+        ref=ref,
+        goal=goal,
+        harness=harness,
+        scope=scope,
+        judges=judges,
+        options=options,
+        technique=technique,
+        llm=llm,
+        budget=budget,
+        first_run=first_run,
+    )
     try:
         return await loop.run()
     except BaseException as exc:  # our own or the target's bug: stop the optimizer, then raise
-        channel.set_error(OptimizerFailedError(f"the target side failed: {type(exc).__name__}: {exc}"))
+        channel.set_error(
+            OptimizerFailedError(f"the target side failed: {type(exc).__name__}: {exc}")
+        )
         raise

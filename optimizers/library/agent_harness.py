@@ -32,23 +32,34 @@ class AgentHarness(TargetHarness):
     name = "agent"
     Config = AgentSpec
     default_scope = Scope.of(
-        SecurityDomain.TOOL_OUTPUT, SecurityDomain.RETRIEVED_DOCUMENT,
+        SecurityDomain.TOOL_OUTPUT,
+        SecurityDomain.RETRIEVED_DOCUMENT,
         read_only=[SecurityDomain.TOOL_INPUT, SecurityDomain.MODEL_OUTPUT],
     )
 
-    def __init__(self, target: TargetConfig, config: BaseModel, *, locked: Sequence[str] = ()) -> None:
+    def __init__(
+        self, target: TargetConfig, config: BaseModel, *, locked: Sequence[str] = ()
+    ) -> None:
         super().__init__(target, config, locked=locked)
         spec: AgentSpec = config  # type: ignore[assignment]
         self.spec = spec
-        self.task_point = self.controllable("user_task", SecurityDomain.USER_INPUT, "the user's request")
+        self.task_point = self.controllable(
+            "user_task", SecurityDomain.USER_INPUT, "the user's request"
+        )
         self.tool_points = {
             tool.name: self.controllable(f"tool:{tool.name}", tool.domain, f"output of {tool.name}")
             for tool in tools_for(spec.toolbox)
         }
-        self.tool_call = Observable(name="tool_call", domain=SecurityDomain.TOOL_INPUT,
-                                    description="a tool call: {'tool': name, 'arguments': {...}}")
-        self.answer = Observable(name="answer", domain=SecurityDomain.MODEL_OUTPUT,
-                                 description="the agent's final answer")
+        self.tool_call = Observable(
+            name="tool_call",
+            domain=SecurityDomain.TOOL_INPUT,
+            description="a tool call: {'tool': name, 'arguments': {...}}",
+        )
+        self.answer = Observable(
+            name="answer",
+            domain=SecurityDomain.MODEL_OUTPUT,
+            description="the agent's final answer",
+        )
         self.check_keys = (TOOL_CALL_CHECK,) if spec.success is not None else ()
 
     @property
@@ -67,10 +78,16 @@ class AgentHarness(TargetHarness):
         if response is None and result.error is None:
             response = f"(no final answer after {result.steps} model calls)"
         return RunOutcome(
-            messages=prompt_messages, response=response, error=result.error,
-            error_kind=result.error_kind, cost_usd=result.cost_usd,
-            prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-            latency_s=result.latency_s, attempts=result.attempts, checks=checks,
+            messages=prompt_messages,
+            response=response,
+            error=result.error,
+            error_kind=result.error_kind,
+            cost_usd=result.cost_usd,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            latency_s=result.latency_s,
+            attempts=result.attempts,
+            checks=checks,
             details=_details(result),
         )
 
@@ -79,9 +96,16 @@ class AgentHarness(TargetHarness):
         assert wanted is not None
         hits = [c for c in result.calls if wanted.matches(c.tool, c.arguments)]
         calls = [{"tool": c.tool, "arguments": c.arguments} for c in result.calls]
-        raw = json.dumps({"wanted": wanted.model_dump(), "matched": len(hits), "calls": calls}, default=str)
-        return Verdict(judge=TOOL_CALL_CHECK, success=bool(hits), score=1.0 if hits else 0.0,
-                       raw=raw[:4000], error=None)
+        raw = json.dumps(
+            {"wanted": wanted.model_dump(), "matched": len(hits), "calls": calls}, default=str
+        )
+        return Verdict(
+            judge=TOOL_CALL_CHECK,
+            success=bool(hits),
+            score=1.0 if hits else 0.0,
+            raw=raw[:4000],
+            error=None,
+        )
 
 
 class _Hooks:
@@ -100,7 +124,9 @@ class _Hooks:
 
     async def tool_output(self, tool: Tool, arguments: dict[str, Any], output: str) -> str | None:
         point = self._harness.tool_points[tool.name]
-        value = await self._hooks.post_call(point, {"tool": tool.name, "arguments": arguments}, output)
+        value = await self._hooks.post_call(
+            point, {"tool": tool.name, "arguments": arguments}, output
+        )
         return None if value is None else _text(value, f"the output of {tool.name}")
 
     async def final_answer(self, text: str) -> None:
@@ -120,8 +146,14 @@ def _details(result: AgentResult) -> dict[str, Any]:
         "stopped": result.stopped,
         "steps": result.steps,
         "calls": [
-            {"step": c.step, "tool": c.tool, "arguments": c.arguments, "output": c.output[:2000],
-             "replaced": c.replaced, "delivered": c.delivered[:2000] if c.replaced else None}
+            {
+                "step": c.step,
+                "tool": c.tool,
+                "arguments": c.arguments,
+                "output": c.output[:2000],
+                "replaced": c.replaced,
+                "delivered": c.delivered[:2000] if c.replaced else None,
+            }
             for c in result.calls
         ],
         "side_effects": result.side_effects,

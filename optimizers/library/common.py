@@ -14,7 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from optimizers.events import ControllablePostCallEvent, ControllablePreCallEvent, Evaluation, ObservableEvent
+from optimizers.events import (
+    ControllablePostCallEvent,
+    ControllablePreCallEvent,
+    Evaluation,
+    ObservableEvent,
+)
 from optimizers.trajectory import ReadableTrajectory
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
@@ -107,8 +112,10 @@ def observed(trajectory: ReadableTrajectory | None, name: str | None = None) -> 
     if trajectory is None:
         return []
     return [
-        e.event.value for e in trajectory.entries
-        if isinstance(e.event, ObservableEvent) and (name is None or e.event.observable.name == name)
+        e.event.value
+        for e in trajectory.entries
+        if isinstance(e.event, ObservableEvent)
+        and (name is None or e.event.observable.name == name)
     ]
 
 
@@ -117,7 +124,8 @@ def injected(trajectory: ReadableTrajectory | None) -> list[Any]:
     if trajectory is None:
         return []
     return [
-        e.injected_value for e in trajectory.entries
+        e.injected_value
+        for e in trajectory.entries
         if e.injected and isinstance(e.event, ControllablePreCallEvent | ControllablePostCallEvent)
     ]
 

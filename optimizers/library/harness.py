@@ -26,7 +26,9 @@ class RunHooks(Protocol):
 
     async def pre_call(self, controllable: Controllable, request: Any) -> Any | None: ...
 
-    async def post_call(self, controllable: Controllable, request: Any, response: Any) -> Any | None: ...
+    async def post_call(
+        self, controllable: Controllable, request: Any, response: Any
+    ) -> Any | None: ...
 
     async def observe(self, observable: Observable, value: Any) -> None: ...
 
@@ -94,13 +96,17 @@ class TargetHarness:
     default_scope: ClassVar[Scope] = Scope()
     check_keys: tuple[str, ...] = ()
 
-    def __init__(self, target: TargetConfig, config: BaseModel, *, locked: Sequence[str] = ()) -> None:
+    def __init__(
+        self, target: TargetConfig, config: BaseModel, *, locked: Sequence[str] = ()
+    ) -> None:
         self.target = target
         self.config = config
         self._locked = frozenset(locked)
 
     def controllable(self, name: str, domain: str, description: str = "") -> Controllable:
-        return Controllable(name=name, domain=domain, description=description, read_only=name in self._locked)
+        return Controllable(
+            name=name, domain=domain, description=description, read_only=name in self._locked
+        )
 
     @property
     def controllables(self) -> tuple[Controllable, ...]:
@@ -140,7 +146,8 @@ def as_user_turn(value: Any) -> UserTurn:
     if isinstance(value, Mapping) and isinstance(value.get("content"), str):
         return UserTurn(content=value["content"], rewind=int(value.get("rewind") or 0))
     raise InvalidInjectionError(
-        f"a user turn must be a str, a UserTurn or {{'content': str, 'rewind': int}}, got {type(value).__name__}"
+        "a user turn must be a str, a UserTurn or {'content': str, 'rewind': int}, "
+        f"got {type(value).__name__}"
     )
 
 
@@ -162,10 +169,16 @@ class ChatHarness(TargetHarness):
     Config = ChatConfig
     default_scope = Scope.of(SecurityDomain.USER_INPUT, read_only=[SecurityDomain.MODEL_OUTPUT])
 
-    def __init__(self, target: TargetConfig, config: BaseModel, *, locked: Sequence[str] = ()) -> None:
+    def __init__(
+        self, target: TargetConfig, config: BaseModel, *, locked: Sequence[str] = ()
+    ) -> None:
         super().__init__(target, config, locked=locked)
-        self.user_turn = self.controllable("user_turn", SecurityDomain.USER_INPUT, "the user's message")
-        self.reply = Observable(name="reply", domain=SecurityDomain.MODEL_OUTPUT, description="the model's answer")
+        self.user_turn = self.controllable(
+            "user_turn", SecurityDomain.USER_INPUT, "the user's message"
+        )
+        self.reply = Observable(
+            name="reply", domain=SecurityDomain.MODEL_OUTPUT, description="the model's answer"
+        )
 
     @property
     def controllables(self) -> tuple[Controllable, ...]:
@@ -177,9 +190,17 @@ class ChatHarness(TargetHarness):
 
     async def run(self, hooks: RunHooks, goal: Goal) -> RunOutcome:
         config: ChatConfig = self.config  # type: ignore[assignment]
-        system = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
+        system = (
+            [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
+        )
         history: list[dict[str, Any]] = []
-        totals = {"cost_usd": 0.0, "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0, "attempts": 0}
+        totals = {
+            "cost_usd": 0.0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "latency_s": 0.0,
+            "attempts": 0,
+        }
         sent: list[dict[str, Any]] = []
         response: str | None = None
         turns: list[dict[str, Any]] = []
@@ -195,14 +216,30 @@ class ChatHarness(TargetHarness):
             completion = await chat(self.target, sent)
             for key in totals:
                 totals[key] += getattr(completion, key)
-            turns.append({"turn": turn, "rewind": step.rewind, "user": step.content,
-                          "reply": completion.text, "error": completion.error})
+            turns.append(
+                {
+                    "turn": turn,
+                    "rewind": step.rewind,
+                    "user": step.content,
+                    "reply": completion.text,
+                    "error": completion.error,
+                }
+            )
             if completion.error is not None:
-                return RunOutcome(messages=sent, response=None, error=completion.error,
-                                  error_kind=completion.error_kind, details={"turns": turns}, **totals)
+                return RunOutcome(
+                    messages=sent,
+                    response=None,
+                    error=completion.error,
+                    error_kind=completion.error_kind,
+                    details={"turns": turns},
+                    **totals,
+                )
             response = completion.text or ""
-            history = [*history, {"role": "user", "content": step.content},
-                       {"role": "assistant", "content": response}]
+            history = [
+                *history,
+                {"role": "user", "content": step.content},
+                {"role": "assistant", "content": response},
+            ]
             await hooks.observe(self.reply, response)
         return RunOutcome(messages=sent, response=response, details={"turns": turns}, **totals)
 
@@ -221,7 +258,9 @@ def harness_class(kind: str) -> type[TargetHarness]:
     path = _HARNESSES.get(kind, kind)
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
-        raise HarnessError(f"unknown target harness {kind!r}; use {sorted(_HARNESSES)} or 'module:Class'")
+        raise HarnessError(
+            f"unknown target harness {kind!r}; use {sorted(_HARNESSES)} or 'module:Class'"
+        )
     try:
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
@@ -239,7 +278,9 @@ def build_harness(spec: HarnessSpec, target: TargetConfig) -> TargetHarness:
     names = {c.name for c in harness.controllables}
     unknown = sorted(set(spec.locked) - names)
     if unknown:
-        raise HarnessError(f"locked point(s) {unknown} are not controllables of {spec.kind!r}: {sorted(names)}")
+        raise HarnessError(
+            f"locked point(s) {unknown} are not controllables of {spec.kind!r}: {sorted(names)}"
+        )
     return harness
 
 

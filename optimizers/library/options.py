@@ -26,8 +26,12 @@ class AttackerSpec(BaseModel):
 
     model: str = Field(min_length=1, description="a litellm model string")
     api_base: str | None = None
-    api_key_env: str | None = Field(None, description="NAME of the environment variable with the key")
-    temperature: float | None = Field(None, ge=0.0, le=2.0, description="default; optimizers may override")
+    api_key_env: str | None = Field(
+        None, description="NAME of the environment variable with the key"
+    )
+    temperature: float | None = Field(
+        None, ge=0.0, le=2.0, description="default; optimizers may override"
+    )
     max_tokens: int | None = Field(None, ge=1)
     input_cost_per_token: float | None = Field(None, ge=0.0)
     output_cost_per_token: float | None = Field(None, ge=0.0)
@@ -47,11 +51,18 @@ class AttackerSpec(BaseModel):
         if self.api_key_env is None and self.api_base is not None:
             key = LOCAL_PLACEHOLDER_KEY
         return LLMClient(
-            model=self.model, api_base=self.api_base, api_key=key, api_key_env=self.api_key_env,
-            max_cost=max_cost, input_cost_per_token=self.input_cost_per_token,
-            output_cost_per_token=self.output_cost_per_token, max_retries=self.max_retries,
-            backoff_base_s=self.backoff_base_s, backoff_max_s=self.backoff_max_s,
-            timeout_s=self.timeout_s, defaults=defaults,
+            model=self.model,
+            api_base=self.api_base,
+            api_key=key,
+            api_key_env=self.api_key_env,
+            max_cost=max_cost,
+            input_cost_per_token=self.input_cost_per_token,
+            output_cost_per_token=self.output_cost_per_token,
+            max_retries=self.max_retries,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+            timeout_s=self.timeout_s,
+            defaults=defaults,
         )
 
 
@@ -67,7 +78,8 @@ class OptimizeOptions(BaseModel):
     stop_on_success: bool = Field(True, description="Stop a goal at its first successful run")
     harness: HarnessSpec = Field(default_factory=HarnessSpec)
     wiring: Literal["gather", "threads"] = Field(
-        "gather", description="Both tasks awaited in the flow's loop, or submitted to worker threads",
+        "gather",
+        description="Both tasks awaited in the flow's loop, or submitted to worker threads",
     )
     send_timeout_s: float = Field(300.0, gt=0, description="Longest wait for one optimizer answer")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="Grace for the optimizer to stop")

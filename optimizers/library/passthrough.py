@@ -41,5 +41,7 @@ class Passthrough(Optimizer):
             return ControllableNoInjection(event=event)
         if isinstance(event, RunEndEvent):
             # RunEnd is answered before the run is archived: this run is not counted yet.
-            return RunEndResponse(event=event, done=len(self.past_trajectories) + 1 >= self.config.runs)
+            return RunEndResponse(
+                event=event, done=len(self.past_trajectories) + 1 >= self.config.runs
+            )
         return EventResponse(event=event)

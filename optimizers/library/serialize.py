@@ -38,7 +38,9 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     if isinstance(value, BaseModel):
         return jsonable(value.model_dump(mode="json"), depth + 1)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+        return {
+            f.name: jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+        }
     if isinstance(value, Mapping):
         return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -48,8 +50,12 @@ def jsonable(value: Any, depth: int = 0) -> Any:
 
 def evaluation_record(evaluation: Any) -> Any:
     if isinstance(evaluation, Evaluation):
-        return {"success": evaluation.success, "score": evaluation.score,
-                "feedback": evaluation.feedback, "details": jsonable(evaluation.details)}
+        return {
+            "success": evaluation.success,
+            "score": evaluation.score,
+            "feedback": evaluation.feedback,
+            "details": jsonable(evaluation.details),
+        }
     return jsonable(evaluation)
 
 
@@ -71,8 +77,12 @@ def trajectory_record(trajectory: ReadableTrajectory) -> list[dict[str, Any]]:
             if entry.injected:
                 row["value"] = jsonable(entry.injected_value)
         elif isinstance(event, ObservableEvent):
-            row = {"kind": "observe", "point": event.observable.name,
-                   "domain": event.observable.domain, "value": jsonable(event.value)}
+            row = {
+                "kind": "observe",
+                "point": event.observable.name,
+                "domain": event.observable.domain,
+                "value": jsonable(event.value),
+            }
         else:
             continue
         rows.append(row)

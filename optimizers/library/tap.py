@@ -15,7 +15,7 @@ import itertools
 import logging
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -32,8 +32,22 @@ from optimizers.events import (
     RunEndEvent,
     RunEndResponse,
 )
-from optimizers.library.common import OptimizerConfig, clip, message_text, observed, rating, succeeded
-from optimizers.library.pair import ATTACKER_SYSTEM, FEEDBACK, FIRST_TURN, attacker_prompt, attacker_rating, sampling
+from optimizers.library.common import (
+    OptimizerConfig,
+    clip,
+    message_text,
+    observed,
+    rating,
+    succeeded,
+)
+from optimizers.library.pair import (
+    ATTACKER_SYSTEM,
+    FEEDBACK,
+    FIRST_TURN,
+    attacker_prompt,
+    attacker_rating,
+    sampling,
+)
 from optimizers.registry import optimizer
 
 log = logging.getLogger(__name__)
@@ -47,10 +61,14 @@ _YES_NO = re.compile(r"\b(YES|NO)\b", re.IGNORECASE)
 
 
 class TapConfig(OptimizerConfig):
-    width: int = Field(3, ge=1, le=50, description="Nodes kept per level after scoring (phase-2 pruning)")
+    width: int = Field(
+        3, ge=1, le=50, description="Nodes kept per level after scoring (phase-2 pruning)"
+    )
     branching_factor: int = Field(2, ge=1, le=20, description="Children per kept node")
     depth: int = Field(3, ge=1, le=50, description="Levels of the tree")
-    prune_off_topic: bool = Field(True, description="Ask the attacker whether each child is on topic")
+    prune_off_topic: bool = Field(
+        True, description="Ask the attacker whether each child is on topic"
+    )
     scorer: Literal["evaluation", "attacker"] = "evaluation"
     success_rating: int = Field(10, ge=1, le=10)
     parse_retries: int = Field(2, ge=0, le=10)
@@ -114,7 +132,9 @@ class Tap(Optimizer):
                 return ControllableNoInjection(event=event)
             async with self._lock:
                 node = await self._next_node()
-            return ControllableInjection(event=event, controllable=event.controllable, value=node.prompt)
+            return ControllableInjection(
+                event=event, controllable=event.controllable, value=node.prompt
+            )
         if isinstance(event, ControllablePostCallEvent):
             return ControllableNoInjection(event=event)
         if isinstance(event, RunEndEvent):
@@ -138,8 +158,14 @@ class Tap(Optimizer):
         if self._level >= self.config.depth:
             return
         if self._level == 0:
-            parents = [Node(id=-1, depth=0, prompt="", history=[
-                {"role": "user", "content": FIRST_TURN.format(goal=self.goal)}])]
+            parents = [
+                Node(
+                    id=-1,
+                    depth=0,
+                    prompt="",
+                    history=[{"role": "user", "content": FIRST_TURN.format(goal=self.goal)}],
+                )
+            ]
         else:  # phase 2: only the best `width` nodes of the tested level branch out
             ranked = sorted(self._tested, key=lambda n: n.score or 0, reverse=True)
             parents = ranked[: self.config.width]
@@ -159,21 +185,36 @@ class Tap(Optimizer):
     async def _child(self, parent: Node) -> Node | None:
         system = {"role": "system", "content": ATTACKER_SYSTEM.format(goal=self.goal)}
         params = sampling(self.config.temperature, self.config.max_tokens)
-        parsed, raw = await attacker_prompt(self.llm, [system, *parent.history[-5:]], self.config.parse_retries, params)
+        parsed, raw = await attacker_prompt(
+            self.llm, [system, *parent.history[-5:]], self.config.parse_retries, params
+        )
         if parsed is None:
             log.warning("TAP: no usable attacker JSON for a child of node %s", parent.id)
             return None
-        node = Node(id=next(self._ids), depth=self._level, prompt=str(parsed["prompt"]),
-                    history=[*parent.history, {"role": "assistant", "content": raw}],
-                    parent=None if parent.id < 0 else parent.id)
-        self.tree.append({"id": node.id, "parent": node.parent, "depth": node.depth, "prompt": node.prompt})
+        node = Node(
+            id=next(self._ids),
+            depth=self._level,
+            prompt=str(parsed["prompt"]),
+            history=[*parent.history, {"role": "assistant", "content": raw}],
+            parent=None if parent.id < 0 else parent.id,
+        )
+        self.tree.append(
+            {"id": node.id, "parent": node.parent, "depth": node.depth, "prompt": node.prompt}
+        )
         return node
 
     async def _on_topic(self, prompt: str) -> bool:
-        text = message_text(await self.llm.complete(
-            [{"role": "user", "content": ON_TOPIC.format(goal=self.goal, prompt=clip(prompt, 3000))}],
-            temperature=0.0,
-        ))
+        text = message_text(
+            await self.llm.complete(
+                [
+                    {
+                        "role": "user",
+                        "content": ON_TOPIC.format(goal=self.goal, prompt=clip(prompt, 3000)),
+                    }
+                ],
+                temperature=0.0,
+            )
+        )
         found = _YES_NO.search(text)
         return found is None or found.group(1).upper() == "YES"  # unsure: keep (a run decides)
 
@@ -187,8 +228,15 @@ class Tap(Optimizer):
             score = rating(event.evaluation)
         if node is not None:
             node.score = score
-            node.history = [*node.history, {"role": "user", "content": FEEDBACK.format(
-                response=clip(response, 1500), goal=self.goal, score=score)}]
+            node.history = [
+                *node.history,
+                {
+                    "role": "user",
+                    "content": FEEDBACK.format(
+                        response=clip(response, 1500), goal=self.goal, score=score
+                    ),
+                },
+            ]
             self._tested.append(node)
             for entry in self.tree:
                 if entry["id"] == node.id:

@@ -13,8 +13,8 @@ import pytest
 
 os.environ.setdefault("SIEGEFLOW_TASK_RETRY_DELAYS", "0.2,0.2")
 
-from tests.optimize.responders import Script  # noqa: E402
-from tests.support.openai_server import OpenAIServer  # noqa: E402
+from tests.optimize.responders import Script
+from tests.support.openai_server import OpenAIServer
 
 
 @pytest.fixture(scope="session")

@@ -18,23 +18,43 @@ FLOW_TIMEOUT_S = 240.0
 
 
 def target_for(server: OpenAIServer, model: str = "target", **kw: Any) -> TargetConfig:
-    return TargetConfig(model=f"openai/{model}", api_base=server.base_url, max_retries=1,
-                        backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=10, **kw)
+    return TargetConfig(
+        model=f"openai/{model}",
+        api_base=server.base_url,
+        max_retries=1,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+        timeout_s=10,
+        **kw,
+    )
 
 
 def attacker_for(server: OpenAIServer, **kw: Any) -> dict[str, Any]:
-    return {"model": "openai/attacker", "api_base": server.base_url, "max_retries": 0,
-            "input_cost_per_token": 0.0001, "output_cost_per_token": 0.0001, **kw}
+    return {
+        "model": "openai/attacker",
+        "api_base": server.base_url,
+        "max_retries": 0,
+        "input_cost_per_token": 0.0001,
+        "output_cost_per_token": 0.0001,
+        **kw,
+    }
 
 
 def judge_panel(server: OpenAIServer, name: str = "harmbench") -> JudgePanelSpec:
-    model = {"model": "openai/judge", "api_base": server.base_url, "max_retries": 0, "timeout_s": 10}
+    model = {
+        "model": "openai/judge",
+        "api_base": server.base_url,
+        "max_retries": 0,
+        "timeout_s": 10,
+    }
     return JudgePanelSpec(judges=[{"name": name, "model": model}], rule="any")
 
 
 def goal_file(tmp_path: Path, texts: list[str]) -> GoalsSpec:
     path = tmp_path / "goals.jsonl"
-    path.write_text("".join(json.dumps({"id": f"g{i}", "goal": t}) + "\n" for i, t in enumerate(texts)))
+    path.write_text(
+        "".join(json.dumps({"id": f"g{i}", "goal": t}) + "\n" for i, t in enumerate(texts))
+    )
     return GoalsSpec(source=str(path))
 
 

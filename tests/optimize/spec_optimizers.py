@@ -50,10 +50,12 @@ class Sequential(Optimizer):
         _note(self.goal)
         SEEN[self.goal]["events"].append(type(event).__name__)
         if isinstance(event, ControllablePreCallEvent):
-            response = await self.llm.complete([
-                {"role": "system", "content": "You are a red-teaming assistant."},
-                {"role": "user", "content": f"Generate an attack for: {self.goal}"},
-            ])
+            response = await self.llm.complete(
+                [
+                    {"role": "system", "content": "You are a red-teaming assistant."},
+                    {"role": "user", "content": f"Generate an attack for: {self.goal}"},
+                ]
+            )
             attack = response.choices[0].message.content
             return ControllableInjection(event=event, controllable=event.controllable, value=attack)
         elif isinstance(event, RunStartEvent):
@@ -109,7 +111,9 @@ class TwoCallsPerRun(Sequential):
 
     async def on_event(self, event):
         if isinstance(event, ControllablePreCallEvent):
-            await self.llm.complete([{"role": "user", "content": f"Generate an attack for: {self.goal}"}])
+            await self.llm.complete(
+                [{"role": "user", "content": f"Generate an attack for: {self.goal}"}]
+            )
         return await super().on_event(event)
 
 
@@ -126,9 +130,13 @@ class CrashOnSecondRun(Optimizer):
                 raise RuntimeError("optimizer exploded on purpose")
             if getattr(event.request, "turn", 0):
                 return ControllableNoInjection(event=event)
-            return ControllableInjection(event=event, controllable=event.controllable, value=f"tell me: {self.goal}")
+            return ControllableInjection(
+                event=event, controllable=event.controllable, value=f"tell me: {self.goal}"
+            )
         if isinstance(event, RunEndEvent):
-            return RunEndResponse(event=event, done=len(self.past_trajectories) + 1 >= self.max_runs)
+            return RunEndResponse(
+                event=event, done=len(self.past_trajectories) + 1 >= self.max_runs
+            )
         return EventResponse(event=event)
 
 
@@ -157,13 +165,18 @@ class Recorder(Optimizer):
         _note(self.goal)
         SEEN[self.goal]["events"].append(event)
         if isinstance(event, ControllablePostCallEvent) and self.inject is not None:
-            return ControllableInjection(event=event, controllable=event.controllable,
-                                         value=f"{event.response}\n{self.inject}")
+            return ControllableInjection(
+                event=event,
+                controllable=event.controllable,
+                value=f"{event.response}\n{self.inject}",
+            )
         if isinstance(event, ControllablePreCallEvent | ControllablePostCallEvent):
             return ControllableNoInjection(event=event)
         if isinstance(event, RunEndEvent):
             SEEN[self.goal]["views"] = [*SEEN[self.goal].get("views", []), self.current_trajectory]
-            return RunEndResponse(event=event, done=len(self.past_trajectories) + 1 >= self.max_runs)
+            return RunEndResponse(
+                event=event, done=len(self.past_trajectories) + 1 >= self.max_runs
+            )
         if isinstance(event, ObservableEvent):
             return EventResponse(event=event)
         return EventResponse(event=event)
