@@ -14,6 +14,7 @@ ERROR_TEST_FRAMEWORK. An attacker budget running out is a stop reason, not an er
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -79,6 +80,10 @@ def attempt_hash(index: int, messages: list[dict[str, Any]]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class _TimeUp(Exception):
+    """The goal's time limit passed in the middle of a run."""
+
+
 class GoalLoop:
     """Runs one goal until a stop condition; see the module docstring."""
 
@@ -112,6 +117,7 @@ class GoalLoop:
         self.panel = None if harness.check_keys else JudgePanel.from_config(judges)
         self.backend = ref.backend()
         self._attacker_mark = 0.0
+        self._started = time.monotonic()
         self.stats: dict[str, Any] = {
             "result_id": goal.result_id,
             "goal_index": goal.index,
@@ -132,7 +138,7 @@ class GoalLoop:
         delta, self._attacker_mark = spent - self._attacker_mark, spent
         return delta
 
-    def _stop_reason(self, started: float) -> str | None:
+    def _stop_reason(self) -> str | None:
         s = self.stats
         if self.session.done:
             return "optimizer_done"
@@ -145,18 +151,21 @@ class GoalLoop:
         if self.llm is not None and self.llm.budget_exhausted:
             return "attacker_budget"
         limit = self.options.time_limit_s
-        if limit is not None and time.monotonic() - started >= limit:
+        if limit is not None and time.monotonic() - self._started >= limit:
             return "time_limit"
         return None
 
     async def run(self) -> dict[str, Any]:
-        started = time.monotonic()
+        self._started = started = time.monotonic()
         try:
-            while (reason := self._stop_reason(started)) is None:
+            while (reason := self._stop_reason()) is None:
                 await self._one_run(self.first_run + self.stats["runs"])
             self.stats["stop_reason"] = reason
         except (OptimizerFault, InvalidInjectionError) as exc:
             self._fail(exc)
+        except _TimeUp:
+            self.stats["stop_reason"] = "time_limit"
+            self._trace_interrupted("time_limit", "the goal's time limit passed during the run")
         finally:
             await self.session.shutdown(timeout=self.options.shutdown_timeout_s)
             leftover = self._attacker_delta()  # e.g. background work after the last run
@@ -188,21 +197,45 @@ class GoalLoop:
         )
         if kind is not None:
             logger.warning("goal %s: optimizer failed: %s", self.goal.goal_id, self.stats["error"])
+        self._trace_interrupted(reason, self.stats["error"] or str(cause))
+
+    def _trace_interrupted(self, reason: str, error: str) -> None:
+        """The run a stop interrupted: kept as a trace (what happened so far), not an attempt."""
         trajectory = self.session.current_trajectory
-        if trajectory is not None:  # the run it interrupted: kept as a trace, not an attempt
-            index = self.first_run + self.stats["runs"]
-            self.backend.enqueue_trace(
-                run_id=self.ref.run_id,
-                result_id=self.goal.result_id,
-                step_name=f"run-{index}",
-                step_type="OPTIMIZER_RUN",
-                content={
-                    "run": index,
-                    "interrupted": reason,
-                    "error": self.stats["error"] or str(cause),
-                    "trajectory": trajectory_record(trajectory),
-                },
-            )
+        if trajectory is None:
+            return
+        index = self.first_run + self.stats["runs"]
+        self.backend.enqueue_trace(
+            run_id=self.ref.run_id,
+            result_id=self.goal.result_id,
+            step_name=f"run-{index}",
+            step_type="OPTIMIZER_RUN",
+            content={
+                "run": index,
+                "interrupted": reason,
+                "error": error,
+                "trajectory": trajectory_record(trajectory),
+            },
+        )
+
+    async def _within_time_limit(self) -> tuple[RunOutcome, list[Verdict], Evaluation]:
+        """Run the target and judge it, cut off when the goal's time limit passes."""
+        limit = self.options.time_limit_s
+        if limit is None:
+            return await self._target_and_judge()
+        remaining = max(0.0, limit - (time.monotonic() - self._started))
+        try:
+            async with asyncio.timeout(remaining) as deadline:
+                return await self._target_and_judge()
+        except TimeoutError:
+            if deadline.expired():
+                raise _TimeUp from None
+            raise
+
+    async def _target_and_judge(self) -> tuple[RunOutcome, list[Verdict], Evaluation]:
+        outcome = await self.harness.run(self.hooks, self.goal.to_goal())
+        verdicts, evaluation = await self._judge(outcome)
+        return outcome, verdicts, evaluation
 
     async def _judge(self, outcome: RunOutcome) -> tuple[list[Verdict], Evaluation]:
         rule, threshold = self.judges.rule, self.judges.success_threshold
@@ -234,8 +267,7 @@ class GoalLoop:
 
     async def _one_run(self, index: int) -> None:
         trajectory = await self.hooks.run_start()
-        outcome = await self.harness.run(self.hooks, self.goal.to_goal())
-        verdicts, evaluation = await self._judge(outcome)
+        outcome, verdicts, evaluation = await self._within_time_limit()
         done = await self.hooks.run_end(evaluation)
         attacker = self._attacker_delta()
         judge_cost = sum(v.cost_usd for v in verdicts)
