@@ -175,13 +175,14 @@ def optimize_flow_bench() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, start_server_process(latency_s=0.0) as server:
         goals_file = Path(tmp) / "goals.jsonl"
-        goals_file.write_text("".join(json.dumps({"id": f"g{i}", "goal": f"Say hello number {i}"}) + "\n"
-                                      for i in range(64)))
+        lines = (json.dumps({"id": f"g{i}", "goal": f"Say hello number {i}"}) for i in range(64))
+        goals_file.write_text("".join(line + "\n" for line in lines))
         with prefect_api(Path(tmp) / "prefect"):
             n = iter(range(1000))
 
             def wall(**kw: int | str) -> float:
-                return _flow_wall(server.base_url, f"sqlite:///{tmp}/bench-{next(n)}.db", goals_file, **kw)
+                db_url = f"sqlite:///{tmp}/bench-{next(n)}.db"
+                return _flow_wall(server.base_url, db_url, goals_file, **kw)
 
             def best(repeat: int = 3, **kw: int | str) -> float:  # shared 2-core box: least noisy
                 return min(wall(**kw) for _ in range(repeat))
@@ -195,8 +196,10 @@ def optimize_flow_bench() -> None:
                 parallel = best(goals=32, runs=5, wiring=wiring, concurrency=8)
                 print(f"  wiring={wiring}:")
                 print(f"    fixed flow cost (1 goal x 1 run)            {base * 1e3:9.1f} ms")
-                print(f"    per run, marginal (1 goal x 301 runs)       {(many_runs - base) / 300 * 1e3:9.2f} ms/run")
-                print(f"    per goal, marginal (33 goals x 1 run, c=1)  {(many_goals - base) / 32 * 1e3:9.1f} ms/goal")
+                per_run = (many_runs - base) / 300 * 1e3
+                per_goal = (many_goals - base) / 32 * 1e3
+                print(f"    per run, marginal (1 goal x 301 runs)       {per_run:9.2f} ms/run")
+                print(f"    per goal, marginal (33 goals x 1 run, c=1)  {per_goal:9.1f} ms/goal")
                 print(f"    32 goals x 5 runs, concurrency 8: {parallel:6.2f} s wall = "
                       f"{parallel / 160 * 1e3:6.1f} ms/run, {parallel / 32 * 1e3:6.1f} ms/goal")
 

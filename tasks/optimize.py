@@ -300,6 +300,8 @@ class GoalLoop:
                     "error_kind": outcome.error_kind,
                     "details": jsonable(outcome.details),
                 },
+                "success": evaluation.success,
+                "score": evaluation.score,
                 "evaluation": evaluation_record(evaluation),
                 "done": done,
                 "cost_usd": {

@@ -4,7 +4,8 @@ Importing this package registers `passthrough`, `pair`, `tap`, `crescendo` and `
 `optimizers.registry`. Harnesses (`chat`, `agent`) are looked up by `build_harness`.
 """
 
-from optimizers.library import crescendo, injection, pair, passthrough, tap  # noqa: F401  (registration)
+# imported for registration with optimizers.registry
+from optimizers.library import crescendo, injection, pair, passthrough, tap  # noqa: F401
 from optimizers.library.common import OptimizerConfig, parse_attack_json
 from optimizers.library.crescendo import Crescendo, CrescendoConfig
 from optimizers.library.harness import (
