@@ -63,7 +63,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     """The run's headline figures as markdown (numbers only; untrusted text escaped)."""
     errors = summary.get("errors") or {}
     lines = [
-        f"# siegeflow run `{md_escape(str(summary.get('run_id')), 40)}`",
+        f"# siegeflow run {md_escape(str(summary.get('run_id')), 40)}",
         "",
         f"**Attack:** {md_escape(str(summary.get('attack_type')), 60)} · "
         f"**status:** {md_escape(str(summary.get('status')), 20)} · "
