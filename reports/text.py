@@ -24,11 +24,20 @@ def clean(text: str | None, limit: int | None = None) -> str:
     return text
 
 
+_AUTOLINK = re.compile(r"(?i)(://|www\.)")
+
+
 def md_escape(text: str | None, limit: int | None = 200) -> str:
-    """Untrusted text as inert Markdown: HTML-escaped, markup characters backslash-escaped,
-    on one line (safe inside a table cell)."""
+    """Untrusted text as inert Markdown on one line (safe inside a table cell).
+
+    `<`, `>` and `&` become entities (no tag can open; quotes are harmless outside attributes,
+    and their entities would contain `#`, which the next step escapes into visible noise);
+    markup characters are backslash-escaped; a zero-width space after `://` and `www.` keeps
+    renderers that auto-link URLs (Prefect's does) from turning hostile text into links.
+    """
     text = clean(text, limit)
-    text = html.escape(text, quote=True)
+    text = html.escape(text, quote=False)
+    text = _AUTOLINK.sub("\\1\u200b", text)
     text = _MD_SPECIAL.sub(r"\\\1", text)
     return " ".join(text.split())
 

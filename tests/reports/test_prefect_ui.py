@@ -110,6 +110,8 @@ def test_hostile_text_is_inert_and_readable_in_the_prefect_ui(
     text = _wait_text(page, "ASR by category")
     page.screenshot(shots / "prefect-hostile-summary-artifact.png")
     assert "<script>" in text and "&lt;script" not in text  # shown as text, once escaped
+    assert "&#x27;" not in text and "&amp;" not in text and "\\" not in text
+    assert page.evaluate("document.querySelectorAll('a[href*=canary]').length") == 0  # no links
     assert page.evaluate("document.title") != "PWNED"
     page.navigate(f"{ui}/artifacts/artifact/{artifacts[artifact_key(run.id, 'goals')]['id']}")
     text = _wait_text(page, "best prompt")
