@@ -99,6 +99,11 @@ def run(
     fail_over: Annotated[
         Optional[float], typer.Option(help="Exit 3 when the run's ASR exceeds this (0..1).")
     ] = None,
+    shards: Annotated[
+        Optional[int],
+        typer.Option(help="Split the goals over N flow runs of the attack-shard deployment, run "
+                          "by the pool's workers (needs PREFECT_API_URL; docs/operations.md)."),
+    ] = None,
 ) -> None:
     """Attack a target: flags, or a YAML config (`--config`) that flags then override."""
     from cli.runner import build_settings, run_settings
@@ -109,10 +114,16 @@ def run(
             system_prompt=system_prompt, attack=attack, attack_options=attack_option or [],
             judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
             rule=rule, goals=goals, limit=limit, concurrency=concurrency, budget=budget,
-            optimizer=optimizer, max_runs=max_runs, db=db,
+            optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
         )
     except ValueError as exc:  # ConfigFileError, GoalFileError, pydantic ValidationError
         raise _bad_input(str(exc)) from None
+    if settings.shards > 1:
+        if settings.optimizer:
+            raise _bad_input("--shards applies to attack runs, not to optimizer runs")
+        if not os.environ.get("PREFECT_API_URL"):
+            raise _bad_input("a sharded run needs the Prefect server its workers serve: export "
+                             "PREFECT_API_URL (see docs/operations.md)")
     raise typer.Exit(run_settings(settings, console=console, fail_over=fail_over))
 
 
@@ -147,6 +158,71 @@ def ui(port: Annotated[int, typer.Option(help="Port of the Prefect UI/API.")] = 
         pass
     finally:
         server.stop()
+
+
+@runs_app.command("stale")
+def runs_stale(
+    db: DbOption = None,
+    older_than: Annotated[
+        float, typer.Option(help="Seconds since the last heartbeat (runs beat every 15 s).")
+    ] = 60.0,
+) -> None:
+    """Runs left PENDING/RUNNING by a process that died (SIGKILL, lost machine).
+
+    `siegeflow resume RUN_ID` finishes one, keeping every recorded completion and judgment;
+    a deployment run with `resume_stale=true` adopts one of the same scan by itself.
+    """
+    from rich.table import Table
+
+    from tracking import get_backend
+
+    runs = get_backend(_db(db)).find_stale_runs(older_than)
+    if not runs:
+        console.print(f"No stale runs (no open run silent for {older_than:g} s).")
+        return
+    table = Table(title="stale runs", header_style="bold")
+    for col in ("run id", "status", "attack", "target", "last heartbeat (UTC)"):
+        table.add_column(col, no_wrap=col in ("run id", "status"))
+    for r in runs:
+        beat = r.heartbeat_at or r.started_at or r.created_at
+        table.add_row(output.escape(r.id), r.status.value, output.escape(r.attack_type, 30),
+                      output.escape(r.target_description or "", 60),
+                      beat.strftime("%Y-%m-%d %H:%M:%S"))
+    console.print(table)
+    console.print("Finish one with: siegeflow resume RUN_ID")
+
+
+@app.command()
+def deploy(
+    name: Annotated[
+        Optional[list[str]], typer.Option("--name", "-n", help="Only these deployments "
+                                          "(e.g. attack, attack-shard); default: all.")
+    ] = None,
+    pool: Annotated[
+        Optional[str], typer.Option("--pool", "-p", help="Work pool (default: prefect.yaml's).")
+    ] = None,
+    prefect_file: Annotated[
+        Optional[Path], typer.Option(help="Default: prefect.yaml at the repository root.")
+    ] = None,
+) -> None:
+    """Register the deployments of prefect.yaml on the server of PREFECT_API_URL.
+
+    The same as `prefect deploy --all` run from the repository root; workers then run the
+    flows (docs/operations.md).
+    """
+    import subprocess
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise _bad_input("export PREFECT_API_URL=http://HOST:4200/api (the server to deploy to)")
+    path = (prefect_file or Path(__file__).resolve().parents[1] / "prefect.yaml").resolve()
+    if not path.is_file():
+        raise _bad_input(f"no {path}")
+    # `prefect deploy` itself, with a client fix for this environment (cli/prefect_deploy.py).
+    cmd = [sys.executable, "-m", "cli.prefect_deploy", "--no-prompt", "--prefect-file", str(path)]
+    cmd += [arg for n in name for arg in ("--name", n)] if name else ["--all"]
+    if pool:
+        cmd += ["--pool", pool]
+    raise typer.Exit(subprocess.run(cmd, cwd=path.parent, check=False).returncode)  # noqa: S603
 
 
 @runs_app.command("list")

@@ -82,7 +82,7 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         goals["limit"] = flags["limit"]
     base["goals"] = goals
     for flag, key in (("concurrency", "concurrency"), ("budget", "budget_usd"), ("db", "db_url"),
-                      ("optimizer", "optimizer")):
+                      ("optimizer", "optimizer"), ("shards", "shards")):
         if flags.get(flag) is not None:
             base[key] = flags[flag]
     if flags.get("max_runs") is not None:
@@ -122,7 +122,7 @@ async def _run_flow(settings: RunSettings, resume_run_id: str | None) -> Any:
         )
     from flows.attack import attack_flow
 
-    return await attack_flow(attack=settings.attack, **common)
+    return await attack_flow(attack=settings.attack, shards=settings.shards, **common)
 
 
 def execute(settings: RunSettings, console: Console, *, resume_run_id: str | None = None,

@@ -16,7 +16,9 @@ from prefect import flow, runtime
 
 from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
 from flows.hooks import finalize_cancelled_run, finalize_failed_run
+from flows.recovery import claim_stale_run
 from flows.run_record import open_run, publish_results, start_heartbeat
+from flows.shard import SHARD_RETRIES, SHARD_RETRY_DELAY_S, ShardRef, run_shard, run_sharded
 from targets import TargetConfig
 from tasks.completions import completions
 from tasks.evaluation import evaluation
@@ -43,24 +45,47 @@ async def attack_flow(
     budget_usd: float | None = None,
     db_url: str | None = None,
     resume_run_id: str | None = None,
+    shards: int = 1,
+    resume_stale: bool = False,
+    shard: ShardRef | None = None,
 ) -> dict[str, Any]:
-    """Attack `target` with `attack` on `goals`, judged by `judges`; return the run summary."""
+    """Attack `target` with `attack` on `goals`, judged by `judges`; return the run summary.
+
+    `shards` > 1 splits the goals over that many flow runs of the shard deployment
+    (`flows.shard`); `resume_stale` adopts a stale run of the same scan (`flows.recovery`);
+    `shard` is set by a sharded run's parent on its children, never by hand.
+    """
+    if shard is not None:
+        return await run_shard(shard=shard, run_id=resume_run_id, target=target, attack=attack,
+                               judges=judges, concurrency=concurrency, budget_usd=budget_usd,
+                               db_url=db_url)
+    parameters = {
+        "target": target.model_dump(mode="json"),
+        "attack": attack.model_dump(mode="json"),
+        "judges": judges.model_dump(mode="json"),
+        "goals": goals.model_dump(mode="json"),
+        "concurrency": concurrency,
+        "budget_usd": budget_usd,
+    }
+    flow_run_id = str(runtime.flow_run.id or "")
+    if resume_stale and not resume_run_id:
+        resume_run_id = claim_stale_run(db_url, kind="attack", parameters=parameters,
+                                        prefect_flow_run_id=flow_run_id)
+    if shards > 1:
+        return await run_sharded(
+            shards=shards, kind="attack", target=target, attack=attack, judges=judges,
+            goals=goals, concurrency=concurrency, budget_usd=budget_usd, db_url=db_url,
+            resume_run_id=resume_run_id, parameters=parameters, prefect_flow_run_id=flow_run_id,
+        )
     opened = open_run(
         kind="attack",
         attack_type=attack.name,
         target=target,
         goals=goals,
-        parameters={
-            "target": target.model_dump(mode="json"),
-            "attack": attack.model_dump(mode="json"),
-            "judges": judges.model_dump(mode="json"),
-            "goals": goals.model_dump(mode="json"),
-            "concurrency": concurrency,
-            "budget_usd": budget_usd,
-        },
+        parameters=parameters,
         db_url=db_url,
         resume_run_id=resume_run_id,
-        prefect_flow_run_id=str(runtime.flow_run.id or ""),
+        prefect_flow_run_id=flow_run_id,
         logger=logger,
     )
     ref, coordinator = opened.ref, opened.coordinator
@@ -87,3 +112,9 @@ async def attack_flow(
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
+
+
+#: What the shard deployment runs: the same flow with Prefect flow retries (flows/shard.py).
+attack_shard_flow = attack_flow.with_options(
+    retries=SHARD_RETRIES, retry_delay_seconds=SHARD_RETRY_DELAY_S
+)

@@ -89,6 +89,7 @@ class RunSettings(_Strict):
     db_url: str | None = Field(None, description="Tracking store URL (default: SQLite file)")
     optimizer: str | None = Field(None, description="Iterative attacker (optimize flow)")
     optimizer_options: dict[str, Any] = Field(default_factory=dict)
+    shards: int = Field(1, ge=1, le=64, description="Flow runs of attack-shard to split goals over")
 
 
 class ConfigFileError(ValueError):

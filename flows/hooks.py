@@ -27,6 +27,8 @@ def attach_coordinator(*args: Any, **kwargs: Any) -> Any:
 def _runs_of(flow_run: Any) -> tuple[Any, list[Any]]:
     params = getattr(flow_run, "parameters", None) or {}
     backend = get_backend(params.get("db_url") or default_db_url())
+    if params.get("shard"):  # a shard of a sharded run: its parent finalizes the run
+        return backend, []
     runs = backend.list_runs(prefect_flow_run_id=str(flow_run.id))
     if not runs and params.get("resume_run_id"):
         run = backend.get_run(params["resume_run_id"])

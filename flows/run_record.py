@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,8 @@ from tracking import (
     get_backend,
 )
 
-HEARTBEAT_EVERY_S = 15.0
+#: Seconds between heartbeats (tests shorten it to see a killed run go stale quickly).
+HEARTBEAT_EVERY_S = float(os.environ.get("SIEGEFLOW_HEARTBEAT_S", "15"))
 
 
 class RunNotFoundError(LookupError):

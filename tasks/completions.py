@@ -45,8 +45,12 @@ async def completions(
     concurrency: int = 16,
     budget_usd: float | None = None,
     spent_usd: float = 0.0,
+    result_ids: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Complete every pending attempt; return counts, errors, cost and whether the budget ran out."""
+    """Complete every pending attempt; return counts, errors, cost and whether the budget ran out.
+
+    `result_ids` restricts the step to those goals (one shard of a sharded run).
+    """
     backend = ref.backend()
     tracker = ref.step_tracker()
     with tracker.track_step(
@@ -56,6 +60,9 @@ async def completions(
         config={"concurrency": concurrency, "budget_usd": budget_usd},
     ):
         pending = backend.list_attempts(ref.run_id, pending_only=True)
+        if result_ids is not None:
+            mine = set(result_ids)
+            pending = [a for a in pending if a.result_id in mine]
         budget = Budget(limit_usd=budget_usd, spent_usd=spent_usd)
         progress = StepProgress("Completions", artifact_key(ref.run_id, "completions"), len(pending))
         await progress.start()

@@ -50,8 +50,12 @@ async def evaluation(
     concurrency: int = 16,
     budget_usd: float | None = None,
     spent_usd: float = 0.0,
+    result_ids: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Judge every answered attempt with every judge that has not judged it yet."""
+    """Judge every answered attempt with every judge that has not judged it yet.
+
+    `result_ids` restricts the step to those goals (one shard of a sharded run).
+    """
     backend = ref.backend()
     tracker = ref.step_tracker()
     with tracker.track_step(
@@ -64,9 +68,11 @@ async def evaluation(
         technique = build_technique(attack.name, attack.options)
         goals = {r.id: r.goal for r in backend.list_results(ref.run_id)}
         done = {(j.attempt_id, j.judge) for j in backend.list_judgments(run_id=ref.run_id)}
+        mine = None if result_ids is None else set(result_ids)
         answered = [
             a for a in backend.list_attempts(ref.run_id)
             if a.completed_at is not None and a.error is None and a.response is not None
+            and (mine is None or a.result_id in mine)
         ]
         work = [(a, j) for a in answered for j in panel.judges if (a.id, j.label) not in done]
         budget = Budget(limit_usd=budget_usd, spent_usd=spent_usd)

@@ -1,0 +1,84 @@
+"""Stale runs: runs whose process died without finalizing them, and how a new run adopts one.
+
+A run keeps `heartbeat_at` fresh every `SIEGEFLOW_HEARTBEAT_S` (15 s) while its flow runs.
+SIGTERM crashes the flow and its `on_crashed` hook finalizes the run; SIGKILL (OOM killer, a
+lost machine, `kill -9` of a worker) runs nothing, so the run stays PENDING/RUNNING with a
+heartbeat that stops moving. Such a run is *stale* once its heartbeat is older than
+`STALE_AFTER_S` (default 60 s = four missed beats).
+
+Two ways to finish one, both keep every recorded completion and judgment and do only the rest:
+
+* `siegeflow resume RUN_ID` (after `siegeflow runs stale` lists it);
+* `resume_stale=True` on a deployment run (the nightly schedule in `prefect.yaml` sets it): at
+  start, the flow looks for a stale run of the same kind with the same target, attack, judges
+  and goals, *claims* it with a compare-and-set on its heartbeat (two runs starting at once
+  cannot both adopt it), and resumes it instead of starting a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from tracking import StatusEnum, default_db_url, get_backend, redact
+from tracking.models import RunRecord, utcnow
+
+logger = logging.getLogger("siegeflow.flows.recovery")
+
+STALE_AFTER_S = float(os.environ.get("SIEGEFLOW_STALE_AFTER_S", "60"))
+#: Parameters that make two runs "the same scan" (concurrency and budget may differ).
+IDENTITY_KEYS = ("target", "attack", "judges", "goals", "optimizer", "optimizer_options")
+_OPEN = (StatusEnum.PENDING, StatusEnum.RUNNING)
+
+
+def find_stale(db_url: str | None, older_than_s: float = STALE_AFTER_S) -> list[RunRecord]:
+    """PENDING/RUNNING runs whose heartbeat is older than `older_than_s`, oldest first."""
+    return get_backend(db_url or default_db_url()).find_stale_runs(older_than_s)
+
+
+def same_scan(stored: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Compare as stored: the store redacts parameters, so redact ours the same way."""
+    stored = stored or {}
+    mine = redact({k: wanted.get(k) for k in IDENTITY_KEYS})
+    return all(stored.get(k) == mine.get(k) for k in IDENTITY_KEYS)
+
+
+def claim_stale_run(
+    db_url: str | None,
+    *,
+    kind: str,
+    parameters: dict[str, Any],
+    prefect_flow_run_id: str | None,
+    older_than_s: float = STALE_AFTER_S,
+) -> str | None:
+    """Adopt the oldest stale run of the same scan; None when there is none to adopt.
+
+    The claim is one UPDATE guarded by the same staleness condition, so of two flows that
+    race for a run exactly one gets `rowcount == 1`.
+    """
+    backend = get_backend(db_url or default_db_url())
+    table = RunRecord.__table__  # type: ignore[attr-defined]
+    for run in backend.find_stale_runs(older_than_s):
+        if (run.config or {}).get("kind") != kind or not same_scan(run.parameters, parameters):
+            continue
+        now = utcnow()
+        cutoff = sa.literal(now - timedelta(seconds=older_than_s), table.c.heartbeat_at.type)
+        last_seen = sa.func.coalesce(table.c.heartbeat_at, table.c.started_at, table.c.created_at)
+        values: dict[str, Any] = {"heartbeat_at": now, "updated_at": now}
+        if prefect_flow_run_id:
+            values["prefect_flow_run_id"] = prefect_flow_run_id
+        stmt = (
+            sa.update(table)
+            .where(table.c.id == run.id, table.c.status.in_(_OPEN), last_seen < cutoff)
+            .values(**values)
+        )
+        with backend.engine.begin() as conn:
+            if conn.execute(stmt).rowcount == 1:
+                logger.warning("adopting stale run %s (last heartbeat %s)", run.id,
+                               run.heartbeat_at)
+                return run.id
+    return None

@@ -1,0 +1,264 @@
+"""Sharded attack runs: one siegeflow run, N child flow runs of the shard deployment.
+
+`attack_flow(shards=N)` (or `siegeflow run --shards N`) is the *parent*: it creates the run and
+one result per goal, then triggers N flow runs of the deployment `siegeflow-attack/attack-shard`
+with `run_deployment(..., as_subflow=True)` — Prefect links them under the parent in the UI, and
+whatever workers serve the pool run them. Each child gets `resume_run_id=<the run>` and
+`shard={index, count}` and works only on the goals with `goal_index % count == index`:
+generation, completions and evaluation, all keyed by result in the store, so shards never
+duplicate each other's work and a retried shard only does what it has not recorded.
+
+Failures: the shard deployment runs `attack_shard_flow`, the same flow with Prefect flow
+retries (`SIEGEFLOW_SHARD_RETRIES`, default 2), on top of the steps' own task retries. A shard
+that is still not Completed when its flow run ends (or after `SIEGEFLOW_SHARD_TIMEOUT_S`) has
+its goals marked ERROR_TEST_FRAMEWORK with the shard's final state in the notes — never
+dropped — and the run ends FAILED, so `siegeflow resume RUN_ID` finishes exactly those goals.
+Children run no failure hooks on the run (`flows.hooks` skips shards): the parent finalizes.
+
+The parent aggregates from the store, not from the children's return values: one set of rows,
+one finalization, one summary and ASR, the same artifacts as an unsharded run.
+
+Budget: each shard gets the share of `budget_usd` proportional to its goals, counted against
+what its goals already spent, so N shards never spend more than the run's budget in all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
+from flows.run_record import open_run, publish_results, recorded_spend, start_heartbeat
+from targets import TargetConfig
+from tasks.completions import completions
+from tasks.context import GoalRow, RunRef
+from tasks.evaluation import evaluation
+from tasks.generation import generation
+from tasks.rows import build_rows
+from tracking import EvaluationStatusEnum, ResultUpdate, default_db_url
+
+logger = logging.getLogger("siegeflow.flows.shard")
+
+#: The deployment the parent triggers for each shard (`flow name/deployment name`).
+SHARD_DEPLOYMENT = os.environ.get("SIEGEFLOW_SHARD_DEPLOYMENT", "siegeflow-attack/attack-shard")
+#: Prefect flow retries of a shard (its steps also have their own task retries).
+SHARD_RETRIES = int(os.environ.get("SIEGEFLOW_SHARD_RETRIES", "2"))
+SHARD_RETRY_DELAY_S = int(os.environ.get("SIEGEFLOW_SHARD_RETRY_DELAY_S", "5"))
+#: How long the parent waits for a shard's flow run to end (unset: as long as it takes).
+SHARD_TIMEOUT_S = float(os.environ["SIEGEFLOW_SHARD_TIMEOUT_S"]) if os.environ.get(
+    "SIEGEFLOW_SHARD_TIMEOUT_S") else None
+MAX_SHARDS = 64
+
+
+class ShardRef(BaseModel):
+    """Which part of a sharded run a child flow run works on (set by the parent, not by hand)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int = Field(ge=0)
+    count: int = Field(ge=2, le=MAX_SHARDS)
+
+    @model_validator(mode="after")
+    def _index_in_range(self) -> ShardRef:
+        if self.index >= self.count:
+            raise ValueError("shard index must be below the shard count")
+        return self
+
+    def owns(self, goal_index: int) -> bool:
+        return goal_index % self.count == self.index
+
+
+class ShardDeploymentMissing(LookupError):
+    """The shard deployment is not registered on the Prefect server the parent talks to."""
+
+
+class ShardsFailed(RuntimeError):
+    """Some shards stayed failed: their goals are ERROR_TEST_FRAMEWORK and the run FAILED."""
+
+
+def _goal_rows(results: list[Any]) -> list[GoalRow]:
+    return [
+        GoalRow(
+            result_id=r.id, goal_id=r.goal_id or f"goal-{r.goal_index}", index=r.goal_index,
+            text=r.goal, category=r.category, target=(r.goal_metadata or {}).get("target"),
+        )
+        for r in results
+    ]
+
+
+def _spent_on(backend: Any, run_id: str, result_ids: set[str]) -> float:
+    attempts = [a for a in backend.list_attempts(run_id) if a.result_id in result_ids]
+    ids = {a.id for a in attempts}
+    judged = sum(j.cost_usd or 0.0 for j in backend.list_judgments(run_id=run_id)
+                 if j.attempt_id in ids)
+    return sum(a.cost_usd or 0.0 for a in attempts) + judged
+
+
+async def run_shard(
+    *,
+    shard: ShardRef,
+    run_id: str | None,
+    target: TargetConfig,
+    attack: AttackSpec,
+    judges: JudgePanelSpec,
+    concurrency: int,
+    budget_usd: float | None,
+    db_url: str | None,
+) -> dict[str, Any]:
+    """The child: the three steps on this shard's goals of an existing run; finalizes nothing."""
+    if not run_id:
+        raise ValueError("a shard needs resume_run_id: the run its parent created")
+    ref = RunRef(db_url=db_url or default_db_url(), run_id=run_id)
+    backend = ref.backend()
+    if backend.get_run(run_id) is None:
+        raise LookupError(f"shard {shard.index}/{shard.count}: no run {run_id!r} in the store")
+    mine = [r for r in backend.list_results(run_id) if shard.owns(r.goal_index)]
+    ids = [r.id for r in mine]
+    spent = _spent_on(backend, run_id, set(ids))
+    heartbeat = start_heartbeat(ref)
+    try:
+        await generation(ref, attack, _goal_rows(mine), concurrency)
+        completed = await completions(ref, target, concurrency, budget_usd, spent, result_ids=ids)
+        judged = await evaluation(ref, attack, judges, concurrency, budget_usd,
+                                  completed["spent_usd"], result_ids=ids)
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+    return {
+        "run_id": run_id, "shard": shard.index, "shards": shard.count, "goals": len(mine),
+        "requested": completed["requested"], "judgments": judged["judgments"],
+        "budget_exhausted": completed["budget_exhausted"] or judged["budget_exhausted"],
+        "spent_usd": judged["spent_usd"],
+    }
+
+
+async def _check_deployment(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            await client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            raise ShardDeploymentMissing(
+                f"deployment {name!r} is not registered on {client.api_url}: run "
+                "`siegeflow deploy` against that server and start workers on its pool "
+                "(docs/operations.md)"
+            ) from None
+
+
+async def _run_child(name: str, parameters: dict[str, Any], key: str) -> Any:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments.flow_runs import arun_deployment
+    from prefect.states import Cancelling
+
+    flow_run = await arun_deployment(
+        name, parameters=parameters, timeout=SHARD_TIMEOUT_S, poll_interval=2,
+        as_subflow=True, idempotency_key=key, tags=["siegeflow", "shard"],
+        flow_run_name=f"shard-{parameters['shard']['index']}-of-{parameters['shard']['count']}",
+    )
+    if flow_run.state is None or not flow_run.state.is_final():
+        logger.warning("shard flow run %s still %s after %.0f s: cancelling it", flow_run.id,
+                       flow_run.state.name if flow_run.state else "unknown", SHARD_TIMEOUT_S or 0)
+        async with get_client() as client:
+            await client.set_flow_run_state(flow_run.id, Cancelling(), force=True)
+    return flow_run
+
+
+async def run_sharded(
+    *,
+    shards: int,
+    kind: str,
+    target: TargetConfig,
+    attack: AttackSpec,
+    judges: JudgePanelSpec,
+    goals: GoalsSpec,
+    concurrency: int,
+    budget_usd: float | None,
+    db_url: str | None,
+    resume_run_id: str | None,
+    parameters: dict[str, Any],
+    prefect_flow_run_id: str,
+) -> dict[str, Any]:
+    """The parent: open the run, run N shard flow runs, finalize and publish the whole run."""
+    if not 2 <= shards <= MAX_SHARDS:
+        raise ValueError(f"shards must be between 2 and {MAX_SHARDS} (1 runs unsharded)")
+    await _check_deployment(SHARD_DEPLOYMENT)  # before anything is recorded
+    opened = open_run(
+        kind=kind, attack_type=attack.name, target=target, goals=goals,
+        parameters={**parameters, "shards": shards}, db_url=db_url,
+        resume_run_id=resume_run_id, prefect_flow_run_id=prefect_flow_run_id, logger=logger,
+    )
+    ref, coordinator = opened.ref, opened.coordinator
+    backend = ref.backend()
+    total = max(len(opened.goal_rows), 1)
+    heartbeat = start_heartbeat(ref)
+    try:
+        refs = [ShardRef(index=i, count=shards) for i in range(shards)]
+        owned = {s.index: {g.result_id for g in opened.goal_rows if s.owns(g.index)} for s in refs}
+        common = {
+            "target": target.model_dump(mode="json"), "attack": attack.model_dump(mode="json"),
+            "judges": judges.model_dump(mode="json"), "goals": goals.model_dump(mode="json"),
+            "concurrency": concurrency, "db_url": ref.db_url, "resume_run_id": ref.run_id,
+        }
+        children = await asyncio.gather(*(
+            _run_child(
+                SHARD_DEPLOYMENT,
+                {**common, "shard": s.model_dump(),
+                 "budget_usd": None if budget_usd is None
+                 else budget_usd * len(owned[s.index]) / total},
+                key=f"{prefect_flow_run_id or ref.run_id}-shard-{s.index}-of-{shards}",
+            )
+            for s in refs
+        ))
+        failed = {
+            s.index: (child.state.name if child.state else "unknown",
+                      (child.state.message if child.state else None) or "")
+            for s, child in zip(refs, children, strict=True)
+            if child.state is None or not child.state.is_completed()
+        }
+        tracker = coordinator.goal_tracker
+        assert tracker is not None
+        errors = [
+            (ctx, ResultUpdate(
+                result_id=ctx.result_id or "",
+                evaluation_status=EvaluationStatusEnum.ERROR_TEST_FRAMEWORK,
+                evaluation_notes=f"shard {i}/{shards} ended {name}: {message}"[:2000],
+            ))
+            for i, (name, message) in failed.items()
+            for ctx in tracker.contexts
+            if ctx.result_id in owned[i] and not ctx.is_finalized
+        ]
+        tracker.finalize_goals(errors)
+        rows = build_rows(backend, ref.run_id, [j.key for j in judges.judges], judges.rule)
+        coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
+        coordinator.finalize_pipeline(rows, success_check=lambda _: not failed)
+        done = set().union(*(owned[i] for i in owned if i not in failed))
+        pending = any(r["pending"] for r in rows if r["result_id"] in done)
+        summary = await publish_results(
+            ref, coordinator, rows,
+            stop_reason="budget" if budget_usd is not None and pending else "completed",
+            spent_usd=recorded_spend(backend, ref.run_id),
+            extra={
+                "success_threshold": judges.success_threshold, "judge_rule": judges.rule,
+                "shards": shards, "failed_shards": sorted(failed),
+                "shard_flow_runs": {str(s.index): str(c.id) for s, c in zip(refs, children,
+                                                                            strict=True)},
+            },
+        )
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+    if failed:
+        raise ShardsFailed(
+            f"run {ref.run_id}: shard(s) {sorted(failed)} of {shards} stayed failed; their goals "
+            f"are ERROR_TEST_FRAMEWORK; `siegeflow resume {ref.run_id}` finishes them"
+        )
+    return summary
