@@ -176,7 +176,7 @@ def _finalize_unjudged(opened: OpenedRun, outcomes: list[dict[str, Any]]) -> Non
     for outcome in outcomes:
         if outcome.get("error_kind"):
             notes = f"{outcome['error_kind']}: {outcome['error']}"
-        elif outcome.get("runs") == 0:
+        elif outcome.get("runs") == 0 and not outcome.get("first_run"):
             notes = f"not attacked: stopped by {outcome.get('stop_reason')} before the first run"
         else:
             continue

@@ -122,6 +122,7 @@ class GoalLoop:
             "result_id": goal.result_id,
             "goal_index": goal.index,
             "optimizer": technique,
+            "first_run": first_run,
             "runs": 0,
             "successes": 0,
             "first_success_run": None,
