@@ -1,7 +1,7 @@
 """The optimizer and the target as two Prefect tasks under the default ThreadPoolTaskRunner.
 
-Runs prefect_pair.py in a subprocess with its own PREFECT_HOME (Prefect starts a temporary
-server there), so this suite's process keeps no Prefect state. About 30-40 s: marked slow.
+Runs prefect_pair.py in a subprocess (so this suite's process keeps no Prefect state) against
+the session's Prefect server: Prefect's own ephemeral server times out on a busy 2-core box.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_optimizer_and_target_as_prefect_tasks(tmp_path):
+def test_optimizer_and_target_as_prefect_tasks(tmp_path, prefect_api_url):
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -28,7 +28,7 @@ def test_optimizer_and_target_as_prefect_tasks(tmp_path):
         "DO_NOT_TRACK": "1",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     }
-    env.pop("PREFECT_API_URL", None)
+    env["PREFECT_API_URL"] = prefect_api_url
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("prefect_pair.py"))],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240,
