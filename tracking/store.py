@@ -27,6 +27,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlmodel import Session, select
@@ -42,6 +43,11 @@ from tracking.store_traces import TraceStoreMixin
 from tracking.writer import BatchWriter
 
 _IN_CHUNK = 500
+
+
+_JSON_NONE_AS_NULL = sa.JSON(none_as_null=True).with_variant(
+    JSONB(none_as_null=True), "postgresql"
+)
 
 
 class SQLBackend(TraceStoreMixin, PipelineStoreMixin):
@@ -325,9 +331,10 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin):
             evaluation_status=sa.bindparam("b_status", type_=table.c.evaluation_status.type),
             evaluation_notes=sa.bindparam("b_notes", type_=table.c.evaluation_notes.type),
             metrics=sa.bindparam("b_metrics", type_=table.c.metrics.type),
+            # none_as_null: a missing value must bind SQL NULL (so COALESCE keeps the stored
+            # data), not the JSON literal 'null', which would erase it.
             agent_specific_data=sa.func.coalesce(
-                sa.bindparam("b_agent", type_=table.c.agent_specific_data.type),
-                table.c.agent_specific_data,
+                sa.bindparam("b_agent", type_=_JSON_NONE_AS_NULL), table.c.agent_specific_data
             ),
             updated_at=sa.bindparam("b_now", type_=table.c.updated_at.type),
             evaluated_at=sa.bindparam("b_now2", type_=table.c.evaluated_at.type),

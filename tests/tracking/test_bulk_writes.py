@@ -68,3 +68,18 @@ def test_record_verdicts_is_insert_or_ignore(backend: SQLBackend, run_id: str) -
     assert all(j.run_id == run_id for j in got.values())
     backend.record_verdicts([])
     assert backend.record_completions([]) == 0
+
+
+def test_update_results_keeps_agent_data_it_was_not_given(backend: SQLBackend, run_id: str) -> None:
+    from tracking import EvaluationStatusEnum, ResultUpdate
+
+    result = backend.create_results(run_id, [NewResult(goal="g", goal_index=0)])[0]
+    backend.update_results([ResultUpdate(result_id=result.id,
+                                         evaluation_status=EvaluationStatusEnum.FAILED_JAILBREAK,
+                                         agent_specific_data={"runs": 3})])
+    backend.update_results([ResultUpdate(result_id=result.id,
+                                         evaluation_status=EvaluationStatusEnum.NOT_EVALUATED)],
+                           only_if_not_evaluated=False)
+    (stored,) = backend.list_results(run_id)
+    assert stored.evaluation_status is EvaluationStatusEnum.NOT_EVALUATED
+    assert stored.agent_specific_data == {"runs": 3}
