@@ -407,6 +407,14 @@ def attacks() -> None:
 
 
 @app.command()
+def optimizers() -> None:
+    """Registered iterative attackers (`run --optimizer NAME`) and their options."""
+    from optimizers.registry import list_optimizers
+
+    output.print_registry(console, "Optimizers", list_optimizers())
+
+
+@app.command()
 def judges() -> None:
     """Registered judges and their options."""
     from judges import list_judges

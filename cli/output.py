@@ -127,7 +127,9 @@ def print_run(console: Console, backend: Any, run: Any) -> None:
 
     params = run.parameters or {}
     panel = params.get("judges") or {}
-    keys = [j.get("label") or j.get("name") for j in panel.get("judges", [])] or ["refusal"]
+    keys = (run.summary or {}).get("judge_keys") or [
+        j.get("label") or j.get("name") for j in panel.get("judges", [])
+    ] or ["refusal"]
     rows = build_rows(backend, run.id, keys, panel.get("rule", "majority"))
     console.print(f"[bold]Run[/] {escape(run.id)}  {_status(run.status)}  "
                   f"attack={escape(run.attack_type)}  target={escape(run.target_description or '')}")
@@ -147,6 +149,7 @@ def print_registry(console: Console, title: str, infos: list[Any]) -> None:
             f"{escape(name)}: {escape(o.get('type', ''))} = {escape(o.get('default', ''), 60)}"
             for name, o in info.options.items()
         )
-        table.add_row(escape(info.name), "yes" if info.needs_model else "no",
+        needs_model = getattr(info, "needs_model", None) or getattr(info, "needs_attacker", False)
+        table.add_row(escape(info.name), "yes" if needs_model else "no",
                       escape(info.description), options or "-")
     console.print(table)

@@ -118,7 +118,8 @@ async def _run_flow(settings: RunSettings, resume_run_id: str | None) -> Any:
         from flows.optimize import optimize_flow
 
         return await optimize_flow(
-            optimizer=settings.optimizer, optimizer_options=settings.optimizer_options, **common
+            optimizer=settings.optimizer, optimizer_options=settings.optimizer_options,
+            harness=settings.harness, **common,
         )
     from flows.attack import attack_flow
 
@@ -158,7 +159,7 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
     if run_id:
         from tasks.rows import build_rows
 
-        keys = [j.key for j in settings.judges.judges]
+        keys = summary.get("judge_keys") or [j.key for j in settings.judges.judges]
         print_goals(console, backend.list_results(run_id),
                     build_rows(backend, run_id, keys, settings.judges.rule),
                     settings.judges.success_threshold)
@@ -201,6 +202,7 @@ def resume_run(run_id: str, db_url: str, console: Console) -> int:
         "db_url": db_url,
         "optimizer": params.get("optimizer"),
         "optimizer_options": params.get("optimizer_options") or {},
+        "harness": params.get("harness"),
     })
     return execute(settings, console, resume_run_id=run_id)
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from goals import DEFAULT_GOAL_SET, Goal, load_goals
 from judges import JudgeSpec
+from optimizers.library.harness import HarnessSpec
 from targets import TargetConfig
 
 
@@ -89,6 +90,9 @@ class RunSettings(_Strict):
     db_url: str | None = Field(None, description="Tracking store URL (default: SQLite file)")
     optimizer: str | None = Field(None, description="Iterative attacker (optimize flow)")
     optimizer_options: dict[str, Any] = Field(default_factory=dict)
+    harness: HarnessSpec | None = Field(
+        None, description="Optimize flow: chat or agent target harness, and the optimizer's scope"
+    )
     shards: int = Field(1, ge=1, le=64, description="Flow runs of attack-shard to split goals over")
 
 

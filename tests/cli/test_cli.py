@@ -48,6 +48,10 @@ def test_attacks_and_judges_list_what_is_registered() -> None:
     assert judges.exit_code == 0
     for name in ("refusal", "harmbench", "jailbreakbench", "strongreject"):
         assert name in judges.output
+    optimizers = runner.invoke(app, ["optimizers"], env={"COLUMNS": "200"})
+    assert optimizers.exit_code == 0
+    for name in ("passthrough", "pair", "tap", "crescendo", "injection"):
+        assert name in optimizers.output
 
 
 def test_bad_config_file_names_the_file_and_the_field(tmp_path: Path) -> None:
