@@ -48,9 +48,32 @@ def event_kind(step_type: str, step_name: str, content: Any) -> str | None:
     return None
 
 
-def render_value(value: Any, limit: int) -> str:
+def _entry(item: Mapping[str, Any], limit: int, depth: int) -> str:
+    if item.get("injected") is True:
+        kind: str | None = "inject"
+    else:  # a not-injected call point is what the target did
+        kind = event_kind("", str(item.get("kind") or ""),
+                          {k: v for k, v in item.items() if k != "injected"})
+    cls = f' class="{kind}"' if kind else ""
+    rows = "".join(
+        f"<dt>{html_escape(str(key), 80)}</dt><dd>{render_value(value, limit, depth + 1)}</dd>"
+        for key, value in item.items()
+    )
+    return f'<li{cls}><dl class="kv">{rows}</dl></li>'
+
+
+def render_value(value: Any, limit: int, depth: int = 0) -> str:
+    """A trace value: scalars inline, records and lists of records (an optimizer's trajectory
+    entries) as nested lists a person can read, anything else as clipped JSON text."""
     if value is None or isinstance(value, bool | int | float):
         return f"<code>{html_escape(json.dumps(value))}</code>"
+    if depth < 3 and isinstance(value, Mapping) and 0 < len(value) <= 30:
+        return "".join(["<dl class=\"kv\">", *(
+            f"<dt>{html_escape(str(k), 80)}</dt><dd>{render_value(v, limit, depth + 1)}</dd>"
+            for k, v in value.items()), "</dl>"])
+    if (depth < 3 and isinstance(value, list) and 0 < len(value) <= 200
+            and all(isinstance(item, Mapping) for item in value)):
+        return f'<ol class="events">{"".join(_entry(i, limit, depth) for i in value)}</ol>'
     text = value if isinstance(value, str) else json.dumps(
         value, indent=1, ensure_ascii=False, default=str
     )

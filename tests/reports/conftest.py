@@ -66,6 +66,7 @@ class Recorded:
     after: str
     hostile: str
     canary: str
+    optimized: str  # an optimize_flow run (passthrough optimizer) on the hostile goals
 
 
 def target_responder(complying: set[str], hostile: str | None = None) -> Any:
@@ -174,7 +175,29 @@ def recorded(
     answer = " ".join(payloads) + " " + BROKEN_UNICODE
     with OpenAIServer(responder=target_responder(set(), hostile=answer)) as s:
         hostile = _run_flow(s, hostile_file, db_url)
-    return Recorded(db_url=db_url, before=before, after=after, hostile=hostile, canary=canary)
+        optimized = _run_optimize_flow(s, folder / "hostile3.jsonl", hostile_goals[:3], db_url)
+    return Recorded(db_url=db_url, before=before, after=after, hostile=hostile, canary=canary,
+                    optimized=optimized)
+
+
+def _run_optimize_flow(
+    server: OpenAIServer, path: Path, goals: list[dict[str, str]], db_url: str
+) -> str:
+    """An optimizer run recorded by `optimize_flow` itself (its traces are trajectories)."""
+    from flows.config import GoalsSpec, JudgePanelSpec
+    from flows.optimize import optimize_flow
+    from targets import TargetConfig
+    from tracking import get_backend
+
+    target = TargetConfig(model="openai/siegeflow-test", api_base=server.base_url, max_retries=1,
+                          backoff_initial_s=0.01, backoff_max_s=0.02, timeout_s=10)
+    before = {r.id for r in get_backend(db_url).list_runs(limit=100)}
+    state = asyncio.run(optimize_flow(optimizer="passthrough", target=target,
+                                      goals=GoalsSpec(source=str(_write_goals(path, goals))),
+                                      judges=JudgePanelSpec(), db_url=db_url, return_state=True))
+    assert state.is_completed(), state.message
+    (new,) = [r.id for r in get_backend(db_url).list_runs(limit=100) if r.id not in before]
+    return new
 
 
 @pytest.fixture(scope="session")

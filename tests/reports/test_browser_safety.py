@@ -129,6 +129,26 @@ def test_hostile_compare_page_executes_nothing(
         _assert_inert(page, canary_server, hits, "siegeflow compare")
 
 
+def test_optimizer_trajectories_are_collapsed_and_inert(
+    recorded: Recorded, chromium: Browser, canary_server: OpenAIServer, tmp_path: Path
+) -> None:
+    """An optimize_flow run: each goal's trajectory is a closed <details>; opened, it shows the
+    run's events and the hostile answer as text, and still nothing runs."""
+    data = load_run(get_backend(recorded.db_url), recorded.optimized)
+    assert data.kind == "optimize" and len(data.traces) == 3
+    hits = canary_server.stats()["requests"]
+    page = _open(chromium, render_report(data), tmp_path / "opt.html")
+    state = page.evaluate("""Array.from(document.querySelectorAll('details.traj'))
+                               .map(d => [d.id, d.open])""")
+    assert [open_ for _, open_ in state] == [False] * 3
+    page.evaluate(f"location.hash = '#{state[0][0]}'")  # the grid's "trajectory" link
+    page.settle(0.3)
+    opened = page.evaluate(f"document.getElementById('{state[0][0]}').open")
+    text = page.evaluate(f"document.getElementById('{state[0][0]}').innerText")
+    assert opened and "Run 0" in text and "OPTIMIZER_RUN" in text and "<script>" in text
+    _assert_inert(page, canary_server, hits, "siegeflow report")
+
+
 def test_control_an_unescaped_payload_is_detected(
     chromium: Browser, canary_server: OpenAIServer, tmp_path: Path
 ) -> None:
