@@ -162,6 +162,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "SIEGEFLOW_SHARD_RETRY_DELAY_S": "1",
             "SIEGEFLOW_SHARD_TIMEOUT_S": "150",
             "SIEGEFLOW_HEARTBEAT_S": "1",
+            "SIEGEFLOW_STALE_AFTER_S": "3",  # resume_stale adopts runs silent this long
             "PREFECT_WORKER_QUERY_SECONDS": "1",
             "PREFECT_WORKER_PREFETCH_SECONDS": "5",
         }
