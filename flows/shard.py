@@ -205,7 +205,9 @@ async def run_sharded(
         common = {
             "target": target.model_dump(mode="json"), "attack": attack.model_dump(mode="json"),
             "judges": judges.model_dump(mode="json"), "goals": goals.model_dump(mode="json"),
-            "concurrency": concurrency, "db_url": ref.db_url, "resume_run_id": ref.run_id,
+            # The parameter as given: None means each worker's $SIEGEFLOW_DB_URL, so a store
+            # URL with a password never becomes a Prefect parameter on its way to the shards.
+            "concurrency": concurrency, "db_url": db_url, "resume_run_id": ref.run_id,
         }
         children = await asyncio.gather(*(
             _run_child(
