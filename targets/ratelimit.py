@@ -20,19 +20,22 @@ Where the limit lives:
   after 30 s): the same two limits kept per event loop. With N processes this is N times the
   limit, which is why the shared mode exists.
 
-Why not a Prefect global concurrency limit per request: measured on this 2-core box
-(`bench/ratelimit_bench.py`, local Prefect server on SQLite, one process):
+Why not a Prefect global concurrency limit per request — measured with
+`bench/ratelimit_bench.py` on this 2-core box (local Prefect server on SQLite, Redis 7 on
+loopback, load average ~4.7 from other work; 64 requests of 50 ms through a limit of 4 from 16
+coroutines, floor 0.8 s):
 
-* Prefect GCL, `concurrency(name, occupy=1)` acquire + release, uncontended: 15-25 ms per
-  pair, sequential; 8 coroutines contending on a limit of 2 for 50 ms "requests": 2-3 s of
-  orchestration wait per request at the slowest (acquisition retries back off in seconds),
-  and an earlier measurement (limit 2, eight 0.3 s tasks) took 38 s instead of 1.2 s.
-* Prefect GCL per *batch* (one acquisition of `occupy=k` slots for k requests) amortizes that
-  to well under a millisecond per request, but holds the slots for the whole batch: the
-  slowest request of a batch idles k-1 slots, and a batch larger than the limit never fits.
-* Redis lease semaphore + moving window: ~0.35 ms per acquire+release uncontended (one
-  Lua call each way plus one `limits` call), and under contention a freed slot is taken
-  within one poll interval (5 ms) by any process.
+* Prefect GCL, `concurrency(name, occupy=1)` acquire + release, uncontended: 208 ms a pair.
+  One acquisition per request: 25.8 s for the 64 requests (32x the floor) — a refused
+  acquisition retries after seconds; earlier here: limit 2, eight 0.3 s tasks took 38 s and a
+  lease renewal got 410 Gone.
+* Prefect GCL per *batch* (one `occupy=4` acquisition per 4 requests): 5.1 s (6.4x the floor):
+  ~0.27 s of orchestration per batch, and a batch holds all its slots until its slowest
+  request ends.
+* Redis lease semaphore (this module): 0.27-0.64 ms per acquire + release (0.38-0.87 ms with
+  the rpm window too), load-dependent; 0.86-1.03 s for the 64 requests (1.08-1.29x the floor);
+  640 requests of 200 ms through 64 slots from 128 coroutines: 2.4-3.3 s against a 2.0 s floor
+  (1.2-1.6x, the Redis server and the waiters sharing the two loaded cores).
 
 So requests acquire Redis slots one at a time; Prefect concurrency limits stay what they are
 good at (deployments, work pools, tags), configured in `prefect.yaml`.
