@@ -123,7 +123,7 @@ def print_goals(console: Console, results: list[Any], rows: list[dict[str, Any]]
 
 
 def print_run(console: Console, backend: Any, run: Any) -> None:
-    from tasks.rows import build_rows
+    from reports.rows import build_rows
 
     params = run.parameters or {}
     panel = params.get("judges") or {}

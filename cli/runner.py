@@ -157,7 +157,7 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
     run_id = summary.get("run_id")
     print_summary(console, summary)
     if run_id:
-        from tasks.rows import build_rows
+        from reports.rows import build_rows
 
         keys = summary.get("judge_keys") or [j.key for j in settings.judges.judges]
         print_goals(console, backend.list_results(run_id),

@@ -23,7 +23,7 @@ from targets import TargetConfig
 from tasks.completions import completions
 from tasks.evaluation import evaluation
 from tasks.generation import generation
-from tasks.rows import build_rows
+from reports.rows import build_rows
 
 logger = logging.getLogger("siegeflow.flows.attack")
 

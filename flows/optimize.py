@@ -34,7 +34,7 @@ from tasks.budget import Budget
 from tasks.context import GoalRow, artifact_key
 from tasks.optimize import optimizer_actor, target_execution
 from tasks.progress import StepProgress
-from tasks.rows import build_rows
+from reports.rows import build_rows
 from tracking import EvaluationStatusEnum
 
 logger = logging.getLogger("siegeflow.flows.optimize")

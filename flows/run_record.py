@@ -209,5 +209,7 @@ async def publish_results(
     backend = ref.backend()
     backend.update_run(ref.run_id, summary=summary, cost_usd=spent_usd)
     coordinator.log_summary()
-    await publish_run_artifacts(ref.run_id, summary, rows, backend.list_results(ref.run_id))
+    await publish_run_artifacts(
+        ref.run_id, summary, rows, backend.list_results(ref.run_id), backend=backend
+    )
     return summary

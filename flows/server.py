@@ -81,6 +81,8 @@ class LocalPrefectServer:
             self.port = _free_port()
         env = {**os.environ, **quiet_prefect_env(), "PREFECT_HOME": str(self.home)}
         env.pop("PREFECT_API_URL", None)
+        # The UI it serves must call this server's API, not the default port 4200.
+        env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{self.port}/api"
         if self.database_url:
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
         prefect_bin = Path(sys.executable).with_name("prefect")

@@ -39,7 +39,7 @@ from tasks.completions import completions
 from tasks.context import GoalRow, RunRef
 from tasks.evaluation import evaluation
 from tasks.generation import generation
-from tasks.rows import build_rows
+from reports.rows import build_rows
 from tracking import EvaluationStatusEnum, ResultUpdate, default_db_url
 
 logger = logging.getLogger("siegeflow.flows.shard")

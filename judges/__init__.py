@@ -19,7 +19,7 @@ from judges.base import (
     chat_for_model,
 )
 from judges.classifiers import HARMBENCH_MARKER, JAILBREAKBENCH_MARKER
-from judges.combine import RULES, CombineRule, combine, combined_score
+from judges.combine import RULES, CombineRule, combine, combined_score, rule_score
 from judges.panel import JudgePanel, PanelResult
 from judges.refusal import REFUSAL_PHRASES, find_refusal
 from judges.registry import (
@@ -76,5 +76,6 @@ __all__ = [
     "parse_spec",
     "parse_strongreject",
     "rows_by_judge",
+    "rule_score",
     "strongreject_score",
 ]

@@ -6,6 +6,7 @@ carries no evidence either way. If no judge decided, the combination is None (un
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable
 from typing import Literal, get_args
 
@@ -38,3 +39,24 @@ def combined_score(verdicts: Iterable[Verdict]) -> float | None:
     """Mean score of the valid verdicts that have one; None if none has."""
     scores = [v.score for v in _valid(verdicts) if v.score is not None]
     return sum(scores) / len(scores) if scores else None
+
+
+def rule_score(verdicts: Iterable[Verdict], rule: CombineRule | str = "majority") -> float | None:
+    """The panel's score under its rule, so a success threshold agrees with the rule.
+
+    A plain mean would let the threshold veto the rule (one "yes" of three under `any` has a
+    mean of 0.33). Instead: `any` takes the best score, `all` the worst, `majority` the low
+    median (a 1-1 tie scores as the lower side: a tie is not a success). None if no score.
+    """
+    scores = [v.score for v in _valid_scores(verdicts)]
+    if not scores:
+        return None
+    if rule == "any":
+        return max(scores)
+    if rule == "all":
+        return min(scores)
+    return statistics.median_low(scores)
+
+
+def _valid_scores(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    return [v for v in verdicts if v.error is None and v.score is not None]

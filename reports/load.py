@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reports.rows import attempt_rows
+from reports.rows import build_rows
 from tracking import EvaluationStatusEnum, ResultRecord, RunRecord, StatusEnum, TraceRecord
 from tracking.success import RowOutcome, classify_row
 
@@ -169,7 +169,7 @@ def load_run(backend: Any, run_id: str, *, with_traces: bool = True) -> RunData:
         raise RunNotFound(f"no run {run_id!r} in the store")
     keys, rule, threshold = panel_of(run)
     results = backend.list_results(run_id)
-    rows = attempt_rows(backend, run_id, keys, rule, results)
+    rows = build_rows(backend, run_id, keys, rule, results)
     traces: dict[str, list[TraceRecord]] = {}
     if with_traces and is_optimizer_run(run, rows):
         for trace in backend.list_traces(run_id=run_id):

@@ -1,16 +1,17 @@
-"""Pipeline rows for reading: one per attempt, with its verdicts, from the store alone.
+"""Pipeline rows rebuilt from the store: one per attempt, with its completion and verdicts.
 
-Why not `tasks.rows.build_rows`: it lives beside the Prefect tasks and importing it loads
-Prefect (4-5 s), which `siegeflow export` and `report` must not pay. This builds the same rows
-(ARCHITECTURE.md, "Pipeline rows") from `tracking` only; `tests/reports/test_rows.py` checks it
-against `build_rows` on runs the flows recorded, so the two cannot drift apart silently.
+The one place rows are built (ARCHITECTURE.md, "Pipeline rows"): the flows finalize goals from
+them, and the CLI and reports read them. Rows derive from what is recorded, never from
+in-memory step outputs, so a resumed run and a fresh run finalize from exactly the same data.
+Prefect-free: `siegeflow export` and `report` must not pay Prefect's import time.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from typing import Any
+
+from judges import combine, rule_score
 
 
 def prompt_text(messages: Any) -> str:
@@ -21,33 +22,11 @@ def prompt_text(messages: Any) -> str:
     return ""
 
 
-def combine(votes: list[bool], rule: str) -> bool | None:
-    """`judges.combine` on already-valid votes: any / strict majority (tie is no) / all."""
-    if not votes:
-        return None
-    if rule == "any":
-        return any(votes)
-    if rule == "all":
-        return all(votes)
-    return sum(votes) * 2 > len(votes)
-
-
-def rule_score(scores: list[float], rule: str) -> float | None:
-    """`tasks.rows.rule_score`: best under any, worst under all, low median under majority."""
-    if not scores:
-        return None
-    if rule == "any":
-        return max(scores)
-    if rule == "all":
-        return min(scores)
-    return statistics.median_low(scores)
-
-
-def attempt_rows(
-    backend: Any, run_id: str, judge_keys: list[str], rule: str, results: list[Any]
+def build_rows(
+    backend: Any, run_id: str, judge_keys: list[str], rule: str, results: list[Any] | None = None
 ) -> list[dict[str, Any]]:
     """Rows of a run's attempts; only the panel's judges count towards `success`."""
-    by_id = {r.id: r for r in results}
+    by_id = {r.id: r for r in (results if results is not None else backend.list_results(run_id))}
     verdicts: dict[int, dict[str, Any]] = defaultdict(dict)
     for j in backend.list_judgments(run_id=run_id):
         verdicts[j.attempt_id][j.judge] = j
@@ -58,7 +37,7 @@ def attempt_rows(
         judged = [(key, mine[key]) for key in judge_keys if key in mine]
         answered = attempt.completed_at is not None and attempt.error is None
         complete = answered and len(judged) == len(judge_keys)
-        valid = [j for _, j in judged if j.error is None and j.success is not None]
+        stored = [j for _, j in judged]
         rows.append({
             "goal": result.goal,
             "goal_index": result.goal_index,
@@ -78,12 +57,8 @@ def attempt_rows(
                 key: {"success": j.success, "score": j.score, "error": j.error}
                 for key, j in judged
             },
-            "success": combine([j.success is True for j in valid], rule) if complete else None,
-            "score": (
-                rule_score([j.score for _, j in judged if j.error is None and j.score is not None],
-                           rule)
-                if complete else None
-            ),
+            "success": combine(stored, rule) if complete else None,
+            "score": rule_score(stored, rule) if complete else None,
             "cost_usd": (attempt.cost_usd or 0.0) + sum(j.cost_usd or 0.0 for _, j in judged),
         })
     return rows

@@ -44,7 +44,7 @@ from optimizers.library.serialize import evaluation_record, jsonable, trajectory
 from optimizers.registry import build_optimizer
 from tasks.budget import Budget
 from tasks.context import GoalRow, RunRef
-from tasks.rows import rule_score
+from judges import rule_score
 
 logger = logging.getLogger("siegeflow.tasks.optimize")
 

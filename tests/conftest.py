@@ -4,11 +4,14 @@ Area-specific fixtures live in each test folder's own conftest.py.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("LITELLM_LOG", "ERROR")
+# HTML reports the flows write go to a throwaway folder, not the user's data directory.
+os.environ.setdefault("SIEGEFLOW_REPORT_DIR", tempfile.mkdtemp(prefix="siegeflow-test-reports-"))
 # Prefect retries of a failed step: fast in tests (tasks read this at import).
 os.environ.setdefault("SIEGEFLOW_TASK_RETRY_DELAYS", "0.2,0.2")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reports.load import load_run
-from reports.rows import attempt_rows
+from reports.rows import build_rows
 from tests.reports.conftest import Recorded
 from tracking import EvaluationStatusEnum as Eval
 from tracking import get_backend
@@ -27,17 +27,22 @@ def test_before_and_after_runs_have_the_planned_outcomes(recorded: Recorded) -> 
         assert data.summary["asr"] == pytest.approx(2 / 5)
 
 
-def test_report_rows_equal_the_pipeline_rows_the_flow_finalized_from(recorded: Recorded) -> None:
-    """`reports.rows` rebuilds rows without Prefect; it must match `tasks.rows.build_rows`."""
-    from tasks.rows import build_rows
+def test_rows_reproduce_the_statuses_the_flow_finalized(recorded: Recorded) -> None:
+    """Reports read the same rows the flow finalized from: re-deciding every goal from them
+    gives back its stored status."""
+    from collections import defaultdict
+
+    from tracking import decide_goal
 
     backend = get_backend(recorded.db_url)
     for run_id in (recorded.before, recorded.after, recorded.hostile):
         data = load_run(backend, run_id)
-        ours = attempt_rows(backend, run_id, data.judge_keys, data.rule,
-                            backend.list_results(run_id))
-        theirs = build_rows(backend, run_id, data.judge_keys, data.rule)
-        assert ours == theirs
+        by_result: dict[str, list] = defaultdict(list)
+        for row in build_rows(backend, run_id, data.judge_keys, data.rule):
+            by_result[row["result_id"]].append(row)
+        for result in backend.list_results(run_id):
+            decided = decide_goal(by_result[result.id], data.threshold).status
+            assert decided is result.evaluation_status, (result.goal, decided)
 
 
 def test_best_row_of_a_broken_goal_is_a_successful_attempt(recorded: Recorded) -> None:
