@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
 from targets import RateLimit, TargetConfig
 from tests.ops.conftest import Cluster
 from tests.ops.faults import FLAKY_SHARD, PERMA_SHARD
+from tests.ops.support import REPO
 from tests.support.openai_server import start_server_process
 from tracking import EvaluationStatusEnum as Eval
 from tracking import StatusEnum, get_backend
@@ -132,7 +138,8 @@ def test_deployments_are_registered_with_typed_parameters(cluster: Cluster) -> N
 def test_two_workers_plain_and_sharded_runs_with_retries_and_a_shared_limit(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """A plain run and a 3-shard run at once, on one target limited to 3 requests in flight.
+    """A plain run, a 3-shard run and a 2-shard CLI run at once, on one target limited to 3
+    requests in flight.
 
     Shard FLAKY_SHARD fails its first flow attempt (Prefect retries the flow); shard PERMA_SHARD
     always fails (its goals end ERROR_TEST_FRAMEWORK, the run FAILED); every flow process fails
@@ -146,6 +153,16 @@ def test_two_workers_plain_and_sharded_runs_with_retries_and_a_shared_limit(
                               rate_limit=limit)
         plain_goals = goal_file(tmp_path / "plain.csv", 6)
         sharded_goals = goal_file(tmp_path / "faulty-sharded.csv", 9)
+        cli_goals = goal_file(tmp_path / "cli.csv", 4)
+        config = tmp_path / "cli.yaml"
+        config.write_text(yaml.safe_dump(params(target, cli_goals, db)), encoding="utf-8")
+        # A third scan at once, from the CLI: its parent runs here, its 2 shards on the workers.
+        cli_log = (tmp_path / "cli.log").open("w+")
+        cli = subprocess.Popen(  # noqa: S603 (fixed argv)
+            [str(Path(sys.executable).with_name("siegeflow")), "run", "--config", str(config),
+             "--shards", "2"], cwd=REPO, env=cluster.env, stdout=cli_log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
 
         async def go() -> tuple[Any, Any]:
             a, b = await asyncio.gather(
@@ -154,7 +171,16 @@ def test_two_workers_plain_and_sharded_runs_with_retries_and_a_shared_limit(
             )
             return tuple(await wait_final([a.id, b.id]))  # type: ignore[return-value]
 
-        plain, sharded = asyncio.run(go())
+        try:
+            plain, sharded = asyncio.run(go())
+            cli.wait(timeout=RUN_TIMEOUT_S)
+        finally:
+            if cli.poll() is None:
+                os.kill(cli.pid, signal.SIGKILL)
+                cli.wait(timeout=10)
+        cli_log.seek(0)
+        cli_out = cli_log.read()
+        cli_log.close()
         stats = server.stats()
 
     backend = get_backend(db)
@@ -193,11 +219,20 @@ def test_two_workers_plain_and_sharded_runs_with_retries_and_a_shared_limit(
     assert summary["goals_total"] == 9 and summary["asr_denominator"] == 6
     assert summary["errors"]["framework"] == 3
 
+    # -- the CLI's sharded scan: completed, one summary over both shards
+    assert cli.returncode == 0, cli_out[-3000:]
+    (run_c,) = [r for r in backend.list_runs(limit=50)
+                if ((r.parameters or {}).get("goals") or {}).get("source") == cli_goals]
+    assert run_c.status is StatusEnum.COMPLETED and run_c.id in cli_out
+    assert (run_c.summary or {})["shards"] == 2 and run_c.summary["failed_shards"] == []
+    assert run_c.summary["goals_total"] == 4
+    assert {r.evaluation_status for r in backend.list_results(run_c.id)} <= DECIDED
+
     # -- no duplicates, nothing requested twice, never more than 3 requests in flight
-    attempts = backend.list_attempts(run_a.id) + backend.list_attempts(run_b.id)
+    attempts = [a for run in (run_a, run_b, run_c) for a in backend.list_attempts(run.id)]
     keys = [(a.run_id, a.result_id, a.prompt_hash) for a in attempts]
     assert len(keys) == len(set(keys))
     answered = [a for a in attempts if a.completed_at is not None]
-    assert len(answered) == 6 * 2 + 6 * 2  # plain + the two good shards, two prompts per goal
+    assert len(answered) == (6 + 6 + 4) * 2  # plain + two good shards + CLI; 2 prompts a goal
     assert stats["chat_requests"] == len(answered)
     assert stats["max_in_flight"] == 3
