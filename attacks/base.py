@@ -66,24 +66,14 @@ ChatFn = Callable[[list[dict[str, Any]]], Awaitable[CompletionLike]]
 
 
 def chat_for_model(model: Any) -> ChatFn:
-    """Build the default model call: `targets.chat` bound to a `TargetConfig` (or a dict of one).
+    """The default model call: `targets.chat` bound to a TargetConfig (or a dict of one).
 
-    `targets` is imported here, not at module import, so techniques can be built, listed and
-    tested with injected fakes without the model stack.
+    `targets` is imported on first use, so techniques can be listed, built and tested with
+    injected fakes without the model stack.
     """
-    from targets import TargetConfig, chat
+    from targets.chat import chat_for_model as bind
 
-    if isinstance(model, TargetConfig):
-        config = model
-    elif isinstance(model, BaseModel):
-        config = TargetConfig.model_validate(model.model_dump())
-    else:
-        config = TargetConfig.model_validate(model)
-
-    async def call(messages: list[dict[str, Any]]) -> CompletionLike:
-        return await chat(config, messages)
-
-    return call
+    return bind(model)
 
 
 class TechniqueConfig(BaseModel):

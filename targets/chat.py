@@ -144,3 +144,21 @@ async def _call(
             delay,
         )
         await asyncio.sleep(delay)
+
+
+def chat_for_model(model: Any) -> Callable[[list[dict[str, Any]]], Awaitable[Completion]]:
+    """`chat` bound to one model: a `TargetConfig`, another pydantic model of its fields, or a
+    mapping. What attack techniques and judges receive as their model call."""
+    from pydantic import BaseModel
+
+    if isinstance(model, TargetConfig):
+        config = model
+    elif isinstance(model, BaseModel):
+        config = TargetConfig.model_validate(model.model_dump())
+    else:
+        config = TargetConfig.model_validate(model)
+
+    async def call(messages: list[dict[str, Any]]) -> Completion:
+        return await chat(config, messages)
+
+    return call

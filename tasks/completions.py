@@ -13,13 +13,11 @@ import asyncio
 import logging
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from targets import TargetConfig, chat
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
-from tasks.context import RunRef, TASK_RETRY_DELAYS, artifact_key
+from tasks.context import RunRef, artifact_key, pipeline_task
 from tasks.progress import StepProgress
 
 logger = logging.getLogger("siegeflow.tasks.completions")
@@ -32,13 +30,7 @@ def _target_messages(target: TargetConfig, prompt: list[dict[str, Any]]) -> list
     return prompt
 
 
-@task(
-    name="completions",
-    retries=len(TASK_RETRY_DELAYS),
-    retry_delay_seconds=TASK_RETRY_DELAYS,
-    retry_jitter_factor=0.5,
-    cache_policy=NO_CACHE,
-)
+@pipeline_task("completions")
 async def completions(
     ref: RunRef,
     target: TargetConfig,

@@ -25,6 +25,25 @@ TASK_RETRY_DELAYS = [
 ]
 
 
+def pipeline_task(name: str) -> Any:
+    """The Prefect task settings every pipeline step shares.
+
+    Retried with backoff and jitter (steps are idempotent against the store, so a retry only
+    redoes what was not recorded), and never cached: a step calls models, and its inputs
+    (a run reference) say nothing about what is already recorded.
+    """
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(
+        name=name,
+        retries=len(TASK_RETRY_DELAYS),
+        retry_delay_seconds=TASK_RETRY_DELAYS,
+        retry_jitter_factor=0.5,
+        cache_policy=NO_CACHE,
+    )
+
+
 class RunRef(BaseModel):
     """Identifies one siegeflow run: where it is stored and its id."""
 

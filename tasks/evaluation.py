@@ -12,15 +12,13 @@ import asyncio
 import logging
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from attacks import AttackPrompt, build_technique
 from flows.config import AttackSpec, JudgePanelSpec
 from judges import JudgePanel
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
-from tasks.context import RunRef, TASK_RETRY_DELAYS, artifact_key
+from tasks.context import RunRef, artifact_key, pipeline_task
 from tasks.progress import StepProgress
 
 logger = logging.getLogger("siegeflow.tasks.evaluation")
@@ -36,13 +34,7 @@ def stored_prompt(attempt: Any) -> AttackPrompt:
     )
 
 
-@task(
-    name="evaluation",
-    retries=len(TASK_RETRY_DELAYS),
-    retry_delay_seconds=TASK_RETRY_DELAYS,
-    retry_jitter_factor=0.5,
-    cache_policy=NO_CACHE,
-)
+@pipeline_task("evaluation")
 async def evaluation(
     ref: RunRef,
     attack: AttackSpec,

@@ -10,13 +10,11 @@ import asyncio
 import logging
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from attacks import AttackPrompt, build_technique
 from flows.config import AttackSpec
 from tasks.buffer import settle_all
-from tasks.context import GoalRow, RunRef, TASK_RETRY_DELAYS
+from tasks.context import GoalRow, RunRef, pipeline_task
 
 logger = logging.getLogger("siegeflow.tasks.generation")
 
@@ -32,13 +30,7 @@ def attempt_row(goal: GoalRow, prompt: AttackPrompt) -> dict[str, Any]:
     }
 
 
-@task(
-    name="generation",
-    retries=len(TASK_RETRY_DELAYS),
-    retry_delay_seconds=TASK_RETRY_DELAYS,
-    retry_jitter_factor=0.5,
-    cache_policy=NO_CACHE,
-)
+@pipeline_task("generation")
 async def generation(
     ref: RunRef, attack: AttackSpec, goals: list[GoalRow], concurrency: int = 16
 ) -> int:

@@ -17,20 +17,6 @@ from tests.optimize.responders import Script
 from tests.support.openai_server import OpenAIServer
 
 
-@pytest.fixture(scope="session")
-def prefect_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from flows.server import prefect_api
-
-    home = tmp_path_factory.mktemp("prefect-home")
-    saved = os.environ.pop("PREFECT_API_URL", None)
-    try:
-        with prefect_api(Path(home)) as url:
-            yield url
-    finally:
-        if saved is not None:
-            os.environ["PREFECT_API_URL"] = saved
-
-
 @pytest.fixture
 def script() -> Script:
     return Script()

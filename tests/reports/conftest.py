@@ -115,25 +115,6 @@ def _write_goals(path: Path, goals: list[dict[str, str]]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def prefect_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from flows.server import prefect_api
-
-    home = tmp_path_factory.mktemp("prefect-home")
-    saved = os.environ.pop("PREFECT_API_URL", None)
-    # The server's UI otherwise calls the API at the default port 4200, not the one it got: a
-    # same-origin path works on any port (the UI test opens pages served by this server).
-    os.environ["PREFECT_UI_API_URL"] = "/api"
-    try:
-        with prefect_api(Path(home)) as url:
-            os.environ.pop("PREFECT_UI_API_URL", None)
-            yield url
-    finally:
-        os.environ.pop("PREFECT_UI_API_URL", None)
-        if saved is not None:
-            os.environ["PREFECT_API_URL"] = saved
-
-
-@pytest.fixture(scope="session")
 def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the flows write their HTML reports during this session."""
     folder = tmp_path_factory.mktemp("flow-reports")
