@@ -164,8 +164,10 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
                     build_rows(backend, run_id, keys, settings.judges.rule),
                     settings.judges.success_threshold)
         console.print(f"Run id: [bold]{escape(run_id)}[/]   database: {escape(_safe_url(settings.db_url))}")
+        if summary.get("report_path"):
+            console.print(f"HTML report: {escape(summary['report_path'])}")
         console.print(f"Details: siegeflow runs show {escape(run_id)}   "
-                      f"Report: siegeflow report {escape(run_id)} -o report.html")
+                      f"Prefect UI: siegeflow ui")
     asr = summary.get("asr")
     if fail_over is not None and asr is not None and asr > fail_over:
         console.print(f"[bold red]ASR {asr:.1%} exceeds --fail-over {fail_over:.1%}[/]")

@@ -209,7 +209,10 @@ async def publish_results(
     backend = ref.backend()
     backend.update_run(ref.run_id, summary=summary, cost_usd=spent_usd)
     coordinator.log_summary()
-    await publish_run_artifacts(
+    report = await publish_run_artifacts(
         ref.run_id, summary, rows, backend.list_results(ref.run_id), backend=backend
     )
+    if report is not None:  # rendered from the stored summary above; now say where it is
+        summary["report_path"] = str(report)
+        backend.update_run(ref.run_id, summary=summary)
     return summary

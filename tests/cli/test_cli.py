@@ -121,3 +121,5 @@ def test_demo_runs_the_embedded_target_end_to_end(prefect_api_url: str, tmp_path
     assert {a.technique for a in attempts} == {"baseline", "templates", "encodings"}
     assert all(a.completed_at is not None and a.error is None for a in attempts)
     assert run.id in result.stdout
+    report = run.summary["report_path"]
+    assert Path(report).is_file() and f"HTML report: {report}" in result.stdout.replace("\n", "")
