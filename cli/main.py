@@ -217,8 +217,9 @@ def deploy(
     path = (prefect_file or Path(__file__).resolve().parents[1] / "prefect.yaml").resolve()
     if not path.is_file():
         raise _bad_input(f"no {path}")
-    # `prefect deploy` itself, with a client fix for this environment (cli/prefect_deploy.py).
-    cmd = [sys.executable, "-m", "cli.prefect_deploy", "--no-prompt", "--prefect-file", str(path)]
+    prefect_bin = Path(sys.executable).with_name("prefect")
+    cmd = [str(prefect_bin)] if prefect_bin.exists() else [sys.executable, "-m", "prefect"]
+    cmd += ["deploy", "--no-prompt", "--prefect-file", str(path)]
     cmd += [arg for n in name for arg in ("--name", n)] if name else ["--all"]
     if pool:
         cmd += ["--pool", pool]

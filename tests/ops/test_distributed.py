@@ -112,7 +112,8 @@ def test_deployments_are_registered_with_typed_parameters(cluster: Cluster) -> N
     async def read() -> dict[str, Any]:
         async with get_client() as client:
             return {n: await client.read_deployment_by_name(n) for n in (
-                "siegeflow-attack/attack", "siegeflow-attack/attack-shard")}
+                "siegeflow-attack/attack", "siegeflow-attack/attack-shard",
+                "siegeflow-optimize/optimize")}
 
     deps = asyncio.run(read())
     attack, shard = deps["siegeflow-attack/attack"], deps["siegeflow-attack/attack-shard"]
@@ -132,6 +133,9 @@ def test_deployments_are_registered_with_typed_parameters(cluster: Cluster) -> N
     assert nightly[0].parameters["resume_stale"] is True
     step = attack.pull_steps[0]["prefect.deployments.steps.set_working_directory"]
     assert step["directory"] == "{{ $SIEGEFLOW_PROJECT_DIR }}"
+    optimize = deps["siegeflow-optimize/optimize"]
+    assert optimize.work_pool_name == "siegeflow" and "optimize" in optimize.tags
+    assert {"optimizer", "target"} <= set(optimize.parameter_openapi_schema["required"])
 
 
 @pytest.mark.slow
