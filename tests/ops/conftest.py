@@ -107,7 +107,9 @@ def _wait_workers(n: int, deadline: float, procs: list[subprocess.Popen[bytes]],
     pytest.fail("workers did not come online: " + " | ".join(p.read_text()[-1500:] for p in logs))
 
 
-@pytest.fixture(scope="session")
+# Package scope: the cluster's Prefect API is this process's active API while it lives, so it
+# must be gone before later test folders record flows against the session server.
+@pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     import sqlalchemy as sa
 
