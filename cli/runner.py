@@ -134,6 +134,7 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
     from tracking import default_db_url, get_backend
 
     settings = settings.model_copy(update={"db_url": settings.db_url or default_db_url()})
+    flow_settings = settings.model_copy(update={"db_url": parameter_safe_db_url(settings.db_url)})
     bars = _ProgressBars(console)
     with contextlib.ExitStack() as stack:
         with console.status("Starting a local Prefect server (a first start migrates its DB)…"):
@@ -142,7 +143,7 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
         progress.set_listener(bars)
         try:
             with bars.progress:
-                state = asyncio.run(_run_flow(settings, resume_run_id))
+                state = asyncio.run(_run_flow(flow_settings, resume_run_id))
         finally:
             progress.set_listener(None)
     backend = get_backend(settings.db_url)
@@ -173,6 +174,21 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
         console.print(f"[bold red]ASR {asr:.1%} exceeds --fail-over {fail_over:.1%}[/]")
         return EXIT_ASR_OVER
     return EXIT_OK
+
+
+def parameter_safe_db_url(url: str) -> str | None:
+    """The store URL to pass as a flow parameter: None when it holds a password.
+
+    Flow parameters are shown in the Prefect UI and stored by the server; a password-bearing
+    URL goes to the flow through `SIEGEFLOW_DB_URL` (inherited by this process's flow runs)
+    instead, which `tracking.default_db_url()` reads.
+    """
+    from sqlalchemy.engine import make_url
+
+    if make_url(url).password is None:
+        return url
+    os.environ["SIEGEFLOW_DB_URL"] = url
+    return None
 
 
 def _safe_url(url: str) -> str:

@@ -123,3 +123,17 @@ def test_demo_runs_the_embedded_target_end_to_end(prefect_api_url: str, tmp_path
     assert run.id in result.stdout
     report = run.summary["report_path"]
     assert Path(report).is_file() and f"HTML report: {report}" in result.stdout.replace("\n", "")
+
+
+def test_a_store_url_with_a_password_never_becomes_a_flow_parameter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cli.runner import parameter_safe_db_url
+    from tracking import default_db_url
+
+    monkeypatch.delenv("SIEGEFLOW_DB_URL", raising=False)
+    plain = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    assert parameter_safe_db_url(plain) == plain
+    secret = "postgresql+psycopg://scanner:s3cret-pw@db.internal:5432/siegeflow"
+    assert parameter_safe_db_url(secret) is None
+    assert default_db_url() == secret  # the flow finds it through the environment
