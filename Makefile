@@ -9,14 +9,15 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AV
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the `uv` module of the machine's Python (installed on first use).
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: setup local demo test bench clean
+.PHONY: setup local demo test bench clean uv
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+uv:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
-setup: $(UV)
+setup: uv
 	$(UV) sync --frozen --inexact --extra dev
 
 # The demo's runtime: the prebuilt wheel from ../shared/wheels when present, else a source build.
