@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from reports.text import clean, md_escape
+from reports.text import md_escape
 from tracking import classify_row
 
 _CELL = 160
@@ -44,16 +44,21 @@ def goal_table(
     for result in sorted(results, key=lambda r: r.goal_index):
         row = best.get(result.id, {})
         verdicts = ", ".join(
-            f"{name}: {'error' if v.get('error') else ('yes' if v.get('success') else 'no')}"
+            f"{md_escape(name, 40)}: "
+            f"{'error' if v.get('error') else ('yes' if v.get('success') else 'no')}"
             for name, v in sorted((row.get("judges") or {}).items())
         )
+        # The Prefect UI renders table cells as Markdown with inline HTML: every string that
+        # came from a goal file, an attacker or the target is escaped, not just cleaned.
         table.append({
             "goal": result.goal_index,
-            "category": clean(result.category, 40),
+            "category": md_escape(result.category, 40),
             "status": result.evaluation_status.value,
-            "technique": clean(f"{row.get('technique', '')}/{row.get('variant', '')}".strip("/"), 60),
-            "best prompt": clean(row.get("prompt"), _CELL),
-            "answer": clean(row.get("response") or row.get("error"), _CELL),
+            "technique": md_escape(
+                f"{row.get('technique', '')}/{row.get('variant', '')}".strip("/"), 60
+            ),
+            "best prompt": md_escape(row.get("prompt"), _CELL),
+            "answer": md_escape(row.get("response") or row.get("error"), _CELL),
             "verdicts": verdicts,
         })
     return table

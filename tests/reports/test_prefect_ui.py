@@ -98,6 +98,14 @@ def test_artifacts_read_well_in_the_prefect_ui(
     assert "SUCCESSFUL_JAILBREAK" in text and "Sure, here is how" in text
 
 
+#: Elements built from the payloads if any of them was rendered instead of shown as text.
+_HOSTILE_ELEMENTS = """[...document.querySelectorAll('*')].filter(e =>
+    e.tagName === 'IFRAME' || (e.tagName === 'IMG' && e.getAttribute('src') === 'x') ||
+    [...e.attributes].some(a => a.name.startsWith('on') || a.value.includes('canary') ||
+                               a.value.trim().toLowerCase().startsWith('javascript:'))
+).map(e => e.outerHTML.slice(0, 120))"""
+
+
 def test_hostile_text_is_inert_and_readable_in_the_prefect_ui(
     recorded: Recorded, prefect_api_url: str, chromium: Browser, shots: Path
 ) -> None:
@@ -112,9 +120,13 @@ def test_hostile_text_is_inert_and_readable_in_the_prefect_ui(
     assert "<script>" in text and "&lt;script" not in text  # shown as text, once escaped
     assert "&#x27;" not in text and "&amp;" not in text and "\\" not in text
     assert page.evaluate("document.querySelectorAll('a[href*=canary]').length") == 0  # no links
+    assert page.evaluate(_HOSTILE_ELEMENTS) == []
     assert page.evaluate("document.title") != "PWNED"
     page.navigate(f"{ui}/artifacts/artifact/{artifacts[artifact_key(run.id, 'goals')]['id']}")
     text = _wait_text(page, "best prompt")
     page.screenshot(shots / "prefect-hostile-goals-artifact.png")
     assert "onerror" in text and page.evaluate("document.title") != "PWNED"
+    # Prefect renders table cells as Markdown with inline HTML: nothing hostile may become an
+    # element, a link or an attribute (a rendered <img> would fetch, an <a> would navigate).
+    assert page.evaluate(_HOSTILE_ELEMENTS) == [], "hostile markup rendered in the goals table"
     assert page.of("Page.javascriptDialogOpening") == []
