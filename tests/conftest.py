@@ -3,6 +3,7 @@
 Area-specific fixtures live in each test folder's own conftest.py.
 """
 
+import contextlib
 import os
 import tempfile
 
@@ -43,3 +44,48 @@ def prefect_api_url(tmp_path_factory: pytest.TempPathFactory):
     finally:
         if saved is not None:
             os.environ["PREFECT_API_URL"] = saved
+
+
+@contextlib.contextmanager
+def throwaway_postgres_database(prefix: str):
+    """A uniquely named database on the test PostgreSQL server, dropped afterwards.
+
+    CI must reach the server: an unreachable one fails the test, it never skips.
+    """
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {exc}")
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        from tracking.store import _BACKENDS  # close pooled connections before dropping
+
+        backend = _BACKENDS.pop(url, None)
+        if backend is not None:
+            backend.close()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """One throwaway PostgreSQL database for the session."""
+    with throwaway_postgres_database("siegeflow_session") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url():
+    """A throwaway PostgreSQL database for one test (when it needs an empty store)."""
+    with throwaway_postgres_database("siegeflow_test") as url:
+        yield url
