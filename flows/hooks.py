@@ -13,15 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from flows.run_record import attach_coordinator
 from tracking import StatusEnum, default_db_url, get_backend
 
 logger = logging.getLogger("siegeflow.flows")
-
-
-def attach_coordinator(*args: Any, **kwargs: Any) -> Any:
-    from flows.run_record import attach_coordinator as attach
-
-    return attach(*args, **kwargs)
 
 
 def _runs_of(flow_run: Any) -> tuple[Any, list[Any]]:
