@@ -295,7 +295,7 @@ def ensure_server(home: Path, *, port: int = 0,
 
 def _reuse_port(record: ServerRecord | None) -> int:
     """The last server's port when it is free again (bookmarks keep working), else 0."""
-    return record.port if record and _port_free(record.port) else 0
+    return record.port if record and record.port >= 1024 and _port_free(record.port) else 0
 
 
 def _start_background(home: Path, port: int, startup_timeout_s: float) -> ServerRecord:
