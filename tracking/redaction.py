@@ -12,7 +12,8 @@ Rules (documented because users rely on them):
   Exceptions that keep the data useful without carrying a secret: ``None`` stays ``None``;
   numbers and booleans under names that match only ``key``/``token`` are kept (``max_tokens:
   256`` and ``prompt_tokens: 12`` are counts; a numeric ``password`` is still redacted); the
-  exact key names in ``NON_SECRET_KEYS`` (``keywords``, ``tokenizer``) are ordinary keys.
+  exact key names in ``NON_SECRET_KEYS`` (``keywords``, ``tokenizer``, a run summary's
+  ``judge_keys``: the judges that decided it) are ordinary keys; their strings are still scanned.
 * Inside every string, things that look like credentials are replaced wherever they appear:
   ``Bearer <token>``, ``sk-...`` style API keys, GitHub/Slack/AWS/Google/Hugging Face tokens,
   JWTs, the password part of ``scheme://user:password@host`` URLs, ``key=value`` pairs whose
@@ -51,7 +52,7 @@ SECRET_KEY_PATTERN = re.compile(
     r"key|token|secret|password|passwd|authorization|cookie|credential", re.IGNORECASE
 )
 #: Exact key names (lower-case) that match the pattern but never hold a credential.
-NON_SECRET_KEYS = frozenset({"keywords", "keyword", "tokenizer"})
+NON_SECRET_KEYS = frozenset({"keywords", "keyword", "tokenizer", "judge_keys"})
 #: Names that are secret whatever their value type (a numeric password is still a password).
 _ALWAYS_SECRET = re.compile(r"secret|password|passwd|authorization|cookie|credential", re.I)
 
