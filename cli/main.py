@@ -135,11 +135,23 @@ def run(
 
 
 @app.command()
-def resume(run_id: str, db: DbOption = None) -> None:
+def resume(
+    run_id: str,
+    db: DbOption = None,
+    retry_errors: Annotated[
+        bool, typer.Option("--retry-errors", help="Also re-request attempts that ended as "
+                           "target errors (429/5xx/timeouts after backoff), within the budget.")
+    ] = False,
+    api_key_env: Annotated[
+        Optional[str], typer.Option(help="NAME of the env var holding the target's key (for "
+                                    "runs recorded with it redacted).")
+    ] = None,
+) -> None:
     """Finish an interrupted run: keep every recorded completion and judgment, do the rest."""
     from cli.runner import resume_run
 
-    raise typer.Exit(resume_run(run_id, db_url=_db(db), console=console))
+    raise typer.Exit(resume_run(run_id, db_url=_db(db), console=console,
+                                retry_errors=retry_errors, api_key_env=api_key_env))
 
 
 @app.command()
