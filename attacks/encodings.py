@@ -77,7 +77,7 @@ class Encodings(Technique[EncodingsConfig]):
     async def generate(self, goal: Goal, attacker: Any = None) -> list[AttackPrompt]:
         prompts = []
         for variant in self.config.variants:
-            encoded = encode(variant, goal.text)
+            encoded = encode(variant, goal.request)
             answer = (
                 f"Write your entire answer {_ANSWER_STYLE[variant]} as well, and nothing else."
                 if self.config.answer_in_encoding
