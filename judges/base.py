@@ -97,6 +97,8 @@ class Judge(ABC, Generic[C]):
     name: ClassVar[str] = ""
     Config: ClassVar[type[JudgeConfig]] = JudgeConfig
     needs_model: ClassVar[bool] = False
+    #: True when `evaluate` takes `context=` (a contextual goal's context, apart from its text).
+    takes_context: bool = False
 
     def __init__(self, config: C | None = None, *, label: str | None = None) -> None:
         self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]

@@ -15,6 +15,7 @@ run before it starts, naming the file, line and placeholder.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from pathlib import Path
@@ -41,9 +42,9 @@ class TemplateError(ValueError):
     """A judge template file that cannot be used (missing, unreadable, bad placeholder)."""
 
 
-def check_template(source: str, where: str) -> None:
-    """Raise TemplateError naming `where` and the line for an unknown placeholder, a stray
-    brace, or a template that never shows the judge the response."""
+def check_template(source: str, where: str) -> set[str]:
+    """The placeholders `source` uses; TemplateError naming `where` and the line for an unknown
+    placeholder, a stray brace, or a template that never shows the judge the response."""
     seen: set[str] = set()
     for match in _TOKEN.finditer(source):
         token, name = match.group(0), match.group(1)
@@ -64,6 +65,7 @@ def check_template(source: str, where: str) -> None:
     if "response" not in seen:
         raise TemplateError(f"{where}: the template has no {{response}} placeholder, so the "
                             "judge would never see the answer it judges")
+    return seen
 
 
 def render(source: str, values: dict[str, str]) -> str:
@@ -270,6 +272,12 @@ class TemplateJudge(ModelJudge[TemplateJudgeConfig]):
     """Your prompt template (chat or text completion) + a yes/no-word or regex-score parse."""
 
     Config = TemplateJudgeConfig
+
+    @functools.cached_property
+    def takes_context(self) -> bool:  # type: ignore[override]
+        """The template has a `{context}` slot: a run then passes a contextual goal's context
+        apart from its behaviour (else the goal text carries both)."""
+        return "context" in check_template(self.config.source, self.config.template)
 
     def messages(self, goal: str, prompt: str, response: str) -> list[dict[str, Any]]:
         return self.render(goal=goal, prompt=prompt, response=response)
