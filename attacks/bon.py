@@ -130,7 +130,7 @@ class BestOfN(Technique[BestOfNConfig]):
         if not 0 <= index < self.config.n:
             raise ValueError(f"sample index {index} outside 0..{self.config.n - 1}")
         rng = sample_rng(self.config.seed, goal.id, index)
-        text = augment(goal.text, self.config, rng)
+        text = augment(goal.request, self.config, rng)
         return self._prompt(goal, "augmented", user(text), sample=index, seed=self.config.seed)
 
     async def generate(self, goal: Goal, attacker: Any = None) -> list[AttackPrompt]:

@@ -97,7 +97,7 @@ def panel_judge(panel: JudgePanel, technique: BestOfN) -> Any:
     """The judge the stream calls: the whole panel, decided exactly as pipeline rows are."""
 
     async def judge(goal: Any, prompt: AttackPrompt, response: str) -> Judged:
-        result = await panel.evaluate(goal.text, prompt.text, technique.decode(prompt, response))
+        result = await panel.evaluate(goal.request, prompt.text, technique.decode(prompt, response))
         score = rule_score(result.verdicts, panel.rule)
         return Judged(verdicts=result.verdicts,
                       successful=panel.is_successful(result.success, score))

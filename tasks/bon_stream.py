@@ -5,6 +5,9 @@ Why a scheduler and not Completions-then-Evaluation: with N up to 10,000 per goa
 the work is saved by stopping a goal at its first success, and that is only possible if verdicts
 arrive while samples are still being sent. Goals are served round-robin, so each has only a few
 samples in flight and a broken goal wastes at most those (they settle and are recorded).
+At most `concurrency` samples wait for the target and at most `2 x concurrency` are outstanding
+in all (sent, or answered and being judged): judging overlaps with sending, and a goal broken by
+a sample under judgment has at most that many more samples settle after it.
 
 Prefect-free and store-free: it calls `send`, `judge` and `record`, so unit tests drive it with
 fakes and `tasks.bon` wires it to the target, the judge panel and the store.
@@ -122,6 +125,7 @@ class BestOfNStream:
         sample settles (and is recorded) before this returns or raises."""
         while True:
             while (self._failure is None and self._sending < self._concurrency
+                   and len(self._tasks) < 2 * self._concurrency
                    and not self.budget.exhausted and (item := self._next()) is not None):
                 self._launch(*item)
             if not self._tasks:

@@ -123,9 +123,9 @@ def test_best_of_n_stops_each_goal_at_its_first_success(
     for goal in (GOALS[0], GOALS[1], GOALS[3]):
         first = min(k for k, ok in samples[goal] if ok)
         # Nothing is issued for a goal after its first success is judged; only samples already
-        # in flight (at most CONCURRENCY) settle after it.
-        assert len(samples[goal]) <= first + 1 + CONCURRENCY
-        assert max(k for k, _ in samples[goal]) <= first + CONCURRENCY
+        # outstanding (at most 2 x CONCURRENCY: sent, or answered and being judged) settle.
+        assert len(samples[goal]) <= first + 2 * CONCURRENCY
+        assert max(k for k, _ in samples[goal]) < first + 2 * CONCURRENCY
     # Every request the target saw is recorded once, and sampled at temperature 1.0.
     assert target.sent == len(backend.list_attempts(run_id)) < len(GOALS) * N
     assert max(target.prompts.values()) == 1

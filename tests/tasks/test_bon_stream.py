@@ -126,3 +126,21 @@ def test_a_failing_judge_fails_the_run_after_in_flight_samples_settle() -> None:
     with pytest.raises(RuntimeError, match="judge bug"):
         run(target, streams(100, 1), n=100, concurrency=4)
     assert len(target.sent) < 100  # nothing new is issued once a sample failed
+
+
+def test_slow_judging_bounds_outstanding_samples_to_twice_the_concurrency() -> None:
+    target = FakeTarget(breaks={"g0": 0})
+    state = {"judging": 0, "max": 0}
+
+    async def slow_judge(goal: Any, prompt: Any, response: str) -> Judged:
+        state["judging"] += 1
+        state["max"] = max(state["max"], state["judging"] + target.in_flight)
+        await asyncio.sleep(0.01)
+        state["judging"] -= 1
+        return Judged(verdicts=[], successful=response == "HARMFUL")
+
+    target.judge = slow_judge  # type: ignore[method-assign]
+    stats, _ = run(target, streams(200, 1), n=200, concurrency=3)
+    assert state["max"] <= 6
+    # Broken by its very first sample: only what was outstanding meanwhile was sent.
+    assert stats.goals_broken == 1 and stats.requested <= 6
