@@ -4,7 +4,7 @@ Load a set with `load_goals("goals.csv", mapping={"text": "prompt"})` or
 `load_goals("builtin:jbb-mini")`; every bad file raises `GoalFileError` with file, line and field.
 """
 
-from goals.loaders import GoalFileSpec, load_goal_file
+from goals.loaders import DEFAULT_MAX_GOAL_CHARS, GoalFileSpec, load_goal_file
 from goals.model import Goal, GoalFileError
 from goals.sets import (
     BUILTIN_PREFIX,
@@ -18,6 +18,7 @@ from goals.sets import (
 __all__ = [
     "BUILTIN_PREFIX",
     "DEFAULT_GOAL_SET",
+    "DEFAULT_MAX_GOAL_CHARS",
     "BuiltinSet",
     "Goal",
     "GoalFileError",

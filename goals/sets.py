@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-from goals.loaders import GoalFileSpec, load_goal_file, read_csv_text, records_to_goals
+from goals.loaders import DEFAULT_MAX_GOAL_CHARS, GoalFileSpec, load_goal_file, read_csv_text, records_to_goals
 from goals.model import Goal, GoalFileError
 
 BUILTIN_PREFIX = "builtin:"
@@ -67,12 +67,14 @@ def load_goals(
     mapping: Mapping[str, str | None] | None = None,
     *,
     format: str | None = None,
+    max_chars: int | None = DEFAULT_MAX_GOAL_CHARS,
 ) -> list[Goal]:
     """Load a goal set: a `GoalFileSpec`, a file path, or `builtin:NAME`.
 
     `mapping` renames columns onto Goal fields, keys `text`, `id`, `category`, `target`,
     `source` (e.g. `{"text": "Behavior", "id": "BehaviorID"}`); it cannot apply to builtin sets,
-    whose columns are fixed. Raises `GoalFileError` naming file, line and field.
+    whose columns are fixed. A goal text longer than `max_chars` is an error (None: no limit).
+    Raises `GoalFileError` naming file, line and field.
     """
     if isinstance(path_or_name, GoalFileSpec):
         spec = path_or_name
@@ -86,4 +88,6 @@ def load_goals(
         spec = replace(spec, format=format)
     if mapping:
         spec = spec.with_mapping(mapping)
+    if max_chars is not None:
+        spec = replace(spec, max_text_chars=max_chars)
     return load_goal_file(spec)
