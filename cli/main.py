@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from cli import output
+from cli.goals_cmd import goals_app
 
 for _key, _value in {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+app.add_typer(goals_app, name="goals")
 console = Console()
 err = Console(stderr=True)
 
@@ -105,7 +107,12 @@ def run(
     ] = None,
     judge_api_base: Annotated[Optional[str], typer.Option(help="Judge endpoint.")] = None,
     rule: Annotated[Optional[str], typer.Option(help="any | majority | all")] = None,
-    goals: Annotated[Optional[str], typer.Option(help="Goal file or builtin:NAME.")] = None,
+    goals: Annotated[
+        Optional[str], typer.Option(help="Goal file, builtin:NAME or a preset (`siegeflow goals`).")
+    ] = None,
+    goals_path: Annotated[
+        Optional[str], typer.Option(help="Folder holding presets' published files.")
+    ] = None,
     limit: Annotated[Optional[int], typer.Option(help="Attack only the first N goals.")] = None,
     concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests.")] = None,
     budget: Annotated[Optional[float], typer.Option(help="Stop past this many USD.")] = None,
@@ -138,7 +145,7 @@ def run(
             config=config, target=target, api_base=api_base, api_key_env=api_key_env,
             system_prompt=system_prompt, attack=attack, attack_options=attack_option or [],
             judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
-            rule=rule, goals=goals, limit=limit, concurrency=concurrency, budget=budget,
+            rule=rule, goals=goals, goals_path=goals_path, limit=limit, concurrency=concurrency, budget=budget,
             optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
             max_goal_chars=max_goal_chars, max_response_chars=max_response_chars,
         )

@@ -79,6 +79,8 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     goals = dict(base.get("goals") or {})
     if flags.get("goals"):
         goals["source"] = flags["goals"]
+    if flags.get("goals_path"):
+        goals["path"] = flags["goals_path"]
     if flags.get("limit") is not None:
         goals["limit"] = flags["limit"]
     if flags.get("max_goal_chars") is not None:

@@ -12,7 +12,8 @@ Rules (documented because users rely on them):
   Exceptions that keep the data useful without carrying a secret: ``None`` stays ``None``;
   numbers and booleans under names that match only ``key``/``token`` are kept (``max_tokens:
   256`` and ``prompt_tokens: 12`` are counts; a numeric ``password`` is still redacted); the
-  exact key names in ``NON_SECRET_KEYS`` (``keywords``, ``tokenizer``) are ordinary keys.
+  exact key names in ``NON_SECRET_KEYS`` (``keywords``, ``tokenizer``, a run summary's
+  ``judge_keys``: the judges that decided it) are ordinary keys; their strings are still scanned.
 * A key ending in ``_env`` (``api_key_env``) holds the NAME of an environment variable, which
   is not a secret and is what `siegeflow resume` needs to call the target again: a value shaped
   like a variable name (``OPENAI_API_KEY``) is kept; a value that looks like a key pasted into
@@ -55,7 +56,7 @@ SECRET_KEY_PATTERN = re.compile(
     r"key|token|secret|password|passwd|authorization|cookie|credential", re.IGNORECASE
 )
 #: Exact key names (lower-case) that match the pattern but never hold a credential.
-NON_SECRET_KEYS = frozenset({"keywords", "keyword", "tokenizer"})
+NON_SECRET_KEYS = frozenset({"keywords", "keyword", "tokenizer", "judge_keys"})
 #: Names that are secret whatever their value type (a numeric password is still a password).
 _ALWAYS_SECRET = re.compile(r"secret|password|passwd|authorization|cookie|credential", re.I)
 
