@@ -7,6 +7,7 @@ dicts with `build_technique(name, config)`; importing this package registers the
 from attacks import (  # noqa: F401  (registration)
     advprefix,
     baseline,
+    bon,
     ciphers,
     compose,
     encodings,

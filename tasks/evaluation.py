@@ -35,8 +35,8 @@ def stored_prompt(attempt: Any) -> AttackPrompt:
     )
 
 
-async def _judge(judge: Any, technique: Any, goal: str, prompt: AttackPrompt,
-                 response: str) -> Verdict:
+async def _judge(judge: Any, technique: Any, goal: str, context: str | None,
+                 prompt: AttackPrompt, response: str) -> Verdict:
     """One judge on one answer, decoded first; an answer that cannot be decoded (a translation
     back failed) is that judgment's error, not a verdict."""
     try:
@@ -44,7 +44,9 @@ async def _judge(judge: Any, technique: Any, goal: str, prompt: AttackPrompt,
     except DecodeError as exc:
         return Verdict(judge=judge.label, success=None, score=None, raw=None,
                        error=f"decode: {exc}")
-    return await judge.evaluate(goal, prompt.text, decoded)
+    if judge.takes_context:
+        return await judge.evaluate(goal, prompt.text, decoded, context=context)
+    return await judge.evaluate(with_context(goal, context), prompt.text, decoded)
 
 
 @pipeline_task("evaluation")
@@ -71,9 +73,10 @@ async def evaluation(
     ):
         panel = JudgePanel.from_config(judges)
         technique = build_technique(attack.name, attack.options)
-        # Judges read the goal as the target was asked it: with its context, if it has one.
+        # Judges read the goal as the target was asked it: with its context, if it has one
+        # (a judge with a context slot of its own gets the two apart).
         goals = {
-            r.id: with_context(r.goal, (r.goal_metadata or {}).get("context"))
+            r.id: (r.goal, (r.goal_metadata or {}).get("context"))
             for r in backend.list_results(ref.run_id)
         }
         done = {(j.attempt_id, j.judge) for j in backend.list_judgments(run_id=ref.run_id)}
@@ -97,7 +100,8 @@ async def evaluation(
                     stats["skipped_budget"] += 1
                     verdict = None
                 else:
-                    verdict = await _judge(judge, technique, goals[attempt.result_id], prompt,
+                    goal, context = goals[attempt.result_id]
+                    verdict = await _judge(judge, technique, goal, context, prompt,
                                            attempt.response)
             if verdict is not None:
                 budget.add(verdict.cost_usd)
