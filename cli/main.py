@@ -52,14 +52,32 @@ DbOption = Annotated[
 
 
 def _db(url: str | None) -> str:
-    from tracking import default_db_url
+    """The store URL (flag, else $SIEGEFLOW_DB_URL, else the SQLite file), checked: exit 2."""
+    from tracking import DB_URL_ENV, StoreUrlError, check_store_url, default_db_url
 
-    return url or default_db_url()
+    try:
+        return check_store_url(url or default_db_url())
+    except StoreUrlError as exc:
+        raise _bad_input(f"{'--db' if url else '$' + DB_URL_ENV}: {exc}") from None
 
 
 def _bad_input(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {output.escape(message)}")
     return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _explain(exc: ValueError) -> str:
+    """One line per problem: a pydantic error as `field: message`, anything else as is."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = ["invalid run settings:"]
+    for problem in exc.errors():
+        loc = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {loc}: {message}" if loc else f"  - {message}")
+    return "\n".join(lines)
 
 
 @app.command()
@@ -114,6 +132,13 @@ def run(
         typer.Option(help="Split the goals over N flow runs of the attack-shard deployment, run "
                           "by the pool's workers (needs PREFECT_API_URL; docs/operations.md)."),
     ] = None,
+    max_goal_chars: Annotated[
+        Optional[int], typer.Option(help="A longer goal text is an input error (default 20000).")
+    ] = None,
+    max_response_chars: Annotated[
+        Optional[int], typer.Option(help="Answers longer than this are stored truncated "
+                                    "(default 100000).")
+    ] = None,
 ) -> None:
     """Attack a target: flags, or a YAML config (`--config`) that flags then override."""
     from cli.runner import build_settings, run_settings
@@ -125,9 +150,11 @@ def run(
             judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
             rule=rule, goals=goals, goals_path=goals_path, limit=limit, concurrency=concurrency, budget=budget,
             optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
+            max_goal_chars=max_goal_chars, max_response_chars=max_response_chars,
         )
     except ValueError as exc:  # ConfigFileError, GoalFileError, pydantic ValidationError
-        raise _bad_input(str(exc)) from None
+        raise _bad_input(_explain(exc)) from None
+    _db(settings.db_url)  # the store named by the flag, the file or $SIEGEFLOW_DB_URL
     if settings.shards > 1:
         if settings.optimizer:
             raise _bad_input("--shards applies to attack runs, not to optimizer runs")

@@ -45,7 +45,8 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     base: dict[str, Any] = load_run_settings(config).model_dump() if config else {}
     target = dict(base.get("target") or {})
     for flag, key in (("target", "model"), ("api_base", "api_base"), ("api_key_env", "api_key_env"),
-                      ("system_prompt", "system_prompt")):
+                      ("system_prompt", "system_prompt"),
+                      ("max_response_chars", "max_response_chars")):
         if flags.get(flag) is not None:
             target[key] = flags[flag]
     if not target.get("model"):
@@ -83,6 +84,8 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         goals["path"] = flags["goals_path"]
     if flags.get("limit") is not None:
         goals["limit"] = flags["limit"]
+    if flags.get("max_goal_chars") is not None:
+        goals["max_goal_chars"] = flags["max_goal_chars"]
     base["goals"] = goals
     for flag, key in (("concurrency", "concurrency"), ("budget", "budget_usd"), ("db", "db_url"),
                       ("optimizer", "optimizer"), ("shards", "shards")):
@@ -92,6 +95,10 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         base.setdefault("optimizer_options", {})["max_runs"] = flags["max_runs"]
     settings = RunSettings.model_validate(base)
     settings.goals.load()  # a bad goal file fails here, before anything is recorded
+    if not settings.optimizer:  # so does a bad technique option (TechniqueError: exit 2)
+        from attacks import build_technique
+
+        build_technique(settings.attack.name, settings.attack.options)
     return settings
 
 
