@@ -95,6 +95,10 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         base.setdefault("optimizer_options", {})["max_runs"] = flags["max_runs"]
     settings = RunSettings.model_validate(base)
     settings.goals.load()  # a bad goal file fails here, before anything is recorded
+    if not settings.optimizer:  # so does a bad technique option (TechniqueError: exit 2)
+        from attacks import build_technique
+
+        build_technique(settings.attack.name, settings.attack.options)
     return settings
 
 
