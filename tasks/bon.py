@@ -121,6 +121,7 @@ async def best_of_n(
         recorded = recorded_samples(backend, ref.run_id, panel)
         streams = [
             GoalStream(result_id=g.result_id, goal=g.to_goal(), broken=recorded[g.result_id].broken,
+                       stop_when_broken=config.early_stop,
                        todo=_todo(config.n, recorded[g.result_id].indices))
             for g in goals
         ]
