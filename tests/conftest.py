@@ -13,6 +13,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("LITELLM_LOG", "ERROR")
 # HTML reports the flows write go to a throwaway folder, not the user's data directory.
 os.environ.setdefault("SIEGEFLOW_REPORT_DIR", tempfile.mkdtemp(prefix="siegeflow-test-reports-"))
+# A command that runs a flow without a configured Prefect API starts the data directory's
+# background server: in tests that directory is a throwaway one, stopped at session end.
+os.environ["SIEGEFLOW_PREFECT_HOME"] = (tempfile.mkdtemp(prefix="siegeflow-test-prefect-"))
 # Prefect retries of a failed step: fast in tests (tasks read this at import).
 os.environ.setdefault("SIEGEFLOW_TASK_RETRY_DELAYS", "0.2,0.2")
 
@@ -25,6 +28,15 @@ POSTGRES_ADMIN_URL = os.environ.get(
 import pytest  # noqa: E402
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop (by its recorded PID) a background server some test's command left running."""
+    from pathlib import Path
+
+    from flows.server import stop_server
+
+    stop_server(Path(os.environ["SIEGEFLOW_PREFECT_HOME"]))
+
+
 @pytest.fixture(scope="session")
 def prefect_api_url(tmp_path_factory: pytest.TempPathFactory):
     """One real Prefect server for the whole session, started on first use.
@@ -34,12 +46,12 @@ def prefect_api_url(tmp_path_factory: pytest.TempPathFactory):
     """
     from pathlib import Path
 
-    from flows.server import prefect_api
+    from flows.server import private_prefect_api
 
     home = tmp_path_factory.mktemp("prefect-home")
     saved = os.environ.pop("PREFECT_API_URL", None)
     try:
-        with prefect_api(Path(home)) as url:
+        with private_prefect_api(Path(home)) as url:
             yield url
     finally:
         if saved is not None:
