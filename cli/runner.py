@@ -25,6 +25,8 @@ from flows.config import (
 )
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_ASR_OVER, EXIT_ERRORS = 0, 1, 2, 3, 4
+#: Goals listed when a run ends (all of them: `siegeflow runs show RUN_ID`).
+GOALS_SHOWN = 40
 
 
 def prefect_home() -> Path:
@@ -196,9 +198,12 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
         from reports.rows import build_rows
 
         keys = summary.get("judge_keys") or [j.key for j in settings.judges.judges]
-        print_goals(console, backend.list_results(run_id),
-                    build_rows(backend, run_id, keys, settings.judges.rule),
-                    settings.judges.success_threshold)
+        left_out = print_goals(console, backend.list_results(run_id),
+                               build_rows(backend, run_id, keys, settings.judges.rule),
+                               settings.judges.success_threshold, limit=GOALS_SHOWN)
+        if left_out:
+            console.print(f"{left_out} more goal(s) not shown (broken goals come first): "
+                          f"siegeflow runs show {escape(run_id)}")
         console.print(f"Run id: [bold]{escape(run_id)}[/]   database: {escape(_safe_url(settings.db_url))}")
         if summary.get("report_path"):
             console.print(f"HTML report: {escape(summary['report_path'])}")
