@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from cli import output
+from cli.judges_cmd import judges_app
 
 for _key, _value in {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+app.add_typer(judges_app, name="judges")
 console = Console()
 err = Console(stderr=True)
 
@@ -234,7 +236,10 @@ def runs_list(
     """Recorded runs, newest first."""
     from tracking import get_backend
 
-    output.print_runs(console, get_backend(_db(db)).list_runs(limit=limit))
+    from judges.citation import store_lookup
+
+    backend = get_backend(_db(db))
+    output.print_runs(console, backend.list_runs(limit=limit), store_lookup(backend))
 
 
 @runs_app.command("show")
@@ -348,14 +353,16 @@ def report(
 
 
 def _report_exit(data, fail_over: float | None) -> int:  # noqa: ANN001
-    from reports.figures import headline, pct
+    from reports.figures import asr_text, headline, pct
 
     if data.failed:
         err.print(f"[bold red]run {output.escape(data.run_id)} is {data.run.status.value}[/]")
         return EXIT_RUN_FAILED
     asr = headline(data).overall.asr
     if fail_over is not None and asr is not None and asr > fail_over:
-        err.print(f"[bold red]ASR {pct(asr)} exceeds --fail-over {pct(fail_over)}[/]")
+        o = headline(data).overall
+        err.print(f"[bold red]ASR {output.escape(asr_text(o.broken, o.judged))} exceeds "
+                  f"--fail-over {pct(fail_over)}[/]")
         return EXIT_ASR_OVER
     return EXIT_OK
 
@@ -413,14 +420,6 @@ def optimizers() -> None:
     from optimizers.registry import list_optimizers
 
     output.print_registry(console, "Optimizers", list_optimizers())
-
-
-@app.command()
-def judges() -> None:
-    """Registered judges and their options."""
-    from judges import list_judges
-
-    output.print_registry(console, "Judges", list_judges())
 
 
 def main() -> None:

@@ -156,7 +156,10 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
         return EXIT_RUN_FAILED
     summary = state.result() if state.is_completed() else {}
     run_id = summary.get("run_id")
-    print_summary(console, summary)
+    from judges.citation import cite, store_lookup
+
+    citation = cite(settings.judges.judges, settings.judges.rule, store_lookup(backend))
+    print_summary(console, summary, citation)
     if run_id:
         from reports.rows import build_rows
 
@@ -171,7 +174,10 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
                       f"Prefect UI: siegeflow ui")
     asr = summary.get("asr")
     if fail_over is not None and asr is not None and asr > fail_over:
-        console.print(f"[bold red]ASR {asr:.1%} exceeds --fail-over {fail_over:.1%}[/]")
+        from reports.figures import summary_asr_text
+
+        console.print(f"[bold red]ASR {escape(summary_asr_text(summary))} exceeds --fail-over "
+                      f"{fail_over:.1%}[/]")
         return EXIT_ASR_OVER
     return EXIT_OK
 
