@@ -86,6 +86,7 @@ def _goal_rows(results: list[Any]) -> list[GoalRow]:
         GoalRow(
             result_id=r.id, goal_id=r.goal_id or f"goal-{r.goal_index}", index=r.goal_index,
             text=r.goal, category=r.category, target=(r.goal_metadata or {}).get("target"),
+            context=(r.goal_metadata or {}).get("context"),
         )
         for r in results
     ]

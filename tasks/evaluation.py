@@ -15,6 +15,7 @@ from typing import Any
 
 from attacks import AttackPrompt, build_technique
 from flows.config import AttackSpec, JudgePanelSpec
+from goals import with_context
 from judges import JudgePanel
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
@@ -58,7 +59,11 @@ async def evaluation(
     ):
         panel = JudgePanel.from_config(judges)
         technique = build_technique(attack.name, attack.options)
-        goals = {r.id: r.goal for r in backend.list_results(ref.run_id)}
+        # Judges read the goal as the target was asked it: with its context, if it has one.
+        goals = {
+            r.id: with_context(r.goal, (r.goal_metadata or {}).get("context"))
+            for r in backend.list_results(ref.run_id)
+        }
         done = {(j.attempt_id, j.judge) for j in backend.list_judgments(run_id=ref.run_id)}
         mine = None if result_ids is None else set(result_ids)
         answered = [
