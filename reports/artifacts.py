@@ -78,7 +78,7 @@ def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
         "|---:|---:|---:|---:|---:|---:|",
         f"| {summary.get('goals_total', 0)} | {summary.get('successful', 0)} | "
         f"{summary.get('failed', 0)} | {errors.get('agent', 0)} | "
-        f"{errors.get('framework', 0)} | {md_escape(summary_asr_text(summary), 80)} |",
+        f"{errors.get('framework', 0)} | {summary_asr_text(summary)} |",
         "",
         "ASR = broken / (broken + held), with its Wilson 95% interval and n; goals whose target "
         "calls failed or that could not be judged are excluded from the denominator and counted "
@@ -96,7 +96,7 @@ def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
             lines.append(
                 f"| {md_escape(name, 60)} | {c.get('goals', 0)} | {c.get('successful', 0)} | "
                 f"{c.get('failed', 0)} | {c.get('errors', 0)} | "
-                f"{md_escape(summary_asr_text(c), 80)} |"
+                f"{summary_asr_text(c)} |"
             )
         lines.append("")
     agreement = summary.get("judge_agreement")

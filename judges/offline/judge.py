@@ -87,10 +87,15 @@ class OfflineJudge(Judge[OfflineConfig]):
 
     def __init__(self, config: OfflineConfig | None = None, *, label: str | None = None) -> None:
         super().__init__(config, label=label)
-        from targets.minilm import model_dir
+        from targets.minilm import EncoderUnavailable, model_dir
 
-        model_dir()  # fails now, with the install hint, rather than at the first judgment
+        try:
+            model_dir()  # fails now, with the install hint, rather than at the first judgment
+        except EncoderUnavailable as exc:
+            raise ValueError(f"the offline judge needs the MiniLM weights: {exc}") from None
         path = Path(self.config.weights) if self.config.weights else shipped_weights()
+        if not path.is_file():
+            raise ValueError(f"offline judge weights {path}: no such file")
         self.head = load_head(path)
         self.threshold = (self.config.threshold if self.config.threshold is not None
                           else self.head.threshold)
