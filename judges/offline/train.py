@@ -6,10 +6,12 @@ never sit on both sides of a fold; synthetic echo examples join the training sid
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from judges.labels import LabelledItem, LabelSet
@@ -38,12 +40,46 @@ class Features:
         return np.array([i.label for i in self.items], np.float64)
 
 
-def featurise(items: Sequence[LabelledItem], encoder: Any | None = None) -> Features:
-    """Feature rows for `items` (the MiniLM encoder is the shared one unless given)."""
-    if encoder is None:
-        from targets.minilm import shared_encoder
+class DiskCachedEncoder:
+    """MiniLM embeddings cached on disk by text hash: training and the bench embed the same
+    few thousand texts on every run, and encoding them is minutes of CPU."""
 
-        encoder = shared_encoder()
+    def __init__(self, encoder: Any, folder: Path) -> None:
+        self.encoder, self.path = encoder, folder / "minilm-embeddings.npz"
+        self._vectors: dict[str, Any] = {}
+        if self.path.is_file():
+            import numpy as np
+
+            with np.load(self.path) as data:
+                self._vectors = {k: data[k] for k in data.files}
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        keys = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
+        todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}
+        if todo:
+            for key, vector in zip(todo, self.encoder.encode(list(todo.values())), strict=True):
+                self._vectors[key] = vector
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("wb") as handle:
+                np.savez(handle, **self._vectors)
+        return np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, 384))
+
+
+def default_encoder() -> Any:
+    """The shared MiniLM encoder behind a disk cache in the user cache folder."""
+    from platformdirs import user_cache_dir
+
+    from targets.minilm import shared_encoder
+
+    return DiskCachedEncoder(shared_encoder(), Path(user_cache_dir("siegeflow")))
+
+
+def featurise(items: Sequence[LabelledItem], encoder: Any | None = None) -> Features:
+    """Feature rows for `items` (the cached shared MiniLM encoder unless given)."""
+    if encoder is None:
+        encoder = default_encoder()
     matrix = feature_matrix([i.goal for i in items], [i.judge_prompt for i in items],
                             [i.response for i in items], encoder)
     return Features(items=list(items), matrix=matrix)
