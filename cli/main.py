@@ -18,6 +18,7 @@ from rich.console import Console
 from cli import output
 from cli.goals_cmd import goals_app
 from cli.judges_cmd import judges_app
+from cli.server import server_app, ui
 
 for _key, _value in {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -41,6 +42,8 @@ runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(goals_app, name="goals")
 app.add_typer(judges_app, name="judges")
+app.add_typer(server_app, name="server")
+app.command()(ui)
 console = Console()
 err = Console(stderr=True)
 
@@ -51,14 +54,32 @@ DbOption = Annotated[
 
 
 def _db(url: str | None) -> str:
-    from tracking import default_db_url
+    """The store URL (flag, else $SIEGEFLOW_DB_URL, else the SQLite file), checked: exit 2."""
+    from tracking import DB_URL_ENV, StoreUrlError, check_store_url, default_db_url
 
-    return url or default_db_url()
+    try:
+        return check_store_url(url or default_db_url())
+    except StoreUrlError as exc:
+        raise _bad_input(f"{'--db' if url else '$' + DB_URL_ENV}: {exc}") from None
 
 
 def _bad_input(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {output.escape(message)}")
     return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _explain(exc: ValueError) -> str:
+    """One line per problem: a pydantic error as `field: message`, anything else as is."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = ["invalid run settings:"]
+    for problem in exc.errors():
+        loc = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {loc}: {message}" if loc else f"  - {message}")
+    return "\n".join(lines)
 
 
 @app.command()
@@ -117,6 +138,13 @@ def run(
         typer.Option(help="Split the goals over N flow runs of the attack-shard deployment, run "
                           "by the pool's workers (needs PREFECT_API_URL; docs/operations.md)."),
     ] = None,
+    max_goal_chars: Annotated[
+        Optional[int], typer.Option(help="A longer goal text is an input error (default 20000).")
+    ] = None,
+    max_response_chars: Annotated[
+        Optional[int], typer.Option(help="Answers longer than this are stored truncated "
+                                    "(default 100000).")
+    ] = None,
 ) -> None:
     """Attack a target: flags, or a YAML config (`--config`) that flags then override."""
     from cli.runner import build_settings, run_settings
@@ -128,16 +156,26 @@ def run(
             judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
             rule=rule, goals=goals, goals_path=goals_path, limit=limit, concurrency=concurrency, budget=budget,
             optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
+            max_goal_chars=max_goal_chars, max_response_chars=max_response_chars,
         )
     except ValueError as exc:  # ConfigFileError, GoalFileError, pydantic ValidationError
-        raise _bad_input(str(exc)) from None
+        raise _bad_input(_explain(exc)) from None
+    _db(settings.db_url)  # the store named by the flag, the file or $SIEGEFLOW_DB_URL
     if settings.shards > 1:
         if settings.optimizer:
             raise _bad_input("--shards applies to attack runs, not to optimizer runs")
-        if not os.environ.get("PREFECT_API_URL"):
-            raise _bad_input("a sharded run needs the Prefect server its workers serve: export "
-                             "PREFECT_API_URL (see docs/operations.md)")
+        if not _shard_server_known():
+            raise _bad_input("a sharded run needs the Prefect server its workers serve: set "
+                             "PREFECT_API_URL (environment or Prefect profile) or start it with "
+                             "`siegeflow server start` (see docs/operations.md)")
     raise typer.Exit(run_settings(settings, console=console, fail_over=fail_over))
+
+
+def _shard_server_known() -> bool:
+    """A server workers can serve: the one Prefect's settings name, or the running local one."""
+    from flows.server import configured_api_url, default_home, server_status
+
+    return configured_api_url() is not None or server_status(default_home()) is not None
 
 
 @app.command()
@@ -158,31 +196,6 @@ def resume(
 
     raise typer.Exit(resume_run(run_id, db_url=_db(db), console=console,
                                 retry_errors=retry_errors, api_key_env=api_key_env))
-
-
-@app.command()
-def ui(port: Annotated[int, typer.Option(help="Port of the Prefect UI/API.")] = 4200) -> None:
-    """Serve the Prefect UI over siegeflow's local Prefect data (the runs `demo`/`run` made)."""
-    import signal
-    import time
-
-    from cli.runner import prefect_home
-    from flows.server import LocalPrefectServer
-
-    server = LocalPrefectServer(home=prefect_home(), port=port)
-    server.start()
-    try:
-        with console.status("Starting the Prefect server…"):
-            server.wait_ready()
-        console.print(f"Prefect UI: http://127.0.0.1:{port}  (Ctrl-C to stop)")
-        console.print(f"To send other runs here: export PREFECT_API_URL={server.api_url}")
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on SIGTERM too
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
 
 
 @runs_app.command("stale")
@@ -230,25 +243,29 @@ def deploy(
         Optional[Path], typer.Option(help="Default: prefect.yaml at the repository root.")
     ] = None,
 ) -> None:
-    """Register the deployments of prefect.yaml on the server of PREFECT_API_URL.
+    """Register the deployments of prefect.yaml on the Prefect server commands use.
 
-    The same as `prefect deploy --all` run from the repository root; workers then run the
-    flows (docs/operations.md).
+    That is the server PREFECT_API_URL names (environment or active Prefect profile), else the
+    local one (started if needed). The same as `prefect deploy --all` run from the repository
+    root; workers then run the flows (docs/operations.md).
     """
     import subprocess
 
-    if not os.environ.get("PREFECT_API_URL"):
-        raise _bad_input("export PREFECT_API_URL=http://HOST:4200/api (the server to deploy to)")
+    from flows.server import configured_api_url, default_home, ensure_server
+
     path = (prefect_file or Path(__file__).resolve().parents[1] / "prefect.yaml").resolve()
     if not path.is_file():
         raise _bad_input(f"no {path}")
+    api_url = configured_api_url() or ensure_server(default_home()).api_url
+    err.print(f"Deploying to {output.escape(api_url)}")
     prefect_bin = Path(sys.executable).with_name("prefect")
     cmd = [str(prefect_bin)] if prefect_bin.exists() else [sys.executable, "-m", "prefect"]
     cmd += ["deploy", "--no-prompt", "--prefect-file", str(path)]
     cmd += [arg for n in name for arg in ("--name", n)] if name else ["--all"]
     if pool:
         cmd += ["--pool", pool]
-    raise typer.Exit(subprocess.run(cmd, cwd=path.parent, check=False).returncode)  # noqa: S603
+    env = {**os.environ, "PREFECT_API_URL": api_url}
+    raise typer.Exit(subprocess.run(cmd, cwd=path.parent, env=env, check=False).returncode)  # noqa: S603
 
 
 @runs_app.command("list")

@@ -111,6 +111,8 @@ def print_summary(console: Console, summary: dict[str, Any], citation: Any = Non
     table.add_row("held", f"[green]{summary.get('failed', 0)}[/]")
     table.add_row("target errors (excluded from ASR)", str(errors.get("agent", 0)))
     table.add_row("not judged (excluded from ASR)", str(errors.get("framework", 0)))
+    if summary.get("truncated_answers"):
+        table.add_row("answers stored truncated", str(summary["truncated_answers"]))
     table.add_row("attack success rate [95% CI]", _asr_cell(summary))
     if citation is not None:
         table.add_row("judged by", escape(citation.text()))

@@ -11,9 +11,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from goals import DEFAULT_GOAL_SET, Goal, load_goals
+from goals import DEFAULT_GOAL_SET, DEFAULT_MAX_GOAL_CHARS, Goal, load_goals
 from judges import JudgeSpec
 from optimizers.library.harness import HarnessSpec
 from targets import TargetConfig
@@ -28,6 +36,14 @@ class AttackSpec(_Strict):
 
     name: str = Field("baseline", description="Registered technique: see `siegeflow attacks`.")
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_technique(self) -> AttackSpec:
+        """An unknown name or a typo in an option fails here, before a run is recorded."""
+        from attacks.registry import get_technique, validate_config
+
+        validate_config(get_technique(self.name), self.options)
+        return self
 
 
 class JudgePanelSpec(_Strict):
@@ -62,6 +78,9 @@ class GoalsSpec(_Strict):
     context_field: str | None = None
     categories: list[str] | None = Field(None, description="Keep only these categories")
     limit: int | None = Field(None, ge=0, description="Keep the first N goals")
+    max_goal_chars: int = Field(
+        DEFAULT_MAX_GOAL_CHARS, ge=1, description="A longer goal text is an input error"
+    )
 
     def load(self) -> list[Goal]:
         mapping = {
@@ -75,7 +94,8 @@ class GoalsSpec(_Strict):
             }.items()
             if value
         }
-        goals = load_goals(self.source, mapping=mapping or None, search=self.path)
+        goals = load_goals(self.source, mapping=mapping or None, search=self.path,
+                           max_chars=self.max_goal_chars)
         if self.categories:
             wanted = {c.lower() for c in self.categories}
             goals = [g for g in goals if (g.category or "").lower() in wanted]
@@ -95,11 +115,44 @@ class RunSettings(_Strict):
     budget_usd: float | None = Field(None, gt=0, description="Stop cleanly past this spend")
     db_url: str | None = Field(None, description="Tracking store URL (default: SQLite file)")
     optimizer: str | None = Field(None, description="Iterative attacker (optimize flow)")
-    optimizer_options: dict[str, Any] = Field(default_factory=dict)
+    optimizer_options: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     harness: HarnessSpec | None = Field(
         None, description="Optimize flow: chat or agent target harness, and the optimizer's scope"
     )
     shards: int = Field(1, ge=1, le=64, description="Flow runs of attack-shard to split goals over")
+
+    @field_validator("db_url")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        from tracking import check_store_url
+
+        return None if value is None else check_store_url(value)
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str | None) -> str | None:
+        """An unknown optimizer fails here, before a run is recorded."""
+        if value:
+            from optimizers.registry import get_optimizer
+
+            get_optimizer(value)
+        return value
+
+    @field_validator("optimizer_options")
+    @classmethod
+    def _optimizer_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """The flow's and the optimizer's own options, checked as the optimize flow will."""
+        optimizer = info.data.get("optimizer")
+        if optimizer:
+            from optimizers.library.options import OptimizeOptions
+            from optimizers.registry import needs_attacker, validate_options
+
+            options, own = OptimizeOptions.split(value)
+            validate_options(optimizer, own)
+            if options.attacker is None and needs_attacker(optimizer):
+                raise ValueError(f"optimizer {optimizer!r} needs an attacker model: set "
+                                 "optimizer_options.attacker = {model: ..., api_base: ...}")
+        return value
 
 
 class ConfigFileError(ValueError):
@@ -125,5 +178,5 @@ def load_run_settings(path: str | Path) -> RunSettings:
         lines = [f"{path}: invalid run config:"]
         for err in exc.errors():
             loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-            lines.append(f"  - {loc}: {err['msg']}")
+            lines.append(f"  - {loc}: {err['msg'].removeprefix('Value error, ')}")
         raise ConfigFileError("\n".join(lines)) from exc

@@ -100,6 +100,8 @@ class Judge(ABC, Generic[C]):
     #: What a "success" of this judge means: "harm" (the response carries out the goal) or
     #: "non-refusal" (it merely does not refuse); headlines warn on refusal-only panels.
     measures: ClassVar[str] = "harm"
+    #: True when `evaluate` takes `context=` (a contextual goal's context, apart from its text).
+    takes_context: bool = False
 
     def __init__(self, config: C | None = None, *, label: str | None = None) -> None:
         self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]
@@ -141,9 +143,17 @@ class ModelJudge(Judge[MC]):
         """`(success, score in [0, 1])` from the model's answer; raises JudgeParseError."""
 
     async def evaluate(self, goal: str, prompt: str, response: str) -> Verdict:
+        return await self._ask(self.messages(goal, prompt, response))
+
+    def _model_call(self) -> ChatFn:
+        """The model call used when none was injected (`targets.chat` on the `model` option)."""
+        return chat_for_model(self.config.model)
+
+    async def _ask(self, messages: list[dict[str, Any]]) -> Verdict:
+        """Call, parse, re-ask while unparseable; a failed call or a last unparseable answer is
+        a judge error."""
         if self._chat is None:
-            self._chat = chat_for_model(self.config.model)
-        messages = self.messages(goal, prompt, response)
+            self._chat = self._model_call()
         cost, problem, text = 0.0, "", None
         for _ in range(self.config.parse_retries + 1):
             completion = await self._chat(messages)

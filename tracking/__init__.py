@@ -9,7 +9,7 @@ choices made where the specs are silent.
 from tracking.categories import CategoryClassifier
 from tracking.context import Context, GoalSpec, TrackingContext
 from tracking.coordinator import TrackingCoordinator
-from tracking.engine import DB_URL_ENV, default_db_url
+from tracking.engine import DB_URL_ENV, StoreUrlError, check_store_url, default_db_url
 from tracking.enums import EvaluationStatusEnum, StatusEnum
 from tracking.guard import EventPublisher, TrackingErrors
 from tracking.models import (
@@ -45,6 +45,7 @@ __all__ = [
     "ResultUpdate",
     "RunRecord",
     "SQLBackend",
+    "StoreUrlError",
     "StatusEnum",
     "StepRecord",
     "StepTracker",
@@ -56,6 +57,7 @@ __all__ = [
     "TrackingErrors",
     "WriteFailure",
     "attack_success_rate",
+    "check_store_url",
     "classify_row",
     "decide_goal",
     "default_db_url",
