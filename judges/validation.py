@@ -89,7 +89,7 @@ async def run_validation(panel: JudgePanel, labels: LabelSet, *, decode: Decode,
                     verdicts[judge.label] = Verdict(judge=judge.label, success=None, score=None,
                                                     raw=None, error="budget exhausted")
                     continue
-                verdict = await judge.evaluate(item.goal, item.judge_prompt, response)
+                verdict = await _judge(judge, item, response)
             spent[0] += verdict.cost_usd
             verdicts[judge.label] = verdict
         return ItemResult(item=item, verdicts=verdicts,
@@ -97,6 +97,17 @@ async def run_validation(panel: JudgePanel, labels: LabelSet, *, decode: Decode,
 
     results = list(await asyncio.gather(*(one(item) for item in labels.items)))
     return summarise(results, labels, panel.rule, [j.label for j in panel.judges], spent[0])
+
+
+async def _judge(judge: Any, item: LabelledItem, response: str) -> Verdict:
+    """Call a judge as a run's evaluation step does: a judge that `takes_context` gets the
+    context apart; any other reads the goal with its context before it (goals.with_context's
+    layout; judges/ does not import goals/)."""
+    if getattr(judge, "takes_context", False):
+        return await judge.evaluate(item.goal, item.judge_prompt, response,
+                                    context=item.context or None)
+    goal = f"{item.context.strip()}\n\n---\n\n{item.goal}" if item.context.strip() else item.goal
+    return await judge.evaluate(goal, item.judge_prompt, response)
 
 
 def summarise(results: list[ItemResult], labels: LabelSet, rule: str, judges: list[str],

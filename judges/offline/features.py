@@ -3,7 +3,7 @@
 The hand features carry what keyword matching misses: an answer that only restates, echoes or
 decodes the attack prompt (high word and trigram overlap with it, little new content), that
 talks about the request instead of carrying it out ("the message is", "decoded"), or that asks
-a question back. The response embedding carries the rest (what a compliant answer looks like).
+a question back. MiniLM sentence embeddings say how close the answer is to the goal and to the prompt.
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ def hand_features(goal: str, prompt: str, response: str) -> list[float]:
 
 def feature_matrix(goals: Sequence[str], prompts: Sequence[str], responses: Sequence[str],
                    encoder: Any) -> Any:
-    """Rows of [hand features, cos(response, goal), cos(response, prompt), response embedding]."""
+    """Rows of [hand features, cos(response, goal), cos(response, prompt)] (MiniLM embeddings
+    of the first EMBED_CHARS characters). The raw embedding itself is not a feature: on
+    HarmBench's standard behaviours it overfitted (grouped CV and held-out accuracy fell)."""
     import numpy as np
 
     hand = np.array([hand_features(g, p, r) for g, p, r in zip(goals, prompts, responses,
@@ -103,4 +105,4 @@ def feature_matrix(goals: Sequence[str], prompts: Sequence[str], responses: Sequ
     goal_emb = encoder.encode([g[:EMBED_CHARS] for g in goals])
     prompt_emb = encoder.encode([p[:EMBED_CHARS] for p in prompts])
     cos = np.stack([(response_emb * goal_emb).sum(1), (response_emb * prompt_emb).sum(1)], 1)
-    return np.hstack([hand, cos, response_emb]).astype(np.float32)
+    return np.hstack([hand, cos]).astype(np.float32)

@@ -84,6 +84,7 @@ class OfflineJudge(Judge[OfflineConfig]):
     """Trained offline classifier (MiniLM embeddings + echo/refusal features): no model, CPU."""
 
     Config = OfflineConfig
+    takes_context = True
 
     def __init__(self, config: OfflineConfig | None = None, *, label: str | None = None) -> None:
         super().__init__(config, label=label)
@@ -110,7 +111,10 @@ class OfflineJudge(Judge[OfflineConfig]):
         features = feature_matrix(goals, prompts, responses, self._cache)
         return self.head.probability(features)
 
-    async def evaluate(self, goal: str, prompt: str, response: str) -> Verdict:
+    async def evaluate(self, goal: str, prompt: str, response: str,
+                       context: str | None = None) -> Verdict:
+        """`goal` is the behaviour alone: a contextual goal's context reaches the judge through
+        the attack prompt, which carries it (the head was trained that way)."""
         # Encoding costs tens of ms of CPU: keep the event loop (and other judges) free.
         p = float((await asyncio.to_thread(self.probabilities, [goal], [prompt], [response]))[0])
         success = p >= self.threshold

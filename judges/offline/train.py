@@ -20,7 +20,7 @@ from judges.offline.features import HAND_FEATURES, feature_matrix
 from judges.offline.head import Head, fit
 from judges.offline.synthetic import synthetic_items
 
-DEFAULT_L2 = 30.0
+DEFAULT_L2 = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,7 +132,7 @@ def train_head(labels: LabelSet, *, split: str | None = None, l2: float = DEFAUL
     meta = {
         "trained_on": chosen.source, "labels_sha256": labels.sha256, "n": len(chosen.items),
         "synthetic": 0 if synthetic is None else len(synthetic.items), "l2": l2,
-        "features": [*HAND_FEATURES, "cos_goal", "cos_prompt", "minilm[384]"],
+        "features": [*HAND_FEATURES, "cos_goal", "cos_prompt"],
         "train_ids": [i.id for i in chosen.items],
         "cv": None if cv is None else {"folds": folds, **_brief(cv)},
     }
