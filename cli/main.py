@@ -2,7 +2,8 @@
 
 Fast paths (`--help`, `runs list`, `runs show`, `attacks`, `judges`, `export`) never import
 prefect or litellm (3 s and 7-12 s on a small machine); commands that run flows import them
-inside the command. Exit codes: 0 ok, 1 run failed, 2 bad input, 3 ASR above `--fail-over`.
+inside the command. Exit codes: 0 ok, 1 run failed, 2 bad input, 3 ASR above `--fail-over`,
+4 the run tested too little (every goal a target error, or more than `--max-error-rate`).
 """
 
 from __future__ import annotations
@@ -133,6 +134,11 @@ def run(
     fail_over: Annotated[
         Optional[float], typer.Option(help="Exit 3 when the run's ASR exceeds this (0..1).")
     ] = None,
+    max_error_rate: Annotated[
+        Optional[float], typer.Option(help="Exit 4 when more than this share of goals (0..1) "
+                                      "ended as target errors or not judged (default: only "
+                                      "when every goal did).")
+    ] = None,
     shards: Annotated[
         Optional[int],
         typer.Option(help="Split the goals over N flow runs of the attack-shard deployment, run "
@@ -168,7 +174,11 @@ def run(
             raise _bad_input("a sharded run needs the Prefect server its workers serve: set "
                              "PREFECT_API_URL (environment or Prefect profile) or start it with "
                              "`siegeflow server start` (see docs/operations.md)")
-    raise typer.Exit(run_settings(settings, console=console, fail_over=fail_over))
+    for name, rate in (("--fail-over", fail_over), ("--max-error-rate", max_error_rate)):
+        if rate is not None and not 0.0 <= rate <= 1.0:
+            raise _bad_input(f"{name} is a rate between 0 and 1, not {rate:g}")
+    raise typer.Exit(run_settings(settings, console=console, fail_over=fail_over,
+                                  max_error_rate=max_error_rate))
 
 
 def _shard_server_known() -> bool:
@@ -463,7 +473,31 @@ def optimizers() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        _exit(exc.code)
+    _exit(0)
+
+
+def _exit(code: int | str | None) -> None:
+    """Exit; after a flow ran, without tearing the interpreter down object by object.
+
+    Finalizing the heap a Prefect run leaves (thousands of modules, pydantic models, clients)
+    takes 1-3 s after the work is done. Exit handlers (Prefect's log/event workers, logging,
+    the tracking writer) still run; then the process ends without the finalization.
+    """
+    if "prefect" not in sys.modules:
+        raise SystemExit(code)
+    import atexit
+
+    atexit._run_exitfuncs()
+    if isinstance(code, str):
+        err.print(code)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

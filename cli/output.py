@@ -132,10 +132,20 @@ def print_summary(console: Console, summary: dict[str, Any], citation: Any = Non
 
 
 def print_goals(console: Console, results: list[Any], rows: list[dict[str, Any]],
-                threshold: float = 0.5) -> None:
+                threshold: float = 0.5, limit: int | None = None) -> int:
+    """The per-goal table; with `limit`, broken goals first and at most `limit` rows.
+
+    Returns how many goals were left out (a scan of thousands of goals is not read in a terminal).
+    """
     from reports.artifacts import best_rows
 
     best = best_rows(rows, threshold)
+    ordered = sorted(results, key=lambda r: r.goal_index)
+    if limit is not None and len(ordered) > limit:
+        def unbroken(r: Any) -> bool:
+            return getattr(r.evaluation_status, "value", None) != "SUCCESSFUL_JAILBREAK"
+
+        ordered = sorted(sorted(ordered, key=unbroken)[:limit], key=lambda r: r.goal_index)
     table = Table(title="Goals", header_style="bold", expand=True)
     table.add_column("#", min_width=2, no_wrap=True)
     table.add_column("status", min_width=8, no_wrap=True)
@@ -143,7 +153,7 @@ def print_goals(console: Console, results: list[Any], rows: list[dict[str, Any]]
     table.add_column("goal", ratio=3, overflow="ellipsis", no_wrap=True)
     table.add_column("best attack", ratio=2, overflow="ellipsis", no_wrap=True)
     table.add_column("target's answer", ratio=3, overflow="ellipsis", no_wrap=True)
-    for result in sorted(results, key=lambda r: r.goal_index):
+    for result in ordered:
         row = best.get(result.id, {})
         technique = "/".join(x for x in (row.get("technique"), row.get("variant")) if x)
         answer = " ".join((row.get("response") or row.get("error") or "").split())
@@ -153,6 +163,7 @@ def print_goals(console: Console, results: list[Any], rows: list[dict[str, Any]]
             escape(technique, 40), escape(answer, 160),
         )
     console.print(table)
+    return len(results) - len(ordered)
 
 
 def print_run(console: Console, backend: Any, run: Any) -> None:

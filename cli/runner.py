@@ -25,7 +25,9 @@ from flows.config import (
     load_run_settings,
 )
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_ASR_OVER = 0, 1, 2, 3
+EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_ASR_OVER, EXIT_ERRORS = 0, 1, 2, 3, 4
+#: Goals listed when a run ends (all of them: `siegeflow runs show RUN_ID`).
+GOALS_SHOWN = 40
 
 
 def prefect_home() -> Path:
@@ -84,6 +86,10 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         base.setdefault("optimizer_options", {})["max_runs"] = flags["max_runs"]
     settings = RunSettings.model_validate(base)
     settings.goals.load()  # a bad goal file fails here, before anything is recorded
+    if not settings.optimizer:  # so does a bad technique option (TechniqueError: exit 2)
+        from attacks import build_technique
+
+        build_technique(settings.attack.name, settings.attack.options)
     preflight_judges(settings)
     return settings
 
@@ -145,8 +151,29 @@ async def _run_flow(settings: RunSettings, resume_run_id: str | None) -> Any:
     return await attack_flow(attack=settings.attack, shards=settings.shards, **common)
 
 
+def error_exit(summary: dict[str, Any], max_error_rate: float | None) -> str | None:
+    """Why a completed run tested too little to pass a CI gate, or None when it did not.
+
+    Goals that ended as target errors or could not be judged are excluded from the ASR: a run
+    where every goal did (e.g. the target was unreachable) measured nothing, and exits non-zero
+    even without `--max-error-rate`; with it, a larger share of error goals fails too.
+    """
+    total = int(summary.get("goals_total") or 0)
+    errors = summary.get("errors") or {}
+    agent, framework = int(errors.get("agent") or 0), int(errors.get("framework") or 0)
+    if total == 0 or agent + framework == 0:
+        return None
+    what = f"{agent} target error(s) and {framework} not judged of {total} goal(s)"
+    if agent + framework >= total:
+        return f"no goal was tested: {what}; nothing is known about the target"
+    rate = (agent + framework) / total
+    if max_error_rate is not None and rate > max_error_rate:
+        return f"{rate:.1%} of goals are errors ({what}), over --max-error-rate {max_error_rate:.1%}"
+    return None
+
+
 def execute(settings: RunSettings, console: Console, *, resume_run_id: str | None = None,
-            fail_over: float | None = None) -> int:
+            fail_over: float | None = None, max_error_rate: float | None = None) -> int:
     """Run the flow under the Prefect API commands use (flows/server.py); print results."""
     from flows.server import PrefectServerError, prefect_api
     from tasks import progress
@@ -187,9 +214,12 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
         from reports.rows import build_rows
 
         keys = summary.get("judge_keys") or [j.key for j in settings.judges.judges]
-        print_goals(console, backend.list_results(run_id),
-                    build_rows(backend, run_id, keys, settings.judges.rule),
-                    settings.judges.success_threshold)
+        left_out = print_goals(console, backend.list_results(run_id),
+                               build_rows(backend, run_id, keys, settings.judges.rule),
+                               settings.judges.success_threshold, limit=GOALS_SHOWN)
+        if left_out:
+            console.print(f"{left_out} more goal(s) not shown (broken goals come first): "
+                          f"siegeflow runs show {escape(run_id)}")
         console.print(f"Run id: [bold]{escape(run_id)}[/]   database: {escape(_safe_url(settings.db_url))}")
         if summary.get("report_path"):
             console.print(f"HTML report: {escape(summary['report_path'])}")
@@ -202,6 +232,12 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
         console.print(f"[bold red]ASR {escape(summary_asr_text(summary))} exceeds --fail-over "
                       f"{fail_over:.1%}[/]")
         return EXIT_ASR_OVER
+    too_many = error_exit(summary, max_error_rate)
+    if too_many is not None:
+        console.print(f"[bold red]{escape(too_many)}[/] (exit {EXIT_ERRORS}; "
+                      f"`siegeflow resume {escape(str(run_id))} --retry-errors` once the target "
+                      "is back)")
+        return EXIT_ERRORS
     return EXIT_OK
 
 
@@ -226,8 +262,9 @@ def _safe_url(url: str) -> str:
     return redact_text(url)
 
 
-def run_settings(settings: RunSettings, console: Console, fail_over: float | None = None) -> int:
-    return execute(settings, console, fail_over=fail_over)
+def run_settings(settings: RunSettings, console: Console, fail_over: float | None = None,
+                 max_error_rate: float | None = None) -> int:
+    return execute(settings, console, fail_over=fail_over, max_error_rate=max_error_rate)
 
 
 class ResumeError(ValueError):

@@ -97,11 +97,17 @@ def load_goal_file(spec: GoalFileSpec) -> list[Goal]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise GoalFileError(path, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    return records_to_goals(read_records(path, text, fmt, spec), spec)
+
+
+def read_records(
+    path: str | Path, text: str, fmt: str, spec: GoalFileSpec
+) -> Iterator[tuple[int, Record | str]]:
+    """`(line, record)` pairs of a CSV/TSV/JSONL/YAML text (also used for other record files,
+    e.g. many-shot dialogues); `spec.text_field` must be a CSV header column."""
     if fmt in ("csv", "tsv"):
-        records = read_csv_text(path, text, spec, delimiter="\t" if fmt == "tsv" else ",")
-    else:
-        records = _read_jsonl(path, text) if fmt == "jsonl" else _read_yaml(path, text)
-    return records_to_goals(records, spec)
+        return read_csv_text(path, text, spec, delimiter="\t" if fmt == "tsv" else ",")
+    return _read_jsonl(path, text) if fmt == "jsonl" else _read_yaml(path, text)
 
 
 def records_to_goals(

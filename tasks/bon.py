@@ -22,6 +22,7 @@ from flows.config import AttackSpec, JudgePanelSpec
 from judges import JudgePanel, combine, rule_score
 from targets import TargetConfig, chat
 from tasks.bon_stream import BestOfNStream, GoalStream, Judged, Sample
+from tasks.buffer import WriteBuffer
 from tasks.budget import Budget
 from tasks.context import GoalRow, RunRef, artifact_key, pipeline_task
 from tasks.progress import StepProgress
@@ -62,21 +63,26 @@ def _todo(n: int, done: set[int]) -> Iterator[int]:
 
 
 class SampleWriter:
-    """Batches finished samples: one transaction each for attempts, completions and verdicts."""
+    """Stores finished samples from the step's writer thread (`tasks.buffer.WriteBuffer`).
 
-    def __init__(self, backend: Any, run_id: str, size: int = 64) -> None:
-        self.backend, self.run_id, self.size = backend, run_id, size
-        self._samples: list[Sample] = []
+    A sample (a paid completion and its paid verdicts) is in the store moments after it is
+    judged, not when 63 more have followed; each batch is one transaction each for attempts,
+    completions and verdicts.
+    """
+
+    def __init__(self, backend: Any, run_id: str, max_batch: int = 512) -> None:
+        self.backend, self.run_id = backend, run_id
+        self._buffer = WriteBuffer(lambda rows: self._write([s for _, s in rows]),
+                                   max_batch=max_batch)
 
     def add(self, sample: Sample) -> None:
-        self._samples.append(sample)
-        if len(self._samples) >= self.size:
-            self.flush()
+        self._buffer.add(sample.index, sample)
 
     def flush(self) -> None:
-        samples, self._samples = self._samples, []
-        if not samples:
-            return
+        """Wait until every sample is stored (the step's end, also when it fails)."""
+        self._buffer.flush()
+
+    def _write(self, samples: list[Sample]) -> None:
         ids = self.backend.upsert_attempts(self.run_id, [_attempt_row(s) for s in samples])
         self.backend.record_completions([(i, s.completion) for i, s in zip(ids, samples)])
         self.backend.record_verdicts(
