@@ -86,3 +86,33 @@ def test_runs_list_names_the_panel(tmp_path: Path) -> None:
     assert "40.0% [16.8%–68.7%] (4/10 judged goals)" in text
     assert "harmbench: not validated" in text
     assert cite_run(backend.get_run(run_id).parameters).panel == "harmbench"
+
+
+def test_html_junit_sarif_name_the_judges_and_the_asr_n(tmp_path: Path) -> None:
+    """Every report format cites the panel that decided the ASR ("not validated" here: no
+    validation of refusal + harmbench under `any` is stored or shipped) next to the ASR's n."""
+    import json
+    import re
+    import xml.etree.ElementTree as ET
+
+    from reports.html import render_report
+    from reports.junit import render_junit
+    from reports.load import load_run
+    from reports.sarif import render_sarif
+    from tests.reports.synthetic import record_synthetic_run
+
+    backend = get_backend(f"sqlite:///{tmp_path}/s.db")
+    data = load_run(backend, record_synthetic_run(backend, 12))
+    expected = "refusal + harmbench (any): not validated against human labels"
+    assert data.citation is not None and data.citation.text() == expected
+    o = data.goals
+    judged = sum(1 for g in o if g.label in ("broken", "held"))
+    html = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render_report(data)))
+    assert f"Judged by {expected}" in html and f"{judged} judged goals (n)" in html
+    props = {p.get("name"): p.get("value")
+             for p in ET.fromstring(render_junit(data)).iter("property")}
+    assert props["judged_by"] == expected
+    assert props["asr_headline"].endswith(f"/{judged} judged goals)")
+    sarif = json.loads(render_sarif(data))["runs"][0]["properties"]
+    assert sarif["judgedBy"]["text"] == expected and sarif["judgedBy"]["validated"] is False
+    assert sarif["asrN"] == judged and "judged goals" in sarif["asrText"]

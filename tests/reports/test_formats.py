@@ -158,19 +158,3 @@ def test_compare_finds_the_regression_and_the_fix(recorded: Recorded) -> None:
     assert 'data-change="newly-broken"' in html and 'data-change="fixed"' in html
     assert "GAMMA" in html and html.count('class="gr" role="row" data-change=') == 6
 
-
-def test_every_format_names_the_judges_and_the_asr_n(recorded: Recorded) -> None:
-    """HTML, JUnit and SARIF cite the panel that decided the ASR ("not validated" here: no
-    validation of refusal + harmbench is stored or shipped) next to the ASR with n and CI."""
-    data = _load(recorded, recorded.before)
-    expected = "harmbench + refusal (any): not validated against human labels"
-    assert data.citation is not None and data.citation.text() == expected
-    html = _text(render_report(data))
-    assert f"Judged by {expected}" in html and "5 judged goals (n)" in html
-    props = {p.get("name"): p.get("value")
-             for p in ET.fromstring(render_junit(data)).iter("property")}
-    assert props["judged_by"] == expected
-    assert props["asr_headline"] == "40.0% [11.8%–76.9%] (2/5 judged goals)"
-    sarif = json.loads(render_sarif(data))["runs"][0]["properties"]
-    assert sarif["judgedBy"]["text"] == expected and sarif["judgedBy"]["validated"] is False
-    assert sarif["asrN"] == 5 and sarif["asrText"].startswith("40.0% [11.8%–76.9%]")
