@@ -99,6 +99,10 @@ def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
                 f"{summary_asr_text(c)} |"
             )
         lines.append("")
+    if summary.get("bon"):
+        from reports.bon import summary_line
+
+        lines += ["## Best-of-N", "", summary_line(summary["bon"]), ""]
     agreement = summary.get("judge_agreement")
     if agreement:
         lines += ["## Judge agreement", "", "| judges | kappa | items |", "|---|---:|---:|"]
