@@ -39,6 +39,7 @@ from judges.offline.judge import OfflineJudge, shipped_weights  # noqa: E402
 from judges.offline.synthetic import synthetic_items  # noqa: E402
 from judges.offline.train import DEFAULT_L2, cross_validate, featurise  # noqa: E402
 from judges.refusal import RefusalJudge  # noqa: E402
+from judges.validation import judge_item  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "harmbench"
 LABELS = DATA / "text_behaviors_val_set.json"
@@ -55,8 +56,8 @@ def row(name: str, split: str, a: Agreement) -> str:
 def refusal_figures(items: list) -> Agreement:
     judge = RefusalJudge()
     pairs = []
-    for item in items:
-        verdict = asyncio.run(judge.evaluate(item.goal, item.judge_prompt, item.response))
+    for item in items:  # called as a run (and `judges validate`) calls it: context before goal
+        verdict = asyncio.run(judge_item(judge, item, item.response))
         pairs.append((item.label, bool(verdict.success)))
     return agreement(pairs)
 

@@ -89,7 +89,7 @@ async def run_validation(panel: JudgePanel, labels: LabelSet, *, decode: Decode,
                     verdicts[judge.label] = Verdict(judge=judge.label, success=None, score=None,
                                                     raw=None, error="budget exhausted")
                     continue
-                verdict = await _judge(judge, item, response)
+                verdict = await judge_item(judge, item, response)
             spent[0] += verdict.cost_usd
             verdicts[judge.label] = verdict
         return ItemResult(item=item, verdicts=verdicts,
@@ -99,7 +99,7 @@ async def run_validation(panel: JudgePanel, labels: LabelSet, *, decode: Decode,
     return summarise(results, labels, panel.rule, [j.label for j in panel.judges], spent[0])
 
 
-async def _judge(judge: Any, item: LabelledItem, response: str) -> Verdict:
+async def judge_item(judge: Any, item: LabelledItem, response: str) -> Verdict:
     """Call a judge as a run's evaluation step does: a judge that `takes_context` gets the
     context apart; any other reads the goal with its context before it (goals.with_context's
     layout; judges/ does not import goals/)."""
