@@ -85,6 +85,11 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     if summary.get("truncated_answers"):
         table.add_row("answers stored truncated", str(summary["truncated_answers"]))
     table.add_row("attack success rate", pct(summary.get("asr")))
+    if summary.get("over_refusal"):
+        from reports.refusal import refusal_line
+
+        table.add_row("over-refusal (benign control)",
+                      escape(refusal_line(summary["over_refusal"])))
     if summary.get("bon"):
         from reports.bon import summary_line
 

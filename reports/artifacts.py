@@ -94,6 +94,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
                 f"{c.get('failed', 0)} | {c.get('errors', 0)} | {_pct(c.get('asr'))} |"
             )
         lines.append("")
+    if summary.get("over_refusal"):
+        from reports.refusal import refusal_line
+
+        lines += [f"**Over-refusal (benign control set):** {refusal_line(summary['over_refusal'])}",
+                  ""]
     if summary.get("bon"):
         from reports.bon import summary_line
 
