@@ -352,7 +352,10 @@ def demo_settings(goals: int, db_url: str) -> RunSettings:
         attack=AttackSpec(name="suite", options={"techniques": [
             {"name": "baseline"},
             {"name": "templates", "options": {"variants": ["role_play", "refusal_suppression"]}},
-            {"name": "encodings", "options": {"variants": ["leetspeak", "flip_words"]}},
+            {"name": "encodings", "options": {"variants": ["leetspeak"]}},
+            # Best-of-N with a small N: in a suite every sample is sent (no early stop), which
+            # keeps the demo one flow run under two minutes on 2 cores.
+            {"name": "bon", "options": {"n": 2}},
         ]}),
         judges=JudgePanelSpec(judges=[{"name": "refusal"}]),
         goals=GoalsSpec(limit=goals),
@@ -363,5 +366,6 @@ def demo_settings(goals: int, db_url: str) -> RunSettings:
 
 def run_demo(goals: int, db_url: str, console: Console) -> int:
     console.print("[bold]siegeflow demo[/]: SmolLM2-135M-Instruct (local, llama.cpp) behind a "
-                  "guardrail, attacked with baseline + templates + encodings, judged by keywords.")
+                  "guardrail, attacked with baseline + templates + encodings + Best-of-N (N=2), "
+                  "judged by keywords.")
     return execute(demo_settings(goals, db_url), console)
