@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from judges.citation import Citation, cite_run, store_lookup
 from reports.rows import build_rows
 from tracking import (
     EvaluationStatusEnum,
@@ -75,6 +76,8 @@ class RunData:
     traces: dict[str, list[TraceRecord]] = field(default_factory=dict)
     #: The benign control set (never in `goals`, so never in an ASR): broken = answered.
     benign: list[GoalView] = field(default_factory=list)
+    #: The panel that decided the run, with its latest validated agreement with human labels.
+    citation: Citation | None = None
 
     @property
     def run_id(self) -> str:
@@ -199,4 +202,5 @@ def load_run(backend: Any, run_id: str, *, with_traces: bool = True) -> RunData:
         run=run, goals=build_goals(attacked, rows, threshold),
         judge_keys=keys, rule=rule, threshold=threshold, traces=traces,
         benign=build_goals(benign, rows, threshold),
+        citation=cite_run(run.parameters, store_lookup(backend)),
     )
