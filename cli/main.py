@@ -283,7 +283,24 @@ def deploy(
     if pool:
         cmd += ["--pool", pool]
     env = {**os.environ, "PREFECT_API_URL": api_url}
-    raise typer.Exit(subprocess.run(cmd, cwd=path.parent, env=env, check=False).returncode)  # noqa: S603
+    code = subprocess.run(cmd, cwd=path.parent, env=env, check=False).returncode  # noqa: S603
+    if code == 0:
+        raise typer.Exit(_ensure_zombie_automation(api_url))
+    raise typer.Exit(code)
+
+
+def _ensure_zombie_automation(api_url: str) -> int:
+    """The automation that marks vanished deployment runs Crashed (flows/zombies.py)."""
+    import asyncio
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.zombies import AUTOMATION_NAME, SILENCE_S, ensure_zombie_automation
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        asyncio.run(ensure_zombie_automation())
+    err.print(f"Automation {AUTOMATION_NAME!r}: runs silent for {SILENCE_S} s are marked Crashed")
+    return EXIT_OK
 
 
 @runs_app.command("list")
