@@ -85,6 +85,10 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     if summary.get("truncated_answers"):
         table.add_row("answers stored truncated", str(summary["truncated_answers"]))
     table.add_row("attack success rate", pct(summary.get("asr")))
+    if summary.get("bon"):
+        from reports.bon import summary_line
+
+        table.add_row("Best-of-N", escape(summary_line(summary["bon"])))
     table.add_row("cost", f"${float(summary.get('cost_usd') or 0):.4f}")
     table.add_row("duration", f"{float(summary.get('duration_s') or 0):.1f} s")
     table.add_row("stopped because", escape(summary.get("stop_reason", "")))

@@ -94,6 +94,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
                 f"{c.get('failed', 0)} | {c.get('errors', 0)} | {_pct(c.get('asr'))} |"
             )
         lines.append("")
+    if summary.get("bon"):
+        from reports.bon import summary_line
+
+        lines += ["## Best-of-N", "", summary_line(summary["bon"]), ""]
     agreement = summary.get("judge_agreement")
     if agreement:
         lines += ["## Judge agreement", "", "| judges | kappa | items |", "|---|---:|---:|"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from reports.bon_html import bon_section
 from reports.grid import STATUS_ORDER, Column, cell, filters, grid, row
 from reports.figures import (
     Rate,
@@ -333,6 +334,7 @@ def render_report(data: RunData, *, max_chars: int | None = None, with_csp: bool
     limit = cell_limit(len(data.goals), max_chars)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     top = header(data) + "<main>" + headline_section(data) + charts_section(data)
+    top += bon_section(data)
     top += judges_section(data)
     # The grid is sized by `cell_limit`; trajectories get what is left of the page budget.
     goals_html = goals_section(data, limit, set(data.traces))

@@ -10,6 +10,7 @@ batch) are left to the Evaluation step that follows.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from targets import TargetConfig, chat
 from tasks.bon_stream import BestOfNStream, GoalStream, Judged, Sample
 from tasks.buffer import WriteBuffer
 from tasks.budget import Budget
+from tasks.evaluation import _judge as judge_one
 from tasks.context import GoalRow, RunRef, artifact_key, pipeline_task
 from tasks.progress import StepProgress
 
@@ -100,13 +102,17 @@ def _attempt_row(sample: Sample) -> dict[str, Any]:
 
 
 def panel_judge(panel: JudgePanel, technique: BestOfN) -> Any:
-    """The judge the stream calls: the whole panel, decided exactly as pipeline rows are."""
+    """The judge the stream calls: the whole panel, each judge as the Evaluation step calls it
+    (decoded answer, goal context), decided exactly as pipeline rows are."""
 
     async def judge(goal: Any, prompt: AttackPrompt, response: str) -> Judged:
-        result = await panel.evaluate(goal.request, prompt.text, technique.decode(prompt, response))
-        score = rule_score(result.verdicts, panel.rule)
-        return Judged(verdicts=result.verdicts,
-                      successful=panel.is_successful(result.success, score))
+        verdicts = list(await asyncio.gather(*(
+            judge_one(j, technique, goal.text, goal.context, prompt, response)
+            for j in panel.judges
+        )))
+        score = rule_score(verdicts, panel.rule)
+        return Judged(verdicts=verdicts,
+                      successful=panel.is_successful(combine(verdicts, panel.rule), score))
 
     return judge
 
@@ -127,6 +133,7 @@ async def best_of_n(
         recorded = recorded_samples(backend, ref.run_id, panel)
         streams = [
             GoalStream(result_id=g.result_id, goal=g.to_goal(), broken=recorded[g.result_id].broken,
+                       stop_when_broken=config.early_stop,
                        todo=_todo(config.n, recorded[g.result_id].indices))
             for g in goals
         ]
