@@ -18,6 +18,7 @@ from rich.console import Console
 
 from cli import output
 from cli.goals_cmd import goals_app
+from cli.judges_cmd import judges_app
 from cli.server import server_app, ui
 
 for _key, _value in {
@@ -41,6 +42,7 @@ app = typer.Typer(
 runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(goals_app, name="goals")
+app.add_typer(judges_app, name="judges")
 app.add_typer(server_app, name="server")
 app.command()(ui)
 console = Console()
@@ -89,7 +91,11 @@ def demo(
     """Run the whole pipeline on the embedded defaults: local model, local Prefect, SQLite."""
     from cli.runner import run_demo
 
-    raise typer.Exit(run_demo(goals=goals, db_url=_db(db), console=console))
+    try:
+        code = run_demo(goals=goals, db_url=_db(db), console=console)
+    except ValueError as exc:  # a judge that cannot run here (e.g. MiniLM weights missing)
+        raise _bad_input(str(exc)) from None
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -269,7 +275,24 @@ def deploy(
     if pool:
         cmd += ["--pool", pool]
     env = {**os.environ, "PREFECT_API_URL": api_url}
-    raise typer.Exit(subprocess.run(cmd, cwd=path.parent, env=env, check=False).returncode)  # noqa: S603
+    code = subprocess.run(cmd, cwd=path.parent, env=env, check=False).returncode  # noqa: S603
+    if code == 0:
+        raise typer.Exit(_ensure_zombie_automation(api_url))
+    raise typer.Exit(code)
+
+
+def _ensure_zombie_automation(api_url: str) -> int:
+    """The automation that marks vanished deployment runs Crashed (flows/zombies.py)."""
+    import asyncio
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.zombies import AUTOMATION_NAME, SILENCE_S, ensure_zombie_automation
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        asyncio.run(ensure_zombie_automation())
+    err.print(f"Automation {AUTOMATION_NAME!r}: runs silent for {SILENCE_S} s are marked Crashed")
+    return EXIT_OK
 
 
 @runs_app.command("list")
@@ -280,7 +303,10 @@ def runs_list(
     """Recorded runs, newest first."""
     from tracking import get_backend
 
-    output.print_runs(console, get_backend(_db(db)).list_runs(limit=limit))
+    from judges.citation import store_lookup
+
+    backend = get_backend(_db(db))
+    output.print_runs(console, backend.list_runs(limit=limit), store_lookup(backend))
 
 
 @runs_app.command("show")
@@ -394,14 +420,16 @@ def report(
 
 
 def _report_exit(data, fail_over: float | None) -> int:  # noqa: ANN001
-    from reports.figures import headline, pct
+    from reports.figures import asr_text, headline, pct
 
     if data.failed:
         err.print(f"[bold red]run {output.escape(data.run_id)} is {data.run.status.value}[/]")
         return EXIT_RUN_FAILED
     asr = headline(data).overall.asr
     if fail_over is not None and asr is not None and asr > fail_over:
-        err.print(f"[bold red]ASR {pct(asr)} exceeds --fail-over {pct(fail_over)}[/]")
+        o = headline(data).overall
+        err.print(f"[bold red]ASR {output.escape(asr_text(o.broken, o.judged))} exceeds "
+                  f"--fail-over {pct(fail_over)}[/]")
         return EXIT_ASR_OVER
     return EXIT_OK
 
@@ -459,14 +487,6 @@ def optimizers() -> None:
     from optimizers.registry import list_optimizers
 
     output.print_registry(console, "Optimizers", list_optimizers())
-
-
-@app.command()
-def judges() -> None:
-    """Registered judges and their options."""
-    from judges import list_judges
-
-    output.print_registry(console, "Judges", list_judges())
 
 
 def main() -> None:

@@ -20,10 +20,6 @@ _CELL = 160
 logger = logging.getLogger("siegeflow.reports")
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100.0 * value:.1f}%"
-
-
 def best_rows(rows: list[dict[str, Any]], threshold: float) -> dict[str, dict[str, Any]]:
     """Per result: the successful row with the best score, else the best-scored judged row."""
     best: dict[str, tuple[tuple[int, float], dict[str, Any]]] = {}
@@ -64,8 +60,12 @@ def goal_table(
     return table
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    """The run's headline figures as markdown (numbers only; untrusted text escaped)."""
+def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
+    """The run's headline figures as markdown (numbers only; untrusted text escaped): ASR with
+    its Wilson 95% interval and n, and the judges that decided it with their validated
+    agreement with human labels."""
+    from reports.figures import summary_asr_text
+
     errors = summary.get("errors") or {}
     lines = [
         f"# siegeflow run {md_escape(str(summary.get('run_id')), 40)}",
@@ -74,24 +74,29 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"**status:** {md_escape(str(summary.get('status')), 20)} · "
         f"**stop:** {md_escape(str(summary.get('stop_reason', '')), 30)}",
         "",
-        "| goals | broken | held | errors (target) | errors (framework) | ASR |",
+        "| goals | broken | held | errors (target) | errors (framework) | ASR [95% CI] (n) |",
         "|---:|---:|---:|---:|---:|---:|",
         f"| {summary.get('goals_total', 0)} | {summary.get('successful', 0)} | "
         f"{summary.get('failed', 0)} | {errors.get('agent', 0)} | "
-        f"{errors.get('framework', 0)} | {_pct(summary.get('asr'))} |",
+        f"{errors.get('framework', 0)} | {summary_asr_text(summary)} |",
         "",
-        "ASR = broken / (broken + held); goals whose target calls failed or that could not be "
-        "judged are excluded from the denominator and counted above.",
+        "ASR = broken / (broken + held), with its Wilson 95% interval and n; goals whose target "
+        "calls failed or that could not be judged are excluded from the denominator and counted "
+        "above.",
         "",
     ]
+    if citation is not None:
+        lines += [f"**Judged by:** {md_escape(citation.text(), 400)}", ""]
     categories = summary.get("categories") or {}
     if categories:
-        lines += ["## ASR by category", "", "| category | goals | broken | held | errors | ASR |",
+        lines += ["## ASR by category", "",
+                  "| category | goals | broken | held | errors | ASR [95% CI] (n) |",
                   "|---|---:|---:|---:|---:|---:|"]
         for name, c in sorted(categories.items()):
             lines.append(
                 f"| {md_escape(name, 60)} | {c.get('goals', 0)} | {c.get('successful', 0)} | "
-                f"{c.get('failed', 0)} | {c.get('errors', 0)} | {_pct(c.get('asr'))} |"
+                f"{c.get('failed', 0)} | {c.get('errors', 0)} | "
+                f"{summary_asr_text(c)} |"
             )
         lines.append("")
     if summary.get("bon"):
@@ -200,10 +205,15 @@ async def publish_run_artifacts(
 
     from tasks.context import artifact_key
 
+    from judges.citation import cite_run, store_lookup
+
     path: Path | None = None
     error: str | None = None
+    backend = backend or _flow_backend()
+    run = backend.get_run(run_id)
+    citation = cite_run(run.parameters if run else None, store_lookup(backend))
     try:
-        path = await asyncio.to_thread(write_html_report, backend or _flow_backend(), run_id)
+        path = await asyncio.to_thread(write_html_report, backend, run_id)
     except OSError as exc:
         error = f"{type(exc).__name__}: {exc.strerror or exc}"
         logger.warning("HTML report for run %s not written: %s", run_id, error)
@@ -214,7 +224,7 @@ async def publish_run_artifacts(
         description="Per goal: status, best attack prompt, the target's answer, judge verdicts.",
     )
     await acreate_markdown_artifact(
-        markdown=summary_markdown(summary) + report_markdown(path, run_id, error),
+        markdown=summary_markdown(summary, citation) + report_markdown(path, run_id, error),
         key=artifact_key(run_id, "summary"),
         description="ASR overall and per category, errors, judge agreement, cost and time.",
     )

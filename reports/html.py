@@ -115,6 +115,7 @@ def headline_section(data: RunData) -> str:
         ("broken", str(o.broken), "broken"),
         ("held", str(o.held), ""),
         ("attack success rate", pct(o.asr), "asr"),
+        ("judged goals (n)", str(o.judged), ""),
         ("95% CI (Wilson)", ci or "n/a", ""),
         ("errors (excluded)", str(o.errors), ""),
         ("cost", f"${h.cost_usd:.4f}", ""),
@@ -131,8 +132,18 @@ def headline_section(data: RunData) -> str:
         f'<p class="note">ASR = broken / (broken + held) = {o.broken} / {o.judged}. '
         f"Excluded from the denominator and counted here: {h.target_errors} goals whose target "
         f"calls failed, {h.framework_errors} goals that could not be judged{pending}. "
-        f"{h.attempts} attack prompts were sent.</p></section>"
+        f"{h.attempts} attack prompts were sent.</p>{judged_by(data)}</section>"
     )
+
+
+def judged_by(data: RunData) -> str:
+    """Which judges decided the ASR, with their validated agreement with human labels."""
+    citation = data.citation
+    if citation is None:
+        return ""
+    cls = "note err" if citation.refusal_only or not citation.validated else "note"
+    return f'<p class="{cls}" id="judged-by"><b>Judged by</b> {e(citation.text(), 400)}.</p>'
+
 
 
 def rate_table(title: str, rates: list[Rate]) -> str:

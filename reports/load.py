@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from judges.citation import Citation, cite_run, store_lookup
 from reports.rows import build_rows
 from tracking import EvaluationStatusEnum, ResultRecord, RunRecord, StatusEnum, TraceRecord
 from tracking.success import RowOutcome, classify_row
@@ -66,6 +67,8 @@ class RunData:
     rule: str
     threshold: float
     traces: dict[str, list[TraceRecord]] = field(default_factory=dict)
+    #: The panel that decided the run, with its latest validated agreement with human labels.
+    citation: Citation | None = None
 
     @property
     def run_id(self) -> str:
@@ -187,4 +190,5 @@ def load_run(backend: Any, run_id: str, *, with_traces: bool = True) -> RunData:
     return RunData(
         run=run, goals=build_goals(results, rows, threshold),
         judge_keys=keys, rule=rule, threshold=threshold, traces=traces,
+        citation=cite_run(run.parameters, store_lookup(backend)),
     )
