@@ -124,6 +124,13 @@ def run(
         Optional[str], typer.Option(help="Folder holding presets' published files.")
     ] = None,
     limit: Annotated[Optional[int], typer.Option(help="Attack only the first N goals.")] = None,
+    benign: Annotated[
+        Optional[str], typer.Option(help="Benign control set sent plain alongside (xstest:safe, "
+                                    "jbb:benign or a file): the false-refusal rate.")
+    ] = None,
+    benign_limit: Annotated[
+        Optional[int], typer.Option(help="Send only the first N benign prompts.")
+    ] = None,
     concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests.")] = None,
     budget: Annotated[Optional[float], typer.Option(help="Stop past this many USD.")] = None,
     optimizer: Annotated[
@@ -160,7 +167,8 @@ def run(
             config=config, target=target, api_base=api_base, api_key_env=api_key_env,
             system_prompt=system_prompt, attack=attack, attack_options=attack_option or [],
             judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
-            rule=rule, goals=goals, goals_path=goals_path, limit=limit, concurrency=concurrency, budget=budget,
+            rule=rule, goals=goals, goals_path=goals_path, limit=limit, benign=benign, benign_limit=benign_limit,
+            concurrency=concurrency, budget=budget,
             optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
             max_goal_chars=max_goal_chars, max_response_chars=max_response_chars,
         )

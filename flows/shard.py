@@ -41,7 +41,7 @@ from flows.steps import run_steps
 from targets import TargetConfig
 from tasks.context import GoalRow, RunRef
 from reports.rows import build_rows
-from tracking import EvaluationStatusEnum, ResultUpdate, default_db_url
+from tracking import EvaluationStatusEnum, ResultUpdate, default_db_url, is_benign
 
 logger = logging.getLogger("siegeflow.flows.shard")
 
@@ -89,7 +89,7 @@ def _goal_rows(results: list[Any]) -> list[GoalRow]:
         GoalRow(
             result_id=r.id, goal_id=r.goal_id or f"goal-{r.goal_index}", index=r.goal_index,
             text=r.goal, category=r.category, target=(r.goal_metadata or {}).get("target"),
-            context=(r.goal_metadata or {}).get("context"),
+            context=(r.goal_metadata or {}).get("context"), benign=is_benign(r.goal_metadata),
         )
         for r in results
     ]
@@ -204,6 +204,7 @@ async def run_sharded(
     resume_run_id: str | None,
     parameters: dict[str, Any],
     prefect_flow_run_id: str,
+    benign: GoalsSpec | None = None,
 ) -> dict[str, Any]:
     """The parent: open the run, run N shard flow runs, finalize and publish the whole run."""
     if not 2 <= shards <= MAX_SHARDS:
@@ -213,6 +214,7 @@ async def run_sharded(
         kind=kind, attack_type=attack.name, target=target, goals=goals,
         parameters={**parameters, "shards": shards}, db_url=db_url,
         resume_run_id=resume_run_id, prefect_flow_run_id=prefect_flow_run_id, logger=logger,
+        benign=benign,
     )
     ref, coordinator = opened.ref, opened.coordinator
     backend = ref.backend()

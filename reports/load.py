@@ -13,7 +13,14 @@ from typing import Any
 
 from judges.citation import Citation, cite_run, store_lookup
 from reports.rows import build_rows
-from tracking import EvaluationStatusEnum, ResultRecord, RunRecord, StatusEnum, TraceRecord
+from tracking import (
+    EvaluationStatusEnum,
+    ResultRecord,
+    RunRecord,
+    StatusEnum,
+    TraceRecord,
+    is_benign,
+)
 from tracking.success import RowOutcome, classify_row
 
 BROKEN = EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
@@ -67,6 +74,8 @@ class RunData:
     rule: str
     threshold: float
     traces: dict[str, list[TraceRecord]] = field(default_factory=dict)
+    #: The benign control set (never in `goals`, so never in an ASR): broken = answered.
+    benign: list[GoalView] = field(default_factory=list)
     #: The panel that decided the run, with its latest validated agreement with human labels.
     citation: Citation | None = None
 
@@ -187,8 +196,11 @@ def load_run(backend: Any, run_id: str, *, with_traces: bool = True) -> RunData:
         for trace in backend.list_traces(run_id=run_id):
             if trace.result_id is not None:
                 traces.setdefault(trace.result_id, []).append(trace)
+    attacked = [r for r in results if not is_benign(r.goal_metadata)]
+    benign = [r for r in results if is_benign(r.goal_metadata)]
     return RunData(
-        run=run, goals=build_goals(results, rows, threshold),
+        run=run, goals=build_goals(attacked, rows, threshold),
         judge_keys=keys, rule=rule, threshold=threshold, traces=traces,
+        benign=build_goals(benign, rows, threshold),
         citation=cite_run(run.parameters, store_lookup(backend)),
     )

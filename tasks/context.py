@@ -71,6 +71,7 @@ class GoalRow(BaseModel):
     category: str | None = None
     target: str | None = None
     context: str | None = None
+    benign: bool = False  # a benign control prompt: sent plain, judged for refusal only
 
     @property
     def request(self) -> str:

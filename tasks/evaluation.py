@@ -19,6 +19,7 @@ from goals import with_context
 from judges import JudgePanel, Verdict
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
+from tracking import is_benign
 from tasks.context import RunRef, artifact_key, pipeline_task
 from tasks.progress import StepProgress
 
@@ -75,16 +76,15 @@ async def evaluation(
         technique = build_technique(attack.name, attack.options)
         # Judges read the goal as the target was asked it: with its context, if it has one
         # (a judge with a context slot of its own gets the two apart).
-        goals = {
-            r.id: (r.goal, (r.goal_metadata or {}).get("context"))
-            for r in backend.list_results(ref.run_id)
-        }
+        results = backend.list_results(ref.run_id)
+        goals = {r.id: (r.goal, (r.goal_metadata or {}).get("context")) for r in results}
         done = {(j.attempt_id, j.judge) for j in backend.list_judgments(run_id=ref.run_id)}
         mine = None if result_ids is None else set(result_ids)
+        benign = {r.id for r in results if is_benign(r.goal_metadata)}  # tasks.benign's
         answered = [
             a for a in backend.list_attempts(ref.run_id)
             if a.completed_at is not None and a.error is None and a.response is not None
-            and (mine is None or a.result_id in mine)
+            and (mine is None or a.result_id in mine) and a.result_id not in benign
         ]
         work = [(a, j) for a in answered for j in panel.judges if (a.id, j.label) not in done]
         budget = Budget(limit_usd=budget_usd, spent_usd=spent_usd)

@@ -24,11 +24,14 @@ from tracking.redaction import RedactingFilter, redact, redact_json, redact_text
 from tracking.rows import NewAttempt, NewResult, ResultUpdate
 from tracking.step import StepRecord, StepTracker
 from tracking.store import SQLBackend, get_backend
+from tracking.summary import BENIGN, is_benign
 from tracking.success import attack_success_rate, classify_row, decide_goal, row_verdict
 from tracking.tracker import Tracker
 from tracking.writer import TraceWriteError, WriteFailure
 
 __all__ = [
+    "BENIGN",
+    "is_benign",
     "DB_URL_ENV",
     "AttemptRecord",
     "CategoryClassifier",
