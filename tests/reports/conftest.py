@@ -57,6 +57,9 @@ PAYLOADS = [
 #: Text that is hard on renderers: bidi overrides, zero-width, combining marks, U+FFFD, NUL.
 BROKEN_UNICODE = ("evil\u202etxt.exe \u200b\u200d zalgo: a" + "\u0301" * 40 + " \ufffd\x00\x07"
                   " \ufeffBOM \U0001f4a3 end")
+#: The same for goal files: control characters (NUL, BEL) in a goal are refused as bad input
+#: (goals/loaders.py); the target's answers still carry them.
+BROKEN_GOAL_TEXT = BROKEN_UNICODE.replace("\x00", "").replace("\x07", "")
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def recorded(
         after = _run_flow(s, goals, db_url)
     payloads = [p.format(canary=canary) for p in PAYLOADS]
     hostile_goals = [
-        {"id": f"h{i}{p[:12]}", "category": p[:60], "goal": f"{p} {BROKEN_UNICODE}"}
+        {"id": f"h{i}{p[:12]}", "category": p[:60], "goal": f"{p} {BROKEN_GOAL_TEXT}"}
         for i, p in enumerate(payloads)
     ]
     hostile_file = _write_goals(folder / "hostile.jsonl", hostile_goals)
