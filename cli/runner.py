@@ -371,10 +371,11 @@ def demo_settings(goals: int, db_url: str) -> RunSettings:
         target=embedded_target(),
         attack=AttackSpec(name="suite", options={"techniques": [
             {"name": "baseline"},
-            {"name": "templates", "options": {"variants": ["role_play", "refusal_suppression"]}},
+            {"name": "templates", "options": {"variants": ["role_play"]}},
             {"name": "encodings", "options": {"variants": ["leetspeak"]}},
-            # Best-of-N with a small N: in a suite every sample is sent (no early stop), which
-            # keeps the demo one flow run under two minutes on 2 cores.
+            # Best-of-N with a small N: in a suite every sample is sent (no early stop). Five
+            # prompts per goal, as before Best-of-N joined: the demo stays one flow run of about
+            # 1.5 minutes for 10 goals on 2 cores.
             {"name": "bon", "options": {"n": 2}},
         ]}),
         judges=JudgePanelSpec(judges=[{"name": name} for name in DEFAULT_JUDGES]),
