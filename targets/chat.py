@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from targets.completion import RETRYABLE_KINDS, Completion
+from targets.completion import RETRYABLE_KINDS, ChatFn, Completion
 from targets.config import MissingApiKeyError, TargetConfig
 from targets.cost import http_cost
 from targets.errors import AttemptError
@@ -146,7 +146,7 @@ async def _call(
         await asyncio.sleep(delay)
 
 
-def chat_for_model(model: Any) -> Callable[[list[dict[str, Any]]], Awaitable[Completion]]:
+def chat_for_model(model: Any) -> ChatFn:
     """`chat` bound to one model: a `TargetConfig`, another pydantic model of its fields, or a
     mapping. What attack techniques and judges receive as their model call."""
     from pydantic import BaseModel

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, Protocol
 
 ErrorKind = Literal[
     "rate_limit",  # 429
@@ -65,3 +66,18 @@ class Completion:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class CompletionLike(Protocol):
+    """The part of `Completion` that techniques and judges read (structural, so fakes fit)."""
+
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def cost_usd(self) -> float: ...
+
+
+#: A model call bound to one model: messages in, a completion out (see `targets.chat_for_model`).
+ChatFn = Callable[[list[dict[str, Any]]], Awaitable[CompletionLike]]
