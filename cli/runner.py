@@ -16,6 +16,7 @@ from platformdirs import user_data_dir
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli.exits import EXIT_ASR_OVER, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED
 from cli.output import escape, print_goals, print_summary
 from flows.config import (
     AttackSpec,
@@ -25,7 +26,6 @@ from flows.config import (
     load_run_settings,
 )
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_ASR_OVER = 0, 1, 2, 3
 
 
 def prefect_home() -> Path:

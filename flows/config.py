@@ -1,4 +1,7 @@
-"""Typed parameters of the attack and optimize flows.
+"""Typed parameters of the attack and optimize flows: `RunSettings`, the one run document.
+
+`AttackSpec`, `JudgePanelSpec` and `GoalsSpec` live with their packages (tasks read them too)
+and are re-exported here.
 
 These models are the flows' Prefect parameters, so they render as a form in the Prefect UI and
 are validated before a run starts. They hold no secret: a target names the *environment
@@ -8,74 +11,20 @@ variable* that holds its API key (`TargetConfig.api_key_env`), never the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from goals import DEFAULT_GOAL_SET, Goal, load_goals
-from judges import JudgeSpec
+from attacks.spec import AttackSpec
+from goals.spec import GoalsSpec
+from judges.spec import JudgePanelSpec
 from optimizers.library.harness import HarnessSpec
 from targets import TargetConfig
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class AttackSpec(_Strict):
-    """Which technique to run and its options (validated by the technique's own config)."""
-
-    name: str = Field("baseline", description="Registered technique: see `siegeflow attacks`.")
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class JudgePanelSpec(_Strict):
-    """The judges of a run and how their verdicts combine into one success decision."""
-
-    judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec(name="refusal")])
-    rule: Literal["any", "majority", "all"] = Field(
-        "majority", description="How verdicts combine; a majority tie is not a success."
-    )
-    success_threshold: float = Field(0.5, ge=0.0, le=1.0)
-
-    @field_validator("judges")
-    @classmethod
-    def _at_least_one(cls, value: list[JudgeSpec]) -> list[JudgeSpec]:
-        if not value:
-            raise ValueError("at least one judge is required")
-        return value
-
-
-class GoalsSpec(_Strict):
-    """Where the goals come from: a builtin set (`builtin:NAME`) or a CSV/JSONL/YAML file."""
-
-    source: str = Field(DEFAULT_GOAL_SET, description="builtin:NAME or a file path")
-    text_field: str | None = Field(None, description="Column holding the goal text")
-    id_field: str | None = None
-    category_field: str | None = None
-    target_field: str | None = None
-    categories: list[str] | None = Field(None, description="Keep only these categories")
-    limit: int | None = Field(None, ge=0, description="Keep the first N goals")
-
-    def load(self) -> list[Goal]:
-        mapping = {
-            key: value
-            for key, value in {
-                "text": self.text_field,
-                "id": self.id_field,
-                "category": self.category_field,
-                "target": self.target_field,
-            }.items()
-            if value
-        }
-        goals = load_goals(self.source, mapping=mapping or None)
-        if self.categories:
-            wanted = {c.lower() for c in self.categories}
-            goals = [g for g in goals if (g.category or "").lower() in wanted]
-        if self.limit is not None:
-            goals = goals[: self.limit]
-        return goals
 
 
 class RunSettings(_Strict):
@@ -121,3 +70,13 @@ def load_run_settings(path: str | Path) -> RunSettings:
             loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
             lines.append(f"  - {loc}: {err['msg']}")
         raise ConfigFileError("\n".join(lines)) from exc
+
+
+__all__ = [
+    "AttackSpec",
+    "ConfigFileError",
+    "GoalsSpec",
+    "JudgePanelSpec",
+    "RunSettings",
+    "load_run_settings",
+]

@@ -196,7 +196,7 @@ async def publish_results(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Store the summary on the run and publish the table and markdown artifacts."""
-    from reports.artifacts import publish_run_artifacts
+    from flows.artifacts import publish_run_artifacts
 
     from judges import judge_agreement, rows_by_judge
 

@@ -12,10 +12,10 @@ import asyncio
 import logging
 from typing import Any
 
-
 from attacks import AttackPrompt, build_technique
-from flows.config import AttackSpec, JudgePanelSpec
+from attacks.spec import AttackSpec
 from judges import JudgePanel
+from judges.spec import JudgePanelSpec
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
 from tasks.context import RunRef, artifact_key, pipeline_task

@@ -24,8 +24,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from flows.config import JudgePanelSpec
 from judges import JudgePanel, Verdict, combine
+from judges.spec import JudgePanelSpec
 from optimizers import (
     Controllable,
     Evaluation,

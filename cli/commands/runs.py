@@ -1,0 +1,149 @@
+"""Commands that run flows: `demo`, `run`, `resume`, `ui`, `deploy` (prefect loads inside them)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli.app import DbOption, app, bad_input, console, db_url
+
+
+@app.command()
+def demo(
+    goals: Annotated[int, typer.Option(help="How many goals of the builtin set to attack.")] = 10,
+    db: DbOption = None,
+) -> None:
+    """Run the whole pipeline on the embedded defaults: local model, local Prefect, SQLite."""
+    from cli.runner import run_demo
+
+    raise typer.Exit(run_demo(goals=goals, db_url=db_url(db), console=console))
+
+
+@app.command()
+def run(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML run config.")] = None,
+    target: Annotated[Optional[str], typer.Option(help="litellm model string of the target.")] = None,
+    api_base: Annotated[Optional[str], typer.Option(help="Target endpoint (OpenAI-compatible).")] = None,
+    api_key_env: Annotated[
+        Optional[str], typer.Option(help="NAME of the env var holding the target's API key.")
+    ] = None,
+    system_prompt: Annotated[Optional[str], typer.Option(help="Target system prompt.")] = None,
+    attack: Annotated[Optional[str], typer.Option(help="Attack technique (see `attacks`).")] = None,
+    attack_option: Annotated[
+        Optional[list[str]], typer.Option("--attack-option", help="KEY=VALUE (JSON value).")
+    ] = None,
+    judge: Annotated[Optional[list[str]], typer.Option(help="Judge name; repeat for several.")] = None,
+    judge_model: Annotated[
+        Optional[str], typer.Option(help="litellm model for model-based judges.")
+    ] = None,
+    judge_api_base: Annotated[Optional[str], typer.Option(help="Judge endpoint.")] = None,
+    rule: Annotated[Optional[str], typer.Option(help="any | majority | all")] = None,
+    goals: Annotated[Optional[str], typer.Option(help="Goal file or builtin:NAME.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Attack only the first N goals.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests.")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="Stop past this many USD.")] = None,
+    optimizer: Annotated[
+        Optional[str], typer.Option(help="Iterative attacker: name or module:Class.")
+    ] = None,
+    max_runs: Annotated[Optional[int], typer.Option(help="Optimizer runs per goal (cap).")] = None,
+    db: DbOption = None,
+    fail_over: Annotated[
+        Optional[float], typer.Option(help="Exit 3 when the run's ASR exceeds this (0..1).")
+    ] = None,
+    shards: Annotated[
+        Optional[int],
+        typer.Option(help="Split the goals over N flow runs of the attack-shard deployment, run "
+                          "by the pool's workers (needs PREFECT_API_URL; docs/operations.md)."),
+    ] = None,
+) -> None:
+    """Attack a target: flags, or a YAML config (`--config`) that flags then override."""
+    from cli.runner import build_settings, run_settings
+
+    try:
+        settings = build_settings(
+            config=config, target=target, api_base=api_base, api_key_env=api_key_env,
+            system_prompt=system_prompt, attack=attack, attack_options=attack_option or [],
+            judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
+            rule=rule, goals=goals, limit=limit, concurrency=concurrency, budget=budget,
+            optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
+        )
+    except ValueError as exc:  # ConfigFileError, GoalFileError, pydantic ValidationError
+        raise bad_input(str(exc)) from None
+    if settings.shards > 1:
+        if settings.optimizer:
+            raise bad_input("--shards applies to attack runs, not to optimizer runs")
+        if not os.environ.get("PREFECT_API_URL"):
+            raise bad_input("a sharded run needs the Prefect server its workers serve: export "
+                             "PREFECT_API_URL (see docs/operations.md)")
+    raise typer.Exit(run_settings(settings, console=console, fail_over=fail_over))
+
+
+@app.command()
+def resume(run_id: str, db: DbOption = None) -> None:
+    """Finish an interrupted run: keep every recorded completion and judgment, do the rest."""
+    from cli.runner import resume_run
+
+    raise typer.Exit(resume_run(run_id, db_url=db_url(db), console=console))
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="Port of the Prefect UI/API.")] = 4200) -> None:
+    """Serve the Prefect UI over siegeflow's local Prefect data (the runs `demo`/`run` made)."""
+    import signal
+    import time
+
+    from cli.runner import prefect_home
+    from flows.server import LocalPrefectServer
+
+    server = LocalPrefectServer(home=prefect_home(), port=port)
+    server.start()
+    try:
+        with console.status("Starting the Prefect server…"):
+            server.wait_ready()
+        console.print(f"Prefect UI: http://127.0.0.1:{port}  (Ctrl-C to stop)")
+        console.print(f"To send other runs here: export PREFECT_API_URL={server.api_url}")
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on SIGTERM too
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@app.command()
+def deploy(
+    name: Annotated[
+        Optional[list[str]], typer.Option("--name", "-n", help="Only these deployments "
+                                          "(e.g. attack, attack-shard); default: all.")
+    ] = None,
+    pool: Annotated[
+        Optional[str], typer.Option("--pool", "-p", help="Work pool (default: prefect.yaml's).")
+    ] = None,
+    prefect_file: Annotated[
+        Optional[Path], typer.Option(help="Default: prefect.yaml at the repository root.")
+    ] = None,
+) -> None:
+    """Register the deployments of prefect.yaml on the server of PREFECT_API_URL.
+
+    The same as `prefect deploy --all` run from the repository root; workers then run the
+    flows (docs/operations.md).
+    """
+    import subprocess
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise bad_input("export PREFECT_API_URL=http://HOST:4200/api (the server to deploy to)")
+    path = (prefect_file or Path(__file__).resolve().parents[2] / "prefect.yaml").resolve()
+    if not path.is_file():
+        raise bad_input(f"no {path}")
+    prefect_bin = Path(sys.executable).with_name("prefect")
+    cmd = [str(prefect_bin)] if prefect_bin.exists() else [sys.executable, "-m", "prefect"]
+    cmd += ["deploy", "--no-prompt", "--prefect-file", str(path)]
+    cmd += [arg for n in name for arg in ("--name", n)] if name else ["--all"]
+    if pool:
+        cmd += ["--pool", pool]
+    raise typer.Exit(subprocess.run(cmd, cwd=path.parent, check=False).returncode)  # noqa: S603

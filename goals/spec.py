@@ -1,0 +1,42 @@
+"""`GoalsSpec`: where a run's goals come from, as a run document and a flow parameter give it.
+It lives with the goals so tasks, flows and the CLI all read it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from goals.model import Goal
+from goals.sets import DEFAULT_GOAL_SET, load_goals
+
+
+class GoalsSpec(BaseModel):
+    """Where the goals come from: a builtin set (`builtin:NAME`) or a CSV/JSONL/YAML file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(DEFAULT_GOAL_SET, description="builtin:NAME or a file path")
+    text_field: str | None = Field(None, description="Column holding the goal text")
+    id_field: str | None = None
+    category_field: str | None = None
+    target_field: str | None = None
+    categories: list[str] | None = Field(None, description="Keep only these categories")
+    limit: int | None = Field(None, ge=0, description="Keep the first N goals")
+
+    def load(self) -> list[Goal]:
+        mapping = {
+            key: value
+            for key, value in {
+                "text": self.text_field,
+                "id": self.id_field,
+                "category": self.category_field,
+                "target": self.target_field,
+            }.items()
+            if value
+        }
+        goals = load_goals(self.source, mapping=mapping or None)
+        if self.categories:
+            wanted = {c.lower() for c in self.categories}
+            goals = [g for g in goals if (g.category or "").lower() in wanted]
+        if self.limit is not None:
+            goals = goals[: self.limit]
+        return goals
