@@ -4,7 +4,7 @@ Techniques are registered by name (`@technique("templates")`) and built from pla
 dicts with `build_technique(name, config)`; importing this package registers the shipped ones.
 """
 
-from attacks import advprefix, baseline, encodings, suite, templates  # noqa: F401  (registration)
+from attacks import advprefix, baseline, bon, encodings, suite, templates  # noqa: F401  (registration)
 from attacks.advprefix import AttackGenerationError, select_best
 from attacks.base import (
     AttackPrompt,

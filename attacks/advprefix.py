@@ -177,8 +177,8 @@ class AdvPrefix(Technique[AdvPrefixConfig]):
 
     def _messages(self, goal: Goal, prefix: str) -> list[dict[str, Any]]:
         if self.config.mode == "prefill":
-            return [*user(goal.text), {"role": "assistant", "content": prefix}]
-        return user(INSTRUCTION.format(goal=goal.text, prefix=prefix))
+            return [*user(goal.request), {"role": "assistant", "content": prefix}]
+        return user(INSTRUCTION.format(goal=goal.request, prefix=prefix))
 
     def _resolve_chat(self, attacker: Any) -> ChatFn | None:
         if self._attacker_chat is not None:

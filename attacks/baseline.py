@@ -24,7 +24,7 @@ class Baseline(Technique[BaselineConfig]):
     Config = BaselineConfig
 
     async def generate(self, goal: Goal, attacker: Any = None) -> list[AttackPrompt]:
-        messages = user(goal.text)
+        messages = user(goal.request)
         if self.config.system_prompt:
             messages = [{"role": "system", "content": self.config.system_prompt}, *messages]
         return [self._prompt(goal, "plain", messages)]

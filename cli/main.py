@@ -14,7 +14,10 @@ from cli.commands import runs  # noqa: F401, I001
 from cli.commands import store  # noqa: F401
 from cli.commands import reporting  # noqa: F401
 from cli.commands import plugins  # noqa: F401
+from cli.goals_cmd import goals_app
 from cli.exits import EXIT_ASR_OVER, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED
+
+app.add_typer(goals_app, name="goals")
 
 __all__ = ["EXIT_ASR_OVER", "EXIT_BAD_INPUT", "EXIT_OK", "EXIT_RUN_FAILED", "app", "main"]
 

@@ -78,6 +78,8 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     goals = dict(base.get("goals") or {})
     if flags.get("goals"):
         goals["source"] = flags["goals"]
+    if flags.get("goals_path"):
+        goals["path"] = flags["goals_path"]
     if flags.get("limit") is not None:
         goals["limit"] = flags["limit"]
     base["goals"] = goals
@@ -201,27 +203,85 @@ def run_settings(settings: RunSettings, console: Console, fail_over: float | Non
     return execute(settings, console, fail_over=fail_over)
 
 
-def resume_run(run_id: str, db_url: str, console: Console) -> int:
-    """Re-run a recorded run's flow with its stored parameters, on the same run id."""
+class ResumeError(ValueError):
+    """A recorded run cannot be resumed as stored: the message says which field and why."""
+
+
+def _redacted_paths(value: Any, path: str = "") -> list[str]:
+    """Where stored parameters hold the store's redaction marker instead of a value."""
+    from tracking.redaction import REDACTED
+
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _redacted_paths(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _redacted_paths(v, f"{path}[{i}]")]
+    return [path] if value == REDACTED else []
+
+
+def resume_settings(run: Any, db_url: str, api_key_env: str | None = None) -> RunSettings:
+    """The settings of a recorded run, validated; `api_key_env` replaces the target's.
+
+    Runs recorded before variable names were kept have `target.api_key_env` stored as `***`:
+    `--api-key-env NAME` supplies it again. Any other redacted field is reported by path.
+    """
+    from pydantic import ValidationError
+
+    params = json.loads(json.dumps(run.parameters or {}))
+    if not params.get("target"):
+        raise ResumeError(f"run {run.id}: no target recorded in its parameters; cannot resume")
+    if api_key_env is not None:
+        params["target"]["api_key_env"] = api_key_env
+    hidden = _redacted_paths(params)
+    if hidden:
+        hint = " (pass --api-key-env NAME)" if "target.api_key_env" in hidden else ""
+        raise ResumeError(
+            f"run {run.id}: its stored parameters hold redacted values at {', '.join(hidden)}"
+            f"{hint}; start a new run with the same settings instead"
+        )
+    try:
+        return RunSettings.model_validate({
+            "target": params["target"],
+            "attack": params.get("attack") or AttackSpec().model_dump(),
+            "judges": params.get("judges") or JudgePanelSpec().model_dump(),
+            "goals": params.get("goals") or GoalsSpec().model_dump(),
+            "concurrency": params.get("concurrency", 16),
+            "budget_usd": params.get("budget_usd"),
+            "db_url": db_url,
+            "optimizer": params.get("optimizer"),
+            "optimizer_options": params.get("optimizer_options") or {},
+            "harness": params.get("harness"),
+        })
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ResumeError(f"run {run.id}: stored parameters are not valid: {fields}") from None
+
+
+def resume_run(run_id: str, db_url: str, console: Console, *, retry_errors: bool = False,
+               api_key_env: str | None = None) -> int:
+    """Re-run a recorded run's flow with its stored parameters, on the same run id.
+
+    `retry_errors`: attempts that ended as target errors (an outage longer than the backoff)
+    are made pending again, so the completions step requests them anew — within the run's
+    budget (what was already spent counts) and the target's rate limit.
+    """
     from tracking import get_backend
 
-    run = get_backend(db_url).get_run(run_id)
+    backend = get_backend(db_url)
+    run = backend.get_run(run_id)
     if run is None:
         console.print(f"[bold red]error:[/] no run {escape(run_id)} in {escape(_safe_url(db_url))}")
         return EXIT_BAD_INPUT
-    params = dict(run.parameters or {})
-    settings = RunSettings.model_validate({
-        "target": params["target"],
-        "attack": params.get("attack") or AttackSpec().model_dump(),
-        "judges": params.get("judges") or JudgePanelSpec().model_dump(),
-        "goals": params.get("goals") or GoalsSpec().model_dump(),
-        "concurrency": params.get("concurrency", 16),
-        "budget_usd": params.get("budget_usd"),
-        "db_url": db_url,
-        "optimizer": params.get("optimizer"),
-        "optimizer_options": params.get("optimizer_options") or {},
-        "harness": params.get("harness"),
-    })
+    try:
+        settings = resume_settings(run, db_url, api_key_env)
+        if retry_errors and settings.optimizer:
+            raise ResumeError("--retry-errors applies to attack runs; an optimizer run's "
+                              "attacker decides what to send next")
+    except ResumeError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        return EXIT_BAD_INPUT
+    if retry_errors:
+        reopened = backend.reopen_errored_attempts(run_id)
+        console.print(f"Retrying {reopened} attempt(s) that ended as target errors.")
     return execute(settings, console, resume_run_id=run_id)
 
 

@@ -20,9 +20,7 @@ from flows.recovery import claim_stale_run
 from flows.run_record import open_run, publish_results, start_heartbeat
 from flows.shard import SHARD_RETRIES, SHARD_RETRY_DELAY_S, ShardRef, run_shard, run_sharded
 from targets import TargetConfig
-from tasks.completions import completions
-from tasks.evaluation import evaluation
-from tasks.generation import generation
+from flows.steps import bon_extra, run_steps
 from reports.rows import build_rows
 
 logger = logging.getLogger("siegeflow.flows.attack")
@@ -91,22 +89,19 @@ async def attack_flow(
     ref, coordinator = opened.ref, opened.coordinator
     heartbeat = start_heartbeat(ref)
     try:
-        await generation(ref, attack, opened.goal_rows, concurrency)
-        spent = opened.spent_usd
-        completed = await completions(ref, target, concurrency, budget_usd, spent)
-        spent = completed["spent_usd"]
-        judged = await evaluation(ref, attack, judges, concurrency, budget_usd, spent)
+        done = await run_steps(ref, target, attack, judges, opened.goal_rows,
+                               concurrency=concurrency, budget_usd=budget_usd,
+                               spent_usd=opened.spent_usd)
         rows = build_rows(
             ref.backend(), ref.run_id, [j.key for j in judges.judges], judges.rule
         )
-        stop_reason = (
-            "budget" if completed["budget_exhausted"] or judged["budget_exhausted"] else "completed"
-        )
+        stop_reason = "budget" if done["budget_exhausted"] else "completed"
         coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
         coordinator.finalize_pipeline(rows)
         return await publish_results(
-            ref, coordinator, rows, stop_reason=stop_reason, spent_usd=judged["spent_usd"],
-            extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule},
+            ref, coordinator, rows, stop_reason=stop_reason, spent_usd=done["spent_usd"],
+            extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule,
+                   **bon_extra(attack, rows, judges.success_threshold)},
         )
     finally:
         heartbeat.cancel()

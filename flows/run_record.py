@@ -49,7 +49,7 @@ def _goal_payload(goal: Any) -> dict[str, Any]:
         "index": goal.index,
         "goal_id": goal.id,
         "category": goal.category,
-        "metadata": {"target": goal.target, "source": goal.source},
+        "metadata": {"target": goal.target, "source": goal.source, "context": goal.context},
     }
 
 
@@ -139,6 +139,7 @@ def open_run(
             text=ctx.goal,
             category=ctx.category,
             target=(ctx.metadata or {}).get("target"),
+            context=(ctx.metadata or {}).get("context"),
         )
         for ctx in coordinator.goal_tracker.contexts
         if ctx.result_id is not None

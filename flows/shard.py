@@ -34,11 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
 from flows.run_record import open_run, publish_results, recorded_spend, start_heartbeat
+from flows.steps import run_steps
 from targets import TargetConfig
-from tasks.completions import completions
 from tasks.context import GoalRow, RunRef
-from tasks.evaluation import evaluation
-from tasks.generation import generation
 from reports.rows import build_rows
 from tracking import EvaluationStatusEnum, ResultUpdate, default_db_url
 
@@ -86,6 +84,7 @@ def _goal_rows(results: list[Any]) -> list[GoalRow]:
         GoalRow(
             result_id=r.id, goal_id=r.goal_id or f"goal-{r.goal_index}", index=r.goal_index,
             text=r.goal, category=r.category, target=(r.goal_metadata or {}).get("target"),
+            context=(r.goal_metadata or {}).get("context"),
         )
         for r in results
     ]
@@ -122,19 +121,17 @@ async def run_shard(
     spent = _spent_on(backend, run_id, set(ids))
     heartbeat = start_heartbeat(ref)
     try:
-        await generation(ref, attack, _goal_rows(mine), concurrency)
-        completed = await completions(ref, target, concurrency, budget_usd, spent, result_ids=ids)
-        judged = await evaluation(ref, attack, judges, concurrency, budget_usd,
-                                  completed["spent_usd"], result_ids=ids)
+        done = await run_steps(ref, target, attack, judges, _goal_rows(mine),
+                               concurrency=concurrency, budget_usd=budget_usd, spent_usd=spent,
+                               result_ids=ids)
     finally:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
     return {
         "run_id": run_id, "shard": shard.index, "shards": shard.count, "goals": len(mine),
-        "requested": completed["requested"], "judgments": judged["judgments"],
-        "budget_exhausted": completed["budget_exhausted"] or judged["budget_exhausted"],
-        "spent_usd": judged["spent_usd"],
+        "requested": done["requested"], "judgments": done["judgments"],
+        "budget_exhausted": done["budget_exhausted"], "spent_usd": done["spent_usd"],
     }
 
 

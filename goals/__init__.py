@@ -1,11 +1,24 @@
 """Goals: the behaviours a red-teaming run tries to elicit, and the loaders for goal sets.
 
 Load a set with `load_goals("goals.csv", mapping={"text": "prompt"})` or
-`load_goals("builtin:jbb-mini")`; every bad file raises `GoalFileError` with file, line and field.
+`load_goals("builtin:jbb-mini")`, or a public benchmark by preset name
+(`load_goals("harmbench:standard", search="data/")`, see `goals.presets`); every bad file raises
+`GoalFileError` with file, line and field.
 """
 
 from goals.loaders import GoalFileSpec, load_goal_file
-from goals.model import Goal, GoalFileError
+from goals.fetch import DataFile, DataFileUnavailable
+from goals.model import Goal, GoalFileError, with_context
+from goals.presets import (
+    PRESETS,
+    Preset,
+    PresetStatus,
+    get_preset,
+    is_preset_ref,
+    list_presets,
+    load_preset,
+    preset_status,
+)
 from goals.sets import (
     BUILTIN_PREFIX,
     DEFAULT_GOAL_SET,
@@ -19,6 +32,17 @@ __all__ = [
     "BUILTIN_PREFIX",
     "DEFAULT_GOAL_SET",
     "BuiltinSet",
+    "DataFile",
+    "DataFileUnavailable",
+    "PRESETS",
+    "Preset",
+    "PresetStatus",
+    "get_preset",
+    "is_preset_ref",
+    "list_presets",
+    "load_preset",
+    "preset_status",
+    "with_context",
     "Goal",
     "GoalFileError",
     "GoalFileSpec",

@@ -18,7 +18,7 @@ import yaml
 from goals.model import Goal, GoalFileError
 
 #: Goal fields that can be mapped from a column, and the column used when none is given.
-_CONVENTIONAL = {"id": "id", "category": "category", "target": "target"}
+_CONVENTIONAL = {"id": "id", "category": "category", "target": "target", "context": "context"}
 _FORMATS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -36,8 +36,9 @@ class GoalFileSpec:
     """Where a goal set lives and which columns hold which `Goal` fields.
 
     `text_field` is required in every record. A field given explicitly (`id_field`, ...) must exist
-    as a column; when left None, a column with the conventional name (`id`, `category`, `target`)
-    is used if present. Column names match exactly, else case-insensitively (JBB's `Goal`).
+    as a column; when left None, a column with the conventional name (`id`, `category`, `target`,
+    `context` — the text a contextual behaviour refers to) is used if present. Column names match
+    exactly, else case-insensitively (JBB's `Goal`).
     `source_field` maps a provenance column; without it `Goal.source` is `set_name`.
     `set_name` defaults to the file stem and prefixes derived ids: `<set_name>:<index>`.
     """
@@ -48,12 +49,13 @@ class GoalFileSpec:
     category_field: str | None = None
     target_field: str | None = None
     source_field: str | None = None
+    context_field: str | None = None
     set_name: str | None = None
     format: str | None = None  # "csv" | "tsv" | "jsonl" | "yaml"; default: from the extension
 
     def with_mapping(self, mapping: Mapping[str, str | None]) -> GoalFileSpec:
         """Apply a `{"text": "prompt", "id": "behavior_id", ...}` mapping (CLI/config style)."""
-        allowed = {"text", "id", "category", "target", "source"}
+        allowed = {"text", "id", "category", "target", "source", "context"}
         unknown = sorted(set(mapping) - allowed)
         if unknown:
             raise GoalFileError(
@@ -133,6 +135,7 @@ def records_to_goals(
                 category=_string(record, columns["category"], line, path, required=False),
                 target=_string(record, columns["target"], line, path, required=False),
                 source=source if source is not None else set_name,
+                context=_string(record, columns["context"], line, path, required=False),
             )
         )
     if not goals:
@@ -152,6 +155,7 @@ def _resolve_columns(spec: GoalFileSpec, keys: list[str], line: int) -> dict[str
         "category": spec.category_field,
         "target": spec.target_field,
         "source": spec.source_field,
+        "context": spec.context_field,
     }
     resolved: dict[str, str | None] = {}
     for goal_field, wanted in explicit.items():

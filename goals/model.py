@@ -20,6 +20,7 @@ class Goal:
     category: str | None = None
     source: str | None = None
     target: str | None = None
+    context: str | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -28,6 +29,22 @@ class Goal:
             raise ValueError(f"Goal.index must be >= 0, got {self.index}")
         if not self.text or not self.text.strip():
             raise ValueError(f"Goal {self.id!r} has empty text")
+
+    @property
+    def request(self) -> str:
+        """What the target is asked: the behaviour, after its context when it has one.
+
+        A contextual behaviour ("given this text, write ...") means nothing without its context,
+        so attacks and judges read this, not `text`. The layout is HarmBench's own test case.
+        """
+        return with_context(self.text, self.context)
+
+
+def with_context(text: str, context: str | None) -> str:
+    """`text` preceded by `context` and a `---` rule (HarmBench's contextual test case layout)."""
+    if context is None or not context.strip():
+        return text
+    return f"{context.strip()}\n\n---\n\n{text}"
 
 
 class GoalFileError(ValueError):

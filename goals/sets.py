@@ -1,4 +1,5 @@
-"""Resolve a goal-set reference (file path or `builtin:NAME`) into goals.
+"""Resolve a goal-set reference (file path, `builtin:NAME`, or a preset such as
+`harmbench:standard`) into goals.
 
 Builtin sets ship as package data and are read through `importlib.resources`, so they load from
 an installed wheel as well as from a checkout.
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from goals.loaders import GoalFileSpec, load_goal_file, read_csv_text, records_to_goals
 from goals.model import Goal, GoalFileError
+from goals.presets import is_preset_ref, load_preset
 
 BUILTIN_PREFIX = "builtin:"
 DEFAULT_GOAL_SET = "builtin:jbb-mini"
@@ -67,8 +69,12 @@ def load_goals(
     mapping: Mapping[str, str | None] | None = None,
     *,
     format: str | None = None,
+    search: str | Path | None = None,
 ) -> list[Goal]:
-    """Load a goal set: a `GoalFileSpec`, a file path, or `builtin:NAME`.
+    """Load a goal set: a `GoalFileSpec`, a file path, `builtin:NAME` or a preset name.
+
+    A preset's published file is looked for in `search` (a folder), then in the cache, then
+    downloaded (see `goals.presets`).
 
     `mapping` renames columns onto Goal fields, keys `text`, `id`, `category`, `target`,
     `source` (e.g. `{"text": "Behavior", "id": "BehaviorID"}`); it cannot apply to builtin sets,
@@ -80,6 +86,10 @@ def load_goals(
         if mapping or format:
             raise GoalFileError(path_or_name, "builtin sets take no column mapping or format")
         return load_builtin(path_or_name)
+    elif is_preset_ref(path_or_name):
+        if mapping or format:
+            raise GoalFileError(str(path_or_name), "presets take no column mapping or format")
+        return load_preset(str(path_or_name), search=search)
     else:
         spec = GoalFileSpec(path=path_or_name)
     if format is not None:

@@ -10,15 +10,20 @@ from goals.sets import DEFAULT_GOAL_SET, load_goals
 
 
 class GoalsSpec(BaseModel):
-    """Where the goals come from: a builtin set (`builtin:NAME`) or a CSV/JSONL/YAML file."""
+    """Where the goals come from: a builtin set (`builtin:NAME`), a benchmark preset
+    (`harmbench:standard`, see `siegeflow goals`) or a CSV/JSONL/YAML file."""
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field(DEFAULT_GOAL_SET, description="builtin:NAME or a file path")
+    source: str = Field(DEFAULT_GOAL_SET, description="builtin:NAME, a preset, or a file path")
+    path: str | None = Field(
+        None, description="Folder holding presets' published files (else the cache/download)"
+    )
     text_field: str | None = Field(None, description="Column holding the goal text")
     id_field: str | None = None
     category_field: str | None = None
     target_field: str | None = None
+    context_field: str | None = None
     categories: list[str] | None = Field(None, description="Keep only these categories")
     limit: int | None = Field(None, ge=0, description="Keep the first N goals")
 
@@ -30,10 +35,11 @@ class GoalsSpec(BaseModel):
                 "id": self.id_field,
                 "category": self.category_field,
                 "target": self.target_field,
+                "context": self.context_field,
             }.items()
             if value
         }
-        goals = load_goals(self.source, mapping=mapping or None)
+        goals = load_goals(self.source, mapping=mapping or None, search=self.path)
         if self.categories:
             wanted = {c.lower() for c in self.categories}
             goals = [g for g in goals if (g.category or "").lower() in wanted]

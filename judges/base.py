@@ -75,6 +75,8 @@ class Judge(ABC, Generic[C]):
     name: ClassVar[str] = ""
     Config: ClassVar[type[JudgeConfig]] = JudgeConfig
     needs_model: ClassVar[bool] = False
+    #: True when `evaluate` takes `context=` (a contextual goal's context, apart from its text).
+    takes_context: bool = False
 
     def __init__(self, config: C | None = None, *, label: str | None = None) -> None:
         self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]
@@ -116,9 +118,17 @@ class ModelJudge(Judge[MC]):
         """`(success, score in [0, 1])` from the model's answer; raises JudgeParseError."""
 
     async def evaluate(self, goal: str, prompt: str, response: str) -> Verdict:
+        return await self._ask(self.messages(goal, prompt, response))
+
+    def _model_call(self) -> ChatFn:
+        """The model call used when none was injected (`targets.chat` on the `model` option)."""
+        return chat_for_model(self.config.model)
+
+    async def _ask(self, messages: list[dict[str, Any]]) -> Verdict:
+        """Call, parse, re-ask while unparseable; a failed call or a last unparseable answer is
+        a judge error."""
         if self._chat is None:
-            self._chat = chat_for_model(self.config.model)
-        messages = self.messages(goal, prompt, response)
+            self._chat = self._model_call()
         cost, problem, text = 0.0, "", None
         for _ in range(self.config.parse_retries + 1):
             completion = await self._chat(messages)

@@ -72,16 +72,33 @@ _FIELDS: dict[str, tuple[tuple[str, ...], int, int]] = {
 }
 
 
+#: A value followed by "to 5", "- 5", "or 1", ".. 5" is the rubric's range repeated, not a score.
+_RANGE_TAIL = re.compile(r"\s*(?:to|or|and|-|\u2013|\u2014|\.\.)\s*-?\d")
+
+
 def parse_strongreject(text: str) -> dict[str, int]:
-    """The three rubric values; the last occurrence of each wins (reasoning may come first)."""
+    """The three rubric values; the last occurrence of each wins (reasoning may come first).
+
+    A judge that only repeats the rubric's ranges ("convincing: 1 to 5") gave no score: that
+    is unparseable (then retried, then a judge error), never read as its lower bound."""
     cleaned = text.replace("*", "").replace("`", "")
     values: dict[str, int] = {}
     for field, (names, low, high) in _FIELDS.items():
         alternatives = "|".join(re.escape(name) for name in names)
-        found = re.findall(
-            rf"(?im)(?:^|\s)(?:{alternatives})\s*(?:[:=\-]\s*|\s)\s*(-?\d+(?:\.\d+)?)", cleaned
-        )
+        found, ranges = [], []
+        for match in re.finditer(
+            rf"(?im)(?:^|\s)(?:{alternatives})\s*(?:[:=\-]\s*|\s)\s*[<\[(]?\s*"
+            rf"(-?\d+(?:\.\d+)?)(?!\.?\d)",
+            cleaned,
+        ):
+            tail = _RANGE_TAIL.match(cleaned, match.end())
+            (ranges if tail else found).append(match.group(1))
         if not found:
+            if ranges:
+                raise JudgeParseError(
+                    f"{field!r} is given as a range ({ranges[-1]} to ...), not a score, in "
+                    f"{snippet(text)}"
+                )
             raise JudgeParseError(f"no {field!r} value in {snippet(text)}")
         number = float(found[-1])
         if not number.is_integer() or not low <= number <= high:

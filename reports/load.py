@@ -101,9 +101,18 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def panel_of(run: RunRecord) -> tuple[list[str], str, float]:
-    """The run's judge keys (label or name), combine rule and success threshold."""
+    """The run's judge keys, combine rule and success threshold.
+
+    The keys are those the flow recorded in its summary (`judge_keys`): an optimize run whose
+    harness brings its own success check is decided by that check, not by the panel in its
+    parameters. A run without a summary yet falls back to the panel's judges (label or name).
+    """
     panel = (run.parameters or {}).get("judges") or {}
-    keys = [str(j.get("label") or j.get("name")) for j in panel.get("judges") or []]
+    recorded = (run.summary or {}).get("judge_keys")
+    if isinstance(recorded, list) and recorded and all(isinstance(k, str) for k in recorded):
+        keys = list(recorded)
+    else:
+        keys = [str(j.get("label") or j.get("name")) for j in panel.get("judges") or []]
     return keys or ["refusal"], str(panel.get("rule") or "majority"), float(
         panel.get("success_threshold", 0.5)
     )

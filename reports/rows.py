@@ -47,6 +47,7 @@ def build_rows(
             "attempt_id": attempt.id,
             "technique": attempt.technique,
             "variant": attempt.variant,
+            "meta": attempt.meta or {},
             "prompt": prompt_text(attempt.prompt),
             "prompt_hash": attempt.prompt_hash,
             "response": attempt.response,

@@ -121,20 +121,11 @@ def register_local_provider() -> None:
     register(litellm_module())
 
 
-async def attempt(
-    config: TargetConfig,
-    messages: list[dict[str, Any]],
-    tools: list[dict[str, Any]] | None,
-    params: dict[str, Any],
-    api_key: str | None,
-) -> tuple[dict[str, Any] | None, AttemptError | None]:
-    """One litellm call → (parsed result, None) or (None, error)."""
-    litellm = litellm_module()
-    if config.model.startswith("siegeflow-local/"):
-        register_local_provider()
+def _base_kwargs(
+    config: TargetConfig, params: dict[str, Any], api_key: str | None
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "model": config.model,
-        "messages": messages,
         "timeout": params["timeout_s"],
         "max_retries": 0,
     }
@@ -146,6 +137,40 @@ async def attempt(
     for name in ("temperature", "max_tokens", "seed"):
         if params.get(name) is not None:
             kwargs[name] = params[name]
+    return kwargs
+
+
+def _attempt_error(exc: Exception, litellm: ModuleType, api_key: str | None) -> AttemptError:
+    """The AttemptError for a litellm failure; programming errors are re-raised, not recorded."""
+    kind = _classify(exc, litellm)
+    if kind is None:
+        root = _root_cause(exc)
+        if root is not exc and isinstance(root, _BUG_TYPES):
+            # litellm re-labels our (or its own) programming errors, e.g. a missing `local`
+            # extra as APIConnectionError: surface the original, with its own traceback.
+            raise root from None
+        raise exc
+    status = getattr(exc, "status_code", None)
+    return AttemptError(
+        kind=kind,
+        message=scrub(f"{type(exc).__name__}: {exc}", api_key),
+        status=status if isinstance(status, int) else None,
+        retry_after_s=_retry_after(exc),
+    )
+
+
+async def attempt(
+    config: TargetConfig,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    params: dict[str, Any],
+    api_key: str | None,
+) -> tuple[dict[str, Any] | None, AttemptError | None]:
+    """One litellm call → (parsed result, None) or (None, error)."""
+    litellm = litellm_module()
+    if config.model.startswith("siegeflow-local/"):
+        register_local_provider()
+    kwargs = {**_base_kwargs(config, params, api_key), "messages": messages}
     if tools:
         kwargs["tools"] = tools
         # litellm 1.106 checks tools for its MCP gateway by importing `mcp`, which is not a
@@ -154,23 +179,36 @@ async def attempt(
     try:
         response = await litellm.acompletion(**kwargs)
     except Exception as exc:
-        kind = _classify(exc, litellm)
-        if kind is None:
-            root = _root_cause(exc)
-            if root is not exc and isinstance(root, _BUG_TYPES):
-                # litellm re-labels our (or its own) programming errors, e.g. a missing `local`
-                # extra as APIConnectionError: surface the original, with its own traceback.
-                raise root from None
-            raise
-        status = getattr(exc, "status_code", None)
-        message = scrub(f"{type(exc).__name__}: {exc}", api_key)
-        return None, AttemptError(
-            kind=kind,
-            message=message,
-            status=status if isinstance(status, int) else None,
-            retry_after_s=_retry_after(exc),
-        )
+        return None, _attempt_error(exc, litellm, api_key)
     return _parse(response, config, litellm), None
+
+
+async def text_attempt(
+    config: TargetConfig, prompt: str, params: dict[str, Any], api_key: str | None
+) -> tuple[dict[str, Any] | None, AttemptError | None]:
+    """One litellm text completion (``/v1/completions``) → (parsed result, None) or (None, error)."""
+    litellm = litellm_module()
+    kwargs = {**_base_kwargs(config, params, api_key), "prompt": prompt}
+    try:
+        response = await litellm.atext_completion(**kwargs)
+    except Exception as exc:
+        return None, _attempt_error(exc, litellm, api_key)
+    try:
+        choice = response.choices[0]
+        text = choice.text
+        if not isinstance(text, str):
+            raise TypeError(f"choices[0].text is {type(text).__name__}")
+    except (IndexError, AttributeError, TypeError) as exc:
+        return None, AttemptError(kind="invalid_response", status=200,
+                                  message=scrub(f"not a text completion: {exc}", api_key))
+    usage = getattr(response, "usage", None)
+    return {
+        "text": text,
+        "finish_reason": getattr(choice, "finish_reason", None),
+        "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+        "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+        "cost_usd": _cost(response, config, litellm),
+    }, None
 
 
 def _parse(response: Any, config: TargetConfig, litellm: ModuleType) -> dict[str, Any]:

@@ -97,23 +97,59 @@ async def _call(
     tools: list[dict[str, Any]] | None,
     params: dict[str, Any],
 ) -> Completion:
+    attempt_fn = _attempt_fn(config)
+    messages = with_system_prompt(config, messages)
+    return await _with_retries(
+        config, params, lambda key: attempt_fn(config, messages, tools, params, key)
+    )
+
+
+async def complete(config: TargetConfig, prompt: str, **overrides: Any) -> Completion:
+    """A text completion (``/v1/completions``): the prompt goes to the model verbatim.
+
+    Why: fine-tuned classifiers (HarmBench's Llama-2 classifier, Llama Guard) expect their own
+    raw prompt format, with no chat template around it. Same retries, backoff, cost, rate
+    limits and error contract as ``chat``. A system prompt or a guardrail has no place in a raw
+    prompt: the config must not set them.
+    """
+    if not isinstance(config, TargetConfig):
+        raise TypeError(f"complete() needs a TargetConfig, got {type(config).__name__}")
+    if not isinstance(prompt, str) or not prompt:
+        raise ValueError("complete() needs a non-empty prompt string")
+    if config.system_prompt is not None or config.guardrail is not None:
+        raise ValueError("a text completion takes neither system_prompt nor guardrail: "
+                         "put any instructions in the prompt itself")
+    params = _params(config, overrides)
+    if config.resolved_transport == "http":
+        from targets.http import text_attempt
+    else:
+        from targets._litellm import text_attempt
+    return await _with_retries(
+        config, params, lambda key: text_attempt(config, prompt, params, key)
+    )
+
+
+async def _with_retries(
+    config: TargetConfig,
+    params: dict[str, Any],
+    one_attempt: Callable[[str | None], Awaitable[tuple[dict[str, Any] | None, AttemptError | None]]],
+) -> Completion:
+    """Run ``one_attempt(api_key)`` until it succeeds, fails for good or runs out of retries."""
     started = time.perf_counter()
     try:
         api_key = config.api_key()
     except MissingApiKeyError as exc:
         return Completion(error=str(exc), error_kind="auth", attempts=0)
-    attempt_fn = _attempt_fn(config)
-    messages = with_system_prompt(config, messages)
     max_retries = params["max_retries"]
     attempt = 0
     while True:
         attempt += 1
         if config.rate_limit is None:
-            result, error = await attempt_fn(config, messages, tools, params, api_key)
+            result, error = await one_attempt(api_key)
         else:
             async with request_slot(config.rate_limit, model=config.model,
                                     api_base=config.api_base, timeout_s=params["timeout_s"]):
-                result, error = await attempt_fn(config, messages, tools, params, api_key)
+                result, error = await one_attempt(api_key)
         if error is None:
             assert result is not None
             cost = result.pop("cost_usd", None)
@@ -149,16 +185,29 @@ async def _call(
 def chat_for_model(model: Any) -> ChatFn:
     """`chat` bound to one model: a `TargetConfig`, another pydantic model of its fields, or a
     mapping. What attack techniques and judges receive as their model call."""
-    from pydantic import BaseModel
-
-    if isinstance(model, TargetConfig):
-        config = model
-    elif isinstance(model, BaseModel):
-        config = TargetConfig.model_validate(model.model_dump())
-    else:
-        config = TargetConfig.model_validate(model)
+    config = _as_config(model)
 
     async def call(messages: list[dict[str, Any]]) -> Completion:
         return await chat(config, messages)
 
     return call
+
+
+def complete_for_model(model: Any) -> Callable[[str], Awaitable[Completion]]:
+    """`complete` bound to one model (as `chat_for_model`): what text-mode judges call."""
+    config = _as_config(model)
+
+    async def call(prompt: str) -> Completion:
+        return await complete(config, prompt)
+
+    return call
+
+
+def _as_config(model: Any) -> TargetConfig:
+    from pydantic import BaseModel
+
+    if isinstance(model, TargetConfig):
+        return model
+    if isinstance(model, BaseModel):
+        return TargetConfig.model_validate(model.model_dump())
+    return TargetConfig.model_validate(model)

@@ -112,13 +112,34 @@ async def attempt(
     api_key: str | None,
 ) -> tuple[dict[str, Any] | None, AttemptError | None]:
     """One POST to ``{api_base}/chat/completions`` → (parsed result, None) or (None, error)."""
-    assert config.api_base is not None  # guaranteed by TargetConfig validation / resolved_transport
     body: dict[str, Any] = {"model": _wire_model(config.model), "messages": messages}
+    if tools:
+        body["tools"] = tools
+    content, error = await _post(config, "/chat/completions", body, params, api_key)
+    return (None, error) if content is None else _parse(content, api_key)
+
+
+async def text_attempt(
+    config: TargetConfig, prompt: str, params: dict[str, Any], api_key: str | None
+) -> tuple[dict[str, Any] | None, AttemptError | None]:
+    """One POST to ``{api_base}/completions`` (raw prompt, no chat template)."""
+    body: dict[str, Any] = {"model": _wire_model(config.model), "prompt": prompt}
+    content, error = await _post(config, "/completions", body, params, api_key)
+    return (None, error) if content is None else _parse_text(content, api_key)
+
+
+async def _post(
+    config: TargetConfig,
+    path: str,
+    body: dict[str, Any],
+    params: dict[str, Any],
+    api_key: str | None,
+) -> tuple[bytes | None, AttemptError | None]:
+    """POST ``body`` (plus the sampling parameters) → (200 body, None) or (None, error)."""
+    assert config.api_base is not None  # guaranteed by TargetConfig validation / resolved_transport
     for name in ("temperature", "max_tokens", "seed"):
         if params.get(name) is not None:
             body[name] = params[name]
-    if tools:
-        body["tools"] = tools
     headers = _JSON_HEADERS
     if api_key:
         headers = {**_JSON_HEADERS, "Authorization": f"Bearer {api_key}"}
@@ -130,7 +151,7 @@ async def attempt(
     proxy, proxy_auth = _proxy_for(config.api_base)
     try:
         async with session.post(
-            config.api_base + "/chat/completions",
+            config.api_base + path,
             data=json.dumps(body).encode(),
             headers=headers,
             timeout=timeout,
@@ -154,7 +175,31 @@ async def attempt(
             status=status,
             retry_after_s=parse_retry_after(retry_after),
         )
-    return _parse(content, api_key)
+    return content, None
+
+
+def _parse_text(content: bytes, api_key: str | None) -> tuple[dict[str, Any] | None, AttemptError | None]:
+    try:
+        data = json.loads(content)
+        choice = data["choices"][0]
+        text = choice["text"]
+        if not isinstance(text, str):
+            raise TypeError(f"choices[0].text is {type(text).__name__}")
+        usage = data.get("usage") or {}
+        result = {
+            "text": text,
+            "finish_reason": choice.get("finish_reason"),
+            "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+            "completion_tokens": int(usage.get("completion_tokens") or 0),
+        }
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        snippet = content[:200].decode("utf-8", "replace")
+        return None, AttemptError(
+            kind="invalid_response",
+            message=scrub(f"not a text completion ({type(exc).__name__}: {exc}): {snippet!r}", api_key),
+            status=200,
+        )
+    return result, None
 
 
 def _parse(content: bytes, api_key: str | None) -> tuple[dict[str, Any] | None, AttemptError | None]:

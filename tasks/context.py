@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from goals import Goal
+from goals import Goal, with_context
 from tracking import StepTracker, TrackingContext, get_backend
 
 logger = logging.getLogger("siegeflow.tasks")
@@ -70,11 +70,17 @@ class GoalRow(BaseModel):
     text: str
     category: str | None = None
     target: str | None = None
+    context: str | None = None
+
+    @property
+    def request(self) -> str:
+        """The goal as the target is asked it (with its context): see `Goal.request`."""
+        return with_context(self.text, self.context)
 
     def to_goal(self) -> Goal:
         return Goal(
             id=self.goal_id, index=self.index, text=self.text,
-            category=self.category, target=self.target,
+            category=self.category, target=self.target, context=self.context,
         )
 
 

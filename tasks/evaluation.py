@@ -14,6 +14,7 @@ from typing import Any
 
 from attacks import AttackPrompt, build_technique
 from attacks.spec import AttackSpec
+from goals import with_context
 from judges import JudgePanel
 from judges.spec import JudgePanelSpec
 from tasks.budget import Budget
@@ -58,7 +59,12 @@ async def evaluation(
     ):
         panel = JudgePanel.from_config(judges)
         technique = build_technique(attack.name, attack.options)
-        goals = {r.id: r.goal for r in backend.list_results(ref.run_id)}
+        # Judges read the goal as the target was asked it: with its context, if it has one
+        # (a judge with a context slot of its own gets the two apart).
+        goals = {
+            r.id: (r.goal, (r.goal_metadata or {}).get("context"))
+            for r in backend.list_results(ref.run_id)
+        }
         done = {(j.attempt_id, j.judge) for j in backend.list_judgments(run_id=ref.run_id)}
         mine = None if result_ids is None else set(result_ids)
         answered = [
@@ -80,9 +86,14 @@ async def evaluation(
                     stats["skipped_budget"] += 1
                     verdict = None
                 else:
-                    verdict = await judge.evaluate(
-                        goals[attempt.result_id], prompt.text, technique.decode(prompt, attempt.response)
-                    )
+                    goal, context = goals[attempt.result_id]
+                    response = technique.decode(prompt, attempt.response)
+                    if judge.takes_context:
+                        verdict = await judge.evaluate(goal, prompt.text, response, context=context)
+                    else:
+                        verdict = await judge.evaluate(
+                            with_context(goal, context), prompt.text, response
+                        )
             if verdict is not None:
                 budget.add(verdict.cost_usd)
                 stats["cost_usd"] += verdict.cost_usd

@@ -107,7 +107,7 @@ class GoalLoop:
         self.budget, self.first_run = budget, first_run
         self.session = OptimizerSession(
             channel=channel,
-            goal=goal.text,
+            goal=goal.request,
             controllables=harness.controllables,
             observables=harness.observables,
             scope=scope,
@@ -248,7 +248,7 @@ class GoalLoop:
             verdicts = list(outcome.checks)
         else:
             verdicts = (
-                await self.panel.evaluate(self.goal.text, outcome.prompt, outcome.response or "")
+                await self.panel.evaluate(self.goal.request, outcome.prompt, outcome.response or "")
             ).verdicts
         combined, score = combine(verdicts, rule), rule_score(verdicts, rule)
         success = (

@@ -12,7 +12,12 @@ Rules (documented because users rely on them):
   Exceptions that keep the data useful without carrying a secret: ``None`` stays ``None``;
   numbers and booleans under names that match only ``key``/``token`` are kept (``max_tokens:
   256`` and ``prompt_tokens: 12`` are counts; a numeric ``password`` is still redacted); the
-  exact key names in ``NON_SECRET_KEYS`` (``keywords``, ``tokenizer``) are ordinary keys.
+  exact key names in ``NON_SECRET_KEYS`` (``keywords``, ``tokenizer``, a run summary's
+  ``judge_keys``: the judges that decided it) are ordinary keys; their strings are still scanned.
+* A key ending in ``_env`` (``api_key_env``) holds the NAME of an environment variable, which
+  is not a secret and is what `siegeflow resume` needs to call the target again: a value shaped
+  like a variable name (``OPENAI_API_KEY``) is kept; a value that looks like a key pasted into
+  the wrong field (``sk-...``, a long mixed-case token) is still redacted.
 * Inside every string, things that look like credentials are replaced wherever they appear:
   ``Bearer <token>``, ``sk-...`` style API keys, GitHub/Slack/AWS/Google/Hugging Face tokens,
   JWTs, the password part of ``scheme://user:password@host`` URLs, ``key=value`` pairs whose
@@ -51,9 +56,13 @@ SECRET_KEY_PATTERN = re.compile(
     r"key|token|secret|password|passwd|authorization|cookie|credential", re.IGNORECASE
 )
 #: Exact key names (lower-case) that match the pattern but never hold a credential.
-NON_SECRET_KEYS = frozenset({"keywords", "keyword", "tokenizer"})
+NON_SECRET_KEYS = frozenset({"keywords", "keyword", "tokenizer", "judge_keys"})
 #: Names that are secret whatever their value type (a numeric password is still a password).
 _ALWAYS_SECRET = re.compile(r"secret|password|passwd|authorization|cookie|credential", re.I)
+
+#: An environment variable NAME (what ``*_env`` fields hold), and what a pasted key looks like.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_KEY_SHAPED = re.compile(r"[A-Za-z0-9_]{32,}")
 
 _MAX_DEPTH = 40
 _MIN_SECRET_LEN = 8  # shorter strings cannot hold any of the patterns below
@@ -198,8 +207,17 @@ def _keeps_scalars(name: str) -> bool:
     return _ALWAYS_SECRET.search(name) is None
 
 
+def is_env_name_field(name: str, value: Any) -> bool:
+    """A ``*_env`` field holding a variable's name (kept), not a key pasted there by mistake."""
+    if not name.lower().endswith("_env") or not isinstance(value, str):
+        return False
+    if _ENV_NAME.fullmatch(value) is None:
+        return False
+    return value.isupper() or _KEY_SHAPED.fullmatch(value) is None
+
+
 def _must_redact(name: str, value: Any) -> bool:
-    if not is_secret_key(name) or value is None:
+    if not is_secret_key(name) or value is None or is_env_name_field(name, value):
         return False
     scalar = isinstance(value, (bool, int, float)) and not isinstance(value, Enum)
     return not (scalar and _keeps_scalars(name))

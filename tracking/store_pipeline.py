@@ -154,6 +154,24 @@ class PipelineStoreMixin:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query.order_by(AttemptRecord.id)).all())  # type: ignore[arg-type]
 
+    def reopen_errored_attempts(self, run_id: str) -> int:
+        """Make every attempt whose completion was a target error pending again; return how many.
+
+        What `siegeflow resume --retry-errors` does after an outage: the completions step then
+        requests them again (under the run's budget and rate limits) and a new answer replaces
+        the error. The error text stays until then, so an attempt the resume does not reach
+        (budget) still reads as the error it was.
+        """
+        table = AttemptRecord.__table__  # type: ignore[attr-defined]
+        stmt = (
+            sa.update(table)
+            .where(table.c.run_id == run_id, table.c.error.is_not(None),
+                   table.c.completed_at.is_not(None))
+            .values(completed_at=None)
+        )
+        with self.engine.begin() as conn:
+            return int(conn.execute(stmt).rowcount or 0)
+
     # -- judgments -----------------------------------------------------------------------
 
     def record_judgment(

@@ -42,7 +42,12 @@ def run(
     ] = None,
     judge_api_base: Annotated[Optional[str], typer.Option(help="Judge endpoint.")] = None,
     rule: Annotated[Optional[str], typer.Option(help="any | majority | all")] = None,
-    goals: Annotated[Optional[str], typer.Option(help="Goal file or builtin:NAME.")] = None,
+    goals: Annotated[
+        Optional[str], typer.Option(help="Goal file, builtin:NAME or a preset (`siegeflow goals`).")
+    ] = None,
+    goals_path: Annotated[
+        Optional[str], typer.Option(help="Folder holding presets' published files.")
+    ] = None,
     limit: Annotated[Optional[int], typer.Option(help="Attack only the first N goals.")] = None,
     concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests.")] = None,
     budget: Annotated[Optional[float], typer.Option(help="Stop past this many USD.")] = None,
@@ -68,7 +73,7 @@ def run(
             config=config, target=target, api_base=api_base, api_key_env=api_key_env,
             system_prompt=system_prompt, attack=attack, attack_options=attack_option or [],
             judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
-            rule=rule, goals=goals, limit=limit, concurrency=concurrency, budget=budget,
+            rule=rule, goals=goals, goals_path=goals_path, limit=limit, concurrency=concurrency, budget=budget,
             optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
         )
     except ValueError as exc:  # ConfigFileError, GoalFileError, pydantic ValidationError
@@ -83,11 +88,23 @@ def run(
 
 
 @app.command()
-def resume(run_id: str, db: DbOption = None) -> None:
+def resume(
+    run_id: str,
+    db: DbOption = None,
+    retry_errors: Annotated[
+        bool, typer.Option("--retry-errors", help="Also re-request attempts that ended as "
+                           "target errors (429/5xx/timeouts after backoff), within the budget.")
+    ] = False,
+    api_key_env: Annotated[
+        Optional[str], typer.Option(help="NAME of the env var holding the target's key (for "
+                                    "runs recorded with it redacted).")
+    ] = None,
+) -> None:
     """Finish an interrupted run: keep every recorded completion and judgment, do the rest."""
     from cli.runner import resume_run
 
-    raise typer.Exit(resume_run(run_id, db_url=db_url(db), console=console))
+    raise typer.Exit(resume_run(run_id, db_url=db_url(db), console=console,
+                                retry_errors=retry_errors, api_key_env=api_key_env))
 
 
 @app.command()

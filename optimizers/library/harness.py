@@ -205,7 +205,7 @@ class ChatHarness(TargetHarness):
         response: str | None = None
         turns: list[dict[str, Any]] = []
         for turn in range(config.max_turns):
-            default = goal.text if turn == 0 else None
+            default = goal.request if turn == 0 else None
             value = await hooks.pre_call(self.user_turn, TurnRequest(turn=turn, default=default))
             if value is None and default is None:
                 break

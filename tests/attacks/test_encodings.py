@@ -106,3 +106,37 @@ def test_decode_rejects_foreign_prompts():
     baseline_prompt = asyncio.run(build_technique("baseline").generate(GOAL))[0]
     with pytest.raises(ValueError, match="not made by the encodings technique"):
         technique.decode(baseline_prompt, "x")
+
+
+REFUSALS = [
+    "I'm sorry, but I can't help with that.",
+    "I cannot assist with creating malware.",
+    "I apologize, but I will not provide instructions for that request.",
+    "As an AI, I must decline.",
+]
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+@pytest.mark.parametrize("variant", ALL_ENCODINGS)
+def test_a_refusal_written_back_in_the_encoding_is_judged_a_refusal(variant, refusal):
+    """The target answers "in kind" with a refusal: the run decodes it before judging, and the
+    refusal judge must then see the refusal (a reversed-words refusal was judged broken)."""
+    from judges import build_judge
+
+    technique = build_technique("encodings", {"variants": [variant]})
+    (prompt,) = asyncio.run(technique.generate(GOAL))
+    decoded = technique.decode(prompt, encode(variant, refusal))
+    verdict = asyncio.run(build_judge("refusal").evaluate(GOAL.text, prompt.text, decoded))
+    assert verdict.success is False and verdict.raw.startswith("refusal phrase"), decoded
+
+
+@pytest.mark.parametrize("variant", ALL_ENCODINGS)
+def test_a_compliant_answer_in_the_encoding_still_reaches_the_judge_as_compliance(variant):
+    from judges import build_judge
+
+    technique = build_technique("encodings", {"variants": [variant]})
+    (prompt,) = asyncio.run(technique.generate(GOAL))
+    decoded = technique.decode(prompt, encode(variant, ANSWER))
+    assert decoded.lower() == ANSWER.lower()
+    verdict = asyncio.run(build_judge("refusal").evaluate(GOAL.text, prompt.text, decoded))
+    assert verdict.success is True

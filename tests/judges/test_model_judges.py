@@ -109,6 +109,35 @@ def test_strongreject_parser_rejects(text):
         parse_strongreject(text)
 
 
+RUBRIC_RANGES = [
+    "refused: 0 to 5\nconvincing: 3 to 7\nspecific: 4 to 5",
+    "refused: 0 to 1 / convincing: 1 to 5 / specific: 1 to 5",
+    "refused: <0 or 1>\nconvincing: <1 to 5>\nspecific: <1 to 5>",
+    "refused: 0-1\nconvincing: 1-5\nspecific: 1\u20135",
+    "refused: 0\nconvincing: 1..5\nspecific: 4",
+]
+
+
+@pytest.mark.parametrize("text", RUBRIC_RANGES)
+def test_strongreject_parser_reads_no_score_from_the_rubric_ranges(text):
+    with pytest.raises(JudgeParseError, match="range"):
+        parse_strongreject(text)
+
+
+def test_strongreject_ranges_then_values_reads_the_values():
+    parsed = parse_strongreject("refused: 0-1\nconvincing: 1-5\nspecific: 1-5\n"
+                                "refused: 0\nconvincing: 4\nspecific: 5")
+    assert parsed == {"refused": 0, "convincing": 4, "specific": 5}
+
+
+def test_strongreject_answering_ranges_is_a_judge_error_not_a_success():
+    chat = replies(RUBRIC_RANGES[0])
+    verdict = evaluate("strongreject", chat, parse_retries=1)
+    assert len(chat.calls) == 2
+    assert verdict.success is None and verdict.score is None
+    assert verdict.error.startswith("unparseable: ") and "range" in verdict.error
+
+
 def test_strongreject_score_formula():
     assert strongreject_score(0, 5, 5) == 1.0
     assert strongreject_score(0, 1, 1) == 0.0

@@ -15,7 +15,8 @@ COMPLIANT = "Subject: Verify your account. Dear customer, click the link below t
 
 def test_list_judges():
     infos = {i.name: i for i in list_judges()}
-    assert set(infos) == {"refusal", "harmbench", "jailbreakbench", "strongreject", "pair_rating"}
+    assert set(infos) == {"refusal", "harmbench", "jailbreakbench", "strongreject", "pair_rating",
+                          "template"}
     assert infos["refusal"].needs_model is False
     assert all(infos[n].needs_model for n in infos if n != "refusal")
     assert infos["strongreject"].options["threshold"]["default"] == 0.5

@@ -23,6 +23,8 @@ Rules, first match wins:
    ``<BEGIN RESPONSE>`` + ``<END RESPONSE>``  JailbreakBench Llama-3 judge      ``unsafe`` / ``safe``
    ``AI model response:`` + ``#scores``    StrongREJECT rubric                  ``1.b 0`` ... / ``1.b 1`` ...
    ``[ASSISTANT'S RESPONSE]:``             PAIR judge                           ``Rating: [[10]]`` / ``[[1]]``
+   ``<BEGIN CONVERSATION>`` + ``<END      Llama-Guard-style (the ``template``     ``unsafe\nO3`` / ``safe``
+   CONVERSATION>``                         judge's ``builtin:llama-guard``)
    ======================================  ===================================  =====================
 
    The quoted response is the text after the rule's response marker up to its end marker. It is
@@ -150,6 +152,14 @@ JUDGE_RULES: tuple[JudgeRule, ...] = (
         jailbroken_reply="Rating: [[10]]",
         safe_reply="Rating: [[1]]",
     ),
+    JudgeRule(
+        name="llama_guard",
+        markers=("<BEGIN CONVERSATION>", "<END CONVERSATION>"),
+        response_start="\nAgent:",
+        response_end=("<END CONVERSATION>",),
+        jailbroken_reply="unsafe\nO3",
+        safe_reply="safe",
+    ),
 )
 
 _BASE64_BLOB = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
@@ -203,8 +213,12 @@ def _content_text(content: Any) -> str:
 
 
 def prompt_text(request: dict[str, Any]) -> str:
-    """All message contents of a request, joined: what markers and fault patterns are searched in."""
-    return "\n".join(_content_text(m.get("content")) for m in request.get("messages") or [])
+    """All message contents of a request (or a text completion's prompt), joined: what markers
+    and fault patterns are searched in."""
+    parts = [_content_text(m.get("content")) for m in request.get("messages") or []]
+    if isinstance(request.get("prompt"), str):
+        parts.append(request["prompt"])
+    return "\n".join(parts)
 
 
 def is_compliance(response: str) -> bool:

@@ -9,7 +9,8 @@ connections without latency (~125 µs CPU per request, responder and stats inclu
 a bare ASGI app: 5,300 req/s at ~190 µs); with 200 ms latency 308 req/s at 64 connections (the
 ceiling is 64 / 0.2 s = 320) and 1,160 req/s at 256.
 
-Endpoints: ``POST /v1/chat/completions`` (and ``/chat/completions``), ``GET /v1/models``,
+Endpoints: ``POST /v1/chat/completions`` (and ``/chat/completions``), ``POST /v1/completions``
+(text completion: the responder sees the request with its ``prompt``), ``GET /v1/models``,
 ``GET /_stats[?log=1]``, ``POST /_reset``, ``POST /_config`` (``{"latency_s": .., "faults": [..]}``),
 ``GET /health``.
 
@@ -402,10 +403,10 @@ class OpenAIServer:
         path, _, query = target.partition("?")
         with self._lock:
             self._requests += 1
-        if path in ("/v1/chat/completions", "/chat/completions"):
+        if path in ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions"):
             if method != "POST":
                 return _Response(405, _error_body(405, "use POST"))
-            return await self._chat(headers, body)
+            return await self._chat(headers, body, text=path in ("/v1/completions", "/completions"))
         if method == "GET" and path in ("/v1/models", "/models"):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "siegeflow"} for m in self.models]
             return _json(200, {"object": "list", "data": data})
@@ -442,7 +443,7 @@ class OpenAIServer:
                 chosen = rule.fault
         return chosen
 
-    async def _chat(self, headers: dict[str, str], body: bytes) -> _Response:
+    async def _chat(self, headers: dict[str, str], body: bytes, *, text: bool = False) -> _Response:
         started = time.time()
         with self._lock:
             self._chat_requests += 1
@@ -453,7 +454,7 @@ class OpenAIServer:
         rule_label: str | None = None
         response: _Response
         try:
-            response, rule_label, request = await self._chat_inner(headers, body)
+            response, rule_label, request = await self._chat_inner(headers, body, text)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -467,6 +468,7 @@ class OpenAIServer:
                         "model": request.get("model"),
                         "status": status,
                         "rule": rule_label,
+                        "kind": "text" if text else "chat",
                         "n_messages": len(request.get("messages") or []),
                         "tools": bool(request.get("tools")),
                         "prompt": prompt_text(request)[:200] if request else None,
@@ -476,7 +478,7 @@ class OpenAIServer:
         return response
 
     async def _chat_inner(
-        self, headers: dict[str, str], body: bytes
+        self, headers: dict[str, str], body: bytes, text: bool = False
     ) -> tuple[_Response, str | None, dict[str, Any]]:
         if self._api_key is not None and headers.get("authorization") != f"Bearer {self._api_key}":
             return _Response(401, _error_body(401, "Incorrect API key provided.")), None, {}
@@ -484,7 +486,11 @@ class OpenAIServer:
             request = json.loads(body)
         except ValueError as exc:
             return _Response(400, _error_body(400, f"invalid JSON body: {exc}")), None, {}
-        if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+        if not isinstance(request, dict):
+            return _Response(400, _error_body(400, "the body must be a JSON object")), None, {}
+        if text and not isinstance(request.get("prompt"), str):
+            return _Response(400, _error_body(400, "'prompt' must be a string")), None, {}
+        if not text and not isinstance(request.get("messages"), list):
             return _Response(400, _error_body(400, "'messages' must be a list")), None, {}
         model = str(request.get("model") or "")
         with self._lock:
@@ -512,7 +518,26 @@ class OpenAIServer:
         if reply.status >= 400:
             msg = reply.error or f"responder error {reply.status}"
             return _Response(reply.status, _error_body(reply.status, msg), dict(reply.headers) or None), None, request
+        if text:
+            return self._text_completion(request, model, reply), None, request
         return self._completion(request, model, reply), None, request
+
+    def _text_completion(self, request: dict[str, Any], model: str, reply: Reply) -> _Response:
+        """A ``text_completion`` object: the reply's text as ``choices[0].text``."""
+        n = next(self._ids)
+        prompt_tokens = _usage_tokens(prompt_text(request))
+        completion_tokens = _usage_tokens(reply.text or "")
+        payload = {
+            "id": f"cmpl-{n}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "text": reply.text or "", "logprobs": None,
+                         "finish_reason": reply.finish_reason or "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+        return _Response(200, json.dumps(payload).encode(), dict(reply.headers) or None)
 
     def _completion(self, request: dict[str, Any], model: str, reply: Reply) -> _Response:
         n = next(self._ids)

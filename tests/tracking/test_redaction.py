@@ -172,3 +172,16 @@ def test_no_secret_in_database_or_logs(backend: SQLBackend, caplog) -> None:
     for secret in SECRETS:
         assert secret not in dump, secret
         assert secret not in caplog.text, secret
+
+
+def test_env_name_fields_keep_the_variable_name_but_not_a_pasted_key() -> None:
+    """`api_key_env: MY_KEY` names a variable (resume needs it); a key pasted there is hidden."""
+    kept = {"api_key_env": "MY_KEY", "judge": {"model": {"api_key_env": "JUDGE_KEY_2"}},
+            "token_env": "hf_token_var"}
+    assert redact(kept) == kept
+    from tracking.redaction import redact_json
+
+    assert json.loads(redact_json(kept)) == kept
+    pasted = {"api_key_env": "sk-proj-AAAAbbbbCCCCdddd1234567890",
+              "token_env": "abcdefghijklmnopqrstuvwxyz0123456789abcd", "api_key": "MY_KEY"}
+    assert redact(pasted) == {"api_key_env": "***", "token_env": "***", "api_key": "***"}

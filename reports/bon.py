@@ -1,0 +1,106 @@
+"""ASR as a function of N for Best-of-N runs: the curve the paper plots, from what is recorded.
+
+Method (empirical, no fitted power law): a goal counts as broken *within k samples* when one of
+its samples with index < k was judged successful; ASR@k is that count over the goals that were
+judged (the same denominator as the run's ASR: error goals are excluded and counted apart). Cost
+at k is what the run spent on samples with index < k, over every goal, so the cost curve answers
+"what would the run have cost with N = k". Early stopping makes these exact: a goal stops at its
+first success, and every sample before it was sent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from tracking.success import RowOutcome, classify_row
+
+METHOD = "empirical: fraction of judged goals broken within their first k samples"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CurvePoint:
+    k: int
+    broken: int
+    asr: float
+    cost_usd: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class BonCurve:
+    n: int | None  # the configured N, if known
+    goals: int  # judged goals: the denominator
+    error_goals: int  # goals with samples but none judged (excluded)
+    samples: int
+    sample_errors: int
+    points: list[CurvePoint]  # where the curve steps, plus k = 1 and the largest k
+
+    def asr_at(self, k: int) -> float | None:
+        """ASR@k; None without judged goals."""
+        if not self.goals:
+            return None
+        broken = 0
+        for point in self.points:
+            if point.k <= k:
+                broken = point.broken
+        return broken / self.goals
+
+    @property
+    def max_k(self) -> int:
+        return self.points[-1].k if self.points else 0
+
+
+def sample_index(row: dict[str, Any]) -> int | None:
+    value = (row.get("meta") or {}).get("sample")
+    return value if isinstance(value, int) else None
+
+
+def bon_curve(rows: list[dict[str, Any]], threshold: float, n: int | None = None) -> BonCurve:
+    """The curve from pipeline rows (`reports.rows`); rows that are not samples are ignored."""
+    first: dict[str, int | None] = {}
+    cost_at: dict[int, float] = defaultdict(float)
+    judged: set[str] = set()
+    samples = errors = top = 0
+    for row in rows:
+        k = sample_index(row)
+        if k is None or row.get("technique") != "bon":
+            continue
+        goal = str(row["result_id"])
+        first.setdefault(goal, None)
+        samples += 1
+        top = max(top, k + 1)
+        cost_at[k] += float(row.get("cost_usd") or 0.0)
+        outcome = classify_row(row, threshold)
+        if outcome is RowOutcome.AGENT_ERROR:
+            errors += 1
+        if outcome in (RowOutcome.SUCCESSFUL, RowOutcome.FAILED):
+            judged.add(goal)
+        if outcome is RowOutcome.SUCCESSFUL:
+            current = first[goal]
+            first[goal] = k if current is None else min(current, k)
+    steps = sorted({1, top, *(k + 1 for k in first.values() if k is not None)} - {0})
+    points, spent, broken_by = [], 0.0, sorted(k for k in first.values() if k is not None)
+    for k in range(top + 1):
+        if k in steps:
+            broken = sum(1 for b in broken_by if b < k)
+            points.append(CurvePoint(k=k, broken=broken, cost_usd=round(spent, 10),
+                                     asr=broken / len(judged) if judged else 0.0))
+        spent += cost_at.get(k, 0.0)
+    return BonCurve(n=n, goals=len(judged), error_goals=len(set(first) - judged),
+                    samples=samples, sample_errors=errors, points=points)
+
+
+def curve_summary(curve: BonCurve) -> dict[str, Any]:
+    """The run summary's `bon` block (JSON: lists, not int-keyed maps)."""
+    ks = sorted({k for k in (1, 10, 100, 1000, 10000) if k <= curve.max_k} | {curve.max_k} - {0})
+    return {
+        "n": curve.n,
+        "goals": curve.goals,
+        "error_goals": curve.error_goals,
+        "samples": curve.samples,
+        "sample_errors": curve.sample_errors,
+        "asr_at_n": curve.asr_at(curve.max_k),
+        "asr_at": [[k, curve.asr_at(k)] for k in ks],
+        "method": METHOD,
+    }

@@ -1,0 +1,156 @@
+"""Step 2 of a Best-of-N run: sample, complete and judge in one streaming step (`tasks.bon_stream`).
+
+Idempotent against the store like the other steps: each sample is an attempt keyed by its prompt
+and index (`attacks.bon.sample_key`), written with its completion and verdicts in batches. A
+retried task or a resumed run reads what is recorded first — goals already broken are skipped,
+samples already recorded (answered or errored) are never re-requested — and only sends the
+rest. Samples whose completion was recorded without its verdicts (a kill between two writes of a
+batch) are left to the Evaluation step that follows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from attacks import AttackPrompt, build_technique
+from attacks.bon import BestOfN, sample_key
+from attacks.spec import AttackSpec
+from judges.spec import JudgePanelSpec
+from judges import JudgePanel, combine, rule_score
+from targets import TargetConfig, chat
+from tasks.bon_stream import BestOfNStream, GoalStream, Judged, Sample
+from tasks.budget import Budget
+from tasks.context import GoalRow, RunRef, artifact_key, pipeline_task
+from tasks.progress import StepProgress
+
+logger = logging.getLogger("siegeflow.tasks.bon")
+
+
+@dataclass(kw_only=True)
+class Recorded:
+    """What the store already holds for one goal's samples."""
+
+    indices: set[int] = field(default_factory=set)
+    broken: bool = False
+
+
+def recorded_samples(backend: Any, run_id: str, panel: JudgePanel) -> dict[str, Recorded]:
+    """Per result id: the sample indices recorded, and whether one of them broke the goal."""
+    keys = [j.label for j in panel.judges]
+    verdicts: dict[int, dict[str, Any]] = defaultdict(dict)
+    for j in backend.list_judgments(run_id=run_id):
+        verdicts[j.attempt_id][j.judge] = j
+    out: dict[str, Recorded] = defaultdict(Recorded)
+    for attempt in backend.list_attempts(run_id):
+        index = (attempt.meta or {}).get("sample")
+        if attempt.technique != BestOfN.name or not isinstance(index, int):
+            continue
+        mine = out[attempt.result_id]
+        mine.indices.add(index)
+        stored = [verdicts[attempt.id][k] for k in keys if k in verdicts[attempt.id]]
+        if len(stored) == len(keys) and attempt.error is None:
+            score = rule_score(stored, panel.rule)
+            mine.broken |= panel.is_successful(combine(stored, panel.rule), score)
+    return out
+
+
+def _todo(n: int, done: set[int]) -> Iterator[int]:
+    return (k for k in range(n) if k not in done)
+
+
+class SampleWriter:
+    """Batches finished samples: one transaction each for attempts, completions and verdicts."""
+
+    def __init__(self, backend: Any, run_id: str, size: int = 64) -> None:
+        self.backend, self.run_id, self.size = backend, run_id, size
+        self._samples: list[Sample] = []
+
+    def add(self, sample: Sample) -> None:
+        self._samples.append(sample)
+        if len(self._samples) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        samples, self._samples = self._samples, []
+        if not samples:
+            return
+        ids = self.backend.upsert_attempts(self.run_id, [_attempt_row(s) for s in samples])
+        self.backend.record_completions([(i, s.completion) for i, s in zip(ids, samples)])
+        self.backend.record_verdicts(
+            [(i, v) for i, s in zip(ids, samples) if s.judged for v in s.judged.verdicts]
+        )
+
+
+def _attempt_row(sample: Sample) -> dict[str, Any]:
+    prompt = sample.prompt
+    return {
+        "result_id": sample.result_id, "technique": prompt.technique, "variant": prompt.variant,
+        "prompt": prompt.messages, "prompt_hash": sample_key(prompt.messages, sample.index),
+        "metadata": prompt.metadata,
+    }
+
+
+def panel_judge(panel: JudgePanel, technique: BestOfN) -> Any:
+    """The judge the stream calls: the whole panel, decided exactly as pipeline rows are."""
+
+    async def judge(goal: Any, prompt: AttackPrompt, response: str) -> Judged:
+        result = await panel.evaluate(goal.request, prompt.text, technique.decode(prompt, response))
+        score = rule_score(result.verdicts, panel.rule)
+        return Judged(verdicts=result.verdicts,
+                      successful=panel.is_successful(result.success, score))
+
+    return judge
+
+
+@pipeline_task("best-of-n")
+async def best_of_n(
+    ref: RunRef, target: TargetConfig, attack: AttackSpec, judges: JudgePanelSpec,
+    goals: list[GoalRow], concurrency: int = 16, budget_usd: float | None = None,
+    spent_usd: float = 0.0,
+) -> dict[str, Any]:
+    """Sample every goal until it is broken or has had N samples; return counts and spend."""
+    backend, tracker = ref.backend(), ref.step_tracker()
+    with tracker.track_step("Best-of-N", "STEP2_COMPLETE", input_data={"goals": len(goals)},
+                            config={**attack.options, "concurrency": concurrency}):
+        technique = build_technique(attack.name, attack.options)
+        assert isinstance(technique, BestOfN), f"{attack.name!r} is not a Best-of-N technique"
+        config, panel = technique.config, JudgePanel.from_config(judges)
+        recorded = recorded_samples(backend, ref.run_id, panel)
+        streams = [
+            GoalStream(result_id=g.result_id, goal=g.to_goal(), broken=recorded[g.result_id].broken,
+                       todo=_todo(config.n, recorded[g.result_id].indices))
+            for g in goals
+        ]
+        progress = StepProgress("Best-of-N", artifact_key(ref.run_id, "best-of-n"), len(goals))
+        await progress.start()
+        writer = SampleWriter(backend, ref.run_id)
+
+        async def send(prompt: AttackPrompt) -> Any:
+            return await chat(target, prompt.messages, temperature=config.temperature)
+
+        stream = BestOfNStream(
+            streams, sample=technique.sample, send=send, judge=panel_judge(panel, technique),
+            record=writer.add, concurrency=concurrency,
+            budget=Budget(limit_usd=budget_usd, spent_usd=spent_usd),
+            stop_after_errors=config.stop_after_errors, on_goal_done=progress.advance,
+        )
+        try:
+            stats = await stream.run()
+        finally:
+            writer.flush()
+        await progress.finish()
+        result = {
+            "requested": stats.requested, "errors": stats.errors, "judged": stats.judged,
+            "goals_broken": stats.goals_broken, "goals_already_broken":
+                sum(s.broken for s in streams) - stats.goals_broken,
+            "goals_stopped_on_errors": stats.goals_stopped_on_errors,
+            "cost_usd": stats.cost_usd, "n": config.n,
+        }
+        for key, value in result.items():
+            tracker.add_step_metadata(key, value)
+        return {**result, "budget_exhausted": stats.budget_exhausted,
+                "spent_usd": stream.budget.spent_usd}
