@@ -100,7 +100,7 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
 
 def print_goals(console: Console, results: list[Any], rows: list[dict[str, Any]],
                 threshold: float = 0.5) -> None:
-    from reports.artifacts import best_rows
+    from reports.rows import best_rows
 
     best = best_rows(rows, threshold)
     table = Table(title="Goals", header_style="bold", expand=True)

@@ -13,26 +13,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from reports.rows import best_rows
 from reports.text import md_escape
-from tracking import classify_row
 
 _CELL = 160
 
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100.0 * value:.1f}%"
-
-
-def best_rows(rows: list[dict[str, Any]], threshold: float) -> dict[str, dict[str, Any]]:
-    """Per result: the successful row with the best score, else the best-scored judged row."""
-    best: dict[str, tuple[tuple[int, float], dict[str, Any]]] = {}
-    for row in rows:
-        outcome = classify_row(row, threshold).value
-        rank = (1 if outcome == "successful" else 0, float(row.get("score") or 0.0))
-        current = best.get(row["result_id"])
-        if current is None or rank > current[0]:
-            best[row["result_id"]] = (rank, row)
-    return {key: row for key, (_, row) in best.items()}
 
 
 def goal_table(

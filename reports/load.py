@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reports.rows import build_rows
+from reports.rows import best_row, build_rows, rank  # noqa: F401  (rank: re-export)
 from tracking import EvaluationStatusEnum, ResultRecord, RunRecord, StatusEnum, TraceRecord
-from tracking.success import RowOutcome, classify_row
 
 BROKEN = EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
 HELD = EvaluationStatusEnum.FAILED_JAILBREAK
@@ -116,24 +115,6 @@ def panel_of(run: RunRecord) -> tuple[list[str], str, float]:
     return keys or ["refusal"], str(panel.get("rule") or "majority"), float(
         panel.get("success_threshold", 0.5)
     )
-
-
-def rank(row: dict[str, Any], threshold: float) -> tuple[int, float]:
-    """Successful rows first, then judged ones, then errors; higher score first within."""
-    outcome = classify_row(row, threshold)
-    tier = {RowOutcome.SUCCESSFUL: 3, RowOutcome.FAILED: 2}.get(outcome, 1 if row.get("response") else 0)
-    return tier, float(row.get("score") or 0.0)
-
-
-def best_row(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any] | None:
-    """The attempt that best shows a goal's outcome (first of equals, in attempt order)."""
-    best: dict[str, Any] | None = None
-    best_rank = (-1, 0.0)
-    for row in rows:
-        r = rank(row, threshold)
-        if r > best_rank:
-            best, best_rank = row, r
-    return best
 
 
 def build_goals(

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from judges import combine, rule_score
+from tracking.success import RowOutcome, classify_row
 
 
 def prompt_text(messages: Any) -> str:
@@ -63,3 +64,30 @@ def build_rows(
             "cost_usd": (attempt.cost_usd or 0.0) + sum(j.cost_usd or 0.0 for _, j in judged),
         })
     return rows
+
+
+def rank(row: dict[str, Any], threshold: float) -> tuple[int, float]:
+    """The one best-row ranking (HTML report, Prefect artifacts, terminal): successful rows
+    first, then judged ones, then errors; higher score first within."""
+    outcome = classify_row(row, threshold)
+    tier = {RowOutcome.SUCCESSFUL: 3, RowOutcome.FAILED: 2}.get(outcome, 1 if row.get("response") else 0)
+    return tier, float(row.get("score") or 0.0)
+
+
+def best_row(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any] | None:
+    """The attempt that best shows a goal's outcome (first of equals, in attempt order)."""
+    best: dict[str, Any] | None = None
+    best_rank = (-1, 0.0)
+    for row in rows:
+        r = rank(row, threshold)
+        if r > best_rank:
+            best, best_rank = row, r
+    return best
+
+
+def best_rows(rows: list[dict[str, Any]], threshold: float) -> dict[str, dict[str, Any]]:
+    """Per result id: the row `best_row` picks among that goal's rows."""
+    by_result: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_result[row["result_id"]].append(row)
+    return {key: best for key, mine in by_result.items() if (best := best_row(mine, threshold))}

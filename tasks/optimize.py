@@ -44,6 +44,7 @@ from optimizers.library.serialize import evaluation_record, jsonable, trajectory
 from optimizers.registry import build_optimizer
 from tasks.budget import Budget
 from tasks.context import GoalRow, RunRef
+from tracking.success import is_successful
 from judges import rule_score
 
 logger = logging.getLogger("siegeflow.tasks.optimize")
@@ -251,9 +252,7 @@ class GoalLoop:
                 await self.panel.evaluate(self.goal.request, outcome.prompt, outcome.response or "")
             ).verdicts
         combined, score = combine(verdicts, rule), rule_score(verdicts, rule)
-        success = (
-            None if combined is None else bool(combined and (score is None or score >= threshold))
-        )
+        success = None if combined is None else is_successful(combined, score, threshold)
         feedback = "; ".join(f"{v.judge}: {(v.error or v.raw or '')[:200]}" for v in verdicts)
         details = {
             "verdicts": {

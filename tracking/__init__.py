@@ -17,7 +17,13 @@ from tracking.redaction import RedactingFilter, redact, redact_json, redact_text
 from tracking.rows import NewAttempt, NewResult, ResultUpdate
 from tracking.step import StepRecord, StepTracker
 from tracking.store import SQLBackend, get_backend
-from tracking.success import attack_success_rate, classify_row, decide_goal, row_verdict
+from tracking.success import (
+    attack_success_rate,
+    classify_row,
+    decide_goal,
+    is_successful,
+    row_verdict,
+)
 from tracking.tracker import Tracker
 from tracking.writer import TraceWriteError, WriteFailure
 
@@ -49,6 +55,7 @@ __all__ = [
     "WriteFailure",
     "attack_success_rate",
     "classify_row",
+    "is_successful",
     "decide_goal",
     "default_db_url",
     "get_backend",
