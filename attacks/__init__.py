@@ -4,12 +4,25 @@ Techniques are registered by name (`@technique("templates")`) and built from pla
 dicts with `build_technique(name, config)`; importing this package registers the shipped ones.
 """
 
-from attacks import advprefix, baseline, bon, encodings, suite, templates  # noqa: F401  (registration)
+from attacks import (  # noqa: F401  (registration)
+    advprefix,
+    baseline,
+    bon,
+    ciphers,
+    compose,
+    encodings,
+    many_shot,
+    past_tense,
+    suite,
+    templates,
+    translation,
+)
 from attacks.advprefix import AttackGenerationError, select_best
 from attacks.base import (
     AttackPrompt,
     ChatFn,
     CompletionLike,
+    DecodeError,
     Technique,
     TechniqueConfig,
     chat_for_model,
@@ -29,6 +42,7 @@ __all__ = [
     "AttackPrompt",
     "ChatFn",
     "CompletionLike",
+    "DecodeError",
     "Technique",
     "TechniqueConfig",
     "TechniqueError",

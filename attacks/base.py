@@ -53,6 +53,11 @@ def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
 
 
+class DecodeError(ValueError):
+    """An answer could not be turned into text the judges can read (a translation back failed):
+    recorded as that judgment's error, never as a verdict."""
+
+
 class TechniqueConfig(BaseModel):
     """Base for technique configs: unknown options are errors, not silently ignored."""
 
@@ -98,6 +103,11 @@ class Technique(ABC, Generic[C]):
     def decode(self, prompt: AttackPrompt, response: str) -> str:
         """The text the judges should read; most techniques judge the response as is."""
         return response
+
+    async def adecode(self, prompt: AttackPrompt, response: str) -> str:
+        """What the evaluation step awaits: `decode`, unless decoding needs a model call
+        (a translation back into English); composite techniques unwind through it."""
+        return self.decode(prompt, response)
 
     def _prompt(self, goal: Goal, variant: str, messages: list[dict[str, Any]],
                 **metadata: Any) -> AttackPrompt:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class AttackSpec(BaseModel):
@@ -18,3 +18,11 @@ class AttackSpec(BaseModel):
 
     name: str = Field("baseline", description="Registered technique: see `siegeflow attacks`.")
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_technique(self) -> AttackSpec:
+        """An unknown name or a typo in an option fails here, before a run is recorded."""
+        from attacks.registry import get_technique, validate_config
+
+        validate_config(get_technique(self.name), self.options)
+        return self

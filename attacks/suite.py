@@ -69,7 +69,13 @@ class Suite(Technique[SuiteConfig]):
         return [prompt for batch in batches for prompt in batch]
 
     def decode(self, prompt: AttackPrompt, response: str) -> str:
+        return self._member(prompt).decode(prompt, response)
+
+    async def adecode(self, prompt: AttackPrompt, response: str) -> str:
+        return await self._member(prompt).adecode(prompt, response)
+
+    def _member(self, prompt: AttackPrompt) -> Technique[Any]:
         member = self.members.get(prompt.technique)
         if member is None:
             raise TechniqueError(f"prompt from technique {prompt.technique!r} is not in this suite")
-        return member.decode(prompt, response)
+        return member

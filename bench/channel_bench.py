@@ -170,14 +170,14 @@ def optimize_flow_bench() -> None:
     import json
     import tempfile
 
-    from flows.server import prefect_api
+    from flows.server import private_prefect_api
     from tests.support.openai_server import start_server_process
 
     with tempfile.TemporaryDirectory() as tmp, start_server_process(latency_s=0.0) as server:
         goals_file = Path(tmp) / "goals.jsonl"
         lines = (json.dumps({"id": f"g{i}", "goal": f"Say hello number {i}"}) for i in range(64))
         goals_file.write_text("".join(line + "\n" for line in lines))
-        with prefect_api(Path(tmp) / "prefect"):
+        with private_prefect_api(Path(tmp) / "prefect"):
             n = iter(range(1000))
 
             def wall(**kw: int | str) -> float:

@@ -34,7 +34,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from flows.server import prefect_api  # noqa: E402
+from flows.server import private_prefect_api  # noqa: E402
 
 VARIANTS = ["prefix_injection", "refusal_suppression", "role_play", "hypothetical",
             "payload_splitting"]
@@ -85,7 +85,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="siegeflow-bench-"))
     goals_file = work / "goals.csv"
     write_goals(goals_file, args.goals)
-    with prefect_api(work / "prefect"), start_server_process(latency_s=args.latency,
+    with private_prefect_api(work / "prefect"), start_server_process(latency_s=args.latency,
                                                              log_size=10) as server:
         # Warm-up: imports, Prefect client, first flow registration (not measured).
         asyncio.run(run_once(args, server.base_url, goals_file, f"sqlite:///{work}/warm.db", 1))

@@ -40,10 +40,13 @@ DbOption = Annotated[
 
 
 def db_url(url: str | None) -> str:
-    """The `--db` value, else the default SQLite store."""
-    from tracking import default_db_url
+    """The store URL (flag, else $SIEGEFLOW_DB_URL, else the SQLite file), checked: exit 2."""
+    from tracking import DB_URL_ENV, StoreUrlError, check_store_url, default_db_url
 
-    return url or default_db_url()
+    try:
+        return check_store_url(url or default_db_url())
+    except StoreUrlError as exc:
+        raise bad_input(f"{'--db' if url else '$' + DB_URL_ENV}: {exc}") from None
 
 
 def safe_db(db: str | None) -> str:

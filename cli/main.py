@@ -9,15 +9,20 @@ inside the command. Exit codes (`cli.exits`): 0 ok, 1 run failed, 2 bad input, 3
 from __future__ import annotations
 
 from cli.app import app
+from cli.server import server_app, ui
+
+app.command()(ui)  # first in `--help`, as before the split
+
 # Imported in `--help` order; each import registers its group's commands.
-from cli.commands import runs  # noqa: F401, I001
-from cli.commands import store  # noqa: F401
-from cli.commands import reporting  # noqa: F401
-from cli.commands import plugins  # noqa: F401
-from cli.goals_cmd import goals_app
-from cli.exits import EXIT_ASR_OVER, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED
+from cli.commands import runs  # noqa: E402, F401, I001
+from cli.commands import store  # noqa: E402, F401
+from cli.commands import reporting  # noqa: E402, F401
+from cli.commands import plugins  # noqa: E402, F401
+from cli.exits import EXIT_ASR_OVER, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED  # noqa: E402
+from cli.goals_cmd import goals_app  # noqa: E402
 
 app.add_typer(goals_app, name="goals")
+app.add_typer(server_app, name="server")
 
 __all__ = ["EXIT_ASR_OVER", "EXIT_BAD_INPUT", "EXIT_OK", "EXIT_RUN_FAILED", "app", "main"]
 

@@ -82,6 +82,8 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     table.add_row("held", f"[green]{summary.get('failed', 0)}[/]")
     table.add_row("target errors (excluded from ASR)", str(errors.get("agent", 0)))
     table.add_row("not judged (excluded from ASR)", str(errors.get("framework", 0)))
+    if summary.get("truncated_answers"):
+        table.add_row("answers stored truncated", str(summary["truncated_answers"]))
     table.add_row("attack success rate", pct(summary.get("asr")))
     table.add_row("cost", f"${float(summary.get('cost_usd') or 0):.4f}")
     table.add_row("duration", f"{float(summary.get('duration_s') or 0):.1f} s")

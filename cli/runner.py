@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from platformdirs import user_data_dir
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -29,7 +28,9 @@ from flows.config import (
 
 
 def prefect_home() -> Path:
-    return Path(os.environ.get("SIEGEFLOW_PREFECT_HOME") or Path(user_data_dir("siegeflow")) / "prefect")
+    from flows.server import default_home
+
+    return default_home()
 
 
 def _option_value(text: str) -> Any:
@@ -44,7 +45,8 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     base: dict[str, Any] = load_run_settings(config).model_dump() if config else {}
     target = dict(base.get("target") or {})
     for flag, key in (("target", "model"), ("api_base", "api_base"), ("api_key_env", "api_key_env"),
-                      ("system_prompt", "system_prompt")):
+                      ("system_prompt", "system_prompt"),
+                      ("max_response_chars", "max_response_chars")):
         if flags.get(flag) is not None:
             target[key] = flags[flag]
     if not target.get("model"):
@@ -82,6 +84,8 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         goals["path"] = flags["goals_path"]
     if flags.get("limit") is not None:
         goals["limit"] = flags["limit"]
+    if flags.get("max_goal_chars") is not None:
+        goals["max_goal_chars"] = flags["max_goal_chars"]
     base["goals"] = goals
     for flag, key in (("concurrency", "concurrency"), ("budget", "budget_usd"), ("db", "db_url"),
                       ("optimizer", "optimizer"), ("shards", "shards")):
@@ -91,6 +95,10 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         base.setdefault("optimizer_options", {})["max_runs"] = flags["max_runs"]
     settings = RunSettings.model_validate(base)
     settings.goals.load()  # a bad goal file fails here, before anything is recorded
+    if not settings.optimizer:  # so does a bad technique option (TechniqueError: exit 2)
+        from attacks import build_technique
+
+        build_technique(settings.attack.name, settings.attack.options)
     return settings
 
 
@@ -130,8 +138,8 @@ async def _run_flow(settings: RunSettings, resume_run_id: str | None) -> Any:
 
 def execute(settings: RunSettings, console: Console, *, resume_run_id: str | None = None,
             fail_over: float | None = None) -> int:
-    """Run the flow under a Prefect API (started here if none is configured); print results."""
-    from flows.server import prefect_api
+    """Run the flow under the Prefect API commands use (flows/server.py); print results."""
+    from flows.server import PrefectServerError, prefect_api
     from tasks import progress
     from tracking import default_db_url, get_backend
 
@@ -139,8 +147,12 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
     flow_settings = settings.model_copy(update={"db_url": parameter_safe_db_url(settings.db_url)})
     bars = _ProgressBars(console)
     with contextlib.ExitStack() as stack:
-        with console.status("Starting a local Prefect server (a first start migrates its DB)…"):
-            api_url = stack.enter_context(prefect_api(prefect_home()))
+        with console.status("Connecting to Prefect (a first local start migrates its DB)…"):
+            try:
+                api_url = stack.enter_context(prefect_api(prefect_home()))
+            except PrefectServerError as exc:
+                console.print(f"[bold red]error:[/] {escape(str(exc))}")
+                return EXIT_RUN_FAILED
         console.print(f"Prefect API: {escape(api_url)}")
         progress.set_listener(bars)
         try:

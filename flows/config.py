@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from attacks.spec import AttackSpec
 from goals.spec import GoalsSpec
@@ -38,11 +45,44 @@ class RunSettings(_Strict):
     budget_usd: float | None = Field(None, gt=0, description="Stop cleanly past this spend")
     db_url: str | None = Field(None, description="Tracking store URL (default: SQLite file)")
     optimizer: str | None = Field(None, description="Iterative attacker (optimize flow)")
-    optimizer_options: dict[str, Any] = Field(default_factory=dict)
+    optimizer_options: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     harness: HarnessSpec | None = Field(
         None, description="Optimize flow: chat or agent target harness, and the optimizer's scope"
     )
     shards: int = Field(1, ge=1, le=64, description="Flow runs of attack-shard to split goals over")
+
+    @field_validator("db_url")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        from tracking import check_store_url
+
+        return None if value is None else check_store_url(value)
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str | None) -> str | None:
+        """An unknown optimizer fails here, before a run is recorded."""
+        if value:
+            from optimizers.registry import get_optimizer
+
+            get_optimizer(value)
+        return value
+
+    @field_validator("optimizer_options")
+    @classmethod
+    def _optimizer_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """The flow's and the optimizer's own options, checked as the optimize flow will."""
+        optimizer = info.data.get("optimizer")
+        if optimizer:
+            from optimizers.library.options import OptimizeOptions
+            from optimizers.registry import needs_attacker, validate_options
+
+            options, own = OptimizeOptions.split(value)
+            validate_options(optimizer, own)
+            if options.attacker is None and needs_attacker(optimizer):
+                raise ValueError(f"optimizer {optimizer!r} needs an attacker model: set "
+                                 "optimizer_options.attacker = {model: ..., api_base: ...}")
+        return value
 
 
 class ConfigFileError(ValueError):
@@ -68,7 +108,7 @@ def load_run_settings(path: str | Path) -> RunSettings:
         lines = [f"{path}: invalid run config:"]
         for err in exc.errors():
             loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-            lines.append(f"  - {loc}: {err['msg']}")
+            lines.append(f"  - {loc}: {err['msg'].removeprefix('Value error, ')}")
         raise ConfigFileError("\n".join(lines)) from exc
 
 

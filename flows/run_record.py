@@ -16,6 +16,7 @@ from typing import Any
 
 from flows.config import GoalsSpec
 from targets import TargetConfig
+from targets.completion import is_truncated
 from tasks.context import GoalRow, RunRef
 from tracking import (
     EvaluationStatusEnum,
@@ -204,6 +205,7 @@ async def publish_results(
     summary = coordinator.get_summary()
     summary.update({"stop_reason": stop_reason, "cost_usd": spent_usd, **(extra or {})})
     summary["steps"] = recorded_steps(ref.backend(), ref.run_id)
+    summary["truncated_answers"] = sum(1 for row in rows if is_truncated(row.get("response")))
     by_judge = rows_by_judge(rows)
     if len(by_judge) >= 2:
         summary["judge_agreement"] = judge_agreement(by_judge)

@@ -6,7 +6,7 @@ Load a set with `load_goals("goals.csv", mapping={"text": "prompt"})` or
 `GoalFileError` with file, line and field.
 """
 
-from goals.loaders import GoalFileSpec, load_goal_file
+from goals.loaders import DEFAULT_MAX_GOAL_CHARS, GoalFileSpec, load_goal_file
 from goals.fetch import DataFile, DataFileUnavailable
 from goals.model import Goal, GoalFileError, with_context
 from goals.presets import (
@@ -31,6 +31,7 @@ from goals.sets import (
 __all__ = [
     "BUILTIN_PREFIX",
     "DEFAULT_GOAL_SET",
+    "DEFAULT_MAX_GOAL_CHARS",
     "BuiltinSet",
     "DataFile",
     "DataFileUnavailable",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -29,6 +30,15 @@ _FORMATS = {
 }
 
 Record = dict[str, Any]
+
+#: Default cap on a goal's text (characters). Real behaviours are a few hundred characters; a
+#: multi-megabyte cell is a wrong column or a broken export, and would be sent to the target
+#: in every attack prompt. Raise it with `goals.max_goal_chars` / `--max-goal-chars`.
+DEFAULT_MAX_GOAL_CHARS = 20_000
+#: Control characters a goal may not hold (tab, newline and carriage return are text). NUL in
+#: particular cannot be stored in PostgreSQL text columns.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_NAMES = {"\x00": "NUL byte", "\x1b": "escape character", "\x7f": "DEL character"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +62,7 @@ class GoalFileSpec:
     context_field: str | None = None
     set_name: str | None = None
     format: str | None = None  # "csv" | "tsv" | "jsonl" | "yaml"; default: from the extension
+    max_text_chars: int | None = None  # a longer goal text is an error (None: no limit)
 
     def with_mapping(self, mapping: Mapping[str, str | None]) -> GoalFileSpec:
         """Apply a `{"text": "prompt", "id": "behavior_id", ...}` mapping (CLI/config style)."""
@@ -86,11 +97,17 @@ def load_goal_file(spec: GoalFileSpec) -> list[Goal]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise GoalFileError(path, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    return records_to_goals(read_records(path, text, fmt, spec), spec)
+
+
+def read_records(
+    path: str | Path, text: str, fmt: str, spec: GoalFileSpec
+) -> Iterator[tuple[int, Record | str]]:
+    """`(line, record)` pairs of a CSV/TSV/JSONL/YAML text (also used for other record files,
+    e.g. many-shot dialogues); `spec.text_field` must be a CSV header column."""
     if fmt in ("csv", "tsv"):
-        records = read_csv_text(path, text, spec, delimiter="\t" if fmt == "tsv" else ",")
-    else:
-        records = _read_jsonl(path, text) if fmt == "jsonl" else _read_yaml(path, text)
-    return records_to_goals(records, spec)
+        return read_csv_text(path, text, spec, delimiter="\t" if fmt == "tsv" else ",")
+    return _read_jsonl(path, text) if fmt == "jsonl" else _read_yaml(path, text)
 
 
 def records_to_goals(
@@ -116,6 +133,12 @@ def records_to_goals(
         columns = _resolve_columns(spec, list(record), line)
         text = _string(record, columns["text"], line, path, required=True)
         assert text is not None
+        if spec.max_text_chars is not None and len(text) > spec.max_text_chars:
+            raise GoalFileError(
+                path, f"goal text is {len(text):,} characters, over the limit of "
+                f"{spec.max_text_chars:,} (goals.max_goal_chars / --max-goal-chars)",
+                line=line, field=columns["text"],
+            )
         raw_id = _string(record, columns["id"], line, path, required=spec.id_field is not None)
         goal_id = raw_id if raw_id is not None else f"{set_name}:{index}"
         if goal_id in seen_ids:
@@ -199,6 +222,14 @@ def _string(
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise GoalFileError(
             path, f"expected a string, got {type(value).__name__}", line=line, field=column
+        )
+    control = _CONTROL.search(str(value))
+    if control is not None:
+        char = control.group()
+        name = _CONTROL_NAMES.get(char, "control character")
+        raise GoalFileError(
+            path, f"{name} (U+{ord(char):04X}) at character "
+            f"{control.start() + 1}: goals must be plain text", line=line, field=column,
         )
     text = str(value).strip()
     if not text:

@@ -12,7 +12,13 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-from goals.loaders import GoalFileSpec, load_goal_file, read_csv_text, records_to_goals
+from goals.loaders import (
+    DEFAULT_MAX_GOAL_CHARS,
+    GoalFileSpec,
+    load_goal_file,
+    read_csv_text,
+    records_to_goals,
+)
 from goals.model import Goal, GoalFileError
 from goals.presets import is_preset_ref, load_preset
 
@@ -70,6 +76,7 @@ def load_goals(
     *,
     format: str | None = None,
     search: str | Path | None = None,
+    max_chars: int | None = DEFAULT_MAX_GOAL_CHARS,
 ) -> list[Goal]:
     """Load a goal set: a `GoalFileSpec`, a file path, `builtin:NAME` or a preset name.
 
@@ -78,7 +85,8 @@ def load_goals(
 
     `mapping` renames columns onto Goal fields, keys `text`, `id`, `category`, `target`,
     `source` (e.g. `{"text": "Behavior", "id": "BehaviorID"}`); it cannot apply to builtin sets,
-    whose columns are fixed. Raises `GoalFileError` naming file, line and field.
+    whose columns are fixed. A goal text longer than `max_chars` is an error (None: no limit).
+    Raises `GoalFileError` naming file, line and field.
     """
     if isinstance(path_or_name, GoalFileSpec):
         spec = path_or_name
@@ -96,4 +104,6 @@ def load_goals(
         spec = replace(spec, format=format)
     if mapping:
         spec = spec.with_mapping(mapping)
+    if max_chars is not None:
+        spec = replace(spec, max_text_chars=max_chars)
     return load_goal_file(spec)

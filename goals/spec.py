@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from goals.model import Goal
+from goals.loaders import DEFAULT_MAX_GOAL_CHARS
 from goals.sets import DEFAULT_GOAL_SET, load_goals
 
 
@@ -26,6 +27,9 @@ class GoalsSpec(BaseModel):
     context_field: str | None = None
     categories: list[str] | None = Field(None, description="Keep only these categories")
     limit: int | None = Field(None, ge=0, description="Keep the first N goals")
+    max_goal_chars: int = Field(
+        DEFAULT_MAX_GOAL_CHARS, ge=1, description="A longer goal text is an input error"
+    )
 
     def load(self) -> list[Goal]:
         mapping = {
@@ -39,7 +43,8 @@ class GoalsSpec(BaseModel):
             }.items()
             if value
         }
-        goals = load_goals(self.source, mapping=mapping or None, search=self.path)
+        goals = load_goals(self.source, mapping=mapping or None, search=self.path,
+                           max_chars=self.max_goal_chars)
         if self.categories:
             wanted = {c.lower() for c in self.categories}
             goals = [g for g in goals if (g.category or "").lower() in wanted]

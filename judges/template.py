@@ -284,7 +284,7 @@ class TemplateJudge(ModelJudge[TemplateJudgeConfig]):
 
     def render(self, *, goal: str, prompt: str, response: str,
                context: str | None = None) -> list[dict[str, Any]]:
-        values = {"goal": goal.strip(), "context": context or "", "prompt": prompt,
+        values = {"goal": goal.strip(), "context": (context or "").strip(), "prompt": prompt,
                   "response": response}
         messages = [{"role": "user", "content": render(self.config.source, values)}]
         if self.config.system is not None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from targets.completion import RETRYABLE_KINDS, ChatFn, Completion
+from targets.completion import RETRYABLE_KINDS, ChatFn, Completion, truncate_answer
 from targets.config import MissingApiKeyError, TargetConfig
 from targets.cost import http_cost
 from targets.errors import AttemptError
@@ -155,6 +155,8 @@ async def _with_retries(
             cost = result.pop("cost_usd", None)
             if cost is None:
                 cost = http_cost(config, result["prompt_tokens"], result["completion_tokens"])
+            if result.get("text"):
+                result["text"] = truncate_answer(result["text"], config.max_response_chars)
             return Completion(
                 **result, cost_usd=cost, latency_s=time.perf_counter() - started, attempts=attempt
             )

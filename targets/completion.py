@@ -26,6 +26,24 @@ RETRYABLE_KINDS: frozenset[str] = frozenset({"rate_limit", "server", "timeout", 
 
 BlockedBy = Literal["input", "output"]
 
+#: Start of the marker a truncated answer ends with (`truncate_answer`); reports count it.
+TRUNCATION_MARK = "[siegeflow: answer truncated"
+
+
+def truncate_answer(text: str, limit: int) -> str:
+    """Keep the first `limit` characters of an over-long answer and say so at the end.
+
+    Why: a target can answer megabytes (a loop, a dump); stored in full in every attempt it
+    bloats the store, the reports and every judge call. The marker keeps the cut visible.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n{TRUNCATION_MARK}: {limit:,} of {len(text):,} characters kept]"
+
+
+def is_truncated(text: str | None) -> bool:
+    return bool(text) and TRUNCATION_MARK in text[-120:]  # type: ignore[index]
+
 
 @dataclass(frozen=True, kw_only=True)
 class ToolCall:

@@ -63,6 +63,9 @@ class TargetConfig(BaseModel):
     system_prompt: str | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="None: provider default")
     max_tokens: int | None = Field(512, ge=1)
+    max_response_chars: int = Field(
+        100_000, ge=1, description="Answers longer than this are stored truncated, with a marker"
+    )
     seed: int | None = None
     timeout_s: float = Field(60.0, gt=0.0, description="per attempt")
     max_retries: int = Field(3, ge=0, le=20, description="attempts after the first")

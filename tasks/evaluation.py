@@ -12,10 +12,10 @@ import asyncio
 import logging
 from typing import Any
 
-from attacks import AttackPrompt, build_technique
+from attacks import AttackPrompt, DecodeError, build_technique
 from attacks.spec import AttackSpec
 from goals import with_context
-from judges import JudgePanel
+from judges import JudgePanel, Verdict
 from judges.spec import JudgePanelSpec
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
@@ -33,6 +33,20 @@ def stored_prompt(attempt: Any) -> AttackPrompt:
         messages=list(attempt.prompt or []),
         metadata=dict(attempt.meta or {}),
     )
+
+
+async def _judge(judge: Any, technique: Any, goal: str, context: str | None,
+                 prompt: AttackPrompt, response: str) -> Verdict:
+    """One judge on one answer, decoded first; an answer that cannot be decoded (a translation
+    back failed) is that judgment's error, not a verdict."""
+    try:
+        decoded = await technique.adecode(prompt, response)
+    except DecodeError as exc:
+        return Verdict(judge=judge.label, success=None, score=None, raw=None,
+                       error=f"decode: {exc}")
+    if judge.takes_context:
+        return await judge.evaluate(goal, prompt.text, decoded, context=context)
+    return await judge.evaluate(with_context(goal, context), prompt.text, decoded)
 
 
 @pipeline_task("evaluation")
@@ -87,13 +101,8 @@ async def evaluation(
                     verdict = None
                 else:
                     goal, context = goals[attempt.result_id]
-                    response = technique.decode(prompt, attempt.response)
-                    if judge.takes_context:
-                        verdict = await judge.evaluate(goal, prompt.text, response, context=context)
-                    else:
-                        verdict = await judge.evaluate(
-                            with_context(goal, context), prompt.text, response
-                        )
+                    verdict = await _judge(judge, technique, goal, context, prompt,
+                                           attempt.response)
             if verdict is not None:
                 budget.add(verdict.cost_usd)
                 stats["cost_usd"] += verdict.cost_usd

@@ -34,12 +34,12 @@ def prefect_api_url(tmp_path_factory: pytest.TempPathFactory):
     """
     from pathlib import Path
 
-    from flows.server import prefect_api
+    from flows.server import private_prefect_api
 
     home = tmp_path_factory.mktemp("prefect-home")
     saved = os.environ.pop("PREFECT_API_URL", None)
     try:
-        with prefect_api(Path(home)) as url:
+        with private_prefect_api(Path(home)) as url:
             yield url
     finally:
         if saved is not None:

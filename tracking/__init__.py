@@ -9,7 +9,7 @@ choices made where the specs are silent.
 from tracking.categories import CategoryClassifier
 from tracking.context import Context, GoalSpec, TrackingContext
 from tracking.coordinator import TrackingCoordinator
-from tracking.engine import DB_URL_ENV, default_db_url
+from tracking.engine import DB_URL_ENV, StoreUrlError, check_store_url, default_db_url
 from tracking.enums import EvaluationStatusEnum, StatusEnum
 from tracking.guard import EventPublisher, TrackingErrors
 from tracking.models import AttemptRecord, JudgmentRecord, ResultRecord, RunRecord, TraceRecord
@@ -43,6 +43,7 @@ __all__ = [
     "ResultUpdate",
     "RunRecord",
     "SQLBackend",
+    "StoreUrlError",
     "StatusEnum",
     "StepRecord",
     "StepTracker",
@@ -54,6 +55,7 @@ __all__ = [
     "TrackingErrors",
     "WriteFailure",
     "attack_success_rate",
+    "check_store_url",
     "classify_row",
     "is_successful",
     "decide_goal",

@@ -36,6 +36,47 @@ def default_db_url() -> str:
     return f"sqlite:///{folder / 'siegeflow.db'}"
 
 
+class StoreUrlError(ValueError):
+    """A tracking-store URL siegeflow cannot use: the message says what was expected."""
+
+
+_EXPECTED = "expected sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"
+
+
+def check_store_url(url: str) -> str:
+    """``url`` if it names a store siegeflow can open (its dialect and driver load), else raise.
+
+    Run before anything is recorded or Prefect is started, so a typo is one clear line, not a
+    traceback from deep inside the first write. Does not connect.
+    """
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        raise StoreUrlError(f"store URL {safe_text(url)!r} is not usable: {_EXPECTED}") from None
+    except ImportError as exc:  # the dialect is known but its driver is not installed
+        raise StoreUrlError(
+            f"store URL {safe_text(url)!r}: driver not installed ({exc.name}); {_EXPECTED}"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreUrlError(
+            f"store URL {safe_text(url)!r}: {parsed.get_backend_name()} is not supported; "
+            f"{_EXPECTED}"
+        )
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise StoreUrlError(f"store URL {safe_text(url)!r}: SQLite needs a file; {_EXPECTED}")
+    return url
+
+
+def safe_text(url: str) -> str:
+    """Best-effort password hiding for a string that may not even parse as a URL."""
+    from tracking.redaction import redact_text
+
+    return redact_text(url)
+
+
 def is_sqlite(engine_or_url: Engine | str) -> bool:
     url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
     return url.get_backend_name() == "sqlite"

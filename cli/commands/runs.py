@@ -1,4 +1,4 @@
-"""Commands that run flows: `demo`, `run`, `resume`, `ui`, `deploy` (prefect loads inside them)."""
+"""Commands that run flows: `demo`, `run`, `resume`, `deploy` (prefect loads inside them)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.app import DbOption, app, bad_input, console, db_url
+from cli import output
+from cli.app import DbOption, app, bad_input, console, db_url, err
 
 
 @app.command()
@@ -64,6 +65,13 @@ def run(
         typer.Option(help="Split the goals over N flow runs of the attack-shard deployment, run "
                           "by the pool's workers (needs PREFECT_API_URL; docs/operations.md)."),
     ] = None,
+    max_goal_chars: Annotated[
+        Optional[int], typer.Option(help="A longer goal text is an input error (default 20000).")
+    ] = None,
+    max_response_chars: Annotated[
+        Optional[int], typer.Option(help="Answers longer than this are stored truncated "
+                                    "(default 100000).")
+    ] = None,
 ) -> None:
     """Attack a target: flags, or a YAML config (`--config`) that flags then override."""
     from cli.runner import build_settings, run_settings
@@ -75,16 +83,40 @@ def run(
             judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
             rule=rule, goals=goals, goals_path=goals_path, limit=limit, concurrency=concurrency, budget=budget,
             optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
+            max_goal_chars=max_goal_chars, max_response_chars=max_response_chars,
         )
     except ValueError as exc:  # ConfigFileError, GoalFileError, pydantic ValidationError
-        raise bad_input(str(exc)) from None
+        raise bad_input(_explain(exc)) from None
+    db_url(settings.db_url)  # the store named by the flag, the file or $SIEGEFLOW_DB_URL
     if settings.shards > 1:
         if settings.optimizer:
             raise bad_input("--shards applies to attack runs, not to optimizer runs")
-        if not os.environ.get("PREFECT_API_URL"):
-            raise bad_input("a sharded run needs the Prefect server its workers serve: export "
-                             "PREFECT_API_URL (see docs/operations.md)")
+        if not _shard_server_known():
+            raise bad_input("a sharded run needs the Prefect server its workers serve: set "
+                            "PREFECT_API_URL (environment or Prefect profile) or start it with "
+                            "`siegeflow server start` (see docs/operations.md)")
     raise typer.Exit(run_settings(settings, console=console, fail_over=fail_over))
+
+
+def _explain(exc: ValueError) -> str:
+    """One line per problem: a pydantic error as `field: message`, anything else as is."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = ["invalid run settings:"]
+    for problem in exc.errors():
+        loc = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {loc}: {message}" if loc else f"  - {message}")
+    return "\n".join(lines)
+
+
+def _shard_server_known() -> bool:
+    """A server workers can serve: the one Prefect's settings name, or the running local one."""
+    from flows.server import configured_api_url, default_home, server_status
+
+    return configured_api_url() is not None or server_status(default_home()) is not None
 
 
 @app.command()
@@ -108,31 +140,6 @@ def resume(
 
 
 @app.command()
-def ui(port: Annotated[int, typer.Option(help="Port of the Prefect UI/API.")] = 4200) -> None:
-    """Serve the Prefect UI over siegeflow's local Prefect data (the runs `demo`/`run` made)."""
-    import signal
-    import time
-
-    from cli.runner import prefect_home
-    from flows.server import LocalPrefectServer
-
-    server = LocalPrefectServer(home=prefect_home(), port=port)
-    server.start()
-    try:
-        with console.status("Starting the Prefect server…"):
-            server.wait_ready()
-        console.print(f"Prefect UI: http://127.0.0.1:{port}  (Ctrl-C to stop)")
-        console.print(f"To send other runs here: export PREFECT_API_URL={server.api_url}")
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on SIGTERM too
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-
-
-@app.command()
 def deploy(
     name: Annotated[
         Optional[list[str]], typer.Option("--name", "-n", help="Only these deployments "
@@ -145,22 +152,26 @@ def deploy(
         Optional[Path], typer.Option(help="Default: prefect.yaml at the repository root.")
     ] = None,
 ) -> None:
-    """Register the deployments of prefect.yaml on the server of PREFECT_API_URL.
+    """Register the deployments of prefect.yaml on the Prefect server commands use.
 
-    The same as `prefect deploy --all` run from the repository root; workers then run the
-    flows (docs/operations.md).
+    That is the server PREFECT_API_URL names (environment or active Prefect profile), else the
+    local one (started if needed). The same as `prefect deploy --all` run from the repository
+    root; workers then run the flows (docs/operations.md).
     """
     import subprocess
 
-    if not os.environ.get("PREFECT_API_URL"):
-        raise bad_input("export PREFECT_API_URL=http://HOST:4200/api (the server to deploy to)")
+    from flows.server import configured_api_url, default_home, ensure_server
+
     path = (prefect_file or Path(__file__).resolve().parents[2] / "prefect.yaml").resolve()
     if not path.is_file():
         raise bad_input(f"no {path}")
+    api_url = configured_api_url() or ensure_server(default_home()).api_url
+    err.print(f"Deploying to {output.escape(api_url)}")
     prefect_bin = Path(sys.executable).with_name("prefect")
     cmd = [str(prefect_bin)] if prefect_bin.exists() else [sys.executable, "-m", "prefect"]
     cmd += ["deploy", "--no-prompt", "--prefect-file", str(path)]
     cmd += [arg for n in name for arg in ("--name", n)] if name else ["--all"]
     if pool:
         cmd += ["--pool", pool]
-    raise typer.Exit(subprocess.run(cmd, cwd=path.parent, check=False).returncode)  # noqa: S603
+    env = {**os.environ, "PREFECT_API_URL": api_url}
+    raise typer.Exit(subprocess.run(cmd, cwd=path.parent, env=env, check=False).returncode)  # noqa: S603

@@ -197,3 +197,10 @@ def test_listed_with_its_options():
 
     (info,) = [i for i in list_judges() if i.name == "template"]
     assert info.needs_model and {"template", "mode", "system", "parse"} <= set(info.options)
+
+
+def test_takes_context_only_when_the_template_has_a_context_slot(tmp_path):
+    with_slot = judge_with(replies("yes"), write(tmp_path, "{context}|{response}", "a.txt"))
+    without = judge_with(replies("yes"), write(tmp_path, "{goal}|{response}", "b.txt"))
+    assert with_slot.takes_context is True and without.takes_context is False
+    assert build_judge("refusal").takes_context is False
