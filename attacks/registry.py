@@ -7,11 +7,10 @@ technique and which option is wrong, and what would have been accepted.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from attacks.base import ChatFn, Technique, TechniqueConfig
-from core.registry import Registry, config_options, first_line
+from core.registry import PluginInfo, Registry, config_options
 from core.registry import validate_config as _validate
 
 
@@ -24,37 +23,13 @@ REGISTRY: Registry[Technique[Any]] = Registry("technique", error=TechniqueError,
 T = TypeVar("T", bound=type[Technique[Any]])
 
 
-@dataclass(frozen=True, kw_only=True)
-class TechniqueInfo:
-    """What `siegeflow attacks` shows for one technique."""
+#: What `siegeflow attacks` shows for one technique.
+TechniqueInfo = PluginInfo
 
-    name: str
-    description: str
-    needs_model: bool
-    options: dict[str, dict[str, Any]]  # option -> {"type", "default", "description"}
-    schema: dict[str, Any]  # the config's full JSON schema
-
-
-def technique(name: str) -> Callable[[T], T]:
-    """Register a `Technique` subclass under `name` (class decorator)."""
-    return REGISTRY.register(name)
-
-
-def get_technique(name: str) -> type[Technique[Any]]:
-    return REGISTRY.get(name)
-
-
-def list_techniques() -> list[TechniqueInfo]:
-    return [
-        TechniqueInfo(
-            name=cls.name,
-            description=first_line(cls.__doc__),
-            needs_model=cls.needs_model,
-            options=config_options(cls.Config),
-            schema=cls.Config.model_json_schema(),
-        )
-        for _, cls in REGISTRY.items()
-    ]
+#: `@technique("name")` registers a `Technique` subclass under `name`.
+technique: Callable[[str], Callable[[T], T]] = REGISTRY.register
+get_technique = REGISTRY.get
+list_techniques = REGISTRY.infos
 
 
 def build_technique(

@@ -125,19 +125,14 @@ def print_goals(console: Console, results: list[Any], rows: list[dict[str, Any]]
 
 
 def print_run(console: Console, backend: Any, run: Any) -> None:
-    from reports.rows import build_rows
+    from reports.rows import run_rows
 
-    params = run.parameters or {}
-    panel = params.get("judges") or {}
-    keys = (run.summary or {}).get("judge_keys") or [
-        j.get("label") or j.get("name") for j in panel.get("judges", [])
-    ] or ["refusal"]
-    rows = build_rows(backend, run.id, keys, panel.get("rule", "majority"))
+    panel, rows = run_rows(backend, run)
     console.print(f"[bold]Run[/] {escape(run.id)}  {_status(run.status)}  "
                   f"attack={escape(run.attack_type)}  target={escape(run.target_description or '')}")
     if run.summary:
         print_summary(console, run.summary)
-    print_goals(console, backend.list_results(run.id), rows, panel.get("success_threshold", 0.5))
+    print_goals(console, backend.list_results(run.id), rows, panel.threshold)
 
 
 def print_registry(console: Console, title: str, infos: list[Any]) -> None:

@@ -172,12 +172,10 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
     run_id = summary.get("run_id")
     print_summary(console, summary)
     if run_id:
-        from reports.rows import build_rows
+        from reports.rows import run_rows
 
-        keys = summary.get("judge_keys") or [j.key for j in settings.judges.judges]
-        print_goals(console, backend.list_results(run_id),
-                    build_rows(backend, run_id, keys, settings.judges.rule),
-                    settings.judges.success_threshold)
+        panel, rows = run_rows(backend, backend.get_run(run_id))
+        print_goals(console, backend.list_results(run_id), rows, panel.threshold)
         console.print(f"Run id: [bold]{escape(run_id)}[/]   database: {escape(_safe_url(settings.db_url))}")
         if summary.get("report_path"):
             console.print(f"HTML report: {escape(summary['report_path'])}")

@@ -4,6 +4,6 @@ Imports nothing of siegeflow, so anything (attacks, judges, optimizers, goals, w
 next) can register by decorator without pulling a layer it should not see.
 """
 
-from core.registry import Registry, config_options, first_line, validate_config
+from core.registry import PluginInfo, Registry, config_options, first_line, validate_config
 
-__all__ = ["Registry", "config_options", "first_line", "validate_config"]
+__all__ = ["PluginInfo", "Registry", "config_options", "first_line", "validate_config"]

@@ -8,6 +8,7 @@ Attacks, judges and optimizers each hold one `Registry` and keep their own publi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -15,6 +16,25 @@ from pydantic import BaseModel, ValidationError
 T = TypeVar("T")
 C = TypeVar("C", bound=type)
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PluginInfo:
+    """What the CLI lists for one registered technique or judge."""
+
+    name: str
+    description: str
+    needs_model: bool
+    options: dict[str, dict[str, Any]]  # option -> {"type", "default", "required", "description"}
+    schema: dict[str, Any]  # the config's full JSON schema
+
+    @classmethod
+    def of(cls, name: str, plugin: Any) -> PluginInfo:
+        """From a class with a pydantic `Config`, a `needs_model` flag and a docstring."""
+        return cls(name=name, description=first_line(plugin.__doc__),
+                   needs_model=bool(getattr(plugin, "needs_model", False)),
+                   options=config_options(plugin.Config),
+                   schema=plugin.Config.model_json_schema())
 
 
 class Registry(Generic[T]):
@@ -73,6 +93,10 @@ class Registry(Generic[T]):
         """Every entry, sorted by name."""
         self._load()
         return sorted(self._entries.items())
+
+    def infos(self) -> list[PluginInfo]:
+        """`PluginInfo` of every entry, sorted by name."""
+        return [PluginInfo.of(name, cls) for name, cls in self.items()]
 
     def __contains__(self, name: object) -> bool:
         self._load()

@@ -9,12 +9,15 @@ summary on the run and the Prefect artifacts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flows.config import GoalsSpec
+from flows.config import GoalsSpec, JudgePanelSpec
+from reports.rows import build_rows
 from targets import TargetConfig
 from targets.completion import is_truncated
 from tasks.context import GoalRow, RunRef
@@ -133,15 +136,8 @@ def open_run(
             goals=[_goal_payload(g) for g in goal_list],
         )
     rows = [
-        GoalRow(
-            result_id=ctx.result_id,
-            goal_id=ctx.goal_id or f"goal-{ctx.goal_index}",
-            index=ctx.goal_index,
-            text=ctx.goal,
-            category=ctx.category,
-            target=(ctx.metadata or {}).get("target"),
-            context=(ctx.metadata or {}).get("context"),
-        )
+        GoalRow.recorded(result_id=ctx.result_id, goal_id=ctx.goal_id, index=ctx.goal_index,
+                         text=ctx.goal, category=ctx.category, metadata=ctx.metadata)
         for ctx in coordinator.goal_tracker.contexts
         if ctx.result_id is not None
     ]
@@ -164,6 +160,18 @@ def start_heartbeat(ref: RunRef, every_s: float = HEARTBEAT_EVERY_S) -> asyncio.
             await asyncio.sleep(every_s)
 
     return asyncio.create_task(beat(), name=f"heartbeat-{ref.run_id}")
+
+
+@contextlib.asynccontextmanager
+async def heartbeat(ref: RunRef) -> AsyncIterator[None]:
+    """Keep the run's heartbeat fresh while the block runs (every flow body runs inside one)."""
+    task = start_heartbeat(ref)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def recorded_steps(backend: Any, run_id: str) -> list[dict[str, Any]]:
@@ -219,3 +227,38 @@ async def publish_results(
         summary["report_path"] = str(report)
         backend.update_run(ref.run_id, summary=summary)
     return summary
+
+
+#: What a flow adds to its run summary, given the run's final rows (or a fixed mapping).
+Extra = Mapping[str, Any] | Callable[[list[dict[str, Any]]], Mapping[str, Any]]
+
+
+async def finish_run(
+    ref: RunRef,
+    coordinator: TrackingCoordinator,
+    judges: JudgePanelSpec,
+    *,
+    spent_usd: float,
+    stop_reason: str | Callable[[list[dict[str, Any]]], str],
+    judge_keys: list[str] | None = None,
+    success_check: Callable[[Any], bool] | None = None,
+    extra: Extra | None = None,
+) -> dict[str, Any]:
+    """The one way a flow ends a run: rows rebuilt from the store with the run's judges, every
+    goal and the pipeline finalized, the summary (with the judge keys that decided it, stored
+    once for every reader) written and published.
+
+    `judge_keys` defaults to the panel's; an optimize run whose harness brings its own success
+    check passes that check's keys. `stop_reason` and `extra` may read the final rows.
+    """
+    keys = list(judge_keys or judges.judge_keys)
+    rows = build_rows(ref.backend(), ref.run_id, keys, judges.rule)
+    coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
+    coordinator.finalize_pipeline(rows, success_check=success_check)
+    more = extra(rows) if callable(extra) else (extra or {})
+    reason = stop_reason(rows) if callable(stop_reason) else stop_reason
+    return await publish_results(
+        ref, coordinator, rows, stop_reason=reason, spent_usd=spent_usd,
+        extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule,
+               "judge_keys": keys, **more},
+    )

@@ -7,12 +7,11 @@ config, so a typo fails when the config is read, with the judge and option named
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.registry import Registry, config_options, first_line
+from core.registry import PluginInfo, Registry
 from core.registry import validate_config as _validate
 from judges.base import ChatFn, Judge, JudgeConfig, ModelJudge
 
@@ -26,37 +25,13 @@ REGISTRY: Registry[Judge[Any]] = Registry("judge", error=JudgeError, base=Judge)
 J = TypeVar("J", bound=type[Judge[Any]])
 
 
-@dataclass(frozen=True, kw_only=True)
-class JudgeInfo:
-    """What `siegeflow judges` shows for one judge."""
+#: What `siegeflow judges` shows for one judge.
+JudgeInfo = PluginInfo
 
-    name: str
-    description: str
-    needs_model: bool
-    options: dict[str, dict[str, Any]]  # option -> {"type", "default", "required", "description"}
-    schema: dict[str, Any]
-
-
-def judge(name: str) -> Callable[[J], J]:
-    """Register a `Judge` subclass under `name` (class decorator)."""
-    return REGISTRY.register(name)
-
-
-def get_judge(name: str) -> type[Judge[Any]]:
-    return REGISTRY.get(name)
-
-
-def list_judges() -> list[JudgeInfo]:
-    return [
-        JudgeInfo(
-            name=name,
-            description=first_line(cls.__doc__),
-            needs_model=cls.needs_model,
-            options=config_options(cls.Config),
-            schema=cls.Config.model_json_schema(),
-        )
-        for name, cls in REGISTRY.items()
-    ]
+#: `@judge("name")` registers a `Judge` subclass under `name`.
+judge: Callable[[str], Callable[[J], J]] = REGISTRY.register
+get_judge = REGISTRY.get
+list_judges = REGISTRY.infos
 
 
 class JudgeSpec(BaseModel):

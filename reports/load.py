@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reports.rows import best_row, build_rows, rank  # noqa: F401  (rank: re-export)
+from reports.rows import RunPanel, best_row, rank, run_rows  # noqa: F401  (rank: re-export)
 from tracking import EvaluationStatusEnum, ResultRecord, RunRecord, StatusEnum, TraceRecord
 
 BROKEN = EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
@@ -100,21 +100,9 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def panel_of(run: RunRecord) -> tuple[list[str], str, float]:
-    """The run's judge keys, combine rule and success threshold.
-
-    The keys are those the flow recorded in its summary (`judge_keys`): an optimize run whose
-    harness brings its own success check is decided by that check, not by the panel in its
-    parameters. A run without a summary yet falls back to the panel's judges (label or name).
-    """
-    panel = (run.parameters or {}).get("judges") or {}
-    recorded = (run.summary or {}).get("judge_keys")
-    if isinstance(recorded, list) and recorded and all(isinstance(k, str) for k in recorded):
-        keys = list(recorded)
-    else:
-        keys = [str(j.get("label") or j.get("name")) for j in panel.get("judges") or []]
-    return keys or ["refusal"], str(panel.get("rule") or "majority"), float(
-        panel.get("success_threshold", 0.5)
-    )
+    """The run's judge keys, combine rule and success threshold (see `RunPanel.of`)."""
+    panel = RunPanel.of(run)
+    return panel.judge_keys, panel.rule, panel.threshold
 
 
 def build_goals(
@@ -157,15 +145,14 @@ def load_run(backend: Any, run_id: str, *, with_traces: bool = True) -> RunData:
     run = backend.get_run(run_id)
     if run is None:
         raise RunNotFound(f"no run {run_id!r} in the store")
-    keys, rule, threshold = panel_of(run)
     results = backend.list_results(run_id)
-    rows = build_rows(backend, run_id, keys, rule, results)
+    panel, rows = run_rows(backend, run, results)
     traces: dict[str, list[TraceRecord]] = {}
     if with_traces and is_optimizer_run(run, rows):
         for trace in backend.list_traces(run_id=run_id):
             if trace.result_id is not None:
                 traces.setdefault(trace.result_id, []).append(trace)
     return RunData(
-        run=run, goals=build_goals(results, rows, threshold),
-        judge_keys=keys, rule=rule, threshold=threshold, traces=traces,
+        run=run, goals=build_goals(results, rows, panel.threshold),
+        judge_keys=panel.judge_keys, rule=panel.rule, threshold=panel.threshold, traces=traces,
     )

@@ -9,10 +9,43 @@ Prefect-free: `siegeflow export` and `report` must not pay Prefect's import time
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from judges import combine, rule_score
 from tracking.success import RowOutcome, classify_row
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPanel:
+    """Which judges decided a run and how, read back from its record: the one place a run's
+    parameters are read for that (HTML report, `runs show`, the CLI after a run)."""
+
+    judge_keys: list[str]
+    rule: str
+    threshold: float
+
+    @classmethod
+    def of(cls, run: Any) -> RunPanel:
+        """The keys are those the flow recorded in its summary (`judge_keys`): an optimize run
+        whose harness brings its own success check is decided by that check, not by the panel
+        in its parameters. A run without a summary yet falls back to the panel's judges."""
+        panel = (run.parameters or {}).get("judges") or {}
+        recorded = (run.summary or {}).get("judge_keys")
+        if isinstance(recorded, list) and recorded and all(isinstance(k, str) for k in recorded):
+            keys = list(recorded)
+        else:
+            keys = [str(j.get("label") or j.get("name")) for j in panel.get("judges") or []]
+        return cls(judge_keys=keys or ["refusal"], rule=str(panel.get("rule") or "majority"),
+                   threshold=float(panel.get("success_threshold", 0.5)))
+
+
+def run_rows(
+    backend: Any, run: Any, results: list[Any] | None = None
+) -> tuple[RunPanel, list[dict[str, Any]]]:
+    """A recorded run's panel and its rows, counted with the judges that decided it."""
+    panel = RunPanel.of(run)
+    return panel, build_rows(backend, run.id, panel.judge_keys, panel.rule, results)
 
 
 def prompt_text(messages: Any) -> str:

@@ -62,7 +62,19 @@ class ToolCall:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Completion:
+class CallUsage:
+    """What model calls cost, in one shape: a `Completion`, an agent run and an optimizer's
+    target run all carry it (summed over their calls)."""
+
+    cost_usd: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Completion(CallUsage):
     """One target call's outcome. A failed call has ``error``/``error_kind`` set and no text.
 
     ``blocked_by`` is set when a guardrail answered instead of (``"input"``) or over (``"output"``)
@@ -72,11 +84,6 @@ class Completion:
     text: str | None = None
     error: str | None = None
     error_kind: ErrorKind | None = None
-    cost_usd: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
-    attempts: int = 0
     tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: str | None = None
     blocked_by: BlockedBy | None = None

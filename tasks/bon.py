@@ -19,12 +19,12 @@ from typing import Any
 from attacks import AttackPrompt, build_technique
 from attacks.bon import BestOfN, sample_key
 from attacks.spec import AttackSpec
-from judges.spec import JudgePanelSpec
 from judges import JudgePanel, combine, rule_score
+from judges.spec import JudgePanelSpec
 from targets import TargetConfig, chat
 from tasks.bon_stream import BestOfNStream, GoalStream, Judged, Sample
 from tasks.budget import Budget
-from tasks.context import GoalRow, RunRef, artifact_key, pipeline_task
+from tasks.context import GoalRow, RunRef, StepResult, artifact_key, pipeline_task
 from tasks.progress import StepProgress
 
 logger = logging.getLogger("siegeflow.tasks.bon")
@@ -111,7 +111,7 @@ async def best_of_n(
     ref: RunRef, target: TargetConfig, attack: AttackSpec, judges: JudgePanelSpec,
     goals: list[GoalRow], concurrency: int = 16, budget_usd: float | None = None,
     spent_usd: float = 0.0,
-) -> dict[str, Any]:
+) -> StepResult:
     """Sample every goal until it is broken or has had N samples; return counts and spend."""
     backend, tracker = ref.backend(), ref.step_tracker()
     with tracker.track_step("Best-of-N", "STEP2_COMPLETE", input_data={"goals": len(goals)},
@@ -152,5 +152,6 @@ async def best_of_n(
         }
         for key, value in result.items():
             tracker.add_step_metadata(key, value)
-        return {**result, "budget_exhausted": stats.budget_exhausted,
-                "spent_usd": stream.budget.spent_usd}
+        return StepResult(spent_usd=stream.budget.spent_usd,
+                          budget_exhausted=stats.budget_exhausted, requested=stats.requested,
+                          counts=result)
