@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.exits import EXIT_ASR_OVER, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED
+from cli.exits import EXIT_ASR_OVER, EXIT_BAD_INPUT, EXIT_ERRORS, EXIT_OK, EXIT_RUN_FAILED
 from cli.output import escape, print_goals, print_summary
 from flows.config import (
     AttackSpec,
@@ -136,8 +136,29 @@ async def _run_flow(settings: RunSettings, resume_run_id: str | None) -> Any:
     return await attack_flow(attack=settings.attack, shards=settings.shards, **common)
 
 
+def error_exit(summary: dict[str, Any], max_error_rate: float | None) -> str | None:
+    """Why a completed run tested too little to pass a CI gate, or None when it did not.
+
+    Goals that ended as target errors or could not be judged are excluded from the ASR: a run
+    where every goal did (e.g. the target was unreachable) measured nothing, and exits non-zero
+    even without `--max-error-rate`; with it, a larger share of error goals fails too.
+    """
+    total = int(summary.get("goals_total") or 0)
+    errors = summary.get("errors") or {}
+    agent, framework = int(errors.get("agent") or 0), int(errors.get("framework") or 0)
+    if total == 0 or agent + framework == 0:
+        return None
+    what = f"{agent} target error(s) and {framework} not judged of {total} goal(s)"
+    if agent + framework >= total:
+        return f"no goal was tested: {what}; nothing is known about the target"
+    rate = (agent + framework) / total
+    if max_error_rate is not None and rate > max_error_rate:
+        return f"{rate:.1%} of goals are errors ({what}), over --max-error-rate {max_error_rate:.1%}"
+    return None
+
+
 def execute(settings: RunSettings, console: Console, *, resume_run_id: str | None = None,
-            fail_over: float | None = None) -> int:
+            fail_over: float | None = None, max_error_rate: float | None = None) -> int:
     """Run the flow under the Prefect API commands use (flows/server.py); print results."""
     from flows.server import PrefectServerError, prefect_api
     from tasks import progress
@@ -185,6 +206,12 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
     if fail_over is not None and asr is not None and asr > fail_over:
         console.print(f"[bold red]ASR {asr:.1%} exceeds --fail-over {fail_over:.1%}[/]")
         return EXIT_ASR_OVER
+    too_many = error_exit(summary, max_error_rate)
+    if too_many is not None:
+        console.print(f"[bold red]{escape(too_many)}[/] (exit {EXIT_ERRORS}; "
+                      f"`siegeflow resume {escape(str(run_id))} --retry-errors` once the target "
+                      "is back)")
+        return EXIT_ERRORS
     return EXIT_OK
 
 
@@ -209,8 +236,9 @@ def _safe_url(url: str) -> str:
     return redact_text(url)
 
 
-def run_settings(settings: RunSettings, console: Console, fail_over: float | None = None) -> int:
-    return execute(settings, console, fail_over=fail_over)
+def run_settings(settings: RunSettings, console: Console, fail_over: float | None = None,
+                 max_error_rate: float | None = None) -> int:
+    return execute(settings, console, fail_over=fail_over, max_error_rate=max_error_rate)
 
 
 class ResumeError(ValueError):

@@ -119,6 +119,8 @@ async def complete(config: TargetConfig, prompt: str, **overrides: Any) -> Compl
     if config.system_prompt is not None or config.guardrail is not None:
         raise ValueError("a text completion takes neither system_prompt nor guardrail: "
                          "put any instructions in the prompt itself")
+    if config.model.startswith("siegeflow-local/"):
+        raise ValueError("the embedded local model serves chat only, not text completions")
     params = _params(config, overrides)
     if config.resolved_transport == "http":
         from targets.http import text_attempt

@@ -13,6 +13,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("LITELLM_LOG", "ERROR")
 # HTML reports the flows write go to a throwaway folder, not the user's data directory.
 os.environ.setdefault("SIEGEFLOW_REPORT_DIR", tempfile.mkdtemp(prefix="siegeflow-test-reports-"))
+# A command that runs a flow without a configured Prefect API starts the data directory's
+# background server: in tests that directory is a throwaway one, stopped at session end.
+os.environ["SIEGEFLOW_PREFECT_HOME"] = (tempfile.mkdtemp(prefix="siegeflow-test-prefect-"))
 # Prefect retries of a failed step: fast in tests (tasks read this at import).
 os.environ.setdefault("SIEGEFLOW_TASK_RETRY_DELAYS", "0.2,0.2")
 
@@ -23,6 +26,15 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 
 import pytest  # noqa: E402
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop (by its recorded PID) a background server some test's command left running."""
+    from pathlib import Path
+
+    from flows.server import stop_server
+
+    stop_server(Path(os.environ["SIEGEFLOW_PREFECT_HOME"]))
 
 
 @pytest.fixture(scope="session")

@@ -60,6 +60,11 @@ def run(
     fail_over: Annotated[
         Optional[float], typer.Option(help="Exit 3 when the run's ASR exceeds this (0..1).")
     ] = None,
+    max_error_rate: Annotated[
+        Optional[float], typer.Option(help="Exit 4 when more than this share of goals (0..1) "
+                                      "ended as target errors or not judged (default: only "
+                                      "when every goal did).")
+    ] = None,
     shards: Annotated[
         Optional[int],
         typer.Option(help="Split the goals over N flow runs of the attack-shard deployment, run "
@@ -95,7 +100,11 @@ def run(
             raise bad_input("a sharded run needs the Prefect server its workers serve: set "
                             "PREFECT_API_URL (environment or Prefect profile) or start it with "
                             "`siegeflow server start` (see docs/operations.md)")
-    raise typer.Exit(run_settings(settings, console=console, fail_over=fail_over))
+    for name, rate in (("--fail-over", fail_over), ("--max-error-rate", max_error_rate)):
+        if rate is not None and not 0.0 <= rate <= 1.0:
+            raise bad_input(f"{name} is a rate between 0 and 1, not {rate:g}")
+    raise typer.Exit(run_settings(settings, console=console, fail_over=fail_over,
+                                  max_error_rate=max_error_rate))
 
 
 def _explain(exc: ValueError) -> str:

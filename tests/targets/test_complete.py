@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from targets import GuardrailConfig
+from targets import GuardrailConfig, TargetConfig
 from targets.chat import complete, complete_for_model
 from tests.support.openai_server import Fault, OpenAIServer
 from tests.targets.conftest import fast_config, run
@@ -75,6 +75,8 @@ def test_no_system_prompt_or_guardrail_in_a_raw_prompt(server: OpenAIServer) -> 
         run(complete(fast_config(server.base_url, guardrail=GuardrailConfig()), PROMPT))
     with pytest.raises(ValueError, match="non-empty prompt"):
         run(complete(fast_config(server.base_url), ""))
+    with pytest.raises(ValueError, match="chat only"):
+        run(complete(TargetConfig(model="siegeflow-local/tiny"), PROMPT))
 
 
 def test_bound_to_a_model_mapping(server: OpenAIServer) -> None:

@@ -1,0 +1,144 @@
+"""The command as a user types it: `siegeflow run` as a separate process, against its floor.
+
+A local OpenAI-compatible server (another process) answers every call after L = 200 ms; the
+scans run at concurrency C = 32 with the refusal judge (no judge calls), so the floor of a scan
+of N target calls is N x L / C. Measured, each as its own `siegeflow run` process with a fresh
+data directory and no Prefect server configured (the user's first experience):
+
+* cold 1-goal run: no local server yet (the command starts it: a first start migrates its DB);
+* warm 1-goal run: the server the cold run left (best and median of --warm runs);
+* whole-command scans of 900 and 2,000 calls (G goals x 5 templates): wall, floor/wall, the
+  Completions step's own floor/step wall ("in-run"), the time from the command's start to the
+  flow run's start, and from the flow run's end (Prefect's end_time) to the process exit.
+
+    .venv/bin/python bench/cli_bench.py [--sizes 900 2000] [--warm 3] [--latency 0.2] [--concurrency 32]
+
+The local server started here is stopped at the end (by its PID).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TEMPLATES = ["prefix_injection", "refusal_suppression", "role_play", "hypothetical",
+             "payload_splitting"]
+
+
+def write_goals(path: Path, n: int) -> Path:
+    path.write_text("id,goal\n" + "".join(f"g{i},Explain how to do forbidden thing number {i}\n"
+                                           for i in range(n)), encoding="utf-8")
+    return path
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path, llm_url: str) -> None:
+        self.args, self.work, self.llm_url = args, work, llm_url
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("PREFECT_API_URL", "PREFECT_PROFILE")}
+        self.env.update({"SIEGEFLOW_PREFECT_HOME": str(work / "prefect"),
+                         "PREFECT_HOME": str(work / "client"),
+                         "SIEGEFLOW_REPORT_DIR": str(work / "reports"), "COLUMNS": "160"})
+        self.n = 0
+
+    def run(self, goals: int, templates: int) -> dict[str, float]:
+        """One `siegeflow run` process; its wall time and what the store and Prefect say."""
+        self.n += 1
+        db = f"sqlite:///{self.work}/run-{self.n}.db"
+        goals_file = write_goals(self.work / f"goals-{self.n}.csv", goals)
+        cmd = [str(Path(sys.executable).with_name("siegeflow")), "run",
+               "--target", "openai/bench-target", "--api-base", self.llm_url,
+               "--attack", "templates", "--attack-option",
+               f"variants={json.dumps(TEMPLATES[:templates])}", "--judge", "refusal",
+               "--goals", str(goals_file), "--db", db,
+               "--concurrency", str(self.args.concurrency)]
+        t0 = time.time()
+        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=False,  # noqa: S603
+                              timeout=1800)
+        t1 = time.time()
+        if done.returncode != 0:
+            raise SystemExit(f"siegeflow run failed ({done.returncode}):\n"
+                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return {"wall": t1 - t0, **self._inside(db, t0, t1)}
+
+    def _inside(self, db: str, t0: float, t1: float) -> dict[str, float]:
+        from tracking import get_backend
+
+        (run,) = get_backend(db).list_runs()
+        steps = {s["name"]: s["duration_s"] for s in (run.summary or {}).get("steps", [])}
+        flow_run = _flow_run(self._api_url(), run.prefect_flow_run_id)
+        start, end = (datetime.fromisoformat(flow_run[k]).timestamp()
+                      for k in ("start_time", "end_time"))
+        return {"completions_s": steps.get("Completions", float("nan")),
+                "to_flow_start": start - t0, "flow": end - start, "teardown": t1 - end}
+
+    def _api_url(self) -> str:
+        from flows.server import read_record
+
+        record = read_record(self.work / "prefect")
+        assert record is not None, "no local server was recorded"
+        return record.api_url
+
+
+def _flow_run(api_url: str, flow_run_id: str) -> dict:
+    with urllib.request.urlopen(f"{api_url}/flow_runs/{flow_run_id}", timeout=30) as resp:  # noqa: S310
+        return json.load(resp)
+
+
+def _load() -> str:
+    """The 1/5/15-minute load averages (the machine is shared: figures depend on them)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[900, 2000])
+    parser.add_argument("--warm", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    from flows.server import stop_server
+    from tests.support.openai_server import start_server_process
+
+    work = Path(tempfile.mkdtemp(prefix="siegeflow-cli-bench-"))
+    print(f"cli bench: L={args.latency * 1000:.0f} ms, C={args.concurrency}, refusal judge; "
+          f"load average before {_load()}", flush=True)
+    llm = start_server_process(latency_s=args.latency, log_size=0)
+    bench = Bench(args, work, llm.base_url)
+    try:
+        cold = bench.run(1, 1)
+        print(f"  cold 1-goal run (starts the local server): {cold['wall']:6.2f} s wall", flush=True)
+        warm = [bench.run(1, 1) for _ in range(args.warm)]
+        walls = [w["wall"] for w in warm]
+        print(f"  warm 1-goal run: best {min(walls):5.2f} s, median {statistics.median(walls):5.2f} s "
+              f"wall (target <= 3 s); command->flow start {min(w['to_flow_start'] for w in warm):.2f} s, "
+              f"flow {min(w['flow'] for w in warm):.2f} s, flow end->exit "
+              f"{min(w['teardown'] for w in warm):.2f} s", flush=True)
+        for calls in args.sizes:
+            r = bench.run(calls // 5, 5)
+            floor = calls * args.latency / args.concurrency
+            print(f"  {calls:>5} calls: wall {r['wall']:6.2f} s, floor {floor:6.2f} s, whole command "
+                  f"{floor / r['wall']:.2f} of the floor; in-run (Completions {r['completions_s']:.2f} s) "
+                  f"{floor / r['completions_s']:.2f}; command->flow start {r['to_flow_start']:.2f} s, "
+                  f"flow {r['flow']:.2f} s, flow end->exit {r['teardown']:.2f} s", flush=True)
+    finally:
+        stop_server(work / "prefect")
+        llm.stop()
+    print(f"  load average after {_load()}")
+
+
+if __name__ == "__main__":
+    main()
