@@ -6,13 +6,16 @@ control characters removed, so a crafted answer cannot restyle or rewrite the te
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape as _rich_escape
 from rich.table import Table
 
 from reports.text import clean
+
+if TYPE_CHECKING:  # the store loads only in the commands that read it
+    from tracking import PipelineRow
 
 STATUS_STYLE = {
     "SUCCESSFUL_JAILBREAK": "bold red",
@@ -100,7 +103,7 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
         console.print(cat)
 
 
-def print_goals(console: Console, results: list[Any], rows: list[dict[str, Any]],
+def print_goals(console: Console, results: list[Any], rows: list[PipelineRow],
                 threshold: float = 0.5) -> None:
     from reports.rows import best_rows
 

@@ -18,7 +18,7 @@ from prefect.artifacts import (
 
 from reports.artifacts import goal_table, report_markdown, summary_markdown, write_html_report
 from tasks.context import artifact_key
-from tracking import default_db_url, get_backend
+from tracking import PipelineRow, SQLBackend, default_db_url, get_backend
 
 logger = logging.getLogger("siegeflow.flows")
 
@@ -32,10 +32,10 @@ def _flow_backend() -> Any:
 async def publish_run_artifacts(
     run_id: str,
     summary: dict[str, Any],
-    rows: list[dict[str, Any]],
+    rows: list[PipelineRow],
     results: list[Any],
     *,
-    backend: Any | None = None,
+    backend: SQLBackend | None = None,
 ) -> Path | None:
     """Publish the goal table, the markdown summary and a link to the run's HTML report.
 

@@ -34,7 +34,7 @@ from tasks.budget import Budget
 from tasks.context import GoalRow, artifact_key
 from tasks.optimize import ActorJob, GoalStats, TargetJob, optimizer_actor, target_execution
 from tasks.progress import StepProgress
-from tracking import EvaluationStatusEnum
+from tracking import EvaluationStatusEnum, SQLBackend
 
 logger = logging.getLogger("siegeflow.flows.optimize")
 
@@ -195,7 +195,7 @@ def _pairs_allowed(concurrency: int, wiring: str) -> int:
 FINISHED = frozenset({"optimizer_done", "success", "max_runs"})
 
 
-def _finished_goals(backend: Any, run_id: str) -> set[str]:
+def _finished_goals(backend: SQLBackend, run_id: str) -> set[str]:
     """Result ids whose latest recorded optimizer outcome is final. Read from the goals'
     OPTIMIZER_SUMMARY traces: append-only, unlike the result row a resume re-opens."""
     latest: dict[str, Any] = {}

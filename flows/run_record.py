@@ -23,7 +23,9 @@ from targets.completion import is_truncated
 from tasks.context import GoalRow, RunRef
 from tracking import (
     EvaluationStatusEnum,
+    PipelineRow,
     ResultUpdate,
+    SQLBackend,
     StatusEnum,
     TrackingCoordinator,
     default_db_url,
@@ -58,7 +60,7 @@ def _goal_payload(goal: Any) -> dict[str, Any]:
 
 
 def attach_coordinator(
-    backend: Any, run_id: str, *, logger: logging.Logger, reopen: bool = False
+    backend: SQLBackend, run_id: str, *, logger: logging.Logger, reopen: bool = False
 ) -> TrackingCoordinator:
     """A coordinator over a run that already exists (a resume, or a failure hook).
 
@@ -93,7 +95,7 @@ def attach_coordinator(
     )
 
 
-def recorded_spend(backend: Any, run_id: str) -> float:
+def recorded_spend(backend: SQLBackend, run_id: str) -> float:
     """USD already spent by a run: completions plus judgments recorded so far."""
     attempts = sum(a.cost_usd or 0.0 for a in backend.list_attempts(run_id))
     judgments = sum(j.cost_usd or 0.0 for j in backend.list_judgments(run_id=run_id))
@@ -174,7 +176,7 @@ async def heartbeat(ref: RunRef) -> AsyncIterator[None]:
             await task
 
 
-def recorded_steps(backend: Any, run_id: str) -> list[dict[str, Any]]:
+def recorded_steps(backend: SQLBackend, run_id: str) -> list[dict[str, Any]]:
     """The run's pipeline steps as recorded by `track_step` — wherever the tasks ran.
 
     The coordinator only knows steps tracked in its own process; tasks may run in other
@@ -199,7 +201,7 @@ def recorded_steps(backend: Any, run_id: str) -> list[dict[str, Any]]:
 async def publish_results(
     ref: RunRef,
     coordinator: TrackingCoordinator,
-    rows: list[dict[str, Any]],
+    rows: list[PipelineRow],
     *,
     stop_reason: str,
     spent_usd: float,
@@ -230,7 +232,7 @@ async def publish_results(
 
 
 #: What a flow adds to its run summary, given the run's final rows (or a fixed mapping).
-Extra = Mapping[str, Any] | Callable[[list[dict[str, Any]]], Mapping[str, Any]]
+Extra = Mapping[str, Any] | Callable[[list[PipelineRow]], Mapping[str, Any]]
 
 
 async def finish_run(
@@ -239,7 +241,7 @@ async def finish_run(
     judges: JudgePanelSpec,
     *,
     spent_usd: float,
-    stop_reason: str | Callable[[list[dict[str, Any]]], str],
+    stop_reason: str | Callable[[list[PipelineRow]], str],
     judge_keys: list[str] | None = None,
     success_check: Callable[[Any], bool] | None = None,
     extra: Extra | None = None,

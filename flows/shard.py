@@ -36,7 +36,7 @@ from flows.run_record import OpenedRun, finish_run, heartbeat, open_run, recorde
 from flows.steps import run_steps
 from targets import TargetConfig
 from tasks.context import GoalRow, RunRef
-from tracking import EvaluationStatusEnum, ResultUpdate, default_db_url
+from tracking import EvaluationStatusEnum, PipelineRow, ResultUpdate, SQLBackend, default_db_url
 
 logger = logging.getLogger("siegeflow.flows.shard")
 
@@ -77,7 +77,7 @@ class ShardsFailed(RuntimeError):
     """Some shards stayed failed: their goals are ERROR_TEST_FRAMEWORK and the run FAILED."""
 
 
-def _spent_on(backend: Any, run_id: str, result_ids: set[str]) -> float:
+def _spent_on(backend: SQLBackend, run_id: str, result_ids: set[str]) -> float:
     attempts = [a for a in backend.list_attempts(run_id) if a.result_id in result_ids]
     ids = {a.id for a in attempts}
     judged = sum(j.cost_usd or 0.0 for j in backend.list_judgments(run_id=run_id)
@@ -241,7 +241,7 @@ async def _finish_sharded(
     ref = opened.ref
     done = set().union(*(owned[i] for i in owned if i not in failed))
 
-    def stop_reason(rows: list[dict[str, Any]]) -> str:
+    def stop_reason(rows: list[PipelineRow]) -> str:
         pending = any(r["pending"] for r in rows if r["result_id"] in done)
         return "budget" if budget_usd is not None and pending else "completed"
 

@@ -18,6 +18,7 @@ from tasks.completions import completions
 from tasks.context import GoalRow, RunRef, StepResult
 from tasks.evaluation import evaluation
 from tasks.generation import generation
+from tracking import PipelineRow
 
 
 def is_streaming(attack: AttackSpec) -> bool:
@@ -50,7 +51,7 @@ async def run_steps(
     )
 
 
-def bon_extra(attack: AttackSpec, rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
+def bon_extra(attack: AttackSpec, rows: list[PipelineRow], threshold: float) -> dict[str, Any]:
     """The summary's `bon` block (ASR@k) for a Best-of-N run; nothing for other techniques."""
     if not is_streaming(attack):
         return {}

@@ -23,15 +23,9 @@ class JudgeError(ValueError):
 REGISTRY: Registry[Judge[Any]] = Registry("judge", error=JudgeError, base=Judge)
 
 J = TypeVar("J", bound=type[Judge[Any]])
-
-
-#: What `siegeflow judges` shows for one judge.
-JudgeInfo = PluginInfo
-
-#: `@judge("name")` registers a `Judge` subclass under `name`.
-judge: Callable[[str], Callable[[J], J]] = REGISTRY.register
-get_judge = REGISTRY.get
-list_judges = REGISTRY.infos
+JudgeInfo = PluginInfo  # what `siegeflow judges` shows for one judge
+judge: Callable[[str], Callable[[J], J]] = REGISTRY.register  # @judge("name") on a Judge class
+get_judge, list_judges = REGISTRY.get, REGISTRY.infos
 
 
 class JudgeSpec(BaseModel):

@@ -15,6 +15,8 @@ from typing import Any
 
 from reports.rows import best_rows
 from reports.text import md_escape
+from tracking.rows import PipelineRow
+from tracking.store import SQLBackend
 
 _CELL = 160
 
@@ -24,7 +26,7 @@ def _pct(value: float | None) -> str:
 
 
 def goal_table(
-    results: list[Any], rows: list[dict[str, Any]], threshold: float
+    results: list[Any], rows: list[PipelineRow], threshold: float
 ) -> list[dict[str, Any]]:
     best = best_rows(rows, threshold)
     table = []
@@ -126,7 +128,7 @@ def report_dir() -> Path:
     return Path(os.environ.get(REPORT_DIR_ENV) or Path(user_data_dir("siegeflow")) / "reports")
 
 
-def write_html_report(backend: Any, run_id: str) -> Path:
+def write_html_report(backend: SQLBackend, run_id: str) -> Path:
     """Render the run's HTML report into `report_dir()`; returns the file written."""
     from reports.html import render_report
     from reports.load import load_run

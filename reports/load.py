@@ -12,7 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from reports.rows import RunPanel, best_row, rank, run_rows  # noqa: F401  (rank: re-export)
-from tracking import EvaluationStatusEnum, ResultRecord, RunRecord, StatusEnum, TraceRecord
+from tracking import (
+    EvaluationStatusEnum,
+    PipelineRow,
+    ResultRecord,
+    RunRecord,
+    SQLBackend,
+    StatusEnum,
+    TraceRecord,
+)
 
 BROKEN = EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
 HELD = EvaluationStatusEnum.FAILED_JAILBREAK
@@ -42,8 +50,8 @@ class GoalView:
     goal: str
     status: EvaluationStatusEnum
     notes: str
-    rows: list[dict[str, Any]]
-    best: dict[str, Any] | None
+    rows: list[PipelineRow]
+    best: PipelineRow | None
     cost_usd: float
 
     @property
@@ -106,9 +114,9 @@ def panel_of(run: RunRecord) -> tuple[list[str], str, float]:
 
 
 def build_goals(
-    results: list[ResultRecord], rows: list[dict[str, Any]], threshold: float
+    results: list[ResultRecord], rows: list[PipelineRow], threshold: float
 ) -> list[GoalView]:
-    by_result: dict[str, list[dict[str, Any]]] = {}
+    by_result: dict[str, list[PipelineRow]] = {}
     for row in rows:
         by_result.setdefault(row["result_id"], []).append(row)
     goals = []
@@ -132,7 +140,7 @@ def build_goals(
 _RUN_VARIANT = re.compile(r"^run-\d+$")
 
 
-def is_optimizer_run(run: RunRecord, rows: list[dict[str, Any]]) -> bool:
+def is_optimizer_run(run: RunRecord, rows: list[PipelineRow]) -> bool:
     """Optimizer runs (kind `optimize`, or attempts named `run-<i>`) have trajectories worth
     showing; an attack run's only per-goal trace is its verdict, already in the table."""
     if (run.config or {}).get("kind") == "optimize":
@@ -140,7 +148,7 @@ def is_optimizer_run(run: RunRecord, rows: list[dict[str, Any]]) -> bool:
     return any(_RUN_VARIANT.match(str(row.get("variant") or "")) for row in rows)
 
 
-def load_run(backend: Any, run_id: str, *, with_traces: bool = True) -> RunData:
+def load_run(backend: SQLBackend, run_id: str, *, with_traces: bool = True) -> RunData:
     """Read a run, its results, rows and per-goal traces; `RunNotFound` if there is none."""
     run = backend.get_run(run_id)
     if run is None:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from judges import combine, rule_score
+from tracking.rows import PipelineRow
 from tracking.success import RowOutcome, classify_row
+from tracking.store import SQLBackend
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,8 +43,8 @@ class RunPanel:
 
 
 def run_rows(
-    backend: Any, run: Any, results: list[Any] | None = None
-) -> tuple[RunPanel, list[dict[str, Any]]]:
+    backend: SQLBackend, run: Any, results: list[Any] | None = None
+) -> tuple[RunPanel, list[PipelineRow]]:
     """A recorded run's panel and its rows, counted with the judges that decided it."""
     panel = RunPanel.of(run)
     return panel, build_rows(backend, run.id, panel.judge_keys, panel.rule, results)
@@ -57,14 +59,15 @@ def prompt_text(messages: Any) -> str:
 
 
 def build_rows(
-    backend: Any, run_id: str, judge_keys: list[str], rule: str, results: list[Any] | None = None
-) -> list[dict[str, Any]]:
+    backend: SQLBackend, run_id: str, judge_keys: list[str], rule: str,
+    results: list[Any] | None = None,
+) -> list[PipelineRow]:
     """Rows of a run's attempts; only the panel's judges count towards `success`."""
     by_id = {r.id: r for r in (results if results is not None else backend.list_results(run_id))}
     verdicts: dict[int, dict[str, Any]] = defaultdict(dict)
     for j in backend.list_judgments(run_id=run_id):
         verdicts[j.attempt_id][j.judge] = j
-    rows: list[dict[str, Any]] = []
+    rows: list[PipelineRow] = []
     for attempt in backend.list_attempts(run_id):
         result = by_id[attempt.result_id]
         mine = verdicts.get(attempt.id, {})
@@ -99,17 +102,19 @@ def build_rows(
     return rows
 
 
-def rank(row: dict[str, Any], threshold: float) -> tuple[int, float]:
+def rank(row: PipelineRow, threshold: float) -> tuple[int, float]:
     """The one best-row ranking (HTML report, Prefect artifacts, terminal): successful rows
     first, then judged ones, then errors; higher score first within."""
     outcome = classify_row(row, threshold)
-    tier = {RowOutcome.SUCCESSFUL: 3, RowOutcome.FAILED: 2}.get(outcome, 1 if row.get("response") else 0)
+    tier = {RowOutcome.SUCCESSFUL: 3, RowOutcome.FAILED: 2}.get(
+        outcome, 1 if row.get("response") else 0
+    )
     return tier, float(row.get("score") or 0.0)
 
 
-def best_row(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any] | None:
+def best_row(rows: list[PipelineRow], threshold: float) -> PipelineRow | None:
     """The attempt that best shows a goal's outcome (first of equals, in attempt order)."""
-    best: dict[str, Any] | None = None
+    best: PipelineRow | None = None
     best_rank = (-1, 0.0)
     for row in rows:
         r = rank(row, threshold)
@@ -118,9 +123,9 @@ def best_row(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any] | N
     return best
 
 
-def best_rows(rows: list[dict[str, Any]], threshold: float) -> dict[str, dict[str, Any]]:
+def best_rows(rows: list[PipelineRow], threshold: float) -> dict[str, PipelineRow]:
     """Per result id: the row `best_row` picks among that goal's rows."""
-    by_result: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_result: dict[str, list[PipelineRow]] = defaultdict(list)
     for row in rows:
         by_result[row["result_id"]].append(row)
     return {key: best for key, mine in by_result.items() if (best := best_row(mine, threshold))}

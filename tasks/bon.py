@@ -26,6 +26,7 @@ from tasks.bon_stream import BestOfNStream, GoalStream, Judged, Sample
 from tasks.budget import Budget
 from tasks.context import GoalRow, RunRef, StepResult, artifact_key, pipeline_task
 from tasks.progress import StepProgress
+from tracking.store import SQLBackend
 
 logger = logging.getLogger("siegeflow.tasks.bon")
 
@@ -38,7 +39,7 @@ class Recorded:
     broken: bool = False
 
 
-def recorded_samples(backend: Any, run_id: str, panel: JudgePanel) -> dict[str, Recorded]:
+def recorded_samples(backend: SQLBackend, run_id: str, panel: JudgePanel) -> dict[str, Recorded]:
     """Per result id: the sample indices recorded, and whether one of them broke the goal."""
     keys = [j.label for j in panel.judges]
     verdicts: dict[int, dict[str, Any]] = defaultdict(dict)
@@ -65,7 +66,7 @@ def _todo(n: int, done: set[int]) -> Iterator[int]:
 class SampleWriter:
     """Batches finished samples: one transaction each for attempts, completions and verdicts."""
 
-    def __init__(self, backend: Any, run_id: str, size: int = 64) -> None:
+    def __init__(self, backend: SQLBackend, run_id: str, size: int = 64) -> None:
         self.backend, self.run_id, self.size = backend, run_id, size
         self._samples: list[Sample] = []
 

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from goals import Goal, with_context
-from tracking import StepTracker, TrackingContext, get_backend
+from tracking import SQLBackend, StepTracker, TrackingContext, get_backend
 
 logger = logging.getLogger("siegeflow.tasks")
 
@@ -54,7 +54,7 @@ class RunRef(BaseModel):
     db_url: str
     run_id: str
 
-    def backend(self) -> Any:
+    def backend(self) -> SQLBackend:
         return get_backend(self.db_url)
 
     def step_tracker(self) -> StepTracker:

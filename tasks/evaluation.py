@@ -21,6 +21,7 @@ from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
 from tasks.context import RunRef, StepResult, artifact_key, pipeline_task
 from tasks.progress import StepProgress
+from tracking.store import SQLBackend
 
 logger = logging.getLogger("siegeflow.tasks.evaluation")
 
@@ -49,7 +50,7 @@ async def _judge(judge: Any, technique: Any, goal: str, context: str | None,
     return await judge.evaluate(with_context(goal, context), prompt.text, decoded)
 
 
-def _goals_with_context(backend: Any, run_id: str) -> dict[str, tuple[str, str | None]]:
+def _goals_with_context(backend: SQLBackend, run_id: str) -> dict[str, tuple[str, str | None]]:
     """Judges read the goal as the target was asked it: with its context, if it has one (a
     judge with a context slot of its own gets the two apart)."""
     return {
@@ -59,7 +60,7 @@ def _goals_with_context(backend: Any, run_id: str) -> dict[str, tuple[str, str |
 
 
 def _pending_judgments(
-    backend: Any, run_id: str, panel: JudgePanel, result_ids: list[str] | None
+    backend: SQLBackend, run_id: str, panel: JudgePanel, result_ids: list[str] | None
 ) -> tuple[list[Any], list[tuple[Any, Any]]]:
     """The answered attempts (of `result_ids`' goals, if given) and the (attempt, judge) pairs
     of them not judged yet: what a resumed or retried step still has to do."""

@@ -14,7 +14,7 @@ from tracking.enums import EvaluationStatusEnum, StatusEnum
 from tracking.guard import EventPublisher, TrackingErrors
 from tracking.models import AttemptRecord, JudgmentRecord, ResultRecord, RunRecord, TraceRecord
 from tracking.redaction import RedactingFilter, redact, redact_json, redact_text
-from tracking.rows import NewAttempt, NewResult, ResultUpdate
+from tracking.rows import JudgeCell, NewAttempt, NewResult, PipelineRow, ResultUpdate
 from tracking.step import StepRecord, StepTracker
 from tracking.store import SQLBackend, get_backend
 from tracking.success import (
@@ -36,8 +36,10 @@ __all__ = [
     "EventPublisher",
     "GoalSpec",
     "JudgmentRecord",
+    "JudgeCell",
     "NewAttempt",
     "NewResult",
+    "PipelineRow",
     "RedactingFilter",
     "ResultRecord",
     "ResultUpdate",
