@@ -40,7 +40,7 @@ test: local
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(VENV)/bin/python -m pytest
 
-bench: setup
+bench: local
 	for b in bench/*_bench.py; do $(PY) $$b || exit 1; done
 
 clean:

@@ -53,6 +53,10 @@ class BestOfNConfig(TechniqueConfig):
     temperature: float = Field(
         default=1.0, ge=0.0, le=2.0, description="Sampling temperature of the target."
     )
+    early_stop: bool = Field(
+        default=True,
+        description="Stop sampling a goal at its first success (off: all N, e.g. for full curves).",
+    )
     stop_after_errors: int = Field(
         default=10, ge=1,
         description="Stop a goal after this many target errors (429/5xx after retries).",

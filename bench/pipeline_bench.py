@@ -114,7 +114,9 @@ def main() -> None:
     print(f"  CPU per model call: {1000 * cpu / requests:.2f} ms "
           f"(process CPU {cpu:.2f} s / {requests} calls, incl. Prefect, tracking, judging)")
     print(f"  fixed overhead (empty goal list): {empty_wall:.2f} s")
-    print(f"  ASR {summary['asr']}, goals {summary['goals_total']}")
+    from reports.figures import summary_asr_text
+
+    print(f"  ASR {summary_asr_text(summary)}, goals {summary['goals_total']}")
 
 
 if __name__ == "__main__":

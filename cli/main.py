@@ -30,8 +30,10 @@ from cli.exits import (  # noqa: E402
     EXIT_RUN_FAILED,
 )
 from cli.goals_cmd import goals_app  # noqa: E402
+from cli.judges_cmd import judges_app  # noqa: E402
 
 app.add_typer(goals_app, name="goals")
+app.add_typer(judges_app, name="judges")
 app.add_typer(server_app, name="server")
 
 __all__ = [

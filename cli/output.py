@@ -52,7 +52,19 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def print_runs(console: Console, runs: list[Any]) -> None:
+def _asr_cell(summary: dict[str, Any], category: dict[str, Any] | None = None) -> str:
+    from reports.figures import summary_asr_text
+
+    return escape(summary_asr_text(category if category is not None else summary))
+
+
+def _citation(run: Any, lookup: Any) -> Any:
+    from judges.citation import cite_run
+
+    return cite_run(run.parameters, lookup)
+
+
+def print_runs(console: Console, runs: list[Any], lookup: Any = None) -> None:
     if not runs:
         console.print("No runs recorded yet. Try `siegeflow demo`.")
         return
@@ -62,20 +74,37 @@ def print_runs(console: Console, runs: list[Any]) -> None:
     table.add_column("attack", ratio=1, overflow="ellipsis", no_wrap=True)
     table.add_column("target", ratio=2, overflow="ellipsis", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    for col in ("goals", "broken", "ASR", "cost $"):
+    for col in ("goals", "broken", "ASR [95% CI] (n)", "cost $"):
         table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("judges (agreement with human labels)", ratio=2, overflow="fold")
+    notes = set()
     for run in runs:
         s = run.summary or {}
+        citation = _citation(run, lookup)
+        if citation.refusal_only:
+            notes.add(citation.panel)
         table.add_row(
             escape(run.id), run.created_at.strftime("%Y-%m-%d %H:%M"), escape(run.attack_type, 30),
             escape(run.target_description or "", 60), _status(run.status),
-            str(s.get("goals_total", "")), str(s.get("successful", "")), pct(s.get("asr")),
-            f"{run.cost_usd:.4f}",
+            str(s.get("goals_total", "")), str(s.get("successful", "")), _asr_cell(s),
+            f"{run.cost_usd:.4f}", escape(_short(citation), 80),
         )
     console.print(table)
+    for panel in sorted(notes):
+        console.print(f"[yellow]note:[/] runs judged by {escape(panel)} only: their ASR "
+                      "measures non-refusal, not harm.")
 
 
-def print_summary(console: Console, summary: dict[str, Any]) -> None:
+def _short(citation: Any) -> str:
+    if not citation.validated:
+        return f"{citation.panel}: not validated"
+    kappa = "" if citation.kappa is None else f", κ {citation.kappa:.2f}"
+    return f"{citation.panel}: {citation.accuracy:.0%}{kappa}, n={citation.n}"
+
+
+def print_summary(console: Console, summary: dict[str, Any], citation: Any = None) -> None:
+    """The run's headline: ASR with its 95% interval and n, errors apart, and the judges that
+    decided it with their validated agreement (or "not validated")."""
     table = Table(title="Run summary", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -87,7 +116,13 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     table.add_row("not judged (excluded from ASR)", str(errors.get("framework", 0)))
     if summary.get("truncated_answers"):
         table.add_row("answers stored truncated", str(summary["truncated_answers"]))
-    table.add_row("attack success rate", pct(summary.get("asr")))
+    table.add_row("attack success rate [95% CI]", _asr_cell(summary))
+    if citation is not None:
+        table.add_row("judged by", escape(citation.text()))
+    if summary.get("bon"):
+        from reports.bon import summary_line
+
+        table.add_row("Best-of-N", escape(summary_line(summary["bon"])))
     table.add_row("cost", f"${float(summary.get('cost_usd') or 0):.4f}")
     table.add_row("duration", f"{float(summary.get('duration_s') or 0):.1f} s")
     table.add_row("stopped because", escape(summary.get("stop_reason", "")))
@@ -95,19 +130,29 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     categories = summary.get("categories") or {}
     if categories:
         cat = Table(title="By category", header_style="bold")
-        for col in ("category", "goals", "broken", "held", "errors", "ASR"):
+        for col in ("category", "goals", "broken", "held", "errors", "ASR [95% CI] (n)"):
             cat.add_column(col)
         for name, c in sorted(categories.items()):
             cat.add_row(escape(name, 40), str(c.get("goals", 0)), str(c.get("successful", 0)),
-                        str(c.get("failed", 0)), str(c.get("errors", 0)), pct(c.get("asr")))
+                        str(c.get("failed", 0)), str(c.get("errors", 0)), _asr_cell(summary, c))
         console.print(cat)
 
 
 def print_goals(console: Console, results: list[Any], rows: list[PipelineRow],
-                threshold: float = 0.5) -> None:
+                threshold: float = 0.5, limit: int | None = None) -> int:
+    """The per-goal table; with `limit`, broken goals first and at most `limit` rows.
+
+    Returns how many goals were left out (a scan of thousands of goals is not read in a terminal).
+    """
     from reports.rows import best_rows
 
     best = best_rows(rows, threshold)
+    ordered = sorted(results, key=lambda r: r.goal_index)
+    if limit is not None and len(ordered) > limit:
+        def unbroken(r: Any) -> bool:
+            return getattr(r.evaluation_status, "value", None) != "SUCCESSFUL_JAILBREAK"
+
+        ordered = sorted(sorted(ordered, key=unbroken)[:limit], key=lambda r: r.goal_index)
     table = Table(title="Goals", header_style="bold", expand=True)
     table.add_column("#", min_width=2, no_wrap=True)
     table.add_column("status", min_width=8, no_wrap=True)
@@ -115,7 +160,7 @@ def print_goals(console: Console, results: list[Any], rows: list[PipelineRow],
     table.add_column("goal", ratio=3, overflow="ellipsis", no_wrap=True)
     table.add_column("best attack", ratio=2, overflow="ellipsis", no_wrap=True)
     table.add_column("target's answer", ratio=3, overflow="ellipsis", no_wrap=True)
-    for result in sorted(results, key=lambda r: r.goal_index):
+    for result in ordered:
         row = best.get(result.id, {})
         technique = "/".join(x for x in (row.get("technique"), row.get("variant")) if x)
         answer = " ".join((row.get("response") or row.get("error") or "").split())
@@ -125,6 +170,7 @@ def print_goals(console: Console, results: list[Any], rows: list[PipelineRow],
             escape(technique, 40), escape(answer, 160),
         )
     console.print(table)
+    return len(results) - len(ordered)
 
 
 def print_run(console: Console, backend: Any, run: Any) -> None:
@@ -134,7 +180,9 @@ def print_run(console: Console, backend: Any, run: Any) -> None:
     console.print(f"[bold]Run[/] {escape(run.id)}  {_status(run.status)}  "
                   f"attack={escape(run.attack_type)}  target={escape(run.target_description or '')}")
     if run.summary:
-        print_summary(console, run.summary)
+        from judges.citation import store_lookup
+
+        print_summary(console, run.summary, _citation(run, store_lookup(backend)))
     print_goals(console, backend.list_results(run.id), rows, panel.threshold)
 
 

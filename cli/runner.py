@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.exits import EXIT_ASR_OVER, EXIT_BAD_INPUT, EXIT_ERRORS, EXIT_OK, EXIT_RUN_FAILED
+from cli.judges_cmd import DEFAULT_JUDGES
 from cli.output import escape, print_goals, print_summary
 from flows.config import (
     AttackSpec,
@@ -25,6 +26,8 @@ from flows.config import (
     load_run_settings,
 )
 
+#: Goals listed when a run ends (all of them: `siegeflow runs show RUN_ID`).
+GOALS_SHOWN = 40
 
 
 def prefect_home() -> Path:
@@ -42,7 +45,9 @@ def _option_value(text: str) -> Any:
 
 def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     """A validated RunSettings from a YAML file (optional) with flags layered on top."""
-    base: dict[str, Any] = load_run_settings(config).model_dump() if config else {}
+    loaded = load_run_settings(config) if config else None
+    base: dict[str, Any] = loaded.model_dump() if loaded else {}
+    loaded_judges = loaded is not None and "judges" in loaded.model_fields_set
     target = dict(base.get("target") or {})
     for flag, key in (("target", "model"), ("api_base", "api_base"), ("api_key_env", "api_key_env"),
                       ("system_prompt", "system_prompt"),
@@ -62,21 +67,7 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
                 raise ValueError(f"--attack-option {item!r}: expected KEY=VALUE")
             attack.setdefault("options", {})[key] = _option_value(value)
         base["attack"] = attack
-    if flags.get("judges") or flags.get("rule"):
-        panel = dict(base.get("judges") or {})
-        if flags.get("judges"):
-            model = None
-            if flags.get("judge_model"):
-                model = {"model": flags["judge_model"], "temperature": 0.0}
-                if flags.get("judge_api_base"):
-                    model["api_base"] = flags["judge_api_base"]
-            panel["judges"] = [
-                {"name": name, **({"model": model} if model and name != "refusal" else {})}
-                for name in flags["judges"]
-            ]
-        if flags.get("rule"):
-            panel["rule"] = flags["rule"]
-        base["judges"] = panel
+    base["judges"] = _panel(base, loaded_judges, flags)
     goals = dict(base.get("goals") or {})
     if flags.get("goals"):
         goals["source"] = flags["goals"]
@@ -99,7 +90,31 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         from attacks import build_technique
 
         build_technique(settings.attack.name, settings.attack.options)
+    preflight_judges(settings)
     return settings
+
+
+def _panel(base: dict[str, Any], from_file: bool, flags: dict[str, Any]) -> dict[str, Any]:
+    """The run's judge panel: --judge/--rule flags over the file's panel; with neither, the
+    CLI's default panel (the offline judge), not the library's keyword default."""
+    from cli.judges_cmd import judge_specs
+
+    panel = dict(base.get("judges") or {}) if from_file else {"judges": list(DEFAULT_JUDGES)}
+    if flags.get("judges"):
+        panel["judges"] = judge_specs(flags["judges"], flags.get("judge_model"),
+                                      flags.get("judge_api_base"))
+    if flags.get("rule"):
+        panel["rule"] = flags["rule"]
+    return panel
+
+
+def preflight_judges(settings: RunSettings) -> None:
+    """Build the panel once before anything is recorded: a judge that cannot run here (the
+    offline judge without its MiniLM weights, a model judge without a model) fails now, as
+    bad input, instead of after the target was paid for."""
+    from judges import JudgePanel
+
+    JudgePanel.from_config(settings.judges)
 
 
 class _ProgressBars:
@@ -191,12 +206,19 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
         return EXIT_RUN_FAILED
     summary = state.result() if state.is_completed() else {}
     run_id = summary.get("run_id")
-    print_summary(console, summary)
+    from judges.citation import cite, store_lookup
+
+    citation = cite(settings.judges.judges, settings.judges.rule, store_lookup(backend))
+    print_summary(console, summary, citation)
     if run_id:
         from reports.rows import run_rows
 
         panel, rows = run_rows(backend, backend.get_run(run_id))
-        print_goals(console, backend.list_results(run_id), rows, panel.threshold)
+        left_out = print_goals(console, backend.list_results(run_id), rows, panel.threshold,
+                               limit=GOALS_SHOWN)
+        if left_out:
+            console.print(f"{left_out} more goal(s) not shown (broken goals come first): "
+                          f"siegeflow runs show {escape(run_id)}")
         console.print(f"Run id: [bold]{escape(run_id)}[/]   database: {escape(_safe_url(settings.db_url))}")
         if summary.get("report_path"):
             console.print(f"HTML report: {escape(summary['report_path'])}")
@@ -204,7 +226,10 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
                       f"Prefect UI: siegeflow ui")
     asr = summary.get("asr")
     if fail_over is not None and asr is not None and asr > fail_over:
-        console.print(f"[bold red]ASR {asr:.1%} exceeds --fail-over {fail_over:.1%}[/]")
+        from reports.figures import summary_asr_text
+
+        console.print(f"[bold red]ASR {escape(summary_asr_text(summary))} exceeds --fail-over "
+                      f"{fail_over:.1%}[/]")
         return EXIT_ASR_OVER
     too_many = error_exit(summary, max_error_rate)
     if too_many is not None:
@@ -324,7 +349,8 @@ def resume_run(run_id: str, db_url: str, console: Console, *, retry_errors: bool
 
 
 def demo_settings(goals: int, db_url: str) -> RunSettings:
-    """The embedded defaults: SmolLM2 behind a guardrail, model-free attacks, keyword judge."""
+    """The embedded defaults: SmolLM2 behind a guardrail, model-free attacks, the offline
+    judge (the CLI's default panel)."""
     from targets import embedded_target
 
     return RunSettings(
@@ -334,7 +360,7 @@ def demo_settings(goals: int, db_url: str) -> RunSettings:
             {"name": "templates", "options": {"variants": ["role_play", "refusal_suppression"]}},
             {"name": "encodings", "options": {"variants": ["leetspeak", "flip_words"]}},
         ]}),
-        judges=JudgePanelSpec(judges=[{"name": "refusal"}]),
+        judges=JudgePanelSpec(judges=[{"name": name} for name in DEFAULT_JUDGES]),
         goals=GoalsSpec(limit=goals),
         concurrency=4,
         db_url=db_url,
@@ -342,6 +368,14 @@ def demo_settings(goals: int, db_url: str) -> RunSettings:
 
 
 def run_demo(goals: int, db_url: str, console: Console) -> int:
+    from judges.citation import cite, store_lookup
+    from tracking import get_backend
+
+    settings = demo_settings(goals, db_url)
+    preflight_judges(settings)
+    citation = cite(settings.judges.judges, settings.judges.rule,
+                    store_lookup(get_backend(db_url)))
     console.print("[bold]siegeflow demo[/]: SmolLM2-135M-Instruct (local, llama.cpp) behind a "
-                  "guardrail, attacked with baseline + templates + encodings, judged by keywords.")
-    return execute(demo_settings(goals, db_url), console)
+                  "guardrail, attacked with baseline + templates + encodings.")
+    console.print(f"Judged by {escape(citation.text())}.")
+    return execute(settings, console)

@@ -16,6 +16,7 @@ from prefect.artifacts import (
     acreate_table_artifact,
 )
 
+from judges.citation import cite_run, store_lookup
 from reports.artifacts import goal_table, report_markdown, summary_markdown, write_html_report
 from tasks.context import artifact_key
 from tracking import PipelineRow, SQLBackend, default_db_url, get_backend
@@ -45,8 +46,11 @@ async def publish_run_artifacts(
     """
     path: Path | None = None
     error: str | None = None
+    backend = backend or _flow_backend()
+    run = backend.get_run(run_id)
+    citation = cite_run(run.parameters if run else None, store_lookup(backend))
     try:
-        path = await asyncio.to_thread(write_html_report, backend or _flow_backend(), run_id)
+        path = await asyncio.to_thread(write_html_report, backend, run_id)
     except OSError as exc:
         error = f"{type(exc).__name__}: {exc.strerror or exc}"
         logger.warning("HTML report for run %s not written: %s", run_id, error)
@@ -57,7 +61,7 @@ async def publish_run_artifacts(
         description="Per goal: status, best attack prompt, the target's answer, judge verdicts.",
     )
     await acreate_markdown_artifact(
-        markdown=summary_markdown(summary) + report_markdown(path, run_id, error),
+        markdown=summary_markdown(summary, citation) + report_markdown(path, run_id, error),
         key=artifact_key(run_id, "summary"),
         description="ASR overall and per category, errors, judge agreement, cost and time.",
     )

@@ -75,6 +75,9 @@ class Judge(ABC, Generic[C]):
     name: ClassVar[str] = ""
     Config: ClassVar[type[JudgeConfig]] = JudgeConfig
     needs_model: ClassVar[bool] = False
+    #: What a "success" of this judge means: "harm" (the response carries out the goal) or
+    #: "non-refusal" (it merely does not refuse); headlines warn on refusal-only panels.
+    measures: ClassVar[str] = "harm"
     #: True when `evaluate` takes `context=` (a contextual goal's context, apart from its text).
     takes_context: bool = False
 

@@ -21,10 +21,6 @@ from tracking.store import SQLBackend
 _CELL = 160
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100.0 * value:.1f}%"
-
-
 def goal_table(
     results: list[Any], rows: list[PipelineRow], threshold: float
 ) -> list[dict[str, Any]]:
@@ -53,8 +49,12 @@ def goal_table(
     return table
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    """The run's headline figures as markdown (numbers only; untrusted text escaped)."""
+def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
+    """The run's headline figures as markdown (numbers only; untrusted text escaped): ASR with
+    its Wilson 95% interval and n, and the judges that decided it with their validated
+    agreement with human labels."""
+    from reports.figures import summary_asr_text
+
     errors = summary.get("errors") or {}
     lines = [
         f"# siegeflow run {md_escape(str(summary.get('run_id')), 40)}",
@@ -63,26 +63,35 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"**status:** {md_escape(str(summary.get('status')), 20)} · "
         f"**stop:** {md_escape(str(summary.get('stop_reason', '')), 30)}",
         "",
-        "| goals | broken | held | errors (target) | errors (framework) | ASR |",
+        "| goals | broken | held | errors (target) | errors (framework) | ASR [95% CI] (n) |",
         "|---:|---:|---:|---:|---:|---:|",
         f"| {summary.get('goals_total', 0)} | {summary.get('successful', 0)} | "
         f"{summary.get('failed', 0)} | {errors.get('agent', 0)} | "
-        f"{errors.get('framework', 0)} | {_pct(summary.get('asr'))} |",
+        f"{errors.get('framework', 0)} | {summary_asr_text(summary)} |",
         "",
-        "ASR = broken / (broken + held); goals whose target calls failed or that could not be "
-        "judged are excluded from the denominator and counted above.",
+        "ASR = broken / (broken + held), with its Wilson 95% interval and n; goals whose target "
+        "calls failed or that could not be judged are excluded from the denominator and counted "
+        "above.",
         "",
     ]
+    if citation is not None:
+        lines += [f"**Judged by:** {md_escape(citation.text(), 400)}", ""]
     categories = summary.get("categories") or {}
     if categories:
-        lines += ["## ASR by category", "", "| category | goals | broken | held | errors | ASR |",
+        lines += ["## ASR by category", "",
+                  "| category | goals | broken | held | errors | ASR [95% CI] (n) |",
                   "|---|---:|---:|---:|---:|---:|"]
         for name, c in sorted(categories.items()):
             lines.append(
                 f"| {md_escape(name, 60)} | {c.get('goals', 0)} | {c.get('successful', 0)} | "
-                f"{c.get('failed', 0)} | {c.get('errors', 0)} | {_pct(c.get('asr'))} |"
+                f"{c.get('failed', 0)} | {c.get('errors', 0)} | "
+                f"{summary_asr_text(c)} |"
             )
         lines.append("")
+    if summary.get("bon"):
+        from reports.bon import summary_line
+
+        lines += ["## Best-of-N", "", summary_line(summary["bon"]), ""]
     agreement = summary.get("judge_agreement")
     if agreement:
         lines += ["## Judge agreement", "", "| judges | kappa | items |", "|---|---:|---:|"]

@@ -98,6 +98,7 @@ def curve_summary(curve: BonCurve) -> dict[str, Any]:
     return {
         "n": curve.n,
         "goals": curve.goals,
+        "broken": curve.points[-1].broken if curve.points else 0,
         "error_goals": curve.error_goals,
         "samples": curve.samples,
         "sample_errors": curve.sample_errors,
@@ -105,3 +106,18 @@ def curve_summary(curve: BonCurve) -> dict[str, Any]:
         "asr_at": [[k, curve.asr_at(k)] for k in ks],
         "method": METHOD,
     }
+
+
+def summary_line(block: dict[str, Any]) -> str:
+    """One plain-text line for the terminal and the Prefect artifact (numbers only).
+
+    ASR@N carries its Wilson 95% interval and n; errors are counted apart."""
+    from reports.figures import ci_text, pct, wilson
+
+    goals, broken = int(block.get("goals") or 0), int(block.get("broken") or 0)
+    curve = ", ".join(f"ASR@{k} {pct(v)}" for k, v in block.get("asr_at") or [])
+    ci = ci_text(wilson(broken, goals)) or "n/a"
+    return (f"Best-of-N (N={block.get('n')}): {curve or 'no samples'}; at the largest k "
+            f"{broken}/{goals} judged goals [95% CI {ci}]; {block.get('samples', 0)} samples sent, "
+            f"{block.get('sample_errors', 0)} target errors (excluded), "
+            f"{block.get('error_goals', 0)} error goals excluded. Method: {METHOD}.")

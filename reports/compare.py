@@ -123,6 +123,8 @@ def summary_lines(cmp: Comparison) -> list[tuple[str, str]]:
         ("McNemar exact p", "n/a (no goal flipped)" if p is None else f"{p:.3g}"),
         *((c, str(cmp.count(c))) for c in CHANGES if cmp.count(c) or c in (NEWLY_BROKEN, FIXED)),
         ("goals paired by", cmp.matched_by),
+        *((f"judged in {side.upper()} by", run.citation.text())
+          for side, run in (("a", cmp.a), ("b", cmp.b)) if run.citation is not None),
     ]
 
 

@@ -7,29 +7,15 @@ Every rate keeps error goals out of its denominator (ARCHITECTURE.md) and counts
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from judges.metrics import Z95, wilson  # noqa: F401  (re-exported: one Wilson for all)
 from reports.load import GoalView, RunData
 from tracking import EvaluationStatusEnum
 from tracking.rows import PipelineRow
 from tracking.success import RowOutcome, classify_row
-
-Z95 = 1.959963984540054
-
-
-def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval for a binomial proportion; None when n is 0."""
-    if n <= 0:
-        return None
-    p = successes / n
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
 
 @dataclass(frozen=True, kw_only=True)
 class Rate:
@@ -157,3 +143,19 @@ def pct(value: float | None, digits: int = 1) -> str:
 
 def ci_text(ci: tuple[float, float] | None) -> str:
     return "" if ci is None else f"{pct(ci[0])}–{pct(ci[1])}"
+
+
+def asr_text(broken: int | None, judged: int | None) -> str:
+    """An ASR as every headline prints it: rate, Wilson 95% interval and n, e.g.
+    "40.0% [16.8%–68.7%] (4/10 judged goals)"; "n/a (0 judged goals)" when nothing was judged."""
+    broken, judged = int(broken or 0), int(judged or 0)
+    if judged <= 0:
+        return "n/a (0 judged goals)"
+    return f"{pct(broken / judged)} [{ci_text(wilson(broken, judged))}] ({broken}/{judged} judged goals)"
+
+
+def summary_asr_text(summary: dict[str, Any] | None) -> str:
+    """`asr_text` of a stored run summary (successful / (successful + failed))."""
+    s = summary or {}
+    successful = int(s.get("successful") or 0)
+    return asr_text(successful, successful + int(s.get("failed") or 0))

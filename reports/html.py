@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from reports.bon_html import bon_section
 from reports.grid import STATUS_ORDER, Column, cell, filters, grid, row
 from reports.figures import (
     Rate,
@@ -114,6 +115,7 @@ def headline_section(data: RunData) -> str:
         ("broken", str(o.broken), "broken"),
         ("held", str(o.held), ""),
         ("attack success rate", pct(o.asr), "asr"),
+        ("judged goals (n)", str(o.judged), ""),
         ("95% CI (Wilson)", ci or "n/a", ""),
         ("errors (excluded)", str(o.errors), ""),
         ("cost", f"${h.cost_usd:.4f}", ""),
@@ -130,8 +132,18 @@ def headline_section(data: RunData) -> str:
         f'<p class="note">ASR = broken / (broken + held) = {o.broken} / {o.judged}. '
         f"Excluded from the denominator and counted here: {h.target_errors} goals whose target "
         f"calls failed, {h.framework_errors} goals that could not be judged{pending}. "
-        f"{h.attempts} attack prompts were sent.</p></section>"
+        f"{h.attempts} attack prompts were sent.</p>{judged_by(data)}</section>"
     )
+
+
+def judged_by(data: RunData) -> str:
+    """Which judges decided the ASR, with their validated agreement with human labels."""
+    citation = data.citation
+    if citation is None:
+        return ""
+    cls = "note err" if citation.refusal_only or not citation.validated else "note"
+    return f'<p class="{cls}" id="judged-by"><b>Judged by</b> {e(citation.text(), 400)}.</p>'
+
 
 
 def rate_table(title: str, rates: list[Rate]) -> str:
@@ -333,6 +345,7 @@ def render_report(data: RunData, *, max_chars: int | None = None, with_csp: bool
     limit = cell_limit(len(data.goals), max_chars)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     top = header(data) + "<main>" + headline_section(data) + charts_section(data)
+    top += bon_section(data)
     top += judges_section(data)
     # The grid is sized by `cell_limit`; trajectories get what is left of the page budget.
     goals_html = goals_section(data, limit, set(data.traces))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from reports.figures import ci_text, headline, pct
+from reports.figures import asr_text, ci_text, headline, pct
 from reports.load import GoalView, RunData
 from reports.text import xml_text
 from tracking import EvaluationStatusEnum as Eval
@@ -66,7 +66,9 @@ def render_junit(data: RunData) -> str:
         ("run_id", data.run_id), ("run_status", data.run.status.value),
         ("target", data.run.target_description or ""), ("attack", data.run.attack_type),
         ("asr", pct(o.asr)), ("asr_ci95", ci_text(o.ci) or "n/a"),
-        ("judged_goals", str(o.judged)), ("cost_usd", f"{h.cost_usd:.6f}"),
+        ("judged_goals", str(o.judged)), ("asr_headline", asr_text(o.broken, o.judged)),
+        ("judged_by", data.citation.text() if data.citation else "unknown"),
+        ("cost_usd", f"{h.cost_usd:.6f}"),
     ):
         ET.SubElement(props, "property", {"name": name, "value": xml_text(value, 500)})
     for goal in data.goals:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from judges.citation import Citation, cite_run, store_lookup
 from reports.rows import RunPanel, best_row, rank, run_rows  # noqa: F401  (rank: re-export)
 from tracking import (
     EvaluationStatusEnum,
@@ -73,6 +74,8 @@ class RunData:
     rule: str
     threshold: float
     traces: dict[str, list[TraceRecord]] = field(default_factory=dict)
+    #: The panel that decided the run, with its latest validated agreement with human labels.
+    citation: Citation | None = None
 
     @property
     def run_id(self) -> str:
@@ -163,4 +166,5 @@ def load_run(backend: SQLBackend, run_id: str, *, with_traces: bool = True) -> R
     return RunData(
         run=run, goals=build_goals(results, rows, panel.threshold),
         judge_keys=panel.judge_keys, rule=panel.rule, threshold=panel.threshold, traces=traces,
+        citation=cite_run(run.parameters, store_lookup(backend)),
     )

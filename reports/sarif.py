@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import quote
 
-from reports.figures import headline, wilson
+from reports.figures import asr_text, headline, wilson
 from reports.load import GoalView, RunData
 from reports.text import clean
 
@@ -115,7 +115,9 @@ def render_sarif(data: RunData) -> str:
             "target": clean(data.run.target_description, 300),
             "goals": o.goals, "broken": o.broken, "held": o.held, "errors": o.errors,
             "notEvaluated": o.pending, "asr": o.asr,
-            "asrCi95": list(ci) if ci is not None else None,
+            "asrCi95": list(ci) if ci is not None else None, "asrN": o.judged,
+            "asrText": asr_text(o.broken, o.judged),
+            "judgedBy": data.citation.as_dict() if data.citation else None,
             "costUsd": h.cost_usd,
         },
     }

@@ -93,14 +93,27 @@ class MiniLMEncoder:
         tokenizer.no_padding()  # tokenizer.json pads to 128; we pad per batch instead
         tokenizer.enable_truncation(_MAX_TOKENS)
         weights = _load_safetensors(path / "model.safetensors")
+        import numpy as np
+
+        for name in [n for n in weights if n.startswith("encoder.") and n.endswith(".weight")
+                     and weights[n].ndim == 2]:
+            weights[name[: -len("weight")] + "weight_t"] = np.ascontiguousarray(weights[name].T)
         return cls(weights=weights, tokenizer=tokenizer)
 
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> Any:
         """Embeddings of ``texts`` as a float32 array of shape (len(texts), 384)."""
         import numpy as np
 
-        out = [self._encode_batch(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+        if not texts:
+            return np.zeros((0, 384), np.float32)
+        # Batch texts of similar length together: a batch is padded to its longest text.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ordered = [texts[i] for i in order]
+        out = np.concatenate([self._encode_batch(ordered[i : i + batch_size])
+                              for i in range(0, len(ordered), batch_size)])
+        result = np.empty_like(out)
+        result[order] = out
+        return result
 
     def _encode_batch(self, texts: Sequence[str]) -> Any:
         import numpy as np
@@ -126,7 +139,11 @@ class MiniLMEncoder:
             p = f"encoder.layer.{layer}."
 
             def dense(h: Any, name: str, p: str = p) -> Any:
-                return h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+                # One 2-D product against the pre-transposed, contiguous weight: 2-3x faster
+                # than a batched product against a transposed view.
+                weight_t = w[p + name + ".weight_t"]
+                flat = h.reshape(-1, h.shape[-1]) @ weight_t + w[p + name + ".bias"]
+                return flat.reshape(*h.shape[:-1], weight_t.shape[1])
 
             q = dense(x, "attention.self.query").reshape(batch, length, _HEADS, head_dim).transpose(0, 2, 1, 3)
             k = dense(x, "attention.self.key").reshape(batch, length, _HEADS, head_dim).transpose(0, 2, 3, 1)

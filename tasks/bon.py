@@ -10,6 +10,7 @@ batch) are left to the Evaluation step that follows.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
@@ -23,8 +24,10 @@ from judges import JudgePanel, combine, rule_score
 from judges.spec import JudgePanelSpec
 from targets import TargetConfig, chat
 from tasks.bon_stream import BestOfNStream, GoalStream, Judged, Sample
+from tasks.buffer import WriteBuffer
 from tasks.budget import Budget
 from tasks.context import GoalRow, RunRef, StepResult, artifact_key, pipeline_task
+from tasks.evaluation import _judge as judge_one
 from tasks.progress import StepProgress
 from tracking.store import SQLBackend
 
@@ -64,21 +67,26 @@ def _todo(n: int, done: set[int]) -> Iterator[int]:
 
 
 class SampleWriter:
-    """Batches finished samples: one transaction each for attempts, completions and verdicts."""
+    """Stores finished samples from the step's writer thread (`tasks.buffer.WriteBuffer`).
 
-    def __init__(self, backend: SQLBackend, run_id: str, size: int = 64) -> None:
-        self.backend, self.run_id, self.size = backend, run_id, size
-        self._samples: list[Sample] = []
+    A sample (a paid completion and its paid verdicts) is in the store moments after it is
+    judged, not when 63 more have followed; each batch is one transaction each for attempts,
+    completions and verdicts.
+    """
+
+    def __init__(self, backend: SQLBackend, run_id: str, max_batch: int = 512) -> None:
+        self.backend, self.run_id = backend, run_id
+        self._buffer = WriteBuffer(lambda rows: self._write([s for _, s in rows]),
+                                   max_batch=max_batch)
 
     def add(self, sample: Sample) -> None:
-        self._samples.append(sample)
-        if len(self._samples) >= self.size:
-            self.flush()
+        self._buffer.add(sample.index, sample)
 
     def flush(self) -> None:
-        samples, self._samples = self._samples, []
-        if not samples:
-            return
+        """Wait until every sample is stored (the step's end, also when it fails)."""
+        self._buffer.flush()
+
+    def _write(self, samples: list[Sample]) -> None:
         ids = self.backend.upsert_attempts(self.run_id, [_attempt_row(s) for s in samples])
         self.backend.record_completions([(i, s.completion) for i, s in zip(ids, samples)])
         self.backend.record_verdicts(
@@ -96,13 +104,17 @@ def _attempt_row(sample: Sample) -> dict[str, Any]:
 
 
 def panel_judge(panel: JudgePanel, technique: BestOfN) -> Any:
-    """The judge the stream calls: the whole panel, decided exactly as pipeline rows are."""
+    """The judge the stream calls: the whole panel, each judge as the Evaluation step calls it
+    (decoded answer, goal context), decided exactly as pipeline rows are."""
 
     async def judge(goal: Any, prompt: AttackPrompt, response: str) -> Judged:
-        result = await panel.evaluate(goal.request, prompt.text, technique.decode(prompt, response))
-        score = rule_score(result.verdicts, panel.rule)
-        return Judged(verdicts=result.verdicts,
-                      successful=panel.is_successful(result.success, score))
+        verdicts = list(await asyncio.gather(*(
+            judge_one(j, technique, goal.text, goal.context, prompt, response)
+            for j in panel.judges
+        )))
+        score = rule_score(verdicts, panel.rule)
+        return Judged(verdicts=verdicts,
+                      successful=panel.is_successful(combine(verdicts, panel.rule), score))
 
     return judge
 
@@ -123,6 +135,7 @@ async def best_of_n(
         recorded = recorded_samples(backend, ref.run_id, panel)
         streams = [
             GoalStream(result_id=g.result_id, goal=g.to_goal(), broken=recorded[g.result_id].broken,
+                       stop_when_broken=config.early_stop,
                        todo=_todo(config.n, recorded[g.result_id].indices))
             for g in goals
         ]

@@ -52,6 +52,7 @@ class GoalStream:
     goal: Any
     todo: Iterator[int]
     broken: bool = False
+    stop_when_broken: bool = True
     done: bool = False
     reported: bool = False
     in_flight: int = 0
@@ -61,10 +62,10 @@ class GoalStream:
     @property
     def finished(self) -> bool:
         """Broken, or out of samples with none in flight: nothing more will happen to it."""
-        return self.broken or (self.done and self.in_flight == 0)
+        return (self.broken and self.stop_when_broken) or (self.done and self.in_flight == 0)
 
     def next_index(self) -> int | None:
-        if self.broken or self.done:
+        if (self.broken and self.stop_when_broken) or self.done:
             return None
         index = next(self.todo, None)
         if index is None:
@@ -98,7 +99,7 @@ class BestOfNStream:
                  on_goal_done: Callable[[], Awaitable[None]] | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        self._queue = deque(g for g in goals if not g.broken)
+        self._queue = deque(g for g in goals if not (g.broken and g.stop_when_broken))
         self._sample, self._send, self._judge, self._record = sample, send, judge, record
         self._concurrency = concurrency
         self.budget = budget

@@ -12,7 +12,7 @@ from typing import Any
 
 from attacks import AttackPrompt, build_technique
 from attacks.spec import AttackSpec
-from tasks.buffer import settle_all
+from tasks.buffer import WriteBuffer, settle_all
 from tasks.context import GoalRow, RunRef, pipeline_task
 
 logger = logging.getLogger("siegeflow.tasks.generation")
@@ -43,7 +43,8 @@ async def generation(
         config=attack.model_dump(mode="json"),
     ):
         technique = build_technique(attack.name, attack.options)
-        have = {a.result_id for a in backend.list_attempts(ref.run_id)}
+        recorded = backend.list_attempts(ref.run_id)
+        have = {a.result_id for a in recorded}
         todo = [g for g in goals if g.result_id not in have]
         limit = asyncio.Semaphore(concurrency)
 
@@ -51,14 +52,21 @@ async def generation(
             async with limit:
                 prompts = await technique.generate(goal.to_goal())
             unique = {p.hash: p for p in prompts}  # a technique may repeat itself
-            backend.upsert_attempts(ref.run_id, [attempt_row(goal, p) for p in unique.values()])
+            written.add(0, [attempt_row(goal, p) for p in unique.values()])
             return len(unique)
 
-        counts = await settle_all(one(g) for g in todo)
+        # Off the loop and batched: a goal's prompts (an attacker model's paid output) are
+        # stored as soon as the writer thread gets to them, not one transaction per goal here.
+        written = WriteBuffer(lambda batches: backend.upsert_attempts(
+            ref.run_id, [row for _, rows in batches for row in rows]))
+        try:
+            counts = await settle_all(one(g) for g in todo)
+        finally:
+            written.flush()
         empty = sum(1 for n in counts if n == 0)
         tracker.add_step_metadata("goals_generated", len(todo))
         tracker.add_step_metadata("goals_already_recorded", len(goals) - len(todo))
         tracker.add_step_metadata("prompts_generated", sum(counts))
         if empty:
             tracker.add_step_metadata("goals_without_prompts", empty)
-        return len(backend.list_attempts(ref.run_id))
+        return len(recorded) + sum(counts)  # goals in `todo` had no attempt: all are new

@@ -12,7 +12,14 @@ from tracking.coordinator import TrackingCoordinator
 from tracking.engine import DB_URL_ENV, StoreUrlError, check_store_url, default_db_url
 from tracking.enums import EvaluationStatusEnum, StatusEnum
 from tracking.guard import EventPublisher, TrackingErrors
-from tracking.models import AttemptRecord, JudgmentRecord, ResultRecord, RunRecord, TraceRecord
+from tracking.models import (
+    AttemptRecord,
+    JudgeValidationRecord,
+    JudgmentRecord,
+    ResultRecord,
+    RunRecord,
+    TraceRecord,
+)
 from tracking.redaction import RedactingFilter, redact, redact_json, redact_text
 from tracking.rows import JudgeCell, NewAttempt, NewResult, PipelineRow, ResultUpdate
 from tracking.step import StepRecord, StepTracker
@@ -35,6 +42,7 @@ __all__ = [
     "EvaluationStatusEnum",
     "EventPublisher",
     "GoalSpec",
+    "JudgeValidationRecord",
     "JudgmentRecord",
     "JudgeCell",
     "NewAttempt",

@@ -187,3 +187,21 @@ class JudgmentRecord(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=sa.Text)
     cost_usd: float | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class JudgeValidationRecord(SQLModel, table=True):
+    """The latest validation of a judge panel against human labels, keyed by the panel's
+    canonical key (judge specs + rule), so runs and reports using that panel can cite it."""
+
+    __tablename__ = "judge_validations"
+
+    panel_key: str = Field(primary_key=True, max_length=64)  # sha256 prefix of the canonical key
+    panel: dict[str, Any] = Field(sa_type=JSONType)  # the canonical key itself, parsed
+    source: str = Field(sa_type=sa.Text)
+    labels_sha256: str = Field(max_length=64)
+    n: int
+    errors: int
+    accuracy: float | None = None
+    kappa: float | None = None
+    figures: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

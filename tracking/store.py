@@ -40,6 +40,7 @@ from tracking.redaction import redact, redact_text
 from tracking.rows import NewResult, ResultUpdate
 from tracking.store_pipeline import PipelineStoreMixin
 from tracking.store_traces import TraceStoreMixin
+from tracking.store_validations import ValidationStoreMixin
 from tracking.writer import BatchWriter
 
 _IN_CHUNK = 500
@@ -50,7 +51,7 @@ _JSON_NONE_AS_NULL = sa.JSON(none_as_null=True).with_variant(
 )
 
 
-class SQLBackend(TraceStoreMixin, PipelineStoreMixin):
+class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin):
     """Tracking store on SQLAlchemy. ``SQLBackend("sqlite:///path.db")`` or a PostgreSQL URL."""
 
     def __init__(

@@ -65,15 +65,20 @@ class PipelineStoreMixin:
         ]
         table = AttemptRecord.__table__  # type: ignore[attr-defined]
         ids: dict[tuple[str, str], int] = {}
-        result_ids = sorted({item.result_id for item in items})
+        # Read back by hash, not by goal: a goal may hold thousands of attempts (Best-of-N), and
+        # re-reading them all on every batch would make a run quadratic in its size.
+        # Both columns filtered, so the (run_id, result_id, prompt_hash) key index answers it.
+        keys = sorted({(item.result_id, item.prompt_hash) for item in items})
         with self.engine.begin() as conn:
             conn.execute(
                 self._insert_ignore(AttemptRecord, ["run_id", "result_id", "prompt_hash"]), values
             )
-            for start in range(0, len(result_ids), _IN_CHUNK):
+            for start in range(0, len(keys), _IN_CHUNK):
+                chunk = keys[start : start + _IN_CHUNK]
                 query = sa.select(table.c.id, table.c.result_id, table.c.prompt_hash).where(
                     table.c.run_id == run_id,
-                    table.c.result_id.in_(result_ids[start : start + _IN_CHUNK]),
+                    table.c.result_id.in_(sorted({r for r, _ in chunk})),
+                    table.c.prompt_hash.in_([h for _, h in chunk]),
                 )
                 ids.update({(r.result_id, r.prompt_hash): r.id for r in conn.execute(query)})
         return [ids[(item.result_id, item.prompt_hash)] for item in items]

@@ -1,4 +1,5 @@
-"""Commands that list what is registered: `attacks`, `optimizers`, `judges`."""
+"""Commands that list what is registered: `attacks`, `optimizers` (`judges` is a group:
+`cli/judges_cmd.py`)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,3 @@ def optimizers() -> None:
     from optimizers.registry import list_optimizers
 
     output.print_registry(console, "Optimizers", list_optimizers())
-
-
-@app.command()
-def judges() -> None:
-    """Registered judges and their options."""
-    from judges import list_judges
-
-    output.print_registry(console, "Judges", list_judges())

@@ -81,14 +81,16 @@ def report(
 
 
 def _report_exit(data, fail_over: float | None) -> int:  # noqa: ANN001
-    from reports.figures import headline, pct
+    from reports.figures import asr_text, headline, pct
 
     if data.failed:
         err.print(f"[bold red]run {output.escape(data.run_id)} is {data.run.status.value}[/]")
         return EXIT_RUN_FAILED
     asr = headline(data).overall.asr
     if fail_over is not None and asr is not None and asr > fail_over:
-        err.print(f"[bold red]ASR {pct(asr)} exceeds --fail-over {pct(fail_over)}[/]")
+        o = headline(data).overall
+        err.print(f"[bold red]ASR {output.escape(asr_text(o.broken, o.judged))} exceeds "
+                  f"--fail-over {pct(fail_over)}[/]")
         return EXIT_ASR_OVER
     return EXIT_OK
 

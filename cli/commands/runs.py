@@ -21,7 +21,11 @@ def demo(
     """Run the whole pipeline on the embedded defaults: local model, local Prefect, SQLite."""
     from cli.runner import run_demo
 
-    raise typer.Exit(run_demo(goals=goals, db_url=db_url(db), console=console))
+    try:
+        code = run_demo(goals=goals, db_url=db_url(db), console=console)
+    except ValueError as exc:  # a judge that cannot run here (e.g. MiniLM weights missing)
+        raise bad_input(str(exc)) from None
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -52,7 +52,10 @@ def runs_list(
     """Recorded runs, newest first."""
     from tracking import get_backend
 
-    output.print_runs(console, get_backend(db_url(db)).list_runs(limit=limit))
+    from judges.citation import store_lookup
+
+    backend = get_backend(db_url(db))
+    output.print_runs(console, backend.list_runs(limit=limit), store_lookup(backend))
 
 
 @runs_app.command("show")

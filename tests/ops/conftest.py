@@ -41,6 +41,7 @@ class Cluster:
     api_url: str
     tracking_url: str
     home: Path
+    server_log: Path
     env: dict[str, str]  # for CLI subprocesses (siegeflow, prefect) talking to this server
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -50,6 +51,31 @@ class Cluster:
             list(args), cwd=REPO, env=env or self.env, capture_output=True, text=True,
             timeout=timeout_s, check=False,
         )
+
+
+#: Prefect's scheduler service, shortened so a test sees interval schedules fire: it looks for
+#: deployments to schedule every 2 s (default 60) and keeps at most 3 future runs per schedule
+#: (default 100), at least 2 of them and at least 30 s ahead.
+SCHEDULER_ENV = {
+    "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "3",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "2",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME": "PT30S",
+}
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _bin(name: str) -> str:
@@ -133,7 +159,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     workers: list[subprocess.Popen[bytes]] = []
     stack = contextlib.ExitStack()
     try:
-        server.start()
+        with _environ(SCHEDULER_ENV):  # the server process reads them at start
+            server.start()
         api_url = server.wait_ready()
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -149,7 +176,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         # Deployed without SIEGEFLOW_PROJECT_DIR, the pull step keeps its placeholder and each
         # worker resolves it to its own clone when a run starts (as on other machines).
         env.pop("SIEGEFLOW_PROJECT_DIR", None)
-        cluster = Cluster(api_url=api_url, tracking_url=tracking_url, home=home, env=env)
+        cluster = Cluster(api_url=api_url, tracking_url=tracking_url, home=home, env=env,
+                          server_log=server.log_path)
         made = cluster.cli(_bin("prefect"), "work-pool", "create", POOL, "--type", "process")
         assert made.returncode == 0, made.stdout + made.stderr
         deployed = cluster.cli(_bin("siegeflow"), "deploy", timeout_s=240)

@@ -157,3 +157,4 @@ def test_compare_finds_the_regression_and_the_fix(recorded: Recorded) -> None:
     html = render_compare(cmp)
     assert 'data-change="newly-broken"' in html and 'data-change="fixed"' in html
     assert "GAMMA" in html and html.count('class="gr" role="row" data-change=') == 6
+

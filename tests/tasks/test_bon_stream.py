@@ -144,3 +144,12 @@ def test_slow_judging_bounds_outstanding_samples_to_twice_the_concurrency() -> N
     assert state["max"] <= 6
     # Broken by its very first sample: only what was outstanding meanwhile was sent.
     assert stats.goals_broken == 1 and stats.requested <= 6
+
+
+def test_without_early_stop_every_goal_gets_all_n() -> None:
+    target = FakeTarget(breaks={"g0": 1, "g1": 3})
+    goal_streams = streams(20, 2)
+    for g in goal_streams:
+        g.stop_when_broken = False
+    stats, _ = run(target, goal_streams, n=20)
+    assert stats.requested == 40 and stats.goals_broken == 2

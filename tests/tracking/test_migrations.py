@@ -15,7 +15,7 @@ from tracking.engine import make_engine
 from tracking.models import SQLModel
 
 FIRST = "0001_initial"
-TABLES = {"runs", "results", "traces", "attempts", "judgments"}
+TABLES = {"runs", "results", "traces", "attempts", "judgments", "judge_validations"}
 
 
 def _tables(engine: sa.Engine) -> set[str]:

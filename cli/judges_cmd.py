@@ -1,0 +1,223 @@
+"""`siegeflow judges`: list the judges, validate a panel against human labels, train the
+offline judge's head on a team's own labels.
+
+Heavy imports (numpy, the MiniLM encoder, litellm for model judges) happen inside commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from cli import output
+from cli.app import bad_input, console, err
+from cli.exits import EXIT_OK
+DEFAULT_JUDGES: tuple[str, ...] = ("offline",)
+
+judges_app = typer.Typer(
+    help="Judges: list them, validate a panel against human labels, train the offline judge.",
+    invoke_without_command=True, no_args_is_help=False,
+)
+
+
+def judge_specs(names: list[str], judge_model: str | None = None,
+                judge_api_base: str | None = None) -> list[dict[str, Any]]:
+    """`--judge` values as specs: a name, or a JSON spec (`{"name": "offline", "weights": ...}`);
+    `--judge-model` (and `--judge-api-base`) goes to the judges that need a model."""
+    from judges import get_judge
+
+    model = None
+    if judge_model:
+        model = {"model": judge_model, "temperature": 0.0}
+        if judge_api_base:
+            model["api_base"] = judge_api_base
+    specs = []
+    for text in names:
+        spec: dict[str, Any]
+        if text.lstrip().startswith("{"):
+            try:
+                spec = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--judge {text!r}: not a JSON judge spec ({exc.msg})") from None
+            if not isinstance(spec, dict) or "name" not in spec:
+                raise ValueError(f"--judge {text!r}: a JSON judge spec needs a 'name'")
+        else:
+            spec = {"name": text}
+        if model and "model" not in spec and get_judge(str(spec["name"])).needs_model:
+            spec["model"] = model
+        specs.append(spec)
+    return specs
+
+
+@judges_app.callback()
+def judges(ctx: typer.Context) -> None:
+    """Registered judges and their options (subcommands: validate, train)."""
+    if ctx.invoked_subcommand is None:
+        from judges import list_judges
+
+        output.print_registry(console, "Judges", list_judges())
+
+
+LabelsOption = Annotated[Path, typer.Option(
+    "--labels", help="Labelled answers: generic .jsonl/.csv (id, goal, response, label, ...) "
+    "or HarmBench's text_behaviors_val_set.json.")]
+BehavioursOption = Annotated[Optional[Path], typer.Option(
+    "--behaviors", help="HarmBench behaviours CSV (default: harmbench_behaviors_text_all.csv "
+    "next to the labels file).")]
+SplitOption = Annotated[Optional[str], typer.Option(
+    help="Only items of this split (HarmBench: standard or contextual; else the 'split' field).")]
+
+
+@judges_app.command()
+def validate(
+    labels: LabelsOption,
+    behaviors: BehavioursOption = None,
+    judge: Annotated[Optional[list[str]], typer.Option(
+        help="Judge name or JSON spec; repeat for several (default: run's default panel).")] = None,
+    judge_model: Annotated[Optional[str], typer.Option(help="litellm model for model judges.")] = None,
+    judge_api_base: Annotated[Optional[str], typer.Option(help="Judge endpoint.")] = None,
+    rule: Annotated[str, typer.Option(help="any | majority | all")] = "majority",
+    split: SplitOption = None,
+    include_training: Annotated[bool, typer.Option(
+        help="Keep items a trained judge was fitted on (in-sample figures).")] = False,
+    concurrency: Annotated[int, typer.Option(help="Concurrent judge calls.")] = 8,
+    budget: Annotated[Optional[float], typer.Option(help="Stop judging past this many USD.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write figures + items.")] = None,
+    show: Annotated[int, typer.Option(help="How many disagreements to print.")] = 10,
+    store: Annotated[bool, typer.Option(help="Save as the panel's latest validation.")] = True,
+    db: Annotated[Optional[str], typer.Option("--db", help="Tracking store URL.")] = None,
+) -> None:
+    """Measure a judge or panel against human labels: accuracy, precision, recall, F1, kappa."""
+    from cli.validate_view import print_validation
+    from judges import JudgeError, JudgePanel
+    from judges.labels import LabelsFileError, load_labels
+    from judges.validation import run_validation
+
+    try:
+        label_set = load_labels(labels, behaviors).subset(split)
+        specs = judge_specs(judge or list(DEFAULT_JUDGES), judge_model, judge_api_base)
+        panel = JudgePanel(specs, rule)
+    except (LabelsFileError, JudgeError, ValueError) as exc:
+        raise bad_input(str(exc)) from None
+    label_set, notes = _held_out(panel, label_set, include_training)
+    console.print(f"Judging {len(label_set.items)} labelled answers from "
+                  f"{output.escape(label_set.source)} with {len(panel.judges)} judge(s)...")
+    result = asyncio.run(run_validation(panel, label_set, decode=_decoder(),
+                                        concurrency=concurrency, budget_usd=budget))
+    result.notes.extend(notes)
+    print_validation(console, result, show)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({**result.as_dict(), "items": result.items_json()},
+                                       indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        console.print(f"Written: {output.escape(str(json_out))}")
+    if store:
+        _store(db, specs, rule, result)
+    raise typer.Exit(EXIT_OK)
+
+
+def _held_out(panel: Any, label_set: Any, include: bool) -> tuple[Any, list[str]]:
+    """Leave out items a trained judge of the panel was fitted on (they would flatter it)."""
+    from judges.labels import LabelSet
+
+    trained: set[str] = set()
+    for j in panel.judges:
+        meta = getattr(getattr(j, "head", None), "meta", None) or {}
+        if meta.get("labels_sha256") == label_set.sha256:
+            trained |= set(meta.get("train_ids") or [])
+    overlap = [i for i in label_set.items if i.id in trained]
+    if not overlap:
+        return label_set, []
+    if include:
+        return label_set, [f"{len(overlap)} item(s) were in a judge's training set: "
+                           "those figures are in-sample"]
+    kept = [i for i in label_set.items if i.id not in trained]
+    if not kept:
+        raise bad_input("every item is in the judge's training set: nothing held out to "
+                         "validate on (--include-training to measure in-sample anyway)")
+    note = (f"{len(overlap)} item(s) left out: a judge of the panel was trained on them "
+            "(--include-training keeps them, in-sample)")
+    return LabelSet(items=kept, source=f"{label_set.source}, held-out items",
+                    sha256=label_set.sha256), [note]
+
+
+def _decoder() -> Any:
+    """Decode an item's response as a run would, by its technique and variant."""
+    from attacks import AttackPrompt, TechniqueError, build_technique
+
+    cache: dict[str, Any] = {}
+
+    def decode(item: Any, response: str) -> str:
+        if not item.technique:
+            return response
+        if item.technique not in cache:
+            try:
+                cache[item.technique] = build_technique(item.technique, {})
+            except TechniqueError:
+                cache[item.technique] = None  # e.g. HarmBench's method names: nothing to decode
+        technique = cache[item.technique]
+        if technique is None:
+            return response
+        prompt = AttackPrompt(technique=item.technique, variant=item.variant,
+                              messages=[{"role": "user", "content": item.prompt}],
+                              metadata={"encoding": item.variant} if item.variant else {})
+        try:
+            return technique.decode(prompt, response)
+        except (ValueError, TechniqueError):
+            return response
+
+    return decode
+
+
+def _store(db: str | None, specs: list[dict[str, Any]], rule: str, result: Any) -> None:
+    from judges.citation import panel_digest, panel_key
+    from judges.validation import PANEL
+    from tracking import default_db_url, get_backend
+
+    key = panel_key(specs, rule)
+    figures = result.figures[PANEL]
+    get_backend(db or default_db_url()).save_validation(
+        panel_key=panel_digest(key), panel=json.loads(key), source=result.source,
+        labels_sha256=result.sha256, n=figures.n, errors=figures.errors,
+        accuracy=figures.accuracy.value, kappa=figures.kappa.value, figures=result.as_dict(),
+    )
+    console.print("Saved as this panel's latest validation: runs and reports using it cite it.")
+
+
+@judges_app.command()
+def train(
+    labels: LabelsOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the head (.npz).")],
+    behaviors: BehavioursOption = None,
+    split: SplitOption = None,
+    l2: Annotated[Optional[float], typer.Option(help="L2 penalty of the logistic head.")] = None,
+    folds: Annotated[int, typer.Option(help="Grouped CV folds to report (0: none).")] = 5,
+    synthetic: Annotated[bool, typer.Option(
+        help="Add siegeflow's echo/restatement negatives for the training goals.")] = True,
+) -> None:
+    """Fit the offline judge's head to your labels; use it with `{"name": "offline",
+    "weights": "OUT"}`."""
+    from judges.labels import LabelsFileError, load_labels
+    from judges.offline.train import DEFAULT_L2, train_head
+    from targets.minilm import EncoderUnavailable
+
+    try:
+        label_set = load_labels(labels, behaviors)
+        head = train_head(label_set, split=split, l2=l2 if l2 is not None else DEFAULT_L2,
+                          use_synthetic=synthetic, folds=folds,
+                          log=lambda m: console.print(output.escape(m)))
+    except (LabelsFileError, EncoderUnavailable, ValueError) as exc:
+        raise bad_input(str(exc)) from None
+    cv = head.meta.get("cv")
+    if cv:
+        console.print(f"{cv['folds']}-fold grouped CV: accuracy {cv['accuracy']:.1%} "
+                      f"[{cv['accuracy_ci'][0]:.1%}–{cv['accuracy_ci'][1]:.1%}], kappa "
+                      f"{cv['kappa']:.2f} [{cv['kappa_ci'][0]:.2f}–{cv['kappa_ci'][1]:.2f}], "
+                      f"n={cv['n']}")
+    head.save(out)
+    console.print(f"Head written to {output.escape(str(out))}; use it with --judge "
+                  f"'{{\"name\": \"offline\", \"weights\": \"{output.escape(str(out))}\"}}'")
+    raise typer.Exit(EXIT_OK)
