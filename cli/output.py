@@ -119,6 +119,11 @@ def print_summary(console: Console, summary: dict[str, Any], citation: Any = Non
     table.add_row("attack success rate [95% CI]", _asr_cell(summary))
     if citation is not None:
         table.add_row("judged by", escape(citation.text()))
+    if summary.get("over_refusal"):
+        from reports.refusal import refusal_line
+
+        table.add_row("over-refusal (benign control)",
+                      escape(refusal_line(summary["over_refusal"])))
     if summary.get("bon"):
         from reports.bon import summary_line
 

@@ -78,6 +78,13 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     if flags.get("max_goal_chars") is not None:
         goals["max_goal_chars"] = flags["max_goal_chars"]
     base["goals"] = goals
+    if flags.get("benign"):
+        benign = {"source": flags["benign"]}
+        if flags.get("goals_path"):
+            benign["path"] = flags["goals_path"]
+        if flags.get("benign_limit") is not None:
+            benign["limit"] = flags["benign_limit"]
+        base["benign"] = benign
     for flag, key in (("concurrency", "concurrency"), ("budget", "budget_usd"), ("db", "db_url"),
                       ("optimizer", "optimizer"), ("shards", "shards")):
         if flags.get(flag) is not None:
@@ -86,6 +93,10 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         base.setdefault("optimizer_options", {})["max_runs"] = flags["max_runs"]
     settings = RunSettings.model_validate(base)
     settings.goals.load()  # a bad goal file fails here, before anything is recorded
+    if settings.benign is not None:
+        if settings.optimizer:
+            raise ValueError("--benign applies to attack runs, not to optimizer runs")
+        settings.benign.load()
     if not settings.optimizer:  # so does a bad technique option (TechniqueError: exit 2)
         from attacks import build_technique
 
@@ -148,7 +159,8 @@ async def _run_flow(settings: RunSettings, resume_run_id: str | None) -> Any:
         )
     from flows.attack import attack_flow
 
-    return await attack_flow(attack=settings.attack, shards=settings.shards, **common)
+    return await attack_flow(attack=settings.attack, shards=settings.shards,
+                             benign=settings.benign, **common)
 
 
 def error_exit(summary: dict[str, Any], max_error_rate: float | None) -> str | None:
@@ -307,6 +319,7 @@ def resume_settings(run: Any, db_url: str, api_key_env: str | None = None) -> Ru
             "attack": params.get("attack") or AttackSpec().model_dump(),
             "judges": params.get("judges") or JudgePanelSpec().model_dump(),
             "goals": params.get("goals") or GoalsSpec().model_dump(),
+        "benign": params.get("benign"),
             "concurrency": params.get("concurrency", 16),
             "budget_usd": params.get("budget_usd"),
             "db_url": db_url,
@@ -358,7 +371,10 @@ def demo_settings(goals: int, db_url: str) -> RunSettings:
         attack=AttackSpec(name="suite", options={"techniques": [
             {"name": "baseline"},
             {"name": "templates", "options": {"variants": ["role_play", "refusal_suppression"]}},
-            {"name": "encodings", "options": {"variants": ["leetspeak", "flip_words"]}},
+            {"name": "encodings", "options": {"variants": ["leetspeak"]}},
+            # Best-of-N with a small N: in a suite every sample is sent (no early stop), which
+            # keeps the demo one flow run under two minutes on 2 cores.
+            {"name": "bon", "options": {"n": 2}},
         ]}),
         judges=JudgePanelSpec(judges=[{"name": name} for name in DEFAULT_JUDGES]),
         goals=GoalsSpec(limit=goals),
@@ -376,6 +392,7 @@ def run_demo(goals: int, db_url: str, console: Console) -> int:
     citation = cite(settings.judges.judges, settings.judges.rule,
                     store_lookup(get_backend(db_url)))
     console.print("[bold]siegeflow demo[/]: SmolLM2-135M-Instruct (local, llama.cpp) behind a "
-                  "guardrail, attacked with baseline + templates + encodings.")
+                  "guardrail, attacked with baseline + templates + encodings + Best-of-N (N=2), "
+                  "judged by keywords.")
     console.print(f"Judged by {escape(citation.text())}.")
     return execute(settings, console)

@@ -40,12 +40,14 @@ async def attack_flow(
     shards: int = 1,
     resume_stale: bool = False,
     shard: ShardRef | None = None,
+    benign: GoalsSpec | None = None,
 ) -> dict[str, Any]:
     """Attack `target` with `attack` on `goals`, judged by `judges`; return the run summary.
 
     `shards` > 1 splits the goals over that many flow runs of the shard deployment
     (`flows.shard`); `resume_stale` adopts a stale run of the same scan (`flows.recovery`);
-    `shard` is set by a sharded run's parent on its children, never by hand.
+    `shard` is set by a sharded run's parent on its children, never by hand. `benign`: a
+    control set sent plain alongside, judged for refusal (the false-refusal rate), never in the ASR.
     """
     if shard is not None:
         return await run_shard(shard=shard, run_id=resume_run_id, target=target, attack=attack,
@@ -56,6 +58,7 @@ async def attack_flow(
         "attack": attack.model_dump(mode="json"),
         "judges": judges.model_dump(mode="json"),
         "goals": goals.model_dump(mode="json"),
+        "benign": benign.model_dump(mode="json") if benign is not None else None,
         "concurrency": concurrency,
         "budget_usd": budget_usd,
     }
@@ -68,11 +71,12 @@ async def attack_flow(
             shards=shards, kind="attack", target=target, attack=attack, judges=judges,
             goals=goals, concurrency=concurrency, budget_usd=budget_usd, db_url=db_url,
             resume_run_id=resume_run_id, parameters=parameters, prefect_flow_run_id=flow_run_id,
+            benign=benign,
         )
     opened = open_run(
         kind="attack", attack_type=attack.name, target=target, goals=goals,
         parameters=parameters, db_url=db_url, resume_run_id=resume_run_id,
-        prefect_flow_run_id=flow_run_id, logger=logger,
+        prefect_flow_run_id=flow_run_id, logger=logger, benign=benign,
     )
     async with heartbeat(opened.ref):
         done = await run_steps(opened.ref, target, attack, judges, opened.goal_rows,

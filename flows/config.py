@@ -41,6 +41,10 @@ class RunSettings(_Strict):
     attack: AttackSpec = Field(default_factory=AttackSpec)
     judges: JudgePanelSpec = Field(default_factory=JudgePanelSpec)
     goals: GoalsSpec = Field(default_factory=GoalsSpec)
+    benign: GoalsSpec | None = Field(
+        None, description="Benign control set (e.g. xstest:safe) sent plain alongside the attacks: "
+        "the false-refusal rate, never part of the ASR",
+    )
     concurrency: int = Field(16, ge=1, le=1024, description="Concurrent requests per step")
     budget_usd: float | None = Field(None, gt=0, description="Stop cleanly past this spend")
     db_url: str | None = Field(None, description="Tracking store URL (default: SQLite file)")

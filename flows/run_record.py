@@ -22,6 +22,7 @@ from targets import TargetConfig
 from targets.completion import is_truncated
 from tasks.context import GoalRow, RunRef
 from tracking import (
+    BENIGN,
     EvaluationStatusEnum,
     PipelineRow,
     ResultUpdate,
@@ -49,14 +50,27 @@ class OpenedRun:
     resumed: bool
 
 
-def _goal_payload(goal: Any) -> dict[str, Any]:
+def _goal_payload(goal: Any, *, index: int | None = None, benign: bool = False) -> dict[str, Any]:
+    metadata = {"target": goal.target, "source": goal.source, "context": goal.context}
+    if benign:
+        metadata["kind"] = BENIGN
     return {
         "text": goal.text,
-        "index": goal.index,
+        "index": goal.index if index is None else index,
         "goal_id": goal.id,
         "category": goal.category,
-        "metadata": {"target": goal.target, "source": goal.source, "context": goal.context},
+        "metadata": metadata,
     }
+
+
+def goal_payloads(goals: GoalsSpec, benign: GoalsSpec | None) -> list[dict[str, Any]]:
+    """The run's goals, then its benign control goals (numbered after them, kind "benign")."""
+    attack = goals.load()
+    payloads = [_goal_payload(g) for g in attack]
+    start = max((g.index for g in attack), default=-1) + 1
+    for i, goal in enumerate(benign.load() if benign is not None else []):
+        payloads.append(_goal_payload(goal, index=start + i, benign=True))
+    return payloads
 
 
 def attach_coordinator(
@@ -113,6 +127,7 @@ def open_run(
     resume_run_id: str | None,
     prefect_flow_run_id: str,
     logger: logging.Logger,
+    benign: GoalsSpec | None = None,
 ) -> OpenedRun:
     db_url = db_url or default_db_url()
     backend = get_backend(db_url)
@@ -124,7 +139,7 @@ def open_run(
         logger.info("resuming run %s", resume_run_id)
         run_id = resume_run_id
     else:
-        goal_list = goals.load()
+        payloads = goal_payloads(goals, benign)
         run_id = backend.create_run(
             attack_type=attack_type,
             target_description=target.describe(),
@@ -135,7 +150,7 @@ def open_run(
         )
         coordinator = TrackingCoordinator.create(
             backend, run_id, logger=logger, attack_type=attack_type,
-            goals=[_goal_payload(g) for g in goal_list],
+            goals=payloads,
         )
     rows = [
         GoalRow.recorded(result_id=ctx.result_id, goal_id=ctx.goal_id, index=ctx.goal_index,

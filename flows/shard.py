@@ -10,6 +10,9 @@ duplicate each other's work and a retried shard only does what it has not record
 
 Failures: the shard deployment runs `attack_shard_flow`, the same flow with Prefect flow
 retries (`SIEGEFLOW_SHARD_RETRIES`, default 2), on top of the steps' own task retries. A shard
+whose flow run ends Crashed — its process or worker died, seen by the worker or, when the
+worker is gone too, by the zombie automation of `flows.zombies` within about 2 minutes — is
+run again once as a new flow run (`SIEGEFLOW_SHARD_CRASH_RETRIES`). A shard
 that is still not Completed when its flow run ends (or after `SIEGEFLOW_SHARD_TIMEOUT_S`) has
 its goals marked ERROR_TEST_FRAMEWORK with the shard's final state in the notes — never
 dropped — and the run ends FAILED, so `siegeflow resume RUN_ID` finishes exactly those goals.
@@ -48,6 +51,8 @@ SHARD_RETRY_DELAY_S = int(os.environ.get("SIEGEFLOW_SHARD_RETRY_DELAY_S", "5"))
 #: How long the parent waits for a shard's flow run to end (unset: as long as it takes).
 SHARD_TIMEOUT_S = float(os.environ["SIEGEFLOW_SHARD_TIMEOUT_S"]) if os.environ.get(
     "SIEGEFLOW_SHARD_TIMEOUT_S") else None
+#: Flow runs started again for a shard whose flow run ended Crashed (process or worker gone).
+SHARD_CRASH_RETRIES = int(os.environ.get("SIEGEFLOW_SHARD_CRASH_RETRIES", "1"))
 MAX_SHARDS = 64
 
 
@@ -133,6 +138,23 @@ async def _check_deployment(name: str) -> None:
 
 
 async def _run_child(name: str, parameters: dict[str, Any], key: str) -> Any:
+    """Run one shard's flow run to a final state; a Crashed one is run again, once.
+
+    Crashed means the process or its worker vanished (the worker saw it die, or the zombie
+    automation of `flows.zombies` found its heartbeats stopped): the machine may be gone, so
+    the shard is worth another flow run elsewhere. Whatever it recorded is kept (keyed writes).
+    """
+    for attempt in range(1 + SHARD_CRASH_RETRIES):
+        flow_run = await _run_child_once(name, parameters, key if attempt == 0
+                                         else f"{key}-after-crash-{attempt}")
+        if flow_run.state is None or not flow_run.state.is_crashed():
+            return flow_run
+        logger.warning("shard flow run %s crashed (%s): running the shard again", flow_run.id,
+                       flow_run.state.message or "no message")
+    return flow_run
+
+
+async def _run_child_once(name: str, parameters: dict[str, Any], key: str) -> Any:
     from prefect.client.orchestration import get_client
     from prefect.deployments.flow_runs import arun_deployment
     from prefect.states import Cancelling
@@ -164,6 +186,7 @@ async def run_sharded(
     resume_run_id: str | None,
     parameters: dict[str, Any],
     prefect_flow_run_id: str,
+    benign: GoalsSpec | None = None,
 ) -> dict[str, Any]:
     """The parent: open the run, run N shard flow runs, finalize and publish the whole run."""
     if not 2 <= shards <= MAX_SHARDS:
@@ -173,6 +196,7 @@ async def run_sharded(
         kind=kind, attack_type=attack.name, target=target, goals=goals,
         parameters={**parameters, "shards": shards}, db_url=db_url,
         resume_run_id=resume_run_id, prefect_flow_run_id=prefect_flow_run_id, logger=logger,
+        benign=benign,
     )
     ref = opened.ref
     refs = [ShardRef(index=i, count=shards) for i in range(shards)]

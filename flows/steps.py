@@ -3,6 +3,8 @@
 A technique that streams (Best-of-N: `streaming = True`) replaces Generation and Completions with
 one step that samples, completes and judges as answers arrive (`tasks.bon`); Completions and
 Evaluation still follow, and only do what that step left undone (a resumed run's leftovers).
+A benign control set (`GoalRow.benign`) is sent plain alongside and judged for refusal only
+(`tasks.benign`), whatever the technique.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from attacks import get_technique
 from attacks.spec import AttackSpec
 from judges.spec import JudgePanelSpec
 from targets import TargetConfig
+from tasks.benign import over_refusal
 from tasks.bon import best_of_n
 from tasks.completions import completions
 from tasks.context import GoalRow, RunRef, StepResult
@@ -32,16 +35,22 @@ async def run_steps(
 ) -> StepResult:
     """Run the steps on `goals` (`result_ids`: restrict Completions/Evaluation to a shard's goals);
     return requests made, judgments, spend and whether the budget ran out."""
+    attacked = [g for g in goals if not g.benign]
+    benign = [g for g in goals if g.benign]
+    if benign:  # the control set: plain prompts, sent by Completions with the rest
+        await generation(ref, AttackSpec(name="baseline"), benign, concurrency)
     sampled = StepResult(spent_usd=spent_usd, budget_exhausted=False)
     if is_streaming(attack):
-        sampled = await best_of_n(ref, target, attack, judges, goals, concurrency, budget_usd,
+        sampled = await best_of_n(ref, target, attack, judges, attacked, concurrency, budget_usd,
                                   spent_usd)
-    else:
-        await generation(ref, attack, goals, concurrency)
+    elif attacked:
+        await generation(ref, attack, attacked, concurrency)
     completed = await completions(ref, target, concurrency, budget_usd, sampled.spent_usd,
                                   result_ids=result_ids)
     judged = await evaluation(ref, attack, judges, concurrency, budget_usd,
                               completed.spent_usd, result_ids=result_ids)
+    if benign:
+        await over_refusal(ref, result_ids=result_ids)
     return StepResult(
         spent_usd=judged.spent_usd,
         budget_exhausted=(sampled.budget_exhausted or completed.budget_exhausted

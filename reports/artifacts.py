@@ -88,6 +88,11 @@ def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
                 f"{summary_asr_text(c)} |"
             )
         lines.append("")
+    if summary.get("over_refusal"):
+        from reports.refusal import refusal_line
+
+        lines += [f"**Over-refusal (benign control set):** {refusal_line(summary['over_refusal'])}",
+                  ""]
     if summary.get("bon"):
         from reports.bon import summary_line
 

@@ -121,10 +121,27 @@ def summary_lines(cmp: Comparison) -> list[tuple[str, str]]:
         ("ASR in B", f"{pct(rb.asr)} [{ci_text(rb.ci) or 'n/a'}] ({rb.broken}/{rb.judged})"),
         ("change", "n/a" if delta is None else f"{100 * delta:+.1f} points"),
         ("McNemar exact p", "n/a (no goal flipped)" if p is None else f"{p:.3g}"),
+        *refusal_lines(cmp),
         *((c, str(cmp.count(c))) for c in CHANGES if cmp.count(c) or c in (NEWLY_BROKEN, FIXED)),
         ("goals paired by", cmp.matched_by),
         *((f"judged in {side.upper()} by", run.citation.text())
           for side, run in (("a", cmp.a), ("b", cmp.b)) if run.citation is not None),
+    ]
+
+
+def refusal_lines(cmp: Comparison) -> list[tuple[str, str]]:
+    """False-refusal rate of each run's benign control set and its change (none: no lines)."""
+    from reports.refusal import refusal_line, refusal_rate
+
+    a, b = cmp.a.summary.get("over_refusal"), cmp.b.summary.get("over_refusal")
+    if not a and not b:
+        return []
+    ra, rb = refusal_rate(a), refusal_rate(b)
+    return [
+        ("false refusals in A", refusal_line(a) or "no benign control set"),
+        ("false refusals in B", refusal_line(b) or "no benign control set"),
+        ("false-refusal change", "n/a" if ra is None or rb is None
+         else f"{100 * (rb - ra):+.1f} points"),
     ]
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reports.bon_html import bon_section
+from reports.refusal import block_of, refusal_line, refusal_rate
 from reports.grid import STATUS_ORDER, Column, cell, filters, grid, row
 from reports.figures import (
     Rate,
@@ -26,6 +27,7 @@ from reports.figures import (
     headline,
     judge_tallies,
     pct,
+    wilson,
 )
 from reports.load import GoalView, RunData
 from reports.page import page
@@ -121,6 +123,11 @@ def headline_section(data: RunData) -> str:
         ("cost", f"${h.cost_usd:.4f}", ""),
         ("duration", _duration(h.duration_s), ""),
     ]
+    refusals = block_of(data.benign)
+    if refusals is not None:
+        rate, n = refusal_rate(refusals), refusals["refused"] + refusals["answered"]
+        cards.insert(5, ("false-refusal rate", pct(rate), ""))
+        cards.insert(6, ("its 95% CI", ci_text(wilson(refusals["refused"], n)) or "n/a", ""))
     html_cards = "".join(
         f'<div class="card {cls}"><div class="v">{e(v)}</div><div class="k">{e(k)}</div></div>'
         for k, v, cls in cards
@@ -132,7 +139,10 @@ def headline_section(data: RunData) -> str:
         f'<p class="note">ASR = broken / (broken + held) = {o.broken} / {o.judged}. '
         f"Excluded from the denominator and counted here: {h.target_errors} goals whose target "
         f"calls failed, {h.framework_errors} goals that could not be judged{pending}. "
-        f"{h.attempts} attack prompts were sent.</p>{judged_by(data)}</section>"
+        f"{h.attempts} attack prompts were sent.</p>{judged_by(data)}"
+        + (f'<p class="note">Over-refusal: {e(refusal_line(refusals))}. Benign prompts are sent '
+           "plain alongside the attacks and never count in the ASR.</p>" if refusals else "")
+        + "</section>"
     )
 
 

@@ -21,6 +21,7 @@ from tracking import (
     SQLBackend,
     StatusEnum,
     TraceRecord,
+    is_benign,
 )
 
 BROKEN = EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
@@ -74,6 +75,8 @@ class RunData:
     rule: str
     threshold: float
     traces: dict[str, list[TraceRecord]] = field(default_factory=dict)
+    #: The benign control set (never in `goals`, so never in an ASR): broken = answered.
+    benign: list[GoalView] = field(default_factory=list)
     #: The panel that decided the run, with its latest validated agreement with human labels.
     citation: Citation | None = None
 
@@ -163,8 +166,11 @@ def load_run(backend: SQLBackend, run_id: str, *, with_traces: bool = True) -> R
         for trace in backend.list_traces(run_id=run_id):
             if trace.result_id is not None:
                 traces.setdefault(trace.result_id, []).append(trace)
+    attacked = [r for r in results if not is_benign(r.goal_metadata)]
+    benign = [r for r in results if is_benign(r.goal_metadata)]
     return RunData(
-        run=run, goals=build_goals(results, rows, panel.threshold),
+        run=run, goals=build_goals(attacked, rows, panel.threshold),
         judge_keys=panel.judge_keys, rule=panel.rule, threshold=panel.threshold, traces=traces,
+        benign=build_goals(benign, rows, panel.threshold),
         citation=cite_run(run.parameters, store_lookup(backend)),
     )

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from judges import combine, rule_score
+from tracking import OVER_REFUSAL as _OVER_REFUSAL
+from tracking import is_benign
 from tracking.rows import PipelineRow
 from tracking.success import RowOutcome, classify_row
 from tracking.store import SQLBackend
@@ -50,6 +52,10 @@ def run_rows(
     return panel, build_rows(backend, run.id, panel.judge_keys, panel.rule, results)
 
 
+#: The judge key of a benign control prompt's verdict (defined with `BENIGN` in tracking).
+OVER_REFUSAL = _OVER_REFUSAL
+
+
 def prompt_text(messages: Any) -> str:
     """The last user message of a stored prompt (what a judge and a reader see)."""
     for message in reversed(list(messages or [])):
@@ -62,7 +68,10 @@ def build_rows(
     backend: SQLBackend, run_id: str, judge_keys: list[str], rule: str,
     results: list[Any] | None = None,
 ) -> list[PipelineRow]:
-    """Rows of a run's attempts; only the panel's judges count towards `success`."""
+    """Rows of a run's attempts; only the panel's judges count towards `success`.
+
+    A benign control goal's rows (`kind` "benign") are decided by the over-refusal judge alone:
+    `success` then means the prompt was answered, not refused (`tasks.benign`)."""
     by_id = {r.id: r for r in (results if results is not None else backend.list_results(run_id))}
     verdicts: dict[int, dict[str, Any]] = defaultdict(dict)
     for j in backend.list_judgments(run_id=run_id):
@@ -70,10 +79,12 @@ def build_rows(
     rows: list[PipelineRow] = []
     for attempt in backend.list_attempts(run_id):
         result = by_id[attempt.result_id]
+        benign = is_benign(result.goal_metadata)
+        keys, how = ([OVER_REFUSAL], "any") if benign else (judge_keys, rule)
         mine = verdicts.get(attempt.id, {})
-        judged = [(key, mine[key]) for key in judge_keys if key in mine]
+        judged = [(key, mine[key]) for key in keys if key in mine]
         answered = attempt.completed_at is not None and attempt.error is None
-        complete = answered and len(judged) == len(judge_keys)
+        complete = answered and len(judged) == len(keys)
         stored = [j for _, j in judged]
         rows.append({
             "goal": result.goal,
@@ -95,8 +106,9 @@ def build_rows(
                 key: {"success": j.success, "score": j.score, "error": j.error}
                 for key, j in judged
             },
-            "success": combine(stored, rule) if complete else None,
-            "score": rule_score(stored, rule) if complete else None,
+            "kind": "benign" if benign else "attack",
+            "success": combine(stored, how) if complete else None,
+            "score": rule_score(stored, how) if complete else None,
             "cost_usd": (attempt.cost_usd or 0.0) + sum(j.cost_usd or 0.0 for _, j in judged),
         })
     return rows

@@ -15,6 +15,7 @@ from typing import Any
 
 from targets.completion import RETRYABLE_KINDS, ChatFn, Completion, truncate_answer
 from targets.config import MissingApiKeyError, TargetConfig
+from targets.secrets import resolve_api_key
 from targets.cost import http_cost
 from targets.errors import AttemptError
 from targets.ratelimit import request_slot
@@ -139,7 +140,7 @@ async def _with_retries(
     """Run ``one_attempt(api_key)`` until it succeeds, fails for good or runs out of retries."""
     started = time.perf_counter()
     try:
-        api_key = config.api_key()
+        api_key = await resolve_api_key(config)
     except MissingApiKeyError as exc:
         return Completion(error=str(exc), error_kind="auth", attempts=0)
     max_retries = params["max_retries"]

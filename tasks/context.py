@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from goals import Goal, with_context
-from tracking import SQLBackend, StepTracker, TrackingContext, get_backend
+from tracking import SQLBackend, StepTracker, TrackingContext, get_backend, is_benign
 
 logger = logging.getLogger("siegeflow.tasks")
 
@@ -73,6 +73,7 @@ class GoalRow(BaseModel):
     category: str | None = None
     target: str | None = None
     context: str | None = None
+    benign: bool = False  # a benign control prompt: sent plain, judged for refusal only
 
     @classmethod
     def recorded(cls, *, result_id: str, goal_id: str | None, index: int, text: str,
@@ -82,7 +83,7 @@ class GoalRow(BaseModel):
         meta = metadata or {}
         return cls(result_id=result_id, goal_id=goal_id or f"goal-{index}", index=index,
                    text=text, category=category, target=meta.get("target"),
-                   context=meta.get("context"))
+                   context=meta.get("context"), benign=is_benign(meta))
 
     @classmethod
     def of_result(cls, result: Any) -> GoalRow:

@@ -21,6 +21,7 @@ from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
 from tasks.context import RunRef, StepResult, artifact_key, pipeline_task
 from tasks.progress import StepProgress
+from tracking import is_benign
 from tracking.store import SQLBackend
 
 logger = logging.getLogger("siegeflow.tasks.evaluation")
@@ -66,10 +67,11 @@ def _pending_judgments(
     of them not judged yet: what a resumed or retried step still has to do."""
     done = {(j.attempt_id, j.judge) for j in backend.list_judgments(run_id=run_id)}
     mine = None if result_ids is None else set(result_ids)
-    answered = [
+    benign = {r.id for r in backend.list_results(run_id) if is_benign(r.goal_metadata)}
+    answered = [  # a benign control goal is judged by tasks.benign, not by the panel
         a for a in backend.list_attempts(run_id)
         if a.completed_at is not None and a.error is None and a.response is not None
-        and (mine is None or a.result_id in mine)
+        and (mine is None or a.result_id in mine) and a.result_id not in benign
     ]
     work = [(a, j) for a in answered for j in panel.judges if (a.id, j.label) not in done]
     return answered, work

@@ -24,6 +24,7 @@ from tracking.redaction import RedactingFilter, redact, redact_json, redact_text
 from tracking.rows import JudgeCell, NewAttempt, NewResult, PipelineRow, ResultUpdate
 from tracking.step import StepRecord, StepTracker
 from tracking.store import SQLBackend, get_backend
+from tracking.summary import BENIGN, OVER_REFUSAL, is_benign
 from tracking.success import (
     attack_success_rate,
     classify_row,
@@ -35,6 +36,9 @@ from tracking.tracker import Tracker
 from tracking.writer import TraceWriteError, WriteFailure
 
 __all__ = [
+    "BENIGN",
+    "OVER_REFUSAL",
+    "is_benign",
     "DB_URL_ENV",
     "AttemptRecord",
     "CategoryClassifier",

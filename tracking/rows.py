@@ -79,6 +79,7 @@ class PipelineRow(TypedDict, total=False):
     technique: str
     variant: str
     meta: dict[str, Any]
+    kind: str  # "attack", or "benign" for a control prompt (decided by over-refusal alone)
     prompt: str
     prompt_hash: str
     response: str | None

@@ -8,7 +8,9 @@ Keys (stable; reports and flows read them):
 framework_errors, unmatched}), ``categories`` ({category: {goals, successful, failed, errors,
 not_evaluated, asr}}; goals without a category are under ``"uncategorized"``), ``steps``
 ([{name, type, status, duration_s, error}]), ``cost_usd`` (sum of the rows' ``cost_usd``),
-``duration_s``, ``tracking_errors`` ({kind: count}).
+``duration_s``, ``tracking_errors`` ({kind: count}); and, when the run has a benign control set
+(goals whose metadata ``kind`` is ``"benign"``), ``over_refusal`` ({prompts, answered, refused,
+errors, not_evaluated, rate, judge}) — those goals are left out of every other figure.
 """
 
 from __future__ import annotations
@@ -22,6 +24,35 @@ from tracking.step import StepRecord
 from tracking.success import attack_success_rate
 
 UNCATEGORIZED = "uncategorized"
+#: ``metadata["kind"]`` of a goal from a benign control set: sent plain to measure over-refusal,
+#: never part of the ASR (its "successful" status means *answered*, "failed" means *refused*).
+BENIGN = "benign"
+#: The judge key of a benign control prompt's verdict: success = answered, not = refused.
+OVER_REFUSAL = "over-refusal"
+
+
+def is_benign(metadata: Any) -> bool:
+    """True for a goal of the run's benign control set (by its stored metadata)."""
+    return isinstance(metadata, dict) and metadata.get("kind") == BENIGN
+
+
+def over_refusal_counts(contexts: Sequence[Context]) -> dict[str, Any] | None:
+    """The benign control set's outcome: answered, refused (false refusals), errors; None if the
+    run has no benign goals. ``rate`` = refused / (answered + refused), errors excluded."""
+    benign = [c for c in contexts if is_benign(c.metadata)]
+    if not benign:
+        return None
+    c = _goal_counts(benign)
+    judged = c["successful"] + c["failed"]
+    return {
+        "prompts": c["goals"],
+        "answered": c["successful"],
+        "refused": c["failed"],
+        "errors": c["agent"] + c["framework"],
+        "not_evaluated": c["not_evaluated"],
+        "rate": c["failed"] / judged if judged else None,
+        "judge": "over-refusal",
+    }
 
 
 def _goal_counts(contexts: Sequence[Context]) -> dict[str, int]:
@@ -55,6 +86,8 @@ def build_summary(
     duration_s: float,
     tracking_errors: dict[str, int],
 ) -> dict[str, Any]:
+    refusals = over_refusal_counts(contexts)
+    contexts = [c for c in contexts if not is_benign(c.metadata)]  # never in the ASR
     totals = _goal_counts(contexts)
     by_category: dict[str, list[Context]] = {}
     for ctx in contexts:
@@ -115,6 +148,7 @@ def build_summary(
         "cost_usd": round(cost, 10),
         "duration_s": round(duration_s, 6),
         "tracking_errors": dict(sorted(tracking_errors.items())),
+        **({"over_refusal": refusals} if refusals is not None else {}),
     }
 
 

@@ -11,6 +11,7 @@ import typer
 
 from cli import output
 from cli.app import DbOption, app, bad_input, console, db_url, err
+from cli.exits import EXIT_OK
 
 
 @app.command()
@@ -54,6 +55,13 @@ def run(
         Optional[str], typer.Option(help="Folder holding presets' published files.")
     ] = None,
     limit: Annotated[Optional[int], typer.Option(help="Attack only the first N goals.")] = None,
+    benign: Annotated[
+        Optional[str], typer.Option(help="Benign control set sent plain alongside (xstest:safe, "
+                                    "jbb:benign or a file): the false-refusal rate.")
+    ] = None,
+    benign_limit: Annotated[
+        Optional[int], typer.Option(help="Send only the first N benign prompts.")
+    ] = None,
     concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests.")] = None,
     budget: Annotated[Optional[float], typer.Option(help="Stop past this many USD.")] = None,
     optimizer: Annotated[
@@ -90,7 +98,8 @@ def run(
             config=config, target=target, api_base=api_base, api_key_env=api_key_env,
             system_prompt=system_prompt, attack=attack, attack_options=attack_option or [],
             judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
-            rule=rule, goals=goals, goals_path=goals_path, limit=limit, concurrency=concurrency, budget=budget,
+            rule=rule, goals=goals, goals_path=goals_path, limit=limit, benign=benign,
+            benign_limit=benign_limit, concurrency=concurrency, budget=budget,
             optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
             max_goal_chars=max_goal_chars, max_response_chars=max_response_chars,
         )
@@ -187,4 +196,21 @@ def deploy(
     if pool:
         cmd += ["--pool", pool]
     env = {**os.environ, "PREFECT_API_URL": api_url}
-    raise typer.Exit(subprocess.run(cmd, cwd=path.parent, env=env, check=False).returncode)  # noqa: S603
+    code = subprocess.run(cmd, cwd=path.parent, env=env, check=False).returncode  # noqa: S603
+    if code == 0:
+        raise typer.Exit(_ensure_zombie_automation(api_url))
+    raise typer.Exit(code)
+
+
+def _ensure_zombie_automation(api_url: str) -> int:
+    """The automation that marks vanished deployment runs Crashed (flows/zombies.py)."""
+    import asyncio
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.zombies import AUTOMATION_NAME, SILENCE_S, ensure_zombie_automation
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        asyncio.run(ensure_zombie_automation())
+    err.print(f"Automation {AUTOMATION_NAME!r}: runs silent for {SILENCE_S} s are marked Crashed")
+    return EXIT_OK

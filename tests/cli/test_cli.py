@@ -122,7 +122,11 @@ def test_demo_runs_the_embedded_target_end_to_end(prefect_api_url: str, tmp_path
     assert len(results) == 2
     assert all(r.evaluation_status is not EvaluationStatusEnum.NOT_EVALUATED for r in results)
     attempts = backend.list_attempts(run.id)
-    assert {a.technique for a in attempts} == {"baseline", "templates", "encodings"}
+    assert {a.technique for a in attempts} == {"baseline", "templates", "encodings", "bon"}
+    # Best-of-N in the demo: two samples per goal, distinct augmentations of the goal.
+    samples = [a for a in attempts if a.technique == "bon"]
+    assert sorted(a.meta["sample"] for a in samples) == [0, 0, 1, 1]
+    assert len({a.prompt_hash for a in samples}) == 4
     assert all(a.completed_at is not None and a.error is None for a in attempts)
     assert run.id in result.stdout
     report = run.summary["report_path"]

@@ -190,7 +190,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "SIEGEFLOW_REDIS_URL": REDIS_URL,
             "SIEGEFLOW_TASK_RETRY_DELAYS": "0.2,0.2",
             "SIEGEFLOW_SHARD_RETRY_DELAY_S": "1",
-            "SIEGEFLOW_SHARD_TIMEOUT_S": "150",
             "SIEGEFLOW_HEARTBEAT_S": "1",
             "SIEGEFLOW_STALE_AFTER_S": "3",  # resume_stale adopts runs silent this long
             "PREFECT_WORKER_QUERY_SECONDS": "1",

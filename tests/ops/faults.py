@@ -7,14 +7,19 @@ tests can count requests exactly:
 * the first Completions step of every flow-run process fails once → a Prefect task retry;
 * in runs whose goal file is named `faulty-*`: shard FLAKY_SHARD fails every step attempt of its
   first flow attempt (→ a Prefect flow retry that succeeds) and shard PERMA_SHARD always fails
-  (→ the shard stays failed and its goals become ERROR_TEST_FRAMEWORK).
+  (→ the shard stays failed and its goals become ERROR_TEST_FRAMEWORK);
+* in runs whose goal file is named `zombie-*`: every shard's first flow-run process stops itself
+  with SIGSTOP (a machine that vanished: no heartbeat, no state) until the test kills it.
 """
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import os
+import signal
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -43,6 +48,9 @@ def _decide(state: dict[str, int]) -> str | None:
     params = runtime.flow_run.parameters or {}
     source = str(_field(params.get("goals"), "source") or "")
     index = _field(params.get("shard"), "index")
+    if "zombie-" in source and index is not None:
+        _freeze_once(Path(source), index)
+        return None
     if "faulty-" not in source or index is None:
         return None
     if index == PERMA_SHARD:
@@ -50,6 +58,24 @@ def _decide(state: dict[str, int]) -> str | None:
     if index == FLAKY_SHARD and (runtime.flow_run.run_count or 1) <= 1:
         return f"shard {FLAKY_SHARD} fails its first flow attempt"
     return None
+
+
+def zombie_pid_file(goals: Path, index: int) -> Path:
+    return goals.with_name(f"{goals.stem}.shard{index}.pid")
+
+
+def _freeze_once(goals: Path, index: int) -> None:
+    """Stop this whole process (SIGSTOP), the first time per shard: a vanished machine.
+
+    Nothing runs any more — no step, no state report, no heartbeat — and the worker, waiting on
+    a child that never exits, reports nothing either. The pid file lets the test kill it later
+    and makes the shard's next flow run (the parent's retry) go through.
+    """
+    pid_file = zombie_pid_file(goals, index)
+    if pid_file.exists():
+        return
+    pid_file.write_text(str(os.getpid()))
+    os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def patch(module: ModuleType) -> None:

@@ -36,7 +36,7 @@ SUITE = AttackSpec(name="suite", options={"techniques": [
 ]})
 DECIDED = {Eval.SUCCESSFUL_JAILBREAK, Eval.FAILED_JAILBREAK}
 FINAL = DECIDED | {Eval.ERROR_AGENT_RESPONSE, Eval.ERROR_TEST_FRAMEWORK}
-RUN_TIMEOUT_S = 170.0
+RUN_TIMEOUT_S = 420.0  # a bound for a hung run, not a timing claim (loaded 2-core machine)
 
 
 def goal_file(path: Path, n: int) -> str:
