@@ -62,9 +62,10 @@ def _flow_run_pids(flow_run_id: str) -> list[int]:
 async def _deploy_on_canary_pool() -> Any:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
 
     async with get_client() as client:
-        with contextlib.suppress(Exception):  # already there from an earlier test
+        with contextlib.suppress(ObjectAlreadyExists):  # from an earlier run of this test
             await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
         base = await client.read_deployment_by_name("siegeflow-attack/attack")
         return await client.create_deployment(
