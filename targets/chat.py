@@ -13,8 +13,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from targets.completion import RETRYABLE_KINDS, Completion, truncate_answer
+from targets.completion import RETRYABLE_KINDS, ChatFn, Completion, truncate_answer
 from targets.config import MissingApiKeyError, TargetConfig
+from targets.secrets import resolve_api_key
 from targets.cost import http_cost
 from targets.errors import AttemptError
 from targets.ratelimit import request_slot
@@ -139,7 +140,7 @@ async def _with_retries(
     """Run ``one_attempt(api_key)`` until it succeeds, fails for good or runs out of retries."""
     started = time.perf_counter()
     try:
-        api_key = config.api_key()
+        api_key = await resolve_api_key(config)
     except MissingApiKeyError as exc:
         return Completion(error=str(exc), error_kind="auth", attempts=0)
     max_retries = params["max_retries"]
@@ -186,7 +187,7 @@ async def _with_retries(
         await asyncio.sleep(delay)
 
 
-def chat_for_model(model: Any) -> Callable[[list[dict[str, Any]]], Awaitable[Completion]]:
+def chat_for_model(model: Any) -> ChatFn:
     """`chat` bound to one model: a `TargetConfig`, another pydantic model of its fields, or a
     mapping. What attack techniques and judges receive as their model call."""
     config = _as_config(model)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from targets.ratelimit import RateLimit
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 _LOOKS_LIKE_KEY = re.compile(r"^(sk-|sk_|pk-|gsk_|xai-|AIza|hf_)|^[A-Za-z0-9_\-]{32,}$")
 
 
@@ -60,6 +61,10 @@ class TargetConfig(BaseModel):
     model: str = Field(min_length=1, description="a litellm model string, e.g. 'openai/gpt-4o-mini'")
     api_base: str | None = None
     api_key_env: str | None = Field(None, description="NAME of the environment variable holding the key")
+    api_key_block: str | None = Field(
+        None, description="NAME of a Prefect Secret block holding the key, read by the flow at "
+        "call time (keeps the key out of workers' environments and Prefect's scratch files)",
+    )
     system_prompt: str | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="None: provider default")
     max_tokens: int | None = Field(512, ge=1)
@@ -94,6 +99,15 @@ class TargetConfig(BaseModel):
             raise ValueError("api_key_env must be an environment variable name like OPENAI_API_KEY")
         return value
 
+    @field_validator("api_key_block")
+    @classmethod
+    def _is_block_name(cls, value: str | None) -> str | None:
+        if value is not None and not _BLOCK_NAME.match(value):
+            # Say what went wrong without echoing the value: it may be a real key.
+            raise ValueError("api_key_block takes the NAME of a Prefect Secret block "
+                             "(lower-case letters, digits and dashes, e.g. openai-key)")
+        return value
+
     @field_validator("api_base")
     @classmethod
     def _is_url(cls, value: str | None) -> str | None:
@@ -108,6 +122,8 @@ class TargetConfig(BaseModel):
     def _check_ranges(self) -> TargetConfig:
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        if self.api_key_env is not None and self.api_key_block is not None:
+            raise ValueError("give the key as api_key_env or api_key_block, not both")
         if self.transport == "http" and self.api_base is None:
             raise ValueError("transport='http' needs api_base")
         return self
@@ -139,6 +155,8 @@ class TargetConfig(BaseModel):
             parts.append(f"@ {_redact_url(self.api_base)}")
         if self.api_key_env:
             parts.append(f"(key from ${self.api_key_env})")
+        if self.api_key_block:
+            parts.append(f"(key from Secret block {self.api_key_block})")
         if self.guardrail is not None:
             parts.append(f"[guardrail: {self.guardrail.classifier}]")
         return " ".join(parts)

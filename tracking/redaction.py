@@ -17,7 +17,8 @@ Rules (documented because users rely on them):
 * A key ending in ``_env`` (``api_key_env``) holds the NAME of an environment variable, which
   is not a secret and is what `siegeflow resume` needs to call the target again: a value shaped
   like a variable name (``OPENAI_API_KEY``) is kept; a value that looks like a key pasted into
-  the wrong field (``sk-...``, a long mixed-case token) is still redacted.
+  the wrong field (``sk-...``, a long mixed-case token) is still redacted. The same holds for
+  ``*_block`` fields (``api_key_block``: the name of a Prefect Secret block).
 * Inside every string, things that look like credentials are replaced wherever they appear:
   ``Bearer <token>``, ``sk-...`` style API keys, GitHub/Slack/AWS/Google/Hugging Face tokens,
   JWTs, the password part of ``scheme://user:password@host`` URLs, ``key=value`` pairs whose
@@ -63,6 +64,7 @@ _ALWAYS_SECRET = re.compile(r"secret|password|passwd|authorization|cookie|creden
 #: An environment variable NAME (what ``*_env`` fields hold), and what a pasted key looks like.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _KEY_SHAPED = re.compile(r"[A-Za-z0-9_]{32,}")
+_BLOCK_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 _MAX_DEPTH = 40
 _MIN_SECRET_LEN = 8  # shorter strings cannot hold any of the patterns below
@@ -208,8 +210,14 @@ def _keeps_scalars(name: str) -> bool:
 
 
 def is_env_name_field(name: str, value: Any) -> bool:
-    """A ``*_env`` field holding a variable's name (kept), not a key pasted there by mistake."""
-    if not name.lower().endswith("_env") or not isinstance(value, str):
+    """A ``*_env`` / ``*_block`` field holding a variable's or a Prefect Secret block's name
+    (kept), not a key pasted there by mistake."""
+    if not isinstance(value, str):
+        return False
+    if name.lower().endswith("_block"):
+        return _BLOCK_NAME.fullmatch(value) is not None and not value.startswith("sk-") \
+            and len(value) < 32
+    if not name.lower().endswith("_env"):
         return False
     if _ENV_NAME.fullmatch(value) is None:
         return False

@@ -125,3 +125,27 @@ def test_parse_retry_after() -> None:
 )
 def test_status_to_kind(status: int, message: str, kind: str) -> None:
     assert kind_for_status(status, message) == kind
+
+
+def test_api_key_block_is_a_block_name_and_excludes_api_key_env() -> None:
+    """`api_key_block` names a Prefect Secret block (the key never sits in an environment)."""
+    config = TargetConfig(model="openai/x", api_key_block="openai-key")
+    assert "Secret block openai-key" in config.describe()
+    with pytest.raises(ValueError, match="NAME of a Prefect Secret block"):
+        TargetConfig(model="m", api_key_block="sk-Proj-ABCdef0123456789")
+    with pytest.raises(ValueError, match="not both"):
+        TargetConfig(model="m", api_key_block="k", api_key_env="OPENAI_API_KEY")
+    from tracking import redact
+
+    assert redact(config.model_dump())["api_key_block"] == "openai-key"  # resume needs it
+
+
+def test_a_missing_secret_block_is_a_target_auth_error(prefect_api_url: str) -> None:
+    import asyncio
+
+    from targets import chat
+
+    config = TargetConfig(model="openai/x", api_base="http://127.0.0.1:9/v1",
+                          api_key_block="no-such-block-here", max_retries=0)
+    completion = asyncio.run(chat(config, [{"role": "user", "content": "hi"}]))
+    assert completion.error_kind == "auth" and "no-such-block-here" in (completion.error or "")
