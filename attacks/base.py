@@ -6,13 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from goals import Goal
+from targets.chat import chat_for_model
+from targets.completion import ChatFn, CompletionLike
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,31 +51,6 @@ def prompt_hash(messages: list[dict[str, Any]]) -> str:
 
 def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
-
-
-class CompletionLike(Protocol):
-    """The part of `targets.Completion` that techniques read (structural, so fakes fit)."""
-
-    @property
-    def text(self) -> str | None: ...
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def cost_usd(self) -> float: ...
-
-
-ChatFn = Callable[[list[dict[str, Any]]], Awaitable[CompletionLike]]
-
-
-def chat_for_model(model: Any) -> ChatFn:
-    """The default model call: `targets.chat` bound to a TargetConfig (or a dict of one).
-
-    `targets` is imported on first use, so techniques can be listed, built and tested with
-    injected fakes without the model stack.
-    """
-    from targets.chat import chat_for_model as bind
-
-    return bind(model)
 
 
 class DecodeError(ValueError):

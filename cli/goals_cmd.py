@@ -8,29 +8,20 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from cli import output
-
-EXIT_BAD_INPUT = 2
+from cli.app import bad_input, console
 
 goals_app = typer.Typer(
     help="Goal sets: builtin sets and public benchmark presets (`--goals NAME`).",
     invoke_without_command=True,
 )
-console = Console()
-err = Console(stderr=True)
 
 PathOption = Annotated[
     Optional[Path],
     typer.Option("--goals-path", help="Folder holding the published files (else the cache)."),
 ]
-
-
-def _bad_input(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {output.escape(message)}")
-    return typer.Exit(EXIT_BAD_INPUT)
 
 
 @goals_app.callback()
@@ -74,7 +65,7 @@ def goals_show(name: str, goals_path: PathOption = None) -> None:
     try:
         preset = get_preset(name)
     except GoalFileError as exc:
-        raise _bad_input(str(exc)) from None
+        raise bad_input(str(exc)) from None
     status = preset_status(preset, goals_path)
     f = preset.file
     lines = [
@@ -89,7 +80,7 @@ def goals_show(name: str, goals_path: PathOption = None) -> None:
     ]
     console.print("\n".join(lines))
     if status.error:
-        raise _bad_input(status.error)
+        raise bad_input(status.error)
     if status.categories:
         table = Table(header_style="bold")
         table.add_column("category")
@@ -108,5 +99,5 @@ def goals_fetch(names: list[str], goals_path: PathOption = None) -> None:
         try:
             goals = load_preset(name, search=goals_path, download=True)
         except GoalFileError as exc:
-            raise _bad_input(str(exc)) from None
+            raise bad_input(str(exc)) from None
         console.print(f"{output.escape(name)}: {len(goals)} goals")

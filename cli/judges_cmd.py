@@ -12,24 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
-
 from cli import output
-
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+from cli.app import bad_input, console, err
+from cli.exits import EXIT_OK
 DEFAULT_JUDGES: tuple[str, ...] = ("offline",)
 
 judges_app = typer.Typer(
     help="Judges: list them, validate a panel against human labels, train the offline judge.",
     invoke_without_command=True, no_args_is_help=False,
 )
-console = Console()
-err = Console(stderr=True)
-
-
-def _bad_input(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {output.escape(message)}")
-    return typer.Exit(EXIT_BAD_INPUT)
 
 
 def judge_specs(names: list[str], judge_model: str | None = None,
@@ -110,7 +101,7 @@ def validate(
         specs = judge_specs(judge or list(DEFAULT_JUDGES), judge_model, judge_api_base)
         panel = JudgePanel(specs, rule)
     except (LabelsFileError, JudgeError, ValueError) as exc:
-        raise _bad_input(str(exc)) from None
+        raise bad_input(str(exc)) from None
     label_set, notes = _held_out(panel, label_set, include_training)
     console.print(f"Judging {len(label_set.items)} labelled answers from "
                   f"{output.escape(label_set.source)} with {len(panel.judges)} judge(s)...")
@@ -145,7 +136,7 @@ def _held_out(panel: Any, label_set: Any, include: bool) -> tuple[Any, list[str]
                            "those figures are in-sample"]
     kept = [i for i in label_set.items if i.id not in trained]
     if not kept:
-        raise _bad_input("every item is in the judge's training set: nothing held out to "
+        raise bad_input("every item is in the judge's training set: nothing held out to "
                          "validate on (--include-training to measure in-sample anyway)")
     note = (f"{len(overlap)} item(s) left out: a judge of the panel was trained on them "
             "(--include-training keeps them, in-sample)")
@@ -219,7 +210,7 @@ def train(
                           use_synthetic=synthetic, folds=folds,
                           log=lambda m: console.print(output.escape(m)))
     except (LabelsFileError, EncoderUnavailable, ValueError) as exc:
-        raise _bad_input(str(exc)) from None
+        raise bad_input(str(exc)) from None
     cv = head.meta.get("cv")
     if cv:
         console.print(f"{cv['folds']}-fold grouped CV: accuracy {cv['accuracy']:.1%} "

@@ -6,13 +6,16 @@ control characters removed, so a crafted answer cannot restyle or rewrite the te
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape as _rich_escape
 from rich.table import Table
 
 from reports.text import clean
+
+if TYPE_CHECKING:  # the store loads only in the commands that read it
+    from tracking import PipelineRow
 
 STATUS_STYLE = {
     "SUCCESSFUL_JAILBREAK": "bold red",
@@ -140,13 +143,13 @@ def print_summary(console: Console, summary: dict[str, Any], citation: Any = Non
         console.print(cat)
 
 
-def print_goals(console: Console, results: list[Any], rows: list[dict[str, Any]],
+def print_goals(console: Console, results: list[Any], rows: list[PipelineRow],
                 threshold: float = 0.5, limit: int | None = None) -> int:
     """The per-goal table; with `limit`, broken goals first and at most `limit` rows.
 
     Returns how many goals were left out (a scan of thousands of goals is not read in a terminal).
     """
-    from reports.artifacts import best_rows
+    from reports.rows import best_rows
 
     best = best_rows(rows, threshold)
     ordered = sorted(results, key=lambda r: r.goal_index)
@@ -176,21 +179,16 @@ def print_goals(console: Console, results: list[Any], rows: list[dict[str, Any]]
 
 
 def print_run(console: Console, backend: Any, run: Any) -> None:
-    from reports.rows import build_rows
+    from reports.rows import run_rows
 
-    params = run.parameters or {}
-    panel = params.get("judges") or {}
-    keys = (run.summary or {}).get("judge_keys") or [
-        j.get("label") or j.get("name") for j in panel.get("judges", [])
-    ] or ["refusal"]
-    rows = build_rows(backend, run.id, keys, panel.get("rule", "majority"))
+    panel, rows = run_rows(backend, run)
     console.print(f"[bold]Run[/] {escape(run.id)}  {_status(run.status)}  "
                   f"attack={escape(run.attack_type)}  target={escape(run.target_description or '')}")
     if run.summary:
         from judges.citation import store_lookup
 
         print_summary(console, run.summary, _citation(run, store_lookup(backend)))
-    print_goals(console, backend.list_results(run.id), rows, panel.get("success_threshold", 0.5))
+    print_goals(console, backend.list_results(run.id), rows, panel.threshold)
 
 
 def print_registry(console: Console, title: str, infos: list[Any]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli.exits import EXIT_ASR_OVER, EXIT_BAD_INPUT, EXIT_ERRORS, EXIT_OK, EXIT_RUN_FAILED
 from cli.judges_cmd import DEFAULT_JUDGES
 from cli.output import escape, print_goals, print_summary
 from flows.config import (
@@ -25,7 +26,6 @@ from flows.config import (
     load_run_settings,
 )
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_ASR_OVER, EXIT_ERRORS = 0, 1, 2, 3, 4
 #: Goals listed when a run ends (all of them: `siegeflow runs show RUN_ID`).
 GOALS_SHOWN = 40
 
@@ -223,12 +223,11 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
     citation = cite(settings.judges.judges, settings.judges.rule, store_lookup(backend))
     print_summary(console, summary, citation)
     if run_id:
-        from reports.rows import build_rows
+        from reports.rows import run_rows
 
-        keys = summary.get("judge_keys") or [j.key for j in settings.judges.judges]
-        left_out = print_goals(console, backend.list_results(run_id),
-                               build_rows(backend, run_id, keys, settings.judges.rule),
-                               settings.judges.success_threshold, limit=GOALS_SHOWN)
+        panel, rows = run_rows(backend, backend.get_run(run_id))
+        left_out = print_goals(console, backend.list_results(run_id), rows, panel.threshold,
+                               limit=GOALS_SHOWN)
         if left_out:
             console.print(f"{left_out} more goal(s) not shown (broken goals come first): "
                           f"siegeflow runs show {escape(run_id)}")
@@ -371,10 +370,11 @@ def demo_settings(goals: int, db_url: str) -> RunSettings:
         target=embedded_target(),
         attack=AttackSpec(name="suite", options={"techniques": [
             {"name": "baseline"},
-            {"name": "templates", "options": {"variants": ["role_play", "refusal_suppression"]}},
+            {"name": "templates", "options": {"variants": ["role_play"]}},
             {"name": "encodings", "options": {"variants": ["leetspeak"]}},
-            # Best-of-N with a small N: in a suite every sample is sent (no early stop), which
-            # keeps the demo one flow run under two minutes on 2 cores.
+            # Best-of-N with a small N: in a suite every sample is sent (no early stop). Five
+            # prompts per goal, as before Best-of-N joined: the demo stays one flow run of about
+            # 1.5 minutes for 10 goals on 2 cores.
             {"name": "bon", "options": {"n": 2}},
         ]}),
         judges=JudgePanelSpec(judges=[{"name": name} for name in DEFAULT_JUDGES]),

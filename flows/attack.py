@@ -7,21 +7,18 @@ the store, so Prefect's task retries and `siegeflow resume RUN_ID` only do what 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from prefect import flow, runtime
 
 from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
-from flows.hooks import finalize_cancelled_run, finalize_failed_run
+from flows.hooks import RUN_FLOW_OPTIONS
 from flows.recovery import claim_stale_run
-from flows.run_record import open_run, publish_results, start_heartbeat
+from flows.run_record import finish_run, heartbeat, open_run
 from flows.shard import SHARD_RETRIES, SHARD_RETRY_DELAY_S, ShardRef, run_shard, run_sharded
-from targets import TargetConfig
 from flows.steps import bon_extra, run_steps
-from reports.rows import build_rows
+from targets import TargetConfig
 
 logger = logging.getLogger("siegeflow.flows.attack")
 
@@ -29,10 +26,7 @@ logger = logging.getLogger("siegeflow.flows.attack")
 @flow(
     name="siegeflow-attack",
     description="Generate attack prompts, get the target's completions, judge them, record all.",
-    on_failure=[finalize_failed_run],
-    on_crashed=[finalize_failed_run],
-    on_cancellation=[finalize_cancelled_run],
-    persist_result=False,
+    **RUN_FLOW_OPTIONS,
 )
 async def attack_flow(
     target: TargetConfig,
@@ -80,38 +74,20 @@ async def attack_flow(
             benign=benign,
         )
     opened = open_run(
-        kind="attack",
-        attack_type=attack.name,
-        target=target,
-        goals=goals,
-        parameters=parameters,
-        db_url=db_url,
-        resume_run_id=resume_run_id,
-        prefect_flow_run_id=flow_run_id,
-        logger=logger,
-        benign=benign,
+        kind="attack", attack_type=attack.name, target=target, goals=goals,
+        parameters=parameters, db_url=db_url, resume_run_id=resume_run_id,
+        prefect_flow_run_id=flow_run_id, logger=logger, benign=benign,
     )
-    ref, coordinator = opened.ref, opened.coordinator
-    heartbeat = start_heartbeat(ref)
-    try:
-        done = await run_steps(ref, target, attack, judges, opened.goal_rows,
+    async with heartbeat(opened.ref):
+        done = await run_steps(opened.ref, target, attack, judges, opened.goal_rows,
                                concurrency=concurrency, budget_usd=budget_usd,
                                spent_usd=opened.spent_usd)
-        rows = build_rows(
-            ref.backend(), ref.run_id, [j.key for j in judges.judges], judges.rule
+        return await finish_run(
+            opened.ref, opened.coordinator, judges,
+            stop_reason="budget" if done.budget_exhausted else "completed",
+            spent_usd=done.spent_usd,
+            extra=lambda rows: bon_extra(attack, rows, judges.success_threshold),
         )
-        stop_reason = "budget" if done["budget_exhausted"] else "completed"
-        coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
-        coordinator.finalize_pipeline(rows)
-        return await publish_results(
-            ref, coordinator, rows, stop_reason=stop_reason, spent_usd=done["spent_usd"],
-            extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule,
-                   **bon_extra(attack, rows, judges.success_threshold)},
-        )
-    finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
 
 
 #: What the shard deployment runs: the same flow with Prefect flow retries (flows/shard.py).

@@ -1,4 +1,7 @@
-"""Typed parameters of the attack and optimize flows.
+"""Typed parameters of the attack and optimize flows: `RunSettings`, the one run document.
+
+`AttackSpec`, `JudgePanelSpec` and `GoalsSpec` live with their packages (tasks read them too)
+and are re-exported here.
 
 These models are the flows' Prefect parameters, so they render as a form in the Prefect UI and
 are validated before a run starts. They hold no secret: a target names the *environment
@@ -8,7 +11,7 @@ variable* that holds its API key (`TargetConfig.api_key_env`), never the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import (
@@ -18,90 +21,17 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
-from goals import DEFAULT_GOAL_SET, DEFAULT_MAX_GOAL_CHARS, Goal, load_goals
-from judges import JudgeSpec
+from attacks.spec import AttackSpec
+from goals.spec import GoalsSpec
+from judges.spec import JudgePanelSpec
 from optimizers.library.harness import HarnessSpec
 from targets import TargetConfig
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class AttackSpec(_Strict):
-    """Which technique to run and its options (validated by the technique's own config)."""
-
-    name: str = Field("baseline", description="Registered technique: see `siegeflow attacks`.")
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _known_technique(self) -> AttackSpec:
-        """An unknown name or a typo in an option fails here, before a run is recorded."""
-        from attacks.registry import get_technique, validate_config
-
-        validate_config(get_technique(self.name), self.options)
-        return self
-
-
-class JudgePanelSpec(_Strict):
-    """The judges of a run and how their verdicts combine into one success decision."""
-
-    judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec(name="refusal")])
-    rule: Literal["any", "majority", "all"] = Field(
-        "majority", description="How verdicts combine; a majority tie is not a success."
-    )
-    success_threshold: float = Field(0.5, ge=0.0, le=1.0)
-
-    @field_validator("judges")
-    @classmethod
-    def _at_least_one(cls, value: list[JudgeSpec]) -> list[JudgeSpec]:
-        if not value:
-            raise ValueError("at least one judge is required")
-        return value
-
-
-class GoalsSpec(_Strict):
-    """Where the goals come from: a builtin set (`builtin:NAME`), a benchmark preset
-    (`harmbench:standard`, see `siegeflow goals`) or a CSV/JSONL/YAML file."""
-
-    source: str = Field(DEFAULT_GOAL_SET, description="builtin:NAME, a preset, or a file path")
-    path: str | None = Field(
-        None, description="Folder holding presets' published files (else the cache/download)"
-    )
-    text_field: str | None = Field(None, description="Column holding the goal text")
-    id_field: str | None = None
-    category_field: str | None = None
-    target_field: str | None = None
-    context_field: str | None = None
-    categories: list[str] | None = Field(None, description="Keep only these categories")
-    limit: int | None = Field(None, ge=0, description="Keep the first N goals")
-    max_goal_chars: int = Field(
-        DEFAULT_MAX_GOAL_CHARS, ge=1, description="A longer goal text is an input error"
-    )
-
-    def load(self) -> list[Goal]:
-        mapping = {
-            key: value
-            for key, value in {
-                "text": self.text_field,
-                "id": self.id_field,
-                "category": self.category_field,
-                "target": self.target_field,
-                "context": self.context_field,
-            }.items()
-            if value
-        }
-        goals = load_goals(self.source, mapping=mapping or None, search=self.path,
-                           max_chars=self.max_goal_chars)
-        if self.categories:
-            wanted = {c.lower() for c in self.categories}
-            goals = [g for g in goals if (g.category or "").lower() in wanted]
-        if self.limit is not None:
-            goals = goals[: self.limit]
-        return goals
 
 
 class RunSettings(_Strict):
@@ -184,3 +114,13 @@ def load_run_settings(path: str | Path) -> RunSettings:
             loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
             lines.append(f"  - {loc}: {err['msg'].removeprefix('Value error, ')}")
         raise ConfigFileError("\n".join(lines)) from exc
+
+
+__all__ = [
+    "AttackSpec",
+    "ConfigFileError",
+    "GoalsSpec",
+    "JudgePanelSpec",
+    "RunSettings",
+    "load_run_settings",
+]

@@ -50,3 +50,13 @@ def finalize_failed_run(flow: Any, flow_run: Any, state: Any) -> None:
 def finalize_cancelled_run(flow: Any, flow_run: Any, state: Any) -> None:
     """on_cancellation: as a failure, but the run is recorded as CANCELLED."""
     _finalize(flow_run, state, StatusEnum.CANCELLED)
+
+
+#: What every run-recording flow passes to `@flow`: the hooks that finalize its run when the
+#: flow fails, crashes or is cancelled, and no persisted result (the store holds the run).
+RUN_FLOW_OPTIONS: dict[str, Any] = {
+    "on_failure": [finalize_failed_run],
+    "on_crashed": [finalize_failed_run],
+    "on_cancellation": [finalize_cancelled_run],
+    "persist_result": False,
+}

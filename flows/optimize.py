@@ -15,27 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow, runtime
 from prefect.context import FlowRunContext
 
 from flows.config import GoalsSpec, JudgePanelSpec
-from flows.hooks import finalize_cancelled_run, finalize_failed_run
-from flows.run_record import OpenedRun, open_run, publish_results, start_heartbeat
+from flows.hooks import RUN_FLOW_OPTIONS
+from flows.run_record import OpenedRun, finish_run, heartbeat, open_run
 from optimizers import EventChannel
-from optimizers.library.harness import HarnessSpec, build_harness, scope_for
+from optimizers.library.harness import HarnessSpec, TargetHarness, build_harness, scope_for
 from optimizers.library.options import OptimizeOptions
 from optimizers.registry import get_optimizer, needs_attacker, validate_options
 from targets import TargetConfig
 from tasks.budget import Budget
 from tasks.context import GoalRow, artifact_key
-from tasks.optimize import optimizer_actor, target_execution
+from tasks.optimize import ActorJob, GoalStats, TargetJob, optimizer_actor, target_execution
 from tasks.progress import StepProgress
-from reports.rows import build_rows
-from tracking import EvaluationStatusEnum
+from tracking import EvaluationStatusEnum, SQLBackend
 
 logger = logging.getLogger("siegeflow.flows.optimize")
 
@@ -73,47 +72,107 @@ def _task_result(future: Any) -> Any:
         return exc
 
 
-async def _run_gathered(
-    channel: EventChannel, actor_kw: dict[str, Any], target_kw: dict[str, Any], grace_s: float
-) -> tuple[Any, Any]:
-    """Both tasks in this loop; an optimizer that does not stop within `grace_s` is cancelled."""
-    actor = asyncio.ensure_future(optimizer_actor(channel, **actor_kw))
+@dataclass(frozen=True, kw_only=True)
+class OptimizeRun:
+    """What every goal of one optimize run shares."""
 
-    async def target_then_reap() -> Any:
+    optimizer: str
+    own: dict[str, Any]
+    options: OptimizeOptions
+    target: TargetConfig
+    judges: JudgePanelSpec
+    opened: OpenedRun
+    budget: Budget
+
+    def job(self, goal: GoalRow) -> GoalJob:
+        """The goal's two task inputs, with a fresh harness and attacker client."""
+        harness = build_harness(self.options.harness, self.target)
+        cap = self.options.max_cost_usd
+        if self.budget.limit_usd is not None:
+            left = max(0.0, self.budget.limit_usd - self.budget.spent_usd)
+            cap = left if cap is None else min(cap, left)
+        llm = self.options.attacker.client(cap) if self.options.attacker is not None else None
+        ref = self.opened.ref
+        first = (len(ref.backend().list_attempts(ref.run_id, result_id=goal.result_id))
+                 if self.opened.resumed else 0)
+        label = _label(goal)
+        return GoalJob(
+            goal=goal,
+            actor=ActorJob(label=label, optimizer=self.optimizer, config=self.own,
+                           goal=goal.text, controllables=list(harness.controllables),
+                           observables=list(harness.observables), llm=llm),
+            target=TargetJob(label=label, ref=ref, goal=goal, harness=harness,
+                             scope=scope_for(self.options.harness, harness), judges=self.judges,
+                             options=self.options, technique=self.optimizer, llm=llm,
+                             budget=self.budget, first_run=first),
+            grace_s=self.options.shutdown_timeout_s,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GoalJob:
+    """One goal: its optimizer task and its target task, meeting on one `EventChannel`."""
+
+    goal: GoalRow
+    actor: ActorJob
+    target: TargetJob
+    grace_s: float
+
+    async def run(self, wiring: str) -> GoalStats:
+        channel = EventChannel()
+        if wiring == "threads":
+            optimizer_result, target_result = await self._threaded(channel)
+        else:
+            optimizer_result, target_result = await self._gathered(channel)
+        return self._outcome(optimizer_result, target_result)
+
+    async def _gathered(self, channel: EventChannel) -> tuple[Any, Any]:
+        """Both tasks in this loop; an optimizer that does not stop in `grace_s` is cancelled."""
+        actor = asyncio.ensure_future(optimizer_actor(channel, self.actor))
+
+        async def target_then_reap() -> Any:
+            try:
+                return await target_execution(channel, self.target)
+            finally:
+                done, _ = await asyncio.wait({actor}, timeout=self.grace_s)
+                if not done:
+                    logger.warning("optimizer of %s did not stop within %.0fs: cancelled",
+                                   self.actor.label, self.grace_s)
+                    actor.cancel()
+
+        optimizer_result, target_result = await asyncio.gather(
+            actor, target_then_reap(), return_exceptions=True
+        )
+        return optimizer_result, target_result
+
+    async def _threaded(self, channel: EventChannel) -> tuple[Any, Any]:
+        """Both tasks submitted to the flow's thread pool (own threads, own event loops)."""
+        actor = optimizer_actor.submit(channel, self.actor)
+        target = target_execution.submit(channel, self.target)
+        await asyncio.wrap_future(target.wrapped_future)
+        target_result = _task_result(target)
         try:
-            return await target_execution(channel, **target_kw)
-        finally:
-            done, _ = await asyncio.wait({actor}, timeout=grace_s)
-            if not done:
-                logger.warning(
-                    "optimizer of %s did not stop within %.0fs: cancelled",
-                    target_kw["label"],
-                    grace_s,
-                )
-                actor.cancel()
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(actor.wrapped_future)),
+                                   self.grace_s)
+        except TimeoutError:  # a thread cannot be cancelled: report it and let it run out
+            logger.warning("optimizer of %s did not stop within %.0fs", self.actor.label,
+                           self.grace_s)
+            return TimeoutError(
+                f"optimizer task still running {self.grace_s:.0f}s after the goal ended"
+            ), target_result
+        return _task_result(actor), target_result
 
-    optimizer_result, target_result = await asyncio.gather(
-        actor, target_then_reap(), return_exceptions=True
-    )
-    return optimizer_result, target_result
-
-
-async def _run_threaded(
-    channel: EventChannel, actor_kw: dict[str, Any], target_kw: dict[str, Any], grace_s: float
-) -> tuple[Any, Any]:
-    """Both tasks submitted to the flow's thread pool (own threads, own event loops)."""
-    actor = optimizer_actor.submit(channel, **actor_kw)
-    target = target_execution.submit(channel, **target_kw)
-    await asyncio.wrap_future(target.wrapped_future)
-    target_result = _task_result(target)
-    try:
-        await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(actor.wrapped_future)), grace_s)
-    except TimeoutError:  # a thread cannot be cancelled: report it and let it run out
-        logger.warning("optimizer of %s did not stop within %.0fs", target_kw["label"], grace_s)
-        return TimeoutError(
-            f"optimizer task still running {grace_s:.0f}s after the goal ended"
-        ), target_result
-    return _task_result(actor), target_result
+    def _outcome(self, optimizer_result: Any, target_result: Any) -> GoalStats:
+        if isinstance(target_result, BaseException):
+            logger.error("goal %s: target task failed: %r", self.goal.goal_id, target_result)
+            outcome = GoalStats.failed(self.goal.result_id, target_result)
+        else:
+            outcome = target_result
+        if isinstance(optimizer_result, BaseException):
+            outcome.optimizer_task_error = (
+                f"{type(optimizer_result).__name__}: {optimizer_result}"
+            )
+        return outcome
 
 
 def _pairs_allowed(concurrency: int, wiring: str) -> int:
@@ -132,28 +191,11 @@ def _pairs_allowed(concurrency: int, wiring: str) -> int:
     return concurrency
 
 
-def _goal_outcome(goal: GoalRow, optimizer_result: Any, target_result: Any) -> dict[str, Any]:
-    if isinstance(target_result, BaseException):
-        logger.error("goal %s: target task failed: %r", goal.goal_id, target_result)
-        outcome: dict[str, Any] = {
-            "result_id": goal.result_id,
-            "runs": None,
-            "stop_reason": "target_error",
-            "error_kind": "target_error",
-            "error": f"{type(target_result).__name__}: {target_result}",
-        }
-    else:
-        outcome = dict(target_result)
-    if isinstance(optimizer_result, BaseException):
-        outcome["optimizer_task_error"] = f"{type(optimizer_result).__name__}: {optimizer_result}"
-    return outcome
-
-
 #: Stop reasons after which a resume leaves a goal alone; any other goal is attacked again.
 FINISHED = frozenset({"optimizer_done", "success", "max_runs"})
 
 
-def _finished_goals(backend: Any, run_id: str) -> set[str]:
+def _finished_goals(backend: SQLBackend, run_id: str) -> set[str]:
     """Result ids whose latest recorded optimizer outcome is final. Read from the goals'
     OPTIMIZER_SUMMARY traces: append-only, unlike the result row a resume re-opens."""
     latest: dict[str, Any] = {}
@@ -169,32 +211,65 @@ def _finished_goals(backend: Any, run_id: str) -> set[str]:
     }
 
 
-def _finalize_unjudged(opened: OpenedRun, outcomes: list[dict[str, Any]]) -> None:
+def _finalize_unjudged(opened: OpenedRun, outcomes: list[GoalStats]) -> None:
     """Goals that crashed, or were never run, are errors whatever their earlier runs said."""
     tracker = opened.coordinator.goal_tracker
     assert tracker is not None
     for outcome in outcomes:
-        if outcome.get("error_kind"):
-            notes = f"{outcome['error_kind']}: {outcome['error']}"
-        elif outcome.get("runs") == 0 and not outcome.get("first_run"):
-            notes = f"not attacked: stopped by {outcome.get('stop_reason')} before the first run"
+        if outcome.error_kind:
+            notes = f"{outcome.error_kind}: {outcome.error}"
+        elif outcome.runs == 0 and not outcome.first_run:
+            notes = f"not attacked: stopped by {outcome.stop_reason} before the first run"
         else:
             continue
         tracker.finalize_goal(
-            outcome["result_id"],
+            outcome.result_id,
             EvaluationStatusEnum.ERROR_TEST_FRAMEWORK,
             evaluation_notes=notes[:4000],
-            metrics={"optimizer_outcome": outcome},
+            metrics={"optimizer_outcome": outcome.as_dict()},
         )
+
+
+async def _attack_goals(run: OptimizeRun, concurrency: int, budget_usd: float | None
+                        ) -> list[GoalStats]:
+    """Every goal not finished by an earlier attempt, `concurrency` pairs at a time."""
+    opened, options = run.opened, run.options
+    ref, coordinator = opened.ref, opened.coordinator
+    finished = _finished_goals(ref.backend(), ref.run_id) if opened.resumed else set()
+    pending = [g for g in opened.goal_rows if g.result_id not in finished]
+    limit = asyncio.Semaphore(_pairs_allowed(concurrency, options.wiring))
+    progress = StepProgress("Optimization", artifact_key(ref.run_id, "optimization"), len(pending))
+
+    async def one_goal(goal: GoalRow) -> GoalStats:
+        async with limit:
+            outcome = await run.job(goal).run(options.wiring)
+        await progress.advance()
+        return outcome
+
+    with coordinator.step_tracker.track_step(
+        "Optimization", "OPTIMIZE",
+        input_data={"goals": len(pending), "optimizer": run.optimizer,
+                    "harness": options.harness.kind},
+        config={"optimizer_options": {**run.own, **options.model_dump(mode="json")},
+                "concurrency": concurrency, "budget_usd": budget_usd},
+    ):
+        await progress.start()
+        outcomes = list(await asyncio.gather(*(one_goal(g) for g in pending)))
+        await progress.finish()
+        reasons = collections.Counter(str(o.stop_reason) for o in outcomes)
+        coordinator.step_tracker.add_step_metadata("runs_total", _runs(outcomes))
+        coordinator.step_tracker.add_step_metadata("stop_reasons", dict(reasons))
+    return outcomes
+
+
+def _runs(outcomes: list[GoalStats]) -> int:
+    return sum(o.runs or 0 for o in outcomes)
 
 
 @flow(
     name="siegeflow-optimize",
     description="Attack each goal with an optimizer actor, run after run; judge and record all.",
-    on_failure=[finalize_failed_run],
-    on_crashed=[finalize_failed_run],
-    on_cancellation=[finalize_cancelled_run],
-    persist_result=False,
+    **RUN_FLOW_OPTIONS,
 )
 async def optimize_flow(
     optimizer: str,
@@ -211,130 +286,48 @@ async def optimize_flow(
     """Run `optimizer` (a registered name or `module:Class`) against `target` on `goals`."""
     options, own = resolve_options(optimizer, optimizer_options, harness)
     probe = build_harness(options.harness, target)  # validates the harness before recording
-    stored_options = {**own, **options.model_dump(mode="json", exclude_unset=False)}
     opened = open_run(
-        kind="optimize",
-        attack_type=optimizer,
-        target=target,
-        goals=goals,
+        kind="optimize", attack_type=optimizer, target=target, goals=goals,
         parameters={
-            "target": target.model_dump(mode="json"),
-            "optimizer": optimizer,
-            "optimizer_options": stored_options,
-            "judges": judges.model_dump(mode="json"),
-            "goals": goals.model_dump(mode="json"),
-            "concurrency": concurrency,
-            "budget_usd": budget_usd,
+            "target": target.model_dump(mode="json"), "optimizer": optimizer,
+            "optimizer_options": {**own, **options.model_dump(mode="json", exclude_unset=False)},
+            "judges": judges.model_dump(mode="json"), "goals": goals.model_dump(mode="json"),
+            "concurrency": concurrency, "budget_usd": budget_usd,
         },
-        db_url=db_url,
-        resume_run_id=resume_run_id,
-        prefect_flow_run_id=str(runtime.flow_run.id or ""),
-        logger=logger,
+        db_url=db_url, resume_run_id=resume_run_id,
+        prefect_flow_run_id=str(runtime.flow_run.id or ""), logger=logger,
     )
-    ref, coordinator = opened.ref, opened.coordinator
-    heartbeat = start_heartbeat(ref)
-    try:
-        backend = ref.backend()
-        finished = _finished_goals(backend, ref.run_id) if opened.resumed else set()
-        pending = [g for g in opened.goal_rows if g.result_id not in finished]
-        budget = Budget(limit_usd=budget_usd, spent_usd=opened.spent_usd)
-        limit = asyncio.Semaphore(_pairs_allowed(concurrency, options.wiring))
-        progress = StepProgress(
-            "Optimization", artifact_key(ref.run_id, "optimization"), len(pending)
-        )
-        runner = _run_threaded if options.wiring == "threads" else _run_gathered
+    run = OptimizeRun(optimizer=optimizer, own=own, options=options, target=target,
+                      judges=judges, opened=opened,
+                      budget=Budget(limit_usd=budget_usd, spent_usd=opened.spent_usd))
+    async with heartbeat(opened.ref):
+        outcomes = await _attack_goals(run, concurrency, budget_usd)
+        return await _finish(run, probe, outcomes)
 
-        async def one_goal(goal: GoalRow) -> dict[str, Any]:
-            async with limit:
-                harness_ = build_harness(options.harness, target)
-                cap = options.max_cost_usd
-                if budget.limit_usd is not None:
-                    left = max(0.0, budget.limit_usd - budget.spent_usd)
-                    cap = left if cap is None else min(cap, left)
-                llm = options.attacker.client(cap) if options.attacker is not None else None
-                first = (
-                    len(backend.list_attempts(ref.run_id, result_id=goal.result_id))
-                    if opened.resumed
-                    else 0
-                )
-                channel = EventChannel()
-                label = _label(goal)
-                actor_kw = {
-                    "label": label,
-                    "optimizer": optimizer,
-                    "config": own,
-                    "goal": goal.text,
-                    "controllables": list(harness_.controllables),
-                    "observables": list(harness_.observables),
-                    "llm": llm,
-                }
-                target_kw = {
-                    "label": label,
-                    "ref": ref,
-                    "goal": goal,
-                    "harness": harness_,
-                    "scope": scope_for(options.harness, harness_),
-                    "judges": judges,
-                    "options": options,
-                    "technique": optimizer,
-                    "llm": llm,
-                    "budget": budget,
-                    "first_run": first,
-                }
-                results = await runner(channel, actor_kw, target_kw, options.shutdown_timeout_s)
-            await progress.advance()
-            return _goal_outcome(goal, *results)
 
-        with coordinator.step_tracker.track_step(
-            "Optimization",
-            "OPTIMIZE",
-            input_data={
-                "goals": len(pending),
-                "optimizer": optimizer,
-                "harness": options.harness.kind,
-            },
-            config={
-                "optimizer_options": stored_options,
-                "concurrency": concurrency,
-                "budget_usd": budget_usd,
-            },
-        ):
-            await progress.start()
-            outcomes = list(await asyncio.gather(*(one_goal(g) for g in pending)))
-            await progress.finish()
-            reasons = collections.Counter(str(o.get("stop_reason")) for o in outcomes)
-            for key, value in (
-                ("runs_total", sum(o.get("runs") or 0 for o in outcomes)),
-                ("stop_reasons", dict(reasons)),
-            ):
-                coordinator.step_tracker.add_step_metadata(key, value)
-
-        _finalize_unjudged(opened, outcomes)
-        judge_keys = list(probe.check_keys) or [j.key for j in judges.judges]
-        rows = build_rows(backend, ref.run_id, judge_keys, judges.rule)
-        coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
-        coordinator.finalize_pipeline(rows)
-        for outcome in outcomes:
-            backend.update_result(
-                outcome["result_id"], agent_specific_data={"optimizer": optimizer, **outcome}
-            )
-        stop_reason = "budget" if reasons.get("budget") else "completed"
-        extra = {
-            "optimizer": optimizer,
-            "harness": options.harness.kind,
-            "judge_keys": judge_keys,
-            "runs_total": sum(o.get("runs") or 0 for o in outcomes),
+async def _finish(run: OptimizeRun, probe: TargetHarness, outcomes: list[GoalStats]
+                  ) -> dict[str, Any]:
+    """Errors first, each goal's optimizer outcome on its result, then the run's end."""
+    _finalize_unjudged(run.opened, outcomes)
+    backend = run.opened.ref.backend()
+    for outcome in outcomes:
+        backend.update_result(outcome.result_id,
+                              agent_specific_data={"optimizer": run.optimizer, **outcome.as_dict()})
+    reasons = collections.Counter(str(o.stop_reason) for o in outcomes)
+    return await finish_run(
+        run.opened.ref, run.opened.coordinator, run.judges,
+        judge_keys=list(probe.check_keys) or None,
+        stop_reason="budget" if reasons.get("budget") else "completed",
+        spent_usd=run.budget.spent_usd,
+        extra={
+            "optimizer": run.optimizer,
+            "harness": run.options.harness.kind,
+            "runs_total": _runs(outcomes),
             "stop_reasons": dict(reasons),
-            "attacker_cost_usd": sum(o.get("attacker_cost_usd") or 0.0 for o in outcomes),
-            "optimizer_errors": sum(1 for o in outcomes if o.get("error_kind")),
-        }
-        return await publish_results(
-            ref, coordinator, rows, stop_reason=stop_reason, spent_usd=budget.spent_usd, extra=extra
-        )
-    finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
+            "attacker_cost_usd": sum(o.attacker_cost_usd or 0.0 for o in outcomes),
+            "optimizer_errors": sum(1 for o in outcomes if o.error_kind),
+        },
+    )
 
 
 __all__ = ["optimize_flow", "resolve_options"]

@@ -9,20 +9,24 @@ summary on the run and the Prefect artifacts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flows.config import GoalsSpec
+from flows.config import GoalsSpec, JudgePanelSpec
+from reports.rows import build_rows
 from targets import TargetConfig
 from targets.completion import is_truncated
 from tasks.context import GoalRow, RunRef
 from tracking import (
     BENIGN,
-    is_benign,
     EvaluationStatusEnum,
+    PipelineRow,
     ResultUpdate,
+    SQLBackend,
     StatusEnum,
     TrackingCoordinator,
     default_db_url,
@@ -70,7 +74,7 @@ def goal_payloads(goals: GoalsSpec, benign: GoalsSpec | None) -> list[dict[str, 
 
 
 def attach_coordinator(
-    backend: Any, run_id: str, *, logger: logging.Logger, reopen: bool = False
+    backend: SQLBackend, run_id: str, *, logger: logging.Logger, reopen: bool = False
 ) -> TrackingCoordinator:
     """A coordinator over a run that already exists (a resume, or a failure hook).
 
@@ -105,7 +109,7 @@ def attach_coordinator(
     )
 
 
-def recorded_spend(backend: Any, run_id: str) -> float:
+def recorded_spend(backend: SQLBackend, run_id: str) -> float:
     """USD already spent by a run: completions plus judgments recorded so far."""
     attempts = sum(a.cost_usd or 0.0 for a in backend.list_attempts(run_id))
     judgments = sum(j.cost_usd or 0.0 for j in backend.list_judgments(run_id=run_id))
@@ -149,16 +153,8 @@ def open_run(
             goals=payloads,
         )
     rows = [
-        GoalRow(
-            result_id=ctx.result_id,
-            goal_id=ctx.goal_id or f"goal-{ctx.goal_index}",
-            index=ctx.goal_index,
-            text=ctx.goal,
-            category=ctx.category,
-            target=(ctx.metadata or {}).get("target"),
-            context=(ctx.metadata or {}).get("context"),
-            benign=is_benign(ctx.metadata),
-        )
+        GoalRow.recorded(result_id=ctx.result_id, goal_id=ctx.goal_id, index=ctx.goal_index,
+                         text=ctx.goal, category=ctx.category, metadata=ctx.metadata)
         for ctx in coordinator.goal_tracker.contexts
         if ctx.result_id is not None
     ]
@@ -183,7 +179,19 @@ def start_heartbeat(ref: RunRef, every_s: float = HEARTBEAT_EVERY_S) -> asyncio.
     return asyncio.create_task(beat(), name=f"heartbeat-{ref.run_id}")
 
 
-def recorded_steps(backend: Any, run_id: str) -> list[dict[str, Any]]:
+@contextlib.asynccontextmanager
+async def heartbeat(ref: RunRef) -> AsyncIterator[None]:
+    """Keep the run's heartbeat fresh while the block runs (every flow body runs inside one)."""
+    task = start_heartbeat(ref)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def recorded_steps(backend: SQLBackend, run_id: str) -> list[dict[str, Any]]:
     """The run's pipeline steps as recorded by `track_step` — wherever the tasks ran.
 
     The coordinator only knows steps tracked in its own process; tasks may run in other
@@ -208,14 +216,14 @@ def recorded_steps(backend: Any, run_id: str) -> list[dict[str, Any]]:
 async def publish_results(
     ref: RunRef,
     coordinator: TrackingCoordinator,
-    rows: list[dict[str, Any]],
+    rows: list[PipelineRow],
     *,
     stop_reason: str,
     spent_usd: float,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Store the summary on the run and publish the table and markdown artifacts."""
-    from reports.artifacts import publish_run_artifacts
+    from flows.artifacts import publish_run_artifacts
 
     from judges import judge_agreement, rows_by_judge
 
@@ -236,3 +244,38 @@ async def publish_results(
         summary["report_path"] = str(report)
         backend.update_run(ref.run_id, summary=summary)
     return summary
+
+
+#: What a flow adds to its run summary, given the run's final rows (or a fixed mapping).
+Extra = Mapping[str, Any] | Callable[[list[PipelineRow]], Mapping[str, Any]]
+
+
+async def finish_run(
+    ref: RunRef,
+    coordinator: TrackingCoordinator,
+    judges: JudgePanelSpec,
+    *,
+    spent_usd: float,
+    stop_reason: str | Callable[[list[PipelineRow]], str],
+    judge_keys: list[str] | None = None,
+    success_check: Callable[[Any], bool] | None = None,
+    extra: Extra | None = None,
+) -> dict[str, Any]:
+    """The one way a flow ends a run: rows rebuilt from the store with the run's judges, every
+    goal and the pipeline finalized, the summary (with the judge keys that decided it, stored
+    once for every reader) written and published.
+
+    `judge_keys` defaults to the panel's; an optimize run whose harness brings its own success
+    check passes that check's keys. `stop_reason` and `extra` may read the final rows.
+    """
+    keys = list(judge_keys or judges.judge_keys)
+    rows = build_rows(ref.backend(), ref.run_id, keys, judges.rule)
+    coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
+    coordinator.finalize_pipeline(rows, success_check=success_check)
+    more = extra(rows) if callable(extra) else (extra or {})
+    reason = stop_reason(rows) if callable(stop_reason) else stop_reason
+    return await publish_results(
+        ref, coordinator, rows, stop_reason=reason, spent_usd=spent_usd,
+        extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule,
+               "judge_keys": keys, **more},
+    )

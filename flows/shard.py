@@ -28,7 +28,6 @@ what its goals already spent, so N shards never spend more than the run's budget
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from typing import Any
@@ -36,12 +35,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
-from flows.run_record import open_run, publish_results, recorded_spend, start_heartbeat
+from flows.run_record import OpenedRun, finish_run, heartbeat, open_run, recorded_spend
 from flows.steps import run_steps
 from targets import TargetConfig
 from tasks.context import GoalRow, RunRef
-from reports.rows import build_rows
-from tracking import EvaluationStatusEnum, ResultUpdate, default_db_url, is_benign
+from tracking import EvaluationStatusEnum, PipelineRow, ResultUpdate, SQLBackend, default_db_url
 
 logger = logging.getLogger("siegeflow.flows.shard")
 
@@ -84,18 +82,7 @@ class ShardsFailed(RuntimeError):
     """Some shards stayed failed: their goals are ERROR_TEST_FRAMEWORK and the run FAILED."""
 
 
-def _goal_rows(results: list[Any]) -> list[GoalRow]:
-    return [
-        GoalRow(
-            result_id=r.id, goal_id=r.goal_id or f"goal-{r.goal_index}", index=r.goal_index,
-            text=r.goal, category=r.category, target=(r.goal_metadata or {}).get("target"),
-            context=(r.goal_metadata or {}).get("context"), benign=is_benign(r.goal_metadata),
-        )
-        for r in results
-    ]
-
-
-def _spent_on(backend: Any, run_id: str, result_ids: set[str]) -> float:
+def _spent_on(backend: SQLBackend, run_id: str, result_ids: set[str]) -> float:
     attempts = [a for a in backend.list_attempts(run_id) if a.result_id in result_ids]
     ids = {a.id for a in attempts}
     judged = sum(j.cost_usd or 0.0 for j in backend.list_judgments(run_id=run_id)
@@ -124,19 +111,14 @@ async def run_shard(
     mine = [r for r in backend.list_results(run_id) if shard.owns(r.goal_index)]
     ids = [r.id for r in mine]
     spent = _spent_on(backend, run_id, set(ids))
-    heartbeat = start_heartbeat(ref)
-    try:
-        done = await run_steps(ref, target, attack, judges, _goal_rows(mine),
+    async with heartbeat(ref):
+        done = await run_steps(ref, target, attack, judges, [GoalRow.of_result(r) for r in mine],
                                concurrency=concurrency, budget_usd=budget_usd, spent_usd=spent,
                                result_ids=ids)
-    finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
     return {
         "run_id": run_id, "shard": shard.index, "shards": shard.count, "goals": len(mine),
-        "requested": done["requested"], "judgments": done["judgments"],
-        "budget_exhausted": done["budget_exhausted"], "spent_usd": done["spent_usd"],
+        "requested": done.requested, "judgments": done.judgments,
+        "budget_exhausted": done.budget_exhausted, "spent_usd": done.spent_usd,
     }
 
 
@@ -216,20 +198,18 @@ async def run_sharded(
         resume_run_id=resume_run_id, prefect_flow_run_id=prefect_flow_run_id, logger=logger,
         benign=benign,
     )
-    ref, coordinator = opened.ref, opened.coordinator
-    backend = ref.backend()
+    ref = opened.ref
+    refs = [ShardRef(index=i, count=shards) for i in range(shards)]
+    owned = {s.index: {g.result_id for g in opened.goal_rows if s.owns(g.index)} for s in refs}
+    common = {
+        "target": target.model_dump(mode="json"), "attack": attack.model_dump(mode="json"),
+        "judges": judges.model_dump(mode="json"), "goals": goals.model_dump(mode="json"),
+        # The parameter as given: None means each worker's $SIEGEFLOW_DB_URL, so a store
+        # URL with a password never becomes a Prefect parameter on its way to the shards.
+        "concurrency": concurrency, "db_url": db_url, "resume_run_id": ref.run_id,
+    }
     total = max(len(opened.goal_rows), 1)
-    heartbeat = start_heartbeat(ref)
-    try:
-        refs = [ShardRef(index=i, count=shards) for i in range(shards)]
-        owned = {s.index: {g.result_id for g in opened.goal_rows if s.owns(g.index)} for s in refs}
-        common = {
-            "target": target.model_dump(mode="json"), "attack": attack.model_dump(mode="json"),
-            "judges": judges.model_dump(mode="json"), "goals": goals.model_dump(mode="json"),
-            # The parameter as given: None means each worker's $SIEGEFLOW_DB_URL, so a store
-            # URL with a password never becomes a Prefect parameter on its way to the shards.
-            "concurrency": concurrency, "db_url": db_url, "resume_run_id": ref.run_id,
-        }
+    async with heartbeat(ref):
         children = await asyncio.gather(*(
             _run_child(
                 SHARD_DEPLOYMENT,
@@ -240,48 +220,63 @@ async def run_sharded(
             )
             for s in refs
         ))
-        failed = {
-            s.index: (child.state.name if child.state else "unknown",
-                      (child.state.message if child.state else None) or "")
-            for s, child in zip(refs, children, strict=True)
-            if child.state is None or not child.state.is_completed()
-        }
-        tracker = coordinator.goal_tracker
-        assert tracker is not None
-        errors = [
-            (ctx, ResultUpdate(
-                result_id=ctx.result_id or "",
-                evaluation_status=EvaluationStatusEnum.ERROR_TEST_FRAMEWORK,
-                evaluation_notes=f"shard {i}/{shards} ended {name}: {message}"[:2000],
-            ))
-            for i, (name, message) in failed.items()
-            for ctx in tracker.contexts
-            if ctx.result_id in owned[i] and not ctx.is_finalized
-        ]
-        tracker.finalize_goals(errors)
-        rows = build_rows(backend, ref.run_id, [j.key for j in judges.judges], judges.rule)
-        coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
-        coordinator.finalize_pipeline(rows, success_check=lambda _: not failed)
-        done = set().union(*(owned[i] for i in owned if i not in failed))
-        pending = any(r["pending"] for r in rows if r["result_id"] in done)
-        summary = await publish_results(
-            ref, coordinator, rows,
-            stop_reason="budget" if budget_usd is not None and pending else "completed",
-            spent_usd=recorded_spend(backend, ref.run_id),
-            extra={
-                "success_threshold": judges.success_threshold, "judge_rule": judges.rule,
-                "shards": shards, "failed_shards": sorted(failed),
-                "shard_flow_runs": {str(s.index): str(c.id) for s, c in zip(refs, children,
-                                                                            strict=True)},
-            },
-        )
-    finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
+        failed = _failed_shards(refs, children)
+        _finalize_failed(opened, failed, owned, shards)
+        summary = await _finish_sharded(opened, judges, budget_usd, refs, children, failed, owned)
     if failed:
         raise ShardsFailed(
             f"run {ref.run_id}: shard(s) {sorted(failed)} of {shards} stayed failed; their goals "
             f"are ERROR_TEST_FRAMEWORK; `siegeflow resume {ref.run_id}` finishes them"
         )
     return summary
+
+
+def _failed_shards(refs: list[ShardRef], children: list[Any]) -> dict[int, tuple[str, str]]:
+    """Shard index -> (final state name, message) for every child that did not complete."""
+    return {
+        s.index: (child.state.name if child.state else "unknown",
+                  (child.state.message if child.state else None) or "")
+        for s, child in zip(refs, children, strict=True)
+        if child.state is None or not child.state.is_completed()
+    }
+
+
+def _finalize_failed(opened: OpenedRun, failed: dict[int, tuple[str, str]],
+                     owned: dict[int, set[str]], shards: int) -> None:
+    """A failed shard's unfinished goals are ERROR_TEST_FRAMEWORK, its state in the notes."""
+    tracker = opened.coordinator.goal_tracker
+    assert tracker is not None
+    tracker.finalize_goals([
+        (ctx, ResultUpdate(
+            result_id=ctx.result_id or "",
+            evaluation_status=EvaluationStatusEnum.ERROR_TEST_FRAMEWORK,
+            evaluation_notes=f"shard {i}/{shards} ended {name}: {message}"[:2000],
+        ))
+        for i, (name, message) in failed.items()
+        for ctx in tracker.contexts
+        if ctx.result_id in owned[i] and not ctx.is_finalized
+    ])
+
+
+async def _finish_sharded(
+    opened: OpenedRun, judges: JudgePanelSpec, budget_usd: float | None, refs: list[ShardRef],
+    children: list[Any], failed: dict[int, tuple[str, str]], owned: dict[int, set[str]],
+) -> dict[str, Any]:
+    ref = opened.ref
+    done = set().union(*(owned[i] for i in owned if i not in failed))
+
+    def stop_reason(rows: list[PipelineRow]) -> str:
+        pending = any(r["pending"] for r in rows if r["result_id"] in done)
+        return "budget" if budget_usd is not None and pending else "completed"
+
+    return await finish_run(
+        ref, opened.coordinator, judges,
+        success_check=lambda _: not failed,
+        stop_reason=stop_reason,
+        spent_usd=recorded_spend(ref.backend(), ref.run_id),
+        extra={
+            "shards": len(refs), "failed_shards": sorted(failed),
+            "shard_flow_runs": {str(s.index): str(c.id) for s, c in zip(refs, children,
+                                                                        strict=True)},
+        },
+    )

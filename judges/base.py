@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from targets.chat import chat_for_model
+from targets.completion import ChatFn, CompletionLike
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,31 +33,6 @@ class Verdict:
     @property
     def ok(self) -> bool:
         return self.error is None and self.success is not None
-
-
-class CompletionLike(Protocol):
-    """The part of `targets.Completion` a judge reads (structural, so test fakes fit)."""
-
-    @property
-    def text(self) -> str | None: ...
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def cost_usd(self) -> float: ...
-
-
-ChatFn = Callable[[list[dict[str, Any]]], Awaitable[CompletionLike]]
-
-
-def chat_for_model(model: Any) -> ChatFn:
-    """The default model call: `targets.chat` bound to a TargetConfig (or a dict of one).
-
-    `targets` is imported on first use, so judges can be listed, built and tested with
-    injected fakes without the model stack.
-    """
-    from targets.chat import chat_for_model as bind
-
-    return bind(model)
 
 
 class JudgeConfig(BaseModel):

@@ -93,5 +93,7 @@ class JudgePanel:
 
     def is_successful(self, success: bool | None, score: float | None) -> bool:
         """A row is successful when the panel said yes and the score (if any) clears the bar."""
-        return success is True and (score is None or score >= self.success_threshold)
+        from tracking.success import is_successful  # the one rule; the store loads on first use
+
+        return is_successful(success, score, self.success_threshold)
 

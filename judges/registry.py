@@ -7,65 +7,25 @@ config, so a typo fails when the config is read, with the judge and option named
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.registry import PluginInfo, Registry
+from core.registry import validate_config as _validate
 from judges.base import ChatFn, Judge, JudgeConfig, ModelJudge
-
-_REGISTRY: dict[str, type[Judge[Any]]] = {}
-
-J = TypeVar("J", bound=type[Judge[Any]])
 
 
 class JudgeError(ValueError):
     """An unknown judge name or an invalid judge config."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class JudgeInfo:
-    """What `siegeflow judges` shows for one judge."""
+REGISTRY: Registry[Judge[Any]] = Registry("judge", error=JudgeError, base=Judge)
 
-    name: str
-    description: str
-    needs_model: bool
-    options: dict[str, dict[str, Any]]  # option -> {"type", "default", "required", "description"}
-    schema: dict[str, Any]
-
-
-def judge(name: str) -> Callable[[J], J]:
-    """Register a `Judge` subclass under `name` (class decorator)."""
-
-    def register(cls: J) -> J:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise JudgeError(f"judge {name!r} is already registered by {_REGISTRY[name]}")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return register
-
-
-def get_judge(name: str) -> type[Judge[Any]]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise JudgeError(f"unknown judge {name!r}; known judges: {known}") from None
-
-
-def list_judges() -> list[JudgeInfo]:
-    return [
-        JudgeInfo(
-            name=name,
-            description=_first_line(cls.__doc__),
-            needs_model=cls.needs_model,
-            options=_options(cls.Config),
-            schema=cls.Config.model_json_schema(),
-        )
-        for name, cls in sorted(_REGISTRY.items())
-    ]
+J = TypeVar("J", bound=type[Judge[Any]])
+JudgeInfo = PluginInfo  # what `siegeflow judges` shows for one judge
+judge: Callable[[str], Callable[[J], J]] = REGISTRY.register  # @judge("name") on a Judge class
+get_judge, list_judges = REGISTRY.get, REGISTRY.infos
 
 
 class JudgeSpec(BaseModel):
@@ -149,43 +109,5 @@ def parse_spec(spec: JudgeSpec | Mapping[str, Any] | str) -> JudgeSpec:
 def validate_config(
     cls: type[Judge[Any]], options: Any, *, label: str | None = None
 ) -> JudgeConfig:
-    if isinstance(options, cls.Config):
-        return options
-    if not isinstance(options, Mapping):
-        raise JudgeError(
-            f"judge {cls.name!r}: options must be a mapping, got {type(options).__name__}"
-        )
-    try:
-        return cls.Config.model_validate(dict(options))
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            option = ".".join(str(part) for part in err["loc"]) or "(options)"
-            if err["type"] == "extra_forbidden":
-                problems.append(f"unknown option {option!r}")
-            else:
-                problems.append(f"option {option!r}: {err['msg']}")
-        who = f"{cls.name!r}" + (f" (label {label!r})" if label else "")
-        allowed = ", ".join(cls.Config.model_fields) or "(none)"
-        raise JudgeError(
-            f"invalid options for judge {who}: " + "; ".join(problems)
-            + f" (allowed options: {allowed})"
-        ) from None
-
-
-def _options(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
-    options = {}
-    for option, info in model.model_fields.items():
-        annotation = info.annotation
-        type_name = annotation.__name__ if isinstance(annotation, type) else str(annotation)
-        options[option] = {
-            "type": type_name.replace("typing.", ""),
-            "default": None if info.is_required() else info.get_default(call_default_factory=True),
-            "required": info.is_required(),
-            "description": info.description or "",
-        }
-    return options
-
-
-def _first_line(doc: str | None) -> str:
-    return doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
+    who = f"judge {cls.name!r}" + (f" (label {label!r})" if label else "")
+    return _validate(cls.Config, options, what=who, error=JudgeError)

@@ -18,15 +18,24 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from core.registry import Registry, explain, first_line
 from optimizers.base import Optimizer
-
-_REGISTRY: dict[str, type[Optimizer]] = {}
-
-OptimizerT = TypeVar("OptimizerT", bound=type[Optimizer])
 
 
 class OptimizerError(ValueError):
     """Unknown optimizer, a path that is not an Optimizer, or invalid options."""
+
+
+def _load_library() -> None:
+    importlib.import_module("optimizers.library")
+
+
+REGISTRY: Registry[Optimizer] = Registry(
+    "optimizer", error=OptimizerError, base=Optimizer, loader=_load_library,
+    hint=" (or give 'module:Class')",
+)
+
+OptimizerT = TypeVar("OptimizerT", bound=type[Optimizer])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,21 +52,7 @@ class OptimizerInfo:
 
 def optimizer(name: str) -> Callable[[OptimizerT], OptimizerT]:
     """Register an Optimizer subclass under `name` (class decorator)."""
-
-    def register(cls: OptimizerT) -> OptimizerT:
-        if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
-            raise OptimizerError(f"@optimizer({name!r}) must decorate an Optimizer subclass")
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise OptimizerError(f"optimizer {name!r} is already registered by {_REGISTRY[name]}")
-        cls.name = name  # type: ignore[attr-defined]
-        _REGISTRY[name] = cls
-        return cls
-
-    return register
-
-
-def _load_library() -> None:
-    importlib.import_module("optimizers.library")
+    return REGISTRY.register(name)
 
 
 def _from_path(path: str) -> type[Optimizer]:
@@ -84,14 +79,7 @@ def get_optimizer(name_or_path: str) -> type[Optimizer]:
     """The class registered as `name`, or imported from `module:Class`."""
     if ":" in name_or_path:
         return _from_path(name_or_path)
-    _load_library()
-    try:
-        return _REGISTRY[name_or_path]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise OptimizerError(
-            f"unknown optimizer {name_or_path!r}; known: {known} (or give 'module:Class')"
-        ) from None
+    return REGISTRY.get(name_or_path)
 
 
 def config_class(cls: type[Optimizer]) -> type[BaseModel] | None:
@@ -108,12 +96,8 @@ def validate_options(name_or_path: str, options: Mapping[str, Any] | None) -> An
     try:
         return config.model_validate(dict(options or {}))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}"
-            for err in exc.errors()
-        )
         raise OptimizerError(
-            f"invalid options for optimizer {name_or_path!r}: {problems}"
+            f"invalid options for optimizer {name_or_path!r}: {explain(config, exc)}"
         ) from None
 
 
@@ -136,8 +120,7 @@ def needs_attacker(name_or_path: str) -> bool:
 
 
 def list_optimizers() -> list[OptimizerInfo]:
-    _load_library()
-    return [_info(name, cls) for name, cls in sorted(_REGISTRY.items())]
+    return [_info(name, cls) for name, cls in REGISTRY.items()]
 
 
 def _info(name: str, cls: type[Optimizer]) -> OptimizerInfo:
@@ -151,10 +134,9 @@ def _info(name: str, cls: type[Optimizer]) -> OptimizerInfo:
         }
         for key, prop in schema.get("properties", {}).items()
     }
-    doc = (cls.__doc__ or "").strip().splitlines()
     return OptimizerInfo(
         name=name,
-        description=doc[0] if doc else "",
+        description=first_line(cls.__doc__),
         needs_attacker=bool(getattr(cls, "needs_attacker", False)),
         consumption=str(getattr(cls, "consumption", "sequential")),
         options=options,

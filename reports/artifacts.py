@@ -1,4 +1,5 @@
-"""The flow's Prefect artifacts: a per-goal table, a markdown summary and a link to the HTML report.
+"""What the flow's Prefect artifacts show: a per-goal table, a markdown summary and a line
+pointing to the HTML report (`flows.artifacts` publishes them; this module is Prefect-free).
 
 All are built from the stored rows and results, and every untrusted string is escaped
 (`reports.text`) because the Prefect UI renders markdown. The HTML report is written to a file
@@ -7,33 +8,21 @@ at the end of the run (`report_dir()`), since Prefect artifacts cannot hold a wh
 
 from __future__ import annotations
 
-import logging
 import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from reports.rows import best_rows
 from reports.text import md_escape
-from tracking import classify_row
+from tracking.rows import PipelineRow
+from tracking.store import SQLBackend
 
 _CELL = 160
-logger = logging.getLogger("siegeflow.reports")
-
-
-def best_rows(rows: list[dict[str, Any]], threshold: float) -> dict[str, dict[str, Any]]:
-    """Per result: the successful row with the best score, else the best-scored judged row."""
-    best: dict[str, tuple[tuple[int, float], dict[str, Any]]] = {}
-    for row in rows:
-        outcome = classify_row(row, threshold).value
-        rank = (1 if outcome == "successful" else 0, float(row.get("score") or 0.0))
-        current = best.get(row["result_id"])
-        if current is None or rank > current[0]:
-            best[row["result_id"]] = (rank, row)
-    return {key: row for key, (_, row) in best.items()}
 
 
 def goal_table(
-    results: list[Any], rows: list[dict[str, Any]], threshold: float
+    results: list[Any], rows: list[PipelineRow], threshold: float
 ) -> list[dict[str, Any]]:
     best = best_rows(rows, threshold)
     table = []
@@ -153,7 +142,7 @@ def report_dir() -> Path:
     return Path(os.environ.get(REPORT_DIR_ENV) or Path(user_data_dir("siegeflow")) / "reports")
 
 
-def write_html_report(backend: Any, run_id: str) -> Path:
+def write_html_report(backend: SQLBackend, run_id: str) -> Path:
     """Render the run's HTML report into `report_dir()`; returns the file written."""
     from reports.html import render_report
     from reports.load import load_run
@@ -167,16 +156,6 @@ def write_html_report(backend: Any, run_id: str) -> Path:
     return path
 
 
-def _flow_backend() -> Any:
-    """The store of the flow run being executed (its `db_url` parameter, else the default)."""
-    from prefect import runtime
-
-    from tracking import default_db_url, get_backend
-
-    params = runtime.flow_run.parameters or {}
-    return get_backend(params.get("db_url") or default_db_url())
-
-
 def report_markdown(path: Path | None, run_id: str, error: str | None = None) -> str:
     command = f"siegeflow report {md_escape(run_id, 40)} \\-o report\\.html"
     if path is None:
@@ -184,60 +163,3 @@ def report_markdown(path: Path | None, run_id: str, error: str | None = None) ->
                 f"{command} writes it.\n")
     return (f"\n**HTML report:** {md_escape(str(path), 300)} — open it in a browser (it is one "
             f"self-contained file); {command} writes it again.\n")
-
-
-async def publish_run_artifacts(
-    run_id: str,
-    summary: dict[str, Any],
-    rows: list[dict[str, Any]],
-    results: list[Any],
-    *,
-    backend: Any | None = None,
-) -> Path | None:
-    """Publish the goal table, the markdown summary and a link to the run's HTML report.
-
-    The report file is written first (from the store; `backend` defaults to the flow's), so the
-    summary can say where it is. A report that cannot be written (disk full, read-only folder)
-    is logged and named in the summary; it never fails the run, whose data is already stored.
-    """
-    import asyncio
-
-    from prefect.artifacts import (
-        acreate_link_artifact,
-        acreate_markdown_artifact,
-        acreate_table_artifact,
-    )
-
-    from tasks.context import artifact_key
-
-    from judges.citation import cite_run, store_lookup
-
-    path: Path | None = None
-    error: str | None = None
-    backend = backend or _flow_backend()
-    run = backend.get_run(run_id)
-    citation = cite_run(run.parameters if run else None, store_lookup(backend))
-    try:
-        path = await asyncio.to_thread(write_html_report, backend, run_id)
-    except OSError as exc:
-        error = f"{type(exc).__name__}: {exc.strerror or exc}"
-        logger.warning("HTML report for run %s not written: %s", run_id, error)
-    threshold = float(summary.get("success_threshold") or 0.5)
-    await acreate_table_artifact(
-        table=goal_table(results, rows, threshold),
-        key=artifact_key(run_id, "goals"),
-        description="Per goal: status, best attack prompt, the target's answer, judge verdicts.",
-    )
-    await acreate_markdown_artifact(
-        markdown=summary_markdown(summary, citation) + report_markdown(path, run_id, error),
-        key=artifact_key(run_id, "summary"),
-        description="ASR overall and per category, errors, judge agreement, cost and time.",
-    )
-    if path is not None:
-        await acreate_link_artifact(
-            link=path.resolve().as_uri(),
-            link_text=f"HTML report of run {run_id[:8]} ({path.name})",
-            key=artifact_key(run_id, "report"),
-            description="The self-contained HTML report: open the file in a browser.",
-        )
-    return path

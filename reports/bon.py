@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from tracking.rows import PipelineRow
 from tracking.success import RowOutcome, classify_row
 
 METHOD = "empirical: fraction of judged goals broken within their first k samples"
@@ -56,7 +57,7 @@ def sample_index(row: dict[str, Any]) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def bon_curve(rows: list[dict[str, Any]], threshold: float, n: int | None = None) -> BonCurve:
+def bon_curve(rows: list[PipelineRow], threshold: float, n: int | None = None) -> BonCurve:
     """The curve from pipeline rows (`reports.rows`); rows that are not samples are ignored."""
     first: dict[str, int | None] = {}
     cost_at: dict[int, float] = defaultdict(float)

@@ -13,6 +13,7 @@ import json
 from typing import IO, Any
 
 from reports.load import RunData, load_run
+from tracking.store import SQLBackend
 
 FORMATS = ("jsonl", "csv")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -67,6 +68,6 @@ def write_records(rows: list[dict[str, Any]], format: str, stream: IO[str]) -> N
         raise ValueError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
 
 
-def export_run(backend: Any, run_id: str, format: str, stream: IO[str]) -> None:
+def export_run(backend: SQLBackend, run_id: str, format: str, stream: IO[str]) -> None:
     """Write the run's attempts to `stream` (`RunNotFound` if the run does not exist)."""
     write_records(records(load_run(backend, run_id, with_traces=False)), format, stream)

@@ -14,6 +14,7 @@ from typing import Any
 from judges.metrics import Z95, wilson  # noqa: F401  (re-exported: one Wilson for all)
 from reports.load import GoalView, RunData
 from tracking import EvaluationStatusEnum
+from tracking.rows import PipelineRow
 from tracking.success import RowOutcome, classify_row
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +88,7 @@ def by_category(goals: list[GoalView]) -> list[Rate]:
     return [_count(name, outcomes) for name, outcomes in sorted(groups.items())]
 
 
-def _technique_outcome(rows: list[dict[str, Any]], threshold: float) -> str:
+def _technique_outcome(rows: list[PipelineRow], threshold: float) -> str:
     """A goal against one technique: broken if any of its rows succeeded, held if any was judged."""
     outcomes = {classify_row(row, threshold) for row in rows}
     if RowOutcome.SUCCESSFUL in outcomes:

@@ -12,16 +12,17 @@ from datetime import datetime
 from typing import Any
 
 from judges.citation import Citation, cite_run, store_lookup
-from reports.rows import build_rows
+from reports.rows import RunPanel, best_row, rank, run_rows  # noqa: F401  (rank: re-export)
 from tracking import (
     EvaluationStatusEnum,
+    PipelineRow,
     ResultRecord,
     RunRecord,
+    SQLBackend,
     StatusEnum,
     TraceRecord,
     is_benign,
 )
-from tracking.success import RowOutcome, classify_row
 
 BROKEN = EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
 HELD = EvaluationStatusEnum.FAILED_JAILBREAK
@@ -51,8 +52,8 @@ class GoalView:
     goal: str
     status: EvaluationStatusEnum
     notes: str
-    rows: list[dict[str, Any]]
-    best: dict[str, Any] | None
+    rows: list[PipelineRow]
+    best: PipelineRow | None
     cost_usd: float
 
     @property
@@ -113,45 +114,15 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def panel_of(run: RunRecord) -> tuple[list[str], str, float]:
-    """The run's judge keys, combine rule and success threshold.
-
-    The keys are those the flow recorded in its summary (`judge_keys`): an optimize run whose
-    harness brings its own success check is decided by that check, not by the panel in its
-    parameters. A run without a summary yet falls back to the panel's judges (label or name).
-    """
-    panel = (run.parameters or {}).get("judges") or {}
-    recorded = (run.summary or {}).get("judge_keys")
-    if isinstance(recorded, list) and recorded and all(isinstance(k, str) for k in recorded):
-        keys = list(recorded)
-    else:
-        keys = [str(j.get("label") or j.get("name")) for j in panel.get("judges") or []]
-    return keys or ["refusal"], str(panel.get("rule") or "majority"), float(
-        panel.get("success_threshold", 0.5)
-    )
-
-
-def rank(row: dict[str, Any], threshold: float) -> tuple[int, float]:
-    """Successful rows first, then judged ones, then errors; higher score first within."""
-    outcome = classify_row(row, threshold)
-    tier = {RowOutcome.SUCCESSFUL: 3, RowOutcome.FAILED: 2}.get(outcome, 1 if row.get("response") else 0)
-    return tier, float(row.get("score") or 0.0)
-
-
-def best_row(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any] | None:
-    """The attempt that best shows a goal's outcome (first of equals, in attempt order)."""
-    best: dict[str, Any] | None = None
-    best_rank = (-1, 0.0)
-    for row in rows:
-        r = rank(row, threshold)
-        if r > best_rank:
-            best, best_rank = row, r
-    return best
+    """The run's judge keys, combine rule and success threshold (see `RunPanel.of`)."""
+    panel = RunPanel.of(run)
+    return panel.judge_keys, panel.rule, panel.threshold
 
 
 def build_goals(
-    results: list[ResultRecord], rows: list[dict[str, Any]], threshold: float
+    results: list[ResultRecord], rows: list[PipelineRow], threshold: float
 ) -> list[GoalView]:
-    by_result: dict[str, list[dict[str, Any]]] = {}
+    by_result: dict[str, list[PipelineRow]] = {}
     for row in rows:
         by_result.setdefault(row["result_id"], []).append(row)
     goals = []
@@ -175,7 +146,7 @@ def build_goals(
 _RUN_VARIANT = re.compile(r"^run-\d+$")
 
 
-def is_optimizer_run(run: RunRecord, rows: list[dict[str, Any]]) -> bool:
+def is_optimizer_run(run: RunRecord, rows: list[PipelineRow]) -> bool:
     """Optimizer runs (kind `optimize`, or attempts named `run-<i>`) have trajectories worth
     showing; an attack run's only per-goal trace is its verdict, already in the table."""
     if (run.config or {}).get("kind") == "optimize":
@@ -183,14 +154,13 @@ def is_optimizer_run(run: RunRecord, rows: list[dict[str, Any]]) -> bool:
     return any(_RUN_VARIANT.match(str(row.get("variant") or "")) for row in rows)
 
 
-def load_run(backend: Any, run_id: str, *, with_traces: bool = True) -> RunData:
+def load_run(backend: SQLBackend, run_id: str, *, with_traces: bool = True) -> RunData:
     """Read a run, its results, rows and per-goal traces; `RunNotFound` if there is none."""
     run = backend.get_run(run_id)
     if run is None:
         raise RunNotFound(f"no run {run_id!r} in the store")
-    keys, rule, threshold = panel_of(run)
     results = backend.list_results(run_id)
-    rows = build_rows(backend, run_id, keys, rule, results)
+    panel, rows = run_rows(backend, run, results)
     traces: dict[str, list[TraceRecord]] = {}
     if with_traces and is_optimizer_run(run, rows):
         for trace in backend.list_traces(run_id=run_id):
@@ -199,8 +169,8 @@ def load_run(backend: Any, run_id: str, *, with_traces: bool = True) -> RunData:
     attacked = [r for r in results if not is_benign(r.goal_metadata)]
     benign = [r for r in results if is_benign(r.goal_metadata)]
     return RunData(
-        run=run, goals=build_goals(attacked, rows, threshold),
-        judge_keys=keys, rule=rule, threshold=threshold, traces=traces,
-        benign=build_goals(benign, rows, threshold),
+        run=run, goals=build_goals(attacked, rows, panel.threshold),
+        judge_keys=panel.judge_keys, rule=panel.rule, threshold=panel.threshold, traces=traces,
+        benign=build_goals(benign, rows, panel.threshold),
         citation=cite_run(run.parameters, store_lookup(backend)),
     )

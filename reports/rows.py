@@ -9,13 +9,51 @@ Prefect-free: `siegeflow export` and `report` must not pay Prefect's import time
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from judges import combine, rule_score
+from tracking import OVER_REFUSAL as _OVER_REFUSAL
 from tracking import is_benign
+from tracking.rows import PipelineRow
+from tracking.success import RowOutcome, classify_row
+from tracking.store import SQLBackend
 
-#: The judge key of a benign control prompt's verdict: success = answered, not = refused.
-OVER_REFUSAL = "over-refusal"
+
+@dataclass(frozen=True, kw_only=True)
+class RunPanel:
+    """Which judges decided a run and how, read back from its record: the one place a run's
+    parameters are read for that (HTML report, `runs show`, the CLI after a run)."""
+
+    judge_keys: list[str]
+    rule: str
+    threshold: float
+
+    @classmethod
+    def of(cls, run: Any) -> RunPanel:
+        """The keys are those the flow recorded in its summary (`judge_keys`): an optimize run
+        whose harness brings its own success check is decided by that check, not by the panel
+        in its parameters. A run without a summary yet falls back to the panel's judges."""
+        panel = (run.parameters or {}).get("judges") or {}
+        recorded = (run.summary or {}).get("judge_keys")
+        if isinstance(recorded, list) and recorded and all(isinstance(k, str) for k in recorded):
+            keys = list(recorded)
+        else:
+            keys = [str(j.get("label") or j.get("name")) for j in panel.get("judges") or []]
+        return cls(judge_keys=keys or ["refusal"], rule=str(panel.get("rule") or "majority"),
+                   threshold=float(panel.get("success_threshold", 0.5)))
+
+
+def run_rows(
+    backend: SQLBackend, run: Any, results: list[Any] | None = None
+) -> tuple[RunPanel, list[PipelineRow]]:
+    """A recorded run's panel and its rows, counted with the judges that decided it."""
+    panel = RunPanel.of(run)
+    return panel, build_rows(backend, run.id, panel.judge_keys, panel.rule, results)
+
+
+#: The judge key of a benign control prompt's verdict (defined with `BENIGN` in tracking).
+OVER_REFUSAL = _OVER_REFUSAL
 
 
 def prompt_text(messages: Any) -> str:
@@ -27,8 +65,9 @@ def prompt_text(messages: Any) -> str:
 
 
 def build_rows(
-    backend: Any, run_id: str, judge_keys: list[str], rule: str, results: list[Any] | None = None
-) -> list[dict[str, Any]]:
+    backend: SQLBackend, run_id: str, judge_keys: list[str], rule: str,
+    results: list[Any] | None = None,
+) -> list[PipelineRow]:
     """Rows of a run's attempts; only the panel's judges count towards `success`.
 
     A benign control goal's rows (`kind` "benign") are decided by the over-refusal judge alone:
@@ -37,7 +76,7 @@ def build_rows(
     verdicts: dict[int, dict[str, Any]] = defaultdict(dict)
     for j in backend.list_judgments(run_id=run_id):
         verdicts[j.attempt_id][j.judge] = j
-    rows: list[dict[str, Any]] = []
+    rows: list[PipelineRow] = []
     for attempt in backend.list_attempts(run_id):
         result = by_id[attempt.result_id]
         benign = is_benign(result.goal_metadata)
@@ -73,3 +112,32 @@ def build_rows(
             "cost_usd": (attempt.cost_usd or 0.0) + sum(j.cost_usd or 0.0 for _, j in judged),
         })
     return rows
+
+
+def rank(row: PipelineRow, threshold: float) -> tuple[int, float]:
+    """The one best-row ranking (HTML report, Prefect artifacts, terminal): successful rows
+    first, then judged ones, then errors; higher score first within."""
+    outcome = classify_row(row, threshold)
+    tier = {RowOutcome.SUCCESSFUL: 3, RowOutcome.FAILED: 2}.get(
+        outcome, 1 if row.get("response") else 0
+    )
+    return tier, float(row.get("score") or 0.0)
+
+
+def best_row(rows: list[PipelineRow], threshold: float) -> PipelineRow | None:
+    """The attempt that best shows a goal's outcome (first of equals, in attempt order)."""
+    best: PipelineRow | None = None
+    best_rank = (-1, 0.0)
+    for row in rows:
+        r = rank(row, threshold)
+        if r > best_rank:
+            best, best_rank = row, r
+    return best
+
+
+def best_rows(rows: list[PipelineRow], threshold: float) -> dict[str, PipelineRow]:
+    """Per result id: the row `best_row` picks among that goal's rows."""
+    by_result: dict[str, list[PipelineRow]] = defaultdict(list)
+    for row in rows:
+        by_result[row["result_id"]].append(row)
+    return {key: best for key, mine in by_result.items() if (best := best_row(mine, threshold))}

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from targets.chat import chat
+from targets.completion import CallUsage
 from targets.config import TargetConfig
 from targets.tools import Tool, ToolboxSpec, ToolEnvironment, ToolError, parse_arguments, tools_for
 
@@ -85,7 +86,7 @@ class ToolCallRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AgentResult:
+class AgentResult(CallUsage):
     """One agent run. `error` is the failed model call's error (the run stops there)."""
 
     task: str
@@ -97,11 +98,6 @@ class AgentResult:
     stopped: str  # "answered" | "max_steps" | "error"
     error: str | None = None
     error_kind: str | None = None
-    cost_usd: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
-    attempts: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from targets.completion import RETRYABLE_KINDS, Completion, truncate_answer
+from targets.completion import RETRYABLE_KINDS, ChatFn, Completion, truncate_answer
 from targets.config import MissingApiKeyError, TargetConfig
 from targets.secrets import resolve_api_key
 from targets.cost import http_cost
@@ -187,7 +187,7 @@ async def _with_retries(
         await asyncio.sleep(delay)
 
 
-def chat_for_model(model: Any) -> Callable[[list[dict[str, Any]]], Awaitable[Completion]]:
+def chat_for_model(model: Any) -> ChatFn:
     """`chat` bound to one model: a `TargetConfig`, another pydantic model of its fields, or a
     mapping. What attack techniques and judges receive as their model call."""
     config = _as_config(model)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, Protocol
 
 ErrorKind = Literal[
     "rate_limit",  # 429
@@ -61,7 +62,19 @@ class ToolCall:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Completion:
+class CallUsage:
+    """What model calls cost, in one shape: a `Completion`, an agent run and an optimizer's
+    target run all carry it (summed over their calls)."""
+
+    cost_usd: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Completion(CallUsage):
     """One target call's outcome. A failed call has ``error``/``error_kind`` set and no text.
 
     ``blocked_by`` is set when a guardrail answered instead of (``"input"``) or over (``"output"``)
@@ -71,11 +84,6 @@ class Completion:
     text: str | None = None
     error: str | None = None
     error_kind: ErrorKind | None = None
-    cost_usd: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
-    attempts: int = 0
     tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: str | None = None
     blocked_by: BlockedBy | None = None
@@ -83,3 +91,18 @@ class Completion:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class CompletionLike(Protocol):
+    """The part of `Completion` that techniques and judges read (structural, so fakes fit)."""
+
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def cost_usd(self) -> float: ...
+
+
+#: A model call bound to one model: messages in, a completion out (see `targets.chat_for_model`).
+ChatFn = Callable[[list[dict[str, Any]]], Awaitable[CompletionLike]]

@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from judges import build_judge
-from reports.rows import OVER_REFUSAL
 from tasks.buffer import WriteBuffer
 from tasks.context import RunRef, pipeline_task
-from tracking import is_benign
+from tracking import OVER_REFUSAL, is_benign
 
 
 def refusal_check() -> Any:

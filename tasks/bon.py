@@ -19,15 +19,17 @@ from typing import Any
 
 from attacks import AttackPrompt, build_technique
 from attacks.bon import BestOfN, sample_key
-from flows.config import AttackSpec, JudgePanelSpec
+from attacks.spec import AttackSpec
 from judges import JudgePanel, combine, rule_score
+from judges.spec import JudgePanelSpec
 from targets import TargetConfig, chat
 from tasks.bon_stream import BestOfNStream, GoalStream, Judged, Sample
 from tasks.buffer import WriteBuffer
 from tasks.budget import Budget
+from tasks.context import GoalRow, RunRef, StepResult, artifact_key, pipeline_task
 from tasks.evaluation import _judge as judge_one
-from tasks.context import GoalRow, RunRef, artifact_key, pipeline_task
 from tasks.progress import StepProgress
+from tracking.store import SQLBackend
 
 logger = logging.getLogger("siegeflow.tasks.bon")
 
@@ -40,7 +42,7 @@ class Recorded:
     broken: bool = False
 
 
-def recorded_samples(backend: Any, run_id: str, panel: JudgePanel) -> dict[str, Recorded]:
+def recorded_samples(backend: SQLBackend, run_id: str, panel: JudgePanel) -> dict[str, Recorded]:
     """Per result id: the sample indices recorded, and whether one of them broke the goal."""
     keys = [j.label for j in panel.judges]
     verdicts: dict[int, dict[str, Any]] = defaultdict(dict)
@@ -72,7 +74,7 @@ class SampleWriter:
     completions and verdicts.
     """
 
-    def __init__(self, backend: Any, run_id: str, max_batch: int = 512) -> None:
+    def __init__(self, backend: SQLBackend, run_id: str, max_batch: int = 512) -> None:
         self.backend, self.run_id = backend, run_id
         self._buffer = WriteBuffer(lambda rows: self._write([s for _, s in rows]),
                                    max_batch=max_batch)
@@ -122,7 +124,7 @@ async def best_of_n(
     ref: RunRef, target: TargetConfig, attack: AttackSpec, judges: JudgePanelSpec,
     goals: list[GoalRow], concurrency: int = 16, budget_usd: float | None = None,
     spent_usd: float = 0.0,
-) -> dict[str, Any]:
+) -> StepResult:
     """Sample every goal until it is broken or has had N samples; return counts and spend."""
     backend, tracker = ref.backend(), ref.step_tracker()
     with tracker.track_step("Best-of-N", "STEP2_COMPLETE", input_data={"goals": len(goals)},
@@ -164,5 +166,6 @@ async def best_of_n(
         }
         for key, value in result.items():
             tracker.add_step_metadata(key, value)
-        return {**result, "budget_exhausted": stats.budget_exhausted,
-                "spent_usd": stream.budget.spent_usd}
+        return StepResult(spent_usd=stream.budget.spent_usd,
+                          budget_exhausted=stats.budget_exhausted, requested=stats.requested,
+                          counts=result)

@@ -17,7 +17,7 @@ from typing import Any
 from targets import TargetConfig, chat
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
-from tasks.context import RunRef, artifact_key, pipeline_task
+from tasks.context import RunRef, StepResult, artifact_key, pipeline_task
 from tasks.progress import StepProgress
 
 logger = logging.getLogger("siegeflow.tasks.completions")
@@ -38,7 +38,7 @@ async def completions(
     budget_usd: float | None = None,
     spent_usd: float = 0.0,
     result_ids: list[str] | None = None,
-) -> dict[str, Any]:
+) -> StepResult:
     """Complete every pending attempt; return counts, errors, cost and whether the budget ran out.
 
     `result_ids` restricts the step to those goals (one shard of a sharded run).
@@ -85,6 +85,5 @@ async def completions(
         for key, value in stats.items():
             tracker.add_step_metadata(key, value)
         tracker.add_step_metadata("pending_at_start", len(pending))
-        stats["budget_exhausted"] = budget.exhausted
-        stats["spent_usd"] = budget.spent_usd
-        return stats
+        return StepResult(spent_usd=budget.spent_usd, budget_exhausted=budget.exhausted,
+                          requested=int(stats["requested"]), counts=stats)

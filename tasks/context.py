@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from goals import Goal, with_context
-from tracking import StepTracker, TrackingContext, get_backend
+from tracking import SQLBackend, StepTracker, TrackingContext, get_backend, is_benign
 
 logger = logging.getLogger("siegeflow.tasks")
 
@@ -52,7 +54,7 @@ class RunRef(BaseModel):
     db_url: str
     run_id: str
 
-    def backend(self) -> Any:
+    def backend(self) -> SQLBackend:
         return get_backend(self.db_url)
 
     def step_tracker(self) -> StepTracker:
@@ -73,6 +75,23 @@ class GoalRow(BaseModel):
     context: str | None = None
     benign: bool = False  # a benign control prompt: sent plain, judged for refusal only
 
+    @classmethod
+    def recorded(cls, *, result_id: str, goal_id: str | None, index: int, text: str,
+                 category: str | None, metadata: Mapping[str, Any] | None) -> GoalRow:
+        """The one place a GoalRow is built from what the store recorded for a goal (a result
+        row or a tracking context): `target` and `context` travel in the goal's metadata."""
+        meta = metadata or {}
+        return cls(result_id=result_id, goal_id=goal_id or f"goal-{index}", index=index,
+                   text=text, category=category, target=meta.get("target"),
+                   context=meta.get("context"), benign=is_benign(meta))
+
+    @classmethod
+    def of_result(cls, result: Any) -> GoalRow:
+        """From a stored `ResultRecord`."""
+        return cls.recorded(result_id=result.id, goal_id=result.goal_id, index=result.goal_index,
+                            text=result.goal, category=result.category,
+                            metadata=result.goal_metadata)
+
     @property
     def request(self) -> str:
         """The goal as the target is asked it (with its context): see `Goal.request`."""
@@ -83,6 +102,18 @@ class GoalRow(BaseModel):
             id=self.goal_id, index=self.index, text=self.text,
             category=self.category, target=self.target, context=self.context,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepResult:
+    """What a pipeline step hands the next: the run's spend so far and whether the budget ran
+    out, plus the step's own tallies (`counts`: the same figures its step trace records)."""
+
+    spent_usd: float
+    budget_exhausted: bool
+    requested: int = 0
+    judgments: int = 0
+    counts: Mapping[str, float] = field(default_factory=dict)
 
 
 def artifact_key(run_id: str, what: str) -> str:

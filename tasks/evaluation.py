@@ -12,16 +12,17 @@ import asyncio
 import logging
 from typing import Any
 
-
 from attacks import AttackPrompt, DecodeError, build_technique
-from flows.config import AttackSpec, JudgePanelSpec
+from attacks.spec import AttackSpec
 from goals import with_context
 from judges import JudgePanel, Verdict
+from judges.spec import JudgePanelSpec
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
-from tracking import is_benign
-from tasks.context import RunRef, artifact_key, pipeline_task
+from tasks.context import RunRef, StepResult, artifact_key, pipeline_task
 from tasks.progress import StepProgress
+from tracking import is_benign
+from tracking.store import SQLBackend
 
 logger = logging.getLogger("siegeflow.tasks.evaluation")
 
@@ -50,6 +51,32 @@ async def _judge(judge: Any, technique: Any, goal: str, context: str | None,
     return await judge.evaluate(with_context(goal, context), prompt.text, decoded)
 
 
+def _goals_with_context(backend: SQLBackend, run_id: str) -> dict[str, tuple[str, str | None]]:
+    """Judges read the goal as the target was asked it: with its context, if it has one (a
+    judge with a context slot of its own gets the two apart)."""
+    return {
+        r.id: (r.goal, (r.goal_metadata or {}).get("context"))
+        for r in backend.list_results(run_id)
+    }
+
+
+def _pending_judgments(
+    backend: SQLBackend, run_id: str, panel: JudgePanel, result_ids: list[str] | None
+) -> tuple[list[Any], list[tuple[Any, Any]]]:
+    """The answered attempts (of `result_ids`' goals, if given) and the (attempt, judge) pairs
+    of them not judged yet: what a resumed or retried step still has to do."""
+    done = {(j.attempt_id, j.judge) for j in backend.list_judgments(run_id=run_id)}
+    mine = None if result_ids is None else set(result_ids)
+    benign = {r.id for r in backend.list_results(run_id) if is_benign(r.goal_metadata)}
+    answered = [  # a benign control goal is judged by tasks.benign, not by the panel
+        a for a in backend.list_attempts(run_id)
+        if a.completed_at is not None and a.error is None and a.response is not None
+        and (mine is None or a.result_id in mine) and a.result_id not in benign
+    ]
+    work = [(a, j) for a in answered for j in panel.judges if (a.id, j.label) not in done]
+    return answered, work
+
+
 @pipeline_task("evaluation")
 async def evaluation(
     ref: RunRef,
@@ -59,7 +86,7 @@ async def evaluation(
     budget_usd: float | None = None,
     spent_usd: float = 0.0,
     result_ids: list[str] | None = None,
-) -> dict[str, Any]:
+) -> StepResult:
     """Judge every answered attempt with every judge that has not judged it yet.
 
     `result_ids` restricts the step to those goals (one shard of a sharded run).
@@ -74,19 +101,8 @@ async def evaluation(
     ):
         panel = JudgePanel.from_config(judges)
         technique = build_technique(attack.name, attack.options)
-        # Judges read the goal as the target was asked it: with its context, if it has one
-        # (a judge with a context slot of its own gets the two apart).
-        results = backend.list_results(ref.run_id)
-        goals = {r.id: (r.goal, (r.goal_metadata or {}).get("context")) for r in results}
-        done = {(j.attempt_id, j.judge) for j in backend.list_judgments(run_id=ref.run_id)}
-        mine = None if result_ids is None else set(result_ids)
-        benign = {r.id for r in results if is_benign(r.goal_metadata)}  # tasks.benign's
-        answered = [
-            a for a in backend.list_attempts(ref.run_id)
-            if a.completed_at is not None and a.error is None and a.response is not None
-            and (mine is None or a.result_id in mine) and a.result_id not in benign
-        ]
-        work = [(a, j) for a in answered for j in panel.judges if (a.id, j.label) not in done]
+        goals = _goals_with_context(backend, ref.run_id)
+        answered, work = _pending_judgments(backend, ref.run_id, panel, result_ids)
         budget = Budget(limit_usd=budget_usd, spent_usd=spent_usd)
         progress = StepProgress("Evaluation", artifact_key(ref.run_id, "evaluation"), len(work))
         await progress.start()
@@ -120,6 +136,5 @@ async def evaluation(
         for key, value in stats.items():
             tracker.add_step_metadata(key, value)
         tracker.add_step_metadata("attempts_answered", len(answered))
-        stats["budget_exhausted"] = budget.exhausted
-        stats["spent_usd"] = budget.spent_usd
-        return stats
+        return StepResult(spent_usd=budget.spent_usd, budget_exhausted=budget.exhausted,
+                          judgments=int(stats["judgments"]), counts=stats)

@@ -10,9 +10,8 @@ import asyncio
 import logging
 from typing import Any
 
-
 from attacks import AttackPrompt, build_technique
-from flows.config import AttackSpec
+from attacks.spec import AttackSpec
 from tasks.buffer import WriteBuffer, settle_all
 from tasks.context import GoalRow, RunRef, pipeline_task
 

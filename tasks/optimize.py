@@ -19,13 +19,14 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from flows.config import JudgePanelSpec
-from judges import JudgePanel, Verdict, combine
+from judges import JudgePanel, Verdict, combine, rule_score
+from judges.spec import JudgePanelSpec
 from optimizers import (
     Controllable,
     Evaluation,
@@ -44,32 +45,87 @@ from optimizers.library.serialize import evaluation_record, jsonable, trajectory
 from optimizers.registry import build_optimizer
 from tasks.budget import Budget
 from tasks.context import GoalRow, RunRef
-from judges import rule_score
+from tracking.success import is_successful
 
 logger = logging.getLogger("siegeflow.tasks.optimize")
 
 
-@task(name="optimizer-actor", task_run_name="optimizer-{label}", cache_policy=NO_CACHE, retries=0)
-async def optimizer_actor(
-    channel: EventChannel,
-    *,
-    label: str,
-    optimizer: str,
-    config: dict[str, Any],
-    goal: str,
-    controllables: list[Controllable],
-    observables: list[Observable],
-    llm: LLMClient | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class ActorJob:
+    """What one goal's optimizer task needs (the attacker side of the goal's channel)."""
+
+    label: str
+    optimizer: str
+    config: dict[str, Any]
+    goal: str
+    controllables: list[Controllable]
+    observables: list[Observable]
+    llm: LLMClient | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetJob:
+    """What one goal's target task needs (the target-and-judges side of the goal's channel)."""
+
+    label: str
+    ref: RunRef
+    goal: GoalRow
+    harness: TargetHarness
+    scope: Scope
+    judges: JudgePanelSpec
+    options: OptimizeOptions
+    technique: str
+    llm: LLMClient | None
+    budget: Budget
+    first_run: int = 0
+
+
+@dataclass(kw_only=True)
+class GoalStats:
+    """A goal's optimizer outcome, accumulated run by run: its OPTIMIZER_SUMMARY trace and the
+    result's `agent_specific_data` are `as_dict()` of it."""
+
+    result_id: str
+    goal_index: int | None = None
+    optimizer: str | None = None
+    first_run: int = 0
+    runs: int | None = 0
+    successes: int = 0
+    first_success_run: int | None = None
+    stop_reason: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    target_cost_usd: float = 0.0
+    judge_cost_usd: float = 0.0
+    attacker_cost_usd: float = 0.0
+    elapsed_s: float | None = None
+    optimizer_task_error: str | None = None
+
+    @classmethod
+    def failed(cls, result_id: str, exc: BaseException) -> GoalStats:
+        """The outcome of a goal whose target task itself raised."""
+        return cls(result_id=result_id, runs=None, stop_reason="target_error",
+                   error_kind="target_error", error=f"{type(exc).__name__}: {exc}")
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["optimizer_task_error"] is None:
+            del data["optimizer_task_error"]
+        return data
+
+
+@task(name="optimizer-actor", task_run_name="optimizer-{job.label}", cache_policy=NO_CACHE,
+      retries=0)
+async def optimizer_actor(channel: EventChannel, job: ActorJob) -> dict[str, Any]:
     """One goal's optimizer, from initialize to teardown; raises what the optimizer raised."""
-    instance = build_optimizer(optimizer, config)
+    instance = build_optimizer(job.optimizer, job.config)
     await run_optimizer_actor(
         instance,
         channel,
-        goal=goal,
-        controllables=controllables,
-        observables=observables,
-        llm_client=llm,
+        goal=job.goal,
+        controllables=job.controllables,
+        observables=job.observables,
+        llm_client=job.llm,
     )
     return {"optimizer": type(instance).__name__, "runs_seen": len(instance.past_trajectories)}
 
@@ -87,52 +143,25 @@ class _TimeUp(Exception):
 class GoalLoop:
     """Runs one goal until a stop condition; see the module docstring."""
 
-    def __init__(
-        self,
-        channel: EventChannel,
-        *,
-        ref: RunRef,
-        goal: GoalRow,
-        harness: TargetHarness,
-        scope: Scope,
-        judges: JudgePanelSpec,
-        options: OptimizeOptions,
-        technique: str,
-        llm: LLMClient | None,
-        budget: Budget,
-        first_run: int,
-    ) -> None:
-        self.channel, self.ref, self.goal, self.harness = channel, ref, goal, harness
-        self.judges, self.options, self.technique, self.llm = judges, options, technique, llm
-        self.budget, self.first_run = budget, first_run
+    def __init__(self, channel: EventChannel, job: TargetJob) -> None:
+        self.channel, self.ref, self.goal, self.harness = channel, job.ref, job.goal, job.harness
+        self.judges, self.options, self.technique = job.judges, job.options, job.technique
+        self.llm, self.budget, self.first_run = job.llm, job.budget, job.first_run
         self.session = OptimizerSession(
             channel=channel,
-            goal=goal.request,
-            controllables=harness.controllables,
-            observables=harness.observables,
-            scope=scope,
-            send_timeout=options.send_timeout_s,
+            goal=job.goal.request,
+            controllables=job.harness.controllables,
+            observables=job.harness.observables,
+            scope=job.scope,
+            send_timeout=job.options.send_timeout_s,
         )
-        self.hooks = GuardedSession(self.session, harness)
-        self.panel = None if harness.check_keys else JudgePanel.from_config(judges)
-        self.backend = ref.backend()
+        self.hooks = GuardedSession(self.session, job.harness)
+        self.panel = None if job.harness.check_keys else JudgePanel.from_config(job.judges)
+        self.backend = job.ref.backend()
         self._attacker_mark = 0.0
         self._started = time.monotonic()
-        self.stats: dict[str, Any] = {
-            "result_id": goal.result_id,
-            "goal_index": goal.index,
-            "optimizer": technique,
-            "first_run": first_run,
-            "runs": 0,
-            "successes": 0,
-            "first_success_run": None,
-            "stop_reason": None,
-            "error": None,
-            "error_kind": None,
-            "target_cost_usd": 0.0,
-            "judge_cost_usd": 0.0,
-            "attacker_cost_usd": 0.0,
-        }
+        self.stats = GoalStats(result_id=job.goal.result_id, goal_index=job.goal.index,
+                               optimizer=job.technique, first_run=job.first_run)
 
     def _attacker_delta(self) -> float:
         spent = self.llm.usage.cost_usd if self.llm is not None else 0.0
@@ -143,9 +172,9 @@ class GoalLoop:
         s = self.stats
         if self.session.done:
             return "optimizer_done"
-        if self.options.stop_on_success and s["successes"]:
+        if self.options.stop_on_success and s.successes:
             return "success"
-        if s["runs"] >= self.options.max_runs:
+        if (s.runs or 0) >= self.options.max_runs:
             return "max_runs"
         if self.budget.exhausted:
             return "budget"
@@ -156,29 +185,29 @@ class GoalLoop:
             return "time_limit"
         return None
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self) -> GoalStats:
         self._started = started = time.monotonic()
         try:
             while (reason := self._stop_reason()) is None:
-                await self._one_run(self.first_run + self.stats["runs"])
-            self.stats["stop_reason"] = reason
+                await self._one_run(self.first_run + (self.stats.runs or 0))
+            self.stats.stop_reason = reason
         except (OptimizerFault, InvalidInjectionError) as exc:
             self._fail(exc)
         except _TimeUp:
-            self.stats["stop_reason"] = "time_limit"
+            self.stats.stop_reason = "time_limit"
             self._trace_interrupted("time_limit", "the goal's time limit passed during the run")
         finally:
             await self.session.shutdown(timeout=self.options.shutdown_timeout_s)
             leftover = self._attacker_delta()  # e.g. background work after the last run
-            self.stats["attacker_cost_usd"] += leftover
+            self.stats.attacker_cost_usd += leftover
             self.budget.add(leftover)
-            self.stats["elapsed_s"] = round(time.monotonic() - started, 6)
+            self.stats.elapsed_s = round(time.monotonic() - started, 6)
             self.backend.enqueue_trace(
                 run_id=self.ref.run_id,
                 result_id=self.goal.result_id,
                 step_name="Optimizer",
                 step_type="OPTIMIZER_SUMMARY",
-                content=jsonable(self.stats),
+                content=jsonable(self.stats.as_dict()),
             )
         return self.stats
 
@@ -191,21 +220,18 @@ class GoalLoop:
             self.channel.set_error(
                 OptimizerFailedError(f"goal stopped: {type(cause).__name__}: {cause}")
             )
-        self.stats.update(
-            stop_reason=reason,
-            error_kind=kind,
-            error=None if kind is None else f"{type(cause).__name__}: {cause}",
-        )
+        self.stats.stop_reason, self.stats.error_kind = reason, kind
+        self.stats.error = None if kind is None else f"{type(cause).__name__}: {cause}"
         if kind is not None:
-            logger.warning("goal %s: optimizer failed: %s", self.goal.goal_id, self.stats["error"])
-        self._trace_interrupted(reason, self.stats["error"] or str(cause))
+            logger.warning("goal %s: optimizer failed: %s", self.goal.goal_id, self.stats.error)
+        self._trace_interrupted(reason, self.stats.error or str(cause))
 
     def _trace_interrupted(self, reason: str, error: str) -> None:
         """The run a stop interrupted: kept as a trace (what happened so far), not an attempt."""
         trajectory = self.session.current_trajectory
         if trajectory is None:
             return
-        index = self.first_run + self.stats["runs"]
+        index = self.first_run + (self.stats.runs or 0)
         self.backend.enqueue_trace(
             run_id=self.ref.run_id,
             result_id=self.goal.result_id,
@@ -251,9 +277,7 @@ class GoalLoop:
                 await self.panel.evaluate(self.goal.request, outcome.prompt, outcome.response or "")
             ).verdicts
         combined, score = combine(verdicts, rule), rule_score(verdicts, rule)
-        success = (
-            None if combined is None else bool(combined and (score is None or score >= threshold))
-        )
+        success = None if combined is None else is_successful(combined, score, threshold)
         feedback = "; ".join(f"{v.judge}: {(v.error or v.raw or '')[:200]}" for v in verdicts)
         details = {
             "verdicts": {
@@ -273,15 +297,13 @@ class GoalLoop:
         attacker = self._attacker_delta()
         judge_cost = sum(v.cost_usd for v in verdicts)
         s = self.stats
-        s["runs"] += 1
-        s["target_cost_usd"] += outcome.cost_usd
-        s["judge_cost_usd"] += judge_cost
-        s["attacker_cost_usd"] += attacker
+        s.runs = (s.runs or 0) + 1
+        s.target_cost_usd += outcome.cost_usd
+        s.judge_cost_usd += judge_cost
+        s.attacker_cost_usd += attacker
         if evaluation.success:
-            s["successes"] += 1
-            s["first_success_run"] = (
-                s["first_success_run"] if s["first_success_run"] is not None else index
-            )
+            s.successes += 1
+            s.first_success_run = s.first_success_run if s.first_success_run is not None else index
         self.budget.add(outcome.cost_usd + judge_cost + attacker)
         attempt_id = self._record(index, outcome, verdicts, attacker, done)
         self.backend.enqueue_trace(
@@ -352,36 +374,11 @@ class GoalLoop:
         return attempt_id
 
 
-@task(name="target-execution", task_run_name="target-{label}", cache_policy=NO_CACHE, retries=0)
-async def target_execution(
-    channel: EventChannel,
-    *,
-    label: str,
-    ref: RunRef,
-    goal: GoalRow,
-    harness: TargetHarness,
-    scope: Scope,
-    judges: JudgePanelSpec,
-    options: OptimizeOptions,
-    technique: str,
-    llm: LLMClient | None,
-    budget: Budget,
-    first_run: int = 0,
-) -> dict[str, Any]:
-    """Run `goal` against the target until a stop condition; return the goal's outcome."""
-    loop = GoalLoop(
-        channel,
-        ref=ref,
-        goal=goal,
-        harness=harness,
-        scope=scope,
-        judges=judges,
-        options=options,
-        technique=technique,
-        llm=llm,
-        budget=budget,
-        first_run=first_run,
-    )
+@task(name="target-execution", task_run_name="target-{job.label}", cache_policy=NO_CACHE,
+      retries=0)
+async def target_execution(channel: EventChannel, job: TargetJob) -> GoalStats:
+    """Run the job's goal against the target until a stop condition; return its outcome."""
+    loop = GoalLoop(channel, job)
     try:
         return await loop.run()
     except BaseException as exc:  # our own or the target's bug: stop the optimizer, then raise

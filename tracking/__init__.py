@@ -21,16 +21,23 @@ from tracking.models import (
     TraceRecord,
 )
 from tracking.redaction import RedactingFilter, redact, redact_json, redact_text
-from tracking.rows import NewAttempt, NewResult, ResultUpdate
+from tracking.rows import JudgeCell, NewAttempt, NewResult, PipelineRow, ResultUpdate
 from tracking.step import StepRecord, StepTracker
 from tracking.store import SQLBackend, get_backend
-from tracking.summary import BENIGN, is_benign
-from tracking.success import attack_success_rate, classify_row, decide_goal, row_verdict
+from tracking.summary import BENIGN, OVER_REFUSAL, is_benign
+from tracking.success import (
+    attack_success_rate,
+    classify_row,
+    decide_goal,
+    is_successful,
+    row_verdict,
+)
 from tracking.tracker import Tracker
 from tracking.writer import TraceWriteError, WriteFailure
 
 __all__ = [
     "BENIGN",
+    "OVER_REFUSAL",
     "is_benign",
     "DB_URL_ENV",
     "AttemptRecord",
@@ -41,8 +48,10 @@ __all__ = [
     "GoalSpec",
     "JudgeValidationRecord",
     "JudgmentRecord",
+    "JudgeCell",
     "NewAttempt",
     "NewResult",
+    "PipelineRow",
     "RedactingFilter",
     "ResultRecord",
     "ResultUpdate",
@@ -62,6 +71,7 @@ __all__ = [
     "attack_success_rate",
     "check_store_url",
     "classify_row",
+    "is_successful",
     "decide_goal",
     "default_db_url",
     "get_backend",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from tracking.enums import EvaluationStatusEnum
 
@@ -55,3 +55,38 @@ class NewAttempt:
             prompt=row.get("prompt"),
             metadata=row.get("metadata"),
         )
+
+
+class JudgeCell(TypedDict):
+    """One judge's verdict as a pipeline row carries it."""
+
+    success: bool | None
+    score: float | None
+    error: str | None
+
+
+class PipelineRow(TypedDict, total=False):
+    """One attempt of a goal, as it flows from the store into goal finalization, summaries and
+    reports (ARCHITECTURE.md, "Pipeline rows"). Built only by `reports.rows.build_rows`; a
+    plain dict at run time, so the coordinator's dict API (spec 000) takes it unchanged."""
+
+    goal: str
+    goal_index: int
+    goal_id: str | None
+    result_id: str
+    category: str | None
+    attempt_id: int
+    technique: str
+    variant: str
+    meta: dict[str, Any]
+    kind: str  # "attack", or "benign" for a control prompt (decided by over-refusal alone)
+    prompt: str
+    prompt_hash: str
+    response: str | None
+    error: str | None
+    error_kind: str | None
+    pending: bool
+    judges: dict[str, JudgeCell]
+    success: bool | None
+    score: float | None
+    cost_usd: float

@@ -43,6 +43,19 @@ class StepRecord:
     error_message: str | None = None
 
 
+@dataclass(kw_only=True)
+class _OpenStep:
+    """A step between its RUNNING trace and its final one."""
+
+    name: str
+    step_type: str
+    started: float
+    base: dict[str, Any]
+    input_counts: dict[str, int]
+    start_metadata: dict[str, Any]
+    trace_id: int | None = None
+
+
 class StepTracker:
     """Tracks pipeline steps of one run and updates run/result statuses (spec 001)."""
 
@@ -68,35 +81,10 @@ class StepTracker:
         config: dict[str, Any] | None = None,
     ) -> Iterator[int | None]:
         """Track one step; yields the step trace id (None when disabled or the store failed)."""
-        ctx = self.context
-        started = time.perf_counter()
-        base: dict[str, Any] = {
-            "step": step_name,
-            "started_at": utcnow().isoformat(),
-            "input": _sample(input_data),
-            "config": config,
-        }
-        input_counts = _item_counts(input_data)
-        start_metadata = self._take_metadata()
-        content = {
-            **base,
-            "status": StatusEnum.RUNNING.value,
-            "item_counts": input_counts,
-            "metadata": start_metadata,
-        }
-        trace_id = self._write_trace(step_name, step_type, content) if ctx.is_enabled else None
-        ctx.events.publish(
-            "step_started",
-            {
-                "run_id": ctx.run_id,
-                "step_name": step_name,
-                "step_type": step_type,
-                "trace_id": trace_id,
-            },
-        )
+        step = self._open_step(step_name, step_type, input_data, config)
         status, error = StatusEnum.COMPLETED, None
         try:
-            yield trace_id
+            yield step.trace_id
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
             status, error = StatusEnum.CANCELLED, exc
             raise
@@ -104,58 +92,59 @@ class StepTracker:
             status, error = StatusEnum.FAILED, exc
             raise
         finally:
-            duration = time.perf_counter() - started
-            progress, metrics = self._take_progress()
-            error_message = redact_text(str(error))[:2000] if error is not None else None
-            final = {
-                **base,
-                "status": status.value,
-                "finished_at": utcnow().isoformat(),
-                "duration_s": round(duration, 6),
-                "item_counts": {**input_counts, **metrics},
-                "metadata": {**start_metadata, **self._take_metadata()},
-                "progress": progress,
-                "error_type": type(error).__name__ if error is not None else None,
-                "error_message": error_message,
-            }
-            if trace_id is not None:
-                ctx.store_call("step_trace", "update_trace", trace_id, content=final)
-            elif ctx.is_enabled:
-                trace_id = self._write_trace(step_name, step_type, final)
-            record = StepRecord(
-                name=step_name,
-                step_type=step_type,
-                status=status,
-                duration_s=duration,
-                trace_id=trace_id,
-                error_type=final["error_type"],
-                error_message=error_message,
-            )
-            with self._lock:
-                self._steps.append(record)
-            ctx.events.publish(
-                "step_finished",
-                {
-                    "run_id": ctx.run_id,
-                    "step_name": step_name,
-                    "step_type": step_type,
-                    "trace_id": trace_id,
-                    "status": status.value,
-                    "duration_s": duration,
-                    "error_type": final["error_type"],
-                },
-            )
-            if error is None:
-                self.logger.debug("step %s completed in %.3fs", step_name, duration)
-            else:
-                self.logger.warning(
-                    "step %s %s after %.3fs: %s: %s",
-                    step_name,
-                    status.value.lower(),
-                    duration,
-                    final["error_type"],
-                    error_message,
-                )
+            self._close_step(step, status, error)
+
+    def _open_step(self, step_name: str, step_type: str, input_data: dict[str, Any] | None,
+                   config: dict[str, Any] | None) -> _OpenStep:
+        """Write the RUNNING trace and announce the step."""
+        ctx = self.context
+        step = _OpenStep(
+            name=step_name, step_type=step_type, started=time.perf_counter(),
+            base={"step": step_name, "started_at": utcnow().isoformat(),
+                  "input": _sample(input_data), "config": config},
+            input_counts=_item_counts(input_data), start_metadata=self._take_metadata(),
+        )
+        content = {**step.base, "status": StatusEnum.RUNNING.value,
+                   "item_counts": step.input_counts, "metadata": step.start_metadata}
+        if ctx.is_enabled:
+            step.trace_id = self._write_trace(step_name, step_type, content)
+        ctx.events.publish("step_started", {"run_id": ctx.run_id, "step_name": step_name,
+                                            "step_type": step_type, "trace_id": step.trace_id})
+        return step
+
+    def _close_step(self, step: _OpenStep, status: StatusEnum, error: BaseException | None
+                    ) -> None:
+        """Write the final trace, keep the step record, announce and log the end."""
+        ctx = self.context
+        duration = time.perf_counter() - step.started
+        progress, metrics = self._take_progress()
+        error_message = redact_text(str(error))[:2000] if error is not None else None
+        error_type = type(error).__name__ if error is not None else None
+        final = {
+            **step.base, "status": status.value, "finished_at": utcnow().isoformat(),
+            "duration_s": round(duration, 6), "item_counts": {**step.input_counts, **metrics},
+            "metadata": {**step.start_metadata, **self._take_metadata()}, "progress": progress,
+            "error_type": error_type, "error_message": error_message,
+        }
+        if step.trace_id is not None:
+            ctx.store_call("step_trace", "update_trace", step.trace_id, content=final)
+        elif ctx.is_enabled:
+            step.trace_id = self._write_trace(step.name, step.step_type, final)
+        with self._lock:
+            self._steps.append(StepRecord(
+                name=step.name, step_type=step.step_type, status=status, duration_s=duration,
+                trace_id=step.trace_id, error_type=error_type, error_message=error_message,
+            ))
+        ctx.events.publish("step_finished", {
+            "run_id": ctx.run_id, "step_name": step.name, "step_type": step.step_type,
+            "trace_id": step.trace_id, "status": status.value, "duration_s": duration,
+            "error_type": error_type,
+        })
+        if error is None:
+            self.logger.debug("step %s completed in %.3fs", step.name, duration)
+        else:
+            self.logger.warning("step %s %s after %.3fs: %s: %s", step.name,
+                                status.value.lower(), duration, error_type, error_message)
 
     def update_run_status(
         self, status: StatusEnum, *, only_if_status_in: tuple[StatusEnum, ...] | None = None

@@ -58,14 +58,20 @@ def row_verdict(row: Mapping[str, Any]) -> bool | None:
     return yes > len(votes) - yes
 
 
+def is_successful(success: bool | None, score: float | None, success_threshold: float) -> bool:
+    """The success rule, the one place it is written: the combined verdict said yes and the
+    combined score, when there is one, clears the threshold. Panels, the optimize flow, reports
+    and goal statuses all ask this function."""
+    return success is True and (score is None or float(score) >= success_threshold)
+
+
 def classify_row(row: Mapping[str, Any], success_threshold: float) -> RowOutcome:
     if row.get("error"):
         return RowOutcome.AGENT_ERROR
     verdict = row_verdict(row)
     if verdict is None:
         return RowOutcome.FRAMEWORK_ERROR
-    score = row.get("score")
-    if verdict and (score is None or float(score) >= success_threshold):
+    if is_successful(verdict, row.get("score"), success_threshold):
         return RowOutcome.SUCCESSFUL
     return RowOutcome.FAILED
 

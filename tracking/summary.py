@@ -27,6 +27,8 @@ UNCATEGORIZED = "uncategorized"
 #: ``metadata["kind"]`` of a goal from a benign control set: sent plain to measure over-refusal,
 #: never part of the ASR (its "successful" status means *answered*, "failed" means *refused*).
 BENIGN = "benign"
+#: The judge key of a benign control prompt's verdict: success = answered, not = refused.
+OVER_REFUSAL = "over-refusal"
 
 
 def is_benign(metadata: Any) -> bool:

@@ -19,6 +19,7 @@ from goals import Goal
 from judges import Verdict
 from optimizers.domains import Controllable, Observable, Scope, SecurityDomain
 from targets import TargetConfig, chat
+from targets.completion import CallUsage
 
 
 class RunHooks(Protocol):
@@ -38,7 +39,7 @@ class InvalidInjectionError(TypeError):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunOutcome:
+class RunOutcome(CallUsage):
     """One run of the target, as judged and recorded.
 
     `messages` is what the target was sent for its final answer and `response` that answer;
@@ -50,11 +51,6 @@ class RunOutcome:
     response: str | None
     error: str | None = None
     error_kind: str | None = None
-    cost_usd: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
-    attempts: int = 0
     checks: tuple[Verdict, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,167 @@
+"""One generic registry: classes registered by name with a decorator, looked up with a message
+that lists what would have been accepted, and configs validated with one line per problem.
+
+Attacks, judges and optimizers each hold one `Registry` and keep their own public names
+(`@technique`, `@judge`, `@optimizer`) as thin uses of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+T = TypeVar("T")
+C = TypeVar("C", bound=type)
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PluginInfo:
+    """What the CLI lists for one registered technique or judge."""
+
+    name: str
+    description: str
+    needs_model: bool
+    options: dict[str, dict[str, Any]]  # option -> {"type", "default", "required", "description"}
+    schema: dict[str, Any]  # the config's full JSON schema
+
+    @classmethod
+    def of(cls, name: str, plugin: Any) -> PluginInfo:
+        """From a class with a pydantic `Config`, a `needs_model` flag and a docstring."""
+        return cls(name=name, description=first_line(plugin.__doc__),
+                   needs_model=bool(getattr(plugin, "needs_model", False)),
+                   options=config_options(plugin.Config),
+                   schema=plugin.Config.model_json_schema())
+
+
+class Registry(Generic[T]):
+    """Classes of one family (`kind`, e.g. "technique") by name.
+
+    `error` is the family's own exception type, so callers catch what they always caught;
+    `loader` imports the shipped entries on first lookup (keeps importing the registry cheap).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        error: type[Exception] = ValueError,
+        base: type | None = None,
+        loader: Callable[[], object] | None = None,
+        hint: str = "",
+    ) -> None:
+        self.kind = kind
+        self.error = error
+        self._base = base
+        self._loader = loader
+        self._hint = hint
+        self._entries: dict[str, type[T]] = {}
+
+    def register(self, name: str) -> Callable[[C], C]:
+        """Class decorator: register under `name` and set the class's `name` attribute."""
+
+        def decorate(cls: C) -> C:
+            if self._base is not None and not (
+                isinstance(cls, type) and issubclass(cls, self._base)
+            ):
+                raise self.error(
+                    f"@{self.kind}({name!r}) must decorate a {self._base.__name__} subclass"
+                )
+            known = self._entries.get(name)
+            if known is not None and known is not cls:
+                raise self.error(f"{self.kind} {name!r} is already registered by {known}")
+            cls.name = name  # type: ignore[attr-defined]
+            self._entries[name] = cls  # type: ignore[assignment]
+            return cls
+
+        return decorate
+
+    def get(self, name: str) -> type[T]:
+        self._load()
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "(none)"
+            raise self.error(
+                f"unknown {self.kind} {name!r}; known {self.kind}s: {known}{self._hint}"
+            ) from None
+
+    def items(self) -> list[tuple[str, type[T]]]:
+        """Every entry, sorted by name."""
+        self._load()
+        return sorted(self._entries.items())
+
+    def infos(self) -> list[PluginInfo]:
+        """`PluginInfo` of every entry, sorted by name."""
+        return [PluginInfo.of(name, cls) for name, cls in self.items()]
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(name for name, _ in self.items())
+
+    def _load(self) -> None:
+        if self._loader is not None:
+            loader, self._loader = self._loader, None
+            loader()
+
+
+def validate_config(
+    model: type[M], options: Any, *, what: str, error: type[Exception] = ValueError
+) -> M:
+    """`options` (a mapping or an instance) as a validated `model`; `what` names the owner in
+    the error ("technique 'templates'"), one clause per bad option, allowed options listed."""
+    if options is None:
+        options = {}
+    if isinstance(options, model):
+        return options
+    if isinstance(options, BaseModel):
+        raise error(f"{what} expects a {model.__name__} or a mapping, got {type(options).__name__}")
+    if not isinstance(options, Mapping):
+        raise error(f"{what}: config must be a mapping, got {type(options).__name__}")
+    try:
+        return model.model_validate(dict(options))
+    except ValidationError as exc:
+        raise error(f"invalid options for {what}: {explain(model, exc)}") from None
+
+
+def explain(model: type[BaseModel], exc: ValidationError) -> str:
+    """One clause per problem, naming the option; the allowed options, for typos."""
+    problems = []
+    for err in exc.errors():
+        option = ".".join(str(part) for part in err["loc"]) or "(options)"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown option {option!r}")
+        else:
+            problems.append(f"option {option!r}: {err['msg']}")
+    allowed = ", ".join(model.model_fields) or "(none)"
+    return "; ".join(problems) + f" (allowed options: {allowed})"
+
+
+def config_options(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
+    """A flat option table from a pydantic config: what the CLI lists for any plugin."""
+    options = {}
+    for option, info in model.model_fields.items():
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        options[option] = {
+            "type": _type_name(info.annotation),
+            "default": default,
+            "required": info.is_required(),
+            "description": info.description or "",
+        }
+    return options
+
+
+def _type_name(annotation: Any) -> str:
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    return text.replace("typing.", "")
+
+
+def first_line(doc: str | None) -> str:
+    """The first docstring line: a plugin's one-line description."""
+    return doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""

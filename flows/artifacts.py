@@ -1,0 +1,75 @@
+"""Publish a finished run's Prefect artifacts: the goal table, the markdown summary and a link
+to the HTML report. What they say is built in `reports.artifacts` (Prefect-free); this module
+only writes the report file and hands the pieces to Prefect."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from prefect import runtime
+from prefect.artifacts import (
+    acreate_link_artifact,
+    acreate_markdown_artifact,
+    acreate_table_artifact,
+)
+
+from judges.citation import cite_run, store_lookup
+from reports.artifacts import goal_table, report_markdown, summary_markdown, write_html_report
+from tasks.context import artifact_key
+from tracking import PipelineRow, SQLBackend, default_db_url, get_backend
+
+logger = logging.getLogger("siegeflow.flows")
+
+
+def _flow_backend() -> Any:
+    """The store of the flow run being executed (its `db_url` parameter, else the default)."""
+    params = runtime.flow_run.parameters or {}
+    return get_backend(params.get("db_url") or default_db_url())
+
+
+async def publish_run_artifacts(
+    run_id: str,
+    summary: dict[str, Any],
+    rows: list[PipelineRow],
+    results: list[Any],
+    *,
+    backend: SQLBackend | None = None,
+) -> Path | None:
+    """Publish the goal table, the markdown summary and a link to the run's HTML report.
+
+    The report file is written first (from the store; `backend` defaults to the flow's), so the
+    summary can say where it is. A report that cannot be written (disk full, read-only folder)
+    is logged and named in the summary; it never fails the run, whose data is already stored.
+    """
+    path: Path | None = None
+    error: str | None = None
+    backend = backend or _flow_backend()
+    run = backend.get_run(run_id)
+    citation = cite_run(run.parameters if run else None, store_lookup(backend))
+    try:
+        path = await asyncio.to_thread(write_html_report, backend, run_id)
+    except OSError as exc:
+        error = f"{type(exc).__name__}: {exc.strerror or exc}"
+        logger.warning("HTML report for run %s not written: %s", run_id, error)
+    threshold = float(summary.get("success_threshold") or 0.5)
+    await acreate_table_artifact(
+        table=goal_table(results, rows, threshold),
+        key=artifact_key(run_id, "goals"),
+        description="Per goal: status, best attack prompt, the target's answer, judge verdicts.",
+    )
+    await acreate_markdown_artifact(
+        markdown=summary_markdown(summary, citation) + report_markdown(path, run_id, error),
+        key=artifact_key(run_id, "summary"),
+        description="ASR overall and per category, errors, judge agreement, cost and time.",
+    )
+    if path is not None:
+        await acreate_link_artifact(
+            link=path.resolve().as_uri(),
+            link_text=f"HTML report of run {run_id[:8]} ({path.name})",
+            key=artifact_key(run_id, "report"),
+            description="The self-contained HTML report: open the file in a browser.",
+        )
+    return path
