@@ -10,7 +10,8 @@ with n and 95% intervals (Wilson for accuracy; bootstrap, seed 0, for kappa):
 - refusal (keyword) judge on the same splits;
 - model judges: not run (they need a model server; none is started here) — listed as such;
   the classifiers whose verdicts HarmBench stored in the file are shown for comparison;
-- offline judgments per second (one answer at a time, as a run calls it) on this machine.
+- offline judgments per second on this machine: one answer at a time, and as a run's evaluation
+  step calls it (many concurrent calls, which the judge micro-batches).
 
 `--write-figures` stores the pooled out-of-sample figures as package data
 (judges/data/validations.json) so a fresh install can cite them.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,24 +95,46 @@ def offline_figures(labels: LabelSet) -> dict[str, Agreement]:
         from judges.offline.head import Head
 
         shipped = Head.load(shipped_weights())
+        rows = featurise(contextual, spec=shipped.embedding).matrix
         figures["shipped"] = agreement(
             [(i.label, bool(p >= shipped.threshold))
-             for i, p in zip(contextual, shipped.probability(ctx.matrix))])
+             for i, p in zip(contextual, shipped.probability(rows))])
     return figures
 
 
-def speed(labels: LabelSet, count: int = 40) -> float:
+def speed(labels: LabelSet, count: int = 40, concurrent: int = 596,
+          concurrency: int = 32) -> dict[str, float]:
+    """Judgments per second of a fresh offline judge (goal embeddings not cached yet): one
+    answer at a time, and as a run's evaluation step calls it (`concurrent` answers, at most
+    `concurrency` in flight, each call awaiting its own verdict)."""
     judge = OfflineJudge()
     items = labels.items[:count]
 
-    async def go() -> None:
+    async def one_at_a_time() -> None:
         for item in items:
             await judge.evaluate(item.goal, item.judge_prompt, item.response)
 
     asyncio.run(judge.evaluate("warm", "up", "the encoder"))
     t0 = time.perf_counter()
-    asyncio.run(go())
-    return count / (time.perf_counter() - t0)
+    asyncio.run(one_at_a_time())
+    sequential = count / (time.perf_counter() - t0)
+
+    run_items = (labels.items * (1 + concurrent // len(labels.items)))[:concurrent]
+    judge = OfflineJudge()  # empty goal cache again
+
+    async def as_a_run() -> None:
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(item) -> None:
+            async with limit:
+                await judge_item(judge, item, item.response)
+
+        await asyncio.gather(*(one(item) for item in run_items))
+
+    t0 = time.perf_counter()
+    asyncio.run(as_a_run())
+    return {"sequential": sequential, "run": len(run_items) / (time.perf_counter() - t0),
+            "run_n": len(run_items), "concurrency": concurrency}
 
 
 def figure_entry(name: str, a: Agreement, source: str) -> dict:
@@ -151,9 +175,12 @@ def main() -> None:
     print("\n[stored] = verdicts HarmBench recorded in the file, not run here.")
     print("harmbench, jailbreakbench, strongreject, pair (model judges): needs a model — no "
           "server is started by this bench, so they are not measured.")
-    rate = speed(labels)
-    print(f"\noffline judge speed: {rate:.1f} judgments/s (one answer at a time, MiniLM on "
-          "CPU, this machine's current load)")
+    rates = speed(labels)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\noffline judge speed (MiniLM on CPU, one BLAS thread; load average {load}):")
+    print(f"  {rates['sequential']:.1f} judgments/s one answer at a time")
+    print(f"  {rates['run']:.1f} judgments/s as a run calls it ({rates['run_n']} answers, "
+          f"{rates['concurrency']} concurrent calls micro-batched into encoder batches)")
     if args.write_figures:
         source = ("HarmBench classifier validation set (MIT), human majority; offline: "
                   "5-fold grouped CV on standard + held-out contextual, out of sample")
