@@ -86,7 +86,7 @@ class _JudgeEncoder:
             return np.stack([self._cache[t] for t in texts])
 
 
-Item = tuple[str, str, str]
+Item = tuple[str, str, str, str | None]  # goal, prompt, response, context
 
 
 class _MicroBatcher:
@@ -172,26 +172,28 @@ class OfflineJudge(Judge[OfflineConfig]):
         self._encoder: _JudgeEncoder | None = None
         self._batcher = _MicroBatcher(self._batch_probabilities)
 
-    def probabilities(self, goals: list[str], prompts: list[str], responses: list[str]) -> Any:
+    def probabilities(self, goals: list[str], prompts: list[str], responses: list[str],
+                      contexts: list[str | None] | None = None) -> Any:
         """P(success) for a batch (synchronous; the bench and `judges train` call it)."""
         if self._encoder is None:
             from targets.minilm import shared_encoder
 
             self._encoder = _JudgeEncoder(shared_encoder())
-        features = feature_matrix(goals, prompts, responses, self._encoder, self.head.embedding)
+        features = feature_matrix(goals, prompts, responses, self._encoder, self.head.embedding,
+                                  contexts)
         return self.head.probability(features)
 
     def _batch_probabilities(self, items: list[Item]) -> Any:
-        goals, prompts, responses = (list(column) for column in zip(*items, strict=True))
-        return self.probabilities(goals, prompts, responses)
+        goals, prompts, responses, contexts = (list(column) for column in zip(*items, strict=True))
+        return self.probabilities(goals, prompts, responses, contexts)
 
     async def evaluate(self, goal: str, prompt: str, response: str,
                        context: str | None = None) -> Verdict:
-        """`goal` is the behaviour alone: a contextual goal's context reaches the judge through
-        the attack prompt, which carries it (the head was trained that way)."""
+        """`goal` is the behaviour alone; `context` (a contextual goal's passage) is taken out
+        of the prompt before the echo features compare the answer with the request."""
         # Encoding costs milliseconds of CPU per answer: concurrent calls share one batch,
         # computed off the event loop.
-        p = await self._batcher.submit((goal, prompt, response))
+        p = await self._batcher.submit((goal, prompt, response, context))
         success = p >= self.threshold
         return Verdict(judge=self.label, success=success, score=rescale(p, self.threshold),
                        raw=f"P(success)={p:.3f}, threshold {self.threshold:.2f}", error=None)

@@ -94,7 +94,8 @@ def featurise(items: Sequence[LabelledItem], encoder: Any | None = None,
     if encoder is None:
         encoder = default_encoder()
     matrix = feature_matrix([i.goal for i in items], [i.judge_prompt for i in items],
-                            [i.response for i in items], encoder, spec)
+                            [i.response for i in items], encoder, spec,
+                            [i.context for i in items])
     return Features(items=list(items), matrix=matrix)
 
 
