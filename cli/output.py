@@ -128,7 +128,9 @@ def print_summary(console: Console, summary: dict[str, Any], citation: Any = Non
         from reports.bon import summary_line
 
         table.add_row("Best-of-N", escape(summary_line(summary["bon"])))
-    table.add_row("cost", f"${float(summary.get('cost_usd') or 0):.4f}")
+    from reports.cost import cost_line
+
+    table.add_row("cost", escape(cost_line(summary)))
     table.add_row("duration", f"{float(summary.get('duration_s') or 0):.1f} s")
     table.add_row("stopped because", escape(summary.get("stop_reason", "")))
     console.print(table)

@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from reports.cost import cost_line
 from reports.rows import best_rows
 from reports.text import md_escape
 from tracking.rows import PipelineRow
@@ -111,7 +112,7 @@ def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
             lines.append(f"| all (Fleiss) | {fleiss['kappa']:.2f} | {fleiss.get('n', 0)} |")
         lines.append("")
     lines += [
-        f"**Cost:** ${float(summary.get('cost_usd') or 0.0):.4f} · "
+        f"**Cost:** {md_escape(cost_line(summary))} · "
         f"**duration:** {float(summary.get('duration_s') or 0.0):.1f} s",
     ]
     steps = summary.get("steps") or []
