@@ -29,7 +29,11 @@ from tracking import PipelineRow
 
 
 def is_streaming(attack: AttackSpec) -> bool:
-    return bool(getattr(get_technique(attack.name), "streaming", False))
+    return _streams(attack.name)
+
+
+def _streams(name: str) -> bool:
+    return bool(getattr(get_technique(name), "streaming", False))
 
 
 def split_streaming(attack: AttackSpec) -> tuple[AttackSpec | None, AttackSpec | None]:
@@ -40,7 +44,7 @@ def split_streaming(attack: AttackSpec) -> tuple[AttackSpec | None, AttackSpec |
     if attack.name != "suite":
         return None, attack
     members = build_technique(attack.name, attack.options).config.techniques
-    streamed = [m for m in members if is_streaming(AttackSpec(name=m.name))]
+    streamed = [m for m in members if _streams(m.name)]
     if not streamed:
         return None, attack
     rest = [m.model_dump() for m in members if m not in streamed]
