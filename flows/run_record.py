@@ -230,7 +230,7 @@ async def publish_results(
     summary = coordinator.get_summary()
     summary.update({"stop_reason": stop_reason, "cost_usd": spent_usd, **(extra or {})})
     summary["steps"] = recorded_steps(ref.backend(), ref.run_id)
-    summary["truncated_answers"] = sum(1 for row in rows if is_truncated(row.get("response")))
+    summary["truncated_answers"] = sum(1 for row in rows if is_truncated(row.response))
     by_judge = rows_by_judge(rows)
     if len(by_judge) >= 2:
         summary["judge_agreement"] = judge_agreement(by_judge)
