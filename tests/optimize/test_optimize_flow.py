@@ -355,7 +355,7 @@ def test_invalid_options_fail_before_anything_is_recorded(
 
 
 def test_time_limit_cuts_a_slow_run(prefect_api_url: str, sqlite_url: str, tmp_path: Path) -> None:
-    with OpenAIServer(responder=Script(), latency_s=3.0) as slow:
+    with OpenAIServer(responder=Script(), latency_s=10.0) as slow:
         state = run_flow(
             optimizer="passthrough",
             optimizer_options={"time_limit_s": 0.5},
@@ -368,7 +368,7 @@ def test_time_limit_cuts_a_slow_run(prefect_api_url: str, sqlite_url: str, tmp_p
     rec = recorded(sqlite_url)
     result = rec["results"]["Say hello slowly"]
     assert result.agent_specific_data["stop_reason"] == "time_limit"
-    assert result.agent_specific_data["elapsed_s"] < 2.5
+    assert result.agent_specific_data["elapsed_s"] < 8.0  # a run left alone takes >= 10 s
     assert result.evaluation_status is Eval.ERROR_TEST_FRAMEWORK
     assert "not attacked" in result.evaluation_notes and rec["attempts"] == []
     assert [t.content.get("interrupted") for t in rec["traces"] if t.step_name == "run-0"] == [
