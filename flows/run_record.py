@@ -264,7 +264,7 @@ async def publish_results(
     summary["cost_breakdown"] = spend.as_dict()
     summary["attacker_cost_usd"] = spend.attacker_usd
     summary["steps"] = recorded_steps(backend, ref.run_id)
-    summary["truncated_answers"] = sum(1 for row in rows if is_truncated(row.get("response")))
+    summary["truncated_answers"] = sum(1 for row in rows if is_truncated(row.response))
     by_judge = rows_by_judge(rows)
     if len(by_judge) >= 2:
         summary["judge_agreement"] = judge_agreement(by_judge)

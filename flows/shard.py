@@ -273,7 +273,7 @@ async def _finish_sharded(
     done = set().union(*(owned[i] for i in owned if i not in failed))
 
     def stop_reason(rows: list[PipelineRow]) -> str:
-        pending = any(r["pending"] for r in rows if r["result_id"] in done)
+        pending = any(r.pending for r in rows if r.result_id in done)
         return "budget" if budget_usd is not None and pending else "completed"
 
     return await finish_run(

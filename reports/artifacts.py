@@ -28,11 +28,11 @@ def goal_table(
     best = best_rows(rows, threshold)
     table = []
     for result in sorted(results, key=lambda r: r.goal_index):
-        row = best.get(result.id, {})
+        row = best.get(result.id) or PipelineRow()
         verdicts = ", ".join(
             f"{md_escape(name, 40)}: "
-            f"{'error' if v.get('error') else ('yes' if v.get('success') else 'no')}"
-            for name, v in sorted((row.get("judges") or {}).items())
+            f"{'error' if v.error else ('yes' if v.success else 'no')}"
+            for name, v in sorted(row.judges.items())
         )
         # The Prefect UI renders table cells as Markdown with inline HTML: every string that
         # came from a goal file, an attacker or the target is escaped, not just cleaned.
@@ -41,10 +41,10 @@ def goal_table(
             "category": md_escape(result.category, 40),
             "status": result.evaluation_status.value,
             "technique": md_escape(
-                f"{row.get('technique', '')}/{row.get('variant', '')}".strip("/"), 60
+                f"{row.technique}/{row.variant}".strip("/"), 60
             ),
-            "best prompt": md_escape(row.get("prompt"), _CELL),
-            "answer": md_escape(row.get("response") or row.get("error"), _CELL),
+            "best prompt": md_escape(row.prompt or None, _CELL),
+            "answer": md_escape(row.response or row.error, _CELL),
             "verdicts": verdicts,
         })
     return table
