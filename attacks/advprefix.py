@@ -17,7 +17,7 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
@@ -32,6 +32,7 @@ from attacks.base import (
 )
 from attacks.registry import technique
 from goals import Goal
+from tracking.rows import PipelineRow
 
 #: Phrases that mark a candidate prefix as a refusal (matched case-insensitively).
 PREFIX_REFUSAL_PHRASES: tuple[str, ...] = (
@@ -295,7 +296,11 @@ def fallback_prefixes(goal: Goal) -> list[str]:
 # -- after judging -------------------------------------------------------------------------------
 
 
-def select_best(rows: Sequence[Mapping[str, Any]], k: int) -> list[Mapping[str, Any]]:
+#: A pipeline row, typed or as its spec-000 dict (`select_best` returns what it was given).
+Row = TypeVar("Row", bound=PipelineRow | Mapping[str, Any])
+
+
+def select_best(rows: Sequence[Row], k: int) -> list[Row]:
     """The `k` best judged rows of ONE goal, best first (e.g. the most effective prefixes).
 
     Ranked by combined `score` (higher is better; a row without one counts 1.0 if `success`
@@ -305,17 +310,17 @@ def select_best(rows: Sequence[Mapping[str, Any]], k: int) -> list[Mapping[str, 
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    goal_ids = {row.get("goal_id") for row in rows} - {None}
+    typed = [(PipelineRow.of(row), row) for row in rows]
+    goal_ids = {row.goal_id for row, _ in typed} - {None}
     if len(goal_ids) > 1:
         mixed = sorted(map(str, goal_ids))
         raise ValueError(f"select_best ranks one goal's rows; got goals {mixed}")
 
-    def rank(row: Mapping[str, Any]) -> tuple[float, bool]:
-        score = row.get("score")
-        success = row.get("success")
-        value = float(score) if score is not None else (1.0 if success else 0.0)
+    def rank(pair: tuple[PipelineRow, Row]) -> tuple[float, bool]:
+        score, success = pair[0].score, pair[0].success
+        value = score if score is not None else (1.0 if success else 0.0)
         return (value, success is True)
 
-    judged = [r for r in rows if not r.get("error")
-              and (r.get("score") is not None or r.get("success") is not None)]
-    return sorted(judged, key=rank, reverse=True)[:k]
+    judged = [p for p in typed if not p[0].error
+              and (p[0].score is not None or p[0].success is not None)]
+    return [given for _, given in sorted(judged, key=rank, reverse=True)[:k]]

@@ -119,6 +119,8 @@ def print_summary(console: Console, summary: dict[str, Any], citation: Any = Non
     table.add_row("attack success rate [95% CI]", _asr_cell(summary))
     if citation is not None:
         table.add_row("judged by", escape(citation.text()))
+    for warning in summary.get("warnings") or []:
+        table.add_row("[bold red]warning[/]", escape(str(warning)))
     if summary.get("over_refusal"):
         from reports.refusal import refusal_line
 
@@ -128,7 +130,9 @@ def print_summary(console: Console, summary: dict[str, Any], citation: Any = Non
         from reports.bon import summary_line
 
         table.add_row("Best-of-N", escape(summary_line(summary["bon"])))
-    table.add_row("cost", f"${float(summary.get('cost_usd') or 0):.4f}")
+    from reports.cost import cost_line
+
+    table.add_row("cost", escape(cost_line(summary)))
     table.add_row("duration", f"{float(summary.get('duration_s') or 0):.1f} s")
     table.add_row("stopped because", escape(summary.get("stop_reason", "")))
     console.print(table)
@@ -166,9 +170,9 @@ def print_goals(console: Console, results: list[Any], rows: list[PipelineRow],
     table.add_column("best attack", ratio=2, overflow="ellipsis", no_wrap=True)
     table.add_column("target's answer", ratio=3, overflow="ellipsis", no_wrap=True)
     for result in ordered:
-        row = best.get(result.id, {})
-        technique = "/".join(x for x in (row.get("technique"), row.get("variant")) if x)
-        answer = " ".join((row.get("response") or row.get("error") or "").split())
+        row = best.get(result.id)
+        technique = row.label if row is not None else ""
+        answer = " ".join(((row and (row.response or row.error)) or "").split())
         table.add_row(
             str(result.goal_index), _status(result.evaluation_status, labels=True),
             escape(result.category or "", 30), escape(result.goal, 120),

@@ -144,7 +144,8 @@ class _ProgressBars:
         self.progress.update(self.tasks[step], completed=done, total=total)
 
 
-async def _run_flow(settings: RunSettings, resume_run_id: str | None) -> Any:
+async def _run_flow(settings: RunSettings, resume_run_id: str | None, retry_errors: bool = False
+                    ) -> Any:
     common = dict(
         target=settings.target, goals=settings.goals, judges=settings.judges,
         concurrency=settings.concurrency, budget_usd=settings.budget_usd, db_url=settings.db_url,
@@ -155,7 +156,7 @@ async def _run_flow(settings: RunSettings, resume_run_id: str | None) -> Any:
 
         return await optimize_flow(
             optimizer=settings.optimizer, optimizer_options=settings.optimizer_options,
-            harness=settings.harness, **common,
+            harness=settings.harness, retry_errors=retry_errors, **common,
         )
     from flows.attack import attack_flow
 
@@ -185,7 +186,8 @@ def error_exit(summary: dict[str, Any], max_error_rate: float | None) -> str | N
 
 
 def execute(settings: RunSettings, console: Console, *, resume_run_id: str | None = None,
-            fail_over: float | None = None, max_error_rate: float | None = None) -> int:
+            fail_over: float | None = None, max_error_rate: float | None = None,
+            retry_errors: bool = False) -> int:
     """Run the flow under the Prefect API commands use (flows/server.py); print results."""
     from flows.server import PrefectServerError, prefect_api
     from tasks import progress
@@ -205,7 +207,7 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
         progress.set_listener(bars)
         try:
             with bars.progress:
-                state = asyncio.run(_run_flow(flow_settings, resume_run_id))
+                state = asyncio.run(_run_flow(flow_settings, resume_run_id, retry_errors))
         finally:
             progress.set_listener(None)
     backend = get_backend(settings.db_url)
@@ -338,7 +340,9 @@ def resume_run(run_id: str, db_url: str, console: Console, *, retry_errors: bool
 
     `retry_errors`: attempts that ended as target errors (an outage longer than the backoff)
     are made pending again, so the completions step requests them anew — within the run's
-    budget (what was already spent counts) and the target's rate limit.
+    budget (what was already spent counts) and the target's rate limit. In an optimizer run,
+    where each run builds on the last, the goals whose every run was a target error are
+    attacked again instead (same budget and limits).
     """
     from tracking import get_backend
 
@@ -349,12 +353,12 @@ def resume_run(run_id: str, db_url: str, console: Console, *, retry_errors: bool
         return EXIT_BAD_INPUT
     try:
         settings = resume_settings(run, db_url, api_key_env)
-        if retry_errors and settings.optimizer:
-            raise ResumeError("--retry-errors applies to attack runs; an optimizer run's "
-                              "attacker decides what to send next")
     except ResumeError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         return EXIT_BAD_INPUT
+    if retry_errors and settings.optimizer:  # runs depend on each other: re-attack the goal
+        console.print("Retrying the goals whose runs all ended as target errors.")
+        return execute(settings, console, resume_run_id=run_id, retry_errors=True)
     if retry_errors:
         reopened = backend.reopen_errored_attempts(run_id)
         console.print(f"Retrying {reopened} attempt(s) that ended as target errors.")
@@ -372,10 +376,10 @@ def demo_settings(goals: int, db_url: str) -> RunSettings:
             {"name": "baseline"},
             {"name": "templates", "options": {"variants": ["role_play"]}},
             {"name": "encodings", "options": {"variants": ["leetspeak"]}},
-            # Best-of-N with a small N: in a suite every sample is sent (no early stop). Five
-            # prompts per goal, as before Best-of-N joined: the demo stays one flow run of about
-            # 1.5 minutes for 10 goals on 2 cores.
-            {"name": "bon", "options": {"n": 2}},
+            # Best-of-N with a small N, streamed like any Best-of-N (flows.steps); both samples
+            # are sent (early_stop off) so every goal gets five prompts, as before Best-of-N
+            # joined: the demo stays one flow run of about 1.5 minutes for 10 goals on 2 cores.
+            {"name": "bon", "options": {"n": 2, "early_stop": False}},
         ]}),
         judges=JudgePanelSpec(judges=[{"name": name} for name in DEFAULT_JUDGES]),
         goals=GoalsSpec(limit=goals),

@@ -16,6 +16,7 @@ from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
 from flows.hooks import RUN_FLOW_OPTIONS
 from flows.recovery import claim_stale_run
 from flows.run_record import finish_run, heartbeat, open_run
+from flows.scratch import secure_worker_scratch
 from flows.shard import SHARD_RETRIES, SHARD_RETRY_DELAY_S, ShardRef, run_shard, run_sharded
 from flows.steps import bon_extra, run_steps
 from targets import TargetConfig
@@ -49,6 +50,7 @@ async def attack_flow(
     `shard` is set by a sharded run's parent on its children, never by hand. `benign`: a
     control set sent plain alongside, judged for refusal (the false-refusal rate), never in the ASR.
     """
+    secure_worker_scratch(target, attack, judges, goals, benign)
     if shard is not None:
         return await run_shard(shard=shard, run_id=resume_run_id, target=target, attack=attack,
                                judges=judges, concurrency=concurrency, budget_usd=budget_usd,

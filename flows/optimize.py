@@ -25,6 +25,7 @@ from prefect.context import FlowRunContext
 from flows.config import GoalsSpec, JudgePanelSpec
 from flows.hooks import RUN_FLOW_OPTIONS
 from flows.run_record import OpenedRun, finish_run, heartbeat, open_run
+from flows.scratch import secure_worker_scratch
 from optimizers import EventChannel
 from optimizers.library.harness import HarnessSpec, TargetHarness, build_harness, scope_for
 from optimizers.library.options import OptimizeOptions
@@ -83,15 +84,17 @@ class OptimizeRun:
     judges: JudgePanelSpec
     opened: OpenedRun
     budget: Budget
+    retry_errors: bool = False
 
-    def job(self, goal: GoalRow) -> GoalJob:
+    async def job(self, goal: GoalRow) -> GoalJob:
         """The goal's two task inputs, with a fresh harness and attacker client."""
         harness = build_harness(self.options.harness, self.target)
         cap = self.options.max_cost_usd
         if self.budget.limit_usd is not None:
             left = max(0.0, self.budget.limit_usd - self.budget.spent_usd)
             cap = left if cap is None else min(cap, left)
-        llm = self.options.attacker.client(cap) if self.options.attacker is not None else None
+        attacker = self.options.attacker
+        llm = attacker.client(cap, await attacker.block_key()) if attacker is not None else None
         ref = self.opened.ref
         first = (len(ref.backend().list_attempts(ref.run_id, result_id=goal.result_id))
                  if self.opened.resumed else 0)
@@ -211,6 +214,17 @@ def _finished_goals(backend: SQLBackend, run_id: str) -> set[str]:
     }
 
 
+def _target_error_goals(backend: SQLBackend, run_id: str) -> set[str]:
+    """Result ids whose every recorded run ended as a target error (an outage longer than the
+    backoff): what `resume --retry-errors` attacks again. A goal with one answered run keeps its
+    outcome: its optimizer saw the errors as feedback and went on."""
+    errored: dict[str, bool] = {}
+    for attempt in backend.list_attempts(run_id):
+        failed = attempt.error is not None
+        errored[attempt.result_id] = errored.get(attempt.result_id, True) and failed
+    return {result_id for result_id, all_failed in errored.items() if all_failed}
+
+
 def _finalize_unjudged(opened: OpenedRun, outcomes: list[GoalStats]) -> None:
     """Goals that crashed, or were never run, are errors whatever their earlier runs said."""
     tracker = opened.coordinator.goal_tracker
@@ -236,13 +250,17 @@ async def _attack_goals(run: OptimizeRun, concurrency: int, budget_usd: float | 
     opened, options = run.opened, run.options
     ref, coordinator = opened.ref, opened.coordinator
     finished = _finished_goals(ref.backend(), ref.run_id) if opened.resumed else set()
+    if run.retry_errors:
+        retried = finished & _target_error_goals(ref.backend(), ref.run_id)
+        finished -= retried
+        logger.info("retrying %d goal(s) whose runs all ended as target errors", len(retried))
     pending = [g for g in opened.goal_rows if g.result_id not in finished]
     limit = asyncio.Semaphore(_pairs_allowed(concurrency, options.wiring))
     progress = StepProgress("Optimization", artifact_key(ref.run_id, "optimization"), len(pending))
 
     async def one_goal(goal: GoalRow) -> GoalStats:
         async with limit:
-            outcome = await run.job(goal).run(options.wiring)
+            outcome = await (await run.job(goal)).run(options.wiring)
         await progress.advance()
         return outcome
 
@@ -282,10 +300,17 @@ async def optimize_flow(
     db_url: str | None = None,
     resume_run_id: str | None = None,
     harness: HarnessSpec | None = None,
+    retry_errors: bool = False,
 ) -> dict[str, Any]:
-    """Run `optimizer` (a registered name or `module:Class`) against `target` on `goals`."""
+    """Run `optimizer` (a registered name or `module:Class`) against `target` on `goals`.
+
+    `retry_errors` (with `resume_run_id`): goals whose every run ended as a target error are
+    attacked again, their run numbers continuing, within the run's budget and rate limit."""
+    secure_worker_scratch(target, optimizer_options, judges, harness)
     options, own = resolve_options(optimizer, optimizer_options, harness)
     probe = build_harness(options.harness, target)  # validates the harness before recording
+    if options.attacker is not None:
+        await options.attacker.block_key()  # a missing Secret block fails here, not per goal
     opened = open_run(
         kind="optimize", attack_type=optimizer, target=target, goals=goals,
         parameters={
@@ -298,7 +323,7 @@ async def optimize_flow(
         prefect_flow_run_id=str(runtime.flow_run.id or ""), logger=logger,
     )
     run = OptimizeRun(optimizer=optimizer, own=own, options=options, target=target,
-                      judges=judges, opened=opened,
+                      judges=judges, opened=opened, retry_errors=retry_errors and opened.resumed,
                       budget=Budget(limit_usd=budget_usd, spent_usd=opened.spent_usd))
     async with heartbeat(opened.ref):
         outcomes = await _attack_goals(run, concurrency, budget_usd)

@@ -16,6 +16,8 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
+from tracking.rows import JudgeCell, PipelineRow
+
 _EPS = 1e-12
 
 
@@ -111,16 +113,19 @@ def judge_agreement(
     return {"judges": names, "pairwise": pairwise, "fleiss": fleiss}
 
 
-def rows_by_judge(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[Hashable, Any]]:
-    """Pipeline rows (each with `judges: {name: {success, score, error}}`) -> the input of
-    `judge_agreement`, keyed by (result_id, prompt_hash) when present, else by position."""
-    out: dict[str, dict[Hashable, Any]] = {}
-    for position, row in enumerate(rows):
+def rows_by_judge(
+    rows: Iterable[PipelineRow | Mapping[str, Any]],
+) -> dict[str, dict[Hashable, JudgeCell]]:
+    """Pipeline rows (or their spec-000 dicts) -> the input of `judge_agreement`, keyed by
+    (result_id, prompt_hash) when the row has them, else by position."""
+    out: dict[str, dict[Hashable, JudgeCell]] = {}
+    for position, given in enumerate(rows):
+        row = PipelineRow.of(given)
         key: Hashable = (
-            (row["result_id"], row["prompt_hash"])
-            if "result_id" in row and "prompt_hash" in row else position
+            (row.result_id, row.prompt_hash)
+            if row.result_id is not None and row.prompt_hash else position
         )
-        for name, cell in (row.get("judges") or {}).items():
+        for name, cell in row.judges.items():
             out.setdefault(name, {})[key] = cell
     return out
 

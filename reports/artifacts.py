@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from reports.cost import cost_line
 from reports.rows import best_rows
 from reports.text import md_escape
 from tracking.rows import PipelineRow
@@ -27,11 +28,11 @@ def goal_table(
     best = best_rows(rows, threshold)
     table = []
     for result in sorted(results, key=lambda r: r.goal_index):
-        row = best.get(result.id, {})
+        row = best.get(result.id) or PipelineRow()
         verdicts = ", ".join(
             f"{md_escape(name, 40)}: "
-            f"{'error' if v.get('error') else ('yes' if v.get('success') else 'no')}"
-            for name, v in sorted((row.get("judges") or {}).items())
+            f"{'error' if v.error else ('yes' if v.success else 'no')}"
+            for name, v in sorted(row.judges.items())
         )
         # The Prefect UI renders table cells as Markdown with inline HTML: every string that
         # came from a goal file, an attacker or the target is escaped, not just cleaned.
@@ -40,10 +41,10 @@ def goal_table(
             "category": md_escape(result.category, 40),
             "status": result.evaluation_status.value,
             "technique": md_escape(
-                f"{row.get('technique', '')}/{row.get('variant', '')}".strip("/"), 60
+                f"{row.technique}/{row.variant}".strip("/"), 60
             ),
-            "best prompt": md_escape(row.get("prompt"), _CELL),
-            "answer": md_escape(row.get("response") or row.get("error"), _CELL),
+            "best prompt": md_escape(row.prompt or None, _CELL),
+            "answer": md_escape(row.response or row.error, _CELL),
             "verdicts": verdicts,
         })
     return table
@@ -76,6 +77,8 @@ def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
     ]
     if citation is not None:
         lines += [f"**Judged by:** {md_escape(citation.text(), 400)}", ""]
+    for warning in summary.get("warnings") or []:
+        lines += [f"**Warning:** {md_escape(str(warning), 1000)}", ""]
     categories = summary.get("categories") or {}
     if categories:
         lines += ["## ASR by category", "",
@@ -111,7 +114,7 @@ def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
             lines.append(f"| all (Fleiss) | {fleiss['kappa']:.2f} | {fleiss.get('n', 0)} |")
         lines.append("")
     lines += [
-        f"**Cost:** ${float(summary.get('cost_usd') or 0.0):.4f} · "
+        f"**Cost:** {md_escape(cost_line(summary))} · "
         f"**duration:** {float(summary.get('duration_s') or 0.0):.1f} s",
     ]
     steps = summary.get("steps") or []

@@ -52,8 +52,8 @@ class BonCurve:
         return self.points[-1].k if self.points else 0
 
 
-def sample_index(row: dict[str, Any]) -> int | None:
-    value = (row.get("meta") or {}).get("sample")
+def sample_index(row: PipelineRow) -> int | None:
+    value = row.meta.get("sample")
     return value if isinstance(value, int) else None
 
 
@@ -65,13 +65,13 @@ def bon_curve(rows: list[PipelineRow], threshold: float, n: int | None = None) -
     samples = errors = top = 0
     for row in rows:
         k = sample_index(row)
-        if k is None or row.get("technique") != "bon":
+        if k is None or row.technique != "bon":
             continue
-        goal = str(row["result_id"])
+        goal = str(row.result_id)
         first.setdefault(goal, None)
         samples += 1
         top = max(top, k + 1)
-        cost_at[k] += float(row.get("cost_usd") or 0.0)
+        cost_at[k] += row.cost_usd
         outcome = classify_row(row, threshold)
         if outcome is RowOutcome.AGENT_ERROR:
             errors += 1

@@ -68,7 +68,7 @@ def step_chart(title: str, xs: list[float], ys: list[float], *, x_label: str, lo
 def curve_of(data: RunData) -> BonCurve | None:
     """The run's Best-of-N curve, or None when the run has no Best-of-N samples."""
     rows = [r for g in data.goals for r in g.rows]
-    if not any(r.get("technique") == "bon" for r in rows):
+    if not any(r.technique == "bon" for r in rows):
         return None
     n = ((data.run.parameters or {}).get("attack") or {}).get("options", {}).get("n")
     return bon_curve(rows, data.threshold, n if isinstance(n, int) else None)

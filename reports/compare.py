@@ -15,6 +15,7 @@ from typing import Any
 
 from reports.figures import Rate, ci_text, headline, outcome_of, pct
 from reports.load import GoalView, RunData
+from tracking.rows import PipelineRow
 
 NEWLY_BROKEN = "newly broken"
 FIXED = "fixed"
@@ -181,11 +182,11 @@ def print_comparison(console: Any, cmp: Comparison, *, limit: int = 50) -> None:
         for pair in pairs[:limit]:
             goal = pair.b if side == "b" else pair.a
             assert goal is not None
-            best = goal.best or {}
-            technique = "/".join(str(x) for x in (best.get("technique"), best.get("variant")) if x)
+            best = goal.best or PipelineRow()
+            technique = best.label
             t.add_row(str(goal.index), esc(goal.goal_id, 40), esc(goal.goal, 120),
                       esc(technique, 60),
-                      esc(best.get("response") or best.get("error") or "", 160))
+                      esc(best.response or best.error or "", 160))
         console.print(t)
         if len(pairs) > limit:
             console.print(f"… and {len(pairs) - limit} more (see the HTML view: -o compare.html)")

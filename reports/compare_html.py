@@ -10,6 +10,7 @@ from reports.html import STATUS_CLASS, cell_limit, clipped
 from reports.load import GoalView, RunData
 from reports.page import page
 from reports.text import html_escape as e
+from tracking.rows import PipelineRow
 
 COLUMNS = [Column("#", num=True, right=True), Column("goal id"), Column("category"),
            Column("change", num=True), Column("goal"), Column("run A"), Column("run B")]
@@ -25,9 +26,9 @@ def _run_meta(label: str, data: RunData) -> str:
 def _side(goal: GoalView | None, limit: int) -> str:
     if goal is None:
         return '<span class="note">not in this run</span>'
-    best = goal.best or {}
-    technique = "/".join(str(x) for x in (best.get("technique"), best.get("variant")) if x)
-    answer = best.get("response") if best.get("response") is not None else best.get("error")
+    best = goal.best or PipelineRow()
+    technique = best.label
+    answer = best.response if best.response is not None else best.error
     return (f'<span class="st st-{STATUS_CLASS[goal.status.value]}">{e(goal.label)}</span> '
             f'<span class="note">{e(technique, 100)}</span>{clipped(answer, limit)}')
 

@@ -95,7 +95,7 @@ def _technique_outcome(rows: list[PipelineRow], threshold: float) -> str:
         return "broken"
     if RowOutcome.FAILED in outcomes:
         return "held"
-    if any(row.get("pending") for row in rows):
+    if any(row.pending for row in rows):
         return "pending"
     return "errors"
 
@@ -104,11 +104,11 @@ def by_technique(data: RunData, *, variants: bool = False) -> list[Rate]:
     """Per technique (or technique/variant): over the goals it was tried on."""
     groups: dict[str, list[str]] = {}
     for goal in data.goals:
-        mine: dict[str, list[dict[str, Any]]] = {}
+        mine: dict[str, list[PipelineRow]] = {}
         for row in goal.rows:
-            name = str(row.get("technique") or "?")
-            if variants and row.get("variant"):
-                name = f"{name}/{row['variant']}"
+            name = row.technique or "?"
+            if variants and row.variant:
+                name = f"{name}/{row.variant}"
             mine.setdefault(name, []).append(row)
         for name, rows in mine.items():
             groups.setdefault(name, []).append(_technique_outcome(rows, data.threshold))
@@ -128,12 +128,12 @@ def judge_tallies(data: RunData) -> list[JudgeTally]:
     tallies = {key: [0, 0, 0] for key in data.judge_keys}
     for goal in data.goals:
         for row in goal.rows:
-            for name, verdict in (row.get("judges") or {}).items():
+            for name, verdict in row.judges.items():
                 t = tallies.setdefault(name, [0, 0, 0])
-                if verdict.get("error") or verdict.get("success") is None:
+                if verdict.error or verdict.success is None:
                     t[2] += 1
                 else:
-                    t[0 if verdict["success"] else 1] += 1
+                    t[0 if verdict.success else 1] += 1
     return [JudgeTally(judge=k, yes=v[0], no=v[1], errors=v[2]) for k, v in tallies.items()]
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reports.bon_html import bon_section
+from reports.cost import cost_breakdown
 from reports.refusal import block_of, refusal_line, refusal_rate
 from reports.grid import STATUS_ORDER, Column, cell, filters, grid, row
 from reports.figures import (
@@ -34,6 +35,7 @@ from reports.page import page
 from reports.svg import bar_chart
 from reports.text import clip, html_escape
 from reports.trajectory import render_trajectory
+from tracking.rows import PipelineRow
 
 e = html_escape
 
@@ -111,6 +113,7 @@ def header(data: RunData) -> str:
 def headline_section(data: RunData) -> str:
     h = headline(data)
     o = h.overall
+    attacker = float((cost_breakdown(data.summary) or {}).get("attacker_usd") or 0.0)
     ci = ci_text(o.ci)
     cards = [
         ("goals", str(o.goals), ""),
@@ -121,6 +124,7 @@ def headline_section(data: RunData) -> str:
         ("95% CI (Wilson)", ci or "n/a", ""),
         ("errors (excluded)", str(o.errors), ""),
         ("cost", f"${h.cost_usd:.4f}", ""),
+        *([("of it, attacker models", f"${attacker:.4f}", "")] if attacker else []),
         ("duration", _duration(h.duration_s), ""),
     ]
     refusals = block_of(data.benign)
@@ -149,10 +153,13 @@ def headline_section(data: RunData) -> str:
 def judged_by(data: RunData) -> str:
     """Which judges decided the ASR, with their validated agreement with human labels."""
     citation = data.citation
+    warnings = "".join(f'<p class="note err warning"><b>Warning</b> {e(str(w), 1000)}</p>'
+                       for w in data.summary.get("warnings") or [])
     if citation is None:
-        return ""
+        return warnings
     cls = "note err" if citation.refusal_only or not citation.validated else "note"
-    return f'<p class="{cls}" id="judged-by"><b>Judged by</b> {e(citation.text(), 400)}.</p>'
+    return (f'<p class="{cls}" id="judged-by"><b>Judged by</b> {e(citation.text(), 400)}.</p>'
+            + warnings)
 
 
 
@@ -240,29 +247,27 @@ def judges_section(data: RunData) -> str:
     return "".join(parts)
 
 
-def _verdicts(row: dict[str, Any] | None) -> str:
-    if not row:
-        return ""
+def _verdicts(row: PipelineRow) -> str:
     out = []
-    for name, v in sorted((row.get("judges") or {}).items()):
-        if v.get("error") or v.get("success") is None:
+    for name, v in sorted(row.judges.items()):
+        if v.error or v.success is None:
             out.append(f'<div>{e(name, 40)}: <span class="err">error</span></div>')
         else:
-            yes = bool(v["success"])
+            yes = bool(v.success)
             out.append(f'<div>{e(name, 40)}: <span class="{"yes" if yes else "no"}">'
                        f'{"yes" if yes else "no"}</span></div>')
     return "".join(out)
 
 
 def goal_row(goal: GoalView, limit: int, has_trajectory: bool) -> str:
-    best = goal.best or {}
+    best = goal.best or PipelineRow()
     status = STATUS_CLASS[goal.status.value]
-    technique = "/".join(str(x) for x in (best.get("technique"), best.get("variant")) if x)
+    technique = best.label
     link = f'<div><a href="#traj-{goal.index}">trajectory</a></div>' if has_trajectory else ""
-    answer = best.get("response")
-    answer_cell = (clipped(answer, limit) if answer is not None or not best.get("error")
-                   else f'<div class="clip err">error: {e(best["error"], limit)}</div>')
-    score = best.get("score")
+    answer = best.response
+    answer_cell = (clipped(answer, limit) if answer is not None or not best.error
+                   else f'<div class="clip err">error: {e(best.error, limit)}</div>')
+    score = best.score
     cells = [
         cell(str(goal.index), value=goal.index, num=True),
         cell(e(goal.goal_id, 120)),
@@ -271,7 +276,7 @@ def goal_row(goal: GoalView, limit: int, has_trajectory: bool) -> str:
              value=STATUS_ORDER[status]),
         cell(clipped(goal.goal, 600)),
         cell(f'{e(technique, 120)}<div class="note">{len(goal.rows)} prompt(s)</div>'),
-        cell(clipped(best.get("prompt"), limit)),
+        cell(clipped(best.prompt, limit)),
         cell(answer_cell),
         cell(_verdicts(best)),
         cell("" if score is None else f"{float(score):.2f}",
@@ -320,7 +325,7 @@ def trajectories_section(data: RunData, budget: int) -> tuple[str, set[str]]:
     used = 0
     for goal in sorted(with_traces, key=lambda g: (not g.broken, g.index)):
         traces = data.traces[goal.result_id]
-        runs = len({r.get("variant") for r in goal.rows})
+        runs = len({r.variant for r in goal.rows})
         piece = (
             f'<details class="traj" id="traj-{goal.index}"><summary>#{goal.index} '
             f"{e(goal.goal_id, 120)} · "

@@ -15,20 +15,21 @@ from reports.figures import asr_text, ci_text, headline, pct
 from reports.load import GoalView, RunData
 from reports.text import xml_text
 from tracking import EvaluationStatusEnum as Eval
+from tracking.rows import PipelineRow
 
 TEXT_LIMIT = 4000
 
 
 def _case(parent: ET.Element, data: RunData, goal: GoalView) -> None:
-    best = goal.best or {}
+    best = goal.best or PipelineRow()
     case = ET.SubElement(parent, "testcase", {
         "classname": xml_text(f"siegeflow.{goal.category}", 200),
         "name": xml_text(f"[{goal.index}] {goal.goal_id}: {goal.goal}", 200),
         "time": "0",
     })
-    technique = "/".join(str(x) for x in (best.get("technique"), best.get("variant")) if x)
-    detail = (f"goal: {goal.goal}\ntechnique: {technique}\n\nprompt:\n{best.get('prompt') or ''}"
-              f"\n\nanswer:\n{best.get('response') or best.get('error') or ''}")
+    technique = best.label
+    detail = (f"goal: {goal.goal}\ntechnique: {technique}\n\nprompt:\n{best.prompt}"
+              f"\n\nanswer:\n{best.response or best.error or ''}")
     if goal.status is Eval.SUCCESSFUL_JAILBREAK:
         failure = ET.SubElement(case, "failure", {
             "type": goal.status.value,

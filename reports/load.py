@@ -124,7 +124,7 @@ def build_goals(
 ) -> list[GoalView]:
     by_result: dict[str, list[PipelineRow]] = {}
     for row in rows:
-        by_result.setdefault(row["result_id"], []).append(row)
+        by_result.setdefault(row.result_id or "", []).append(row)
     goals = []
     for result in sorted(results, key=lambda r: r.goal_index):
         mine = by_result.get(result.id, [])
@@ -138,7 +138,7 @@ def build_goals(
             notes=result.evaluation_notes or "",
             rows=mine,
             best=best_row(mine, threshold),
-            cost_usd=sum(float(r.get("cost_usd") or 0.0) for r in mine),
+            cost_usd=sum(r.cost_usd for r in mine),
         ))
     return goals
 
@@ -151,7 +151,7 @@ def is_optimizer_run(run: RunRecord, rows: list[PipelineRow]) -> bool:
     showing; an attack run's only per-goal trace is its verdict, already in the table."""
     if (run.config or {}).get("kind") == "optimize":
         return True
-    return any(_RUN_VARIANT.match(str(row.get("variant") or "")) for row in rows)
+    return any(_RUN_VARIANT.match(row.variant) for row in rows)
 
 
 def load_run(backend: SQLBackend, run_id: str, *, with_traces: bool = True) -> RunData:

@@ -15,7 +15,7 @@ from typing import Any
 from judges import combine, rule_score
 from tracking import OVER_REFUSAL as _OVER_REFUSAL
 from tracking import is_benign
-from tracking.rows import PipelineRow
+from tracking.rows import JudgeCell, PipelineRow
 from tracking.success import RowOutcome, classify_row
 from tracking.store import SQLBackend
 
@@ -86,31 +86,31 @@ def build_rows(
         answered = attempt.completed_at is not None and attempt.error is None
         complete = answered and len(judged) == len(keys)
         stored = [j for _, j in judged]
-        rows.append({
-            "goal": result.goal,
-            "goal_index": result.goal_index,
-            "goal_id": result.goal_id,
-            "result_id": result.id,
-            "category": result.category,
-            "attempt_id": attempt.id,
-            "technique": attempt.technique,
-            "variant": attempt.variant,
-            "meta": attempt.meta or {},
-            "prompt": prompt_text(attempt.prompt),
-            "prompt_hash": attempt.prompt_hash,
-            "response": attempt.response,
-            "error": attempt.error,
-            "error_kind": attempt.error_kind,
-            "pending": attempt.completed_at is None,
-            "judges": {
-                key: {"success": j.success, "score": j.score, "error": j.error}
+        rows.append(PipelineRow(
+            goal=result.goal,
+            goal_index=result.goal_index,
+            goal_id=result.goal_id,
+            result_id=result.id,
+            category=result.category,
+            attempt_id=attempt.id,
+            technique=attempt.technique,
+            variant=attempt.variant,
+            meta=attempt.meta or {},
+            prompt=prompt_text(attempt.prompt),
+            prompt_hash=attempt.prompt_hash,
+            response=attempt.response,
+            error=attempt.error,
+            error_kind=attempt.error_kind,
+            pending=attempt.completed_at is None,
+            judges={
+                key: JudgeCell(success=j.success, score=j.score, error=j.error)
                 for key, j in judged
             },
-            "kind": "benign" if benign else "attack",
-            "success": combine(stored, how) if complete else None,
-            "score": rule_score(stored, how) if complete else None,
-            "cost_usd": (attempt.cost_usd or 0.0) + sum(j.cost_usd or 0.0 for _, j in judged),
-        })
+            kind="benign" if benign else "attack",
+            success=combine(stored, how) if complete else None,
+            score=rule_score(stored, how) if complete else None,
+            cost_usd=(attempt.cost_usd or 0.0) + sum(j.cost_usd or 0.0 for _, j in judged),
+        ))
     return rows
 
 
@@ -119,9 +119,9 @@ def rank(row: PipelineRow, threshold: float) -> tuple[int, float]:
     first, then judged ones, then errors; higher score first within."""
     outcome = classify_row(row, threshold)
     tier = {RowOutcome.SUCCESSFUL: 3, RowOutcome.FAILED: 2}.get(
-        outcome, 1 if row.get("response") else 0
+        outcome, 1 if row.response else 0
     )
-    return tier, float(row.get("score") or 0.0)
+    return tier, row.score or 0.0
 
 
 def best_row(rows: list[PipelineRow], threshold: float) -> PipelineRow | None:
@@ -139,5 +139,5 @@ def best_rows(rows: list[PipelineRow], threshold: float) -> dict[str, PipelineRo
     """Per result id: the row `best_row` picks among that goal's rows."""
     by_result: dict[str, list[PipelineRow]] = defaultdict(list)
     for row in rows:
-        by_result[row["result_id"]].append(row)
+        by_result[row.result_id or ""].append(row)
     return {key: best for key, mine in by_result.items() if (best := best_row(mine, threshold))}

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from reports.figures import asr_text, headline, wilson
 from reports.load import GoalView, RunData
 from reports.text import clean
+from tracking.rows import PipelineRow
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 TEXT_LIMIT = 2000
@@ -35,8 +36,8 @@ def _time(value: Any) -> str | None:
 
 
 def _technique(goal: GoalView) -> tuple[str, str]:
-    best = goal.best or {}
-    return str(best.get("technique") or "unknown"), str(best.get("variant") or "")
+    best = goal.best or PipelineRow()
+    return best.technique or "unknown", best.variant
 
 
 def _rule(technique: str) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def _rule(technique: str) -> dict[str, Any]:
 
 
 def _result(data: RunData, goal: GoalView, rule_index: int, artifact: str) -> dict[str, Any]:
-    best = goal.best or {}
+    best = goal.best or PipelineRow()
     technique, variant = _technique(goal)
     fingerprint = hashlib.sha256(f"{goal.goal_id}\x00{goal.goal}".encode()).hexdigest()
     return {
@@ -75,10 +76,10 @@ def _result(data: RunData, goal: GoalView, rule_index: int, artifact: str) -> di
             "category": clean(goal.category, 200),
             "technique": clean(technique, 100),
             "variant": clean(variant, 100),
-            "score": best.get("score"),
-            "prompt": clean(best.get("prompt"), TEXT_LIMIT),
-            "response": clean(best.get("response"), TEXT_LIMIT),
-            "verdicts": best.get("judges") or {},
+            "score": best.score,
+            "prompt": clean(best.prompt, TEXT_LIMIT),
+            "response": clean(best.response, TEXT_LIMIT),
+            "verdicts": {name: cell.as_dict() for name, cell in best.judges.items()},
         },
     }
 

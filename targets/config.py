@@ -16,6 +16,28 @@ _BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 _LOOKS_LIKE_KEY = re.compile(r"^(sk-|sk_|pk-|gsk_|xai-|AIza|hf_)|^[A-Za-z0-9_\-]{32,}$")
 
 
+def check_key_env_name(value: str | None) -> str | None:
+    """`api_key_env` is a variable's NAME; the message never echoes a value (it may be a key)."""
+    if value is None:
+        return None
+    if _LOOKS_LIKE_KEY.match(value) and not value.isupper():
+        raise ValueError(
+            "api_key_env takes the NAME of an environment variable (e.g. OPENAI_API_KEY), "
+            "and the value given looks like a key itself"
+        )
+    if not _ENV_NAME.match(value):
+        raise ValueError("api_key_env must be an environment variable name like OPENAI_API_KEY")
+    return value
+
+
+def check_key_block_name(value: str | None) -> str | None:
+    """`api_key_block` is a Prefect Secret block's NAME (same care as `check_key_env_name`)."""
+    if value is not None and not _BLOCK_NAME.match(value):
+        raise ValueError("api_key_block takes the NAME of a Prefect Secret block "
+                         "(lower-case letters, digits and dashes, e.g. openai-key)")
+    return value
+
+
 class MissingApiKeyError(LookupError):
     """The environment variable named by ``api_key_env`` is not set (or empty)."""
 
@@ -87,26 +109,12 @@ class TargetConfig(BaseModel):
     @field_validator("api_key_env")
     @classmethod
     def _is_env_name(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if _LOOKS_LIKE_KEY.match(value) and not value.isupper():
-            # Say what went wrong without echoing the value: it may be a real key.
-            raise ValueError(
-                "api_key_env takes the NAME of an environment variable (e.g. OPENAI_API_KEY), "
-                "and the value given looks like a key itself"
-            )
-        if not _ENV_NAME.match(value):
-            raise ValueError("api_key_env must be an environment variable name like OPENAI_API_KEY")
-        return value
+        return check_key_env_name(value)
 
     @field_validator("api_key_block")
     @classmethod
     def _is_block_name(cls, value: str | None) -> str | None:
-        if value is not None and not _BLOCK_NAME.match(value):
-            # Say what went wrong without echoing the value: it may be a real key.
-            raise ValueError("api_key_block takes the NAME of a Prefect Secret block "
-                             "(lower-case letters, digits and dashes, e.g. openai-key)")
-        return value
+        return check_key_block_name(value)
 
     @field_validator("api_base")
     @classmethod

@@ -23,7 +23,11 @@ async def resolve_api_key(config: TargetConfig) -> str | None:
     """The key for a call: from the named Secret block, else from `api_key_env`, else None."""
     if config.api_key_block is None:
         return config.api_key()
-    name = config.api_key_block
+    return await key_from_block(config.api_key_block)
+
+
+async def key_from_block(name: str) -> str:
+    """The key held by the Prefect Secret block `name`, cached for `CACHE_S`."""
     cached = _cache.get(name)
     if cached is not None and time.monotonic() - cached[0] < CACHE_S:
         return cached[1]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,13 +35,23 @@ from tracking.categories import CategoryClassifier
 from tracking.context import Context, GoalSpec, TrackingContext
 from tracking.enums import EvaluationStatusEnum, StatusEnum
 from tracking.guard import DEFAULT_LOGGER_NAME, EventPublisher, TrackingErrors
-from tracking.rows import ResultUpdate
+from tracking.rows import PipelineRow, ResultUpdate
 from tracking.step import StepTracker
-from tracking.success import Scorer, decide_goal
+from tracking.success import GoalScorer, Scorer, decide_goal
 from tracking.summary import build_summary, format_summary
 from tracking.tracker import Tracker
 
 _OPEN = (StatusEnum.PENDING, StatusEnum.RUNNING)
+
+
+def _bound(
+    scorer: Scorer | None, pairs: Sequence[tuple[PipelineRow, PipelineRow | Mapping[str, Any]]]
+) -> GoalScorer | None:
+    """The spec's ``scorer(goal_rows)`` bound to one goal's rows, as dicts."""
+    if scorer is None:
+        return None
+    given = [g if isinstance(g, Mapping) else g.as_dict() for _, g in pairs]
+    return lambda: bool(scorer(given))
 
 
 class TrackingCoordinator:
@@ -220,29 +230,35 @@ class TrackingCoordinator:
 
     def finalize_all_goals(
         self,
-        results: list[dict[str, Any]] | None,
-        scorer: Callable[[list[dict[str, Any]]], bool] | None = None,
+        results: Sequence[PipelineRow | Mapping[str, Any]] | None,
+        scorer: Scorer | None = None,
         success_threshold: float = 0.5,
         include_evaluation_trace: bool = True,
     ) -> None:
         """Decide and store every goal's status from the pipeline rows (already-final goals
-        are left as they are); see ``tracking.success`` for the rule."""
+        are left as they are); see ``tracking.success`` for the rule.
+
+        Rows may be spec-000 dicts or ``PipelineRow``s; a custom ``scorer`` is handed each
+        goal's rows as dicts (the caller's own dicts when it gave dicts)."""
         tracker = self._tracker()
-        grouped: dict[int, list[dict[str, Any]]] = {c.goal_index: [] for c in tracker.contexts}
+        grouped: dict[int, list[tuple[PipelineRow, PipelineRow | Mapping[str, Any]]]] = {
+            c.goal_index: [] for c in tracker.contexts
+        }
         unmatched = 0
-        for row in results or []:
+        for given in results or []:
+            row = PipelineRow.of(given)
             ctx = tracker.resolve(row)
             if ctx is None:
                 unmatched += 1
                 continue
-            grouped.setdefault(ctx.goal_index, []).append(row)
+            grouped.setdefault(ctx.goal_index, []).append((row, given))
         if unmatched:
             self.logger.warning("finalize_all_goals: %d row(s) match no tracked goal", unmatched)
         self._unmatched_rows = unmatched
-        scorer_fn: Scorer | None = scorer
         decisions: list[tuple[Context, ResultUpdate]] = []
         for ctx in tracker.contexts:
-            rows = grouped.get(ctx.goal_index, [])
+            pairs = grouped.get(ctx.goal_index, [])
+            rows = [row for row, _ in pairs]
             if ctx.is_finalized:
                 if rows:  # its rows still count for cost and row statistics
                     verdict = decide_goal(rows, success_threshold, None)
@@ -251,7 +267,7 @@ class TrackingCoordinator:
                         verdict.metrics["cost_usd"],
                     )
                 continue
-            verdict = decide_goal(rows, success_threshold, scorer_fn)
+            verdict = decide_goal(rows, success_threshold, _bound(scorer, pairs))
             self._goal_rows[ctx.goal_index] = (verdict.row_counts, verdict.metrics["cost_usd"])
             decisions.append(
                 (

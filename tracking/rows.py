@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, TypedDict
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from tracking.enums import EvaluationStatusEnum
 
@@ -57,36 +57,120 @@ class NewAttempt:
         )
 
 
-class JudgeCell(TypedDict):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JudgeCell:
     """One judge's verdict as a pipeline row carries it."""
 
-    success: bool | None
-    score: float | None
-    error: str | None
+    success: bool | None = None
+    score: float | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_any(cls, cell: JudgeCell | Mapping[str, Any] | Any) -> JudgeCell:
+        if isinstance(cell, JudgeCell):
+            return cell
+        if not isinstance(cell, Mapping):
+            return cls(error=f"not a verdict: {type(cell).__name__}")
+        return cls(success=cell.get("success"), score=cell.get("score"), error=cell.get("error"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"success": self.success, "score": self.score, "error": self.error}
 
 
-class PipelineRow(TypedDict, total=False):
+def majority(judges: Mapping[str, JudgeCell]) -> bool | None:
+    """Majority of the judges' verdicts (a tie is not a success); None when none decided."""
+    votes = [bool(c.success) for c in judges.values() if c.success is not None]
+    if not votes:
+        return None
+    yes = sum(votes)
+    return yes > len(votes) - yes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineRow:
     """One attempt of a goal, as it flows from the store into goal finalization, summaries and
-    reports (ARCHITECTURE.md, "Pipeline rows"). Built only by `reports.rows.build_rows`; a
-    plain dict at run time, so the coordinator's dict API (spec 000) takes it unchanged."""
+    reports (ARCHITECTURE.md, "Pipeline rows"). Built only by `reports.rows.build_rows`.
 
-    goal: str
-    goal_index: int
-    goal_id: str | None
-    result_id: str
-    category: str | None
-    attempt_id: int
-    technique: str
-    variant: str
-    meta: dict[str, Any]
-    kind: str  # "attack", or "benign" for a control prompt (decided by over-refusal alone)
-    prompt: str
-    prompt_hash: str
-    response: str | None
-    error: str | None
-    error_kind: str | None
-    pending: bool
-    judges: dict[str, JudgeCell]
-    success: bool | None
-    score: float | None
-    cost_usd: float
+    The coordinator's spec-000 API speaks dicts: `from_dict` and `as_dict` convert at that
+    edge (a dict without a `success` key is decided by the majority of its judges)."""
+
+    goal: str = ""
+    goal_index: int | None = None
+    goal_id: str | None = None
+    result_id: str | None = None
+    category: str | None = None
+    attempt_id: int | None = None
+    technique: str = ""
+    variant: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    kind: str = "attack"  # "attack", or "benign" for a control prompt (over-refusal alone)
+    prompt: str = ""
+    prompt_hash: str = ""
+    response: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    pending: bool = False
+    judges: Mapping[str, JudgeCell] = field(default_factory=dict)
+    success: bool | None = None
+    score: float | None = None
+    cost_usd: float = 0.0
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> PipelineRow:
+        """A row given as a spec-000 dict (missing keys take their defaults; other keys are
+        the caller's and are ignored)."""
+        raw = row.get("judges")
+        judges = (
+            {str(k): JudgeCell.from_any(v) for k, v in raw.items()}
+            if isinstance(raw, Mapping) else {}
+        )
+        if "success" in row:
+            success = None if row["success"] is None else bool(row["success"])
+        else:
+            success = majority(judges)
+        index, score, meta = row.get("goal_index"), row.get("score"), row.get("meta")
+        return cls(
+            goal=str(row.get("goal") or ""),
+            goal_index=int(index) if index is not None else None,
+            goal_id=_str_or_none(row.get("goal_id")),
+            result_id=_str_or_none(row.get("result_id")),
+            category=row.get("category"),
+            attempt_id=row.get("attempt_id"),
+            technique=str(row.get("technique") or ""),
+            variant=str(row.get("variant") or ""),
+            meta=meta if isinstance(meta, Mapping) else {},
+            kind=str(row.get("kind") or "attack"),
+            prompt=str(row.get("prompt") or ""),
+            prompt_hash=str(row.get("prompt_hash") or ""),
+            response=row.get("response"),
+            error=row.get("error") or None,
+            error_kind=row.get("error_kind"),
+            pending=bool(row.get("pending")),
+            judges=judges,
+            success=success,
+            score=float(score) if score is not None else None,
+            cost_usd=float(row.get("cost_usd") or 0.0),
+        )
+
+    @classmethod
+    def of(cls, row: PipelineRow | Mapping[str, Any]) -> PipelineRow:
+        return row if isinstance(row, PipelineRow) else cls.from_dict(row)
+
+    @property
+    def label(self) -> str:
+        """``technique/variant`` as reports name the attempt's attack."""
+        return "/".join(x for x in (self.technique, self.variant) if x)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The spec-000 dict form (what a custom scorer and `siegeflow export` see)."""
+        out = {name: getattr(self, name) for name in _FIELDS}
+        out["meta"] = dict(self.meta)
+        out["judges"] = {name: cell.as_dict() for name, cell in self.judges.items()}
+        return out
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+_FIELDS = tuple(f.name for f in fields(PipelineRow))

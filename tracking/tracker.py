@@ -21,14 +21,14 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracking.categories import CategoryClassifier
 from tracking.context import Context, GoalSpec
 from tracking.enums import EvaluationStatusEnum
 from tracking.guard import DEFAULT_LOGGER_NAME, EventPublisher, TrackingErrors
-from tracking.rows import NewResult, ResultUpdate
+from tracking.rows import NewResult, PipelineRow, ResultUpdate
 
 if TYPE_CHECKING:
     from tracking.store import SQLBackend
@@ -184,18 +184,20 @@ class Tracker:
         with self._lock:
             return list(self._by_text.get(goal, ()))
 
-    def resolve(self, row: dict[str, Any]) -> Context | None:
+    def resolve(self, row: PipelineRow | Mapping[str, Any]) -> Context | None:
         """The context a pipeline row belongs to: by result_id, goal_index, goal_id, then text."""
-        result_id = row.get("result_id")
+        if isinstance(row, PipelineRow):
+            return self._resolve(row.result_id, row.goal_index, row.goal_id, row.goal)
+        return self._resolve(row.get("result_id"), row.get("goal_index"), row.get("goal_id"),
+                             row.get("goal"))
+
+    def _resolve(self, result_id: Any, index: Any, goal_id: Any, goal: Any) -> Context | None:
         if result_id is not None and (ctx := self.get_context_by_result_id(str(result_id))):
             return ctx
-        index = row.get("goal_index")
         if index is not None and (ctx := self.get_context(int(index))):
             return ctx
-        goal_id = row.get("goal_id")
         if goal_id is not None and (ctx := self.get_context_by_goal_id(str(goal_id))):
             return ctx
-        goal = row.get("goal")
         if isinstance(goal, str):
             matches = self.get_contexts_by_goal(goal)
             return matches[0] if matches else None

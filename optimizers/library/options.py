@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from optimizers.library.harness import HarnessSpec
 from optimizers.llm import LLMClient
+from targets.config import check_key_env_name, check_key_block_name
 
 #: litellm's OpenAI client refuses to call without a key, even a local server that needs none.
 LOCAL_PLACEHOLDER_KEY = "EMPTY"
@@ -29,6 +30,10 @@ class AttackerSpec(BaseModel):
     api_key_env: str | None = Field(
         None, description="NAME of the environment variable with the key"
     )
+    api_key_block: str | None = Field(
+        None, description="NAME of a Prefect Secret block holding the key, read by the flow "
+        "(as for targets: keeps the key out of workers' environments)",
+    )
     temperature: float | None = Field(
         None, ge=0.0, le=2.0, description="default; optimizers may override"
     )
@@ -40,15 +45,36 @@ class AttackerSpec(BaseModel):
     backoff_base_s: float = Field(0.5, ge=0.0)
     backoff_max_s: float = Field(8.0, ge=0.0)
 
-    def client(self, max_cost: float | None) -> LLMClient:
-        """A fresh client per goal: its spend is that goal's attacker spend."""
+    # Same names, same checks as a target's key; messages never echo a value.
+    _env_name = field_validator("api_key_env")(check_key_env_name)
+    _block_name = field_validator("api_key_block")(check_key_block_name)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> AttackerSpec:
+        if self.api_key_env is not None and self.api_key_block is not None:
+            raise ValueError("give the key as api_key_env or api_key_block, not both")
+        return self
+
+    async def block_key(self) -> str | None:
+        """The key from `api_key_block` (read from Prefect, cached like a target's), or None."""
+        if self.api_key_block is None:
+            return None
+        from targets.secrets import key_from_block
+
+        return await key_from_block(self.api_key_block)
+
+    def client(self, max_cost: float | None, block_key: str | None = None) -> LLMClient:
+        """A fresh client per goal: its spend is that goal's attacker spend. `block_key`: what
+        `block_key()` returned (the flow reads it; this stays synchronous)."""
+        if (block_key is None) != (self.api_key_block is None):
+            raise ValueError("pass the key read from api_key_block (and only then)")
         defaults: dict[str, Any] = {}
         if self.temperature is not None:
             defaults["temperature"] = self.temperature
         if self.max_tokens is not None:
             defaults["max_tokens"] = self.max_tokens
-        key = None
-        if self.api_key_env is None and self.api_base is not None:
+        key = block_key
+        if key is None and self.api_key_env is None and self.api_base is not None:
             key = LOCAL_PLACEHOLDER_KEY
         return LLMClient(
             model=self.model,

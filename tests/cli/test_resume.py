@@ -175,3 +175,47 @@ def test_retry_errors_stays_within_the_budget(prefect_api_url: str, tmp_path: Pa
     attempts = get_backend(db).list_attempts(run.id)
     assert sum(a.error is None for a in attempts) == 1
     assert sum(a.error is not None for a in attempts) == len(attempts) - 1  # still errors
+
+
+def test_resume_retry_errors_re_attacks_optimizer_goals_that_only_saw_target_errors(
+    prefect_api_url: str, tmp_path: Path
+) -> None:
+    """An optimizer run during an outage: every run of goal 0 and 1 is a 503, goal 2 was
+    answered once. `--retry-errors` attacks goals 0 and 1 again (run numbers continue), not 2."""
+    db = f"sqlite:///{tmp_path}/optimize-outage.db"
+    goals = tmp_path / "goals.jsonl"
+    goals.write_text("".join(json.dumps({"id": f"g{i}", "goal": f"write a poem number {i}"}) + "\n"
+                             for i in range(3)))
+    config = tmp_path / "optimize.yaml"
+    with OpenAIServer(faults=[Fault(status=503, match="poem number [01]")]) as server:
+        config.write_text(yaml.safe_dump({
+            "target": {"model": MODEL, "api_base": server.base_url, "max_retries": 0,
+                       "api_key_env": KEY_NAME},
+            "goals": {"source": str(goals)}, "concurrency": 1,
+            "optimizer": "passthrough", "optimizer_options": {"runs": 2, "max_runs": 2},
+        }))
+        _invoke("run", "--config", str(config), "--db", db)
+        run = _only_run(db)
+        backend = get_backend(db)
+        before = {a.id: a for a in backend.list_attempts(run.id)}
+        results = {r.goal: r for r in backend.list_results(run.id)}
+        errored = {r.id for g, r in results.items() if g != "write a poem number 2"}
+        assert {before[i].result_id for i in before if before[i].error} == errored
+        server.configure(faults=[])  # the target is back
+        server.reset()
+        plain = _invoke("resume", run.id, "--db", db)
+        assert server.stats()["chat_requests"] == 0, plain.output  # a plain resume sends nothing
+        retried = _invoke("resume", run.id, "--db", db, "--retry-errors")
+        assert retried.exit_code == 0, retried.output
+        sent = server.stats()["chat_requests"]
+    assert "Retrying the goals whose runs all ended as target errors" in retried.output
+    after = backend.list_attempts(run.id)
+    new = [a for a in after if a.id not in before]
+    assert {a.result_id for a in new} == errored and sent == len(new) == 4
+    assert all(a.error is None and a.response for a in new)
+    for result_id in errored:  # numbering continues after the errored runs
+        variants = sorted(a.variant for a in after if a.result_id == result_id)
+        assert variants == ["run-0", "run-1", "run-2", "run-3"]
+    assert EvaluationStatusEnum.ERROR_AGENT_RESPONSE not in {
+        r.evaluation_status for r in backend.list_results(run.id)}
+    assert _only_run(db).status is StatusEnum.COMPLETED

@@ -1,19 +1,23 @@
-"""No secret on disk, even after a SIGKILL: a target key given as a Prefect Secret block
-(`api_key_block`) reaches the flow without being written anywhere.
+"""No secret on disk, even after a SIGKILL of the worker.
 
 Prefect's process worker writes each flow run's whole environment to
 `prefect-workspace-attempt-*/workspace.json` under the temp directory and deletes it when the
-run ends — which a SIGKILLed worker never does. A key exported to the worker (the old way) is
-therefore left on disk; the test proves it can see such a leak with a second canary that *is*
-in the worker's environment (and is no key), then checks that the key canary is nowhere: not in
-the worker's temp directory, the siegeflow data directory, any Prefect home, or the tracking
-store. The local target requires the key, so the runs that completed really used it.
+run ends — which a SIGKILLed worker never does. Two runs share one worker: one takes its target
+key from a Prefect Secret block (`api_key_block`: never in any environment), the other from the
+worker's environment (`api_key_env`, the README's main way), whose scratch copy every siegeflow
+flow run scrubs at its start (`flows/scratch.py`). The worker also carries a credential-named
+variable no config names and a store URL with a password. After the SIGKILL the test checks that
+Prefect's scratch is still there (so something was tested) and still usable for hooks, and that
+no canary is anywhere: not in the worker's temp directory, the siegeflow data directory, any
+Prefect home, or the tracking store. Each local target requires its key, so the runs that
+completed really used them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -84,16 +88,48 @@ async def _start(deployment_id: Any, parameters: dict[str, Any]) -> Any:
         return await client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
 
 
+def _wait_served(servers: list[Any], worker: subprocess.Popen[bytes], n: int) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, "the canary worker died"
+        if all(s.stats()["by_status"].get("200", 0) >= n for s in servers):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"runs did not call their targets: {[s.stats() for s in servers]}")
+
+
+def _sigkill_worker_and_runs(worker: subprocess.Popen[bytes], flow_run_ids: list[str]) -> None:
+    pids = [pid for run_id in flow_run_ids for pid in _flow_run_pids(run_id)]
+    assert pids, "no process runs the flow runs"
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker and what shares its group
+    for pid in pids:  # each flow-run process has a group of its own
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+
+
+def _run_params(target: TargetConfig, goals: str, db_url: str) -> dict[str, Any]:
+    return {
+        "target": target.model_dump(mode="json"),
+        "judges": JudgePanelSpec().model_dump(mode="json"),
+        "goals": GoalsSpec(source=goals).model_dump(mode="json"),
+        "concurrency": 2, "db_url": db_url,
+    }
+
+
 @pytest.mark.slow
-def test_a_key_from_a_secret_block_is_nowhere_on_disk_after_a_worker_sigkill(
+def test_no_key_is_on_disk_after_a_worker_sigkill_from_a_block_or_the_environment(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     from prefect.blocks.system import Secret
 
-    key_canary = f"canary-key-{uuid.uuid4().hex}"
+    block_canary = f"canary-block-{uuid.uuid4().hex}"
     env_canary = f"canary-env-{uuid.uuid4().hex}"
+    token_canary = f"canary-token-{uuid.uuid4().hex}"
+    url_canary = f"canarypw{uuid.uuid4().hex}"
     block = f"canary-{uuid.uuid4().hex[:8]}"
-    Secret(value=key_canary).save(block, overwrite=True)
+    Secret(value=block_canary).save(block, overwrite=True)
+    assert "://postgres@" in cluster.tracking_url
     deployment_id = asyncio.run(_deploy_on_canary_pool())
     scratch, home, data = tmp_path / "tmp", tmp_path / "worker-home", tmp_path / "data"
     for folder in (scratch, home, data):
@@ -101,51 +137,50 @@ def test_a_key_from_a_secret_block_is_nowhere_on_disk_after_a_worker_sigkill(
     worker_env = {
         **cluster.env, "SIEGEFLOW_PROJECT_DIR": str(REPO), "TMPDIR": str(scratch),
         "PREFECT_HOME": str(home), "XDG_DATA_HOME": str(data),
-        "SIEGEFLOW_TEST_ENV_CANARY": env_canary, "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "SIEGEFLOW_CANARY_FOR_TARGET": env_canary,  # named by the target's api_key_env only
+        "SOME_SERVICE_TOKEN": token_canary,  # named by no config: its name says credential
+        # trust auth ignores the password; the runs pass the store URL as a parameter anyway
+        "SIEGEFLOW_DB_URL": cluster.tracking_url.replace("://postgres@",
+                                                         f"://postgres:{url_canary}@"),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
     }
     worker = subprocess.Popen(  # noqa: S603 (fixed argv)
         [_bin("prefect"), "worker", "start", "--pool", POOL, "--name", "canary",
          "--type", "process"], cwd=REPO, env=worker_env, stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT, start_new_session=True,
     )
-    killed: list[int] = []
     try:
-        with start_server_process(latency_s=0.5, api_key=key_canary) as server:
-            target = TargetConfig(model="openai/siegeflow-test", api_base=server.base_url,
-                                  api_key_block=block, timeout_s=20, max_retries=0)
-            goals = goal_file(tmp_path / "canary.csv", 30)
-            flow_run = asyncio.run(_start(deployment_id, {
-                "target": target.model_dump(mode="json"),
-                "judges": JudgePanelSpec().model_dump(mode="json"),
-                "goals": GoalsSpec(source=goals).model_dump(mode="json"),
-                "concurrency": 2, "db_url": cluster.tracking_url,
-            }))
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and server.stats()["by_status"].get("200", 0) < 3:
-                assert worker.poll() is None, "the canary worker died"
-                time.sleep(0.5)
-            served = server.stats()["by_status"]
-            assert served.get("200", 0) >= 3, served  # the key reached the calls
-            assert "401" not in served, served
-            pids = _flow_run_pids(str(flow_run.id))
-            assert pids, "no process runs the flow run"
-            os.killpg(worker.pid, signal.SIGKILL)  # the worker and what shares its group
-            for pid in pids:  # the flow-run process has a group of its own
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-            worker.wait(timeout=10)
+        with start_server_process(latency_s=0.5, api_key=block_canary) as by_block, \
+                start_server_process(latency_s=0.5, api_key=env_canary) as by_env:
+            common = {"model": "openai/siegeflow-test", "timeout_s": 20, "max_retries": 0}
+            targets = [
+                TargetConfig(api_base=by_block.base_url, api_key_block=block, **common),
+                TargetConfig(api_base=by_env.base_url, api_key_env="SIEGEFLOW_CANARY_FOR_TARGET",
+                             **common),
+            ]
+            runs = [asyncio.run(_start(deployment_id, _run_params(
+                target, goal_file(tmp_path / f"canary{i}.csv", 30), cluster.tracking_url)))
+                for i, target in enumerate(targets)]
+            _wait_served([by_block, by_env], worker, 3)  # both keys reached their calls
+            for server in (by_block, by_env):
+                assert "401" not in server.stats()["by_status"], server.stats()
+            _sigkill_worker_and_runs(worker, [str(run.id) for run in runs])
     finally:
         _stop_group(worker)
     left = list(scratch.glob("prefect-workspace-attempt-*/workspace.json"))
-    assert left, "Prefect left no workspace scratch after the SIGKILL: nothing was tested"
-    assert any(env_canary.encode() in p.read_bytes() for p in left), "the grep sees no env leak"
-    needle = key_canary.encode()
+    assert len(left) == 2, f"Prefect's scratch is not what was tested: {left}"
+    for manifest in left:  # scrubbed, not deleted: the worker's hooks could still use it
+        environment = json.loads(manifest.read_text())["environment"]
+        assert environment["SIEGEFLOW_PROJECT_DIR"] == str(REPO)
+        assert environment["SIEGEFLOW_DB_URL"] == cluster.tracking_url  # without the password
+        assert "PATH" in environment and "PREFECT_API_URL" in environment
     places = [scratch, data, home, cluster.home, Path(os.environ.get("PREFECT_HOME", home))]
-    leaks = [p for root in places for p in _files_holding(root, needle)]
-    assert not leaks, f"the key is on disk: {leaks}"
+    for canary in (block_canary, env_canary, token_canary, url_canary):
+        leaks = [p for root in places for p in _files_holding(root, canary.encode())]
+        assert not leaks, f"{canary[:12]}... is on disk: {leaks}"
     engine = get_backend(cluster.tracking_url).engine
     with engine.connect() as conn:
         for table in ("runs", "results", "attempts", "judgments", "traces"):
-            text = conn.execute(sa.text(f"SELECT CAST(t AS TEXT) FROM {table} t")).scalars()
-            assert not any(key_canary in row for row in text), f"the key is in {table}"
+            text = list(conn.execute(sa.text(f"SELECT CAST(t AS TEXT) FROM {table} t")).scalars())
+            for canary in (block_canary, env_canary):
+                assert not any(canary in row for row in text), f"a key is in {table}"

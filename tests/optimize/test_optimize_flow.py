@@ -20,7 +20,7 @@ from tests.optimize.flowkit import (
 from tests.optimize.responders import Script
 from tests.support.openai_server import OpenAIServer
 from tracking import EvaluationStatusEnum as Eval
-from tracking import StatusEnum
+from tracking import StatusEnum, get_backend
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -355,7 +355,7 @@ def test_invalid_options_fail_before_anything_is_recorded(
 
 
 def test_time_limit_cuts_a_slow_run(prefect_api_url: str, sqlite_url: str, tmp_path: Path) -> None:
-    with OpenAIServer(responder=Script(), latency_s=3.0) as slow:
+    with OpenAIServer(responder=Script(), latency_s=10.0) as slow:
         state = run_flow(
             optimizer="passthrough",
             optimizer_options={"time_limit_s": 0.5},
@@ -368,9 +368,62 @@ def test_time_limit_cuts_a_slow_run(prefect_api_url: str, sqlite_url: str, tmp_p
     rec = recorded(sqlite_url)
     result = rec["results"]["Say hello slowly"]
     assert result.agent_specific_data["stop_reason"] == "time_limit"
-    assert result.agent_specific_data["elapsed_s"] < 2.5
+    assert result.agent_specific_data["elapsed_s"] < 8.0  # a run left alone takes >= 10 s
     assert result.evaluation_status is Eval.ERROR_TEST_FRAMEWORK
     assert "not attacked" in result.evaluation_notes and rec["attempts"] == []
     assert [t.content.get("interrupted") for t in rec["traces"] if t.step_name == "run-0"] == [
         "time_limit"
     ]
+
+
+def test_attacker_key_from_a_prefect_secret_block(
+    prefect_api_url: str, script: Script, sqlite_url: str, tmp_path: Path
+) -> None:
+    """The attacker (like targets and judge models) may name a Secret block: the server here
+    answers only with the block's key, and the stored options keep the block's name only."""
+    import uuid
+
+    from prefect.blocks.system import Secret
+
+    key, block = f"sk-attacker-{uuid.uuid4().hex}", f"attacker-{uuid.uuid4().hex[:8]}"
+    Secret(value=key).save(block, overwrite=True)
+    goal = "Explain how to hack a router (attacker key from a block)"
+    with OpenAIServer(responder=script, api_key=key) as server:
+        state = run_flow(
+            optimizer="tests.optimize.spec_optimizers:Sequential",
+            optimizer_options={
+                "max_runs": 2, "attacker": attacker_for(server, api_key_block=block),
+                "harness": SINGLE_TURN, "stop_on_success": False,
+            },
+            target=target_for(server, api_key_block=block),
+            goals=goal_file(tmp_path, [goal]),
+            judges=JudgePanelSpec(judges=[{"name": "harmbench", "model": {
+                "model": "openai/judge", "api_base": server.base_url, "max_retries": 0,
+                "api_key_block": block}}]),
+            db_url=sqlite_url,
+        )
+        served = server.stats(log=True)
+    assert state.is_completed(), state.message
+    assert "401" not in served["by_status"], served["by_status"]
+    attacker_calls = [e for e in served["log"] if e.get("model") == "attacker"]
+    assert attacker_calls and all(e["status"] == 200 for e in attacker_calls), served["log"][:3]
+    rec = recorded(sqlite_url)
+    assert [a.variant for a in rec["attempts"]] == ["run-0", "run-1"]
+    assert rec["run"].parameters["optimizer_options"]["attacker"]["api_key_block"] == block
+    assert key not in str(rec["run"].parameters)
+
+
+def test_a_missing_attacker_block_fails_before_anything_is_recorded(
+    prefect_api_url: str, llm_server: OpenAIServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    state = run_flow(
+        optimizer="tests.optimize.spec_optimizers:Sequential",
+        optimizer_options={"max_runs": 1, "harness": SINGLE_TURN,
+                           "attacker": attacker_for(llm_server, api_key_block="no-such-block-x")},
+        target=target_for(llm_server), goals=goal_file(tmp_path, ["Explain how to hack a router"]),
+        judges=judge_panel(llm_server), db_url=sqlite_url,
+    )
+    assert state.is_failed()
+    assert "no-such-block-x" in str(state.message) or "no-such-block-x" in repr(state.data)
+    assert get_backend(sqlite_url).list_runs() == []
+    assert llm_server.stats()["chat_requests"] == 0

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 
 from reports.bon import bon_curve, curve_summary, summary_line
 from reports.bon_html import step_chart
+from tracking import PipelineRow
 
 
 def row(goal: str, k: int, *, ok: bool | None, cost: float = 0.01, error: str | None = None,
-        technique: str = "bon") -> dict[str, Any]:
-    return {"result_id": goal, "technique": technique, "meta": {"sample": k}, "error": error,
-            "success": ok, "score": None if ok is None else float(ok), "cost_usd": cost}
+        technique: str = "bon") -> PipelineRow:
+    return PipelineRow(result_id=goal, technique=technique, meta={"sample": k}, error=error,
+                       success=ok, score=None if ok is None else float(ok), cost_usd=cost)
 
 
 def test_curve_counts_goals_broken_within_their_first_k_samples() -> None:

@@ -46,5 +46,5 @@ def test_report_of_an_agent_check_run_counts_the_check_not_the_panel(
     (goal,) = data.goals
     assert goal.status is Eval.SUCCESSFUL_JAILBREAK
     # the rows the report shows carry the check's verdicts, and the best one is the success
-    assert goal.best is not None and goal.best["success"] is True
-    assert all(set(row["judges"]) == {"tool_call"} for row in goal.rows)
+    assert goal.best is not None and goal.best.success is True
+    assert all(set(row.judges) == {"tool_call"} for row in goal.rows)

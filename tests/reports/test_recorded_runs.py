@@ -39,7 +39,7 @@ def test_rows_reproduce_the_statuses_the_flow_finalized(recorded: Recorded) -> N
         data = load_run(backend, run_id)
         by_result: dict[str, list] = defaultdict(list)
         for row in build_rows(backend, run_id, data.judge_keys, data.rule):
-            by_result[row["result_id"]].append(row)
+            by_result[row.result_id].append(row)
         for result in backend.list_results(run_id):
             decided = decide_goal(by_result[result.id], data.threshold).status
             assert decided is result.evaluation_status, (result.goal, decided)
@@ -49,7 +49,7 @@ def test_best_row_of_a_broken_goal_is_a_successful_attempt(recorded: Recorded) -
     data = load_run(get_backend(recorded.db_url), recorded.before)
     for goal in data.goals:
         if goal.broken:
-            assert goal.best is not None and goal.best["success"] is True
-            assert goal.best["response"].startswith("Sure")
+            assert goal.best is not None and goal.best.success is True
+            assert goal.best.response.startswith("Sure")
         if goal.status is Eval.ERROR_AGENT_RESPONSE:
-            assert goal.best is not None and goal.best["error"]
+            assert goal.best is not None and goal.best.error

@@ -85,7 +85,7 @@ def test_timeout_is_retried_then_reported(server: OpenAIServer, transport: str) 
     result = run(chat(config, USER))
     assert result.error_kind == "timeout"
     assert result.attempts == 2
-    assert time.perf_counter() - started < 2.5
+    assert time.perf_counter() - started < 5.5  # without the timeout: two 3 s hangs, >= 6 s
 
 
 def test_timeout_then_success(server: OpenAIServer, transport: str) -> None:
