@@ -87,8 +87,8 @@ def header(data: RunData) -> str:
     summary = data.summary
     rows = [
         ("run", run.id),
-        ("status", f"{run.status.value}" + (f" · stopped: {summary['stop_reason']}"
-                                             if summary.get("stop_reason") else "")),
+        ("status", f"{run.status.value}" + (f" · stopped: {summary.stop_reason}"
+                                             if summary.stop_reason else "")),
         ("kind", f"{data.kind} · {run.attack_type}"),
         ("target", run.target_description or ""),
         ("judges", f"{', '.join(data.judge_keys)} · rule {data.rule} · "
@@ -126,9 +126,9 @@ def headline_section(data: RunData) -> str:
     ]
     refusals = block_of(data.benign)
     if refusals is not None:
-        rate, n = refusal_rate(refusals), refusals["refused"] + refusals["answered"]
+        rate, n = refusal_rate(refusals), refusals.refused + refusals.answered
         cards.insert(5, ("false-refusal rate", pct(rate), ""))
-        cards.insert(6, ("its 95% CI", ci_text(wilson(refusals["refused"], n)) or "n/a", ""))
+        cards.insert(6, ("its 95% CI", ci_text(wilson(refusals.refused, n)) or "n/a", ""))
     html_cards = "".join(
         f'<div class="card {cls}"><div class="v">{e(v)}</div><div class="k">{e(k)}</div></div>'
         for k, v, cls in cards
@@ -213,7 +213,7 @@ def judges_section(data: RunData) -> str:
         '<th class="num">safe</th><th class="num">could not judge</th></tr></thead>'
         f"<tbody>{rows}</tbody></table>",
     ]
-    agreement = data.summary.get("judge_agreement") or {}
+    agreement = data.summary.judge_agreement or {}
     pairwise = agreement.get("pairwise") or {}
     if pairwise:
         cells = "".join(

@@ -111,11 +111,11 @@ def test_best_of_n_stops_each_goal_at_its_first_success(
     summary = state.result()
     target: BonTarget = bon_server.bon  # type: ignore[attr-defined]
     backend = get_backend(sqlite_url)
-    run_id = summary["run_id"]
+    run_id = summary.run_id
     statuses = {r.goal: r.evaluation_status for r in backend.list_results(run_id)}
     assert statuses.pop(GOALS[2]) is Eval.FAILED_JAILBREAK
     assert set(statuses.values()) == {Eval.SUCCESSFUL_JAILBREAK}
-    assert summary["successful"] == 3 and summary["failed"] == 1
+    assert summary.successful == 3 and summary.failed == 1
     samples = samples_by_goal(sqlite_url, run_id)
     assert sorted(k for k, _ in samples[GOALS[2]]) == list(range(N))  # held: all N sent
     for goal in (GOALS[0], GOALS[1], GOALS[3]):
@@ -128,7 +128,7 @@ def test_best_of_n_stops_each_goal_at_its_first_success(
     assert target.sent == len(backend.list_attempts(run_id)) < len(GOALS) * N
     assert max(target.prompts.values()) == 1
     assert target.temperatures == {1.0}
-    assert summary["bon"]["n"] == N and summary["bon"]["asr_at_n"] == pytest.approx(0.75)
+    assert summary.bon["n"] == N and summary.bon["asr_at_n"] == pytest.approx(0.75)
     # The report plots ASR against N and against cost, with n and the method.
     from reports.html import render_report
     from reports.load import load_run
@@ -146,8 +146,8 @@ def test_best_of_n_resume_rerequests_nothing_recorded(
                                     **settings(bon_server, tmp_path)))
     assert first.is_completed(), first.message
     summary = first.result()
-    assert summary["stop_reason"] == "budget"
-    run_id = summary["run_id"]
+    assert summary.stop_reason == "budget"
+    run_id = summary.run_id
     backend = get_backend(sqlite_url)
     sent_before = target.sent
     assert sent_before == len(backend.list_attempts(run_id)) < len(GOALS) * N
