@@ -19,12 +19,14 @@ from attacks import (  # noqa: F401  (registration)
 )
 from attacks.advprefix import AttackGenerationError, select_best
 from attacks.base import (
+    AttackerSpend,
     AttackPrompt,
     ChatFn,
     CompletionLike,
     DecodeError,
     Technique,
     TechniqueConfig,
+    attacker_spend,
     chat_for_model,
     prompt_hash,
 )
@@ -40,6 +42,7 @@ from attacks.registry import (
 __all__ = [
     "AttackGenerationError",
     "AttackPrompt",
+    "AttackerSpend",
     "ChatFn",
     "CompletionLike",
     "DecodeError",
@@ -48,6 +51,7 @@ __all__ = [
     "TechniqueError",
     "TechniqueInfo",
     "build_technique",
+    "attacker_spend",
     "chat_for_model",
     "get_technique",
     "list_techniques",

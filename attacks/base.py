@@ -3,10 +3,12 @@ injectable model call, and `prompt_hash` for idempotency keys."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -51,6 +53,38 @@ def prompt_hash(messages: list[dict[str, Any]]) -> str:
 
 def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
+
+
+@dataclass
+class AttackerSpend:
+    """USD an attacker model cost while one answer was decoded (a translation back): what the
+    evaluation step adds to the run's budget and reports as attacker cost, not as judge cost."""
+
+    usd: float = 0.0
+    calls: int = 0
+
+
+_SPEND: ContextVar[AttackerSpend | None] = ContextVar("siegeflow_attacker_spend", default=None)
+
+
+@contextlib.contextmanager
+def attacker_spend() -> Iterator[AttackerSpend]:
+    """Meter the attacker calls made inside the block (tasks started in it report here too:
+    a memoised translation is paid by the judge call that started it, once)."""
+    spend = AttackerSpend()
+    token = _SPEND.set(spend)
+    try:
+        yield spend
+    finally:
+        _SPEND.reset(token)
+
+
+def charge_attacker(cost_usd: float | None) -> None:
+    """Called by a technique after each attacker call made while decoding."""
+    spend = _SPEND.get()
+    if spend is not None:
+        spend.usd += cost_usd or 0.0
+        spend.calls += 1
 
 
 class DecodeError(ValueError):

@@ -7,6 +7,11 @@ A step is `"name"`, `"name:variant"` (shorthand for `{"variants": [variant]}`) o
 `{"name": ..., "options": {...}}`. Every step but the last must produce single user-message
 prompts (their text becomes the next step's goal); a step with several variants multiplies the
 prompts. `decode` unwinds in reverse: the last step decodes the answer first.
+
+Best-of-N as a step is explicit: its samples are made here, all N at once, and rewritten by the
+other steps before anything is sent, so there is no early stop. A `bon` step must say
+`early_stop: false` (and N counts against `max_prompts`); alone or in a `suite`, Best-of-N streams
+and stops each goal at its first success.
 """
 
 from __future__ import annotations
@@ -57,9 +62,15 @@ class ComposeConfig(TechniqueConfig):
             if step.name == "suite":
                 raise ValueError(f"step {i}: a suite cannot be a step (compose inside a suite)")
             try:
-                build_technique(step.name, step.options)
+                built = build_technique(step.name, step.options)
             except TechniqueError as exc:
                 raise ValueError(f"step {i} ({step.name}): {exc}") from None
+            if getattr(built, "streaming", False) and built.config.early_stop:
+                raise ValueError(
+                    f"step {i} ({step.name}): inside compose, Best-of-N sends all N samples of "
+                    "every goal (no early stop); give it options {\"early_stop\": false} to "
+                    "accept that, or run it alone or in a suite, where it stops at a goal's "
+                    "first success")
         return value
 
 

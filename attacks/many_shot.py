@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 from attacks.base import AttackPrompt, Technique, TechniqueConfig, user
 from attacks.registry import TechniqueError, technique
 from goals import Goal, GoalFileError
-from goals.loaders import GoalFileSpec, read_records
+from goals.loaders import GoalFileSpec, control_character, field_line, read_records
 
 Dialogue = tuple[str, str]  # (user turn, assistant turn)
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".yaml": "yaml", ".yml": "yaml",
@@ -165,7 +165,12 @@ def _dialogue(file: Path, line: int, record: Any) -> Dialogue:
     turns = []
     for key in ("user", "assistant"):
         value = record.get(key)
+        at = field_line(record, key, line)
         if not isinstance(value, str) or not value.strip():
-            raise GoalFileError(file, "expected a non-empty string", line=line, field=key)
+            raise GoalFileError(file, "expected a non-empty string", line=at, field=key)
+        problem = control_character(value)
+        if problem is not None:  # sent to the target as the goals are: plain text only
+            raise GoalFileError(file, f"{problem}: dialogues must be plain text", line=at,
+                                field=key)
         turns.append(value.strip())
     return turns[0], turns[1]

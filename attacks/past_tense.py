@@ -75,15 +75,21 @@ class PastTense(Technique[PastTenseConfig]):
         chat = self._resolve_chat(attacker)
         made: list[tuple[str, str, float]] = []  # (question, "attacker" | "rules", cost)
         problems: list[str] = []
+        wasted = 0.0  # paid for calls that gave no new question: charged to the first prompt
         if chat is not None:
             for _ in range(self.config.reformulations):
                 question, cost, problem = await self._ask(chat, goal)
                 if question is None:
                     problems.append(problem)
+                    wasted += cost
                 elif question not in {q for q, _, _ in made}:
                     made.append((question, "attacker", cost))
+                else:
+                    wasted += cost
         if not made:
             made.append((reformulate(goal.text, self.config.tense), "rules", 0.0))
+        question, by, cost = made[0]
+        made[0] = (question, by, cost + wasted)
         return [
             self._prompt(goal, f"{self.config.tense}-{i}" if by == "attacker" else
                          f"{self.config.tense}-rules", user(with_context(question, goal.context)),

@@ -22,6 +22,7 @@ from attacks.base import (
     DecodeError,
     Technique,
     TechniqueConfig,
+    charge_attacker,
     chat_for_model,
     model_option_validator,
     user,
@@ -126,6 +127,7 @@ class Translation(Technique[TranslationConfig]):
     async def _to_english(self, language: str, response: str) -> str:
         completion = await self._chat(None)(user(TO_ENGLISH.format(language=language,
                                                                    text=response)))
+        charge_attacker(completion.cost_usd)
         if completion.error or not (completion.text or "").strip():
             raise DecodeError(f"translating the answer from {language} failed: "
                               f"{completion.error or 'empty answer'}")

@@ -123,6 +123,8 @@ def print_summary(console: Console, summary: RunSummary, citation: Citation | No
     table.add_row("attack success rate [95% CI]", _asr_cell(summary))
     if citation is not None:
         table.add_row("judged by", escape(citation.text()))
+    for warning in summary.warnings:
+        table.add_row("[bold red]warning[/]", escape(str(warning)))
     if summary.over_refusal is not None:
         from reports.refusal import refusal_line
 
@@ -131,7 +133,9 @@ def print_summary(console: Console, summary: RunSummary, citation: Citation | No
         from reports.bon import summary_line
 
         table.add_row("Best-of-N", escape(summary_line(summary.bon)))
-    table.add_row("cost", f"${summary.cost_usd:.4f}")
+    from reports.cost import cost_line
+
+    table.add_row("cost", escape(cost_line(summary)))
     table.add_row("duration", f"{summary.duration_s or 0.0:.1f} s")
     table.add_row("stopped because", escape(summary.stop_reason or ""))
     console.print(table)

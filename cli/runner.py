@@ -376,10 +376,10 @@ def demo_settings(goals: int, db_url: str) -> RunSettings:
             {"name": "baseline"},
             {"name": "templates", "options": {"variants": ["role_play"]}},
             {"name": "encodings", "options": {"variants": ["leetspeak"]}},
-            # Best-of-N with a small N: in a suite every sample is sent (no early stop). Five
-            # prompts per goal, as before Best-of-N joined: the demo stays one flow run of about
-            # 1.5 minutes for 10 goals on 2 cores.
-            {"name": "bon", "options": {"n": 2}},
+            # Best-of-N with a small N, streamed like any Best-of-N (flows.steps); both samples
+            # are sent (early_stop off) so every goal gets five prompts, as before Best-of-N
+            # joined: the demo stays one flow run of about 1.5 minutes for 10 goals on 2 cores.
+            {"name": "bon", "options": {"n": 2, "early_stop": False}},
         ]}),
         judges=JudgePanelSpec(judges=[{"name": name} for name in DEFAULT_JUDGES]),
         goals=GoalsSpec(limit=goals),

@@ -10,6 +10,7 @@ variable* that holds its API key (`TargetConfig.api_key_env`), never the key.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +95,16 @@ class ConfigFileError(ValueError):
 
 
 def load_run_settings(path: str | Path) -> RunSettings:
-    """Read and validate a YAML/JSON run config, reporting every bad field with its location."""
+    """Read and validate a YAML/JSON run config, reporting every bad field with its line."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
     except OSError as exc:
         raise ConfigFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})"
+                              ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -109,11 +114,50 @@ def load_run_settings(path: str | Path) -> RunSettings:
     try:
         return RunSettings.model_validate(raw)
     except ValidationError as exc:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
         lines = [f"{path}: invalid run config:"]
         for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
             loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-            lines.append(f"  - {loc}: {err['msg'].removeprefix('Value error, ')}")
+            line = _line_of(root, list(err["loc"]), msg)
+            lines.append(f"  - {path}:{line}: field {loc}: {msg}" if line
+                         else f"  - {path}: field {loc}: {msg}")
         raise ConfigFileError("\n".join(lines)) from exc
+
+
+_OPTION_IN_MESSAGE = re.compile(r"option '([^']+)'")
+
+
+def _line_of(root: yaml.Node | None, loc: list[Any], message: str) -> int | None:
+    """The 1-based line of the field at `loc` (of the option inside it that the message names,
+    when there is one), else of its deepest ancestor present in the file."""
+    named = _OPTION_IN_MESSAGE.search(message)
+    tries = [loc + ["options", named.group(1)], loc + [named.group(1)]] if named else []
+    for path in tries:
+        reached, line = _walk(root, path)
+        if reached == len(path):
+            return line
+    return _walk(root, loc)[1]
+
+
+def _walk(node: yaml.Node | None, path: list[Any]) -> tuple[int, int | None]:
+    """How many parts of `path` exist in the file, and the line of the last one (its key)."""
+    reached, line = 0, None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            pair = next((kv for kv in node.value
+                         if isinstance(kv[0], yaml.ScalarNode) and kv[0].value == str(part)), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                and 0 <= part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+        reached += 1
+    return reached, line
 
 
 __all__ = [

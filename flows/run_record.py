@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ from tracking import (
     TrackingCoordinator,
     default_db_url,
     get_backend,
+    is_benign,
 )
 
 #: Seconds between heartbeats (tests shorten it to see a killed run go stale quickly).
@@ -109,11 +110,41 @@ def attach_coordinator(
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Spend:
+    """A run's USD spend by who was paid: the target, the judges, and attacker models called by
+    techniques (prompts made by an attacker, answers translated back for the judges)."""
+
+    target_usd: float = 0.0
+    judges_usd: float = 0.0
+    attacker_usd: float = 0.0
+
+    @property
+    def total_usd(self) -> float:
+        return self.target_usd + self.judges_usd + self.attacker_usd
+
+    def as_dict(self) -> dict[str, float]:
+        return {"target_usd": self.target_usd, "judges_usd": self.judges_usd,
+                "attacker_usd": self.attacker_usd, "total_usd": self.total_usd}
+
+
+def spend_of(attempts: Iterable[Any], judgments: Iterable[Any]) -> Spend:
+    """Spend recorded on attempts (completion cost; the attacker's share that made the prompt,
+    `generation_cost_usd` in its metadata) and judgments (judge cost; attacker decoding)."""
+    target = generated = judges = decoded = 0.0
+    for a in attempts:
+        target += a.cost_usd or 0.0
+        generated += float((a.meta or {}).get("generation_cost_usd") or 0.0)
+    for j in judgments:
+        judges += j.cost_usd or 0.0
+        decoded += j.attacker_cost_usd or 0.0
+    return Spend(target_usd=target, judges_usd=judges, attacker_usd=generated + decoded)
+
+
 def recorded_spend(backend: SQLBackend, run_id: str) -> float:
-    """USD already spent by a run: completions plus judgments recorded so far."""
-    attempts = sum(a.cost_usd or 0.0 for a in backend.list_attempts(run_id))
-    judgments = sum(j.cost_usd or 0.0 for j in backend.list_judgments(run_id=run_id))
-    return attempts + judgments
+    """USD already spent by a run: what `spend_of` finds recorded so far."""
+    return spend_of(backend.list_attempts(run_id),
+                    backend.list_judgments(run_id=run_id)).total_usd
 
 
 def open_run(
@@ -223,14 +254,17 @@ async def publish_results(
 
     from judges import judge_agreement, rows_by_judge
 
-    by_judge = rows_by_judge(rows)
-    summary = RunSummary.parse(coordinator.get_summary()).updated(
-        stop_reason=stop_reason, cost_usd=spent_usd, **(extra or {}),
-        steps=recorded_steps(ref.backend(), ref.run_id),
-        truncated_answers=sum(1 for row in rows if is_truncated(row.response)),
-        **({"judge_agreement": judge_agreement(by_judge)} if len(by_judge) >= 2 else {}),
-    )
     backend = ref.backend()
+    spend = spend_of(backend.list_attempts(ref.run_id), backend.list_judgments(run_id=ref.run_id))
+    by_judge = rows_by_judge(rows)
+    summary = RunSummary.parse(coordinator.get_summary()).updated(**{
+        "stop_reason": stop_reason, "cost_usd": spent_usd, **(extra or {}),
+        # what the store recorded wins over a flow's own tally
+        "cost_breakdown": spend.as_dict(), "attacker_cost_usd": spend.attacker_usd,
+        "steps": recorded_steps(backend, ref.run_id),
+        "truncated_answers": sum(1 for row in rows if is_truncated(row.response)),
+        **({"judge_agreement": judge_agreement(by_judge)} if len(by_judge) >= 2 else {}),
+    })
     backend.update_run(ref.run_id, summary=summary.as_dict(), cost_usd=spent_usd)
     coordinator.log_summary()
     report = await publish_run_artifacts(
@@ -240,6 +274,19 @@ async def publish_results(
         summary = summary.updated(report_path=str(report))
         backend.update_run(ref.run_id, summary=summary.as_dict())
     return summary
+
+
+def run_warnings(backend: SQLBackend, run_id: str, judges: JudgePanelSpec) -> list[str]:
+    """What the summary must say next to the ASR because the figure cannot mean what it seems:
+    HarmBench copyright goals judged by a panel that cannot see reproduction of the work."""
+    from judges.citation import panel_name
+    from judges.copyright import unchecked_copyright_note
+
+    categories = [r.category for r in backend.list_results(run_id)
+                  if not is_benign(r.goal_metadata)]
+    note = unchecked_copyright_note(categories, [j.name for j in judges.judges],
+                                    panel_name(judges.judges, judges.rule))
+    return [note] if note else []
 
 
 #: What a flow adds to its run summary, given the run's final rows (or a fixed mapping).
@@ -270,8 +317,9 @@ async def finish_run(
     coordinator.finalize_pipeline(rows, success_check=success_check)
     more = extra(rows) if callable(extra) else (extra or {})
     reason = stop_reason(rows) if callable(stop_reason) else stop_reason
+    warnings = run_warnings(ref.backend(), ref.run_id, judges)
     return await publish_results(
         ref, coordinator, rows, stop_reason=reason, spent_usd=spent_usd,
         extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule,
-               "judge_keys": keys, **more},
+               "judge_keys": keys, **({"warnings": warnings} if warnings else {}), **more},
     )

@@ -77,6 +77,20 @@ def _healthy(api_url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
+def _answers(api_url: str, timeout_s: float = 10.0) -> str | None:
+    """None when something answers HTTP at `api_url` (any status: a Cloud API may want a key
+    for /health), else why not (refused, unknown host, timeout)."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout_s):  # noqa: S310
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except urllib.error.URLError as exc:
+        return str(exc.reason)
+    except (OSError, TimeoutError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+
+
 def quiet_prefect_env() -> dict[str, str]:
     """Settings that keep Prefect (and litellm) off the network and out of telemetry."""
     return {
@@ -371,6 +385,11 @@ def prefect_api(home: Path, *, startup_timeout_s: float = DEFAULT_STARTUP_TIMEOU
     """
     configured = configured_api_url()
     if configured:
+        problem = _answers(configured)
+        if problem is not None:  # say so here, not as a traceback from inside a flow run
+            raise PrefectServerError(
+                f"the Prefect API at {configured} (PREFECT_API_URL) does not answer: {problem}; "
+                "start that server, fix the URL, or unset it to use the local server")
         with _using(configured) as url:
             yield url
         return

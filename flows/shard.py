@@ -35,8 +35,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
-from flows.run_record import OpenedRun, finish_run, heartbeat, open_run, recorded_spend
-from flows.steps import run_steps
+from flows.run_record import (
+    OpenedRun,
+    finish_run,
+    heartbeat,
+    open_run,
+    recorded_spend,
+    spend_of,
+)
+from flows.steps import bon_extra, run_steps
 from targets import TargetConfig
 from tasks.context import GoalRow, RunRef
 from tracking import (
@@ -92,9 +99,8 @@ class ShardsFailed(RuntimeError):
 def _spent_on(backend: SQLBackend, run_id: str, result_ids: set[str]) -> float:
     attempts = [a for a in backend.list_attempts(run_id) if a.result_id in result_ids]
     ids = {a.id for a in attempts}
-    judged = sum(j.cost_usd or 0.0 for j in backend.list_judgments(run_id=run_id)
-                 if j.attempt_id in ids)
-    return sum(a.cost_usd or 0.0 for a in attempts) + judged
+    judged = [j for j in backend.list_judgments(run_id=run_id) if j.attempt_id in ids]
+    return spend_of(attempts, judged).total_usd
 
 
 class ShardOutcome(BaseModel):
@@ -244,7 +250,8 @@ async def run_sharded(
         ))
         failed = _failed_shards(refs, children)
         _finalize_failed(opened, failed, owned, shards)
-        summary = await _finish_sharded(opened, judges, budget_usd, refs, children, failed, owned)
+        summary = await _finish_sharded(opened, attack, judges, budget_usd, refs, children,
+                                        failed, owned)
     if failed:
         raise ShardsFailed(
             f"run {ref.run_id}: shard(s) {sorted(failed)} of {shards} stayed failed; their goals "
@@ -281,7 +288,7 @@ def _finalize_failed(opened: OpenedRun, failed: dict[int, tuple[str, str]],
 
 
 async def _finish_sharded(
-    opened: OpenedRun, judges: JudgePanelSpec, budget_usd: float | None, refs: list[ShardRef],
+    opened: OpenedRun, attack: AttackSpec, judges: JudgePanelSpec, budget_usd: float | None, refs: list[ShardRef],
     children: list[Any], failed: dict[int, tuple[str, str]], owned: dict[int, set[str]],
 ) -> RunSummary:
     ref = opened.ref
@@ -296,9 +303,10 @@ async def _finish_sharded(
         success_check=lambda _: not failed,
         stop_reason=stop_reason,
         spent_usd=recorded_spend(ref.backend(), ref.run_id),
-        extra={
+        extra=lambda rows: {
             "shards": len(refs), "failed_shards": sorted(failed),
             "shard_flow_runs": {str(s.index): str(c.id) for s, c in zip(refs, children,
                                                                         strict=True)},
+            **bon_extra(attack, rows, judges.success_threshold),
         },
     )

@@ -3,6 +3,10 @@
 A technique that streams (Best-of-N: `streaming = True`) replaces Generation and Completions with
 one step that samples, completes and judges as answers arrive (`tasks.bon`); Completions and
 Evaluation still follow, and only do what that step left undone (a resumed run's leftovers).
+A suite with a streaming member is split (`split_streaming`): its other members go through
+Generation, the streaming member through its own step, so Best-of-N stops each goal at *its own*
+first success inside a suite too (another member breaking the goal does not stop it: the suite
+compares techniques, and a cut-short Best-of-N would understate its ASR).
 A benign control set (`GoalRow.benign`) is sent plain alongside and judged for refusal only
 (`tasks.benign`), whatever the technique.
 """
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attacks import get_technique
+from attacks import build_technique, get_technique
 from attacks.spec import AttackSpec
 from judges.spec import JudgePanelSpec
 from targets import TargetConfig
@@ -25,7 +29,28 @@ from tracking import PipelineRow
 
 
 def is_streaming(attack: AttackSpec) -> bool:
-    return bool(getattr(get_technique(attack.name), "streaming", False))
+    return _streams(attack.name)
+
+
+def _streams(name: str) -> bool:
+    return bool(getattr(get_technique(name), "streaming", False))
+
+
+def split_streaming(attack: AttackSpec) -> tuple[AttackSpec | None, AttackSpec | None]:
+    """(the streaming technique, what Generation makes) of a run's attack: Best-of-N alone is
+    all streaming; a suite with a Best-of-N member is split in two; anything else generates."""
+    if is_streaming(attack):
+        return attack, None
+    if attack.name != "suite":
+        return None, attack
+    members = build_technique(attack.name, attack.options).config.techniques
+    streamed = [m for m in members if _streams(m.name)]
+    if not streamed:
+        return None, attack
+    rest = [m.model_dump() for m in members if m not in streamed]
+    first = streamed[0]
+    generated = AttackSpec(name="suite", options={"techniques": rest}) if rest else None
+    return AttackSpec(name=first.name, options=dict(first.options)), generated
 
 
 async def run_steps(
@@ -39,12 +64,14 @@ async def run_steps(
     benign = [g for g in goals if g.benign]
     if benign:  # the control set: plain prompts, sent by Completions with the rest
         await generation(ref, AttackSpec(name="baseline"), benign, concurrency)
-    sampled = StepResult(spent_usd=spent_usd, budget_exhausted=False)
-    if is_streaming(attack):
-        sampled = await best_of_n(ref, target, attack, judges, attacked, concurrency, budget_usd,
-                                  spent_usd)
-    elif attacked:
-        await generation(ref, attack, attacked, concurrency)
+    streamed, generated = split_streaming(attack)
+    made = StepResult(spent_usd=spent_usd, budget_exhausted=False)
+    if generated is not None and attacked:  # an attacker model's calls count in the budget
+        made = await generation(ref, generated, attacked, concurrency, budget_usd, spent_usd)
+    sampled = made
+    if streamed is not None:
+        sampled = await best_of_n(ref, target, streamed, judges, attacked, concurrency,
+                                  budget_usd, made.spent_usd)
     completed = await completions(ref, target, concurrency, budget_usd, sampled.spent_usd,
                                   result_ids=result_ids)
     judged = await evaluation(ref, attack, judges, concurrency, budget_usd,
@@ -53,8 +80,8 @@ async def run_steps(
         await over_refusal(ref, result_ids=result_ids)
     return StepResult(
         spent_usd=judged.spent_usd,
-        budget_exhausted=(sampled.budget_exhausted or completed.budget_exhausted
-                          or judged.budget_exhausted),
+        budget_exhausted=(made.budget_exhausted or sampled.budget_exhausted
+                          or completed.budget_exhausted or judged.budget_exhausted),
         requested=sampled.requested + completed.requested,
         judgments=judged.judgments,
     )
@@ -62,10 +89,10 @@ async def run_steps(
 
 def bon_extra(attack: AttackSpec, rows: list[PipelineRow], threshold: float) -> dict[str, Any]:
     """The summary's `bon` block (ASR@k) for a Best-of-N run; nothing for other techniques."""
-    if not is_streaming(attack):
+    streamed, _ = split_streaming(attack)
+    if streamed is None:
         return {}
-    from attacks import build_technique
     from reports.bon import bon_curve, curve_summary
 
-    n = int(build_technique(attack.name, attack.options).config.n)
+    n = int(build_technique(streamed.name, streamed.options).config.n)
     return {"bon": curve_summary(bon_curve(rows, threshold, n))}

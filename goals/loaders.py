@@ -31,6 +31,19 @@ _FORMATS = {
 
 Record = dict[str, Any]
 
+
+class LinedRecord(dict[str, Any]):
+    """A record whose fields sit on lines of their own (a multi-line YAML mapping): `lines`
+    maps each key to its 1-based line, so an error points at the field, not the item."""
+
+    lines: dict[str, int]
+
+
+def field_line(record: Record, field: str | None, line: int) -> int:
+    """The line of `field` in `record` when known, else the record's `line`."""
+    lines = getattr(record, "lines", None)
+    return lines.get(field, line) if lines and field is not None else line
+
 #: Default cap on a goal's text (characters). Real behaviours are a few hundred characters; a
 #: multi-megabyte cell is a wrong column or a broken export, and would be sent to the target
 #: in every attack prompt. Raise it with `goals.max_goal_chars` / `--max-goal-chars`.
@@ -137,7 +150,7 @@ def records_to_goals(
             raise GoalFileError(
                 path, f"goal text is {len(text):,} characters, over the limit of "
                 f"{spec.max_text_chars:,} (goals.max_goal_chars / --max-goal-chars)",
-                line=line, field=columns["text"],
+                line=field_line(record, columns["text"], line), field=columns["text"],
             )
         raw_id = _string(record, columns["id"], line, path, required=spec.id_field is not None)
         goal_id = raw_id if raw_id is not None else f"{set_name}:{index}"
@@ -145,7 +158,7 @@ def records_to_goals(
             raise GoalFileError(
                 path,
                 f"duplicate id {goal_id!r} (first used on line {seen_ids[goal_id]})",
-                line=line,
+                line=field_line(record, columns["id"], line),
                 field=columns["id"] or "id",
             )
         seen_ids[goal_id] = line
@@ -206,12 +219,23 @@ def _match_column(keys: list[str], wanted: str) -> str | None:
     return folded[0] if len(folded) == 1 else None
 
 
+def control_character(value: str) -> str | None:
+    """What is wrong with text that must be plain (NUL, escape, other C0 controls), or None."""
+    control = _CONTROL.search(value)
+    if control is None:
+        return None
+    char = control.group()
+    name = _CONTROL_NAMES.get(char, "control character")
+    return f"{name} (U+{ord(char):04X}) at character {control.start() + 1}"
+
+
 def _string(
     record: Record, column: str | None, line: int, path: str, *, required: bool
 ) -> str | None:
     """Read one cell as a stripped string; empty optional cells become None."""
     if column is None:
         return None
+    line = field_line(record, column, line)
     if column not in record:
         if required:
             raise GoalFileError(path, "missing field in this record", line=line, field=column)
@@ -223,14 +247,9 @@ def _string(
         raise GoalFileError(
             path, f"expected a string, got {type(value).__name__}", line=line, field=column
         )
-    control = _CONTROL.search(str(value))
-    if control is not None:
-        char = control.group()
-        name = _CONTROL_NAMES.get(char, "control character")
-        raise GoalFileError(
-            path, f"{name} (U+{ord(char):04X}) at character "
-            f"{control.start() + 1}: goals must be plain text", line=line, field=column,
-        )
+    problem = control_character(str(value))
+    if problem is not None:
+        raise GoalFileError(path, f"{problem}: goals must be plain text", line=line, field=column)
     text = str(value).strip()
     if not text:
         if required:
@@ -316,7 +335,11 @@ def _read_yaml(path: str | Path, text: str) -> Iterator[tuple[int, Record | str]
             raise GoalFileError(path, "expected a list of goals", line=line)
         for node in items.value:
             line = node.start_mark.line + 1
-            yield line, _as_record(path, loader.construct_object(node, deep=True), line)
+            record = _as_record(path, loader.construct_object(node, deep=True), line)
+            if isinstance(record, LinedRecord) and isinstance(node, yaml.MappingNode):
+                record.lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value
+                                if isinstance(k, yaml.ScalarNode)}
+            yield line, record
     finally:
         loader.dispose()
 
@@ -328,7 +351,7 @@ def _as_record(path: str | Path, value: Any, line: int) -> Record | str:
         raise GoalFileError(
             path, f"expected an object or a string, got {type(value).__name__}", line=line
         )
-    return {str(key): item for key, item in value.items()}
+    return LinedRecord((str(key), item) for key, item in value.items())
 
 
 def spec_field_names() -> list[str]:

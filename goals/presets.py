@@ -101,7 +101,11 @@ FILES: dict[str, DataFile] = {
         url=f"{_GH}/JailbreakBench/jailbreakbench/main/src/jailbreakbench/data/behaviors.csv",
         sha256="45e9a8923b28f547bb372fbaa9af7df8b38c818a80ae50c3bab97704197ff516",
         license="MIT", citation=_JBB_CITE),
-    # Published only on Hugging Face; no pinned copy could be checked, so it is used unverified.
+    # Not pinned, on purpose: the benign twins are published only on Hugging Face, which the
+    # project could not reach, and ../shared/data/jailbreakbench holds the harmful file only
+    # (its README: the one GitHub copy found had a rewritten header). A hash we never checked
+    # against the published bytes would reject the real file, so a download is kept unverified
+    # and its sha256 is logged; a user's own copy (--goals-path) is used as is.
     "jbb_benign": DataFile(
         dataset="jailbreakbench", filename="benign-behaviors.csv",
         url="https://huggingface.co/datasets/JailbreakBench/JBB-Behaviors/resolve/main/data/"
@@ -208,8 +212,10 @@ def _harmbench_presets() -> Iterator[Preset]:
 
 
 _COPYRIGHT_NOTE = (
-    "HarmBench judges copyright behaviours by hashing the generation against the work; "
-    "siegeflow's judges read them like any other behaviour",
+    "HarmBench judges copyright behaviours by hashing the generation against the work, which "
+    "siegeflow cannot ship: judge them with the 'copyright' judge and your own reference texts "
+    "(references: DIR of <BehaviorID>.txt); any other panel gets a warning in the summary and "
+    "report, since its verdicts measure compliance, not reproduction",
 )
 
 _ALL: list[Preset] = [

@@ -29,6 +29,9 @@ class Verdict:
     raw: str | None
     error: str | None
     cost_usd: float = 0.0
+    #: Paid to an attacker model to make the answer judgeable (a translation back into English):
+    #: part of the run's spend, reported as attacker cost, never as this judge's.
+    attacker_cost_usd: float = 0.0
 
     @property
     def ok(self) -> bool:

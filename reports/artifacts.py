@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from judges.citation import Citation
+from reports.cost import cost_line
 from reports.rows import best_rows
 from reports.text import md_escape
 from tracking import ResultRecord, RunSummary
@@ -78,6 +79,8 @@ def summary_markdown(summary: RunSummary, citation: Citation | None = None) -> s
     ]
     if citation is not None:
         lines += [f"**Judged by:** {md_escape(citation.text(), 400)}", ""]
+    for warning in summary.warnings:
+        lines += [f"**Warning:** {md_escape(str(warning), 1000)}", ""]
     categories = summary.categories
     if categories:
         lines += ["## ASR by category", "",
@@ -113,7 +116,7 @@ def summary_markdown(summary: RunSummary, citation: Citation | None = None) -> s
             lines.append(f"| all (Fleiss) | {fleiss['kappa']:.2f} | {fleiss.get('n', 0)} |")
         lines.append("")
     lines += [
-        f"**Cost:** ${summary.cost_usd:.4f} · "
+        f"**Cost:** {md_escape(cost_line(summary))} · "
         f"**duration:** {summary.duration_s or 0.0:.1f} s",
     ]
     if summary.steps:

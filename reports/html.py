@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reports.bon_html import bon_section
+from reports.cost import cost_breakdown
 from reports.refusal import block_of, refusal_line, refusal_rate
 from reports.grid import STATUS_ORDER, Column, cell, filters, grid, row
 from reports.figures import (
@@ -112,6 +113,7 @@ def header(data: RunData) -> str:
 def headline_section(data: RunData) -> str:
     h = headline(data)
     o = h.overall
+    attacker = float((cost_breakdown(data.summary) or {}).get("attacker_usd") or 0.0)
     ci = ci_text(o.ci)
     cards = [
         ("goals", str(o.goals), ""),
@@ -122,6 +124,7 @@ def headline_section(data: RunData) -> str:
         ("95% CI (Wilson)", ci or "n/a", ""),
         ("errors (excluded)", str(o.errors), ""),
         ("cost", f"${h.cost_usd:.4f}", ""),
+        *([("of it, attacker models", f"${attacker:.4f}", "")] if attacker else []),
         ("duration", _duration(h.duration_s), ""),
     ]
     refusals = block_of(data.benign)
@@ -150,10 +153,13 @@ def headline_section(data: RunData) -> str:
 def judged_by(data: RunData) -> str:
     """Which judges decided the ASR, with their validated agreement with human labels."""
     citation = data.citation
+    warnings = "".join(f'<p class="note err warning"><b>Warning</b> {e(str(w), 1000)}</p>'
+                       for w in data.summary.warnings)
     if citation is None:
-        return ""
+        return warnings
     cls = "note err" if citation.refusal_only or not citation.validated else "note"
-    return f'<p class="{cls}" id="judged-by"><b>Judged by</b> {e(citation.text(), 400)}.</p>'
+    return (f'<p class="{cls}" id="judged-by"><b>Judged by</b> {e(citation.text(), 400)}.</p>'
+            + warnings)
 
 
 

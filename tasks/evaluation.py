@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
-from attacks import AttackPrompt, DecodeError, build_technique
+from attacks import AttackPrompt, DecodeError, attacker_spend, build_technique
 from attacks.spec import AttackSpec
 from goals import with_context
 from judges import JudgePanel, Verdict
@@ -38,24 +39,38 @@ def stored_prompt(attempt: Any) -> AttackPrompt:
 
 
 async def _judge(judge: Any, technique: Any, goal: str, context: str | None,
-                 prompt: AttackPrompt, response: str) -> Verdict:
+                 prompt: AttackPrompt, response: str, goal_id: str | None = None) -> Verdict:
     """One judge on one answer, decoded first; an answer that cannot be decoded (a translation
-    back failed) is that judgment's error, not a verdict."""
-    try:
-        decoded = await technique.adecode(prompt, response)
-    except DecodeError as exc:
-        return Verdict(judge=judge.label, success=None, score=None, raw=None,
-                       error=f"decode: {exc}")
-    if judge.takes_context:
-        return await judge.evaluate(goal, prompt.text, decoded, context=context)
-    return await judge.evaluate(with_context(goal, context), prompt.text, decoded)
+    back failed) is that judgment's error, not a verdict. What decoding paid an attacker model
+    travels on the verdict as `attacker_cost_usd` (once per answer: the decode is memoised)."""
+    with attacker_spend() as spend:
+        try:
+            decoded = await technique.adecode(prompt, response)
+        except DecodeError as exc:
+            return Verdict(judge=judge.label, success=None, score=None, raw=None,
+                           error=f"decode: {exc}", attacker_cost_usd=spend.usd)
+    if getattr(judge, "takes_goal_id", False):  # a reference text found by the goal's id
+        verdict = await judge.evaluate(with_context(goal, context), prompt.text, decoded,
+                                       goal_id=goal_id)
+    elif judge.takes_context:
+        verdict = await judge.evaluate(goal, prompt.text, decoded, context=context)
+    else:
+        verdict = await judge.evaluate(with_context(goal, context), prompt.text, decoded)
+    return replace(verdict, attacker_cost_usd=spend.usd) if spend.usd else verdict
 
 
-def _goals_with_context(backend: SQLBackend, run_id: str) -> dict[str, tuple[str, str | None]]:
+def verdict_cost(verdict: Verdict) -> float:
+    """What one verdict cost the run: the judge's call plus any decoding by an attacker."""
+    return (verdict.cost_usd or 0.0) + (verdict.attacker_cost_usd or 0.0)
+
+
+def _goals_with_context(
+    backend: SQLBackend, run_id: str
+) -> dict[str, tuple[str, str | None, str | None]]:
     """Judges read the goal as the target was asked it: with its context, if it has one (a
-    judge with a context slot of its own gets the two apart)."""
+    judge with a context slot of its own gets the two apart); and its id (a reference text)."""
     return {
-        r.id: (r.goal, (r.goal_metadata or {}).get("context"))
+        r.id: (r.goal, (r.goal_metadata or {}).get("context"), r.goal_id)
         for r in backend.list_results(run_id)
     }
 
@@ -107,7 +122,8 @@ async def evaluation(
         progress = StepProgress("Evaluation", artifact_key(ref.run_id, "evaluation"), len(work))
         await progress.start()
         limit = asyncio.Semaphore(concurrency)
-        stats = {"judgments": 0, "judge_errors": 0, "skipped_budget": 0, "cost_usd": 0.0}
+        stats = {"judgments": 0, "judge_errors": 0, "skipped_budget": 0, "cost_usd": 0.0,
+                 "attacker_cost_usd": 0.0}
 
         async def one(attempt: Any, judge: Any) -> None:
             prompt = stored_prompt(attempt)
@@ -116,12 +132,13 @@ async def evaluation(
                     stats["skipped_budget"] += 1
                     verdict = None
                 else:
-                    goal, context = goals[attempt.result_id]
+                    goal, context, goal_id = goals[attempt.result_id]
                     verdict = await _judge(judge, technique, goal, context, prompt,
-                                           attempt.response)
+                                           attempt.response, goal_id)
             if verdict is not None:
-                budget.add(verdict.cost_usd)
+                budget.add(verdict_cost(verdict))
                 stats["cost_usd"] += verdict.cost_usd
+                stats["attacker_cost_usd"] += verdict.attacker_cost_usd
                 stats["judgments"] += 1
                 stats["judge_errors"] += verdict.error is not None
                 written.add(attempt.id, verdict)

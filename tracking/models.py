@@ -186,6 +186,7 @@ class JudgmentRecord(SQLModel, table=True):
     raw: str | None = Field(default=None, sa_type=sa.Text)
     error: str | None = Field(default=None, sa_type=sa.Text)
     cost_usd: float | None = None
+    attacker_cost_usd: float | None = None  # decoding the answer (a translation back)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

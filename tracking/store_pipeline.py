@@ -189,6 +189,7 @@ class PipelineStoreMixin:
         raw: str | None = None,
         error: str | None = None,
         cost_usd: float | None = None,
+        attacker_cost_usd: float | None = None,
     ) -> JudgmentRecord:
         """Store one judge's verdict on an attempt; an existing verdict wins and is returned."""
         attempts = AttemptRecord.__table__  # type: ignore[attr-defined]
@@ -202,6 +203,7 @@ class PipelineStoreMixin:
             "raw": redact_text(raw) if raw is not None else None,
             "error": redact_text(error) if error is not None else None,
             "cost_usd": cost_usd,
+            "attacker_cost_usd": attacker_cost_usd,
             "created_at": utcnow(),
         }
         stmt = self._insert_ignore(JudgmentRecord, ["attempt_id", "judge"]).values(**values)
@@ -224,6 +226,7 @@ class PipelineStoreMixin:
             raw=getattr(verdict, "raw", None),
             error=getattr(verdict, "error", None),
             cost_usd=getattr(verdict, "cost_usd", None),
+            attacker_cost_usd=getattr(verdict, "attacker_cost_usd", None) or None,
         )
 
     def list_judgments(
@@ -309,6 +312,7 @@ class PipelineStoreMixin:
                     "raw": redact_text(v.raw) if getattr(v, "raw", None) is not None else None,
                     "error": redact_text(v.error) if getattr(v, "error", None) is not None else None,
                     "cost_usd": getattr(v, "cost_usd", None),
+                    "attacker_cost_usd": getattr(v, "attacker_cost_usd", None) or None,
                     "created_at": now,
                 }
                 for attempt_id, v in items

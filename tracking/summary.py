@@ -245,6 +245,9 @@ class RunSummary(_Stored):
     judge_keys: list[str] = []
     truncated_answers: int = 0
     judge_agreement: dict[str, Any] | None = None
+    warnings: list[str] = []
+    cost_breakdown: dict[str, float] | None = None  # target_usd, judges_usd, attacker_usd, total_usd
+    attacker_cost_usd: float | None = None
     report_path: str | None = None
     # one kind of flow: Best-of-N attack, optimize, sharded attack
     bon: dict[str, Any] | None = None
@@ -252,7 +255,6 @@ class RunSummary(_Stored):
     harness: str | None = None
     runs_total: int | None = None
     stop_reasons: dict[str, int] | None = None
-    attacker_cost_usd: float | None = None
     optimizer_errors: int | None = None
     shards: int | None = None
     failed_shards: list[int] | None = None

@@ -109,3 +109,15 @@ def test_compose_inside_a_suite_decodes_through_the_suite() -> None:
                                                            ("compose", "base64>role_play")]
     reply = base64.b64encode(ANSWER.encode()).decode()
     assert asyncio.run(suite.adecode(prompts[1], reply)) == ANSWER
+
+
+def test_best_of_n_step_must_say_it_sends_every_sample() -> None:
+    # Inside compose nothing streams: a bon step would silently lose its early stop.
+    with pytest.raises(TechniqueError, match="early_stop"):
+        build([{"name": "bon", "options": {"n": 3}}, "templates:role_play"])
+    tech = build([{"name": "bon", "options": {"n": 3, "early_stop": False}},
+                  "templates:role_play"])
+    prompts = asyncio.run(tech.generate(GOAL))
+    assert [p.variant for p in prompts] == ["augmented>role_play"] * 3
+    assert [p.metadata["chain"][0]["metadata"]["sample"] for p in prompts] == [0, 1, 2]
+    assert len({p.hash for p in prompts}) == 3

@@ -67,7 +67,7 @@ def test_unknown_attack_is_bad_input(sqlite_db: Path) -> None:
 def test_typo_in_attack_options_names_the_file_and_option(tmp_path: Path, sqlite_db: Path) -> None:
     config = _config(tmp_path, "attack: {name: templates, options: {variantz: [role_play]}}\n")
     result = siegeflow("run", "--config", config, db=f"sqlite:///{sqlite_db}")
-    assert_bad_input(result, config, "attack", "variantz", "allowed options")
+    assert_bad_input(result, f"{config}:2", "attack", "variantz", "allowed options")
     _untouched(sqlite_db)
 
 
@@ -94,7 +94,7 @@ def test_bad_judge_spec_is_bad_input(tmp_path: Path, sqlite_db: Path) -> None:
     assert_bad_input(result, "nosuchjudge")
     config = _config(tmp_path, "judges: {judges: [{name: refusal, keywordz: [x]}]}\n")
     result = siegeflow("run", "--config", config, db=f"sqlite:///{sqlite_db}")
-    assert_bad_input(result, config, "keywordz")
+    assert_bad_input(result, f"{config}:2", "keywordz")
     _untouched(sqlite_db)
 
 
@@ -195,3 +195,160 @@ def test_an_over_long_answer_is_stored_truncated_with_a_marker_and_counted(
     assert long.endswith(f"5,000 of {len(answer):,} characters kept]")
     assert run.summary["truncated_answers"] == 1
     assert "answers stored truncated" in result.output
+
+
+# -- every input file names file, line and field (tests/ops2: one per case) -----------------------
+
+
+def test_a_bad_field_in_a_run_config_names_its_line(tmp_path: Path, sqlite_db: Path) -> None:
+    config = tmp_path / "scan.yaml"
+    config.write_text("target:\n  model: openai/x\n  api_base: 'http://127.0.0.1:9/v1'\n"
+                      "  temprature: 0.3\n  max_tokens: lots\nconcurrency: 4\n")
+    result = siegeflow("run", "--config", str(config), db=f"sqlite:///{sqlite_db}")
+    assert_bad_input(result, f"{config}:4: field target.temprature", "not permitted",
+                     f"{config}:5: field target.max_tokens", "valid integer")
+    _untouched(sqlite_db)
+
+
+def test_a_bad_field_in_a_json_run_config_names_its_line(tmp_path: Path, sqlite_db: Path) -> None:
+    config = tmp_path / "scan.json"
+    config.write_text('{"target": {"model": "openai/x",\n  "max_tokens": -1},\n "concurrency": 2}\n')
+    result = siegeflow("run", "--config", str(config), db=f"sqlite:///{sqlite_db}")
+    assert_bad_input(result, f"{config}:2: field target.max_tokens", "greater than or equal to 1")
+    _untouched(sqlite_db)
+
+
+def test_an_attack_option_in_a_multi_line_config_is_pointed_at(
+    tmp_path: Path, sqlite_db: Path
+) -> None:
+    config = _config(tmp_path, "attack:\n  name: templates\n  options:\n    persona: x\n"
+                               "    variantz: [role_play]\n")
+    result = siegeflow("run", "--config", config, db=f"sqlite:///{sqlite_db}")
+    assert_bad_input(result, f"{config}:6: field attack", "variantz")
+    _untouched(sqlite_db)
+
+
+def test_a_run_config_that_is_not_yaml_names_its_line(tmp_path: Path, sqlite_db: Path) -> None:
+    config = tmp_path / "scan.yaml"
+    config.write_text("target:\n  model: openai/x\n   api_base: wrong indent: here\n")
+    result = siegeflow("run", "--config", str(config), db=f"sqlite:///{sqlite_db}")
+    assert_bad_input(result, f"{config}:3", "not valid YAML")
+    _untouched(sqlite_db)
+
+
+def test_a_bad_field_in_a_yaml_goal_file_names_the_fields_own_line(
+    tmp_path: Path, sqlite_db: Path
+) -> None:
+    goals = tmp_path / "goals.yaml"
+    goals.write_text("- goal: fine\n  id: a\n- id: b\n  category: c\n  goal: \"bad\\x07\"\n")
+    result = siegeflow("run", "--target", "openai/x", "--goals", str(goals),
+                       db=f"sqlite:///{sqlite_db}")
+    assert_bad_input(result, "goals.yaml", "line 5", "'goal'", "U+0007")
+    goals.write_text("goals:\n  - goal: fine\n    category: [not, text]\n")
+    result = siegeflow("run", "--target", "openai/x", "--goals", str(goals),
+                       db=f"sqlite:///{sqlite_db}")
+    assert_bad_input(result, "goals.yaml", "line 3", "'category'", "expected a string")
+    _untouched(sqlite_db)
+
+
+def test_a_yaml_goal_file_that_is_not_yaml_names_its_line(tmp_path: Path, sqlite_db: Path) -> None:
+    goals = tmp_path / "goals.yaml"
+    goals.write_text("- goal: fine\n- goal: \"unterminated\n")
+    result = siegeflow("run", "--target", "openai/x", "--goals", str(goals),
+                       db=f"sqlite:///{sqlite_db}")
+    assert_bad_input(result, "goals.yaml", "line 3", "bad YAML")
+    _untouched(sqlite_db)
+
+
+def test_a_tsv_goal_file_names_line_and_field(tmp_path: Path, sqlite_db: Path) -> None:
+    goals = tmp_path / "goals.tsv"
+    goals.write_bytes(b"goal\tcategory\nfine\ta\nbad\x00goal\tb\n")
+    result = siegeflow("run", "--target", "openai/x", "--goals", str(goals),
+                       db=f"sqlite:///{sqlite_db}")
+    assert_bad_input(result, "goals.tsv", "line 3", "'goal'", "NUL")
+    _untouched(sqlite_db)
+
+
+def test_a_csv_row_with_missing_columns_names_its_line(tmp_path: Path, sqlite_db: Path) -> None:
+    goals = tmp_path / "goals.csv"
+    goals.write_text("id,goal,category\na,fine,c\nb,short\n")
+    result = siegeflow("run", "--target", "openai/x", "--goals", str(goals),
+                       db=f"sqlite:///{sqlite_db}")
+    assert_bad_input(result, "goals.csv", "line 3", "columns")
+    _untouched(sqlite_db)
+
+
+def _many_shot(dialogues: Path, db: Path) -> Outcome:
+    return siegeflow("run", "--target", "openai/x", "--attack", "many_shot",
+                     "--attack-option", f"dialogues_file={json.dumps(str(dialogues))}",
+                     "--attack-option", "shots=[1]", db=f"sqlite:///{db}")
+
+
+@pytest.mark.parametrize(("name", "content", "needles"), [
+    ("nul.csv", b"user,assistant\nhi,ok\nhi\x00there,ok\n", ["line 3", "'user'", "NUL"]),
+    ("missing.jsonl", b'{"user": "hi", "assistant": "ok"}\n{"user": "hi"}\n',
+     ["line 2", "'assistant'", "non-empty string"]),
+    ("type.yaml", b"- user: hi\n  assistant: ok\n- user: hi\n  assistant: [x]\n",
+     ["line 4", "'assistant'", "non-empty string"]),
+    ("broken.yaml", b"- user: hi\n  assistant: \"ok\n", ["line 3", "bad YAML"]),
+])
+def test_a_bad_many_shot_dialogues_file_names_file_line_and_field(
+    tmp_path: Path, sqlite_db: Path, name: str, content: bytes, needles: list[str]
+) -> None:
+    dialogues = tmp_path / name
+    dialogues.write_bytes(content)
+    assert_bad_input(_many_shot(dialogues, sqlite_db), name, *needles)
+    _untouched(sqlite_db)
+
+
+def test_a_bad_template_judge_file_names_file_line_and_placeholder(
+    tmp_path: Path, sqlite_db: Path
+) -> None:
+    template = tmp_path / "judge.txt"
+    template.write_text("Goal: {goal}\nAnswer: {respnse}\nSay yes or no.\n")
+    spec = {"name": "template", "template": str(template),
+            "model": {"model": "openai/j", "api_base": "http://127.0.0.1:9/v1"}}
+    result = siegeflow("run", "--target", "openai/x", "--judge", json.dumps(spec),
+                       db=f"sqlite:///{sqlite_db}")
+    assert_bad_input(result, str(template), "line 2", "{respnse}")
+    _untouched(sqlite_db)
+
+
+@pytest.mark.parametrize(("name", "content", "needles"), [
+    ("labels.csv", "id,goal,response,label\n1,g,r,1\n2,g,r,maybe\n",
+     ["labels.csv:3", "'label'", "maybe"]),
+    ("labels.jsonl", '{"id": "1", "goal": "g", "response": "r", "label": 1}\n'
+                     '{"id": "2", "goal": "g", "response": "r"}\n',
+     ["labels.jsonl:2", "'label'"]),
+    ("broken.jsonl", '{"id": "1", "goal": "g", "response": "r", "label": 1}\n{"id": "2",\n',
+     ["broken.jsonl:2", "not valid JSON"]),
+])
+def test_a_bad_labels_file_names_file_line_and_field(
+    tmp_path: Path, name: str, content: str, needles: list[str]
+) -> None:
+    labels = tmp_path / name
+    labels.write_text(content)
+    result = siegeflow("judges", "validate", "--labels", str(labels), "--judge", "refusal",
+                       "--no-store")
+    assert_bad_input(result, *needles)
+
+
+def test_an_unreachable_prefect_api_is_one_line_not_a_traceback(sqlite_db: Path) -> None:
+    """Valid input, but PREFECT_API_URL names nothing: said before any flow starts. In a
+    subprocess: in this process a test session's Prefect settings would win over the variable."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api", "COLUMNS": "300"}
+    result = subprocess.run(  # noqa: S603 (fixed argv)
+        [sys.executable, "-m", "cli.main", "run", "--target", "openai/x", "--api-base",
+         "http://127.0.0.1:9/v1", "--db", f"sqlite:///{sqlite_db}"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output
+    assert "http://127.0.0.1:9/api" in output and "does not answer" in output
+    _untouched(sqlite_db)

@@ -20,11 +20,12 @@ import pytest
 from flows.attack import attack_flow
 from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
 from targets import TargetConfig
+from goals import load_preset
 from tests.support.bon_responder import bon_answer, held_text
-from tests.support.default_responder import default_responder, prompt_text
+from tests.support.default_responder import REFUSAL, default_responder, prompt_text
 from tests.support.openai_server import OpenAIServer
 from tracking import EvaluationStatusEnum as Eval
-from tracking import get_backend
+from tracking import get_backend, is_benign
 
 pytestmark = pytest.mark.e2e
 
@@ -161,3 +162,83 @@ def test_best_of_n_resume_rerequests_nothing_recorded(
     statuses = {r.goal: r.evaluation_status for r in backend.list_results(run_id)}
     assert statuses[GOALS[2]] is Eval.FAILED_JAILBREAK
     assert sum(s is Eval.SUCCESSFUL_JAILBREAK for s in statuses.values()) == 3
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """The run's store: a SQLite file, or a fresh PostgreSQL database dropped after the test."""
+    if request.param == "sqlite":
+        return sqlite_url
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+def bon_samples(db_url: str, run_id: str) -> dict[str, list[tuple[int, bool]]]:
+    """`samples_by_goal` restricted to Best-of-N samples (a suite records other prompts too)."""
+    backend = get_backend(db_url)
+    goals = {r.id: r.goal for r in backend.list_results(run_id)}
+    yes: dict[int, list[bool]] = {}
+    for j in backend.list_judgments(run_id=run_id):
+        yes.setdefault(j.attempt_id, []).append(bool(j.success))
+    out: dict[str, list[tuple[int, bool]]] = {g: [] for g in goals.values()}
+    for a in backend.list_attempts(run_id):
+        if a.technique == "bon":
+            ok = yes.get(a.id, [])
+            out[goals[a.result_id]].append((a.meta["sample"], len(ok) == 2 and all(ok)))
+    return out
+
+
+def assert_stopped_early(samples: dict[str, list[tuple[int, bool]]]) -> None:
+    assert sorted(k for k, _ in samples[GOALS[2]]) == list(range(N))  # held: all N sent
+    for goal in (GOALS[0], GOALS[1], GOALS[3]):
+        first = min(k for k, ok in samples[goal] if ok)
+        assert len(samples[goal]) <= first + 2 * CONCURRENCY
+        assert max(k for k, _ in samples[goal]) < first + 2 * CONCURRENCY
+
+
+def test_best_of_n_inside_a_suite_still_stops_each_goal_early(
+    prefect_api_url: str, bon_server: OpenAIServer, store: str, tmp_path: Path
+) -> None:
+    run = settings(bon_server, tmp_path)
+    run["attack"] = AttackSpec(name="suite", options={"techniques": [
+        {"name": "baseline"}, {"name": "bon", "options": {"n": N}}]})
+    state = asyncio.run(attack_flow(return_state=True, db_url=store, **run))
+    assert state.is_completed(), state.message
+    summary = state.result()
+    backend = get_backend(store)
+    attempts = backend.list_attempts(summary.run_id)
+    # The suite's other member made its one prompt per goal, answered and judged as usual ...
+    plain = [a for a in attempts if a.technique == "baseline"]
+    assert len(plain) == len(GOALS) and all(a.completed_at is not None for a in plain)
+    judged = {j.attempt_id for j in backend.list_judgments(run_id=summary.run_id)}
+    assert {a.id for a in plain} <= judged
+    # ... and Best-of-N streamed: each goal stopped at its own first success.
+    assert_stopped_early(bon_samples(store, summary.run_id))
+    assert len(attempts) - len(plain) < len(GOALS) * N
+    assert summary.bon["n"] == N and summary.bon["asr_at_n"] == pytest.approx(0.75)
+
+
+@pytest.mark.postgres
+def test_best_of_n_with_a_benign_control_set_on_postgresql(
+    prefect_api_url: str, bon_server: OpenAIServer, fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    benign = GoalsSpec(source="xstest:safe", path=str(SHARED_DATA), limit=6)
+    safe = [g.text for g in load_preset("xstest:safe", search=SHARED_DATA)[:6]]
+    refused = sum(bon_answer(text, break_256=42) == REFUSAL for text in safe)
+    state = asyncio.run(attack_flow(return_state=True, db_url=fresh_postgres_url, benign=benign,
+                                    **settings(bon_server, tmp_path)))
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert_stopped_early(bon_samples(fresh_postgres_url, summary.run_id))
+    # The control prompts went plain, once each, and count apart from the ASR.
+    assert summary.goals_total == len(GOALS) and summary.successful == 3
+    block = summary.over_refusal
+    assert block is not None and block.prompts == 6 and block.errors == 0 and block.refused == refused
+    backend = get_backend(fresh_postgres_url)
+    benign_ids = {r.id for r in backend.list_results(summary.run_id)
+                  if is_benign(r.goal_metadata)}
+    sent = [a for a in backend.list_attempts(summary.run_id) if a.result_id in benign_ids]
+    assert sorted(a.prompt[-1]["content"] for a in sent) == sorted(safe)
+    assert {a.technique for a in sent} == {"baseline"}
