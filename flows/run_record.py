@@ -24,14 +24,16 @@ from targets.completion import is_truncated
 from tasks.context import GoalRow, RunRef
 from tracking import (
     BENIGN,
+    AttemptRecord,
     EvaluationStatusEnum,
     GoalSpec,
+    JudgmentRecord,
     PipelineRow,
     ResultUpdate,
     RunSummary,
     SQLBackend,
-    StepSummary,
     StatusEnum,
+    StepSummary,
     TrackingCoordinator,
     default_db_url,
     get_backend,
@@ -128,7 +130,7 @@ class Spend:
                 "attacker_usd": self.attacker_usd, "total_usd": self.total_usd}
 
 
-def spend_of(attempts: Iterable[Any], judgments: Iterable[Any]) -> Spend:
+def spend_of(attempts: Iterable[AttemptRecord], judgments: Iterable[JudgmentRecord]) -> Spend:
     """Spend recorded on attempts (completion cost; the attacker's share that made the prompt,
     `generation_cost_usd` in its metadata) and judgments (judge cost; attacker decoding)."""
     target = generated = judges = decoded = 0.0

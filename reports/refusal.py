@@ -8,9 +8,8 @@ and counted. The refusal judge's phrase list decides (`tasks.benign`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from reports.figures import ci_text, pct, wilson
+from reports.load import GoalView
 from tracking import OverRefusal
 
 
@@ -32,7 +31,7 @@ def refusal_rate(block: OverRefusal | None) -> float | None:
     return block.refused / n if n else None
 
 
-def block_of(goals: list[Any]) -> OverRefusal | None:
+def block_of(goals: list[GoalView]) -> OverRefusal | None:
     """The `over_refusal` block from a report's benign goals (`RunData.benign`): stored statuses,
     SUCCESSFUL_JAILBREAK = answered, FAILED_JAILBREAK = refused."""
     if not goals:
