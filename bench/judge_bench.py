@@ -10,7 +10,8 @@ with n and 95% intervals (Wilson for accuracy; bootstrap, seed 0, for kappa):
 - refusal (keyword) judge on the same splits;
 - model judges: not run (they need a model server; none is started here) — listed as such;
   the classifiers whose verdicts HarmBench stored in the file are shown for comparison;
-- offline judgments per second (one answer at a time, as a run calls it) on this machine.
+- offline judgments per second on this machine: one answer at a time, and as a run's evaluation
+  step calls it (many concurrent calls, which the judge micro-batches).
 
 `--write-figures` stores the pooled out-of-sample figures as package data
 (judges/data/validations.json) so a fresh install can cite them.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,24 +95,52 @@ def offline_figures(labels: LabelSet) -> dict[str, Agreement]:
         from judges.offline.head import Head
 
         shipped = Head.load(shipped_weights())
+        rows = featurise(contextual, spec=shipped.embedding).matrix
         figures["shipped"] = agreement(
             [(i.label, bool(p >= shipped.threshold))
-             for i, p in zip(contextual, shipped.probability(ctx.matrix))])
+             for i, p in zip(contextual, shipped.probability(rows))])
     return figures
 
 
-def speed(labels: LabelSet, count: int = 40) -> float:
+def speed(labels: LabelSet, count: int = 40, concurrent: int = 596, concurrency: int = 32,
+          repeats: int = 3) -> dict[str, float]:
+    """Judgments per second of the offline judge: one answer at a time, and as a run's
+    evaluation step calls it (`concurrent` answers, at most `concurrency` in flight, each call
+    awaiting its own verdict; median of `repeats`). Per wall second, and per second of this
+    process's CPU: on a shared machine the wall figure mostly measures the other processes."""
     judge = OfflineJudge()
     items = labels.items[:count]
 
-    async def go() -> None:
+    async def one_at_a_time() -> None:
         for item in items:
             await judge.evaluate(item.goal, item.judge_prompt, item.response)
 
     asyncio.run(judge.evaluate("warm", "up", "the encoder"))
     t0 = time.perf_counter()
-    asyncio.run(go())
-    return count / (time.perf_counter() - t0)
+    asyncio.run(one_at_a_time())
+    sequential = count / (time.perf_counter() - t0)
+
+    run_items = (labels.items * (1 + concurrent // len(labels.items)))[:concurrent]
+
+    async def as_a_run(judge: OfflineJudge) -> None:
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(item) -> None:
+            async with limit:
+                await judge_item(judge, item, item.response)
+
+        await asyncio.gather(*(one(item) for item in run_items))
+
+    walls, cpus = [], []
+    for _ in range(repeats):  # a fresh judge each time: goal embeddings not cached yet
+        judge = OfflineJudge()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        asyncio.run(as_a_run(judge))
+        walls.append(len(run_items) / (time.perf_counter() - wall0))
+        cpus.append(len(run_items) / (time.process_time() - cpu0))
+    return {"sequential": sequential, "run": sorted(walls)[len(walls) // 2],
+            "run_cpu": sorted(cpus)[len(cpus) // 2], "run_n": len(run_items),
+            "concurrency": concurrency, "repeats": repeats}
 
 
 def figure_entry(name: str, a: Agreement, source: str) -> dict:
@@ -151,9 +181,16 @@ def main() -> None:
     print("\n[stored] = verdicts HarmBench recorded in the file, not run here.")
     print("harmbench, jailbreakbench, strongreject, pair (model judges): needs a model — no "
           "server is started by this bench, so they are not measured.")
-    rate = speed(labels)
-    print(f"\noffline judge speed: {rate:.1f} judgments/s (one answer at a time, MiniLM on "
-          "CPU, this machine's current load)")
+    rates = speed(labels)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\noffline judge speed (MiniLM on CPU, one BLAS thread; load average {load}):")
+    print(f"  {rates['sequential']:.1f} judgments/s one answer at a time")
+    print(f"  {rates['run']:.1f} judgments/s as a run calls it ({rates['run_n']} answers, "
+          f"{rates['concurrency']} concurrent calls micro-batched into encoder batches; median "
+          f"of {rates['repeats']})")
+    print(f"  {rates['run_cpu']:.1f} judgments per CPU-second of this process, as a run calls "
+          f"it ({os.cpu_count()} cores: a quiet machine gives up to that many CPU-seconds per "
+          "second)")
     if args.write_figures:
         source = ("HarmBench classifier validation set (MIT), human majority; offline: "
                   "5-fold grouped CV on standard + held-out contextual, out of sample")

@@ -12,7 +12,10 @@ by a model judge on the same server (one judge call per completion). Printed:
 
 Prefect runs against a local server started once here (the way a worker runs flows).
 
-    .venv/bin/python bench/pipeline_bench.py [--goals 100] [--prompts 4] [--latency 0.2] [--concurrency 32]
+`--judge offline` judges with the offline judge instead (CPU in this process, no judge calls):
+the Evaluation line then gives judgments/s next to the rate completions arrived at.
+
+    .venv/bin/python bench/pipeline_bench.py [--goals 100] [--prompts 4] [--latency 0.2] [--concurrency 32] [--judge offline]
 """
 
 from __future__ import annotations
@@ -59,7 +62,9 @@ async def run_once(args: argparse.Namespace, base_url: str, goals_file: Path, db
                           timeout_s=30, input_cost_per_token=1e-7, output_cost_per_token=2e-7)
     judge_model = {"model": "openai/bench-judge", "api_base": base_url, "temperature": 0.0,
                    "max_retries": 2}
-    judges = JudgePanelSpec(judges=[{"name": "harmbench", "model": judge_model}], rule="any")
+    panel = ([{"name": "offline"}] if args.judge == "offline"
+             else [{"name": "harmbench", "model": judge_model}])
+    judges = JudgePanelSpec(judges=panel, rule="any")
     attack = AttackSpec(name="templates", options={"variants": VARIANTS[: args.prompts]})
     goals = GoalsSpec(source=str(goals_file), text_field="goal", id_field="id",
                       category_field="category", limit=limit)
@@ -78,6 +83,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=4, choices=range(1, 6))
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--judge", choices=("harmbench", "offline"), default="harmbench",
+                        help="offline: the default offline judge (no judge calls; the server "
+                             "gives answers a few hundred words long)")
     args = parser.parse_args()
 
     from tests.support.openai_server import start_server_process
@@ -85,8 +93,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="siegeflow-bench-"))
     goals_file = work / "goals.csv"
     write_goals(goals_file, args.goals)
-    with private_prefect_api(work / "prefect"), start_server_process(latency_s=args.latency,
-                                                             log_size=10) as server:
+    responder = "tests.support.long_responder:long_responder" if args.judge == "offline" else None
+    with private_prefect_api(work / "prefect"), start_server_process(
+            latency_s=args.latency, log_size=10, responder=responder) as server:
         # Warm-up: imports, Prefect client, first flow registration (not measured).
         asyncio.run(run_once(args, server.base_url, goals_file, f"sqlite:///{work}/warm.db", 1))
         empty_wall, _, _ = asyncio.run(
@@ -107,6 +116,10 @@ def main() -> None:
           f"max in flight {stats['max_in_flight']}")
     for step in ("Completions", "Evaluation"):
         took = steps.get(step, float("nan"))
+        if step == "Evaluation" and args.judge == "offline":
+            print(f"  {step:<11} wall {took:7.2f} s   {calls / took:6.1f} judgments/s (offline "
+                  f"judge, CPU); completions came at {calls / steps['Completions']:.1f}/s")
+            continue
         print(f"  {step:<11} wall {took:7.2f} s   floor {floor:6.2f} s   "
               f"throughput ratio {floor / took:5.2f}")
     print(f"  flow total  wall {wall:7.2f} s   floor {2 * floor:6.2f} s   "
@@ -117,6 +130,7 @@ def main() -> None:
     from reports.figures import summary_asr_text
 
     print(f"  ASR {summary_asr_text(summary)}, goals {summary['goals_total']}")
+    print("  load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

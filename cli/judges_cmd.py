@@ -197,10 +197,16 @@ def train(
     folds: Annotated[int, typer.Option(help="Grouped CV folds to report (0: none).")] = 5,
     synthetic: Annotated[bool, typer.Option(
         help="Add siegeflow's echo/restatement negatives for the training goals.")] = True,
+    response_tokens: Annotated[int, typer.Option(
+        min=8, max=256, help="Tokens of each answer embedded (more: slower judging).")] = 32,
+    prompt_tokens: Annotated[int, typer.Option(
+        min=0, max=256, help="Tokens of the attack prompt embedded for a response-prompt "
+                             "cosine (0: none; any other value costs a second encoding).")] = 0,
 ) -> None:
     """Fit the offline judge's head to your labels; use it with `{"name": "offline",
     "weights": "OUT"}`."""
     from judges.labels import LabelsFileError, load_labels
+    from judges.offline.features import EmbeddingSpec
     from judges.offline.train import DEFAULT_L2, train_head
     from targets.minilm import EncoderUnavailable
 
@@ -208,7 +214,9 @@ def train(
         label_set = load_labels(labels, behaviors)
         head = train_head(label_set, split=split, l2=l2 if l2 is not None else DEFAULT_L2,
                           use_synthetic=synthetic, folds=folds,
-                          log=lambda m: console.print(output.escape(m)))
+                          log=lambda m: console.print(output.escape(m)),
+                          spec=EmbeddingSpec(response_tokens=response_tokens,
+                                             prompt_tokens=prompt_tokens))
     except (LabelsFileError, EncoderUnavailable, ValueError) as exc:
         raise bad_input(str(exc)) from None
     cv = head.meta.get("cv")

@@ -119,6 +119,8 @@ def print_summary(console: Console, summary: dict[str, Any], citation: Any = Non
     table.add_row("attack success rate [95% CI]", _asr_cell(summary))
     if citation is not None:
         table.add_row("judged by", escape(citation.text()))
+    for warning in summary.get("warnings") or []:
+        table.add_row("[bold red]warning[/]", escape(str(warning)))
     if summary.get("over_refusal"):
         from reports.refusal import refusal_line
 

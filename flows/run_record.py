@@ -31,6 +31,7 @@ from tracking import (
     TrackingCoordinator,
     default_db_url,
     get_backend,
+    is_benign,
 )
 
 #: Seconds between heartbeats (tests shorten it to see a killed run go stale quickly).
@@ -279,6 +280,19 @@ async def publish_results(
     return summary
 
 
+def run_warnings(backend: SQLBackend, run_id: str, judges: JudgePanelSpec) -> list[str]:
+    """What the summary must say next to the ASR because the figure cannot mean what it seems:
+    HarmBench copyright goals judged by a panel that cannot see reproduction of the work."""
+    from judges.citation import panel_name
+    from judges.copyright import unchecked_copyright_note
+
+    categories = [r.category for r in backend.list_results(run_id)
+                  if not is_benign(r.goal_metadata)]
+    note = unchecked_copyright_note(categories, [j.name for j in judges.judges],
+                                    panel_name(judges.judges, judges.rule))
+    return [note] if note else []
+
+
 #: What a flow adds to its run summary, given the run's final rows (or a fixed mapping).
 Extra = Mapping[str, Any] | Callable[[list[PipelineRow]], Mapping[str, Any]]
 
@@ -307,8 +321,9 @@ async def finish_run(
     coordinator.finalize_pipeline(rows, success_check=success_check)
     more = extra(rows) if callable(extra) else (extra or {})
     reason = stop_reason(rows) if callable(stop_reason) else stop_reason
+    warnings = run_warnings(ref.backend(), ref.run_id, judges)
     return await publish_results(
         ref, coordinator, rows, stop_reason=reason, spent_usd=spent_usd,
         extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule,
-               "judge_keys": keys, **more},
+               "judge_keys": keys, **({"warnings": warnings} if warnings else {}), **more},
     )

@@ -212,8 +212,10 @@ def _harmbench_presets() -> Iterator[Preset]:
 
 
 _COPYRIGHT_NOTE = (
-    "HarmBench judges copyright behaviours by hashing the generation against the work; "
-    "siegeflow's judges read them like any other behaviour",
+    "HarmBench judges copyright behaviours by hashing the generation against the work, which "
+    "siegeflow cannot ship: judge them with the 'copyright' judge and your own reference texts "
+    "(references: DIR of <BehaviorID>.txt); any other panel gets a warning in the summary and "
+    "report, since its verdicts measure compliance, not reproduction",
 )
 
 _ALL: list[Preset] = [

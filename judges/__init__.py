@@ -5,7 +5,14 @@ Judges are registered by name (`@judge("refusal")`) and built from specs
 combine under a declared rule; `judge_agreement` reports how far the judges agree.
 """
 
-from judges import classifiers, offline, refusal, rubrics, template  # noqa: F401  (registration)
+from judges import (  # noqa: F401  (registration)
+    classifiers,
+    copyright,
+    offline,
+    refusal,
+    rubrics,
+    template,
+)
 from judges.agreement import cohen_kappa, fleiss_kappa, judge_agreement, rows_by_judge
 from judges.base import (
     ChatFn,

@@ -77,6 +77,8 @@ def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
     ]
     if citation is not None:
         lines += [f"**Judged by:** {md_escape(citation.text(), 400)}", ""]
+    for warning in summary.get("warnings") or []:
+        lines += [f"**Warning:** {md_escape(str(warning), 1000)}", ""]
     categories = summary.get("categories") or {}
     if categories:
         lines += ["## ASR by category", "",

@@ -153,10 +153,13 @@ def headline_section(data: RunData) -> str:
 def judged_by(data: RunData) -> str:
     """Which judges decided the ASR, with their validated agreement with human labels."""
     citation = data.citation
+    warnings = "".join(f'<p class="note err warning"><b>Warning</b> {e(str(w), 1000)}</p>'
+                       for w in data.summary.get("warnings") or [])
     if citation is None:
-        return ""
+        return warnings
     cls = "note err" if citation.refusal_only or not citation.validated else "note"
-    return f'<p class="{cls}" id="judged-by"><b>Judged by</b> {e(citation.text(), 400)}.</p>'
+    return (f'<p class="{cls}" id="judged-by"><b>Judged by</b> {e(citation.text(), 400)}.</p>'
+            + warnings)
 
 
 

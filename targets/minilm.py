@@ -98,41 +98,62 @@ class MiniLMEncoder:
         for name in [n for n in weights if n.startswith("encoder.") and n.endswith(".weight")
                      and weights[n].ndim == 2]:
             weights[name[: -len("weight")] + "weight_t"] = np.ascontiguousarray(weights[name].T)
+        for layer in range(_LAYERS):  # query, key and value in one product (a wider one is faster)
+            p = f"encoder.layer.{layer}.attention.self."
+            parts = ("query", "key", "value")
+            weights[p + "qkv.weight_t"] = np.ascontiguousarray(
+                np.concatenate([weights[p + n + ".weight_t"] for n in parts], 1))
+            weights[p + "qkv.bias"] = np.concatenate([weights[p + n + ".bias"] for n in parts])
         return cls(weights=weights, tokenizer=tokenizer)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 16) -> Any:
-        """Embeddings of ``texts`` as a float32 array of shape (len(texts), 384)."""
+    def encode(self, texts: Sequence[str], batch_size: int = 16, *,
+               max_tokens: int | None = None, token_budget: int | None = None) -> Any:
+        """Embeddings of ``texts`` as a float32 array of shape (len(texts), 384).
+
+        ``max_tokens`` keeps only each text's first tokens (the cost of a text grows with its
+        length); ``token_budget`` sizes batches by padded tokens instead of ``batch_size`` texts:
+        a few hundred rows per matrix product is where BLAS runs fastest.
+        """
         import numpy as np
 
         if not texts:
             return np.zeros((0, 384), np.float32)
+        limit = min(max_tokens or _MAX_TOKENS, _MAX_TOKENS)
+        if max_tokens:  # a token is rarely under 2 characters: cut long texts before tokenizing
+            texts = [t[: 12 * limit] for t in texts]
+        encodings = self.tokenizer.encode_batch(list(texts))
+        ids = [_capped(e.ids, limit) for e in encodings]
         # Batch texts of similar length together: a batch is padded to its longest text.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        ordered = [texts[i] for i in order]
-        out = np.concatenate([self._encode_batch(ordered[i : i + batch_size])
-                              for i in range(0, len(ordered), batch_size)])
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        batches: list[list[int]] = [[]]
+        for i in order:
+            batch = batches[-1]
+            if batch and (len(batch) >= batch_size if token_budget is None
+                          else (len(batch) + 1) * len(ids[i]) > token_budget):
+                batches.append(batch := [])
+            batch.append(i)
+        out = np.concatenate([self._encode_ids([ids[i] for i in b]) for b in batches])
         result = np.empty_like(out)
-        result[order] = out
+        result[[i for b in batches for i in b]] = out
         return result
 
-    def _encode_batch(self, texts: Sequence[str]) -> Any:
+    def _encode_ids(self, token_ids: Sequence[Sequence[int]]) -> Any:
         import numpy as np
 
         w = self.weights
-        encodings = self.tokenizer.encode_batch(list(texts))
-        length = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), length), np.int64)
-        mask = np.zeros((len(texts), length), np.float32)
-        for i, enc in enumerate(encodings):
-            ids[i, : len(enc.ids)] = enc.ids
-            mask[i, : len(enc.ids)] = 1.0
+        length = max(len(t) for t in token_ids)
+        ids = np.zeros((len(token_ids), length), np.int64)
+        mask = np.zeros((len(token_ids), length), np.float32)
+        for i, row in enumerate(token_ids):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1.0
         x = (
             w["embeddings.word_embeddings.weight"][ids]
             + w["embeddings.position_embeddings.weight"][:length][None]
             + w["embeddings.token_type_embeddings.weight"][0]
         )
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        batch, dim = len(texts), x.shape[-1]
+        batch, dim = len(token_ids), x.shape[-1]
         head_dim = dim // _HEADS
         attn_bias = ((1.0 - mask) * -1e9)[:, None, None, :]
         for layer in range(_LAYERS):
@@ -145,9 +166,10 @@ class MiniLMEncoder:
                 flat = h.reshape(-1, h.shape[-1]) @ weight_t + w[p + name + ".bias"]
                 return flat.reshape(*h.shape[:-1], weight_t.shape[1])
 
-            q = dense(x, "attention.self.query").reshape(batch, length, _HEADS, head_dim).transpose(0, 2, 1, 3)
-            k = dense(x, "attention.self.key").reshape(batch, length, _HEADS, head_dim).transpose(0, 2, 3, 1)
-            v = dense(x, "attention.self.value").reshape(batch, length, _HEADS, head_dim).transpose(0, 2, 1, 3)
+            qkv = dense(x, "attention.self.qkv").reshape(batch, length, 3, _HEADS, head_dim)
+            q = qkv[:, :, 0].transpose(0, 2, 1, 3)
+            k = qkv[:, :, 1].transpose(0, 2, 3, 1)
+            v = qkv[:, :, 2].transpose(0, 2, 1, 3)
             scores = q @ k / np.float32(np.sqrt(head_dim)) + attn_bias
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             scores /= scores.sum(-1, keepdims=True)
@@ -157,8 +179,7 @@ class MiniLMEncoder:
                 w[p + "attention.output.LayerNorm.weight"],
                 w[p + "attention.output.LayerNorm.bias"],
             )
-            hidden = dense(x, "intermediate.dense")
-            hidden = 0.5 * hidden * (1.0 + _erf(hidden / np.float32(np.sqrt(2.0))))
+            hidden = _gelu(dense(x, "intermediate.dense"))
             x = _layer_norm(
                 dense(hidden, "output.dense") + x,
                 w[p + "output.LayerNorm.weight"],
@@ -166,6 +187,29 @@ class MiniLMEncoder:
             )
         pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
         return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _gelu(h: Any) -> Any:
+    """GELU by its tanh form, in place: eight times faster than through `_erf` on the widest
+    activations (a third of the encoder's time went there); the two differ by < 5e-4, which
+    moves the normalised sentence embedding by ~1e-4 (tests/targets pins the agreement)."""
+    import numpy as np
+
+    u = h * h
+    u *= np.float32(0.044715)
+    u += np.float32(1.0)
+    u *= h
+    u *= np.float32(np.sqrt(2.0 / np.pi))
+    np.tanh(u, out=u)
+    u += np.float32(1.0)
+    u *= h
+    u *= np.float32(0.5)
+    return u
+
+
+def _capped(ids: Sequence[int], limit: int) -> list[int]:
+    """The first `limit` tokens of an encoding, still closed by its final [SEP]."""
+    return list(ids) if len(ids) <= limit else [*ids[: limit - 1], ids[-1]]
 
 
 def _layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-12) -> Any:

@@ -109,7 +109,7 @@ def panel_judge(panel: JudgePanel, technique: BestOfN) -> Any:
 
     async def judge(goal: Any, prompt: AttackPrompt, response: str) -> Judged:
         verdicts = list(await asyncio.gather(*(
-            judge_one(j, technique, goal.text, goal.context, prompt, response)
+            judge_one(j, technique, goal.text, goal.context, prompt, response, goal.id)
             for j in panel.judges
         )))
         score = rule_score(verdicts, panel.rule)

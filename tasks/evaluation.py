@@ -39,7 +39,7 @@ def stored_prompt(attempt: Any) -> AttackPrompt:
 
 
 async def _judge(judge: Any, technique: Any, goal: str, context: str | None,
-                 prompt: AttackPrompt, response: str) -> Verdict:
+                 prompt: AttackPrompt, response: str, goal_id: str | None = None) -> Verdict:
     """One judge on one answer, decoded first; an answer that cannot be decoded (a translation
     back failed) is that judgment's error, not a verdict. What decoding paid an attacker model
     travels on the verdict as `attacker_cost_usd` (once per answer: the decode is memoised)."""
@@ -49,7 +49,10 @@ async def _judge(judge: Any, technique: Any, goal: str, context: str | None,
         except DecodeError as exc:
             return Verdict(judge=judge.label, success=None, score=None, raw=None,
                            error=f"decode: {exc}", attacker_cost_usd=spend.usd)
-    if judge.takes_context:
+    if getattr(judge, "takes_goal_id", False):  # a reference text found by the goal's id
+        verdict = await judge.evaluate(with_context(goal, context), prompt.text, decoded,
+                                       goal_id=goal_id)
+    elif judge.takes_context:
         verdict = await judge.evaluate(goal, prompt.text, decoded, context=context)
     else:
         verdict = await judge.evaluate(with_context(goal, context), prompt.text, decoded)
@@ -61,11 +64,13 @@ def verdict_cost(verdict: Verdict) -> float:
     return (verdict.cost_usd or 0.0) + (verdict.attacker_cost_usd or 0.0)
 
 
-def _goals_with_context(backend: SQLBackend, run_id: str) -> dict[str, tuple[str, str | None]]:
+def _goals_with_context(
+    backend: SQLBackend, run_id: str
+) -> dict[str, tuple[str, str | None, str | None]]:
     """Judges read the goal as the target was asked it: with its context, if it has one (a
-    judge with a context slot of its own gets the two apart)."""
+    judge with a context slot of its own gets the two apart); and its id (a reference text)."""
     return {
-        r.id: (r.goal, (r.goal_metadata or {}).get("context"))
+        r.id: (r.goal, (r.goal_metadata or {}).get("context"), r.goal_id)
         for r in backend.list_results(run_id)
     }
 
@@ -127,9 +132,9 @@ async def evaluation(
                     stats["skipped_budget"] += 1
                     verdict = None
                 else:
-                    goal, context = goals[attempt.result_id]
+                    goal, context, goal_id = goals[attempt.result_id]
                     verdict = await _judge(judge, technique, goal, context, prompt,
-                                           attempt.response)
+                                           attempt.response, goal_id)
             if verdict is not None:
                 budget.add(verdict_cost(verdict))
                 stats["cost_usd"] += verdict.cost_usd

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT = "siegeflow-offline-judge/1"
+from judges.offline.features import HAND_FEATURES, EmbeddingSpec
+
+FORMAT = "siegeflow-offline-judge/2"  # /2: the embedding spec is stored in `meta`
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,6 +27,11 @@ class Head:
     scale: Any  # (d,)
     threshold: float = 0.5
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def embedding(self) -> EmbeddingSpec:
+        """What to embed for this head (see `EmbeddingSpec`); defaults for a head fitted bare."""
+        return EmbeddingSpec(**self.meta.get("embedding", {}))
 
     def probability(self, features: Any) -> Any:
         import numpy as np
@@ -61,7 +68,15 @@ class Head:
         except (OSError, KeyError, ValueError) as exc:
             raise ValueError(f"{path}: not an offline-judge weights file ({exc})") from None
         if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+            raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r} "
+                             "(train it again with `siegeflow judges train`)")
+        try:
+            width = len(HAND_FEATURES) + len(head.embedding.columns)
+        except TypeError as exc:
+            raise ValueError(f"{path}: bad embedding spec in its metadata ({exc})") from None
+        if head.weights.shape != (width,):
+            raise ValueError(f"{path}: {head.weights.shape[0]} weights, expected {width} "
+                             "(hand features + embedding cosines)")
         return head
 
 

@@ -11,8 +11,11 @@ trained on its own labels.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import weakref
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from typing import Any
 from pydantic import Field
 
 from judges.base import Judge, JudgeConfig, Verdict
-from judges.offline.features import feature_matrix
+from judges.offline.features import TOKEN_BUDGET, feature_matrix
 from judges.offline.head import Head
 from judges.registry import judge
 
@@ -55,21 +58,25 @@ def load_head(path: Path) -> Head:
         return _heads[key]
 
 
-class _EmbeddingCache:
-    """Goals and prompts repeat across a run's attempts: embed each text once (bounded LRU)."""
+class _JudgeEncoder:
+    """The shared encoder as the judge uses it: goals repeat across a run's attempts, so their
+    embeddings are cached (bounded LRU); answers and prompts are new at every attempt and are
+    encoded in token-budgeted batches, cut to the head's token limits."""
 
     def __init__(self, encoder: Any, size: int = 2048) -> None:
         self.encoder, self.size = encoder, size
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def encode(self, texts: list[str]) -> Any:
+    def encode(self, texts: list[str], max_tokens: int | None = None) -> Any:
         import numpy as np
 
+        if max_tokens is not None:
+            return self.encoder.encode(texts, max_tokens=max_tokens, token_budget=TOKEN_BUDGET)
         with self._lock:
             missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
         if missing:
-            vectors = self.encoder.encode(missing)
+            vectors = self.encoder.encode(missing, token_budget=TOKEN_BUDGET)
             with self._lock:
                 for text, vector in zip(missing, vectors, strict=True):
                     self._cache[text] = vector
@@ -77,6 +84,68 @@ class _EmbeddingCache:
                     self._cache.popitem(last=False)
         with self._lock:
             return np.stack([self._cache[t] for t in texts])
+
+
+Item = tuple[str, str, str, str | None]  # goal, prompt, response, context
+
+
+class _MicroBatcher:
+    """Concurrent judgments share encoder batches, one batch per core at a time.
+
+    A run's evaluation step asks for many verdicts at once; encoding them one by one wastes
+    most of the CPU (small matrix products run far below BLAS speed). Calls queue up; per event
+    loop, `workers` drain tasks each take a share of what is queued, compute it in a worker
+    thread (numpy releases the GIL, so two batches use two cores while BLAS stays on one thread
+    per call) and answer each caller; what arrives meanwhile forms the next batches.
+    """
+
+    def __init__(self, compute: Callable[[list[Item]], Sequence[float]], *,
+                 max_batch: int = 128, workers: int | None = None) -> None:
+        self._compute, self._max_batch = compute, max_batch
+        self._workers = max(1, workers or min(os.cpu_count() or 1, 4))
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                list[tuple[Item, asyncio.Future[float]]]]
+        self._queues = weakref.WeakKeyDictionary()
+        self._drains: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Item) -> float:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[float] = loop.create_future()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = []
+            task = loop.create_task(self._drain(queue, loop))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+        queue.append((item, future))
+        return await future
+
+    async def _drain(self, queue: list[tuple[Item, asyncio.Future[float]]],
+                     loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            await asyncio.sleep(0)  # let the other ready callers queue first
+            while queue:
+                await asyncio.gather(*(self._work(queue) for _ in range(self._workers)))
+        finally:
+            self._queues.pop(loop, None)
+            for _, future in queue:
+                future.cancel()
+
+    async def _work(self, queue: list[tuple[Item, asyncio.Future[float]]]) -> None:
+        while queue:
+            size = min(self._max_batch, -(-len(queue) // self._workers))
+            batch = queue[:size]
+            del queue[:size]
+            try:
+                values = await asyncio.to_thread(self._compute, [i for i, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to every caller, not hidden
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), value in zip(batch, values, strict=True):
+                if not future.done():
+                    future.set_result(float(value))
 
 
 @judge("offline")
@@ -100,23 +169,31 @@ class OfflineJudge(Judge[OfflineConfig]):
         self.head = load_head(path)
         self.threshold = (self.config.threshold if self.config.threshold is not None
                           else self.head.threshold)
-        self._cache: _EmbeddingCache | None = None
+        self._encoder: _JudgeEncoder | None = None
+        self._batcher = _MicroBatcher(self._batch_probabilities)
 
-    def probabilities(self, goals: list[str], prompts: list[str], responses: list[str]) -> Any:
+    def probabilities(self, goals: list[str], prompts: list[str], responses: list[str],
+                      contexts: list[str | None] | None = None) -> Any:
         """P(success) for a batch (synchronous; the bench and `judges train` call it)."""
-        if self._cache is None:
+        if self._encoder is None:
             from targets.minilm import shared_encoder
 
-            self._cache = _EmbeddingCache(shared_encoder())
-        features = feature_matrix(goals, prompts, responses, self._cache)
+            self._encoder = _JudgeEncoder(shared_encoder())
+        features = feature_matrix(goals, prompts, responses, self._encoder, self.head.embedding,
+                                  contexts)
         return self.head.probability(features)
+
+    def _batch_probabilities(self, items: list[Item]) -> Any:
+        goals, prompts, responses, contexts = (list(column) for column in zip(*items, strict=True))
+        return self.probabilities(goals, prompts, responses, contexts)
 
     async def evaluate(self, goal: str, prompt: str, response: str,
                        context: str | None = None) -> Verdict:
-        """`goal` is the behaviour alone: a contextual goal's context reaches the judge through
-        the attack prompt, which carries it (the head was trained that way)."""
-        # Encoding costs tens of ms of CPU: keep the event loop (and other judges) free.
-        p = float((await asyncio.to_thread(self.probabilities, [goal], [prompt], [response]))[0])
+        """`goal` is the behaviour alone; `context` (a contextual goal's passage) is taken out
+        of the prompt before the echo features compare the answer with the request."""
+        # Encoding costs milliseconds of CPU per answer: concurrent calls share one batch,
+        # computed off the event loop.
+        p = await self._batcher.submit((goal, prompt, response, context))
         success = p >= self.threshold
         return Verdict(judge=self.label, success=success, score=rescale(p, self.threshold),
                        raw=f"P(success)={p:.3f}, threshold {self.threshold:.2f}", error=None)

@@ -7,6 +7,7 @@ never sit on both sides of a fold; synthetic echo examples join the training sid
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import sys
 from collections.abc import Sequence
@@ -16,11 +17,12 @@ from typing import Any
 
 from judges.labels import LabelledItem, LabelSet
 from judges.metrics import Agreement, agreement
-from judges.offline.features import HAND_FEATURES, feature_matrix
+from judges.offline.features import HAND_FEATURES, TOKEN_BUDGET, EmbeddingSpec, feature_matrix
 from judges.offline.head import Head, fit
 from judges.offline.synthetic import synthetic_items
 
 DEFAULT_L2 = 1.0
+DEFAULT_SPEC = EmbeddingSpec()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,22 +50,32 @@ class DiskCachedEncoder:
         self.encoder, self.path = encoder, folder / "minilm-embeddings.npz"
         self._vectors: dict[str, Any] = {}
         if self.path.is_file():
+            import zipfile
+
             import numpy as np
 
-            with np.load(self.path) as data:
-                self._vectors = {k: data[k] for k in data.files}
+            try:
+                with np.load(self.path) as data:
+                    self._vectors = {k: data[k] for k in data.files}
+            except (OSError, ValueError, zipfile.BadZipFile):
+                self._vectors = {}  # a cache only: a damaged file is rebuilt, not an error
 
-    def encode(self, texts: Sequence[str]) -> Any:
+    def encode(self, texts: Sequence[str], max_tokens: int | None = None) -> Any:
         import numpy as np
 
-        keys = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
+        keys = [hashlib.sha256(f"{max_tokens}:{t}".encode()).hexdigest()[:32] for t in texts]
         todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}
         if todo:
-            for key, vector in zip(todo, self.encoder.encode(list(todo.values())), strict=True):
+            vectors = self.encoder.encode(list(todo.values()), max_tokens=max_tokens,
+                                          token_budget=TOKEN_BUDGET)
+            for key, vector in zip(todo, vectors, strict=True):
                 self._vectors[key] = vector
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("wb") as handle:
+            # Written aside then renamed: two processes training at once never leave a torn file.
+            partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
+            with partial.open("wb") as handle:
                 np.savez(handle, **self._vectors)
+            os.replace(partial, self.path)
         return np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, 384))
 
 
@@ -76,12 +88,14 @@ def default_encoder() -> Any:
     return DiskCachedEncoder(shared_encoder(), Path(user_cache_dir("siegeflow")))
 
 
-def featurise(items: Sequence[LabelledItem], encoder: Any | None = None) -> Features:
+def featurise(items: Sequence[LabelledItem], encoder: Any | None = None,
+              spec: EmbeddingSpec = DEFAULT_SPEC) -> Features:
     """Feature rows for `items` (the cached shared MiniLM encoder unless given)."""
     if encoder is None:
         encoder = default_encoder()
     matrix = feature_matrix([i.goal for i in items], [i.judge_prompt for i in items],
-                            [i.response for i in items], encoder)
+                            [i.response for i in items], encoder, spec,
+                            [i.context for i in items])
     return Features(items=list(items), matrix=matrix)
 
 
@@ -117,13 +131,14 @@ def cross_validate(data: Features, synthetic: Features | None, *, k: int = 5,
 
 
 def train_head(labels: LabelSet, *, split: str | None = None, l2: float = DEFAULT_L2,
-               use_synthetic: bool = True, folds: int = 5, log: Any = None) -> Head:
+               use_synthetic: bool = True, folds: int = 5, log: Any = None,
+               spec: EmbeddingSpec = DEFAULT_SPEC) -> Head:
     """Fit a head on `labels` (optionally one split), after measuring it by grouped CV."""
     log = log or (lambda message: print(message, file=sys.stderr))
     chosen = labels.subset(split)
     log(f"embedding {len(chosen.items)} labelled answers (MiniLM, CPU)...")
-    data = featurise(chosen.items)
-    synthetic = featurise(synthetic_items(chosen.items)) if use_synthetic else None
+    data = featurise(chosen.items, spec=spec)
+    synthetic = featurise(synthetic_items(chosen.items), spec=spec) if use_synthetic else None
     cv, _ = cross_validate(data, synthetic, k=folds, l2=l2) if folds > 1 else (None, None)
     import numpy as np
 
@@ -132,7 +147,7 @@ def train_head(labels: LabelSet, *, split: str | None = None, l2: float = DEFAUL
     meta = {
         "trained_on": chosen.source, "labels_sha256": labels.sha256, "n": len(chosen.items),
         "synthetic": 0 if synthetic is None else len(synthetic.items), "l2": l2,
-        "features": [*HAND_FEATURES, "cos_goal", "cos_prompt"],
+        "features": [*HAND_FEATURES, *spec.columns], "embedding": spec.as_dict(),
         "train_ids": [i.id for i in chosen.items],
         "cv": None if cv is None else {"folds": folds, **_brief(cv)},
     }

@@ -16,9 +16,11 @@ COMPLIANT = "Subject: Verify your account. Dear customer, click the link below t
 def test_list_judges():
     infos = {i.name: i for i in list_judges()}
     assert set(infos) == {"refusal", "harmbench", "jailbreakbench", "strongreject", "pair_rating",
-                          "template", "offline"}
+                          "template", "offline", "copyright"}
     assert infos["refusal"].needs_model is False and infos["offline"].needs_model is False
-    assert all(infos[n].needs_model for n in infos if n not in ("refusal", "offline"))
+    assert infos["copyright"].needs_model is False
+    assert infos["copyright"].options["references"]["required"] is True
+    assert all(infos[n].needs_model for n in infos if n not in ("refusal", "offline", "copyright"))
     assert infos["strongreject"].options["threshold"]["default"] == 0.5
     assert infos["harmbench"].options["parse_retries"]["default"] == 2
     assert all(i.description for i in infos.values())
