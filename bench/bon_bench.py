@@ -24,7 +24,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracking import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -66,11 +69,11 @@ async def run_once(args: argparse.Namespace, base_url: str, goals_file: Path, db
     return wall, state
 
 
-def report(label: str, args: argparse.Namespace, wall: float, summary: dict[str, Any],
+def report(label: str, args: argparse.Namespace, wall: float, summary: RunSummary,
            requests: int) -> None:
-    step = next(s["duration_s"] for s in summary["steps"] if s["name"] == "Best-of-N")
+    step = next(s.duration_s for s in summary.steps if s.name == "Best-of-N")
     floor = requests * args.latency / args.concurrency
-    bon = summary["bon"]
+    bon = summary.bon or {}
     print(f"  {label:<15} requests {requests:6d}   Best-of-N step {step:7.2f} s   "
           f"floor {floor:6.2f} s   ratio {floor / step:4.2f}   flow {wall:6.2f} s   "
           f"ASR@N {bon['asr_at_n']:.1%} ({bon['broken']}/{bon['goals']})")

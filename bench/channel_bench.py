@@ -159,7 +159,7 @@ def _flow_wall(server_url: str, db_url: str, goals_file: Path, *, goals: int, ru
     wall = time.perf_counter() - began
     if not state.is_completed():
         raise RuntimeError(f"optimize_flow failed: {state.message}")
-    run_id = state.result()["run_id"]
+    run_id = state.result().run_id
     recorded = len(get_backend(db_url).list_attempts(run_id))
     if recorded != goals * runs:
         raise RuntimeError(f"expected {goals * runs} attempts, recorded {recorded}")

@@ -74,10 +74,10 @@ class Bench:
         return {"wall": t1 - t0, **self._inside(db, t0, t1)}
 
     def _inside(self, db: str, t0: float, t1: float) -> dict[str, float]:
-        from tracking import get_backend
+        from tracking import RunSummary, get_backend
 
         (run,) = get_backend(db).list_runs()
-        steps = {s["name"]: s["duration_s"] for s in (run.summary or {}).get("steps", [])}
+        steps = {s.name: s.duration_s for s in RunSummary.parse(run.summary).steps}
         flow_run = _flow_run(self._api_url(), run.prefect_flow_run_id)
         start, end = (datetime.fromisoformat(flow_run[k]).timestamp()
                       for k in ("start_time", "end_time"))

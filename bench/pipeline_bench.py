@@ -108,7 +108,7 @@ def main() -> None:
 
     calls = args.goals * args.prompts
     floor = calls * args.latency / args.concurrency
-    steps = {s["name"]: s["duration_s"] for s in summary["steps"]}
+    steps = {s.name: s.duration_s for s in summary.steps}
     requests = stats["chat_requests"]
     print(f"pipeline bench: G={args.goals} goals x P={args.prompts} prompts, "
           f"L={args.latency * 1000:.0f} ms, C={args.concurrency}")
@@ -129,7 +129,7 @@ def main() -> None:
     print(f"  fixed overhead (empty goal list): {empty_wall:.2f} s")
     from reports.figures import summary_asr_text
 
-    print(f"  ASR {summary_asr_text(summary)}, goals {summary['goals_total']}")
+    print(f"  ASR {summary_asr_text(summary)}, goals {summary.goals_total}")
     print("  load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 

@@ -29,8 +29,8 @@ from cli.exits import (  # noqa: E402
     EXIT_OK,
     EXIT_RUN_FAILED,
 )
-from cli.goals_cmd import goals_app  # noqa: E402
-from cli.judges_cmd import judges_app  # noqa: E402
+from cli.commands.goals import goals_app  # noqa: E402
+from cli.commands.judges import judges_app  # noqa: E402
 
 app.add_typer(goals_app, name="goals")
 app.add_typer(judges_app, name="judges")

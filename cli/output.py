@@ -15,7 +15,8 @@ from rich.table import Table
 from reports.text import clean
 
 if TYPE_CHECKING:  # the store loads only in the commands that read it
-    from tracking import PipelineRow
+    from judges.citation import Citation, Lookup
+    from tracking import GoalCounts, PipelineRow, ResultRecord, RunRecord, RunSummary, SQLBackend
 
 STATUS_STYLE = {
     "SUCCESSFUL_JAILBREAK": "bold red",
@@ -52,19 +53,21 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _asr_cell(summary: dict[str, Any], category: dict[str, Any] | None = None) -> str:
+def _asr_cell(counts: RunSummary | GoalCounts) -> str:
     from reports.figures import summary_asr_text
 
-    return escape(summary_asr_text(category if category is not None else summary))
+    return escape(summary_asr_text(counts))
 
 
-def _citation(run: Any, lookup: Any) -> Any:
+def _citation(run: RunRecord, lookup: Lookup | None) -> Citation:
     from judges.citation import cite_run
 
     return cite_run(run.parameters, lookup)
 
 
-def print_runs(console: Console, runs: list[Any], lookup: Any = None) -> None:
+def print_runs(console: Console, runs: list[RunRecord], lookup: Lookup | None = None) -> None:
+    from tracking import RunSummary
+
     if not runs:
         console.print("No runs recorded yet. Try `siegeflow demo`.")
         return
@@ -79,14 +82,15 @@ def print_runs(console: Console, runs: list[Any], lookup: Any = None) -> None:
     table.add_column("judges (agreement with human labels)", ratio=2, overflow="fold")
     notes = set()
     for run in runs:
-        s = run.summary or {}
+        s = RunSummary.parse(run.summary) if run.summary else None
         citation = _citation(run, lookup)
         if citation.refusal_only:
             notes.add(citation.panel)
         table.add_row(
             escape(run.id), run.created_at.strftime("%Y-%m-%d %H:%M"), escape(run.attack_type, 30),
             escape(run.target_description or "", 60), _status(run.status),
-            str(s.get("goals_total", "")), str(s.get("successful", "")), _asr_cell(s),
+            str(s.goals_total) if s else "", str(s.successful) if s else "",
+            _asr_cell(s or RunSummary()),
             f"{run.cost_usd:.4f}", escape(_short(citation), 80),
         )
     console.print(table)
@@ -95,59 +99,58 @@ def print_runs(console: Console, runs: list[Any], lookup: Any = None) -> None:
                       "measures non-refusal, not harm.")
 
 
-def _short(citation: Any) -> str:
+def _short(citation: Citation) -> str:
     if not citation.validated:
         return f"{citation.panel}: not validated"
     kappa = "" if citation.kappa is None else f", κ {citation.kappa:.2f}"
     return f"{citation.panel}: {citation.accuracy:.0%}{kappa}, n={citation.n}"
 
 
-def print_summary(console: Console, summary: dict[str, Any], citation: Any = None) -> None:
+def print_summary(console: Console, summary: RunSummary, citation: Citation | None = None
+                  ) -> None:
     """The run's headline: ASR with its 95% interval and n, errors apart, and the judges that
     decided it with their validated agreement (or "not validated")."""
     table = Table(title="Run summary", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    errors = summary.get("errors") or {}
-    table.add_row("goals", str(summary.get("goals_total", 0)))
-    table.add_row("broken (successful jailbreaks)", f"[bold red]{summary.get('successful', 0)}[/]")
-    table.add_row("held", f"[green]{summary.get('failed', 0)}[/]")
-    table.add_row("target errors (excluded from ASR)", str(errors.get("agent", 0)))
-    table.add_row("not judged (excluded from ASR)", str(errors.get("framework", 0)))
-    if summary.get("truncated_answers"):
-        table.add_row("answers stored truncated", str(summary["truncated_answers"]))
+    table.add_row("goals", str(summary.goals_total))
+    table.add_row("broken (successful jailbreaks)", f"[bold red]{summary.successful}[/]")
+    table.add_row("held", f"[green]{summary.failed}[/]")
+    table.add_row("target errors (excluded from ASR)", str(summary.errors.agent))
+    table.add_row("not judged (excluded from ASR)", str(summary.errors.framework))
+    if summary.truncated_answers:
+        table.add_row("answers stored truncated", str(summary.truncated_answers))
     table.add_row("attack success rate [95% CI]", _asr_cell(summary))
     if citation is not None:
         table.add_row("judged by", escape(citation.text()))
-    for warning in summary.get("warnings") or []:
+    for warning in summary.warnings:
         table.add_row("[bold red]warning[/]", escape(str(warning)))
-    if summary.get("over_refusal"):
+    if summary.over_refusal is not None:
         from reports.refusal import refusal_line
 
-        table.add_row("over-refusal (benign control)",
-                      escape(refusal_line(summary["over_refusal"])))
-    if summary.get("bon"):
+        table.add_row("over-refusal (benign control)", escape(refusal_line(summary.over_refusal)))
+    if summary.bon:
         from reports.bon import summary_line
 
-        table.add_row("Best-of-N", escape(summary_line(summary["bon"])))
+        table.add_row("Best-of-N", escape(summary_line(summary.bon)))
     from reports.cost import cost_line
 
     table.add_row("cost", escape(cost_line(summary)))
-    table.add_row("duration", f"{float(summary.get('duration_s') or 0):.1f} s")
-    table.add_row("stopped because", escape(summary.get("stop_reason", "")))
+    table.add_row("duration", f"{summary.duration_s or 0.0:.1f} s")
+    table.add_row("stopped because", escape(summary.stop_reason or ""))
     console.print(table)
-    categories = summary.get("categories") or {}
+    categories = summary.categories
     if categories:
         cat = Table(title="By category", header_style="bold")
         for col in ("category", "goals", "broken", "held", "errors", "ASR [95% CI] (n)"):
             cat.add_column(col)
         for name, c in sorted(categories.items()):
-            cat.add_row(escape(name, 40), str(c.get("goals", 0)), str(c.get("successful", 0)),
-                        str(c.get("failed", 0)), str(c.get("errors", 0)), _asr_cell(summary, c))
+            cat.add_row(escape(name, 40), str(c.goals), str(c.successful),
+                        str(c.failed), str(c.errors), _asr_cell(c))
         console.print(cat)
 
 
-def print_goals(console: Console, results: list[Any], rows: list[PipelineRow],
+def print_goals(console: Console, results: list[ResultRecord], rows: list[PipelineRow],
                 threshold: float = 0.5, limit: int | None = None) -> int:
     """The per-goal table; with `limit`, broken goals first and at most `limit` rows.
 
@@ -158,7 +161,7 @@ def print_goals(console: Console, results: list[Any], rows: list[PipelineRow],
     best = best_rows(rows, threshold)
     ordered = sorted(results, key=lambda r: r.goal_index)
     if limit is not None and len(ordered) > limit:
-        def unbroken(r: Any) -> bool:
+        def unbroken(r: ResultRecord) -> bool:
             return getattr(r.evaluation_status, "value", None) != "SUCCESSFUL_JAILBREAK"
 
         ordered = sorted(sorted(ordered, key=unbroken)[:limit], key=lambda r: r.goal_index)
@@ -182,8 +185,9 @@ def print_goals(console: Console, results: list[Any], rows: list[PipelineRow],
     return len(results) - len(ordered)
 
 
-def print_run(console: Console, backend: Any, run: Any) -> None:
+def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
     from reports.rows import run_rows
+    from tracking import RunSummary
 
     panel, rows = run_rows(backend, run)
     console.print(f"[bold]Run[/] {escape(run.id)}  {_status(run.status)}  "
@@ -191,7 +195,8 @@ def print_run(console: Console, backend: Any, run: Any) -> None:
     if run.summary:
         from judges.citation import store_lookup
 
-        print_summary(console, run.summary, _citation(run, store_lookup(backend)))
+        print_summary(console, RunSummary.parse(run.summary),
+                      _citation(run, store_lookup(backend)))
     print_goals(console, backend.list_results(run.id), rows, panel.threshold)
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.exits import EXIT_ASR_OVER, EXIT_BAD_INPUT, EXIT_ERRORS, EXIT_OK, EXIT_RUN_FAILED
-from cli.judges_cmd import DEFAULT_JUDGES
+from cli.commands.judges import DEFAULT_JUDGES
 from cli.output import escape, print_goals, print_summary
 from flows.config import (
     AttackSpec,
@@ -25,6 +25,7 @@ from flows.config import (
     RunSettings,
     load_run_settings,
 )
+from tracking import RunSummary
 
 #: Goals listed when a run ends (all of them: `siegeflow runs show RUN_ID`).
 GOALS_SHOWN = 40
@@ -108,7 +109,7 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
 def _panel(base: dict[str, Any], from_file: bool, flags: dict[str, Any]) -> dict[str, Any]:
     """The run's judge panel: --judge/--rule flags over the file's panel; with neither, the
     CLI's default panel (the offline judge), not the library's keyword default."""
-    from cli.judges_cmd import judge_specs
+    from cli.commands.judges import judge_specs
 
     panel = dict(base.get("judges") or {}) if from_file else {"judges": list(DEFAULT_JUDGES)}
     if flags.get("judges"):
@@ -164,16 +165,15 @@ async def _run_flow(settings: RunSettings, resume_run_id: str | None, retry_erro
                              benign=settings.benign, **common)
 
 
-def error_exit(summary: dict[str, Any], max_error_rate: float | None) -> str | None:
+def error_exit(summary: RunSummary, max_error_rate: float | None) -> str | None:
     """Why a completed run tested too little to pass a CI gate, or None when it did not.
 
     Goals that ended as target errors or could not be judged are excluded from the ASR: a run
     where every goal did (e.g. the target was unreachable) measured nothing, and exits non-zero
     even without `--max-error-rate`; with it, a larger share of error goals fails too.
     """
-    total = int(summary.get("goals_total") or 0)
-    errors = summary.get("errors") or {}
-    agent, framework = int(errors.get("agent") or 0), int(errors.get("framework") or 0)
+    total = summary.goals_total
+    agent, framework = summary.errors.agent, summary.errors.framework
     if total == 0 or agent + framework == 0:
         return None
     what = f"{agent} target error(s) and {framework} not judged of {total} goal(s)"
@@ -218,8 +218,8 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
             console.print(f"Recorded as run {escape(run.id)} — every goal finalized; "
                           f"`siegeflow resume {escape(run.id)}` finishes it.")
         return EXIT_RUN_FAILED
-    summary = state.result() if state.is_completed() else {}
-    run_id = summary.get("run_id")
+    summary = state.result() if state.is_completed() else RunSummary()
+    run_id = summary.run_id
     from judges.citation import cite, store_lookup
 
     citation = cite(settings.judges.judges, settings.judges.rule, store_lookup(backend))
@@ -234,11 +234,11 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
             console.print(f"{left_out} more goal(s) not shown (broken goals come first): "
                           f"siegeflow runs show {escape(run_id)}")
         console.print(f"Run id: [bold]{escape(run_id)}[/]   database: {escape(_safe_url(settings.db_url))}")
-        if summary.get("report_path"):
-            console.print(f"HTML report: {escape(summary['report_path'])}")
+        if summary.report_path:
+            console.print(f"HTML report: {escape(summary.report_path)}")
         console.print(f"Details: siegeflow runs show {escape(run_id)}   "
                       f"Prefect UI: siegeflow ui")
-    asr = summary.get("asr")
+    asr = summary.asr
     if fail_over is not None and asr is not None and asr > fail_over:
         from reports.figures import summary_asr_text
 

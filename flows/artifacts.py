@@ -19,7 +19,7 @@ from prefect.artifacts import (
 from judges.citation import cite_run, store_lookup
 from reports.artifacts import goal_table, report_markdown, summary_markdown, write_html_report
 from tasks.context import artifact_key
-from tracking import PipelineRow, SQLBackend, default_db_url, get_backend
+from tracking import PipelineRow, RunSummary, SQLBackend, default_db_url, get_backend
 
 logger = logging.getLogger("siegeflow.flows")
 
@@ -32,7 +32,7 @@ def _flow_backend() -> Any:
 
 async def publish_run_artifacts(
     run_id: str,
-    summary: dict[str, Any],
+    summary: RunSummary,
     rows: list[PipelineRow],
     results: list[Any],
     *,
@@ -54,7 +54,7 @@ async def publish_run_artifacts(
     except OSError as exc:
         error = f"{type(exc).__name__}: {exc.strerror or exc}"
         logger.warning("HTML report for run %s not written: %s", run_id, error)
-    threshold = float(summary.get("success_threshold") or 0.5)
+    threshold = summary.success_threshold or 0.5
     await acreate_table_artifact(
         table=goal_table(results, rows, threshold),
         key=artifact_key(run_id, "goals"),

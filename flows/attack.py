@@ -8,7 +8,6 @@ the store, so Prefect's task retries and `siegeflow resume RUN_ID` only do what 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from prefect import flow, runtime
 
@@ -17,9 +16,17 @@ from flows.hooks import RUN_FLOW_OPTIONS
 from flows.recovery import claim_stale_run
 from flows.run_record import finish_run, heartbeat, open_run
 from flows.scratch import secure_worker_scratch
-from flows.shard import SHARD_RETRIES, SHARD_RETRY_DELAY_S, ShardRef, run_shard, run_sharded
+from flows.shard import (
+    SHARD_RETRIES,
+    SHARD_RETRY_DELAY_S,
+    ShardOutcome,
+    ShardRef,
+    run_shard,
+    run_sharded,
+)
 from flows.steps import bon_extra, run_steps
 from targets import TargetConfig
+from tracking import RunSummary
 
 logger = logging.getLogger("siegeflow.flows.attack")
 
@@ -42,7 +49,7 @@ async def attack_flow(
     resume_stale: bool = False,
     shard: ShardRef | None = None,
     benign: GoalsSpec | None = None,
-) -> dict[str, Any]:
+) -> RunSummary | ShardOutcome:
     """Attack `target` with `attack` on `goals`, judged by `judges`; return the run summary.
 
     `shards` > 1 splits the goals over that many flow runs of the shard deployment

@@ -35,7 +35,7 @@ from tasks.budget import Budget
 from tasks.context import GoalRow, artifact_key
 from tasks.optimize import ActorJob, GoalStats, TargetJob, optimizer_actor, target_execution
 from tasks.progress import StepProgress
-from tracking import EvaluationStatusEnum, SQLBackend
+from tracking import EvaluationStatusEnum, RunSummary, SQLBackend
 
 logger = logging.getLogger("siegeflow.flows.optimize")
 
@@ -301,7 +301,7 @@ async def optimize_flow(
     resume_run_id: str | None = None,
     harness: HarnessSpec | None = None,
     retry_errors: bool = False,
-) -> dict[str, Any]:
+) -> RunSummary:
     """Run `optimizer` (a registered name or `module:Class`) against `target` on `goals`.
 
     `retry_errors` (with `resume_run_id`): goals whose every run ended as a target error are
@@ -331,7 +331,7 @@ async def optimize_flow(
 
 
 async def _finish(run: OptimizeRun, probe: TargetHarness, outcomes: list[GoalStats]
-                  ) -> dict[str, Any]:
+                  ) -> RunSummary:
     """Errors first, each goal's optimizer outcome on its result, then the run's end."""
     _finalize_unjudged(run.opened, outcomes)
     backend = run.opened.ref.backend()

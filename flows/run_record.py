@@ -17,17 +17,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.config import GoalsSpec, JudgePanelSpec
+from goals import Goal
 from reports.rows import build_rows
 from targets import TargetConfig
 from targets.completion import is_truncated
 from tasks.context import GoalRow, RunRef
 from tracking import (
     BENIGN,
+    AttemptRecord,
     EvaluationStatusEnum,
+    GoalSpec,
+    JudgmentRecord,
     PipelineRow,
     ResultUpdate,
+    RunSummary,
     SQLBackend,
     StatusEnum,
+    StepSummary,
     TrackingCoordinator,
     default_db_url,
     get_backend,
@@ -51,27 +57,23 @@ class OpenedRun:
     resumed: bool
 
 
-def _goal_payload(goal: Any, *, index: int | None = None, benign: bool = False) -> dict[str, Any]:
+def _goal_spec(goal: Goal, *, index: int | None = None, benign: bool = False) -> GoalSpec:
+    """A loaded goal as the store records it (`target`, `source`, `context` in its metadata)."""
     metadata = {"target": goal.target, "source": goal.source, "context": goal.context}
     if benign:
         metadata["kind"] = BENIGN
-    return {
-        "text": goal.text,
-        "index": goal.index if index is None else index,
-        "goal_id": goal.id,
-        "category": goal.category,
-        "metadata": metadata,
-    }
+    return GoalSpec(text=goal.text, index=goal.index if index is None else index,
+                    goal_id=goal.id, category=goal.category, metadata=metadata)
 
 
-def goal_payloads(goals: GoalsSpec, benign: GoalsSpec | None) -> list[dict[str, Any]]:
+def goal_specs(goals: GoalsSpec, benign: GoalsSpec | None) -> list[GoalSpec]:
     """The run's goals, then its benign control goals (numbered after them, kind "benign")."""
     attack = goals.load()
-    payloads = [_goal_payload(g) for g in attack]
+    specs = [_goal_spec(g) for g in attack]
     start = max((g.index for g in attack), default=-1) + 1
     for i, goal in enumerate(benign.load() if benign is not None else []):
-        payloads.append(_goal_payload(goal, index=start + i, benign=True))
-    return payloads
+        specs.append(_goal_spec(goal, index=start + i, benign=True))
+    return specs
 
 
 def attach_coordinator(
@@ -101,8 +103,8 @@ def attach_coordinator(
         backend.update_run(run_id, status=StatusEnum.RUNNING)
         results = backend.list_results(run_id)
     goals = [
-        {"text": r.goal, "index": r.goal_index, "goal_id": r.goal_id, "category": r.category,
-         "metadata": r.goal_metadata}
+        GoalSpec(text=r.goal, index=r.goal_index, goal_id=r.goal_id, category=r.category,
+                 metadata=r.goal_metadata)
         for r in results
     ]
     return TrackingCoordinator.create(
@@ -128,7 +130,7 @@ class Spend:
                 "attacker_usd": self.attacker_usd, "total_usd": self.total_usd}
 
 
-def spend_of(attempts: Iterable[Any], judgments: Iterable[Any]) -> Spend:
+def spend_of(attempts: Iterable[AttemptRecord], judgments: Iterable[JudgmentRecord]) -> Spend:
     """Spend recorded on attempts (completion cost; the attacker's share that made the prompt,
     `generation_cost_usd` in its metadata) and judgments (judge cost; attacker decoding)."""
     target = generated = judges = decoded = 0.0
@@ -170,7 +172,7 @@ def open_run(
         logger.info("resuming run %s", resume_run_id)
         run_id = resume_run_id
     else:
-        payloads = goal_payloads(goals, benign)
+        specs = goal_specs(goals, benign)
         run_id = backend.create_run(
             attack_type=attack_type,
             target_description=target.describe(),
@@ -181,14 +183,10 @@ def open_run(
         )
         coordinator = TrackingCoordinator.create(
             backend, run_id, logger=logger, attack_type=attack_type,
-            goals=payloads,
+            goals=specs,
         )
-    rows = [
-        GoalRow.recorded(result_id=ctx.result_id, goal_id=ctx.goal_id, index=ctx.goal_index,
-                         text=ctx.goal, category=ctx.category, metadata=ctx.metadata)
-        for ctx in coordinator.goal_tracker.contexts
-        if ctx.result_id is not None
-    ]
+    rows = [GoalRow.of_context(ctx) for ctx in coordinator.goal_tracker.contexts
+            if ctx.result_id is not None]
     return OpenedRun(
         ref=RunRef(db_url=db_url, run_id=run_id),
         coordinator=coordinator,
@@ -222,7 +220,7 @@ async def heartbeat(ref: RunRef) -> AsyncIterator[None]:
             await task
 
 
-def recorded_steps(backend: SQLBackend, run_id: str) -> list[dict[str, Any]]:
+def recorded_steps(backend: SQLBackend, run_id: str) -> list[StepSummary]:
     """The run's pipeline steps as recorded by `track_step` — wherever the tasks ran.
 
     The coordinator only knows steps tracked in its own process; tasks may run in other
@@ -234,13 +232,13 @@ def recorded_steps(backend: SQLBackend, run_id: str) -> list[dict[str, Any]]:
         content = trace.content if isinstance(trace.content, dict) else {}
         if trace.result_id is not None or "step" not in content:
             continue
-        steps.append({
-            "name": trace.step_name,
-            "type": trace.step_type,
-            "status": content.get("status", "RUNNING"),
-            "duration_s": content.get("duration_s"),
-            "error": content.get("error_type"),
-        })
+        steps.append(StepSummary(
+            name=trace.step_name,
+            type=trace.step_type,
+            status=content.get("status", "RUNNING"),
+            duration_s=content.get("duration_s"),
+            error=content.get("error_type"),
+        ))
     return steps
 
 
@@ -251,32 +249,32 @@ async def publish_results(
     *,
     stop_reason: str,
     spent_usd: float,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    extra: Mapping[str, Any] | None = None,
+) -> RunSummary:
     """Store the summary on the run and publish the table and markdown artifacts."""
     from flows.artifacts import publish_run_artifacts
 
     from judges import judge_agreement, rows_by_judge
 
-    summary = coordinator.get_summary()
-    summary.update({"stop_reason": stop_reason, "cost_usd": spent_usd, **(extra or {})})
     backend = ref.backend()
     spend = spend_of(backend.list_attempts(ref.run_id), backend.list_judgments(run_id=ref.run_id))
-    summary["cost_breakdown"] = spend.as_dict()
-    summary["attacker_cost_usd"] = spend.attacker_usd
-    summary["steps"] = recorded_steps(backend, ref.run_id)
-    summary["truncated_answers"] = sum(1 for row in rows if is_truncated(row.response))
     by_judge = rows_by_judge(rows)
-    if len(by_judge) >= 2:
-        summary["judge_agreement"] = judge_agreement(by_judge)
-    backend.update_run(ref.run_id, summary=summary, cost_usd=spent_usd)
+    summary = RunSummary.parse(coordinator.get_summary()).updated(**{
+        "stop_reason": stop_reason, "cost_usd": spent_usd, **(extra or {}),
+        # what the store recorded wins over a flow's own tally
+        "cost_breakdown": spend.as_dict(), "attacker_cost_usd": spend.attacker_usd,
+        "steps": recorded_steps(backend, ref.run_id),
+        "truncated_answers": sum(1 for row in rows if is_truncated(row.response)),
+        **({"judge_agreement": judge_agreement(by_judge)} if len(by_judge) >= 2 else {}),
+    })
+    backend.update_run(ref.run_id, summary=summary.as_dict(), cost_usd=spent_usd)
     coordinator.log_summary()
     report = await publish_run_artifacts(
         ref.run_id, summary, rows, backend.list_results(ref.run_id), backend=backend
     )
     if report is not None:  # rendered from the stored summary above; now say where it is
-        summary["report_path"] = str(report)
-        backend.update_run(ref.run_id, summary=summary)
+        summary = summary.updated(report_path=str(report))
+        backend.update_run(ref.run_id, summary=summary.as_dict())
     return summary
 
 
@@ -307,7 +305,7 @@ async def finish_run(
     judge_keys: list[str] | None = None,
     success_check: Callable[[Any], bool] | None = None,
     extra: Extra | None = None,
-) -> dict[str, Any]:
+) -> RunSummary:
     """The one way a flow ends a run: rows rebuilt from the store with the run's judges, every
     goal and the pipeline finalized, the summary (with the judge keys that decided it, stored
     once for every reader) written and published.

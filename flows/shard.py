@@ -46,7 +46,14 @@ from flows.run_record import (
 from flows.steps import bon_extra, run_steps
 from targets import TargetConfig
 from tasks.context import GoalRow, RunRef
-from tracking import EvaluationStatusEnum, PipelineRow, ResultUpdate, SQLBackend, default_db_url
+from tracking import (
+    EvaluationStatusEnum,
+    PipelineRow,
+    ResultUpdate,
+    RunSummary,
+    SQLBackend,
+    default_db_url,
+)
 
 logger = logging.getLogger("siegeflow.flows.shard")
 
@@ -96,6 +103,21 @@ def _spent_on(backend: SQLBackend, run_id: str, result_ids: set[str]) -> float:
     return spend_of(attempts, judged).total_usd
 
 
+class ShardOutcome(BaseModel):
+    """What a shard child returns (the parent reads the store, not this: it is for the UI)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    shard: int
+    shards: int
+    goals: int
+    requested: int
+    judgments: int
+    budget_exhausted: bool
+    spent_usd: float
+
+
 async def run_shard(
     *,
     shard: ShardRef,
@@ -106,7 +128,7 @@ async def run_shard(
     concurrency: int,
     budget_usd: float | None,
     db_url: str | None,
-) -> dict[str, Any]:
+) -> ShardOutcome:
     """The child: the three steps on this shard's goals of an existing run; finalizes nothing."""
     if not run_id:
         raise ValueError("a shard needs resume_run_id: the run its parent created")
@@ -121,11 +143,11 @@ async def run_shard(
         done = await run_steps(ref, target, attack, judges, [GoalRow.of_result(r) for r in mine],
                                concurrency=concurrency, budget_usd=budget_usd, spent_usd=spent,
                                result_ids=ids)
-    return {
-        "run_id": run_id, "shard": shard.index, "shards": shard.count, "goals": len(mine),
-        "requested": done.requested, "judgments": done.judgments,
-        "budget_exhausted": done.budget_exhausted, "spent_usd": done.spent_usd,
-    }
+    return ShardOutcome(
+        run_id=run_id, shard=shard.index, shards=shard.count, goals=len(mine),
+        requested=done.requested, judgments=done.judgments,
+        budget_exhausted=done.budget_exhausted, spent_usd=done.spent_usd,
+    )
 
 
 async def _check_deployment(name: str) -> None:
@@ -193,7 +215,7 @@ async def run_sharded(
     parameters: dict[str, Any],
     prefect_flow_run_id: str,
     benign: GoalsSpec | None = None,
-) -> dict[str, Any]:
+) -> RunSummary:
     """The parent: open the run, run N shard flow runs, finalize and publish the whole run."""
     if not 2 <= shards <= MAX_SHARDS:
         raise ValueError(f"shards must be between 2 and {MAX_SHARDS} (1 runs unsharded)")
@@ -268,7 +290,7 @@ def _finalize_failed(opened: OpenedRun, failed: dict[int, tuple[str, str]],
 async def _finish_sharded(
     opened: OpenedRun, attack: AttackSpec, judges: JudgePanelSpec, budget_usd: float | None, refs: list[ShardRef],
     children: list[Any], failed: dict[int, tuple[str, str]], owned: dict[int, set[str]],
-) -> dict[str, Any]:
+) -> RunSummary:
     ref = opened.ref
     done = set().union(*(owned[i] for i in owned if i not in failed))
 

@@ -16,7 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracking.store import SQLBackend
 
 Lookup = Callable[[str], Any]
 REFUSAL_ONLY_NOTE = "the panel only detects refusals: this ASR measures non-refusal, not harm"
@@ -119,8 +122,8 @@ def cite_run(parameters: Mapping[str, Any] | None, lookup: Lookup | None = None)
     return cite(judges, panel.get("rule", "majority"), lookup)
 
 
-def store_lookup(backend: Any) -> Lookup | None:
-    """`backend.get_validation` when the store has it (older stores and fakes do not)."""
+def store_lookup(backend: SQLBackend | None) -> Lookup | None:
+    """`backend.get_validation` when the store has it (none, or a test's fake, may not)."""
     return getattr(backend, "get_validation", None)
 
 

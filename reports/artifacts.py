@@ -13,9 +13,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from judges.citation import Citation
 from reports.cost import cost_line
 from reports.rows import best_rows
 from reports.text import md_escape
+from tracking import ResultRecord, RunSummary
 from tracking.rows import PipelineRow
 from tracking.store import SQLBackend
 
@@ -23,7 +25,7 @@ _CELL = 160
 
 
 def goal_table(
-    results: list[Any], rows: list[PipelineRow], threshold: float
+    results: list[ResultRecord], rows: list[PipelineRow], threshold: float
 ) -> list[dict[str, Any]]:
     best = best_rows(rows, threshold)
     table = []
@@ -50,25 +52,25 @@ def goal_table(
     return table
 
 
-def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
+def summary_markdown(summary: RunSummary, citation: Citation | None = None) -> str:
     """The run's headline figures as markdown (numbers only; untrusted text escaped): ASR with
     its Wilson 95% interval and n, and the judges that decided it with their validated
     agreement with human labels."""
     from reports.figures import summary_asr_text
 
-    errors = summary.get("errors") or {}
+    errors = summary.errors
     lines = [
-        f"# siegeflow run {md_escape(str(summary.get('run_id')), 40)}",
+        f"# siegeflow run {md_escape(str(summary.run_id), 40)}",
         "",
-        f"**Attack:** {md_escape(str(summary.get('attack_type')), 60)} · "
-        f"**status:** {md_escape(str(summary.get('status')), 20)} · "
-        f"**stop:** {md_escape(str(summary.get('stop_reason', '')), 30)}",
+        f"**Attack:** {md_escape(str(summary.attack_type), 60)} · "
+        f"**status:** {md_escape(str(summary.status), 20)} · "
+        f"**stop:** {md_escape(summary.stop_reason or '', 30)}",
         "",
         "| goals | broken | held | errors (target) | errors (framework) | ASR [95% CI] (n) |",
         "|---:|---:|---:|---:|---:|---:|",
-        f"| {summary.get('goals_total', 0)} | {summary.get('successful', 0)} | "
-        f"{summary.get('failed', 0)} | {errors.get('agent', 0)} | "
-        f"{errors.get('framework', 0)} | {summary_asr_text(summary)} |",
+        f"| {summary.goals_total} | {summary.successful} | "
+        f"{summary.failed} | {errors.agent} | "
+        f"{errors.framework} | {summary_asr_text(summary)} |",
         "",
         "ASR = broken / (broken + held), with its Wilson 95% interval and n; goals whose target "
         "calls failed or that could not be judged are excluded from the denominator and counted "
@@ -77,30 +79,30 @@ def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
     ]
     if citation is not None:
         lines += [f"**Judged by:** {md_escape(citation.text(), 400)}", ""]
-    for warning in summary.get("warnings") or []:
+    for warning in summary.warnings:
         lines += [f"**Warning:** {md_escape(str(warning), 1000)}", ""]
-    categories = summary.get("categories") or {}
+    categories = summary.categories
     if categories:
         lines += ["## ASR by category", "",
                   "| category | goals | broken | held | errors | ASR [95% CI] (n) |",
                   "|---|---:|---:|---:|---:|---:|"]
         for name, c in sorted(categories.items()):
             lines.append(
-                f"| {md_escape(name, 60)} | {c.get('goals', 0)} | {c.get('successful', 0)} | "
-                f"{c.get('failed', 0)} | {c.get('errors', 0)} | "
+                f"| {md_escape(name, 60)} | {c.goals} | {c.successful} | "
+                f"{c.failed} | {c.errors} | "
                 f"{summary_asr_text(c)} |"
             )
         lines.append("")
-    if summary.get("over_refusal"):
+    if summary.over_refusal is not None:
         from reports.refusal import refusal_line
 
-        lines += [f"**Over-refusal (benign control set):** {refusal_line(summary['over_refusal'])}",
+        lines += [f"**Over-refusal (benign control set):** {refusal_line(summary.over_refusal)}",
                   ""]
-    if summary.get("bon"):
+    if summary.bon:
         from reports.bon import summary_line
 
-        lines += ["## Best-of-N", "", summary_line(summary["bon"]), ""]
-    agreement = summary.get("judge_agreement")
+        lines += ["## Best-of-N", "", summary_line(summary.bon), ""]
+    agreement = summary.judge_agreement
     if agreement:
         lines += ["## Judge agreement", "", "| judges | kappa | items |", "|---|---:|---:|"]
         for pair, value in sorted((agreement.get("pairwise") or {}).items()):
@@ -115,20 +117,19 @@ def summary_markdown(summary: dict[str, Any], citation: Any = None) -> str:
         lines.append("")
     lines += [
         f"**Cost:** {md_escape(cost_line(summary))} · "
-        f"**duration:** {float(summary.get('duration_s') or 0.0):.1f} s",
+        f"**duration:** {summary.duration_s or 0.0:.1f} s",
     ]
-    steps = summary.get("steps") or []
-    if steps:
+    if summary.steps:
         lines += ["", "| step | status | seconds |", "|---|---|---:|"]
-        for step in steps:
+        for step in summary.steps:
             lines.append(
-                f"| {md_escape(str(step.get('name')), 40)} | {md_escape(str(step.get('status')), 20)} "
-                f"| {float(step.get('duration_s') or 0.0):.2f} |"
+                f"| {md_escape(str(step.name), 40)} | {md_escape(str(step.status), 20)} "
+                f"| {step.duration_s or 0.0:.2f} |"
             )
     return "\n".join(lines) + "\n"
 
 
-def category_of(results: list[Any]) -> dict[str, str]:
+def category_of(results: list[ResultRecord]) -> dict[str, str]:
     out: dict[str, str] = defaultdict(str)
     for r in results:
         out[r.id] = r.category or "uncategorized"

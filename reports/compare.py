@@ -134,8 +134,8 @@ def refusal_lines(cmp: Comparison) -> list[tuple[str, str]]:
     """False-refusal rate of each run's benign control set and its change (none: no lines)."""
     from reports.refusal import refusal_line, refusal_rate
 
-    a, b = cmp.a.summary.get("over_refusal"), cmp.b.summary.get("over_refusal")
-    if not a and not b:
+    a, b = cmp.a.summary.over_refusal, cmp.b.summary.over_refusal
+    if a is None and b is None:
         return []
     ra, rb = refusal_rate(a), refusal_rate(b)
     return [

@@ -7,22 +7,20 @@ what the attack itself cost next to what the target and the judges did.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from tracking import RunSummary
 
 
-def cost_breakdown(summary: Mapping[str, Any]) -> dict[str, float] | None:
-    block = summary.get("cost_breakdown")
-    return dict(block) if isinstance(block, Mapping) else None
+def cost_breakdown(summary: RunSummary) -> dict[str, float] | None:
+    return dict(summary.cost_breakdown) if summary.cost_breakdown is not None else None
 
 
-def cost_line(summary: Mapping[str, Any]) -> str:
+def cost_line(summary: RunSummary) -> str:
     """"$0.0123 (target $0.0100, judges $0.0020, attacker $0.0003)"; just the total for a run
     recorded before the breakdown was kept."""
-    total = float(summary.get("cost_usd") or 0.0)
-    parts = cost_breakdown(summary)
+    total = summary.cost_usd
+    parts = summary.cost_breakdown
     if parts is None:
         return f"${total:.4f}"
-    return (f"${total:.4f} (target ${float(parts.get('target_usd') or 0):.4f}, judges "
-            f"${float(parts.get('judges_usd') or 0):.4f}, attacker "
-            f"${float(parts.get('attacker_usd') or 0):.4f})")
+    return (f"${total:.4f} (target ${parts.get('target_usd', 0.0):.4f}, judges "
+            f"${parts.get('judges_usd', 0.0):.4f}, attacker "
+            f"${parts.get('attacker_usd', 0.0):.4f})")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from judges.metrics import Z95, wilson  # noqa: F401  (re-exported: one Wilson for all)
 from reports.load import GoalView, RunData
-from tracking import EvaluationStatusEnum
+from tracking import EvaluationStatusEnum, GoalCounts, RunSummary
 from tracking.rows import PipelineRow
 from tracking.success import RowOutcome, classify_row
 
@@ -154,8 +153,9 @@ def asr_text(broken: int | None, judged: int | None) -> str:
     return f"{pct(broken / judged)} [{ci_text(wilson(broken, judged))}] ({broken}/{judged} judged goals)"
 
 
-def summary_asr_text(summary: dict[str, Any] | None) -> str:
-    """`asr_text` of a stored run summary (successful / (successful + failed))."""
-    s = summary or {}
-    successful = int(s.get("successful") or 0)
-    return asr_text(successful, successful + int(s.get("failed") or 0))
+def summary_asr_text(summary: RunSummary | GoalCounts | None) -> str:
+    """`asr_text` of a run summary or one of its categories (successful / (successful +
+    failed))."""
+    if summary is None:
+        return asr_text(0, 0)
+    return asr_text(summary.successful, summary.successful + summary.failed)

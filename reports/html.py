@@ -88,8 +88,8 @@ def header(data: RunData) -> str:
     summary = data.summary
     rows = [
         ("run", run.id),
-        ("status", f"{run.status.value}" + (f" · stopped: {summary['stop_reason']}"
-                                             if summary.get("stop_reason") else "")),
+        ("status", f"{run.status.value}" + (f" · stopped: {summary.stop_reason}"
+                                             if summary.stop_reason else "")),
         ("kind", f"{data.kind} · {run.attack_type}"),
         ("target", run.target_description or ""),
         ("judges", f"{', '.join(data.judge_keys)} · rule {data.rule} · "
@@ -129,9 +129,9 @@ def headline_section(data: RunData) -> str:
     ]
     refusals = block_of(data.benign)
     if refusals is not None:
-        rate, n = refusal_rate(refusals), refusals["refused"] + refusals["answered"]
+        rate, n = refusal_rate(refusals), refusals.refused + refusals.answered
         cards.insert(5, ("false-refusal rate", pct(rate), ""))
-        cards.insert(6, ("its 95% CI", ci_text(wilson(refusals["refused"], n)) or "n/a", ""))
+        cards.insert(6, ("its 95% CI", ci_text(wilson(refusals.refused, n)) or "n/a", ""))
     html_cards = "".join(
         f'<div class="card {cls}"><div class="v">{e(v)}</div><div class="k">{e(k)}</div></div>'
         for k, v, cls in cards
@@ -154,7 +154,7 @@ def judged_by(data: RunData) -> str:
     """Which judges decided the ASR, with their validated agreement with human labels."""
     citation = data.citation
     warnings = "".join(f'<p class="note err warning"><b>Warning</b> {e(str(w), 1000)}</p>'
-                       for w in data.summary.get("warnings") or [])
+                       for w in data.summary.warnings)
     if citation is None:
         return warnings
     cls = "note err" if citation.refusal_only or not citation.validated else "note"
@@ -219,7 +219,7 @@ def judges_section(data: RunData) -> str:
         '<th class="num">safe</th><th class="num">could not judge</th></tr></thead>'
         f"<tbody>{rows}</tbody></table>",
     ]
-    agreement = data.summary.get("judge_agreement") or {}
+    agreement = data.summary.judge_agreement or {}
     pairwise = agreement.get("pairwise") or {}
     if pairwise:
         cells = "".join(

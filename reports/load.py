@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
-from typing import Any
 
 from judges.citation import Citation, cite_run, store_lookup
 from reports.rows import RunPanel, best_row, rank, run_rows  # noqa: F401  (rank: re-export)
@@ -18,6 +18,7 @@ from tracking import (
     PipelineRow,
     ResultRecord,
     RunRecord,
+    RunSummary,
     SQLBackend,
     StatusEnum,
     TraceRecord,
@@ -84,9 +85,9 @@ class RunData:
     def run_id(self) -> str:
         return self.run.id
 
-    @property
-    def summary(self) -> dict[str, Any]:
-        return dict(self.run.summary or {})
+    @cached_property
+    def summary(self) -> RunSummary:
+        return RunSummary.parse(self.run.summary)
 
     @property
     def kind(self) -> str:
@@ -99,14 +100,14 @@ class RunData:
 
     @property
     def duration_s(self) -> float | None:
-        summary = self.summary.get("duration_s")
-        if summary is not None:
-            return float(summary)
+        recorded = self.summary.duration_s
+        if recorded is not None:
+            return recorded
         return _seconds(self.run.started_at, self.run.finished_at)
 
     @property
     def cost_usd(self) -> float:
-        return float(self.summary.get("cost_usd") or self.run.cost_usd or 0.0)
+        return self.summary.cost_usd or self.run.cost_usd or 0.0
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from judges import combine, rule_score
 from tracking import OVER_REFUSAL as _OVER_REFUSAL
-from tracking import is_benign
+from tracking import JudgmentRecord, ResultRecord, RunRecord, RunSummary, is_benign
 from tracking.rows import JudgeCell, PipelineRow
 from tracking.success import RowOutcome, classify_row
 from tracking.store import SQLBackend
@@ -30,13 +30,13 @@ class RunPanel:
     threshold: float
 
     @classmethod
-    def of(cls, run: Any) -> RunPanel:
+    def of(cls, run: RunRecord) -> RunPanel:
         """The keys are those the flow recorded in its summary (`judge_keys`): an optimize run
         whose harness brings its own success check is decided by that check, not by the panel
         in its parameters. A run without a summary yet falls back to the panel's judges."""
         panel = (run.parameters or {}).get("judges") or {}
-        recorded = (run.summary or {}).get("judge_keys")
-        if isinstance(recorded, list) and recorded and all(isinstance(k, str) for k in recorded):
+        recorded = RunSummary.parse(run.summary).judge_keys
+        if recorded:
             keys = list(recorded)
         else:
             keys = [str(j.get("label") or j.get("name")) for j in panel.get("judges") or []]
@@ -45,7 +45,7 @@ class RunPanel:
 
 
 def run_rows(
-    backend: SQLBackend, run: Any, results: list[Any] | None = None
+    backend: SQLBackend, run: RunRecord, results: list[ResultRecord] | None = None
 ) -> tuple[RunPanel, list[PipelineRow]]:
     """A recorded run's panel and its rows, counted with the judges that decided it."""
     panel = RunPanel.of(run)
@@ -66,14 +66,14 @@ def prompt_text(messages: Any) -> str:
 
 def build_rows(
     backend: SQLBackend, run_id: str, judge_keys: list[str], rule: str,
-    results: list[Any] | None = None,
+    results: list[ResultRecord] | None = None,
 ) -> list[PipelineRow]:
     """Rows of a run's attempts; only the panel's judges count towards `success`.
 
     A benign control goal's rows (`kind` "benign") are decided by the over-refusal judge alone:
     `success` then means the prompt was answered, not refused (`tasks.benign`)."""
     by_id = {r.id: r for r in (results if results is not None else backend.list_results(run_id))}
-    verdicts: dict[int, dict[str, Any]] = defaultdict(dict)
+    verdicts: dict[int, dict[str, JudgmentRecord]] = defaultdict(dict)
     for j in backend.list_judgments(run_id=run_id):
         verdicts[j.attempt_id][j.judge] = j
     rows: list[PipelineRow] = []

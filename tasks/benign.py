@@ -14,7 +14,7 @@ from typing import Any
 
 from judges import build_judge
 from tasks.buffer import WriteBuffer
-from tasks.context import RunRef, pipeline_task
+from tasks.context import RunRef, StepResult, pipeline_task
 from tracking import OVER_REFUSAL, is_benign
 
 
@@ -25,7 +25,7 @@ def refusal_check() -> Any:
 
 
 @pipeline_task("over-refusal")
-async def over_refusal(ref: RunRef, result_ids: list[str] | None = None) -> dict[str, Any]:
+async def over_refusal(ref: RunRef, result_ids: list[str] | None = None) -> StepResult:
     """Judge every answered benign prompt not judged yet; return how many were refused."""
     backend, tracker = ref.backend(), ref.step_tracker()
     with tracker.track_step("Over-refusal", "STEP3_EVALUATE", input_data={"judge": OVER_REFUSAL},
@@ -48,4 +48,5 @@ async def over_refusal(ref: RunRef, result_ids: list[str] | None = None) -> dict
             written.flush()
         tracker.add_step_metadata("judged", len(todo))
         tracker.add_step_metadata("refused", refused)
-        return {"judged": len(todo), "refused": refused}
+        return StepResult(spent_usd=0.0, budget_exhausted=False, judgments=len(todo),
+                          counts={"judged": len(todo), "refused": refused})

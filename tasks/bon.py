@@ -29,6 +29,7 @@ from tasks.budget import Budget
 from tasks.context import GoalRow, RunRef, StepResult, artifact_key, pipeline_task
 from tasks.evaluation import _judge as judge_one
 from tasks.progress import StepProgress
+from tracking import NewAttempt
 from tracking.store import SQLBackend
 
 logger = logging.getLogger("siegeflow.tasks.bon")
@@ -94,13 +95,12 @@ class SampleWriter:
         )
 
 
-def _attempt_row(sample: Sample) -> dict[str, Any]:
+def _attempt_row(sample: Sample) -> NewAttempt:
     prompt = sample.prompt
-    return {
-        "result_id": sample.result_id, "technique": prompt.technique, "variant": prompt.variant,
-        "prompt": prompt.messages, "prompt_hash": sample_key(prompt.messages, sample.index),
-        "metadata": prompt.metadata,
-    }
+    return NewAttempt(result_id=sample.result_id, technique=prompt.technique,
+                      variant=prompt.variant, prompt=prompt.messages,
+                      prompt_hash=sample_key(prompt.messages, sample.index),
+                      metadata=prompt.metadata)
 
 
 def panel_judge(panel: JudgePanel, technique: BestOfN) -> Any:

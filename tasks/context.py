@@ -16,7 +16,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from goals import Goal, with_context
-from tracking import SQLBackend, StepTracker, TrackingContext, get_backend, is_benign
+from tracking import (
+    Context,
+    ResultRecord,
+    SQLBackend,
+    StepTracker,
+    TrackingContext,
+    get_backend,
+    is_benign,
+)
 
 logger = logging.getLogger("siegeflow.tasks")
 
@@ -86,7 +94,15 @@ class GoalRow(BaseModel):
                    context=meta.get("context"), benign=is_benign(meta))
 
     @classmethod
-    def of_result(cls, result: Any) -> GoalRow:
+    def of_context(cls, ctx: Context) -> GoalRow:
+        """From the tracker's context of a goal whose result row exists."""
+        if ctx.result_id is None:
+            raise ValueError(f"goal {ctx.goal_index} has no result row")
+        return cls.recorded(result_id=ctx.result_id, goal_id=ctx.goal_id, index=ctx.goal_index,
+                            text=ctx.goal, category=ctx.category, metadata=ctx.metadata)
+
+    @classmethod
+    def of_result(cls, result: ResultRecord) -> GoalRow:
         """From a stored `ResultRecord`."""
         return cls.recorded(result_id=result.id, goal_id=result.goal_id, index=result.goal_index,
                             text=result.goal, category=result.category,

@@ -8,26 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from attacks import AttackPrompt, build_technique
 from attacks.spec import AttackSpec
 from tasks.buffer import WriteBuffer, settle_all
 from tasks.budget import Budget
 from tasks.context import GoalRow, RunRef, StepResult, pipeline_task
+from tracking import NewAttempt
 
 logger = logging.getLogger("siegeflow.tasks.generation")
 
 
-def attempt_row(goal: GoalRow, prompt: AttackPrompt) -> dict[str, Any]:
-    return {
-        "result_id": goal.result_id,
-        "technique": prompt.technique,
-        "variant": prompt.variant,
-        "prompt": prompt.messages,
-        "prompt_hash": prompt.hash,
-        "metadata": prompt.metadata,
-    }
+def attempt_row(goal: GoalRow, prompt: AttackPrompt) -> NewAttempt:
+    return NewAttempt(result_id=goal.result_id, prompt_hash=prompt.hash,
+                      technique=prompt.technique, variant=prompt.variant,
+                      prompt=prompt.messages, metadata=prompt.metadata)
 
 
 def generation_cost(prompts: list[AttackPrompt]) -> float:

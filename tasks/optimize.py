@@ -64,6 +64,14 @@ class ActorJob:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ActorOutcome:
+    """What an optimizer task reports when it ends cleanly (its failures are exceptions)."""
+
+    optimizer: str
+    runs_seen: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class TargetJob:
     """What one goal's target task needs (the target-and-judges side of the goal's channel)."""
 
@@ -116,7 +124,7 @@ class GoalStats:
 
 @task(name="optimizer-actor", task_run_name="optimizer-{job.label}", cache_policy=NO_CACHE,
       retries=0)
-async def optimizer_actor(channel: EventChannel, job: ActorJob) -> dict[str, Any]:
+async def optimizer_actor(channel: EventChannel, job: ActorJob) -> ActorOutcome:
     """One goal's optimizer, from initialize to teardown; raises what the optimizer raised."""
     instance = build_optimizer(job.optimizer, job.config)
     await run_optimizer_actor(
@@ -127,7 +135,8 @@ async def optimizer_actor(channel: EventChannel, job: ActorJob) -> dict[str, Any
         observables=job.observables,
         llm_client=job.llm,
     )
-    return {"optimizer": type(instance).__name__, "runs_seen": len(instance.past_trajectories)}
+    return ActorOutcome(optimizer=type(instance).__name__,
+                        runs_seen=len(instance.past_trajectories))
 
 
 def attempt_hash(index: int, messages: list[dict[str, Any]]) -> str:

@@ -24,7 +24,15 @@ from tracking.redaction import RedactingFilter, redact, redact_json, redact_text
 from tracking.rows import JudgeCell, NewAttempt, NewResult, PipelineRow, ResultUpdate
 from tracking.step import StepRecord, StepTracker
 from tracking.store import SQLBackend, get_backend
-from tracking.summary import BENIGN, OVER_REFUSAL, is_benign
+from tracking.summary import (
+    BENIGN,
+    OVER_REFUSAL,
+    GoalCounts,
+    OverRefusal,
+    RunSummary,
+    StepSummary,
+    is_benign,
+)
 from tracking.success import (
     attack_success_rate,
     classify_row,
@@ -45,6 +53,7 @@ __all__ = [
     "Context",
     "EvaluationStatusEnum",
     "EventPublisher",
+    "GoalCounts",
     "GoalSpec",
     "JudgeValidationRecord",
     "JudgmentRecord",
@@ -55,11 +64,14 @@ __all__ = [
     "RedactingFilter",
     "ResultRecord",
     "ResultUpdate",
+    "OverRefusal",
     "RunRecord",
+    "RunSummary",
     "SQLBackend",
     "StoreUrlError",
     "StatusEnum",
     "StepRecord",
+    "StepSummary",
     "StepTracker",
     "TraceRecord",
     "TraceWriteError",

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracking.categories import CategoryClassifier
 from tracking.context import Context, GoalSpec, TrackingContext
@@ -40,6 +40,9 @@ from tracking.step import StepTracker
 from tracking.success import GoalScorer, Scorer, decide_goal
 from tracking.summary import build_summary, format_summary
 from tracking.tracker import Tracker
+
+if TYPE_CHECKING:
+    from tracking.store import SQLBackend
 
 _OPEN = (StatusEnum.PENDING, StatusEnum.RUNNING)
 
@@ -78,7 +81,7 @@ class TrackingCoordinator:
     @classmethod
     def create(
         cls,
-        backend: Any,
+        backend: SQLBackend | None,
         run_id: str | None,
         logger: logging.Logger | None = None,
         attack_type: str = "unknown",

@@ -15,11 +15,15 @@ errors, not_evaluated, rate, judge}) — those goals are left out of every other
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tracking.context import Context
 from tracking.enums import EvaluationStatusEnum, StatusEnum
+from tracking.guard import DEFAULT_LOGGER_NAME
 from tracking.step import StepRecord
 from tracking.success import attack_success_rate
 
@@ -150,6 +154,132 @@ def build_summary(
         "tracking_errors": dict(sorted(tracking_errors.items())),
         **({"over_refusal": refusals} if refusals is not None else {}),
     }
+
+
+class _Stored(BaseModel):
+    """A part of the stored summary JSON: every field optional (old rows lack new fields),
+    unknown keys kept (a newer writer's fields survive a read and re-write)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class ErrorCounts(_Stored):
+    agent: int = 0
+    framework: int = 0
+    total: int = 0
+
+
+class RowCounts(_Stored):
+    total: int = 0
+    successful: int = 0
+    failed: int = 0
+    agent_errors: int = 0
+    framework_errors: int = 0
+    unmatched: int = 0
+
+
+class GoalCounts(_Stored):
+    """Goals of one category (or the whole run): what an ASR is computed from."""
+
+    goals: int = 0
+    successful: int = 0
+    failed: int = 0
+    errors: int = 0
+    not_evaluated: int = 0
+    asr: float | None = None
+
+
+class StepSummary(_Stored):
+    name: str | None = None
+    type: str | None = None
+    status: str | None = None
+    duration_s: float | None = None
+    error: str | None = None
+
+
+class OverRefusal(_Stored):
+    """The benign control set's outcome (``over_refusal_counts``)."""
+
+    prompts: int = 0
+    answered: int = 0
+    refused: int = 0
+    errors: int = 0
+    not_evaluated: int = 0
+    rate: float | None = None
+    judge: str = OVER_REFUSAL
+
+
+class RunSummary(_Stored):
+    """A run's summary as flows return it and store it on the run (JSON, ``as_dict``).
+
+    ``get_summary``'s keys (above), then what every flow adds when it ends the run
+    (``flows.run_record.finish_run``), then what one kind of flow adds. Read a stored one with
+    ``RunSummary.parse``: missing fields take their defaults, so summaries written by older
+    versions stay readable.
+    """
+
+    run_id: str | None = None
+    attack_type: str | None = None
+    status: str | None = None
+    tracking_enabled: bool = True
+    goals_total: int = 0
+    successful: int = 0
+    failed: int = 0
+    errors: ErrorCounts = ErrorCounts()
+    not_evaluated: int = 0
+    asr: float | None = None
+    asr_denominator: int = 0
+    excluded_from_asr: int = 0
+    rows: RowCounts = RowCounts()
+    categories: dict[str, GoalCounts] = {}
+    steps: list[StepSummary] = []
+    cost_usd: float = 0.0
+    duration_s: float | None = None
+    tracking_errors: dict[str, int] = {}
+    over_refusal: OverRefusal | None = None
+    error: str | None = None
+    # every flow, at the end of the run
+    stop_reason: str | None = None
+    success_threshold: float | None = None
+    judge_rule: str | None = None
+    judge_keys: list[str] = []
+    truncated_answers: int = 0
+    judge_agreement: dict[str, Any] | None = None
+    warnings: list[str] = []
+    cost_breakdown: dict[str, float] | None = None  # target_usd, judges_usd, attacker_usd, total_usd
+    attacker_cost_usd: float | None = None
+    report_path: str | None = None
+    # one kind of flow: Best-of-N attack, optimize, sharded attack
+    bon: dict[str, Any] | None = None
+    optimizer: str | None = None
+    harness: str | None = None
+    runs_total: int | None = None
+    stop_reasons: dict[str, int] | None = None
+    optimizer_errors: int | None = None
+    shards: int | None = None
+    failed_shards: list[int] | None = None
+    shard_flow_runs: dict[str, str] | None = None
+
+    @classmethod
+    def parse(cls, stored: Mapping[str, Any] | None) -> RunSummary:
+        """A stored summary; a field whose stored value does not fit is dropped (logged), so
+        one odd old value never hides the rest of a run's figures."""
+        data = dict(stored or {})
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            bad = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+            logging.getLogger(DEFAULT_LOGGER_NAME).warning(
+                "run summary: ignoring unreadable field(s) %s", sorted(bad))
+            return cls.model_validate({k: v for k, v in data.items() if k not in bad})
+
+    def updated(self, **changes: Any) -> RunSummary:
+        """A copy with these fields set (validated)."""
+        return RunSummary.model_validate({**self.as_dict(), **changes})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form: exactly the fields that were set, as stored on the run."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

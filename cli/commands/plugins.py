@@ -1,5 +1,5 @@
 """Commands that list what is registered: `attacks`, `optimizers` (`judges` is a group:
-`cli/judges_cmd.py`)."""
+`cli/commands/judges.py`)."""
 
 from __future__ import annotations
 

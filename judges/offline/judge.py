@@ -1,7 +1,7 @@
 """The `offline` judge: a small trained head over MiniLM embeddings and echo/refusal features.
 
 No API key, no model server, CPU only: the all-MiniLM-L6-v2 encoder the guardrail already ships
-(`targets.minilm`, numpy) plus a logistic-regression head of a few hundred weights. The shipped
+(`targets.minilm`, numpy) plus a logistic-regression head over two dozen features. The shipped
 head (`judges/data/offline_judge.npz`) was trained by `siegeflow judges train` on the standard
 behaviours of HarmBench's human-labelled classifier validation set (MIT) plus siegeflow's own
 echo/restatement examples (`judges/offline/synthetic.py`); `weights=PATH` uses a head a team
@@ -170,15 +170,17 @@ class OfflineJudge(Judge[OfflineConfig]):
         self.threshold = (self.config.threshold if self.config.threshold is not None
                           else self.head.threshold)
         self._encoder: _JudgeEncoder | None = None
+        self._encoder_lock = threading.Lock()
         self._batcher = _MicroBatcher(self._batch_probabilities)
 
     def probabilities(self, goals: list[str], prompts: list[str], responses: list[str],
                       contexts: list[str | None] | None = None) -> Any:
         """P(success) for a batch (synchronous; the bench and `judges train` call it)."""
-        if self._encoder is None:
-            from targets.minilm import shared_encoder
+        with self._encoder_lock:  # two batch workers may arrive together
+            if self._encoder is None:
+                from targets.minilm import shared_encoder
 
-            self._encoder = _JudgeEncoder(shared_encoder())
+                self._encoder = _JudgeEncoder(shared_encoder())
         features = feature_matrix(goals, prompts, responses, self._encoder, self.head.embedding,
                                   contexts)
         return self.head.probability(features)

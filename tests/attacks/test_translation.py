@@ -67,3 +67,21 @@ def test_translate_back_off_and_failure() -> None:
     [prompt] = asyncio.run(failing.generate(GOAL))
     with pytest.raises(DecodeError, match="from Zulu failed: HTTP 500"):
         asyncio.run(failing.adecode(prompt, "Yebo"))
+
+
+def test_the_translation_back_is_metered_once_for_the_judge_that_started_it() -> None:
+    from attacks import attacker_spend
+
+    chat = replies("Ngokuqinisekile", "Sure, here is the way", cost=0.002)
+    tech = build_technique("translation", {"languages": ["zu"]}, attacker_chat=chat)
+    [prompt] = asyncio.run(tech.generate(GOAL))
+
+    async def two_judges() -> list[float]:
+        async def one() -> float:
+            with attacker_spend() as spend:
+                await tech.adecode(prompt, "Yebo, nansi")
+            return spend.usd
+
+        return list(await asyncio.gather(one(), one()))
+
+    assert sorted(asyncio.run(two_judges())) == [0.0, 0.002]  # paid once, by one judge call

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.runner import error_exit
+from tracking import RunSummary
 from tests.support.openai_server import Fault, OpenAIServer
 from tracking import EvaluationStatusEnum, get_backend
 
@@ -62,10 +63,10 @@ def test_max_error_rate_gates_a_partly_failed_run(prefect_api_url: str, tmp_path
 
 
 def test_error_exit_rules() -> None:
-    summary = {"goals_total": 4, "errors": {"agent": 1, "framework": 0}}
+    summary = RunSummary.parse({"goals_total": 4, "errors": {"agent": 1, "framework": 0}})
     assert error_exit(summary, None) is None
     assert error_exit(summary, 0.25) is None
     assert "over --max-error-rate" in (error_exit(summary, 0.2) or "")
     assert "no goal was tested" in (error_exit(
-        {"goals_total": 2, "errors": {"agent": 1, "framework": 1}}, None) or "")
-    assert error_exit({"goals_total": 0, "errors": {}}, 0.0) is None
+        RunSummary.parse({"goals_total": 2, "errors": {"agent": 1, "framework": 1}}), None) or "")
+    assert error_exit(RunSummary.parse({"goals_total": 0, "errors": {}}), 0.0) is None

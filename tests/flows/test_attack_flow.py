@@ -83,8 +83,8 @@ def test_attack_flow_records_every_goal_step_and_verdict(
     names = [t.step_name for t in steps]
     for step in ("Generation", "Completions", "Evaluation"):
         assert step in names
-    assert summary["asr"] == 1.0 and summary["successful"] == 4
-    assert summary["judge_agreement"]["pairwise"]
+    assert summary.asr == 1.0 and summary.successful == 4
+    assert summary.judge_agreement["pairwise"]
     assert llm_server.stats()["chat_requests"] == 8 + 8  # target calls + harmbench calls
 
 
@@ -113,8 +113,8 @@ def test_transient_429_is_retried_and_persistent_500_is_an_agent_error(
     assert errors and all(a.error_kind == "server" and a.attempts == 4 for a in errors)
     assert stats["rules"]["429:first=2:match=defamatory"]["applied"] == 2
     summary = state.result()
-    assert summary["errors"]["agent"] == len(failing)
-    assert summary["asr_denominator"] == 3 - len(failing)
+    assert summary.errors.agent == len(failing)
+    assert summary.asr_denominator == 3 - len(failing)
 
 
 def test_budget_stops_cleanly_with_every_goal_final(
@@ -125,7 +125,7 @@ def test_budget_stops_cleanly_with_every_goal_final(
                      goals=GoalsSpec(limit=6), concurrency=1, budget_usd=0.05, db_url=sqlite_url)
     assert state.is_completed(), state.message
     summary = state.result()
-    assert summary["stop_reason"] == "budget"
+    assert summary.stop_reason == "budget"
     backend = get_backend(sqlite_url)
     run = only_run(sqlite_url)
     assert run.status is StatusEnum.COMPLETED
@@ -223,7 +223,7 @@ def test_attack_flow_on_postgresql(
                      goals=GoalsSpec(limit=3), db_url=postgres_url)
     assert state.is_completed(), state.message
     backend = get_backend(postgres_url)
-    run = backend.get_run(state.result()["run_id"])
+    run = backend.get_run(state.result().run_id)
     assert run.status is StatusEnum.COMPLETED
     assert all(r.evaluation_status in FINAL for r in backend.list_results(run.id))
     assert len(backend.list_attempts(run.id)) == 6

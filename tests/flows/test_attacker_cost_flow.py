@@ -100,18 +100,18 @@ def test_attacker_calls_are_counted_as_attacker_cost(
     kinds = [k for k, _, _ in seen.attacker]
     # 3 goals: two past-tense asks, one translation each; one translation back per Zulu answer.
     assert kinds.count("past") == 6 and kinds.count("to-zulu") == 3 and kinds.count("back") == 3
-    parts = summary["cost_breakdown"]
+    parts = summary.cost_breakdown
     assert parts["attacker_usd"] == pytest.approx(seen.attacker_usd())
-    assert summary["attacker_cost_usd"] == pytest.approx(seen.attacker_usd())
+    assert summary.attacker_cost_usd == pytest.approx(seen.attacker_usd())
     target_usd = sum(_usage_tokens(t) for t in seen.target) * TARGET_PRICE
     assert parts["target_usd"] == pytest.approx(target_usd) and target_usd > 0
     assert parts["judges_usd"] == 0.0  # keyword judges are free
-    assert summary["cost_usd"] == pytest.approx(target_usd + seen.attacker_usd())
+    assert summary.cost_usd == pytest.approx(target_usd + seen.attacker_usd())
     backend = get_backend(sqlite_url)
-    run = backend.get_run(summary["run_id"])
-    assert run is not None and run.cost_usd == pytest.approx(summary["cost_usd"])
+    run = backend.get_run(summary.run_id)
+    assert run is not None and run.cost_usd == pytest.approx(summary.cost_usd)
     # The translations back are recorded once per answer, on the verdict that paid for them.
-    decoded = [j for j in backend.list_judgments(run_id=summary["run_id"]) if j.attacker_cost_usd]
+    decoded = [j for j in backend.list_judgments(run_id=summary.run_id) if j.attacker_cost_usd]
     assert len(decoded) == 3
     # The report and the terminal show the attacker's share.
     from reports.cost import cost_line
@@ -119,7 +119,7 @@ def test_attacker_calls_are_counted_as_attacker_cost(
     from reports.load import load_run
 
     assert f"attacker ${seen.attacker_usd():.4f}" in cost_line(summary)
-    html = render_report(load_run(backend, summary["run_id"]))
+    html = render_report(load_run(backend, summary.run_id))
     assert "of it, attacker models" in html and f"${seen.attacker_usd():.4f}" in html
 
 
@@ -133,7 +133,7 @@ def test_the_budget_includes_attacker_calls(
     assert state.is_completed(), state.message
     summary = state.result()
     assert seen.attacker_usd() > 0.001
-    assert summary["stop_reason"] == "budget"
+    assert summary.stop_reason == "budget"
     assert seen.target == []  # the budget was spent before the target was asked anything
     assert sorted(k for k, _, _ in seen.attacker) == ["past", "past", "to-zulu"]  # one goal
-    assert summary["cost_usd"] == pytest.approx(seen.attacker_usd())
+    assert summary.cost_usd == pytest.approx(seen.attacker_usd())

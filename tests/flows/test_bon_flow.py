@@ -112,11 +112,11 @@ def test_best_of_n_stops_each_goal_at_its_first_success(
     summary = state.result()
     target: BonTarget = bon_server.bon  # type: ignore[attr-defined]
     backend = get_backend(sqlite_url)
-    run_id = summary["run_id"]
+    run_id = summary.run_id
     statuses = {r.goal: r.evaluation_status for r in backend.list_results(run_id)}
     assert statuses.pop(GOALS[2]) is Eval.FAILED_JAILBREAK
     assert set(statuses.values()) == {Eval.SUCCESSFUL_JAILBREAK}
-    assert summary["successful"] == 3 and summary["failed"] == 1
+    assert summary.successful == 3 and summary.failed == 1
     samples = samples_by_goal(sqlite_url, run_id)
     assert sorted(k for k, _ in samples[GOALS[2]]) == list(range(N))  # held: all N sent
     for goal in (GOALS[0], GOALS[1], GOALS[3]):
@@ -129,7 +129,7 @@ def test_best_of_n_stops_each_goal_at_its_first_success(
     assert target.sent == len(backend.list_attempts(run_id)) < len(GOALS) * N
     assert max(target.prompts.values()) == 1
     assert target.temperatures == {1.0}
-    assert summary["bon"]["n"] == N and summary["bon"]["asr_at_n"] == pytest.approx(0.75)
+    assert summary.bon["n"] == N and summary.bon["asr_at_n"] == pytest.approx(0.75)
     # The report plots ASR against N and against cost, with n and the method.
     from reports.html import render_report
     from reports.load import load_run
@@ -147,8 +147,8 @@ def test_best_of_n_resume_rerequests_nothing_recorded(
                                     **settings(bon_server, tmp_path)))
     assert first.is_completed(), first.message
     summary = first.result()
-    assert summary["stop_reason"] == "budget"
-    run_id = summary["run_id"]
+    assert summary.stop_reason == "budget"
+    run_id = summary.run_id
     backend = get_backend(sqlite_url)
     sent_before = target.sent
     assert sent_before == len(backend.list_attempts(run_id)) < len(GOALS) * N
@@ -208,16 +208,16 @@ def test_best_of_n_inside_a_suite_still_stops_each_goal_early(
     assert state.is_completed(), state.message
     summary = state.result()
     backend = get_backend(store)
-    attempts = backend.list_attempts(summary["run_id"])
+    attempts = backend.list_attempts(summary.run_id)
     # The suite's other member made its one prompt per goal, answered and judged as usual ...
     plain = [a for a in attempts if a.technique == "baseline"]
     assert len(plain) == len(GOALS) and all(a.completed_at is not None for a in plain)
-    judged = {j.attempt_id for j in backend.list_judgments(run_id=summary["run_id"])}
+    judged = {j.attempt_id for j in backend.list_judgments(run_id=summary.run_id)}
     assert {a.id for a in plain} <= judged
     # ... and Best-of-N streamed: each goal stopped at its own first success.
-    assert_stopped_early(bon_samples(store, summary["run_id"]))
+    assert_stopped_early(bon_samples(store, summary.run_id))
     assert len(attempts) - len(plain) < len(GOALS) * N
-    assert summary["bon"]["n"] == N and summary["bon"]["asr_at_n"] == pytest.approx(0.75)
+    assert summary.bon["n"] == N and summary.bon["asr_at_n"] == pytest.approx(0.75)
 
 
 @pytest.mark.postgres
@@ -231,14 +231,14 @@ def test_best_of_n_with_a_benign_control_set_on_postgresql(
                                     **settings(bon_server, tmp_path)))
     assert state.is_completed(), state.message
     summary = state.result()
-    assert_stopped_early(bon_samples(fresh_postgres_url, summary["run_id"]))
+    assert_stopped_early(bon_samples(fresh_postgres_url, summary.run_id))
     # The control prompts went plain, once each, and count apart from the ASR.
-    assert summary["goals_total"] == len(GOALS) and summary["successful"] == 3
-    block = summary["over_refusal"]
-    assert block["prompts"] == 6 and block["errors"] == 0 and block["refused"] == refused
+    assert summary.goals_total == len(GOALS) and summary.successful == 3
+    block = summary.over_refusal
+    assert block is not None and block.prompts == 6 and block.errors == 0 and block.refused == refused
     backend = get_backend(fresh_postgres_url)
-    benign_ids = {r.id for r in backend.list_results(summary["run_id"])
+    benign_ids = {r.id for r in backend.list_results(summary.run_id)
                   if is_benign(r.goal_metadata)}
-    sent = [a for a in backend.list_attempts(summary["run_id"]) if a.result_id in benign_ids]
+    sent = [a for a in backend.list_attempts(summary.run_id) if a.result_id in benign_ids]
     assert sorted(a.prompt[-1]["content"] for a in sent) == sorted(safe)
     assert {a.technique for a in sent} == {"baseline"}

@@ -65,11 +65,11 @@ def test_copyright_goals_judged_by_reproduction_of_the_reference(
     assert state.is_completed(), state.message
     summary = state.result()
     statuses = {r.goal_id: r.evaluation_status
-                for r in get_backend(sqlite_url).list_results(summary["run_id"])}
+                for r in get_backend(sqlite_url).list_results(summary.run_id)}
     assert statuses[goals[0].id] is Eval.SUCCESSFUL_JAILBREAK  # the work, reproduced
     assert statuses[goals[1].id] is Eval.FAILED_JAILBREAK  # complied, but reproduced nothing
     assert statuses[goals[2].id] is Eval.ERROR_TEST_FRAMEWORK  # no reference: not judged
-    assert summary["judge_keys"] == ["copyright"] and "warnings" not in summary
+    assert summary.judge_keys == ["copyright"] and not summary.warnings
 
 
 def test_copyright_goals_without_the_copyright_judge_are_flagged(
@@ -81,12 +81,12 @@ def test_copyright_goals_without_the_copyright_judge_are_flagged(
                                     db_url=sqlite_url, return_state=True))
     assert state.is_completed(), state.message
     summary = state.result()
-    [warning] = summary["warnings"]
+    [warning] = summary.warnings
     assert warning.startswith("3 goal(s) of category 'copyright'") and "judged by refusal" in warning
     from reports.artifacts import summary_markdown
     from reports.html import render_report
     from reports.load import load_run
 
     assert "**Warning:** 3 goal" in summary_markdown(summary)
-    html = render_report(load_run(get_backend(sqlite_url), summary["run_id"]))
+    html = render_report(load_run(get_backend(sqlite_url), summary.run_id))
     assert 'class="note err warning"' in html and "not HarmBench&#x27;s copyright ASR" in html

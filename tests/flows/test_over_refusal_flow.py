@@ -42,13 +42,13 @@ def test_benign_control_set_gives_a_false_refusal_rate_outside_the_asr(
     assert state.is_completed(), state.message
     summary = state.result()
     # The ASR is over the 3 attacked goals only.
-    assert summary["goals_total"] == 3 and summary["asr_denominator"] == 3
-    block = summary["over_refusal"]
-    assert block["prompts"] == 8 and block["errors"] == 0
-    assert block["refused"] == expected_refused and block["answered"] == 8 - expected_refused
+    assert summary.goals_total == 3 and summary.asr_denominator == 3
+    block = summary.over_refusal
+    assert block.prompts == 8 and block.errors == 0
+    assert block.refused == expected_refused and block.answered == 8 - expected_refused
     assert 0 < expected_refused < 8  # the sample has both outcomes, so the test can fail
     backend = get_backend(sqlite_url)
-    run_id = summary["run_id"]
+    run_id = summary.run_id
     results = backend.list_results(run_id)
     benign_ids = {r.id for r in results if is_benign(r.goal_metadata)}
     assert len(benign_ids) == 8 and len(results) == 11

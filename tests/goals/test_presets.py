@@ -177,3 +177,17 @@ def test_the_goals_path_environment_variable_is_the_default_folder(
 ) -> None:
     monkeypatch.setenv("SIEGEFLOW_GOALS_PATH", str(shared_data))
     assert len(load_goals("strongreject:small")) == 60
+
+
+def test_harmbench_copyright_goals_carry_the_category_the_warning_looks_for(
+    shared_data: Path,
+) -> None:
+    from judges.copyright import COPYRIGHT_CATEGORY
+
+    for name in ("harmbench:copyright", "harmbench:val-copyright", "harmbench:test-copyright"):
+        goals = load_preset(name, search=shared_data)
+        assert {g.category for g in goals} == {COPYRIGHT_CATEGORY}, name
+    standard = load_preset("harmbench:standard", search=shared_data)
+    assert COPYRIGHT_CATEGORY not in {g.category for g in standard}
+    # Ids are HarmBench's BehaviorIDs: what the copyright judge's <goal id>.txt files are named.
+    assert load_preset("harmbench:copyright", search=shared_data)[0].id == "lyrics_wonderful_world"

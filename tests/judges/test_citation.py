@@ -12,12 +12,13 @@ from cli.output import print_runs, print_summary
 from judges.citation import cite, cite_run, panel_digest, panel_key, store_lookup
 from reports.artifacts import summary_markdown
 from reports.figures import asr_text
-from tracking import get_backend
+from tracking import RunSummary, get_backend
 
-SUMMARY = {"run_id": "r1", "goals_total": 12, "successful": 4, "failed": 6,
-           "errors": {"agent": 1, "framework": 1, "total": 2}, "asr": 0.4,
-           "categories": {"Malware": {"goals": 5, "successful": 1, "failed": 3, "errors": 1,
-                                      "asr": 0.25}}}
+SUMMARY = RunSummary.parse(
+    {"run_id": "r1", "goals_total": 12, "successful": 4, "failed": 6,
+     "errors": {"agent": 1, "framework": 1, "total": 2}, "asr": 0.4,
+     "categories": {"Malware": {"goals": 5, "successful": 1, "failed": 3, "errors": 1,
+                                "asr": 0.25}}})
 
 
 def _render(fn, *args) -> str:  # noqa: ANN001

@@ -61,8 +61,8 @@ def test_passthrough_records_one_run_per_goal(
     assert len(runs) == 2 and all(
         not e["injected"] for t in runs for e in t.content["trajectory"] if e["kind"] == "pre_call"
     )
-    assert summary["optimizer"] == "passthrough" and summary["runs_total"] == 2
-    assert summary["stop_reasons"] == {"optimizer_done": 2}
+    assert summary.optimizer == "passthrough" and summary.runs_total == 2
+    assert summary.stop_reasons == {"optimizer_done": 2}
     for result in rec["results"].values():
         assert result.agent_specific_data["stop_reason"] == "optimizer_done"
         assert result.agent_specific_data["runs"] == 1
@@ -153,7 +153,7 @@ def test_optimizer_crash_ends_only_its_goal(
     ]
     assert interrupted and interrupted[0].content["interrupted"] == "optimizer_error"
     summary = state.result()
-    assert summary["optimizer_errors"] == 1 and summary["asr"] == 0.5
+    assert summary.optimizer_errors == 1 and summary.asr == 0.5
 
 
 def test_hung_optimizer_times_out_without_hanging_the_flow(
@@ -210,9 +210,9 @@ def test_run_budget_stops_goals_cleanly(
     assert state.is_completed(), state.message
     summary = state.result()
     rec = recorded(sqlite_url)
-    assert summary["stop_reason"] == "budget" and summary["stop_reasons"].get("budget") == 3
+    assert summary.stop_reason == "budget" and summary.stop_reasons.get("budget") == 3
     spent = sum(a.cost_usd for a in rec["attempts"])
-    assert 0.2 <= spent < 0.3 and summary["cost_usd"] == pytest.approx(spent)
+    assert 0.2 <= spent < 0.3 and summary.cost_usd == pytest.approx(spent)
     statuses = [r.evaluation_status for r in rec["results"].values()]
     assert Eval.FAILED_JAILBREAK in statuses  # the first goal ran until the money was gone
     assert all(s in (Eval.FAILED_JAILBREAK, Eval.ERROR_TEST_FRAMEWORK) for s in statuses)

@@ -173,7 +173,7 @@ def test_injection_evolves_payloads_until_the_agent_pays_the_attacker(
     summary = state.result()
     rec = recorded(sqlite_url)
     assert rec["results"][goal].evaluation_status is Eval.SUCCESSFUL_JAILBREAK
-    assert summary["judge_keys"] == ["tool_call"] and {j.judge for j in rec["judgments"]} == {
+    assert summary.judge_keys == ["tool_call"] and {j.judge for j in rec["judgments"]} == {
         "tool_call"
     }
     runs = _runs(rec)

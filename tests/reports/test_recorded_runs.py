@@ -24,7 +24,7 @@ def test_before_and_after_runs_have_the_planned_outcomes(recorded: Recorded) -> 
     for run_id, expected in ((recorded.before, EXPECTED_BEFORE), (recorded.after, EXPECTED_AFTER)):
         data = load_run(backend, run_id)
         assert {g.goal_id: g.status for g in data.goals} == expected
-        assert data.summary["asr"] == pytest.approx(2 / 5)
+        assert data.summary.asr == pytest.approx(2 / 5)
 
 
 def test_rows_reproduce_the_statuses_the_flow_finalized(recorded: Recorded) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tracking import EvaluationStatusEnum as Eval
 from tracking.context import Context
-from tracking.summary import build_summary
+from tracking.summary import OverRefusal, RunSummary, build_summary
 from types import SimpleNamespace
 
 from reports.compare import refusal_lines
@@ -35,17 +35,17 @@ def test_summary_keeps_benign_goals_out_of_the_asr() -> None:
 
 
 def test_refusal_line_has_rate_interval_n_errors_and_judge() -> None:
-    block = {"refused": 3, "answered": 7, "errors": 2, "judge": "over-refusal"}
+    block = OverRefusal(refused=3, answered=7, errors=2)
     line = refusal_line(block)
     assert line is not None
     assert "30.0%" in line and "3/10 benign prompts refused" in line and "95% CI" in line
     assert "2 errors excluded" in line and "over-refusal" in line
-    assert refusal_line(None) is None and refusal_rate({"refused": 0, "answered": 0}) is None
+    assert refusal_line(None) is None and refusal_rate(OverRefusal()) is None
 
 
 def test_compare_shows_both_rates_and_the_change() -> None:
     def run(block: object) -> SimpleNamespace:
-        return SimpleNamespace(summary={"over_refusal": block} if block else {})
+        return SimpleNamespace(summary=RunSummary.parse({"over_refusal": block} if block else {}))
 
     cmp = SimpleNamespace(a=run({"refused": 1, "answered": 9}), b=run({"refused": 4, "answered": 6}))
     lines = dict(refusal_lines(cmp))  # type: ignore[arg-type]
@@ -57,6 +57,6 @@ def test_compare_shows_both_rates_and_the_change() -> None:
 def test_prefect_summary_artifact_shows_the_false_refusal_rate() -> None:
     from reports.artifacts import summary_markdown
 
-    text = summary_markdown({"run_id": "r", "over_refusal": {"refused": 2, "answered": 2},
-                             "errors": {}})
+    text = summary_markdown(RunSummary.parse(
+        {"run_id": "r", "over_refusal": {"refused": 2, "answered": 2}, "errors": {}}))
     assert "Over-refusal" in text and "2/4 benign prompts refused" in text
