@@ -73,10 +73,11 @@ def report(label: str, args: argparse.Namespace, wall: float, summary: RunSummar
            requests: int) -> None:
     step = next(s.duration_s for s in summary.steps if s.name == "Best-of-N")
     floor = requests * args.latency / args.concurrency
-    bon = summary.bon or {}
+    bon = summary.bon
+    assert bon is not None and bon.asr_at_n is not None, "a Best-of-N run has a `bon` block"
     print(f"  {label:<15} requests {requests:6d}   Best-of-N step {step:7.2f} s   "
           f"floor {floor:6.2f} s   ratio {floor / step:4.2f}   flow {wall:6.2f} s   "
-          f"ASR@N {bon['asr_at_n']:.1%} ({bon['broken']}/{bon['goals']})")
+          f"ASR@N {bon.asr_at_n:.1%} ({bon.broken}/{bon.goals})")
 
 
 def main() -> None:

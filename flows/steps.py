@@ -13,7 +13,6 @@ A benign control set (`GoalRow.benign`) is sent plain alongside and judged for r
 
 from __future__ import annotations
 
-from typing import Any
 
 from attacks import build_technique, get_technique
 from attacks.spec import AttackSpec
@@ -25,7 +24,7 @@ from tasks.completions import completions
 from tasks.context import GoalRow, RunRef, StepResult
 from tasks.evaluation import evaluation
 from tasks.generation import generation
-from tracking import PipelineRow
+from tracking import BestOfNSummary, PipelineRow
 
 
 def is_streaming(attack: AttackSpec) -> bool:
@@ -87,7 +86,8 @@ async def run_steps(
     )
 
 
-def bon_extra(attack: AttackSpec, rows: list[PipelineRow], threshold: float) -> dict[str, Any]:
+def bon_extra(attack: AttackSpec, rows: list[PipelineRow], threshold: float
+              ) -> dict[str, BestOfNSummary]:
     """The summary's `bon` block (ASR@k) for a Best-of-N run; nothing for other techniques."""
     streamed, _ = split_streaming(attack)
     if streamed is None:

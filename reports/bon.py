@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
+from tracking import BestOfNSummary
 from tracking.rows import PipelineRow
 from tracking.success import RowOutcome, classify_row
 
@@ -92,32 +92,32 @@ def bon_curve(rows: list[PipelineRow], threshold: float, n: int | None = None) -
                     samples=samples, sample_errors=errors, points=points)
 
 
-def curve_summary(curve: BonCurve) -> dict[str, Any]:
-    """The run summary's `bon` block (JSON: lists, not int-keyed maps)."""
+def curve_summary(curve: BonCurve) -> BestOfNSummary:
+    """The run summary's `bon` block."""
     ks = sorted({k for k in (1, 10, 100, 1000, 10000) if k <= curve.max_k} | {curve.max_k} - {0})
-    return {
-        "n": curve.n,
-        "goals": curve.goals,
-        "broken": curve.points[-1].broken if curve.points else 0,
-        "error_goals": curve.error_goals,
-        "samples": curve.samples,
-        "sample_errors": curve.sample_errors,
-        "asr_at_n": curve.asr_at(curve.max_k),
-        "asr_at": [[k, curve.asr_at(k)] for k in ks],
-        "method": METHOD,
-    }
+    return BestOfNSummary(
+        n=curve.n,
+        goals=curve.goals,
+        broken=curve.points[-1].broken if curve.points else 0,
+        error_goals=curve.error_goals,
+        samples=curve.samples,
+        sample_errors=curve.sample_errors,
+        asr_at_n=curve.asr_at(curve.max_k),
+        asr_at=[(k, curve.asr_at(k)) for k in ks],
+        method=METHOD,
+    )
 
 
-def summary_line(block: dict[str, Any]) -> str:
+def summary_line(block: BestOfNSummary) -> str:
     """One plain-text line for the terminal and the Prefect artifact (numbers only).
 
     ASR@N carries its Wilson 95% interval and n; errors are counted apart."""
     from reports.figures import ci_text, pct, wilson
 
-    goals, broken = int(block.get("goals") or 0), int(block.get("broken") or 0)
-    curve = ", ".join(f"ASR@{k} {pct(v)}" for k, v in block.get("asr_at") or [])
+    goals, broken = block.goals, block.broken
+    curve = ", ".join(f"ASR@{k} {pct(v)}" for k, v in block.asr_at)
     ci = ci_text(wilson(broken, goals)) or "n/a"
-    return (f"Best-of-N (N={block.get('n')}): {curve or 'no samples'}; at the largest k "
-            f"{broken}/{goals} judged goals [95% CI {ci}]; {block.get('samples', 0)} samples sent, "
-            f"{block.get('sample_errors', 0)} target errors (excluded), "
-            f"{block.get('error_goals', 0)} error goals excluded. Method: {METHOD}.")
+    return (f"Best-of-N (N={block.n}): {curve or 'no samples'}; at the largest k "
+            f"{broken}/{goals} judged goals [95% CI {ci}]; {block.samples} samples sent, "
+            f"{block.sample_errors} target errors (excluded), "
+            f"{block.error_goals} error goals excluded. Method: {METHOD}.")

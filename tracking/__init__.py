@@ -27,6 +27,7 @@ from tracking.store import SQLBackend, get_backend
 from tracking.summary import (
     BENIGN,
     OVER_REFUSAL,
+    BestOfNSummary,
     GoalCounts,
     OverRefusal,
     RunSummary,
@@ -45,6 +46,7 @@ from tracking.writer import TraceWriteError, WriteFailure
 
 __all__ = [
     "BENIGN",
+    "BestOfNSummary",
     "OVER_REFUSAL",
     "is_benign",
     "DB_URL_ENV",

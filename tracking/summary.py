@@ -209,6 +209,21 @@ class OverRefusal(_Stored):
     judge: str = OVER_REFUSAL
 
 
+class BestOfNSummary(_Stored):
+    """A Best-of-N run's ASR@k block (``reports.bon.curve_summary``): ``asr_at`` is a list of
+    [k, ASR@k] pairs (JSON has no int-keyed maps)."""
+
+    n: int | None = None
+    goals: int = 0
+    broken: int = 0
+    error_goals: int = 0
+    samples: int = 0
+    sample_errors: int = 0
+    asr_at_n: float | None = None
+    asr_at: list[tuple[int, float | None]] = []
+    method: str | None = None
+
+
 class RunSummary(_Stored):
     """A run's summary as flows return it and store it on the run (JSON, ``as_dict``).
 
@@ -250,7 +265,7 @@ class RunSummary(_Stored):
     attacker_cost_usd: float | None = None
     report_path: str | None = None
     # one kind of flow: Best-of-N attack, optimize, sharded attack
-    bon: dict[str, Any] | None = None
+    bon: BestOfNSummary | None = None
     optimizer: str | None = None
     harness: str | None = None
     runs_total: int | None = None

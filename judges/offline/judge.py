@@ -107,6 +107,7 @@ class _MicroBatcher:
                                                 list[tuple[Item, asyncio.Future[float]]]]
         self._queues = weakref.WeakKeyDictionary()
         self._drains: set[asyncio.Task[None]] = set()
+        self._busy = 0  # batches being computed (all loops: they share the cores)
 
     async def submit(self, item: Item) -> float:
         loop = asyncio.get_running_loop()
@@ -133,9 +134,13 @@ class _MicroBatcher:
 
     async def _work(self, queue: list[tuple[Item, asyncio.Future[float]]]) -> None:
         while queue:
-            size = min(self._max_batch, -(-len(queue) // self._workers))
+            # Share what is queued among the idle workers only: a worker that frees up while
+            # the other computes takes everything (batches stay large, products efficient).
+            idle = max(1, self._workers - self._busy)
+            size = min(self._max_batch, -(-len(queue) // idle))
             batch = queue[:size]
             del queue[:size]
+            self._busy += 1
             try:
                 values = await asyncio.to_thread(self._compute, [i for i, _ in batch])
             except Exception as exc:  # noqa: BLE001 - handed to every caller, not hidden
@@ -143,6 +148,8 @@ class _MicroBatcher:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            finally:
+                self._busy -= 1
             for (_, future), value in zip(batch, values, strict=True):
                 if not future.done():
                     future.set_result(float(value))

@@ -129,7 +129,8 @@ def test_best_of_n_stops_each_goal_at_its_first_success(
     assert target.sent == len(backend.list_attempts(run_id)) < len(GOALS) * N
     assert max(target.prompts.values()) == 1
     assert target.temperatures == {1.0}
-    assert summary.bon["n"] == N and summary.bon["asr_at_n"] == pytest.approx(0.75)
+    assert summary.bon is not None and summary.bon.n == N
+    assert summary.bon.asr_at_n == pytest.approx(0.75)
     # The report plots ASR against N and against cost, with n and the method.
     from reports.html import render_report
     from reports.load import load_run
@@ -217,7 +218,8 @@ def test_best_of_n_inside_a_suite_still_stops_each_goal_early(
     # ... and Best-of-N streamed: each goal stopped at its own first success.
     assert_stopped_early(bon_samples(store, summary.run_id))
     assert len(attempts) - len(plain) < len(GOALS) * N
-    assert summary.bon["n"] == N and summary.bon["asr_at_n"] == pytest.approx(0.75)
+    assert summary.bon is not None and summary.bon.n == N
+    assert summary.bon.asr_at_n == pytest.approx(0.75)
 
 
 @pytest.mark.postgres

@@ -39,6 +39,43 @@ def test_concurrent_calls_share_batches_and_get_their_own_answers() -> None:
     assert asyncio.run(many()) == [float(n) for n in range(40)]
 
 
+def test_a_worker_that_frees_up_takes_the_whole_queue() -> None:
+    import threading
+
+    sizes: list[int] = []
+    gates = [threading.Event(), threading.Event()]
+
+    def compute(items: list[tuple[str, str, str, str | None]]) -> list[float]:
+        n = len(sizes)
+        sizes.append(len(items))
+        if n < 2:
+            gates[n].wait(10)
+        return [0.0] * len(items)
+
+    batcher = _MicroBatcher(compute, workers=2)
+
+    async def scenario() -> None:
+        first = [asyncio.ensure_future(batcher.submit(("g", "p", str(n), None)))
+                 for n in range(4)]
+        for _ in range(500):  # both workers computing (bounded wait)
+            if len(sizes) == 2:
+                break
+            await asyncio.sleep(0.01)
+        later = [asyncio.ensure_future(batcher.submit(("g", "p", str(n), None)))
+                 for n in range(10)]
+        await asyncio.sleep(0)
+        gates[0].set()  # one worker frees up while the other still computes
+        for _ in range(500):
+            if len(sizes) == 3:
+                break
+            await asyncio.sleep(0.01)
+        gates[1].set()
+        await asyncio.gather(*first, *later)
+
+    asyncio.run(scenario())
+    assert sizes == [2, 2, 10]
+
+
 def test_a_failed_batch_is_every_callers_error() -> None:
     def compute(items: list[tuple[str, str, str, str | None]]) -> list[float]:
         raise RuntimeError("encoder broke")

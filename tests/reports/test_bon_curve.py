@@ -37,8 +37,10 @@ def test_curve_counts_goals_broken_within_their_first_k_samples() -> None:
     # Cost at k: samples with index < k, every goal. k=5: g1 1 + g2 5 + g3 5 + g4 3 samples.
     assert curve.points[1].cost_usd == pytest.approx(0.14)
     block = curve_summary(curve)
-    assert block["asr_at"] == [[1, pytest.approx(1 / 3)], [10, pytest.approx(2 / 3)]]
-    assert block["broken"] == 2 and block["n"] == 10
+    assert block.asr_at == [(1, pytest.approx(1 / 3)), (10, pytest.approx(2 / 3))]
+    assert block.broken == 2 and block.n == 10
+    stored = block.model_dump(mode="json")  # the run summary's JSON keeps [k, ASR@k] lists
+    assert stored["asr_at"] == [[1, pytest.approx(1 / 3)], [10, pytest.approx(2 / 3)]]
     line = summary_line(block)
     assert "ASR@10 66.7%" in line and "2/3 judged goals" in line and "95% CI" in line
     assert "3 target errors" in line
