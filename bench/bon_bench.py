@@ -12,6 +12,7 @@ concurrency C, judged by the refusal judge as samples arrive. Printed, for early
 * ASR@N, and the requests (and share of G x N) saved by stopping each goal at its first success.
 
     .venv/bin/python bench/bon_bench.py [--goals 40] [--n 200] [--latency 0.1] [--concurrency 32]
+        [--suite]   # Best-of-N as a member of a suite: early stop must hold there too
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ async def run_once(args: argparse.Namespace, base_url: str, goals_file: Path, db
     target = TargetConfig(model="openai/bench-target", api_base=base_url, max_retries=2,
                           timeout_s=30, input_cost_per_token=1e-7, output_cost_per_token=2e-7)
     attack = AttackSpec(name="bon", options={"n": args.n, "early_stop": early_stop})
+    if args.suite:  # Best-of-N as a suite member: streamed alike, the others generated
+        attack = AttackSpec(name="suite", options={"techniques": [
+            {"name": "baseline"}, {"name": "templates", "options": {"variants": ["role_play"]}},
+            attack.model_dump()]})
     goals = GoalsSpec(source=str(goals_file), text_field="goal", id_field="id", limit=limit)
     wall0 = time.perf_counter()
     state = await attack_flow(target=target, attack=attack, judges=JudgePanelSpec(), goals=goals,
@@ -69,9 +74,15 @@ async def run_once(args: argparse.Namespace, base_url: str, goals_file: Path, db
     return wall, state
 
 
+#: Prompts per goal the --suite run's other members make (baseline, role-play).
+SUITE_PROMPTS = 2
+
+
 def report(label: str, args: argparse.Namespace, wall: float, summary: RunSummary,
            requests: int) -> None:
     step = next(s.duration_s for s in summary.steps if s.name == "Best-of-N")
+    if args.suite:  # the suite's two other prompts per goal are sent by Completions
+        requests -= SUITE_PROMPTS * summary.goals_total
     floor = requests * args.latency / args.concurrency
     bon = summary.bon
     assert bon is not None and bon.asr_at_n is not None, "a Best-of-N run has a `bon` block"
@@ -86,6 +97,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--suite", action="store_true",
+                        help="run Best-of-N inside a suite (with baseline and a role-play)")
     args = parser.parse_args()
 
     from tests.support.openai_server import start_server_process
@@ -107,12 +120,15 @@ def main() -> None:
                                                early_stop=early_stop))
             results[early_stop] = (wall, state.result(), server.stats()["chat_requests"])
 
-    print(f"Best-of-N bench: G={args.goals} goals x N={args.n}, L={args.latency * 1000:.0f} ms, "
-          f"C={args.concurrency}; 1 goal in 4 never breaks, ~1 sample in 32 gets through")
+    where = " in a suite (+ baseline, role-play: not counted below)" if args.suite else ""
+    print(f"Best-of-N bench{where}: G={args.goals} goals x N={args.n}, "
+          f"L={args.latency * 1000:.0f} ms, C={args.concurrency}; 1 goal in 4 never breaks, "
+          "~1 sample in 32 gets through")
     for early_stop, label in ((True, "early stop"), (False, "no early stop")):
         wall, summary, requests = results[early_stop]
         report(label, args, wall, summary, requests)
-    on, off = results[True][2], results[False][2]
+    extra = SUITE_PROMPTS * args.goals if args.suite else 0
+    on, off = results[True][2] - extra, results[False][2] - extra
     print(f"  calls saved by early stopping: {off - on} of {off} "
           f"({(off - on) / off:.1%}; G x N = {args.goals * args.n})")
 

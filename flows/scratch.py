@@ -27,7 +27,9 @@ Only directories that look exactly like Prefect's (name prefix, owned by us, not
 `supervisor.json` naming a flow run and this directory's `workspace.json`) are ever touched.
 The window left open: a SIGKILL in the seconds between the supervisor writing the manifest and
 the flow's first line; the next siegeflow flow run on the machine removes that directory after
-`STALE_AFTER_S`. Linux only (`/proc`); elsewhere both are no-ops.
+`STALE_AFTER_S`. Linux only (`/proc`); elsewhere both are no-ops. The sweep assumes the
+workers sharing a temp directory share this PID namespace (containers that share `/tmp` but
+not their processes should give each worker its own `TMPDIR`).
 """
 
 from __future__ import annotations

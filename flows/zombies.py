@@ -9,8 +9,9 @@ another heartbeat nor a final state arrives within `SILENCE_S`. `siegeflow deplo
 refreshes) that automation; it only watches runs tagged `siegeflow` (every siegeflow
 deployment's tag), so other flows on the same server keep their own heartbeat settings.
 
-Bound: a run that stops is Crashed at most `HEARTBEAT_S + SILENCE_S` (+ the server's trigger
-evaluation, a few seconds) after its last sign of life: about 2 minutes. A sharded run's parent
+Bound: a run that stops is Crashed `SILENCE_S` after its last heartbeat (+ up to 5 s, the
+server's proactive-trigger period); that heartbeat was at most `HEARTBEAT_S` before the death, so
+60-95 s after it. A sharded run's parent
 sees it on its next poll (2 s) and re-runs the shard once (`flows.shard`).
 """
 

@@ -77,15 +77,41 @@ def _find(value: Any, name: str) -> list[Any]:
     return []
 
 
+BLOCK = "siegeflow-test-resume-key"
+
+
+def _block_configs(server: OpenAIServer) -> dict[str, dict[str, Any]]:
+    """Keys named as Prefect Secret blocks: the target's, and an optimizer attacker's."""
+    target = {"model": MODEL, "api_base": server.base_url, "max_retries": 0,
+              "api_key_block": BLOCK}
+    return {
+        "target secret block": {"target": target},
+        "optimizer attacker secret block": {
+            "target": target, "optimizer": "passthrough",
+            "optimizer_options": {"attacker": {"model": MODEL, "api_base": server.base_url,
+                                               "api_key_block": BLOCK}, "max_runs": 1},
+        },
+    }
+
+
 @pytest.mark.parametrize("way", ["--api-key-env flag", "config-file target", "judge model",
-                                 "attack attacker", "optimizer attacker LLM"])
+                                 "attack attacker", "optimizer attacker LLM",
+                                 "target secret block", "optimizer attacker secret block"])
 def test_a_run_resumes_whichever_way_its_key_was_named(
     prefect_api_url: str, tmp_path: Path, way: str
 ) -> None:
     db = f"sqlite:///{tmp_path}/resume.db"
     goals = _goals(tmp_path)
     with OpenAIServer(api_key=KEY) as server:
-        if way == "--api-key-env flag":
+        if "secret block" in way:
+            from prefect.blocks.system import Secret
+
+            Secret(value=KEY).save(BLOCK, overwrite=True)
+            config = tmp_path / "scan.yaml"
+            config.write_text(yaml.safe_dump({**_block_configs(server)[way],
+                                              "goals": {"source": goals}}))
+            made = _invoke("run", "--config", str(config), "--db", db)
+        elif way == "--api-key-env flag":
             made = _invoke("run", "--target", MODEL, "--api-base", server.base_url,
                            "--api-key-env", KEY_NAME, "--goals", goals, "--db", db)
         else:
@@ -94,8 +120,9 @@ def test_a_run_resumes_whichever_way_its_key_was_named(
             made = _invoke("run", "--config", str(config), "--db", db)
         assert made.exit_code == 0, made.output
         run = _only_run(db)
-        names = _find(run.parameters, "api_key_env")
-        assert names and set(names) == {KEY_NAME}, run.parameters
+        field, name = ("api_key_block", BLOCK) if "block" in way else ("api_key_env", KEY_NAME)
+        names = _find(run.parameters, field)
+        assert names and set(names) == {name}, run.parameters
         assert KEY not in json.dumps(run.parameters) + json.dumps(run.config)
         served = server.stats()["by_status"]
         assert "401" not in served, served  # every call carried the key

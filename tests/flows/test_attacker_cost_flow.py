@@ -119,6 +119,10 @@ def test_attacker_calls_are_counted_as_attacker_cost(
     from reports.load import load_run
 
     assert f"attacker ${seen.attacker_usd():.4f}" in cost_line(summary)
+    from reports.artifacts import summary_markdown
+
+    attacker_md = f"attacker ${seen.attacker_usd():.4f}".replace(".", "\\.")
+    assert attacker_md in summary_markdown(summary)  # the Prefect summary artifact
     html = render_report(load_run(backend, summary.run_id))
     assert "of it, attacker models" in html and f"${seen.attacker_usd():.4f}" in html
 

@@ -165,6 +165,33 @@ def test_best_of_n_resume_rerequests_nothing_recorded(
     assert sum(s is Eval.SUCCESSFUL_JAILBREAK for s in statuses.values()) == 3
 
 
+def test_best_of_n_in_a_suite_resumes_without_resending_anything(
+    prefect_api_url: str, bon_server: OpenAIServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    target: BonTarget = bon_server.bon  # type: ignore[attr-defined]
+    run = settings(bon_server, tmp_path)
+    run["attack"] = AttackSpec(name="suite", options={"techniques": [
+        {"name": "baseline"}, {"name": "bon", "options": {"n": N}}]})
+    first = asyncio.run(attack_flow(return_state=True, db_url=sqlite_url, budget_usd=0.4, **run))
+    assert first.is_completed(), first.message
+    assert first.result().stop_reason == "budget"
+    run_id = first.result().run_id
+    backend = get_backend(sqlite_url)
+    sent_before = target.sent
+    assert sent_before < len(GOALS) * N
+    second = asyncio.run(attack_flow(return_state=True, db_url=sqlite_url, resume_run_id=run_id,
+                                     **run))
+    assert second.is_completed(), second.message
+    assert target.sent > sent_before and max(target.prompts.values()) == 1  # nothing re-sent
+    attempts = backend.list_attempts(run_id)
+    assert target.sent == len(attempts) and all(a.completed_at is not None for a in attempts)
+    assert sum(a.technique == "baseline" for a in attempts) == len(GOALS)  # generated once
+    statuses = {r.goal: r.evaluation_status for r in backend.list_results(run_id)}
+    assert statuses[GOALS[2]] is Eval.FAILED_JAILBREAK
+    assert sum(s is Eval.SUCCESSFUL_JAILBREAK for s in statuses.values()) == 3
+    assert_stopped_early(bon_samples(sqlite_url, run_id))
+
+
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 

@@ -105,11 +105,18 @@ def test_a_user_folder_wins_and_is_used_as_given(tmp_path: Path, isolated_cache:
 
 
 def test_unpinned_file_downloads_unverified(
-    file_server: FileServer, monkeypatch: pytest.MonkeyPatch
+    file_server: FileServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     body = (b"Index,Goal,Target,Behavior,Category,Source\r\n"
             b"0,Write a poem,\"Sure, here is a poem\",Poem,Harassment/Discrimination,Original\r\n")
     _serve(file_server, monkeypatch, body, name="jbb:benign")
     assert PRESETS["jbb:benign"].file.sha256 is None
-    goals = load_preset("jbb:benign")
+    with caplog.at_level("WARNING", logger="siegeflow.goals.fetch"):
+        goals = load_preset("jbb:benign")
     assert [g.id for g in goals] == ["jbb-benign-000"] and goals[0].target == "Sure, here is a poem"
+    # Kept unverified, but never silently: the log names the file and what was downloaded.
+    import hashlib
+
+    [record] = [r for r in caplog.records if r.name == "siegeflow.goals.fetch"]
+    assert "no pinned sha256" in record.getMessage()
+    assert hashlib.sha256(body).hexdigest() in record.getMessage()

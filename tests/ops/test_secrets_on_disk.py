@@ -33,9 +33,9 @@ from flows.config import GoalsSpec, JudgePanelSpec
 from targets import TargetConfig
 from tests.ops.conftest import Cluster, _bin, _stop_group
 from tests.ops.support import REPO
-from tests.ops.test_distributed import goal_file
+from tests.ops.test_distributed import goal_file, wait_final
 from tests.support.openai_server import start_server_process
-from tracking import get_backend
+from tracking import StatusEnum, get_backend
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -184,3 +184,50 @@ def test_no_key_is_on_disk_after_a_worker_sigkill_from_a_block_or_the_environmen
             text = list(conn.execute(sa.text(f"SELECT CAST(t AS TEXT) FROM {table} t")).scalars())
             for canary in (block_canary, env_canary):
                 assert not any(canary in row for row in text), f"a key is in {table}"
+
+
+@pytest.mark.slow
+def test_the_scrubbed_scratch_still_runs_the_workers_crash_hooks(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The scrub keeps what hooks need: a flow-run process SIGKILLed under a live worker (the
+    OOM killer's way) is reported Crashed by the worker, which runs `on_crashed` from the
+    scrubbed `workspace.json`; the hook finalizes the siegeflow run as FAILED."""
+    key = f"canary-hook-{uuid.uuid4().hex}"
+    deployment_id = asyncio.run(_deploy_on_canary_pool())
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    worker_env = {**cluster.env, "SIEGEFLOW_PROJECT_DIR": str(REPO), "TMPDIR": str(scratch),
+                  "SIEGEFLOW_HOOK_KEY": key, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    worker = subprocess.Popen(  # noqa: S603 (fixed argv)
+        [_bin("prefect"), "worker", "start", "--pool", POOL, "--name", "canary-hooks",
+         "--type", "process"], cwd=REPO, env=worker_env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    goals = goal_file(tmp_path / "hooks.csv", 30)
+    try:
+        with start_server_process(latency_s=0.5, api_key=key) as server:
+            target = TargetConfig(model="openai/siegeflow-test", api_base=server.base_url,
+                                  api_key_env="SIEGEFLOW_HOOK_KEY", timeout_s=20, max_retries=0)
+            run = asyncio.run(_start(deployment_id,
+                                     _run_params(target, goals, cluster.tracking_url)))
+            _wait_served([server], worker, 3)
+            manifests = list(scratch.glob("prefect-workspace-attempt-*/workspace.json"))
+            assert len(manifests) == 1 and key.encode() not in manifests[0].read_bytes()
+            for pid in _flow_run_pids(str(run.id)):  # the flow run only: its worker lives on
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            (final,) = asyncio.run(wait_final([run.id], timeout_s=120))
+            assert final.state.is_crashed(), final.state
+            backend = get_backend(cluster.tracking_url)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                mine = [r for r in backend.list_runs(prefect_flow_run_id=str(run.id))]
+                if mine and mine[0].status is StatusEnum.FAILED:
+                    break
+                assert worker.poll() is None, "the worker died"
+                time.sleep(1.0)
+            assert mine and mine[0].status is StatusEnum.FAILED, mine  # the hook ran
+    finally:
+        _stop_group(worker)
+    assert not list(scratch.glob("prefect-workspace-attempt-*")), "the worker cleans up"

@@ -72,6 +72,12 @@ def test_vanished_shards_are_crashed_by_prefect_and_run_again_by_the_parent(
     print(f"sharded run with {SHARDS} vanished shards finished in {elapsed:.0f} s; shard runs: "
           + ", ".join(f"{c.name}={c.state_name}" for c in children))
     assert all(p.exists() for p in pid_files), "the shard processes never froze"
+    frozen_at = sorted(p.stat().st_mtime for p in pid_files)
+    crashed_at = sorted(c.state.timestamp.timestamp() for c in children
+                        if c.state and c.state.is_crashed())
+    print("freeze -> Crashed (documented bound 60-95 s): "
+          + ", ".join(f"{c - f:.0f} s" for f, c in zip(frozen_at, crashed_at, strict=False))
+          + f" (load average {os.getloadavg()[0]:.1f})")
     crashed = [c for c in children if c.state and c.state.is_crashed()]
     assert len(crashed) == SHARDS, [(c.name, c.state_name) for c in children]
     assert all("heartbeat" in (c.state.message or "") for c in crashed)
