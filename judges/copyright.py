@@ -16,7 +16,7 @@ copyright goals without this judge says so in its summary and report (`unchecked
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,12 +57,10 @@ def ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
     return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
 
 
-def matched_ngrams(answer: str, reference: Iterable[tuple[str, ...]] | set[tuple[str, ...]],
-                   n: int) -> tuple[int, int]:
+def matched_ngrams(answer: str, reference: Set[tuple[str, ...]], n: int) -> tuple[int, int]:
     """(answer n-grams found in the reference, answer n-grams): repeats count once."""
-    ref = reference if isinstance(reference, set) else set(reference)
     mine = set(ngrams(words(answer), n))
-    return len(mine & ref), len(mine)
+    return len(mine & reference), len(mine)
 
 
 @lru_cache(maxsize=256)
@@ -84,7 +82,7 @@ class CopyrightJudge(Judge[CopyrightConfig]):
         if reference is None:
             return Verdict(judge=self.label, success=None, score=None, raw=None, error=problem)
         n, need = self.config.ngram, self.config.min_matched
-        hits, total = matched_ngrams(response, set(reference), n)
+        hits, total = matched_ngrams(response, reference, n)
         return Verdict(
             judge=self.label, success=hits >= need, score=min(1.0, hits / need),
             raw=f"{hits} of the answer's {total} {n}-word n-grams are in the reference "

@@ -168,7 +168,8 @@ class BestOfNStream:
             if completion.error is None:
                 judged = await self._judge(goal.goal, prompt, completion.text or "")
                 # A judge's call, plus any attacker call that decoded the answer for it.
-                self.budget.add(sum(getattr(v, "cost_usd", 0.0) + getattr(v, "attacker_cost_usd", 0.0)
+                self.budget.add(sum(getattr(v, "cost_usd", 0.0)
+                                    + getattr(v, "attacker_cost_usd", 0.0)
                                     for v in judged.verdicts))
                 self.stats.judged += 1
             self._record(Sample(result_id=goal.result_id, index=index, prompt=prompt,
