@@ -119,7 +119,7 @@ class MiniLMEncoder:
         if not texts:
             return np.zeros((0, 384), np.float32)
         limit = min(max_tokens or _MAX_TOKENS, _MAX_TOKENS)
-        if max_tokens:  # a token is rarely under 2 characters: cut long texts before tokenizing
+        if max_tokens:  # tokens average far under 12 characters: cut long texts before tokenizing
             texts = [t[: 12 * limit] for t in texts]
         encodings = self.tokenizer.encode_batch(list(texts))
         ids = [_capped(e.ids, limit) for e in encodings]

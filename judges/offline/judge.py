@@ -89,70 +89,94 @@ class _JudgeEncoder:
 Item = tuple[str, str, str, str | None]  # goal, prompt, response, context
 
 
+class _LoopQueue:
+    """One event loop's queued judgments, and how many of its batches are being computed."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Item, asyncio.Future[float]]] = []
+        self.busy = 0
+        self.wake = asyncio.Event()
+
+
 class _MicroBatcher:
-    """Concurrent judgments share encoder batches, one batch per core at a time.
+    """Concurrent judgments share encoder batches, up to one batch per core at a time.
 
     A run's evaluation step asks for many verdicts at once; encoding them one by one wastes
     most of the CPU (small matrix products run far below BLAS speed). Calls queue up; per event
-    loop, `workers` drain tasks each take a share of what is queued, compute it in a worker
-    thread (numpy releases the GIL, so two batches use two cores while BLAS stays on one thread
-    per call) and answer each caller; what arrives meanwhile forms the next batches.
+    loop, `workers` drain tasks take what is queued, compute it in a worker thread (numpy
+    releases the GIL, so two batches use two cores while BLAS stays on one thread per call) and
+    answer each caller. A worker with nothing to do waits while another computes (the callers
+    that batch releases come back with their next answers), and all stop when nothing is
+    queued or computing.
     """
 
     def __init__(self, compute: Callable[[list[Item]], Sequence[float]], *,
                  max_batch: int = 128, workers: int | None = None) -> None:
         self._compute, self._max_batch = compute, max_batch
         self._workers = max(1, workers or min(os.cpu_count() or 1, 4))
-        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                                list[tuple[Item, asyncio.Future[float]]]]
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue]
         self._queues = weakref.WeakKeyDictionary()
         self._drains: set[asyncio.Task[None]] = set()
-        self._busy = 0  # batches being computed (all loops: they share the cores)
 
     async def submit(self, item: Item) -> float:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[float] = loop.create_future()
-        queue = self._queues.get(loop)
-        if queue is None:
-            queue = self._queues[loop] = []
-            task = loop.create_task(self._drain(queue, loop))
+        state = self._queues.get(loop)
+        if state is None:
+            state = self._queues[loop] = _LoopQueue()
+            task = loop.create_task(self._drain(state, loop))
             self._drains.add(task)
             task.add_done_callback(self._drains.discard)
-        queue.append((item, future))
+        state.items.append((item, future))
+        state.wake.set()
         return await future
 
-    async def _drain(self, queue: list[tuple[Item, asyncio.Future[float]]],
-                     loop: asyncio.AbstractEventLoop) -> None:
+    async def _drain(self, state: _LoopQueue, loop: asyncio.AbstractEventLoop) -> None:
         try:
             await asyncio.sleep(0)  # let the other ready callers queue first
-            while queue:
-                await asyncio.gather(*(self._work(queue) for _ in range(self._workers)))
+            while state.items:  # (a caller may queue while the finished workers are collected)
+                await asyncio.gather(*(self._work(state) for _ in range(self._workers)))
         finally:
             self._queues.pop(loop, None)
-            for _, future in queue:
+            for _, future in state.items:
                 future.cancel()
 
-    async def _work(self, queue: list[tuple[Item, asyncio.Future[float]]]) -> None:
-        while queue:
-            # Share what is queued among the idle workers only: a worker that frees up while
-            # the other computes takes everything (batches stay large, products efficient).
-            idle = max(1, self._workers - self._busy)
-            size = min(self._max_batch, -(-len(queue) // idle))
-            batch = queue[:size]
-            del queue[:size]
-            self._busy += 1
-            try:
-                values = await asyncio.to_thread(self._compute, [i for i, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - handed to every caller, not hidden
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+    async def _work(self, state: _LoopQueue) -> None:
+        while True:
+            if not state.items:
+                if state.busy:  # another batch is computing: its callers will be back
+                    state.wake.clear()
+                    await state.wake.wait()
+                    continue
+                for _ in range(4):  # released callers take a few loop turns to queue again
+                    await asyncio.sleep(0)
+                if not state.items and not state.busy:
+                    state.wake.set()  # let waiting workers see the end too
+                    return
                 continue
-            finally:
-                self._busy -= 1
-            for (_, future), value in zip(batch, values, strict=True):
+            await self._run_batch(state)
+            state.wake.set()
+
+    async def _run_batch(self, state: _LoopQueue) -> None:
+        # Share what is queued among the idle workers only: a worker that frees up while
+        # the other computes takes everything (batches stay large, products efficient).
+        idle = max(1, self._workers - state.busy)
+        size = min(self._max_batch, -(-len(state.items) // idle))
+        batch = state.items[:size]
+        del state.items[:size]
+        state.busy += 1
+        try:
+            values = await asyncio.to_thread(self._compute, [i for i, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - handed to every caller, not hidden
+            for _, future in batch:
                 if not future.done():
-                    future.set_result(float(value))
+                    future.set_exception(exc)
+            return
+        finally:
+            state.busy -= 1
+        for (_, future), value in zip(batch, values, strict=True):
+            if not future.done():
+                future.set_result(float(value))
 
 
 @judge("offline")

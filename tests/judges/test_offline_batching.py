@@ -76,6 +76,31 @@ def test_a_worker_that_frees_up_takes_the_whole_queue() -> None:
     assert sizes == [2, 2, 10]
 
 
+def test_callers_limited_like_a_run_all_get_answers_in_shared_batches() -> None:
+    import time
+
+    sizes: list[int] = []
+
+    def compute(items: list[tuple[str, str, str, str | None]]) -> list[float]:
+        sizes.append(len(items))
+        time.sleep(0.002)  # a batch takes a while: released callers queue meanwhile
+        return [float(response) for _, _, response, _ in items]
+
+    batcher = _MicroBatcher(compute, workers=2)
+
+    async def run() -> list[float]:
+        limit = asyncio.Semaphore(8)  # as the evaluation step bounds its calls
+
+        async def one(n: int) -> float:
+            async with limit:
+                return await batcher.submit(("g", "p", str(n), None))
+
+        return list(await asyncio.gather(*(one(n) for n in range(100))))
+
+    assert asyncio.run(run()) == [float(n) for n in range(100)]
+    assert sum(sizes) == 100 and len(sizes) < 50
+
+
 def test_a_failed_batch_is_every_callers_error() -> None:
     def compute(items: list[tuple[str, str, str, str | None]]) -> list[float]:
         raise RuntimeError("encoder broke")
