@@ -80,7 +80,10 @@ SUITE_PROMPTS = 2
 
 def report(label: str, args: argparse.Namespace, wall: float, summary: RunSummary,
            requests: int) -> None:
-    step = next(s.duration_s for s in summary.steps if s.name == "Best-of-N")
+    attempts = [s for s in summary.steps if s.name == "Best-of-N"]
+    step = sum(s.duration_s or 0.0 for s in attempts)  # a retried step: every attempt counts
+    retried = (f"   (step retried: {', '.join(str(s.error) for s in attempts if s.error)})"
+               if len(attempts) > 1 else "")
     if args.suite:  # the suite's two other prompts per goal are sent by Completions
         requests -= SUITE_PROMPTS * summary.goals_total
     floor = requests * args.latency / args.concurrency
@@ -88,7 +91,7 @@ def report(label: str, args: argparse.Namespace, wall: float, summary: RunSummar
     assert bon is not None and bon.asr_at_n is not None, "a Best-of-N run has a `bon` block"
     print(f"  {label:<15} requests {requests:6d}   Best-of-N step {step:7.2f} s   "
           f"floor {floor:6.2f} s   ratio {floor / step:4.2f}   flow {wall:6.2f} s   "
-          f"ASR@N {bon.asr_at_n:.1%} ({bon.broken}/{bon.goals})")
+          f"ASR@N {bon.asr_at_n:.1%} ({bon.broken}/{bon.goals}){retried}")
 
 
 def main() -> None:

@@ -63,13 +63,10 @@ async def attack_flow(
                                judges=judges, concurrency=concurrency, budget_usd=budget_usd,
                                db_url=db_url)
     parameters = {
-        "target": target.model_dump(mode="json"),
-        "attack": attack.model_dump(mode="json"),
-        "judges": judges.model_dump(mode="json"),
-        "goals": goals.model_dump(mode="json"),
+        **{name: spec.model_dump(mode="json") for name, spec in (
+            ("target", target), ("attack", attack), ("judges", judges), ("goals", goals))},
         "benign": benign.model_dump(mode="json") if benign is not None else None,
-        "concurrency": concurrency,
-        "budget_usd": budget_usd,
+        "concurrency": concurrency, "budget_usd": budget_usd,
     }
     flow_run_id = str(runtime.flow_run.id or "")
     if resume_stale and not resume_run_id:

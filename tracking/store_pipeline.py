@@ -295,13 +295,17 @@ class PipelineStoreMixin:
         attempts = AttemptRecord.__table__  # type: ignore[attr-defined]
         ids = sorted({attempt_id for attempt_id, _ in items})
         now = utcnow()
-        with self.engine.begin() as conn:
-            run_of: dict[int, str] = {}
+        # The lookup is its own (read) transaction: on SQLite a transaction that reads and then
+        # writes fails at once if another connection commits in between (SQLITE_BUSY_SNAPSHOT,
+        # which the busy timeout does not cover). An attempt's run never changes.
+        run_of: dict[int, str] = {}
+        with self.engine.connect() as conn:
             for start in range(0, len(ids), _IN_CHUNK):
                 query = sa.select(attempts.c.id, attempts.c.run_id).where(
                     attempts.c.id.in_(ids[start : start + _IN_CHUNK])
                 )
                 run_of.update({row.id: row.run_id for row in conn.execute(query)})
+        with self.engine.begin() as conn:
             values = [
                 {
                     "attempt_id": attempt_id,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
 
 from tracking import NewResult, SQLBackend
 
@@ -83,3 +87,39 @@ def test_update_results_keeps_agent_data_it_was_not_given(backend: SQLBackend, r
     (stored,) = backend.list_results(run_id)
     assert stored.evaluation_status is EvaluationStatusEnum.NOT_EVALUATED
     assert stored.agent_specific_data == {"runs": 3}
+
+
+def test_record_verdicts_survives_a_commit_between_its_lookup_and_its_insert(
+    tmp_path: Path,
+) -> None:
+    """SQLite: a transaction that reads, then writes, fails at once ("database is locked",
+    SQLITE_BUSY_SNAPSHOT — the busy timeout does not help) when another connection commits in
+    between, e.g. the run's heartbeat. Seen in a Best-of-N step; verdict writes must not read and
+    write in one transaction."""
+    path = tmp_path / "store.db"
+    backend = SQLBackend(f"sqlite:///{path}")
+    run_id = backend.create_run(attack_type="test", target_description="unit test target")
+    ids = _attempts(backend, run_id, 2)
+    fired: list[str] = []
+
+    def heartbeat_in_between(conn: object, cursor: object, statement: str, *_: object) -> None:
+        if not fired and statement.lstrip().upper().startswith("SELECT") and "attempts" in statement:
+            fired.append(statement)
+            other = sqlite3.connect(path, timeout=30)  # another process's connection
+            other.execute("UPDATE runs SET heartbeat_at = CURRENT_TIMESTAMP WHERE id = ?",
+                          (run_id,))
+            other.commit()
+            other.close()
+
+    sa.event.listen(backend.engine, "after_cursor_execute", heartbeat_in_between)
+    try:
+        backend.record_verdicts([(ids[0], Said("harmbench", True, 1.0)),
+                                 (ids[1], Said("harmbench", False, 0.0))])
+    finally:
+        sa.event.remove(backend.engine, "after_cursor_execute", heartbeat_in_between)
+        backend.close()
+    assert fired  # the interleaving happened
+    stored = SQLBackend(f"sqlite:///{path}")
+    assert {j.attempt_id: j.success for j in stored.list_judgments(run_id=run_id)} == {
+        ids[0]: True, ids[1]: False}
+    stored.close()
