@@ -37,7 +37,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from flows.server import prefect_api  # noqa: E402
+from flows.server import private_prefect_api  # noqa: E402
 
 
 def write_goals(path: Path, n: int) -> None:
@@ -111,7 +111,8 @@ def main() -> None:
     write_goals(goals_file, args.goals)
     responder = "tests.support.bon_responder:bon_responder"
     results = {}
-    with prefect_api(work / "prefect"), start_server_process(
+    # A server of its own, stopped at the end (a long-lived one would outlive the temp dir).
+    with private_prefect_api(work / "prefect"), start_server_process(
             latency_s=args.latency, responder=responder, log_size=10) as server:
         # Warm-up: imports, Prefect client, first flow registration (not measured).
         asyncio.run(run_once(args, server.base_url, goals_file, f"sqlite:///{work}/warm.db",
