@@ -152,13 +152,17 @@ def print_summary(console: Console, summary: RunSummary, citation: Citation | No
 
 def print_goals(console: Console, results: list[ResultRecord], rows: list[PipelineRow],
                 threshold: float = 0.5, limit: int | None = None) -> int:
-    """The per-goal table; with `limit`, broken goals first and at most `limit` rows.
+    """The per-goal table of attacked goals; with `limit`, broken goals first and at most `limit`.
 
-    Returns how many goals were left out (a scan of thousands of goals is not read in a terminal).
+    Benign control prompts are not goals under attack: they are counted in the over-refusal line,
+    not listed here. Returns how many attacked goals were left out (a scan of thousands of goals
+    is not read in a terminal).
     """
     from reports.rows import best_rows
+    from tracking.summary import is_benign
 
     best = best_rows(rows, threshold)
+    results = [r for r in results if not is_benign(r.goal_metadata)]
     ordered = sorted(results, key=lambda r: r.goal_index)
     if limit is not None and len(ordered) > limit:
         def unbroken(r: ResultRecord) -> bool:

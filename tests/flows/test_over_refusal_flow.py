@@ -76,3 +76,14 @@ def test_benign_control_set_gives_a_false_refusal_rate_outside_the_asr(
     console = Console(record=True, width=200)
     print_summary(console, summary)
     assert "false-refusal rate" in console.export_text()
+
+    # The per-goal table lists the 3 attacked goals only; the 8 benign prompts are in the line above.
+    from cli.output import print_goals
+    from reports.rows import run_rows
+
+    panel, rows = run_rows(backend, backend.get_run(run_id))
+    console = Console(record=True, width=200)
+    left_out = print_goals(console, results, rows, panel.threshold, limit=2)
+    table = console.export_text()
+    assert left_out == 1  # of the 3 attacked goals, not of all 11 results
+    assert not any(p[:40] in table for p in prompts)
