@@ -89,8 +89,10 @@ def settings(server: OpenAIServer, tmp_path: Path) -> dict[str, Any]:
     }
 
 
-def samples_by_goal(db_url: str, run_id: str) -> dict[str, list[tuple[int, bool]]]:
-    """result goal text -> [(sample index, judged successful by the whole panel)]."""
+def samples_by_goal(db_url: str, run_id: str,
+                    technique: str | None = None) -> dict[str, list[tuple[int, bool]]]:
+    """result goal text -> [(sample index, judged successful by the whole panel)], for the
+    attempts of `technique` (all attempts when None)."""
     backend = get_backend(db_url)
     goals = {r.id: r.goal for r in backend.list_results(run_id)}
     yes: dict[int, list[bool]] = {}
@@ -98,6 +100,8 @@ def samples_by_goal(db_url: str, run_id: str) -> dict[str, list[tuple[int, bool]
         yes.setdefault(j.attempt_id, []).append(bool(j.success))
     out: dict[str, list[tuple[int, bool]]] = {g: [] for g in goals.values()}
     for a in backend.list_attempts(run_id):
+        if technique is not None and a.technique != technique:
+            continue
         verdicts = yes.get(a.id, [])
         out[goals[a.result_id]].append((a.meta["sample"], len(verdicts) == 2 and all(verdicts)))
     return out
@@ -205,17 +209,7 @@ def store(request: pytest.FixtureRequest, sqlite_url: str) -> str:
 
 def bon_samples(db_url: str, run_id: str) -> dict[str, list[tuple[int, bool]]]:
     """`samples_by_goal` restricted to Best-of-N samples (a suite records other prompts too)."""
-    backend = get_backend(db_url)
-    goals = {r.id: r.goal for r in backend.list_results(run_id)}
-    yes: dict[int, list[bool]] = {}
-    for j in backend.list_judgments(run_id=run_id):
-        yes.setdefault(j.attempt_id, []).append(bool(j.success))
-    out: dict[str, list[tuple[int, bool]]] = {g: [] for g in goals.values()}
-    for a in backend.list_attempts(run_id):
-        if a.technique == "bon":
-            ok = yes.get(a.id, [])
-            out[goals[a.result_id]].append((a.meta["sample"], len(ok) == 2 and all(ok)))
-    return out
+    return samples_by_goal(db_url, run_id, technique="bon")
 
 
 def assert_stopped_early(samples: dict[str, list[tuple[int, bool]]]) -> None:
