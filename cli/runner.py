@@ -397,7 +397,6 @@ def run_demo(goals: int, db_url: str, console: Console) -> int:
     citation = cite(settings.judges.judges, settings.judges.rule,
                     store_lookup(get_backend(db_url)))
     console.print("[bold]siegeflow demo[/]: SmolLM2-135M-Instruct (local, llama.cpp) behind a "
-                  "guardrail, attacked with baseline + templates + encodings + Best-of-N (N=2), "
-                  "judged by keywords.")
+                  "guardrail, attacked with baseline + templates + encodings + Best-of-N (N=2).")
     console.print(f"Judged by {escape(citation.text())}.")
     return execute(settings, console)

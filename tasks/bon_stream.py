@@ -53,23 +53,33 @@ class GoalStream:
     todo: Iterator[int]
     broken: bool = False
     stop_when_broken: bool = True
-    done: bool = False
+    done: bool = False  # stopped: too many target errors
     reported: bool = False
     in_flight: int = 0
     issued: int = 0
     errors: int = 0
+    exhausted: bool = False  # every index of `todo` has been issued
+    _next_up: int | None = None  # the index read ahead of `todo` (so `exhausted` is known in time)
 
     @property
     def finished(self) -> bool:
         """Broken, or out of samples with none in flight: nothing more will happen to it."""
-        return (self.broken and self.stop_when_broken) or (self.done and self.in_flight == 0)
+        return ((self.broken and self.stop_when_broken)
+                or ((self.done or self.exhausted) and self.in_flight == 0))
 
     def next_index(self) -> int | None:
-        if (self.broken and self.stop_when_broken) or self.done:
+        if (self.broken and self.stop_when_broken) or self.done or self.exhausted:
             return None
-        index = next(self.todo, None)
+        index, self._next_up = self._next_up, None
         if index is None:
-            self.done = True
+            index = next(self.todo, None)
+        if index is None:
+            self.exhausted = True
+            return None
+        # Read one ahead: when this is the last sample the goal is done now, so the sample's own
+        # settling reports it finished (not a later round-robin pass that may never come).
+        self._next_up = next(self.todo, None)
+        self.exhausted = self._next_up is None
         return index
 
 
@@ -99,6 +109,7 @@ class BestOfNStream:
                  on_goal_done: Callable[[], Awaitable[None]] | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        self._goals = goals
         self._queue = deque(g for g in goals if not (g.broken and g.stop_when_broken))
         self._sample, self._send, self._judge, self._record = sample, send, judge, record
         self._concurrency = concurrency
@@ -136,7 +147,16 @@ class BestOfNStream:
         self.stats.budget_exhausted = self.budget.exhausted
         if self._failure is not None:
             raise self._failure
+        await self._report_settled()
         return self.stats
+
+    async def _report_settled(self) -> None:
+        """Report the goals that finished without a sample of this run settling them: broken or
+        out of samples in an earlier attempt of the step (resume, retry)."""
+        for goal in self._goals:
+            if self._on_goal_done is not None and goal.finished and not goal.reported:
+                goal.reported = True
+                await self._on_goal_done()
 
     def _launch(self, goal: GoalStream, index: int) -> None:
         goal.in_flight += 1

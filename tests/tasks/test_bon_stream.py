@@ -153,3 +153,28 @@ def test_without_early_stop_every_goal_gets_all_n() -> None:
         g.stop_when_broken = False
     stats, _ = run(target, goal_streams, n=20)
     assert stats.requested == 40 and stats.goals_broken == 2
+
+
+@pytest.mark.parametrize("early_stop", [True, False])
+def test_every_goal_is_reported_finished_exactly_once(early_stop: bool) -> None:
+    """The step's progress counts goals: each must be reported once it can do nothing more —
+    when its last sample settles (with N=2 and spare concurrency the round robin never comes
+    back to it), or, already broken or fully sampled by an earlier attempt, at the end."""
+    target = FakeTarget(breaks={"g0": 0})
+    goal_streams = streams(2, 5, done={"g3": {0, 1}})
+    for g in goal_streams:
+        g.stop_when_broken = early_stop
+    goal_streams[4].broken = True  # broken in an earlier attempt of the step
+    reported: list[int] = []
+
+    async def on_done() -> None:
+        reported.append(1)
+
+    technique = build_technique("bon", {"n": 2})
+    stream = BestOfNStream(goal_streams, sample=technique.sample, send=target.send,
+                           judge=target.judge, record=lambda s: None, concurrency=8,
+                           budget=Budget(limit_usd=None), stop_after_errors=10,
+                           on_goal_done=on_done)
+    asyncio.run(stream.run())
+    assert len(reported) == 5
+    assert all(g.reported and g.finished for g in goal_streams)
