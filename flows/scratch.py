@@ -195,15 +195,23 @@ def _live_flow_run_ids() -> set[str] | None:
 
 def sweep_stale_scratch(root: Path | None = None, *, stale_after_s: float = STALE_AFTER_S,
                         ) -> list[Path]:
-    """Remove scratch directories left by dead workers; returns those removed."""
-    live = _live_flow_run_ids()
+    """Remove scratch directories left by dead workers; returns those removed.
+
+    Runs at every flow start: /proc is read only when some scratch is old enough to be a
+    candidate (usually there is none)."""
+    now = time.time()
+    old = []
+    for path, run_id in _scratch_dirs(root or Path(tempfile.gettempdir())):
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime >= stale_after_s:
+                old.append((path, run_id))
+    live = _live_flow_run_ids() if old else None
     if live is None:
         return []
     removed = []
-    now = time.time()
-    for path, run_id in _scratch_dirs(root or Path(tempfile.gettempdir())):
+    for path, run_id in old:
         with contextlib.suppress(OSError):
-            if run_id in live or now - path.stat().st_mtime < stale_after_s:
+            if run_id in live:
                 continue
             shutil.rmtree(path)
             removed.append(path)
