@@ -42,22 +42,22 @@ __all__ = [
 
 
 def main() -> None:
+    """The `siegeflow` command run in this process (`cli.entry` first tries a warm runner)."""
+    _exit(run_app())
+
+
+def run_app() -> int | str | None:
+    """Run the command line in `sys.argv`; its exit code (typer exits by `SystemExit`)."""
     try:
         app()
     except SystemExit as exc:
-        _exit(exc.code)
-    _exit(0)
+        return exc.code
+    return 0
 
 
-def _exit(code: int | str | None) -> None:
-    """Exit; after a flow ran, without tearing the interpreter down object by object.
-
-    Finalizing the heap a Prefect run leaves (thousands of modules, pydantic models, clients)
-    takes 1-3 s after the work is done. Exit handlers (Prefect's log/event workers, logging,
-    the tracking writer) still run; then the process ends without the finalization.
-    """
-    if "prefect" not in sys.modules:
-        raise SystemExit(code)
+def finish(code: int | str | None) -> int:
+    """Run the exit handlers (Prefect's log/event workers, logging, the tracking writer) and
+    flush output; the numeric exit status. A string code is an error message: printed, 1."""
     import atexit
 
     atexit._run_exitfuncs()
@@ -66,8 +66,22 @@ def _exit(code: int | str | None) -> None:
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code or 0)
+    return int(code or 0)
+
+
+def _exit(code: int | str | None) -> None:
+    """Exit; after a flow ran, without tearing the interpreter down object by object.
+
+    Finalizing the heap a Prefect run leaves (thousands of modules, pydantic models, clients)
+    takes 1-3 s after the work is done: exit handlers still run (`finish`), then the process
+    ends without the finalization.
+    """
+    if "prefect" not in sys.modules:
+        raise SystemExit(code)
+    os._exit(finish(code))
 
 
 if __name__ == "__main__":
-    main()
+    from cli.entry import main as entry
+
+    entry()
