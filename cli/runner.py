@@ -229,9 +229,13 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
     citation = cite(settings.judges.judges, settings.judges.rule, store_lookup(backend))
     print_summary(console, summary, citation)
     if run_id:
-        from reports.rows import run_rows
+        from reports.rows import RunPanel, run_rows
 
-        panel, rows = run_rows(backend, backend.get_run(run_id))
+        run = backend.get_run(run_id)
+        if summary.final_rows is not None:  # this process's flow built them: not read again
+            panel, rows = RunPanel.of(run), summary.final_rows
+        else:
+            panel, rows = run_rows(backend, run)
         left_out = print_goals(console, backend.list_results(run_id), rows, panel.threshold,
                                limit=GOALS_SHOWN)
         if left_out:

@@ -40,8 +40,8 @@ async def publish_run_artifacts(
 ) -> Path | None:
     """Publish the goal table, the markdown summary and a link to the run's HTML report.
 
-    The report file is written first (from the store; `backend` defaults to the flow's), so the
-    summary can say where it is. A report that cannot be written (disk full, read-only folder)
+    The report file is written first (from `rows` and `results`, which the flow read from the
+    store; `backend` defaults to the flow's), so the summary can say where it is. A report that cannot be written (disk full, read-only folder)
     is logged and named in the summary; it never fails the run, whose data is already stored.
     """
     path: Path | None = None
@@ -50,7 +50,8 @@ async def publish_run_artifacts(
     run = backend.get_run(run_id)
     citation = cite_run(run.parameters if run else None, store_lookup(backend))
     try:
-        path = await asyncio.to_thread(write_html_report, backend, run_id)
+        path = await asyncio.to_thread(write_html_report, backend, run_id, rows=rows,
+                                       results=results)
     except OSError as exc:
         error = f"{type(exc).__name__}: {exc.strerror or exc}"
         logger.warning("HTML report for run %s not written: %s", run_id, error)

@@ -18,7 +18,7 @@ from typing import Any
 
 from flows.config import GoalsSpec, JudgePanelSpec
 from goals import Goal
-from reports.rows import build_rows
+from reports.rows import Recorded, rows_of
 from targets import TargetConfig
 from targets.completion import is_truncated
 from tasks.context import GoalRow, RunRef
@@ -250,14 +250,19 @@ async def publish_results(
     stop_reason: str,
     spent_usd: float,
     extra: Mapping[str, Any] | None = None,
+    recorded: Recorded | None = None,
 ) -> RunSummary:
-    """Store the summary on the run and publish the table and markdown artifacts."""
+    """Store the summary on the run and publish the table and markdown artifacts.
+
+    `recorded`: what `rows` were built from (read again from the store when not given). The
+    summary returned carries `rows` for the process that ran the flow (`RunSummary.final_rows`)."""
     from flows.artifacts import publish_run_artifacts
 
     from judges import judge_agreement, rows_by_judge
 
     backend = ref.backend()
-    spend = spend_of(backend.list_attempts(ref.run_id), backend.list_judgments(run_id=ref.run_id))
+    recorded = recorded or Recorded.load(backend, ref.run_id)
+    spend = spend_of(recorded.attempts, recorded.judgments)
     by_judge = rows_by_judge(rows)
     summary = RunSummary.parse(coordinator.get_summary()).updated(**{
         "stop_reason": stop_reason, "cost_usd": spent_usd, **(extra or {}),
@@ -269,23 +274,21 @@ async def publish_results(
     })
     backend.update_run(ref.run_id, summary=summary.as_dict(), cost_usd=spent_usd)
     coordinator.log_summary()
-    report = await publish_run_artifacts(
-        ref.run_id, summary, rows, backend.list_results(ref.run_id), backend=backend
-    )
+    results = backend.list_results(ref.run_id)  # with the statuses finalization stored
+    report = await publish_run_artifacts(ref.run_id, summary, rows, results, backend=backend)
     if report is not None:  # rendered from the stored summary above; now say where it is
         summary = summary.updated(report_path=str(report))
         backend.update_run(ref.run_id, summary=summary.as_dict())
-    return summary
+    return summary.with_rows(rows)
 
 
-def run_warnings(backend: SQLBackend, run_id: str, judges: JudgePanelSpec) -> list[str]:
+def run_warnings(results: list[Any], judges: JudgePanelSpec) -> list[str]:
     """What the summary must say next to the ASR because the figure cannot mean what it seems:
     HarmBench copyright goals judged by a panel that cannot see reproduction of the work."""
     from judges.citation import panel_name
     from judges.copyright import unchecked_copyright_note
 
-    categories = [r.category for r in backend.list_results(run_id)
-                  if not is_benign(r.goal_metadata)]
+    categories = [r.category for r in results if not is_benign(r.goal_metadata)]
     note = unchecked_copyright_note(categories, [j.name for j in judges.judges],
                                     panel_name(judges.judges, judges.rule))
     return [note] if note else []
@@ -314,14 +317,15 @@ async def finish_run(
     check passes that check's keys. `stop_reason` and `extra` may read the final rows.
     """
     keys = list(judge_keys or judges.judge_keys)
-    rows = build_rows(ref.backend(), ref.run_id, keys, judges.rule)
+    recorded = Recorded.load(ref.backend(), ref.run_id)  # once: rows, spend, warnings, report
+    rows = rows_of(recorded, keys, judges.rule)
     coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
     coordinator.finalize_pipeline(rows, success_check=success_check)
     more = extra(rows) if callable(extra) else (extra or {})
     reason = stop_reason(rows) if callable(stop_reason) else stop_reason
-    warnings = run_warnings(ref.backend(), ref.run_id, judges)
+    warnings = run_warnings(recorded.results, judges)
     return await publish_results(
-        ref, coordinator, rows, stop_reason=reason, spent_usd=spent_usd,
+        ref, coordinator, rows, stop_reason=reason, spent_usd=spent_usd, recorded=recorded,
         extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule,
                "judge_keys": keys, **({"warnings": warnings} if warnings else {}), **more},
     )

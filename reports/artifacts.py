@@ -146,8 +146,10 @@ def report_dir() -> Path:
     return Path(os.environ.get(REPORT_DIR_ENV) or Path(user_data_dir("siegeflow")) / "reports")
 
 
-def write_html_report(backend: SQLBackend, run_id: str) -> Path:
-    """Render the run's HTML report into `report_dir()`; returns the file written."""
+def write_html_report(backend: SQLBackend, run_id: str, *, rows: list[PipelineRow] | None = None,
+                      results: list[ResultRecord] | None = None) -> Path:
+    """Render the run's HTML report into `report_dir()`; returns the file written. `rows` and
+    `results`: the finishing flow's, so they are not read again (`load_run`)."""
     from reports.html import render_report
     from reports.load import load_run
 
@@ -155,7 +157,8 @@ def write_html_report(backend: SQLBackend, run_id: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_id}.html"
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_report(load_run(backend, run_id)), encoding="utf-8")
+    tmp.write_text(render_report(load_run(backend, run_id, rows=rows, results=results)),
+                   encoding="utf-8")
     tmp.replace(path)
     return path
 

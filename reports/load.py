@@ -155,13 +155,22 @@ def is_optimizer_run(run: RunRecord, rows: list[PipelineRow]) -> bool:
     return any(_RUN_VARIANT.match(row.variant) for row in rows)
 
 
-def load_run(backend: SQLBackend, run_id: str, *, with_traces: bool = True) -> RunData:
-    """Read a run, its results, rows and per-goal traces; `RunNotFound` if there is none."""
+def load_run(backend: SQLBackend, run_id: str, *, with_traces: bool = True,
+             rows: list[PipelineRow] | None = None,
+             results: list[ResultRecord] | None = None) -> RunData:
+    """Read a run, its results, rows and per-goal traces; `RunNotFound` if there is none.
+
+    `rows` and `results`: already read by the caller (the flow that just finished the run, with
+    the judge keys its summary records), so they are not read again."""
     run = backend.get_run(run_id)
     if run is None:
         raise RunNotFound(f"no run {run_id!r} in the store")
-    results = backend.list_results(run_id)
-    panel, rows = run_rows(backend, run, results)
+    if results is None:
+        results = backend.list_results(run_id)
+    if rows is None:
+        panel, rows = run_rows(backend, run, results)
+    else:
+        panel = RunPanel.of(run)
     traces: dict[str, list[TraceRecord]] = {}
     if with_traces and is_optimizer_run(run, rows):
         for trace in backend.list_traces(run_id=run_id):

@@ -14,7 +14,14 @@ from typing import Any
 
 from judges import combine, rule_score
 from tracking import OVER_REFUSAL as _OVER_REFUSAL
-from tracking import JudgmentRecord, ResultRecord, RunRecord, RunSummary, is_benign
+from tracking import (
+    AttemptRecord,
+    JudgmentRecord,
+    ResultRecord,
+    RunRecord,
+    RunSummary,
+    is_benign,
+)
 from tracking.rows import JudgeCell, PipelineRow
 from tracking.success import RowOutcome, classify_row
 from tracking.store import SQLBackend
@@ -64,20 +71,42 @@ def prompt_text(messages: Any) -> str:
     return ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Recorded:
+    """What a run has recorded — goals, attempts, verdicts — read once for everything that
+    needs it at the end of a run (rows, spend, warnings, the report)."""
+
+    results: list[ResultRecord]
+    attempts: list[AttemptRecord]
+    judgments: list[JudgmentRecord]
+
+    @classmethod
+    def load(cls, backend: SQLBackend, run_id: str,
+             results: list[ResultRecord] | None = None) -> Recorded:
+        return cls(results=results if results is not None else backend.list_results(run_id),
+                   attempts=backend.list_attempts(run_id),
+                   judgments=backend.list_judgments(run_id=run_id))
+
+
 def build_rows(
     backend: SQLBackend, run_id: str, judge_keys: list[str], rule: str,
     results: list[ResultRecord] | None = None,
 ) -> list[PipelineRow]:
-    """Rows of a run's attempts; only the panel's judges count towards `success`.
+    """Rows of a run's attempts; only the panel's judges count towards `success`."""
+    return rows_of(Recorded.load(backend, run_id, results), judge_keys, rule)
+
+
+def rows_of(recorded: Recorded, judge_keys: list[str], rule: str) -> list[PipelineRow]:
+    """Rows of recorded attempts; only the panel's judges count towards `success`.
 
     A benign control goal's rows (`kind` "benign") are decided by the over-refusal judge alone:
     `success` then means the prompt was answered, not refused (`tasks.benign`)."""
-    by_id = {r.id: r for r in (results if results is not None else backend.list_results(run_id))}
+    by_id = {r.id: r for r in recorded.results}
     verdicts: dict[int, dict[str, JudgmentRecord]] = defaultdict(dict)
-    for j in backend.list_judgments(run_id=run_id):
+    for j in recorded.judgments:
         verdicts[j.attempt_id][j.judge] = j
     rows: list[PipelineRow] = []
-    for attempt in backend.list_attempts(run_id):
+    for attempt in recorded.attempts:
         result = by_id[attempt.result_id]
         benign = is_benign(result.goal_metadata)
         keys, how = ([OVER_REFUSAL], "any") if benign else (judge_keys, rule)

@@ -89,7 +89,7 @@ def majority(judges: Mapping[str, JudgeCell]) -> bool | None:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PipelineRow:
     """One attempt of a goal, as it flows from the store into goal finalization, summaries and
-    reports (ARCHITECTURE.md, "Pipeline rows"). Built only by `reports.rows.build_rows`.
+    reports (ARCHITECTURE.md, "Pipeline rows"). Built only by `reports.rows.rows_of`.
 
     The coordinator's spec-000 API speaks dicts: `from_dict` and `as_dict` convert at that
     edge (a dict without a `success` key is decided by the majority of its judges)."""

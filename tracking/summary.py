@@ -19,11 +19,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from tracking.context import Context
 from tracking.enums import EvaluationStatusEnum, StatusEnum
 from tracking.guard import DEFAULT_LOGGER_NAME
+from tracking.rows import PipelineRow
 from tracking.step import StepRecord
 from tracking.success import attack_success_rate
 
@@ -233,6 +234,8 @@ class RunSummary(_Stored):
     versions stay readable.
     """
 
+    _final_rows: list[PipelineRow] | None = PrivateAttr(default=None)
+
     run_id: str | None = None
     attack_type: str | None = None
     status: str | None = None
@@ -291,6 +294,17 @@ class RunSummary(_Stored):
     def updated(self, **changes: Any) -> RunSummary:
         """A copy with these fields set (validated)."""
         return RunSummary.model_validate({**self.as_dict(), **changes})
+
+    @property
+    def final_rows(self) -> list[PipelineRow] | None:
+        """The run's final rows, in the process whose flow finished the run (so the command
+        that ran it does not read them again); None elsewhere: they are never stored here."""
+        return self._final_rows
+
+    def with_rows(self, rows: list[PipelineRow]) -> RunSummary:
+        copy = self.model_copy()
+        copy._final_rows = rows
+        return copy
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form: exactly the fields that were set, as stored on the run."""
