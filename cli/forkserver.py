@@ -350,7 +350,12 @@ class Runner:
             _send(conn, {"accepted": False})
             return
         _send(conn, {"accepted": True})
-        if os.fork() == 0:
+        pid = os.fork()
+        if pid:
+            sys.stdout.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} pid {pid}: "
+                             f"{' '.join(request['argv'][1:2])} in {request['cwd']}\n")
+            sys.stdout.flush()
+        else:
             try:
                 self.listener.close()
                 code = _run_command(conn, request, fds)
