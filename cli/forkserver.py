@@ -231,11 +231,23 @@ def ensure_started(home: Path) -> bool:
     home.mkdir(parents=True, exist_ok=True)
     with (home / "runner.log").open("ab") as log:
         subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, this module
-            [sys.executable, "-m", "cli.forkserver", str(home)], cwd=str(home),
+            [sys.executable, "-m", "cli.forkserver", str(home)], cwd=str(home), env=runner_env(),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     return True
+
+
+#: What the runner's own environment keeps of its starter's: enough to import the same
+#: modules from the same places. Nothing else (API keys above all) outlives the command that
+#: started it; every command brings its own environment.
+RUNNER_ENV = ("HOME", "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "PYTHONPATH",
+              "VIRTUAL_ENV", "SIEGEFLOW_PREFECT_HOME", "PREFECT_HOME", "DO_NOT_TRACK",
+              "PREFECT_SERVER_ANALYTICS_ENABLED")
+
+
+def runner_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k in RUNNER_ENV or k.startswith("XDG_")}
 
 
 def stop(home: Path, timeout_s: float = 10.0) -> int | None:

@@ -25,6 +25,8 @@ from tests.support.openai_server import OpenAIServer
 from tracking import get_backend
 
 REPO = Path(__file__).resolve().parents[2]
+#: In every command's environment: a long-lived process must not keep it.
+SECRET = "sk-siegeflow-test-0123456789abcdef"
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
@@ -39,7 +41,7 @@ class Env:
         self.vars = {
             **{k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_PROFILE")},
             "SIEGEFLOW_PREFECT_HOME": str(self.home), "PREFECT_HOME": str(self.client),
-            "COLUMNS": "200", "PYTHONPATH": str(REPO),
+            "COLUMNS": "200", "PYTHONPATH": str(REPO), "SIEGEFLOW_TEST_SECRET": SECRET,
         }
 
     def popen(self, *args: str, cwd: Path = REPO, extra: dict[str, str] | None = None
@@ -217,6 +219,9 @@ def test_a_command_served_by_the_runner_is_the_callers_own(env: Env, tmp_path: P
                       cwd=tmp_path)
     assert _served(env.home) == served + 2
     assert bad.returncode == 2 and "no-such-goals.csv" in bad.stdout + bad.stderr
+    runner = forkserver.status(env.home)
+    assert runner is not None  # its environment: not its starter's secrets
+    assert SECRET.encode() not in Path(f"/proc/{runner['pid']}/environ").read_bytes()
 
 
 def test_signals_reach_the_served_command_and_kill_9_of_the_caller_ends_it(
