@@ -14,7 +14,9 @@ data directory and no Prefect server configured (the user's first experience):
 
     .venv/bin/python bench/cli_bench.py [--sizes 900 2000] [--warm 3] [--latency 0.2] [--concurrency 32]
 
-The local server and command runner started here are stopped at the end.
+The local server and command runner started here are stopped at the end. With
+`SIEGEFLOW_FORKSERVER=0` in the environment every command runs in its own process (the figures
+without the runner, for comparison).
 """
 
 from __future__ import annotations

@@ -148,16 +148,24 @@ class PipelineStoreMixin:
     ) -> list[AttemptRecord]:
         """A run's attempts by id. ``pending_only``: no completion yet (and, with
         ``include_errors``, also those whose completion was an error)."""
-        query = select(AttemptRecord).where(AttemptRecord.run_id == run_id)
+        table = AttemptRecord.__table__  # type: ignore[attr-defined]
+        query = sa.select(table).where(table.c.run_id == run_id)
         if result_id is not None:
-            query = query.where(AttemptRecord.result_id == result_id)
+            query = query.where(table.c.result_id == result_id)
         if pending_only:
-            pending = AttemptRecord.completed_at.is_(None)  # type: ignore[union-attr]
+            pending = table.c.completed_at.is_(None)
             if include_errors:
-                pending = sa.or_(pending, AttemptRecord.error.is_not(None))  # type: ignore[union-attr]
+                pending = sa.or_(pending, table.c.error.is_not(None))
             query = query.where(pending)
-        with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.exec(query.order_by(AttemptRecord.id)).all())  # type: ignore[arg-type]
+        return self._read(AttemptRecord, query.order_by(table.c.id))
+
+    def _read(self, model: Any, query: sa.Select[Any]) -> list[Any]:
+        """Records of `model` read for reading: plain rows made into detached records, without
+        the ORM's identity map and per-object bookkeeping (the pipeline reads thousands of
+        attempts per step; the ORM path costs several times as much). Never add them back to a
+        session: use the store's write methods."""
+        with self.engine.connect() as conn:
+            return [model.model_construct(**row._mapping) for row in conn.execute(query)]
 
     def reopen_errored_attempts(self, run_id: str) -> int:
         """Make every attempt whose completion was a target error pending again; return how many.
@@ -235,14 +243,13 @@ class PipelineStoreMixin:
         """Judgments of a run or of one attempt, by attempt then judge."""
         if run_id is None and attempt_id is None:
             raise ValueError("list_judgments needs run_id and/or attempt_id")
-        query = select(JudgmentRecord)
+        table = JudgmentRecord.__table__  # type: ignore[attr-defined]
+        query = sa.select(table)
         if run_id is not None:
-            query = query.where(JudgmentRecord.run_id == run_id)
+            query = query.where(table.c.run_id == run_id)
         if attempt_id is not None:
-            query = query.where(JudgmentRecord.attempt_id == attempt_id)
-        query = query.order_by(JudgmentRecord.attempt_id, JudgmentRecord.judge)  # type: ignore[arg-type]
-        with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.exec(query).all())
+            query = query.where(table.c.attempt_id == attempt_id)
+        return self._read(JudgmentRecord, query.order_by(table.c.attempt_id, table.c.judge))
 
     # -- bulk writes (the pipeline's hot path) --------------------------------------------
 
