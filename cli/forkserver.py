@@ -20,8 +20,9 @@ Nothing else changes: without a runner (first command, `SIEGEFLOW_FORKSERVER=0`,
 platform, a runner whose Python or installed packages differ from the caller's) the command
 runs in its own process, and the first such command starts a runner in the background for the
 next one. `siegeflow server stop` stops it with the server. The socket lives in Linux's
-abstract namespace (no stale file, unique per data directory), and only a process of the
-same user is served (`SO_PEERCRED`).
+abstract namespace (no stale file, unique per data directory); both ends check that the other
+is a process of the same user (`SO_PEERCRED`): a runner serves only its user, and a command
+never sends its environment to a name another user took.
 
 This module is imported on every command's path: standard library only.
 """
@@ -134,6 +135,9 @@ def _recv(sock: socket.socket, *, with_fds: int = 0) -> tuple[dict[str, Any], li
 
 
 def _connect(home: Path, timeout_s: float) -> socket.socket | None:
+    """A connection to `home`'s runner; None when nothing listens, or when what listens is
+    another user's process (an abstract name can be taken by anyone: never send it our
+    environment)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout_s)
     try:
@@ -141,13 +145,21 @@ def _connect(home: Path, timeout_s: float) -> socket.socket | None:
     except OSError:
         sock.close()
         return None
+    if _peer(sock)[1] != os.getuid():
+        sock.close()
+        return None
     return sock
 
 
-def _peer_pid(sock: socket.socket) -> int:
-    pid, _uid, _gid = struct.unpack("3i", sock.getsockopt(
+def _peer(sock: socket.socket) -> tuple[int, int]:
+    """(pid, uid) of the process at the other end of a Unix socket."""
+    pid, uid, _gid = struct.unpack("3i", sock.getsockopt(
         socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-    return int(pid)
+    return int(pid), int(uid)
+
+
+def _peer_pid(sock: socket.socket) -> int:
+    return _peer(sock)[0]
 
 
 # -- the caller's side ------------------------------------------------------------------------
@@ -348,9 +360,7 @@ class Runner:
 
     @staticmethod
     def _same_user(conn: socket.socket) -> bool:
-        _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(
-            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-        return uid == os.getuid()
+        return _peer(conn)[1] == os.getuid()
 
     @staticmethod
     def _compatible(request: dict[str, Any], own: str) -> bool:
