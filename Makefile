@@ -14,7 +14,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
 PACKAGES := attacks cli core flows goals judges optimizers reports targets tasks tracking
 
-.PHONY: setup local demo test bench clean uv
+.PHONY: setup local demo check test bench clean uv
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -36,7 +36,12 @@ local: setup
 demo: local
 	$(VENV)/bin/siegeflow demo
 
-test: local
+# The checking gate: lint (ruff) and types (mypy; strict on core, tracking, targets).
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: local check
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(VENV)/bin/python -m pytest
 

@@ -15,8 +15,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from goals import Goal
-from targets.chat import chat_for_model
-from targets.completion import ChatFn, CompletionLike
+from targets.chat import chat_for_model as chat_for_model  # re-exported for techniques
+from targets.completion import ChatFn
+from targets.completion import CompletionLike as CompletionLike  # re-exported for techniques
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +128,8 @@ class Technique(ABC, Generic[C]):
     needs_model: ClassVar[bool] = False
 
     def __init__(self, config: C | None = None, *, attacker_chat: ChatFn | None = None) -> None:
-        self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]
+        # `Config` is the class's own config type, which is C; a ClassVar cannot say so.
+        self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]  # see above
         self._attacker_chat = attacker_chat
 
     @abstractmethod

@@ -68,7 +68,7 @@ class Bench:
                "--goals", str(goals_file), "--db", db,
                "--concurrency", str(self.args.concurrency)]
         t0 = time.time()
-        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=False,  # noqa: S603
+        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=False,
                               timeout=1800)
         t1 = time.time()
         if done.returncode != 0:
@@ -96,7 +96,7 @@ class Bench:
 
 
 def _flow_run(api_url: str, flow_run_id: str) -> dict:
-    with urllib.request.urlopen(f"{api_url}/flow_runs/{flow_run_id}", timeout=30) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"{api_url}/flow_runs/{flow_run_id}", timeout=30) as resp:
         return json.load(resp)
 
 

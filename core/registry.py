@@ -73,8 +73,10 @@ class Registry(Generic[T]):
             known = self._entries.get(name)
             if known is not None and known is not cls:
                 raise self.error(f"{self.kind} {name!r} is already registered by {known}")
-            cls.name = name  # type: ignore[attr-defined]
-            self._entries[name] = cls  # type: ignore[assignment]
+            # A class decorator types its argument as a plain `type` (C); the family's classes
+            # carry a `name` attribute and are `type[T]`, which the base check above enforces.
+            cls.name = name  # type: ignore[attr-defined]  # C is any type; see above
+            self._entries[name] = cls
             return cls
 
         return decorate

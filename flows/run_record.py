@@ -185,7 +185,9 @@ def open_run(
             backend, run_id, logger=logger, attack_type=attack_type,
             goals=specs,
         )
-    rows = [GoalRow.of_context(ctx) for ctx in coordinator.goal_tracker.contexts
+    tracker = coordinator.goal_tracker
+    assert tracker is not None  # created with its goals above
+    rows = [GoalRow.of_context(ctx) for ctx in tracker.contexts
             if ctx.result_id is not None]
     return OpenedRun(
         ref=RunRef(db_url=db_url, run_id=run_id),
@@ -257,7 +259,6 @@ async def publish_results(
     `recorded`: what `rows` were built from (read again from the store when not given). The
     summary returned carries `rows` for the process that ran the flow (`RunSummary.final_rows`)."""
     from flows.artifacts import publish_run_artifacts
-
     from judges import judge_agreement, rows_by_judge
 
     backend = ref.backend()

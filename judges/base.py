@@ -12,7 +12,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from targets.chat import chat_for_model
-from targets.completion import ChatFn, CompletionLike
+from targets.completion import ChatFn
+from targets.completion import CompletionLike as CompletionLike  # re-exported for judges
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +86,7 @@ class Judge(ABC, Generic[C]):
     takes_context: bool = False
 
     def __init__(self, config: C | None = None, *, label: str | None = None) -> None:
-        self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]
+        self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]  # Config is C
         self.label = label or self.name
 
     @abstractmethod

@@ -85,7 +85,8 @@ def parse_strongreject(text: str) -> dict[str, int]:
     values: dict[str, int] = {}
     for field, (names, low, high) in _FIELDS.items():
         alternatives = "|".join(re.escape(name) for name in names)
-        found, ranges = [], []
+        found: list[str] = []
+        ranges: list[str] = []
         for match in re.finditer(
             rf"(?im)(?:^|\s)(?:{alternatives})\s*(?:[:=\-]\s*|\s)\s*[<\[(]?\s*"
             rf"(-?\d+(?:\.\d+)?)(?!\.?\d)",

@@ -274,7 +274,7 @@ class TemplateJudge(ModelJudge[TemplateJudgeConfig]):
     Config = TemplateJudgeConfig
 
     @functools.cached_property
-    def takes_context(self) -> bool:  # type: ignore[override]
+    def takes_context(self) -> bool:  # type: ignore[override]  # a class flag, computed here
         """The template has a `{context}` slot: a run then passes a contextual goal's context
         apart from its behaviour (else the goal text carries both)."""
         return "context" in check_template(self.config.source, self.config.template)

@@ -10,7 +10,7 @@ read in a run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +123,6 @@ def summarise(results: list[ItemResult], labels: LabelSet, rule: str, judges: li
                 pairs.append((r.item.label, bool(verdict.success)))
         figures[key] = agreement(pairs, errors)
     decided = [(r.item.label, r.panel) for r in results if r.panel is not None]
-    figures[PANEL] = agreement(decided, len(results) - len(decided))  # type: ignore[arg-type]
+    figures[PANEL] = agreement(decided, len(results) - len(decided))
     return Validation(source=labels.source, sha256=labels.sha256, rule=rule, judges=judges,
                       figures=figures, results=results, cost_usd=cost_usd)

@@ -92,7 +92,7 @@ async def _acompletion(**kwargs: Any) -> ModelResponse:
     """The single litellm entry point (tests replace it to simulate transient failures)."""
     import litellm
 
-    return await litellm.acompletion(**kwargs)  # type: ignore[no-any-return]
+    return await litellm.acompletion(**kwargs)
 
 
 def _litellm() -> Any:

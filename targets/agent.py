@@ -8,6 +8,7 @@ these hooks to an optimizer session; `NO_HOOKS` runs the agent untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ class ToolCallMatch(BaseModel):
 
 def _same(actual: Any, wanted: Any) -> bool:
     if isinstance(wanted, bool) or isinstance(actual, bool):
-        return actual == wanted
+        return bool(actual == wanted)
     if isinstance(wanted, int | float):
         try:
             return float(actual) == float(wanted)
@@ -146,15 +147,12 @@ async def run_agent(
         {"role": "user", "content": task},
     ]
     calls: list[ToolCallRecord] = []
-    usage = {"cost_usd": 0.0, "prompt_tokens": 0, "completion_tokens": 0, "attempts": 0}
+    usage = CallUsage()
     answer: str | None = None
     stopped, error, error_kind, step = "max_steps", None, None, 0
     for step in range(1, spec.max_steps + 1):
         completion = await chat(config, messages, tools=schemas or None)
-        usage["cost_usd"] += completion.cost_usd
-        usage["prompt_tokens"] += completion.prompt_tokens
-        usage["completion_tokens"] += completion.completion_tokens
-        usage["attempts"] += completion.attempts
+        usage += completion
         if completion.error is not None:
             stopped, error, error_kind = "error", completion.error, completion.error_kind
             break
@@ -193,8 +191,7 @@ async def run_agent(
         stopped=stopped,
         error=error,
         error_kind=error_kind,
-        latency_s=time.perf_counter() - started,
-        **usage,  # type: ignore[arg-type]
+        **dataclasses.replace(usage, latency_s=time.perf_counter() - started).fields(),
     )
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from targets.completion import RETRYABLE_KINDS, ChatFn, Completion, truncate_answer
 from targets.config import MissingApiKeyError, TargetConfig
-from targets.secrets import resolve_api_key
 from targets.cost import http_cost
 from targets.errors import AttemptError
 from targets.ratelimit import request_slot
 from targets.retry import backoff_delay
+from targets.secrets import resolve_api_key
 
 logger = logging.getLogger("siegeflow.targets")
 

@@ -13,7 +13,6 @@ import asyncio
 import logging
 from typing import Any
 
-
 from targets import TargetConfig, chat
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,7 +26,13 @@ from tracking import (
     is_benign,
 )
 
+if TYPE_CHECKING:  # Prefect is imported when a task is defined, not with this module
+    from prefect import Task
+
 logger = logging.getLogger("siegeflow.tasks")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Delays between Prefect retries of a failed step (seconds). Steps are idempotent, so a retry
 #: only redoes what was not recorded. Overridable for tests: SIEGEFLOW_TASK_RETRY_DELAYS=0.1,0.1
@@ -35,7 +41,7 @@ TASK_RETRY_DELAYS = [
 ]
 
 
-def pipeline_task(name: str) -> Any:
+def pipeline_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     """The Prefect task settings every pipeline step shares.
 
     Retried with backoff and jitter (steps are idempotent against the store, so a retry only

@@ -11,8 +11,8 @@ import logging
 
 from attacks import AttackPrompt, build_technique
 from attacks.spec import AttackSpec
-from tasks.buffer import WriteBuffer, settle_all
 from tasks.budget import Budget
+from tasks.buffer import WriteBuffer, settle_all
 from tasks.context import GoalRow, RunRef, StepResult, pipeline_task
 from tracking import NewAttempt
 

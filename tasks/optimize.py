@@ -221,6 +221,9 @@ class GoalLoop:
         return self.stats
 
     def _fail(self, exc: OptimizerFault | InvalidInjectionError) -> None:
+        reason: str
+        kind: str | None
+        cause: BaseException
         if isinstance(exc, InvalidInjectionError):
             reason, kind, cause = "optimizer_error", "optimizer_error", exc
         else:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
+
 from cli import output
-from cli.app import bad_input, console, err
+from cli.app import bad_input, console
 from cli.exits import EXIT_OK
+
 DEFAULT_JUDGES: tuple[str, ...] = ("offline",)
 
 judges_app = typer.Typer(
@@ -64,10 +66,10 @@ def judges(ctx: typer.Context) -> None:
 LabelsOption = Annotated[Path, typer.Option(
     "--labels", help="Labelled answers: generic .jsonl/.csv (id, goal, response, label, ...) "
     "or HarmBench's text_behaviors_val_set.json.")]
-BehavioursOption = Annotated[Optional[Path], typer.Option(
+BehavioursOption = Annotated[Path | None, typer.Option(
     "--behaviors", help="HarmBench behaviours CSV (default: harmbench_behaviors_text_all.csv "
     "next to the labels file).")]
-SplitOption = Annotated[Optional[str], typer.Option(
+SplitOption = Annotated[str | None, typer.Option(
     help="Only items of this split (HarmBench: standard or contextual; else the 'split' field).")]
 
 
@@ -75,20 +77,20 @@ SplitOption = Annotated[Optional[str], typer.Option(
 def validate(
     labels: LabelsOption,
     behaviors: BehavioursOption = None,
-    judge: Annotated[Optional[list[str]], typer.Option(
+    judge: Annotated[list[str] | None, typer.Option(
         help="Judge name or JSON spec; repeat for several (default: run's default panel).")] = None,
-    judge_model: Annotated[Optional[str], typer.Option(help="litellm model for model judges.")] = None,
-    judge_api_base: Annotated[Optional[str], typer.Option(help="Judge endpoint.")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="litellm model for model judges.")] = None,
+    judge_api_base: Annotated[str | None, typer.Option(help="Judge endpoint.")] = None,
     rule: Annotated[str, typer.Option(help="any | majority | all")] = "majority",
     split: SplitOption = None,
     include_training: Annotated[bool, typer.Option(
         help="Keep items a trained judge was fitted on (in-sample figures).")] = False,
     concurrency: Annotated[int, typer.Option(help="Concurrent judge calls.")] = 8,
-    budget: Annotated[Optional[float], typer.Option(help="Stop judging past this many USD.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write figures + items.")] = None,
+    budget: Annotated[float | None, typer.Option(help="Stop judging past this many USD.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write figures + items.")] = None,
     show: Annotated[int, typer.Option(help="How many disagreements to print.")] = 10,
     store: Annotated[bool, typer.Option(help="Save as the panel's latest validation.")] = True,
-    db: Annotated[Optional[str], typer.Option("--db", help="Tracking store URL.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Tracking store URL.")] = None,
 ) -> None:
     """Measure a judge or panel against human labels: accuracy, precision, recall, F1, kappa."""
     from cli.validate_view import print_validation
@@ -193,7 +195,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the head (.npz).")],
     behaviors: BehavioursOption = None,
     split: SplitOption = None,
-    l2: Annotated[Optional[float], typer.Option(help="L2 penalty of the logistic head.")] = None,
+    l2: Annotated[float | None, typer.Option(help="L2 penalty of the logistic head.")] = None,
     folds: Annotated[int, typer.Option(help="Grouped CV folds to report (0: none).")] = 5,
     synthetic: Annotated[bool, typer.Option(
         help="Add siegeflow's echo/restatement negatives for the training goals.")] = True,

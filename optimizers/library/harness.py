@@ -185,18 +185,12 @@ class ChatHarness(TargetHarness):
         return (self.reply,)
 
     async def run(self, hooks: RunHooks, goal: Goal) -> RunOutcome:
-        config: ChatConfig = self.config  # type: ignore[assignment]
+        config: ChatConfig = self.config  # type: ignore[assignment]  # this harness's config class
         system = (
             [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
         )
         history: list[dict[str, Any]] = []
-        totals = {
-            "cost_usd": 0.0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "latency_s": 0.0,
-            "attempts": 0,
-        }
+        usage = CallUsage()
         sent: list[dict[str, Any]] = []
         response: str | None = None
         turns: list[dict[str, Any]] = []
@@ -210,8 +204,7 @@ class ChatHarness(TargetHarness):
                 history = history[: max(0, len(history) - 2 * step.rewind)]
             sent = [*system, *history, {"role": "user", "content": step.content}]
             completion = await chat(self.target, sent)
-            for key in totals:
-                totals[key] += getattr(completion, key)
+            usage += completion
             turns.append(
                 {
                     "turn": turn,
@@ -228,7 +221,7 @@ class ChatHarness(TargetHarness):
                     error=completion.error,
                     error_kind=completion.error_kind,
                     details={"turns": turns},
-                    **totals,
+                    **usage.fields(),
                 )
             response = completion.text or ""
             history = [
@@ -237,7 +230,7 @@ class ChatHarness(TargetHarness):
                 {"role": "assistant", "content": response},
             ]
             await hooks.observe(self.reply, response)
-        return RunOutcome(messages=sent, response=response, details={"turns": turns}, **totals)
+        return RunOutcome(messages=sent, response=response, details={"turns": turns}, **usage.fields())
 
 
 _HARNESSES: dict[str, str] = {

@@ -114,8 +114,9 @@ class Tap(Optimizer):
 
         def finished(task: asyncio.Task[None]) -> None:
             tasks.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                failures.append(task.exception())  # type: ignore[arg-type]
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                failures.append(error)
 
         async for envelope in channel:
             task = asyncio.create_task(self._dispatch(envelope))

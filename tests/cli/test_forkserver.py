@@ -37,7 +37,7 @@ def test_a_command_never_sends_its_environment_to_another_users_runner(
     """An abstract socket name can be taken by anyone: a caller must check who listens."""
     home = tmp_path / "prefect"
     name = forkserver.address(home).replace("\0", "\\0", 1)
-    squatter = subprocess.Popen(  # noqa: S603 - fixed argv
+    squatter = subprocess.Popen(
         ["/usr/bin/python3", "-c", SQUATTER, name], user=65534, group=65534,
         stdout=subprocess.PIPE, text=True, cwd="/",
     )

@@ -19,8 +19,8 @@ import pytest
 
 from flows.attack import attack_flow
 from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
-from targets import TargetConfig
 from goals import load_preset
+from targets import TargetConfig
 from tests.support.bon_responder import bon_answer, held_text
 from tests.support.default_responder import REFUSAL, default_responder, prompt_text
 from tests.support.openai_server import OpenAIServer

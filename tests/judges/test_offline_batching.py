@@ -166,7 +166,7 @@ def test_a_head_records_what_it_embeds_and_checks_its_width(tmp_path: Path) -> N
 
 def test_a_torn_embedding_cache_is_rebuilt(tmp_path: Path) -> None:
     class Fake:
-        def encode(self, texts, max_tokens=None, token_budget=None):  # noqa: ANN001, ANN202
+        def encode(self, texts, max_tokens=None, token_budget=None):
             return np.array([[float(len(t)), float(max_tokens or 0)] for t in texts])
 
     (tmp_path / "minilm-embeddings.npz").write_bytes(b"PK\x03\x04 torn by a crash")

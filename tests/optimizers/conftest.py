@@ -15,7 +15,7 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from optimizers import Controllable, Observable, SecurityDomain  # noqa: E402
+from optimizers import Controllable, Observable, SecurityDomain
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ class LoopThread:
         def body() -> None:
             try:
                 self.result = asyncio.run(main())
-            except BaseException as exc:  # reported by join()
+            except BaseException as exc:  # noqa: BLE001 - reported by join()
                 self.error = exc
 
         self.thread = threading.Thread(target=body, daemon=True)

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-import targets._env  # noqa: F401
+import targets._env  # noqa: F401 - imported for its effect: environment before litellm
 from targets import TargetConfig
 from targets.classifiers import embedding_available
 from targets.minilm import INSTALL_HINT
