@@ -20,33 +20,19 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from optimizers.base import Optimizer
 from optimizers.channel import EventChannel
-from optimizers.events import (
-    ControllableInjection,
-    ControllableNoInjection,
-    ControllablePostCallEvent,
-    ControllablePreCallEvent,
-    Event,
-    EventResponse,
-    RunEndEvent,
-    RunEndResponse,
-)
+from optimizers.events import ControllablePreCallEvent, RunEndEvent
 from optimizers.library.common import (
-    OptimizerConfig,
-    clip,
-    message_text,
-    observed,
-    rating,
-    succeeded,
-)
-from optimizers.library.pair import (
     ATTACKER_SYSTEM,
     FEEDBACK,
     FIRST_TURN,
+    AttackerOptimizer,
+    OptimizerConfig,
     attacker_prompt,
-    attacker_rating,
-    sampling,
+    clip,
+    message_text,
+    single_turn,
+    succeeded,
 )
 from optimizers.registry import optimizer
 
@@ -87,7 +73,7 @@ class Node:
 
 
 @optimizer("tap")
-class Tap(Optimizer):
+class Tap(AttackerOptimizer):
     """TAP: tree of attacker refinements with off-topic and score pruning (parallel consumption)."""
 
     Config = TapConfig
@@ -127,22 +113,16 @@ class Tap(Optimizer):
         if failures:
             raise failures[0]
 
-    async def on_event(self, event: Event) -> EventResponse:
-        if isinstance(event, ControllablePreCallEvent):
-            if getattr(event.request, "turn", 0) != 0:
-                return ControllableNoInjection(event=event)
-            async with self._lock:
-                node = await self._next_node()
-            return ControllableInjection(
-                event=event, controllable=event.controllable, value=node.prompt
-            )
-        if isinstance(event, ControllablePostCallEvent):
-            return ControllableNoInjection(event=event)
-        if isinstance(event, RunEndEvent):
-            async with self._lock:
-                done = await self._score(event)
-            return RunEndResponse(event=event, done=done)
-        return EventResponse(event=event)
+    async def inject(self, event: ControllablePreCallEvent) -> str | None:
+        if not single_turn(event):
+            return None
+        async with self._lock:
+            node = await self._next_node()
+        return node.prompt
+
+    async def run_ended(self, event: RunEndEvent) -> bool:
+        async with self._lock:
+            return await self._score(event)
 
     # -- the tree --------------------------------------------------------------------------------
     async def _next_node(self) -> Node:
@@ -185,9 +165,8 @@ class Tap(Optimizer):
 
     async def _child(self, parent: Node) -> Node | None:
         system = {"role": "system", "content": ATTACKER_SYSTEM.format(goal=self.goal)}
-        params = sampling(self.config.temperature, self.config.max_tokens)
         parsed, raw = await attacker_prompt(
-            self.llm, [system, *parent.history[-5:]], self.config.parse_retries, params
+            self.llm, [system, *parent.history[-5:]], self.config.parse_retries, self.params
         )
         if parsed is None:
             log.warning("TAP: no usable attacker JSON for a child of node %s", parent.id)
@@ -221,12 +200,7 @@ class Tap(Optimizer):
 
     async def _score(self, event: RunEndEvent) -> bool:
         node, self._current = self._current, None
-        replies = observed(self.current_trajectory)
-        response = str(replies[-1]) if replies else "(the response is not visible to the attacker)"
-        if self.config.scorer == "attacker" and replies:
-            score = await attacker_rating(self.llm, self.goal, response)
-        else:
-            score = rating(event.evaluation)
+        response, score = await self.score_run(event, self.config.scorer)
         if node is not None:
             node.score = score
             node.history = [
