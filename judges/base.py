@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from targets.chat import chat_for_model
 from targets.completion import ChatFn
 from targets.completion import CompletionLike as CompletionLike  # re-exported for judges
+from targets.messages import ChatMessage, as_messages
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,14 +132,15 @@ class ModelJudge(Judge[MC]):
         """The model call used when none was injected (`targets.chat` on the `model` option)."""
         return chat_for_model(self.config.model)
 
-    async def _ask(self, messages: list[dict[str, Any]]) -> Verdict:
+    async def _ask(self, messages: Sequence[ChatMessage | Mapping[str, Any]]) -> Verdict:
         """Call, parse, re-ask while unparseable; a failed call or a last unparseable answer is
-        a judge error."""
+        a judge error. (`messages()` may still give the OpenAI form: typed here.)"""
+        typed = as_messages(messages)
         if self._chat is None:
             self._chat = self._model_call()
         cost, problem, text = 0.0, "", None
         for _ in range(self.config.parse_retries + 1):
-            completion = await self._chat(messages)
+            completion = await self._chat(typed)
             cost += completion.cost_usd or 0.0
             text = completion.text
             if completion.error:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +33,8 @@ from pydantic import (
 
 from judges.base import ChatFn, JudgeParseError, ModelJudge, ModelJudgeConfig, Verdict, snippet
 from judges.registry import judge
+from targets.completion import Completion
+from targets.messages import ChatMessage
 
 PLACEHOLDERS: tuple[str, ...] = ("goal", "context", "prompt", "response")
 
@@ -307,7 +310,7 @@ class TemplateJudge(ModelJudge[TemplateJudgeConfig]):
 
         call = complete_for_model(self.config.model)
 
-        async def text_call(messages: list[dict[str, Any]]) -> Any:
-            return await call(messages[-1]["content"])
+        async def text_call(messages: Sequence[ChatMessage]) -> Completion:
+            return await call(messages[-1].text)
 
         return text_call

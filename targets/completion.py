@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
+
+if TYPE_CHECKING:  # targets.messages imports ToolCall from here
+    from collections.abc import Sequence
+
+    from targets.messages import ChatMessage
 
 ErrorKind = Literal[
     "rate_limit",  # 429
@@ -130,4 +135,4 @@ class CompletionLike(Protocol):
 
 
 #: A model call bound to one model: messages in, a completion out (see `targets.chat_for_model`).
-ChatFn = Callable[[list[dict[str, Any]]], Awaitable[CompletionLike]]
+ChatFn = Callable[["Sequence[ChatMessage]"], Awaitable[CompletionLike]]

@@ -99,7 +99,7 @@ class SampleWriter:
 def _attempt_row(sample: Sample) -> NewAttempt:
     prompt = sample.prompt
     return NewAttempt(result_id=sample.result_id, technique=prompt.technique,
-                      variant=prompt.variant, prompt=prompt.messages,
+                      variant=prompt.variant, prompt=prompt.wire,
                       prompt_hash=sample_key(prompt.messages, sample.index),
                       metadata=prompt.metadata)
 

@@ -22,7 +22,7 @@ logger = logging.getLogger("siegeflow.tasks.generation")
 def attempt_row(goal: GoalRow, prompt: AttackPrompt) -> NewAttempt:
     return NewAttempt(result_id=goal.result_id, prompt_hash=prompt.hash,
                       technique=prompt.technique, variant=prompt.variant,
-                      prompt=prompt.messages, metadata=prompt.metadata)
+                      prompt=prompt.wire, metadata=prompt.metadata)
 
 
 def generation_cost(prompts: list[AttackPrompt]) -> float:

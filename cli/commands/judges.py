@@ -163,8 +163,10 @@ def _decoder() -> Any:
         technique = cache[item.technique]
         if technique is None:
             return response
+        from targets.messages import UserMessage
+
         prompt = AttackPrompt(technique=item.technique, variant=item.variant,
-                              messages=[{"role": "user", "content": item.prompt}],
+                              messages=[UserMessage(content=item.prompt)],
                               metadata={"encoding": item.variant} if item.variant else {})
         try:
             return technique.decode(prompt, response)

@@ -83,5 +83,5 @@ def test_baseline_is_the_goal_as_is():
 def test_baseline_system_prompt():
     technique = build_technique("baseline", {"system_prompt": "Be terse."})
     (prompt,) = asyncio.run(technique.generate(GOAL))
-    assert prompt.messages[0] == {"role": "system", "content": "Be terse."}
+    assert prompt.wire[0] == {"role": "system", "content": "Be terse."}
     assert prompt.text == GOAL.text
