@@ -14,7 +14,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
 PACKAGES := attacks cli core flows goals judges optimizers reports targets tasks tracking
 
-.PHONY: setup local demo check test bench clean uv
+.PHONY: setup local demo check test test-fast bench clean uv
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -38,9 +38,17 @@ check: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# The full tier (what CI runs): the checking gate, then every test.
 test: local check
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(VENV)/bin/python -m pytest
+
+# The fast tier, for a developer's every change: unit and light integration tests (no
+# end-to-end flows, nothing marked slow; PostgreSQL and Redis as for `make test`). Serial:
+# the suite shares one Prefect server, PostgreSQL and Redis per session, and is not audited
+# for pytest-xdist. `make check` is the lint + type gate on its own.
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q -m "not e2e and not slow"
 
 bench: local
 	for b in bench/*_bench.py; do $(PY) $$b || exit 1; done
