@@ -33,7 +33,7 @@ local: setup
 demo: local
 	$(VENV)/bin/siegeflow demo
 
-# The checking gate: lint (ruff) and types (mypy; strict on core, tracking, targets).
+# The checking gate: lint (ruff) and types (mypy; strict on core, tracking, targets, judges).
 check: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy

@@ -11,9 +11,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from targets.chat import chat_for_model
-from targets.completion import ChatFn
-from targets.completion import CompletionLike as CompletionLike  # re-exported for judges
+# Re-exported (`x as x`): judges take their model call from here.
+from targets.chat import chat_for_model as chat_for_model
+from targets.completion import ChatFn as ChatFn
+from targets.completion import CompletionLike as CompletionLike
 from targets.messages import ChatMessage, as_messages
 
 

@@ -77,7 +77,7 @@ def parse_label(text: str, labels: tuple[str, str]) -> str:
         cleaned,
     )
     if tagged:
-        return tagged[-1]
+        return str(tagged[-1])
     lines = [line.split() for line in cleaned.splitlines() if line.strip()]
     if lines and len(lines[-1]) == 1 and lines[-1][0] in labels:
         return lines[-1][0]

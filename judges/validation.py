@@ -103,11 +103,14 @@ async def judge_item(judge: Any, item: LabelledItem, response: str) -> Verdict:
     """Call a judge as a run's evaluation step does: a judge that `takes_context` gets the
     context apart; any other reads the goal with its context before it (goals.with_context's
     layout; judges/ does not import goals/)."""
+    verdict: Verdict
     if getattr(judge, "takes_context", False):
-        return await judge.evaluate(item.goal, item.judge_prompt, response,
-                                    context=item.context or None)
+        verdict = await judge.evaluate(item.goal, item.judge_prompt, response,
+                                       context=item.context or None)
+        return verdict
     goal = f"{item.context.strip()}\n\n---\n\n{item.goal}" if item.context.strip() else item.goal
-    return await judge.evaluate(goal, item.judge_prompt, response)
+    verdict = await judge.evaluate(goal, item.judge_prompt, response)
+    return verdict
 
 
 def summarise(results: list[ItemResult], labels: LabelSet, rule: str, judges: list[str],
