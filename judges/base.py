@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from targets.chat import chat_for_model as chat_for_model
 from targets.completion import ChatFn as ChatFn
 from targets.completion import CompletionLike as CompletionLike
-from targets.messages import ChatMessage, as_messages
+from targets.messages import ChatMessage, UserMessage, as_messages
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,7 +119,7 @@ class ModelJudge(Judge[MC]):
         self._chat = chat
 
     @abstractmethod
-    def messages(self, goal: str, prompt: str, response: str) -> list[dict[str, Any]]:
+    def messages(self, goal: str, prompt: str, response: str) -> list[ChatMessage]:
         """The judge prompt (first line: the judge's `[SIEGEFLOW-JUDGE:...]` marker)."""
 
     @abstractmethod
@@ -135,7 +135,7 @@ class ModelJudge(Judge[MC]):
 
     async def _ask(self, messages: Sequence[ChatMessage | Mapping[str, Any]]) -> Verdict:
         """Call, parse, re-ask while unparseable; a failed call or a last unparseable answer is
-        a judge error. (`messages()` may still give the OpenAI form: typed here.)"""
+        a judge error. (A plugin's `messages()` may give the OpenAI form: typed here.)"""
         typed = as_messages(messages)
         if self._chat is None:
             self._chat = self._model_call()
@@ -169,8 +169,8 @@ def snippet(text: str, limit: int = 80) -> str:
     return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
 
 
-def fill(template: str, goal: str, response: str) -> list[dict[str, Any]]:
+def fill(template: str, goal: str, response: str) -> list[ChatMessage]:
     """A one-message judge prompt, filled in one pass so braces in goals/responses are inert."""
     values = {"goal": goal.strip(), "response": response}
     content = re.sub(r"\{(goal|response)\}", lambda m: values[m.group(1)], template)
-    return [{"role": "user", "content": content}]
+    return [UserMessage(content=content)]

@@ -34,7 +34,7 @@ from pydantic import (
 from judges.base import ChatFn, JudgeParseError, ModelJudge, ModelJudgeConfig, Verdict, snippet
 from judges.registry import judge
 from targets.completion import Completion
-from targets.messages import ChatMessage
+from targets.messages import ChatMessage, SystemMessage, UserMessage
 
 PLACEHOLDERS: tuple[str, ...] = ("goal", "context", "prompt", "response")
 
@@ -282,16 +282,16 @@ class TemplateJudge(ModelJudge[TemplateJudgeConfig]):
         apart from its behaviour (else the goal text carries both)."""
         return "context" in check_template(self.config.source, self.config.template)
 
-    def messages(self, goal: str, prompt: str, response: str) -> list[dict[str, Any]]:
+    def messages(self, goal: str, prompt: str, response: str) -> list[ChatMessage]:
         return self.render(goal=goal, prompt=prompt, response=response)
 
     def render(self, *, goal: str, prompt: str, response: str,
-               context: str | None = None) -> list[dict[str, Any]]:
+               context: str | None = None) -> list[ChatMessage]:
         values = {"goal": goal.strip(), "context": (context or "").strip(), "prompt": prompt,
                   "response": response}
-        messages = [{"role": "user", "content": render(self.config.source, values)}]
+        messages: list[ChatMessage] = [UserMessage(content=render(self.config.source, values))]
         if self.config.system is not None:
-            messages.insert(0, {"role": "system", "content": self.config.system})
+            messages.insert(0, SystemMessage(content=self.config.system))
         return messages
 
     async def evaluate(self, goal: str, prompt: str, response: str, *,

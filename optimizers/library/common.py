@@ -35,6 +35,7 @@ from optimizers.events import (
 )
 from optimizers.llm import LLMClient
 from optimizers.trajectory import ReadableTrajectory
+from targets.messages import to_openai
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,9 @@ async def attacker_prompt(
 
 async def attacker_rating(llm: LLMClient, goal: str, response: str) -> int:
     """The attacker model as a PAIR judge; an unparseable rating counts as 1."""
-    text = message_text(await llm.complete(fill(PAIR_PROMPT, goal, response), temperature=0.0))
+    text = message_text(
+        await llm.complete(to_openai(fill(PAIR_PROMPT, goal, response)), temperature=0.0)
+    )
     try:
         return parse_pair_rating(text)
     except JudgeParseError:
