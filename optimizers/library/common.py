@@ -35,7 +35,7 @@ from optimizers.events import (
 )
 from optimizers.llm import LLMClient
 from optimizers.trajectory import ReadableTrajectory
-from targets.messages import to_openai
+from targets.messages import AssistantMessage, ChatMessage, UserMessage
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def sampling(temperature: float | None, max_tokens: int | None) -> dict[str, Any
 
 async def ask_attacker(
     llm: LLMClient,
-    messages: list[dict[str, str]],
+    messages: list[ChatMessage],
     *,
     key: str = "prompt",
     retries: int = 0,
@@ -97,17 +97,13 @@ async def ask_attacker(
         parsed = parse_attack_json(raw, key=key)
         if parsed is not None:
             return parsed, raw
-        messages = [
-            *messages,
-            {"role": "assistant", "content": raw},
-            {"role": "user", "content": repair},
-        ]
+        messages = [*messages, AssistantMessage(content=raw), UserMessage(content=repair)]
     return None, raw
 
 
 async def attacker_prompt(
     llm: LLMClient,
-    messages: list[dict[str, str]],
+    messages: list[ChatMessage],
     retries: int,
     params: dict[str, Any],
 ) -> tuple[dict[str, Any] | None, str]:
@@ -117,9 +113,7 @@ async def attacker_prompt(
 
 async def attacker_rating(llm: LLMClient, goal: str, response: str) -> int:
     """The attacker model as a PAIR judge; an unparseable rating counts as 1."""
-    text = message_text(
-        await llm.complete(to_openai(fill(PAIR_PROMPT, goal, response)), temperature=0.0)
-    )
+    text = message_text(await llm.complete(fill(PAIR_PROMPT, goal, response), temperature=0.0))
     try:
         return parse_pair_rating(text)
     except JudgeParseError:

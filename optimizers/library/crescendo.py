@@ -10,7 +10,7 @@ wording for that step, up to `max_backtracks` times per conversation.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -26,6 +26,7 @@ from optimizers.library.common import (
 )
 from optimizers.library.harness import UserTurn
 from optimizers.registry import optimizer
+from targets.messages import ChatMessage, SystemMessage, UserMessage
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +116,10 @@ class Crescendo(AttackerOptimizer):
             )
             or "(nothing yet)"
         )
-        messages: list[dict[str, Any]] = [
-            {"role": "system", "content": SYSTEM.format(goal=self.goal)},
-            {
-                "role": "user",
-                "content": TURN.format(
-                    conversation=conversation, turn=step, turns=self.config.max_turns, note=note
-                ),
-            },
+        messages: list[ChatMessage] = [
+            SystemMessage(content=SYSTEM.format(goal=self.goal)),
+            UserMessage(content=TURN.format(
+                conversation=conversation, turn=step, turns=self.config.max_turns, note=note)),
         ]
         parsed, _ = await ask_attacker(
             self.llm, messages, key="question", retries=self.config.parse_retries,

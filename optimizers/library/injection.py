@@ -42,6 +42,7 @@ from optimizers.library.common import (
 )
 from optimizers.registry import optimizer
 from targets.agent import ToolCallMatch
+from targets.messages import UserMessage
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,6 @@ class Injection(Optimizer):
         )
         params = sampling(self.config.temperature, self.config.max_tokens)
         parsed, _ = await ask_attacker(
-            self.llm, [{"role": "user", "content": prompt}], key="payload", params=params
+            self.llm, [UserMessage(content=prompt)], key="payload", params=params
         )
         return str(parsed["payload"]) if parsed is not None else None

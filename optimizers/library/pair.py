@@ -27,6 +27,7 @@ from optimizers.library.common import (
     succeeded,
 )
 from optimizers.registry import optimizer
+from targets.messages import AssistantMessage, ChatMessage, SystemMessage, UserMessage
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +59,23 @@ class Pair(AttackerOptimizer):
     def __init__(self, config: PairConfig | None = None) -> None:
         super().__init__()
         self.config = config or PairConfig()
-        self.streams: list[list[dict[str, str]]] = []
+        self.streams: list[list[ChatMessage]] = []
         self.best: tuple[int, str] | None = None  # (rating, prompt)
         self._pending: dict[str, Any] | None = None  # this run's stream, prompt, attacker reply
 
     def initialize(self, goal: str, controllables: Any, observables: Any, llm_client: Any) -> None:
         super().initialize(goal, controllables, observables, llm_client)
         self.streams = [
-            [{"role": "user", "content": FIRST_TURN.format(goal=goal)}]
-            for _ in range(self.config.n_streams)
+            [UserMessage(content=FIRST_TURN.format(goal=goal))] for _ in range(self.config.n_streams)
         ]
 
     @property
     def max_runs(self) -> int:
         return self.config.n_streams * self.config.n_iterations
 
-    def _messages(self, stream: int) -> list[dict[str, str]]:
+    def _messages(self, stream: int) -> list[ChatMessage]:
         history = self.streams[stream][-(2 * self.config.keep_last_n - 1) :]
-        return [{"role": "system", "content": ATTACKER_SYSTEM.format(goal=self.goal)}, *history]
+        return [SystemMessage(content=ATTACKER_SYSTEM.format(goal=self.goal)), *history]
 
     async def inject(self, event: ControllablePreCallEvent) -> str | None:
         if not single_turn(event):
@@ -97,15 +97,9 @@ class Pair(AttackerOptimizer):
         response, score = await self.score_run(event, self.config.scorer)
         if pending is not None:
             history = self.streams[pending["stream"]]
-            history.append({"role": "assistant", "content": pending["raw"]})
-            history.append(
-                {
-                    "role": "user",
-                    "content": FEEDBACK.format(
-                        response=clip(response, 1500), goal=self.goal, score=score
-                    ),
-                }
-            )
+            history.append(AssistantMessage(content=pending["raw"]))
+            history.append(UserMessage(content=FEEDBACK.format(
+                response=clip(response, 1500), goal=self.goal, score=score)))
             if self.best is None or score > self.best[0]:
                 self.best = (score, pending["prompt"])
         return (

@@ -35,6 +35,7 @@ from optimizers.library.common import (
     succeeded,
 )
 from optimizers.registry import optimizer
+from targets.messages import AssistantMessage, ChatMessage, SystemMessage, UserMessage
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class Node:
     id: int
     depth: int
     prompt: str
-    history: list[dict[str, str]]  # this branch's attacker conversation (ends with its reply)
+    history: list[ChatMessage]  # this branch's attacker conversation (ends with its reply)
     parent: int | None = None
     score: int | None = None
 
@@ -144,7 +145,7 @@ class Tap(AttackerOptimizer):
                     id=-1,
                     depth=0,
                     prompt="",
-                    history=[{"role": "user", "content": FIRST_TURN.format(goal=self.goal)}],
+                    history=[UserMessage(content=FIRST_TURN.format(goal=self.goal))],
                 )
             ]
         else:  # phase 2: only the best `width` nodes of the tested level branch out
@@ -164,7 +165,7 @@ class Tap(AttackerOptimizer):
         self._queue.extend(children)
 
     async def _child(self, parent: Node) -> Node | None:
-        system = {"role": "system", "content": ATTACKER_SYSTEM.format(goal=self.goal)}
+        system = SystemMessage(content=ATTACKER_SYSTEM.format(goal=self.goal))
         parsed, raw = await attacker_prompt(
             self.llm, [system, *parent.history[-5:]], self.config.parse_retries, self.params
         )
@@ -175,7 +176,7 @@ class Tap(AttackerOptimizer):
             id=next(self._ids),
             depth=self._level,
             prompt=str(parsed["prompt"]),
-            history=[*parent.history, {"role": "assistant", "content": raw}],
+            history=[*parent.history, AssistantMessage(content=raw)],
             parent=None if parent.id < 0 else parent.id,
         )
         self.tree.append(
@@ -186,12 +187,7 @@ class Tap(AttackerOptimizer):
     async def _on_topic(self, prompt: str) -> bool:
         text = message_text(
             await self.llm.complete(
-                [
-                    {
-                        "role": "user",
-                        "content": ON_TOPIC.format(goal=self.goal, prompt=clip(prompt, 3000)),
-                    }
-                ],
+                [UserMessage(content=ON_TOPIC.format(goal=self.goal, prompt=clip(prompt, 3000)))],
                 temperature=0.0,
             )
         )
@@ -205,12 +201,8 @@ class Tap(AttackerOptimizer):
             node.score = score
             node.history = [
                 *node.history,
-                {
-                    "role": "user",
-                    "content": FEEDBACK.format(
-                        response=clip(response, 1500), goal=self.goal, score=score
-                    ),
-                },
+                UserMessage(content=FEEDBACK.format(
+                    response=clip(response, 1500), goal=self.goal, score=score)),
             ]
             self._tested.append(node)
             for entry in self.tree:
