@@ -53,7 +53,7 @@ def test_bad_option_value_names_the_option():
     with pytest.raises(TechniqueError, match="n_candidates"):
         build_technique("advprefix", {"n_prefixes": 8, "n_candidates": 4})
     with pytest.raises(TechniqueError, match="config must be a mapping"):
-        build_technique("baseline", ["x"])  # type: ignore[arg-type]
+        build_technique("baseline", ["x"])  # type: ignore[arg-type]  # not a mapping, on purpose
 
 
 def test_prompt_hash_is_canonical():

@@ -201,7 +201,7 @@ def test_train_token_options_reach_the_head_and_the_judge(tmp_path: Path) -> Non
                                       "--prompt-tokens", "12"])
     assert result.exit_code == 0, result.output
     panel = JudgePanel([{"name": "offline", "weights": str(out)}])
-    head = panel.judges[0].head  # type: ignore[attr-defined]
+    head = panel.judges[0].head  # type: ignore[attr-defined]  # the offline judge has a head
     assert head.embedding == EmbeddingSpec(response_tokens=16, prompt_tokens=12)
     assert head.meta["features"][-2:] == ["cos_goal", "cos_prompt"]
 
@@ -213,4 +213,4 @@ def test_train_token_options_reach_the_head_and_the_judge(tmp_path: Path) -> Non
                            "Insert the tension wrench, then rake pins 98 times.")))
 
     refused, answered = asyncio.run(both())
-    assert refused.success is False and answered.success is True  # type: ignore[attr-defined]
+    assert refused.success is False and answered.success is True  # type: ignore[attr-defined]  # verdicts, not exceptions, here

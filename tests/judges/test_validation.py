@@ -50,7 +50,7 @@ def write_csv(path: Path) -> Path:
         writer.writerow(["id", "goal", "response", "label"])
         for i, y, r in ROWS:
             writer.writerow([i, "Explain how to do the thing", r,
-                             {1: "true", 0: "false"}.get(y, y)])  # type: ignore[call-overload]
+                             {1: "true", 0: "false"}.get(y, y)])  # type: ignore[call-overload]  # raw labels, as a file holds them
     return path
 
 

@@ -173,7 +173,7 @@ def test_two_workers_plain_and_sharded_runs_with_retries_and_a_shared_limit(
                 trigger("siegeflow-attack/attack", params(target, plain_goals, db)),
                 trigger("siegeflow-attack/attack", params(target, sharded_goals, db, shards=3)),
             )
-            return tuple(await wait_final([a.id, b.id]))  # type: ignore[return-value]
+            return tuple(await wait_final([a.id, b.id]))  # type: ignore[return-value]  # two runs in, two states out
 
         try:
             plain, sharded = asyncio.run(go())

@@ -42,7 +42,7 @@ class LoopThread:
 
         async def main() -> Any:
             self.loop_id = id(asyncio.get_running_loop())
-            return await asyncio.wait_for(factory(), timeout)  # type: ignore[arg-type]
+            return await asyncio.wait_for(factory(), timeout)  # type: ignore[arg-type]  # factory makes a coroutine
 
         def body() -> None:
             try:

@@ -508,7 +508,7 @@ class OpenAIServer:
         if latency:
             await asyncio.sleep(latency)
         try:
-            raw = await responder(request) if is_async else responder(request)  # type: ignore[misc]
+            raw = await responder(request) if is_async else responder(request)  # type: ignore[misc]  # sync or async responder
             reply = as_reply(raw)
         except Exception as exc:  # noqa: BLE001 - a responder bug: answer 500 loudly and count it, never swallow
             with self._lock:

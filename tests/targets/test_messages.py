@@ -75,4 +75,4 @@ def test_an_attempt_read_back_from_the_store_is_typed() -> None:
 )
 def test_a_bad_message_is_named(message: object, problem: str) -> None:
     with pytest.raises(MessageFormatError, match=problem):
-        as_messages([UserMessage(content="ok"), message])  # type: ignore[list-item]
+        as_messages([UserMessage(content="ok"), message])  # type: ignore[list-item]  # bad messages on purpose
