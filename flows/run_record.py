@@ -272,6 +272,7 @@ async def publish_results(
         "truncated_answers": sum(1 for row in rows if is_truncated(row.response)),
         **({"judge_agreement": judge_agreement(by_judge)} if len(by_judge) >= 2 else {}),
     })
+    summary = summary.updated(**corrections(backend, ref.run_id, summary))
     backend.update_run(ref.run_id, summary=summary.as_dict(), cost_usd=spent_usd)
     coordinator.log_summary()
     results = backend.list_results(ref.run_id)  # with the statuses finalization stored
@@ -280,6 +281,22 @@ async def publish_results(
         summary = summary.updated(report_path=str(report))
         backend.update_run(ref.run_id, summary=summary.as_dict())
     return summary.with_rows(rows)
+
+
+def corrections(backend: SQLBackend, run_id: str, summary: RunSummary) -> dict[str, Any]:
+    """The ASR and the false-refusal rate corrected for judge error, computed once here and
+    stored in the summary so every report prints the same figures (`judges.corrected`)."""
+    from judges.citation import store_lookup
+    from judges.corrected import asr_correction, over_refusal_correction
+
+    run = backend.get_run(run_id)
+    parameters = run.parameters if run is not None else None
+    lookup = store_lookup(backend)
+    out: dict[str, Any] = {"asr_corrected": asr_correction(parameters, summary, lookup)}
+    refusal = over_refusal_correction(parameters, summary.over_refusal, lookup)
+    if refusal is not None:
+        out["over_refusal_corrected"] = refusal
+    return out
 
 
 def run_warnings(results: list[Any], judges: JudgePanelSpec) -> list[str]:
