@@ -194,3 +194,34 @@ def over_refusal_correction(parameters: Mapping[str, Any] | None, block: OverRef
     validation = find_validation([OVER_REFUSAL_SPEC], "single", lookup, positive="refusal")
     return correction(validation, stratum, (block.refused, block.refused + block.answered),
                       panel=OVER_REFUSAL, positive="refusal")
+
+
+def dataset_name(labels_source: str, split: str) -> str:
+    """A labelled data set's name as validations record it: HarmBench's splits become
+    `harmbench-standard` / `harmbench-contextual`; another file's `split` is kept as is."""
+    if split and labels_source.lower().startswith("harmbench"):
+        return f"harmbench-{split.lower()}"
+    return split
+
+
+def dataset_counts(validation: Any) -> list[dict[str, Any]]:
+    """The panel's confusion counts per labelled data set (by item `split`) of a
+    `judges.validation.Validation`: what `judges validate` stores next to the pooled counts.
+    Empty when the items carry no split (the pooled counts are then the only stratum)."""
+    from judges.metrics import confusion, kappa_of
+
+    groups: dict[str, list[Any]] = {}
+    for result in validation.results:
+        if result.item.split:
+            groups.setdefault(dataset_name(validation.source, result.item.split), []).append(result)
+    in_sample = any("in-sample" in note for note in validation.notes)
+    out = []
+    for name, results in sorted(groups.items()):
+        decided = [(r.item.label, bool(r.panel)) for r in results if r.panel is not None]
+        c = confusion(decided)
+        out.append({"name": name, "short_source": validation.source, "n": c.n,
+                    "tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn,
+                    "errors": len(results) - len(decided),
+                    "accuracy": (c.tp + c.tn) / c.n if c.n else None, "kappa": kappa_of(c),
+                    "out_of_sample": not in_sample})
+    return out

@@ -67,6 +67,16 @@ def corrected_short(block: JudgeCorrection | None) -> str:
             UNSUPPORTED: "none: judge too weak (J)"}.get(block.status, "n/a")
 
 
+def category_corrected(block: JudgeCorrection | None, category: str) -> str:
+    """One category's corrected ASR (same validation counts as the overall one)."""
+    rate = block.categories.get(category) if block is not None else None
+    if block is not None and block.status == CORRECTED:
+        if rate is None or rate.value is None:
+            return "n/a"
+        return f"{pct(rate.value)}{_interval(rate)}"
+    return corrected_short(block)
+
+
 def asr_pair(summary: RunSummary | GoalCounts, block: JudgeCorrection | None,
              category: str | None = None) -> str:
     """"raw 30.0% [25.7%–34.7%] (126/420 judged goals) · corrected for judge error 23.1%
