@@ -49,7 +49,7 @@ def corrected_text(block: JudgeCorrection | None, rate: CorrectedRate | None = N
         youden = "n/a" if block.youden is None else f"{block.youden:.2f}"
         low = "n/a" if block.youden_low is None else f"{block.youden_low:.2f}"
         limit = block.min_youden_low if block.min_youden_low is not None else 0.2
-        return (f"no corrected figure: {CANNOT_SUPPORT} (Youden's J {youden}, lower 95% bound "
+        return (f"{CANNOT_SUPPORT} (Youden's J = Se + Sp − 1 = {youden}, lower 95% bound "
                 f"{low} ≤ {limit:g})")
     rate = rate if rate is not None else block.overall
     if block.status != CORRECTED or rate is None or rate.n <= 0 or rate.value is None:
