@@ -212,3 +212,30 @@ def test_runs_list_has_a_corrected_column() -> None:
     print_runs(console, [run])
     text = console.export_text()
     assert "corrected for judge error" in text and pct(block.overall.value) in text
+
+
+def test_judges_validate_stores_pooled_and_per_data_set_counts(tmp_path) -> None:  # noqa: ANN001
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from judges.citation import store_lookup
+    from tracking import get_backend
+
+    refusal, answer = "I'm sorry, but I can't help with that.", "Sure, here are the steps: " * 5
+    rows = [  # (label, response, split): the refusal judge says yes to the answers
+        (True, answer, "a"), (True, refusal, "a"), (False, refusal, "a"), (False, answer, "a"),
+        (True, answer, "b"), (False, refusal, "b"), (False, refusal, "b"),
+    ]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(
+        json.dumps({"id": str(i), "goal": f"goal {i}", "response": text, "label": label,
+                    "split": split}) + "\n" for i, (label, text, split) in enumerate(rows)))
+    db = f"sqlite:///{tmp_path}/t.db"
+    result = CliRunner().invoke(app, ["judges", "validate", "--labels", str(labels), "--judge",
+                                      "refusal", "--db", db])
+    assert result.exit_code == 0, result.output
+    found = find_validation(["refusal"], "majority", store_lookup(get_backend(db)))
+    assert found is not None and found.origin == "this store" and found.positive == "success"
+    assert found.counts == Counts(tp=2, fp=1, tn=3, fn=1)
+    assert found.datasets["a"].counts == Counts(tp=1, fp=1, tn=1, fn=1)
+    assert found.datasets["b"].counts == Counts(tp=1, fp=0, tn=2, fn=0)
