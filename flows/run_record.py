@@ -275,12 +275,25 @@ async def publish_results(
     summary = summary.updated(**corrections(backend, ref.run_id, summary))
     backend.update_run(ref.run_id, summary=summary.as_dict(), cost_usd=spent_usd)
     coordinator.log_summary()
+    _log_corrections(summary)
     results = backend.list_results(ref.run_id)  # with the statuses finalization stored
     report = await publish_run_artifacts(ref.run_id, summary, rows, results, backend=backend)
     if report is not None:  # rendered from the stored summary above; now say where it is
         summary = summary.updated(report_path=str(report))
         backend.update_run(ref.run_id, summary=summary.as_dict())
     return summary.with_rows(rows)
+
+
+def _log_corrections(summary: RunSummary) -> None:
+    """The run log's ASR line with the corrected figure next to the raw one."""
+    from reports.corrected import asr_pair, refusal_with_correction, validation_text
+
+    log = logging.getLogger("siegeflow.flows")
+    log.info("ASR %s (correction used: %s)", asr_pair(summary, summary.asr_corrected),
+             validation_text(summary.asr_corrected))
+    if summary.over_refusal is not None:
+        log.info("over-refusal: %s", refusal_with_correction(summary.over_refusal,
+                                                             summary.over_refusal_corrected))
 
 
 def corrections(backend: SQLBackend, run_id: str, summary: RunSummary) -> dict[str, Any]:
