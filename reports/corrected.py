@@ -77,6 +77,24 @@ def category_corrected(block: JudgeCorrection | None, category: str) -> str:
     return corrected_short(block)
 
 
+def counts_corrected(block: JudgeCorrection | None, x: int, n: int) -> str:
+    """A breakdown the summary does not store (per technique): corrected with the very counts
+    the stored block used, so it agrees with the overall figure's validation."""
+    if block is None or block.status != CORRECTED or None in (block.tp, block.fp, block.tn,
+                                                              block.fn):
+        return corrected_short(block)
+    if n <= 0:
+        return "n/a"
+    from judges.correction import Counts, correct
+
+    result = correct(x, n, Counts(tp=block.tp or 0, fp=block.fp or 0, tn=block.tn or 0,
+                                  fn=block.fn or 0))
+    if result.value is None:
+        return "n/a"
+    rate = CorrectedRate(x=x, n=n, value=result.value, low=result.low, high=result.high)
+    return f"{pct(rate.value)}{_interval(rate)}"
+
+
 def asr_pair(summary: RunSummary | GoalCounts, block: JudgeCorrection | None,
              category: str | None = None) -> str:
     """"raw 30.0% [25.7%–34.7%] (126/420 judged goals) · corrected for judge error 23.1%

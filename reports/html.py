@@ -22,6 +22,7 @@ from reports.corrected import (
     category_corrected,
     corrected_short,
     corrected_text,
+    counts_corrected,
     refusal_correction_text,
     validation_text,
 )
@@ -190,16 +191,17 @@ def judged_by(data: RunData) -> str:
 
 
 def rate_table(title: str, rates: list[Rate], corrected: JudgeCorrection | None = None,
-               with_corrected: bool = False) -> str:
-    """A rate's numbers; `with_corrected` (categories) adds the stored corrected ASR."""
-    extra = '<th class="num">corrected for judge error</th>' if with_corrected else ""
+               categories: bool = False) -> str:
+    """A rate's numbers and its ASR corrected for judge error: the stored one for categories,
+    else from the stored block's validation counts."""
+    extra = '<th class="num">corrected for judge error</th>'
     rows = "".join(
         f"<tr><td>{e(r.label, 120)}</td><td class=\"num\">{r.goals}</td>"
         f'<td class="num">{r.broken}</td><td class="num">{r.held}</td>'
         f'<td class="num">{r.errors + r.pending}</td><td class="num">{pct(r.asr)}</td>'
         f'<td class="num">{ci_text(r.ci) or "n/a"}</td>'
-        + (f'<td class="num">{e(category_corrected(corrected, r.label))}</td>'
-           if with_corrected else "")
+        + (f'<td class="num">{e(category_corrected(corrected, r.label))}</td>' if categories
+           else f'<td class="num">{e(counts_corrected(corrected, r.broken, r.judged))}</td>')
         + "</tr>"
         for r in rates
     )
@@ -223,10 +225,10 @@ def charts_section(data: RunData) -> str:
         f"<div><h3>By category</h3>{bar_chart('ASR by category', categories)}"
         f"{rate_table('By category', categories, data.summary.asr_corrected, True)}</div>",
         f"<div><h3>By technique</h3>{bar_chart('ASR by technique', techniques)}"
-        f"{rate_table('By technique', techniques)}",
+        f"{rate_table('By technique', techniques, data.summary.asr_corrected)}",
     ]
     if len(variants) > len(techniques):
-        parts.append(rate_table("By technique and variant", variants))
+        parts.append(rate_table("By technique and variant", variants, data.summary.asr_corrected))
     parts.append("</div></div></section>")
     return "".join(parts)
 
