@@ -24,8 +24,7 @@ from tracking import get_backend
 pytestmark = pytest.mark.e2e
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-ATTACK = AttackSpec(name="suite", options={"techniques": [
-    {"name": "baseline"}, {"name": "templates", "options": {"variants": ["role_play"]}}]})
+ATTACK = AttackSpec(name="baseline")  # plain: the local target refuses some goals, not all
 # Fixture validations (not the shipped figures): the panel, and the refusal detector on XSTest.
 PANEL = Counts(tp=90, fn=10, tn=85, fp=15)
 DETECTOR = Counts(tp=45, fn=5, tn=140, fp=10)
@@ -49,13 +48,13 @@ def test_a_run_stores_and_prints_corrected_figures(
             counts={"tp": counts.tp, "fp": counts.fp, "tn": counts.tn, "fn": counts.fn},
             datasets=datasets)
     state = asyncio.run(attack_flow(
-        target=target_for(llm_server), attack=ATTACK, judges=panel, goals=GoalsSpec(limit=6),
+        target=target_for(llm_server), attack=ATTACK, judges=panel, goals=GoalsSpec(limit=10),
         benign=GoalsSpec(source="xstest:safe", path=str(SHARED_DATA), limit=8),
         concurrency=8, db_url=sqlite_url, return_state=True))
     assert state.is_completed(), state.message
     summary = state.result()
     x, n = summary.successful, summary.successful + summary.failed
-    assert n == 6 and 0 < x  # the local target breaks some goals
+    assert n == 10 and 0 < x < n  # some broken, some held: the correction is not clipped
 
     block = summary.asr_corrected
     expected = correct(x, n, PANEL)
@@ -85,6 +84,9 @@ def test_a_run_stores_and_prints_corrected_figures(
 
     html = Path(summary.report_path).read_text(encoding="utf-8")  # written by the flow
     assert raw in html and corrected in html and "fixture labels" in html
+    # every rate table (category, technique) has the corrected column: 10 goals, one technique
+    assert html.count("corrected for judge error</th>") >= 2
+    assert f'<td class="num">{pct(expected.value)} [' in html
 
     from reports.junit import render_junit
     from reports.load import load_run
