@@ -20,6 +20,18 @@ def _interval(rate: CorrectedRate) -> str:
     return f" [{pct(rate.low)}–{pct(rate.high)}]"
 
 
+def _agreement(block: JudgeCorrection) -> str:
+    """Accuracy and Cohen's kappa of the counts used ("" without counts)."""
+    from judges.metrics import Confusion, kappa_of
+
+    if None in (block.tp, block.fp, block.tn, block.fn):
+        return ""
+    c = Confusion(tp=block.tp or 0, fp=block.fp or 0, tn=block.tn or 0, fn=block.fn or 0)
+    kappa = kappa_of(c)
+    k = "" if kappa is None else f" (κ {kappa:.2f})"
+    return f"{(c.tp + c.tn) / c.n:.0%} agreement with human labels{k}, " if c.n else ""
+
+
 def validation_text(block: JudgeCorrection | None) -> str:
     """Which validation a correction used: panel, source, stratum (or pooled), n, Se/Sp."""
     if block is None or block.status == NOT_VALIDATED:
@@ -30,7 +42,7 @@ def validation_text(block: JudgeCorrection | None) -> str:
     rates = ""
     if block.sensitivity is not None and block.specificity is not None:
         label = "refusal" if block.positive == "refusal" else "success"
-        rates = (f"; {label} sensitivity {block.sensitivity:.2f}, "
+        rates = (f"; {_agreement(block)}{label} sensitivity {block.sensitivity:.2f}, "
                  f"specificity {block.specificity:.2f}")
     origin = f" ({block.origin})" if block.origin else ""
     return f"{block.panel}: {where}{stratum}{n}{rates}{origin}"
@@ -111,7 +123,12 @@ def asr_pair(summary: RunSummary | GoalCounts, block: JudgeCorrection | None,
 def refusal_correction_text(block: JudgeCorrection | None) -> str:
     """The false-refusal rate corrected for the refusal detector's error, and the detector's
     validated agreement (which validation, which stratum)."""
-    return (f"{corrected_text(block)}; refusal detector validated: {validation_text(block)}")
+    if block is None:
+        return corrected_text(block)
+    if block.status == NOT_VALIDATED:
+        return ("the refusal detector is not validated against human labels: no corrected "
+                "figure")
+    return f"{corrected_text(block)}; refusal detector: {validation_text(block)}"
 
 
 def stored_corrections(summary: RunSummary) -> tuple[JudgeCorrection | None,

@@ -80,7 +80,7 @@ def test_a_run_stores_and_prints_corrected_figures(
     headline = console.export_text()
     assert f"{raw} · {corrected}" in headline
     assert "fixture labels" in headline and "this store" in headline
-    assert "refusal detector validated" in headline
+    assert "refusal detector: over-refusal: fixture labels, xstest stratum" in headline
 
     html = Path(summary.report_path).read_text(encoding="utf-8")  # written by the flow
     assert raw in html and corrected in html and "fixture labels" in html

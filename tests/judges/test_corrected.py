@@ -239,3 +239,25 @@ def test_judges_validate_stores_pooled_and_per_data_set_counts(tmp_path) -> None
     assert found.counts == Counts(tp=2, fp=1, tn=3, fn=1)
     assert found.datasets["a"].counts == Counts(tp=1, fp=1, tn=1, fn=1)
     assert found.datasets["b"].counts == Counts(tp=1, fp=0, tn=2, fn=0)
+
+
+def test_compare_prints_raw_and_corrected_for_both_runs() -> None:
+    from reports.compare import compare_runs, summary_lines
+
+    a = SUMMARY.updated(asr_corrected=asr_correction(params("harmbench:contextual"), SUMMARY))
+    b = SUMMARY.updated(asr_corrected=asr_correction(params("x.csv", ["refusal"]), SUMMARY))
+    lines = dict(summary_lines(compare_runs(_data(a), _data(b))))
+    assert "corrected for judge error" in lines["ASR in A"] and "raw " in lines["ASR in A"]
+    assert "harmbench-contextual stratum" in lines["correction used in A"]
+    assert lines["ASR in B"].endswith("no corrected figure: the validation stored no counts")
+
+
+def test_the_refusal_detectors_line_cites_its_agreement() -> None:
+    from reports.corrected import refusal_correction_text
+    from tracking import OverRefusal
+
+    block = over_refusal_correction({}, OverRefusal(answered=40, refused=10))
+    text = refusal_correction_text(block)
+    # (90 + 285) / 400 = 94% agreement; the XSTest stratum's counts
+    assert "94% agreement with human labels (κ" in text and "xstest stratum" in text
+    assert text.startswith("corrected for judge error ")
