@@ -81,13 +81,20 @@ class ValidationCounts:
     counts: Counts | None
     datasets: dict[str, Stratum] = field(default_factory=dict)
 
-    def choose(self, stratum: str | None) -> tuple[Counts | None, str | None, int | None]:
-        """(counts, stratum used or None for pooled, n of the counts) by the selection rule."""
+    def choose(self, stratum: str | None, positive: str = "success"
+               ) -> tuple[Counts | None, str | None, int | None]:
+        """(counts, stratum used or None for pooled, n of the counts) by the selection rule,
+        read with `positive` as the positive class (a validation stored with the other class
+        as positive — "success" is the complement of "refusal" — is flipped)."""
         chosen = self.datasets.get(stratum or "")
+        counts, used = self.counts, None
         if chosen is not None and chosen.counts is not None and chosen.out_of_sample:
-            return chosen.counts, chosen.name, chosen.counts.positives + chosen.counts.negatives
-        pooled_n = None if self.counts is None else self.counts.positives + self.counts.negatives
-        return self.counts, None, pooled_n
+            counts, used = chosen.counts, chosen.name
+        if counts is None:
+            return None, None, None
+        if self.positive != positive:
+            counts = counts.flipped()
+        return counts, used, counts.positives + counts.negatives
 
 
 def _counts(record: Any) -> Counts | None:
@@ -148,7 +155,7 @@ def correction(validation: ValidationCounts | None, stratum: str | None,
     if validation is None:
         return JudgeCorrection(status=NOT_VALIDATED, panel=panel, positive=positive,
                                overall=raw)
-    counts, used, used_n = validation.choose(stratum)
+    counts, used, used_n = validation.choose(stratum, positive)
     base: dict[str, Any] = {"panel": validation.panel, "origin": validation.origin,
                             "source": validation.source, "positive": positive,
                             "validation_n": used_n if counts is not None else validation.n}

@@ -44,6 +44,11 @@ class Counts:
     tn: int
     fn: int
 
+    def flipped(self) -> Counts:
+        """The same counts with the other class as positive (a refusal detector validated with
+        "answered" as its positive, read as a detector of refusals)."""
+        return Counts(tp=self.tn, fp=self.fn, tn=self.tp, fn=self.fp)
+
     @property
     def positives(self) -> int:
         return self.tp + self.fn

@@ -261,3 +261,18 @@ def test_the_refusal_detectors_line_cites_its_agreement() -> None:
     # (90 + 285) / 400 = 94% agreement; the XSTest stratum's counts
     assert "94% agreement with human labels (κ" in text and "xstest stratum" in text
     assert text.startswith("corrected for judge error ")
+
+
+def test_a_detector_validated_with_answered_as_positive_is_read_as_a_refusal_detector() -> None:
+    """`judges validate` stores positive = "success" (the judge says answered); the
+    over-refusal rate counts refusals, so the counts are flipped before correcting."""
+    from tracking import OverRefusal
+
+    record = {"n": 400, "source": "my XSTest labels", "positive": "success",
+              "tp": 285, "fn": 15, "tn": 90, "fp": 10}  # answered-positive counts
+    block = over_refusal_correction({}, OverRefusal(answered=40, refused=10),
+                                    lambda _: record)
+    assert (block.tp, block.fp, block.tn, block.fn) == (90, 15, 285, 10)
+    assert block.sensitivity == pytest.approx(0.9) and block.positive == "refusal"
+    assert block.overall.value == pytest.approx(
+        correct(10, 50, Counts(tp=90, fp=15, tn=285, fn=10)).value)
