@@ -94,9 +94,9 @@ def _corrected(block: JudgeCorrection | None) -> dict[str, Any]:
         "status": block.status if block is not None else "not stored",
         "value": rate.value if rate is not None else None,
         "ci95": [rate.low, rate.high] if rate is not None and rate.low is not None else None,
-        "text": corrected_text(block),
-        "validation": validation_text(block),
-        "stratum": block.stratum if block is not None else None,
+        "text": clean(corrected_text(block), 500),
+        "validation": clean(validation_text(block), 500),
+        "stratum": clean(block.stratum, 100) if block is not None and block.stratum else None,
         "youden": block.youden if block is not None else None,
         "youdenLow95": block.youden_low if block is not None else None,
     }

@@ -82,6 +82,19 @@ def test_a_run_stores_and_prints_corrected_figures(
     assert "fixture labels" in headline and "this store" in headline
     assert "refusal detector: over-refusal: fixture labels, xstest stratum" in headline
 
+    from cli.output import print_run, print_runs
+    from judges.citation import store_lookup
+
+    console = Console(record=True, width=300)  # `runs show`, read back from the store
+    print_run(console, backend, backend.get_run(summary.run_id))
+    show = console.export_text()
+    assert f"{raw} · {corrected}" in show
+    assert "correction used" in show and "fixture labels, pooled out-of-sample counts" in show
+    console = Console(record=True, width=400)  # `runs list`
+    print_runs(console, backend.list_runs(), store_lookup(backend))
+    assert f"{pct(expected.value)} [{pct(expected.low)}–{pct(expected.high)}]" in (
+        console.export_text())
+
     html = Path(summary.report_path).read_text(encoding="utf-8")  # written by the flow
     assert raw in html and corrected in html and "fixture labels" in html
     # every rate table (category, technique) has the corrected column: 10 goals, one technique

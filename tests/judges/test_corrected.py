@@ -276,3 +276,16 @@ def test_a_detector_validated_with_answered_as_positive_is_read_as_a_refusal_det
     assert block.sensitivity == pytest.approx(0.9) and block.positive == "refusal"
     assert block.overall.value == pytest.approx(
         correct(10, 50, Counts(tp=90, fp=15, tn=285, fn=10)).value)
+
+
+def test_a_hostile_validation_source_stays_inert_text() -> None:
+    hostile = "<script>alert(1)</script>[x](javascript:alert(2))"
+    record = {"n": 500, "source": hostile, "positive": "success",
+              "tp": 170, "fp": 40, "tn": 260, "fn": 30}
+    block = asr_correction(params("x.csv"), SUMMARY, lambda _: record)
+    summary = SUMMARY.updated(asr_corrected=block)
+    html = render_report(_data(summary))
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+    md = summary_markdown(summary)
+    assert "<script>" not in md and "](javascript" not in md
+    assert "<script>" not in render_junit(_data(summary)).replace("&lt;script&gt;", "")
