@@ -131,11 +131,6 @@ def refusal_correction_text(block: JudgeCorrection | None) -> str:
     return f"{corrected_text(block)}; refusal detector: {validation_text(block)}"
 
 
-def stored_corrections(summary: RunSummary) -> tuple[JudgeCorrection | None,
-                                                     JudgeCorrection | None]:
-    return summary.asr_corrected, summary.over_refusal_corrected
-
-
 def refusal_with_correction(block: OverRefusal | None, corrected: JudgeCorrection | None
                             ) -> str | None:
     """`refusal_line` followed by its correction (None: the run has no benign set)."""
