@@ -45,7 +45,12 @@ def validation_text(block: JudgeCorrection | None) -> str:
         rates = (f"; {_agreement(block)}{label} sensitivity {block.sensitivity:.2f}, "
                  f"specificity {block.specificity:.2f}")
     origin = f" ({block.origin})" if block.origin else ""
-    return f"{block.panel}: {where}{stratum}{n}{rates}{origin}"
+    caveat = ""
+    if (block.answers_per_goal or 0) > 1 and block.status == CORRECTED:
+        caveat = (f"; goals had up to {block.answers_per_goal} judged answers each and count as "
+                  "broken if any is judged so: per-answer error rates understate per-goal false "
+                  "positives")
+    return f"{block.panel}: {where}{stratum}{n}{rates}{origin}{caveat}"
 
 
 def corrected_text(block: JudgeCorrection | None, rate: CorrectedRate | None = None) -> str:

@@ -250,6 +250,9 @@ class JudgeCorrection(_Stored):
     youden: float | None = None
     youden_low: float | None = None
     min_youden_low: float | None = None
+    #: Most judged answers any goal had: above 1, a goal is broken if any answer is judged so,
+    #: and per-answer error rates understate per-goal false positives (docs/judges.md).
+    answers_per_goal: int | None = None
     method: str | None = None
     overall: CorrectedRate | None = None
     categories: dict[str, CorrectedRate] = {}

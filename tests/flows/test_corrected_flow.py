@@ -59,6 +59,7 @@ def test_a_run_stores_and_prints_corrected_figures(
     block = summary.asr_corrected
     expected = correct(x, n, PANEL)
     assert block.status == "corrected" and block.origin == "this store"
+    assert block.answers_per_goal == 1  # plain attack: one judged answer per goal
     assert block.overall.value == pytest.approx(expected.value)
     assert (block.overall.low, block.overall.high) == pytest.approx((expected.low, expected.high))
     refusals = summary.over_refusal

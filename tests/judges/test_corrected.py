@@ -289,3 +289,14 @@ def test_a_hostile_validation_source_stays_inert_text() -> None:
     md = summary_markdown(summary)
     assert "<script>" not in md and "](javascript" not in md
     assert "<script>" not in render_junit(_data(summary)).replace("&lt;script&gt;", "")
+
+
+def test_goals_judged_on_several_answers_carry_a_caveat() -> None:
+    from reports.corrected import validation_text
+
+    block = asr_correction(params("x.csv"), SUMMARY)
+    assert "judged answers each" not in validation_text(block)
+    several = block.model_copy(update={"answers_per_goal": 4})
+    assert "up to 4 judged answers each" in validation_text(several)
+    stored = RunSummary.parse(SUMMARY.updated(asr_corrected=several).as_dict())
+    assert stored.asr_corrected.answers_per_goal == 4
