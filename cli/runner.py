@@ -248,10 +248,10 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
                       f"Prefect UI: siegeflow ui")
     asr = summary.asr
     if fail_over is not None and asr is not None and asr > fail_over:
-        from reports.figures import summary_asr_text
+        from reports.corrected import asr_pair
 
-        console.print(f"[bold red]ASR {escape(summary_asr_text(summary))} exceeds --fail-over "
-                      f"{fail_over:.1%}[/]")
+        console.print(f"[bold red]ASR {escape(asr_pair(summary, summary.asr_corrected))} "
+                      f"exceeds --fail-over {fail_over:.1%}[/] (the gate reads the raw ASR)")
         return EXIT_ASR_OVER
     too_many = error_exit(summary, max_error_rate)
     if too_many is not None:

@@ -174,6 +174,7 @@ def _decoder() -> Any:
 
 def _store(db: str | None, specs: list[dict[str, Any]], rule: str, result: Any) -> None:
     from judges.citation import panel_digest, panel_key
+    from judges.corrected import dataset_counts
     from judges.validation import PANEL
     from tracking import default_db_url, get_backend
 
@@ -183,6 +184,9 @@ def _store(db: str | None, specs: list[dict[str, Any]], rule: str, result: Any) 
         panel_key=panel_digest(key), panel=json.loads(key), source=result.source,
         labels_sha256=result.sha256, n=figures.n, errors=figures.errors,
         accuracy=figures.accuracy.value, kappa=figures.kappa.value, figures=result.as_dict(),
+        counts={"tp": figures.confusion.tp, "fp": figures.confusion.fp,
+                "tn": figures.confusion.tn, "fn": figures.confusion.fn},
+        positive="success", datasets=dataset_counts(result),
     )
     console.print("Saved as this panel's latest validation: runs and reports using it cite it.")
 
