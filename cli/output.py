@@ -72,6 +72,9 @@ def print_runs(console: Console, runs: list[RunRecord], lookup: Lookup | None = 
     if not runs:
         console.print("No runs recorded yet. Try `siegeflow demo`.")
         return
+    if console.width < WIDE_RUNS_TABLE:
+        _print_runs_narrow(console, runs, lookup)
+        return
     table = Table(title="siegeflow runs", header_style="bold", expand=True)
     table.add_column("run id", no_wrap=True, min_width=36)
     table.add_column("created (UTC)", no_wrap=True)
@@ -95,6 +98,35 @@ def print_runs(console: Console, runs: list[RunRecord], lookup: Lookup | None = 
             f"{run.cost_usd:.4f}", escape(_short(citation), 80),
         )
     console.print(table)
+    for panel in sorted(notes):
+        console.print(f"[yellow]note:[/] runs judged by {escape(panel)} only: their ASR "
+                      "measures non-refusal, not harm.")
+
+
+#: The runs table needs this many columns (a 36-character id, ten columns); below it each run is
+#: a block of lines that wrap, so no column is ever squeezed to nothing.
+WIDE_RUNS_TABLE = 150
+
+
+def _print_runs_narrow(console: Console, runs: list[RunRecord], lookup: Lookup | None) -> None:
+    """One block per run for a narrow terminal or a pipe (80 columns by default)."""
+    from tracking import RunSummary
+
+    console.print("[bold]siegeflow runs[/] (newest first)")
+    notes = set()
+    for run in runs:
+        s = RunSummary.parse(run.summary) if run.summary else None
+        citation = _citation(run, lookup)
+        if citation.refusal_only:
+            notes.add(citation.panel)
+        console.print()
+        console.print(f"[bold]{escape(run.id)}[/]  {_status(run.status)}  "
+                      f"{run.created_at.strftime('%Y-%m-%d %H:%M')} UTC  ${run.cost_usd:.4f}")
+        counts = (f"goals {s.goals_total} · broken {s.successful} · ASR {_asr_cell(s)}"
+                  if s else "no summary yet")
+        console.print(f"  {escape(run.attack_type, 30)} → {escape(run.target_description or '', 60)}")
+        console.print(f"  {counts}")
+        console.print(f"  judged by {escape(_short(citation), 80)}")
     for panel in sorted(notes):
         console.print(f"[yellow]note:[/] runs judged by {escape(panel)} only: their ASR "
                       "measures non-refusal, not harm.")

@@ -23,7 +23,7 @@ from tracking.models import (
 from tracking.redaction import RedactingFilter, redact, redact_json, redact_text
 from tracking.rows import JudgeCell, NewAttempt, NewResult, PipelineRow, ResultUpdate
 from tracking.step import StepRecord, StepTracker
-from tracking.store import SQLBackend, get_backend
+from tracking.store import SQLBackend, StoreUnavailableError, check_store, get_backend, open_store
 from tracking.summary import (
     BENIGN,
     OVER_REFUSAL,
@@ -74,7 +74,10 @@ __all__ = [
     "RunRecord",
     "RunSummary",
     "SQLBackend",
+    "StoreUnavailableError",
     "StoreUrlError",
+    "check_store",
+    "open_store",
     "StatusEnum",
     "StepRecord",
     "StepSummary",

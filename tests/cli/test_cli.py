@@ -145,3 +145,26 @@ def test_a_store_url_with_a_password_never_becomes_a_flow_parameter(
     secret = "postgresql+psycopg://scanner:s3cret-pw@db.internal:5432/siegeflow"
     assert parameter_safe_db_url(secret) is None
     assert default_db_url() == secret  # the flow finds it through the environment
+
+
+def test_runs_list_at_80_columns_keeps_every_figure_readable(tmp_path: Path) -> None:
+    """A pipe or a narrow terminal (80 columns): each run's id, status, goals and broken count
+    are printed whole (the wide table squeezed them to nothing)."""
+    from tests.reports.synthetic import record_synthetic_run
+
+    db = f"sqlite:///{tmp_path}/narrow.db"
+    backend = get_backend(db)
+    run_id = record_synthetic_run(backend, 12, judges=("refusal",))
+    (run,) = backend.list_runs()
+    from tracking import RunSummary
+
+    summary = RunSummary.parse(run.summary)
+    for width, wide in (("80", False), ("200", True)):
+        shown = runner.invoke(app, ["runs", "list", "--db", db], env={"COLUMNS": width})
+        assert shown.exit_code == 0, shown.output
+        lines = shown.output.splitlines()
+        assert max(len(line) for line in lines) <= int(width)
+        assert (run_id in shown.output) and ("COMPLETED" in shown.output)
+        if not wide:
+            assert f"goals {summary.goals_total} · broken {summary.successful}" in shown.output
+            assert "judged by refusal" in shown.output
