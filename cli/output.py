@@ -110,6 +110,7 @@ WIDE_RUNS_TABLE = 150
 
 def _print_runs_narrow(console: Console, runs: list[RunRecord], lookup: Lookup | None) -> None:
     """One block per run for a narrow terminal or a pipe (80 columns by default)."""
+    from reports.corrected import corrected_short
     from tracking import RunSummary
 
     console.print("[bold]siegeflow runs[/] (newest first)")
@@ -122,7 +123,8 @@ def _print_runs_narrow(console: Console, runs: list[RunRecord], lookup: Lookup |
         console.print()
         console.print(f"[bold]{escape(run.id)}[/]  {_status(run.status)}  "
                       f"{run.created_at.strftime('%Y-%m-%d %H:%M')} UTC  ${run.cost_usd:.4f}")
-        counts = (f"goals {s.goals_total} · broken {s.successful} · ASR {_asr_cell(s)}"
+        counts = (f"goals {s.goals_total} · broken {s.successful} · ASR {_asr_cell(s)} · "
+                  f"corrected for judge error {escape(corrected_short(s.asr_corrected))}"
                   if s else "no summary yet")
         console.print(f"  {escape(run.attack_type, 30)} → {escape(run.target_description or '', 60)}")
         console.print(f"  {counts}")
