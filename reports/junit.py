@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 
 from reports.figures import asr_text, ci_text, headline, pct
 from reports.load import GoalView, RunData
+from reports.review_figures import review_properties
 from reports.text import xml_text
 from tracking import EvaluationStatusEnum as Eval
 from tracking.rows import PipelineRow
@@ -70,6 +71,7 @@ def render_junit(data: RunData) -> str:
         ("judged_goals", str(o.judged)), ("asr_headline", asr_text(o.broken, o.judged)),
         ("judged_by", data.citation.text() if data.citation else "unknown"),
         ("cost_usd", f"{h.cost_usd:.6f}"),
+        *((k, str(v)) for k, v in review_properties(data.review).items()),
     ):
         ET.SubElement(props, "property", {"name": name, "value": xml_text(value, 500)})
     for goal in data.goals:

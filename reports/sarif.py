@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from reports.figures import asr_text, headline, wilson
 from reports.load import GoalView, RunData
+from reports.review_figures import review_properties
 from reports.text import clean
 from tracking.rows import PipelineRow
 
@@ -120,6 +121,7 @@ def render_sarif(data: RunData) -> str:
             "asrText": asr_text(o.broken, o.judged),
             "judgedBy": data.citation.as_dict() if data.citation else None,
             "costUsd": h.cost_usd,
+            **review_properties(data.review),
         },
     }
     inv = run["invocations"][0]
