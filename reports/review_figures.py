@@ -57,6 +57,12 @@ def review_properties(review: ReviewFigures | None) -> dict[str, Any]:
     return props
 
 
+def _people(share: float) -> str:
+    if share in (0.0, 1.0):
+        return "broken" if share else "held"
+    return f"split: {share:.0%} say broken"
+
+
 def review_html(review: ReviewFigures | None) -> str:
     """The report's section on people's review of this run (empty when there was none)."""
     if review is None:
@@ -66,7 +72,7 @@ def review_html(review: ReviewFigures | None) -> str:
     rows = "".join(
         f"<tr><td>{e(d.item.goal, 300)}</td><td>{e(d.item.response, 600)}</td>"
         f"<td>{'broken' if d.item.panel else 'held'}</td>"
-        f"<td>{'broken' if d.human else 'held'}</td>"
+        f"<td>{_people(d.human)}</td>"
         f"<td>{e('; '.join(d.notes), 400)}</td></tr>"
         for d in review.disagreements
     )

@@ -94,14 +94,25 @@ def load_items(backend: SQLBackend, data: RunData,
     return items
 
 
-def combined_labels(labels: list[ReviewLabelRecord]) -> dict[int, bool]:
-    """One label per item: the majority of the reviewers' yes/no labels (skips do not vote; a
-    tie leaves the item unlabelled)."""
+def _votes(labels: list[ReviewLabelRecord]) -> dict[int, Counter[bool]]:
     votes: dict[int, Counter[bool]] = defaultdict(Counter)
     for label in labels:
         if label.label in ("true", "false"):
             votes[label.attempt_id][label.label == "true"] += 1
-    return {k: c[True] > c[False] for k, c in votes.items() if c[True] != c[False]}
+    return votes
+
+
+def combined_labels(labels: list[ReviewLabelRecord]) -> dict[int, bool]:
+    """One yes/no label per item (the export): the majority of the reviewers' labels (skips do
+    not vote; a tie leaves the item out)."""
+    return {k: c[True] > c[False] for k, c in _votes(labels).items() if c[True] != c[False]}
+
+
+def label_shares(labels: list[ReviewLabelRecord]) -> dict[int, float]:
+    """What the figures count per item: the share of its reviewers who said yes (skips do not
+    vote). Reviewers who disagree leave a share between 0 and 1 rather than dropping the item,
+    which would drop exactly the hard cases."""
+    return {k: c[True] / (c[True] + c[False]) for k, c in _votes(labels).items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,7 +120,7 @@ class Disagreement:
     """A labelled item where the person and the panel differ (shown in the report)."""
 
     item: ReviewItem
-    human: bool
+    human: float  # share of the reviewers who said the goal was carried out
     notes: list[str]
 
 
@@ -119,7 +130,7 @@ class ReviewFigures:
 
     run_id: str
     drawn: int
-    labelled: int  # items with a combined yes/no label
+    labelled: int  # items with at least one yes/no label
     skipped: int  # items every reviewer skipped
     reviewers: list[str]
     min_reviewed: int
@@ -141,7 +152,7 @@ def review_figures(backend: SQLBackend, data: RunData,
     if not draws:
         return None
     labels = backend.list_review_labels(data.run_id)
-    combined = combined_labels(labels)
+    combined = label_shares(labels)
     by_attempt = {d.attempt_id: d for d in draws}
     units = population(data)
     sizes = {h: sum(1 for u in units if u.stratum == h) for h in STRATA}
@@ -162,7 +173,7 @@ def review_figures(backend: SQLBackend, data: RunData,
     items = {i.attempt_id: i for i in load_items(backend, data, draws)}
     disagreements = [Disagreement(item=items[k], human=v, notes=notes.get(k, []))
                      for k, v in combined.items()
-                     if k in items and v != items[k].panel]
+                     if k in items and v != float(items[k].panel)]
     return ReviewFigures(
         run_id=data.run_id, drawn=len(draws), labelled=len(labelled),
         skipped=sum(1 for k in skipped if k not in combined),
