@@ -21,8 +21,8 @@ from reports.review.estimate import (
     reviewer_agreement,
 )
 from reports.review.sample import STRATA, population
-from tracking.rows import PipelineRow
 from tracking.models import ReviewDrawRecord, ReviewLabelRecord
+from tracking.rows import PipelineRow
 from tracking.store import SQLBackend
 
 MIN_REVIEWED = 30

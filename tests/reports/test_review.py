@@ -27,7 +27,7 @@ from reports.review.server import ReviewServer
 from reports.review.tui import run_tui
 from reports.sarif import render_sarif
 from tests.reports.synthetic import record_synthetic_run
-from tracking import JudgmentRecord, RunSummary, SQLBackend
+from tracking import RunSummary, SQLBackend
 
 runner = CliRunner()
 
