@@ -151,11 +151,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get_content_type() != "application/json":
             self._deny(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "JSON only")
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._deny(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too large")
-            return
         try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 <= length <= MAX_BODY:
+                self._deny(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too large")
+                return
             body = json.loads(self.rfile.read(length) or b"{}")
             if not isinstance(body, dict):
                 raise ValueError("expected a JSON object")
