@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from reports.load import RunData, load_run
 from reports.review.estimate import (
@@ -47,15 +48,28 @@ class ReviewItem:
     panel: bool  # the panel's verdict on the goal (broken)
 
 
-def _decoded(row: PipelineRow, prompt_messages: object, meta: dict[str, object]) -> str | None:
+def _options(parameters: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """The run's options for technique `name`: the attack's own, or a suite member's."""
+    attack = (parameters or {}).get("attack") or {}
+    if attack.get("name") == name:
+        return dict(attack.get("options") or {})
+    for member in (attack.get("options") or {}).get("techniques") or []:
+        if isinstance(member, dict) and member.get("name") == name:
+            return dict(member.get("options") or {})
+    return {}
+
+
+def _decoded(row: PipelineRow, prompt_messages: object, meta: dict[str, object],
+             parameters: dict[str, Any] | None = None) -> str | None:
     """The answer as the run's judges read it, when the technique decodes it (an encoding, a
-    cipher); None when it is read as is. Decoding that needs a model is not redone here."""
+    cipher, a composition); None when it is read as is. Decoding that needs a model (a
+    translation back) is not redone here."""
     from attacks import AttackPrompt, TechniqueError, build_technique
 
     if not row.technique or row.response is None:
         return None
     try:
-        technique = build_technique(row.technique, {})
+        technique = build_technique(row.technique, _options(parameters, row.technique))
         prompt = AttackPrompt(technique=row.technique, variant=row.variant,
                               messages=list(prompt_messages or []),  # type: ignore[call-overload]
                               metadata=dict(meta))
@@ -81,7 +95,8 @@ def load_items(backend: SQLBackend, data: RunData,
         if row is None or goal is None:
             continue
         attempt = attempts.get(draw.attempt_id)
-        decoded = _decoded(row, attempt.prompt if attempt else [], dict(row.meta or {}))
+        decoded = _decoded(row, attempt.prompt if attempt else [], dict(row.meta or {}),
+                           data.run.parameters)
         verdicts = {name: ("error" if cell.error or cell.success is None
                            else "yes" if cell.success else "no")
                     for name, cell in sorted(row.judges.items())}
