@@ -24,7 +24,7 @@ def _escape(text: str, limit: int | None = None) -> str:
 def run_tui(session: ReviewSession, console: Console,
             ask: Callable[[str], str] | None = None, limit: int = 6000) -> int:
     """Label items until the sample is done or the person types `q`; how many were labelled."""
-    ask = ask or (lambda prompt: console.input(prompt))
+    ask = ask or (lambda prompt: console.input(_rich_escape(prompt)))
     labelled = 0
     while (item := session.next_item()) is not None:
         done, total = session.progress()

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -27,7 +28,7 @@ from reports.review.server import ReviewServer
 from reports.review.tui import run_tui
 from reports.sarif import render_sarif
 from tests.reports.synthetic import record_synthetic_run
-from tracking import RunSummary, SQLBackend
+from tracking import AttemptRecord, RunSummary, SQLBackend
 
 runner = CliRunner()
 
@@ -192,12 +193,16 @@ def test_figures_appear_in_every_report(store: SQLBackend) -> None:
     draw_sample(store, data, 40, seed=3)
     session = ReviewSession(store, run_id, "alice")
     _label_like_a_person(session, 32)
+    item = session.items[0]
+    session.label(item.attempt_id, "false" if item.panel else "true",
+                  "<script>alert(1)</script>")
     data = load_run(store, run_id)
     assert data.review is not None and data.review.ppi is not None
     ppi_text = data.review.ppi.asr.text()
     html = render_report(data)
     assert 'id="review"' in html and "prediction-powered ASR" in html
     assert "Reviewed disagreements" in html and "looked closely" in html
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
     props = {p.get("name"): p.get("value")
              for p in ET.fromstring(render_junit(data)).iter("property")}
     assert props["ppi_asr_text"] == ppi_text and props["review_labelled"] == "32"
@@ -217,8 +222,13 @@ def test_terminal_mode_labels_and_reveals_after_the_answer(tmp_path: Path) -> No
     backend = SQLBackend(f"sqlite:///{tmp_path / 't.db'}")
     run_id = record_synthetic_run(backend, 30, seed=2)
     draw_sample(backend, load_run(backend, run_id, with_traces=False), 10, seed=1)
-    session = ReviewSession(backend, run_id, "carol")
     console = Console(record=True, width=120)
+    attempts = AttemptRecord.__table__  # type: ignore[attr-defined]
+    with backend.engine.begin() as conn:  # markup and control characters in every answer
+        conn.execute(sa.update(attempts).where(attempts.c.run_id == run_id)
+                     .where(attempts.c.response.is_not(None))
+                     .values(response="[bold red]PWNED[/] \x1b[2J\x1b]0;title\x07 tail"))
+    session = ReviewSession(backend, run_id, "carol")
     answers = iter(["x", "y", "", "n", "a note", "s", "", "q"])
     assert run_tui(session, console, ask=lambda _: next(answers)) == 3
     labels = [lab.label for lab in backend.list_review_labels(run_id)]
@@ -226,6 +236,7 @@ def test_terminal_mode_labels_and_reveals_after_the_answer(tmp_path: Path) -> No
     assert backend.list_review_labels(run_id)[1].note == "a note"
     out = console.export_text()
     assert out.count("the panel:") == 3 and "item 4 of 10" in out
+    assert "[bold red]PWNED[/]" in out and "\x1b" not in out and "\x07" not in out
     backend.close()
 
 
