@@ -85,6 +85,9 @@ def review(
         data = load_run(backend, run_id, with_traces=False)
     except RunNotFound:
         raise bad_input(f"no run {run_id!r} in {safe_db(db)}") from None
+    if not data.run.status.is_terminal:  # its strata would still change under the sample
+        raise bad_input(f"run {run_id!r} is {data.run.status.value}: review it once it has "
+                        "finished (`siegeflow resume` finishes an interrupted run)")
     drawn = draw_sample(backend, data, sample, seed)
     if drawn.count:
         err.print(f"Drew {drawn.count} more goal(s) (broken {drawn.added['broken']} of "

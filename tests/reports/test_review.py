@@ -310,3 +310,20 @@ def test_export_round_trips_through_judges_validate(tmp_path: Path) -> None:
     figures = json.loads((tmp_path / "v.json").read_text(encoding="utf-8"))
     assert len(figures["items"]) == 12
     backend.close()
+
+
+def test_review_command_refuses_unknown_and_unfinished_runs(tmp_path: Path) -> None:
+    from tracking import StatusEnum
+
+    db = f"sqlite:///{tmp_path / 'u.db'}"
+    backend = SQLBackend(db)
+    run_id = record_synthetic_run(backend, 10, seed=1)
+    backend.update_run(run_id, status=StatusEnum.RUNNING)
+    result = runner.invoke(app, ["review", run_id, "--db", db, "--tui"])
+    assert result.exit_code == 2 and "once it has finished" in " ".join(result.output.split())
+    assert backend.list_review_draws(run_id) == []
+    result = runner.invoke(app, ["review", "no-such-run", "--db", db, "--tui"])
+    assert result.exit_code == 2 and "no run" in result.output
+    result = runner.invoke(app, ["review", "export", run_id, "--db", db])
+    assert result.exit_code == 2 and "usage" in result.output
+    backend.close()
