@@ -19,7 +19,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from tracking.models import ReviewDrawRecord, ReviewLabelRecord, utcnow
+from tracking.models import utcnow
+from tracking.models_review import ReviewDrawRecord, ReviewLabelRecord
 from tracking.redaction import redact_text
 
 LABELS = ("true", "false", "skip")

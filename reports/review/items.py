@@ -22,7 +22,7 @@ from reports.review.estimate import (
     reviewer_agreement,
 )
 from reports.review.sample import STRATA, population
-from tracking.models import ReviewDrawRecord, ReviewLabelRecord
+from tracking.models_review import ReviewDrawRecord, ReviewLabelRecord
 from tracking.rows import PipelineRow
 from tracking.store import SQLBackend
 
