@@ -327,3 +327,19 @@ def test_review_command_refuses_unknown_and_unfinished_runs(tmp_path: Path) -> N
     result = runner.invoke(app, ["review", "export", run_id, "--db", db])
     assert result.exit_code == 2 and "usage" in result.output
     backend.close()
+
+
+def test_the_page_says_when_the_sample_is_done(tmp_path: Path) -> None:
+    backend = SQLBackend(f"sqlite:///{tmp_path / 'd.db'}")
+    run_id = record_synthetic_run(backend, 40, seed=3)
+    draw_sample(backend, load_run(backend, run_id, with_traces=False), 6, seed=1)
+    session = ReviewSession(backend, run_id, "fay")
+    server = ReviewServer(session, min_reviewed=5)
+    try:
+        _label_like_a_person(session, 6)
+        html = server.page()
+        assert "all 6 items answered" in html and "prediction-powered ASR" in html
+        assert 'id="item"' not in html
+    finally:
+        server.httpd.server_close()
+        backend.close()
