@@ -89,8 +89,8 @@ class ReviewServer:
 
 class _Handler(BaseHTTPRequestHandler):
     review: ReviewServer
-    server_version = "siegeflow-review"
-    sys_version = ""
+    def version_string(self) -> str:
+        return "siegeflow-review"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Quiet: the terminal is the reviewer's (and request paths hold the token)."""
