@@ -22,6 +22,7 @@ from cli.commands import runs  # noqa: E402, F401, I001
 from cli.commands import store  # noqa: E402, F401
 from cli.commands import reporting  # noqa: E402, F401
 from cli.commands import plugins  # noqa: E402, F401
+from cli.commands import review  # noqa: E402, F401
 from cli.exits import (  # noqa: E402
     EXIT_ASR_OVER,
     EXIT_BAD_INPUT,

@@ -241,7 +241,19 @@ def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
 
         print_summary(console, RunSummary.parse(run.summary),
                       _citation(run, store_lookup(backend)))
+        print_review(console, backend, run.id)
     print_goals(console, backend.list_results(run.id), rows, panel.threshold)
+
+
+def print_review(console: Console, backend: SQLBackend, run_id: str) -> None:
+    """People's review of the run's verdicts (`siegeflow review`): nothing when there is none."""
+    from reports.load import load_run
+    from reports.review_figures import review_lines
+
+    if not backend.list_review_draws(run_id):
+        return
+    for line in review_lines(load_run(backend, run_id, with_traces=False).review):
+        console.print(f"[bold]review:[/] {escape(line)}")
 
 
 def print_registry(console: Console, title: str, infos: list[Any]) -> None:

@@ -11,15 +11,19 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from judges.citation import Citation
 from reports.cost import cost_line
+from reports.review_figures import review_lines
 from reports.rows import best_rows
 from reports.text import md_escape
 from tracking import ResultRecord, RunSummary
 from tracking.rows import PipelineRow
 from tracking.store import SQLBackend
+
+if TYPE_CHECKING:
+    from reports.review.items import ReviewFigures
 
 _CELL = 160
 
@@ -52,7 +56,8 @@ def goal_table(
     return table
 
 
-def summary_markdown(summary: RunSummary, citation: Citation | None = None) -> str:
+def summary_markdown(summary: RunSummary, citation: Citation | None = None,
+                     review: ReviewFigures | None = None) -> str:
     """The run's headline figures as markdown (numbers only; untrusted text escaped): ASR with
     its Wilson 95% interval and n, and the judges that decided it with their validated
     agreement with human labels."""
@@ -90,6 +95,7 @@ def summary_markdown(summary: RunSummary, citation: Citation | None = None) -> s
         lines += [f"**Judged by:** {md_escape(citation.text(), 400)}", ""]
     for warning in summary.warnings:
         lines += [f"**Warning:** {md_escape(str(warning), 1000)}", ""]
+    lines += [f"**Review:** {md_escape(line, 400)}  " for line in review_lines(review)]
     categories = summary.categories
     if categories:
         lines += ["## ASR by category", "",

@@ -41,6 +41,7 @@ from reports.figures import (
 )
 from reports.load import GoalView, RunData
 from reports.page import page
+from reports.review_figures import review_html
 from reports.svg import bar_chart
 from reports.text import clip, html_escape
 from reports.trajectory import render_trajectory
@@ -396,6 +397,7 @@ def render_report(data: RunData, *, max_chars: int | None = None, with_csp: bool
     top = header(data) + "<main>" + headline_section(data) + charts_section(data)
     top += bon_section(data)
     top += judges_section(data)
+    top += review_html(data.review)
     # The grid is sized by `cell_limit`; trajectories get what is left of the page budget.
     goals_html = goals_section(data, limit, set(data.traces))
     left = PAGE_BUDGET - len(top.encode("utf-8")) - len(goals_html.encode("utf-8"))

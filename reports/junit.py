@@ -15,6 +15,7 @@ from reports.corrected import corrected_text, refusal_correction_text, validatio
 from reports.figures import asr_text, ci_text, headline, pct
 from tracking import JudgeCorrection
 from reports.load import GoalView, RunData
+from reports.review_figures import review_properties
 from reports.text import xml_text
 from tracking import EvaluationStatusEnum as Eval
 from tracking.rows import PipelineRow
@@ -88,6 +89,7 @@ def render_junit(data: RunData) -> str:
         *((("false_refusal_corrected", refusal_correction_text(data.summary.over_refusal_corrected)),)
           if data.summary.over_refusal is not None else ()),
         ("cost_usd", f"{h.cost_usd:.6f}"),
+        *((k, str(v)) for k, v in review_properties(data.review).items()),
     ):
         ET.SubElement(props, "property", {"name": name, "value": xml_text(value, 500)})
     for goal in data.goals:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from reports.corrected import corrected_text, validation_text
 from reports.figures import asr_text, headline, wilson
 from reports.load import GoalView, RunData
+from reports.review_figures import review_properties
 from reports.text import clean
 from tracking import JudgeCorrection
 from tracking.rows import PipelineRow
@@ -142,6 +143,7 @@ def render_sarif(data: RunData) -> str:
             **({"falseRefusalCorrected": _corrected(data.summary.over_refusal_corrected)}
                if data.summary.over_refusal is not None else {}),
             "costUsd": h.cost_usd,
+            **review_properties(data.review),
         },
     }
     inv = run["invocations"][0]

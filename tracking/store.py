@@ -40,6 +40,7 @@ from tracking.models import ResultRecord, RunRecord, utcnow
 from tracking.redaction import redact, redact_text
 from tracking.rows import NewResult, ResultUpdate
 from tracking.store_pipeline import PipelineStoreMixin
+from tracking.store_review import ReviewStoreMixin
 from tracking.store_traces import TraceStoreMixin
 from tracking.store_validations import ValidationStoreMixin
 from tracking.writer import BatchWriter
@@ -52,7 +53,7 @@ _JSON_NONE_AS_NULL = sa.JSON(none_as_null=True).with_variant(
 )
 
 
-class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin):
+class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin, ReviewStoreMixin):
     """Tracking store on SQLAlchemy. ``SQLBackend("sqlite:///path.db")`` or a PostgreSQL URL."""
 
     def __init__(
