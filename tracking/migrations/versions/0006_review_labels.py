@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_review_labels"
-down_revision: str | None = "0004_attacker_cost"
+down_revision: str | None = "0005_validation_counts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
