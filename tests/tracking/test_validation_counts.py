@@ -11,7 +11,6 @@ from tracking import SQLBackend, migrate
 from tracking.engine import make_engine
 
 BEFORE = "0004_attacker_cost"
-AFTER = "0005_validation_counts"
 DATASETS = [{"name": "harmbench-contextual", "n": 200, "tp": 60, "fp": 20, "tn": 80, "fn": 20,
              "errors": 1, "out_of_sample": True}]
 
@@ -26,7 +25,7 @@ def test_upgrade_keeps_old_validations_and_adds_counts(empty_db_url: str) -> Non
             panel_key="old", panel={"judges": []}, source="old labels", labels_sha256="0" * 64,
             n=596, errors=0, accuracy=0.69, kappa=0.39, figures={}, created_at=datetime.now(UTC)))
     migrate.upgrade(engine)
-    assert migrate.current_revision(engine) == AFTER == migrate.head_revision()
+    assert migrate.current_revision(engine) == migrate.head_revision()  # 0005 and later
     columns = {c["name"] for c in sa.inspect(engine).get_columns("judge_validations")}
     assert {"positive", "tp", "fp", "tn", "fn", "datasets"} <= columns
     engine.dispose()
