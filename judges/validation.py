@@ -18,7 +18,7 @@ from judges.base import Verdict
 from judges.citation import panel_digest, panel_key  # noqa: F401  (re-exported)
 from judges.combine import combine
 from judges.labels import LabelledItem, LabelSet
-from judges.metrics import INTERVALS, Agreement, agreement
+from judges.metrics import INTERVALS, Agreement, agreement, confusion, kappa_of
 from judges.panel import JudgePanel
 
 Decode = Callable[[LabelledItem, str], str]
@@ -69,18 +69,26 @@ class Validation:
         }
         datasets = list(dict.fromkeys(r.item.dataset for r in self.results if r.item.dataset))
         if len(datasets) > 1:
-            out["datasets"] = {
-                name: {key: {**counts(fig), "accuracy": fig.accuracy.value,
-                             "kappa": fig.kappa.value}
-                       for key, fig in self.by_dataset(name).items()}
-                for name in datasets
-            }
+            out["datasets"] = {name: self.by_dataset(name) for name in datasets}
         return out
 
-    def by_dataset(self, dataset: str) -> dict[str, Agreement]:
-        """Each judge's and the panel's figures on the items of one data set."""
+    def by_dataset(self, dataset: str) -> dict[str, dict[str, Any]]:
+        """Each judge's and the panel's counts, accuracy and kappa on one data set's items
+        (point figures: a bootstrap per set would cost seconds on large sets)."""
         results = [r for r in self.results if r.item.dataset == dataset]
-        return figures_of(results, self.judges)
+        out: dict[str, dict[str, Any]] = {}
+        for key in [*self.judges, PANEL]:
+            pairs: list[tuple[bool, bool]] = []
+            for r in results:
+                decided = r.panel if key == PANEL else _decided(r.verdicts.get(key))
+                if decided is not None:
+                    pairs.append((r.item.label, decided))
+            c = confusion(pairs)
+            out[key] = {"n": c.n, "tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn,
+                        "errors": len(results) - c.n,
+                        "accuracy": (c.tp + c.tn) / c.n if c.n else None,
+                        "kappa": kappa_of(c)}
+        return out
 
     def items_json(self) -> list[dict[str, Any]]:
         return [
@@ -126,6 +134,10 @@ async def judge_item(judge: Any, item: LabelledItem, response: str) -> Verdict:
                                     context=item.context or None)
     goal = f"{item.context.strip()}\n\n---\n\n{item.goal}" if item.context.strip() else item.goal
     return await judge.evaluate(goal, item.judge_prompt, response)
+
+
+def _decided(verdict: Verdict | None) -> bool | None:
+    return bool(verdict.success) if verdict is not None and verdict.ok else None
 
 
 def counts(figures: Agreement) -> dict[str, int]:

@@ -2,10 +2,9 @@
 
 No API key, no model server, CPU only: the all-MiniLM-L6-v2 encoder the guardrail already ships
 (`targets.minilm`, numpy) plus a logistic-regression head over two dozen features. The shipped
-head (`judges/data/offline_judge.npz`) was trained by `siegeflow judges train` on the standard
-behaviours of HarmBench's human-labelled classifier validation set (MIT) plus siegeflow's own
-echo/restatement examples (`judges/offline/synthetic.py`); `weights=PATH` uses a head a team
-trained on its own labels.
+head (`judges/data/offline_judge.npz`) was trained by `siegeflow judges train` on four published
+human-labelled sets (HarmBench val, GPTFuzz, JAILJUDGE mini: docs/judges.md) and is cited with
+its leave-one-data-set-out figure; `weights=PATH` uses a head a team trained on its own labels.
 """
 
 from __future__ import annotations

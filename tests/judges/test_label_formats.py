@@ -148,6 +148,7 @@ def test_validate_json_has_counts_and_a_per_dataset_breakdown(tmp_path: Path) ->
     assert by["jailjudge-mini"]["refusal"]["tp"] == 1 and by["jailjudge-mini"]["refusal"]["tn"] == 2
     assert by["jailjudge-mini"]["refusal"]["accuracy"] == pytest.approx(1.0)
     assert {i["dataset"] for i in doc["items"]} == {"gptfuzz", "jailjudge-mini"}
+    assert "By data set" in result.output and "jailjudge-mini" in result.output
 
 
 def test_train_on_several_labels_files_then_validate_leaves_them_out(tmp_path: Path) -> None:
