@@ -5,7 +5,9 @@ folder's README for source, licence and sha256): HarmBench's classifier validati
 (standard and contextual behaviours), GPTFuzz (train.csv + evaluate.csv), JAILJUDGE mini, and
 XSTest's model completions. For each of HarmBench standard, HarmBench contextual, GPTFuzz
 evaluate and JAILJUDGE mini in turn, the offline judge's head is fitted on every *other* set
-(GPTFuzz train counts as GPTFuzz) and measured on the one left out; the refusal judge (no
+(GPTFuzz train counts as GPTFuzz) and measured on the one left out. The offline judge as
+shipped (the head decides alone from `confident` up; between its threshold and that, the
+refusal judge must also say yes), the head alone (no refusal gate), the refusal judge (no
 training) and the panel offline + refusal (both must say success) are measured on the same
 items, next to the "always no" baseline. Prints accuracy, kappa, precision and recall with 95%
 intervals (Wilson; bootstrap for kappa), then the over-refusal check (the refusal judge of a
@@ -38,9 +40,14 @@ from judges import build_judge  # noqa: E402
 from judges.citation import panel_key  # noqa: E402
 from judges.labels import LabelledItem, LabelSet, load_labels  # noqa: E402
 from judges.metrics import INTERVALS, Agreement, agreement  # noqa: E402
-from judges.offline.judge import OfflineJudge  # noqa: E402
+from judges.offline.judge import OfflineJudge, gated  # noqa: E402
 from judges.offline.lodo import HELD_OUT, leave_one_out  # noqa: E402
-from judges.offline.train import DEFAULT_L2, DEFAULT_THRESHOLD, featurise  # noqa: E402
+from judges.offline.train import (  # noqa: E402
+    DEFAULT_CONFIDENT,
+    DEFAULT_L2,
+    DEFAULT_THRESHOLD,
+    featurise,
+)
 from judges.validation import judge_item  # noqa: E402
 from tracking import OVER_REFUSAL  # noqa: E402
 
@@ -52,8 +59,9 @@ XSTEST = DATA / "xstest_completions"
 SHORT = {"harmbench-standard": "HarmBench val standard", "harmbench-contextual":
          "HarmBench val contextual", "gptfuzz": "GPTFuzz evaluate", "jailjudge-mini":
          "JAILJUDGE mini", "xstest": "XSTest v2 completions"}
-#: The CLI's default panel: both judges must say success (a 1-1 tie is no success).
+#: Both judges must say success (majority of two: a 1-1 tie is no success).
 PANEL, PANEL_RULES = ("offline", "refusal"), ("majority", "all")
+JUDGES = ("offline", "offline, no refusal gate", "refusal", "offline + refusal", "always no")
 #: The over-refusal check of a run's benign control set (tasks/benign.py, `refusal_check`).
 OVER_REFUSAL_SPEC = {"name": "refusal", "label": OVER_REFUSAL, "min_words": 0,
                      "max_echo_overlap": 1.0}
@@ -68,8 +76,9 @@ def verdicts(judge: Any, items: list[LabelledItem]) -> list[bool]:
     return asyncio.run(all_of())
 
 
-def lodo(l2: float, threshold: float) -> dict[str, dict[str, list[tuple[bool, bool]]]]:
-    """Per left-out set: (label, verdict) pairs of offline, refusal, the panel, always-no."""
+def lodo(l2: float, threshold: float,
+         confident: float) -> dict[str, dict[str, list[tuple[bool, bool]]]]:
+    """Per left-out set: (label, verdict) pairs of each of JUDGES."""
     items = [i for path in FILES for i in load_labels(path).items]
     t0 = time.perf_counter()
     data = featurise(items)
@@ -77,11 +86,13 @@ def lodo(l2: float, threshold: float) -> dict[str, dict[str, list[tuple[bool, bo
     refusal = build_judge({"name": "refusal"})
     out = {}
     for held in leave_one_out(items, data.matrix, l2=l2):
-        off = [p >= threshold for p in held.probabilities]
+        plain = [p >= threshold for p in held.probabilities]
         ref = verdicts(refusal, held.items)
+        off = [gated(p, threshold, confident, r) for p, r in zip(held.probabilities, ref)]
         labels = [i.label for i in held.items]
         out[held.name] = {
-            "offline": list(zip(labels, off)), "refusal": list(zip(labels, ref)),
+            "offline": list(zip(labels, off)), "offline, no refusal gate": list(zip(labels, plain)),
+            "refusal": list(zip(labels, ref)),
             "offline + refusal": [(y, a and b) for y, a, b in zip(labels, off, ref)],
             "always no": [(y, False) for y in labels],
         }
@@ -91,12 +102,12 @@ def lodo(l2: float, threshold: float) -> dict[str, dict[str, list[tuple[bool, bo
 
 
 def row(judge: str, where: str, a: Agreement) -> str:
-    return (f"{judge:<18} {where:<26} {a.n:>5}  {a.accuracy.text():<22} "
+    return (f"{judge:<24} {where:<26} {a.n:>5}  {a.accuracy.text():<22} "
             f"{a.kappa.text(percent=False):<20} {a.precision.text():<22} {a.recall.text()}")
 
 
 def header() -> str:
-    return (f"{'judge':<18} {'left out (measured on)':<26} {'n':>5}  {'accuracy [95% CI]':<22} "
+    return (f"{'judge':<24} {'left out (measured on)':<26} {'n':>5}  {'accuracy [95% CI]':<22} "
             f"{'kappa [95% CI]':<20} {'precision [95% CI]':<22} recall [95% CI]")
 
 
@@ -188,16 +199,18 @@ def main() -> None:
     parser.add_argument("--write-figures", action="store_true")
     parser.add_argument("--l2", type=float, default=DEFAULT_L2)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    parser.add_argument("--confident", type=float, default=DEFAULT_CONFIDENT)
     parser.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
     args = parser.parse_args()
     missing = [p for p in (*FILES, XSTEST) if not p.exists()]
     if missing:
         sys.exit(f"{missing[0]} not found: the bench reads ../shared/data")
     print("Leave one data set out: the offline head is fitted on the other sets, measured on "
-          f"the one left out (L2 {args.l2}, threshold {args.threshold}); human labels.")
+          f"the one left out (L2 {args.l2}, threshold {args.threshold}, confident "
+          f"{args.confident}); human labels.")
     print(f"95% intervals: {INTERVALS}\n")
-    sets = lodo(args.l2, args.threshold)
-    judges = ("offline", "refusal", "offline + refusal", "always no")
+    sets = lodo(args.l2, args.threshold, args.confident)
+    judges = JUDGES
     figures = {j: {name: agreement(sets[name][j]) for name in sets} for j in judges}
     pooled = {j: agreement([p for name in sets for p in sets[name][j]]) for j in judges}
     print("\n" + header())
@@ -208,9 +221,9 @@ def main() -> None:
     for j in judges:
         print(row(j, "pooled (all four)", pooled[j]))
     for name in HELD_OUT:
-        panel, ref = figures["offline + refusal"][name], figures["refusal"][name]
-        print(f"  {SHORT[name]}: panel kappa {panel.kappa.value:.3f} vs refusal "
-              f"{ref.kappa.value:.3f}; panel accuracy {panel.accuracy.value:.1%}")
+        off, ref = figures["offline"][name], figures["refusal"][name]
+        print(f"  {SHORT[name]}: offline (default) kappa {off.kappa.value:.3f} vs refusal "
+              f"{ref.kappa.value:.3f}; offline accuracy {off.accuracy.value:.1%}")
     refusals, xs_parts = over_refusal()
     print(f"\nover-refusal check (refusal phrases only; positive = refusal) on "
           f"{refusals.n} XSTest completions:")
@@ -242,6 +255,9 @@ def write_figures(figures: dict[str, dict[str, Agreement]], pooled: dict[str, Ag
                 for name, a in figures[judge].items()]
 
     entries = [entry(["offline"], "majority", pooled["offline"], parts("offline"), short, source),
+               entry([{"name": "offline", "refusal_gate": False}], "majority",
+                     pooled["offline, no refusal gate"], parts("offline, no refusal gate"),
+                     short, source),
                entry(["refusal"], "majority", pooled["refusal"], parts("refusal"), short,
                      "the same four labelled sets (the refusal judge is not trained)")]
     for rule in PANEL_RULES:

@@ -15,11 +15,9 @@ import typer
 from cli import output
 from cli.app import bad_input, console, err
 from cli.exits import EXIT_OK
-#: The default panel of `run`, `demo` and `judges validate`: the offline judge and the refusal
-#: judge under the default rule (majority: with two judges both must say success). Measured
-#: leaving one labelled data set out, its kappa beats the refusal judge's on three of four sets
-#: and the refusal judge's echo check covers the offline head (docs/judges.md).
-DEFAULT_JUDGES: tuple[str, ...] = ("offline", "refusal")
+#: The default panel of `run`, `demo` and `judges validate`: the offline judge (its head, with
+#: the refusal judge's check for answers the head is less sure of; docs/judges.md).
+DEFAULT_JUDGES: tuple[str, ...] = ("offline",)
 
 judges_app = typer.Typer(
     help="Judges: list them, validate a panel against human labels, train the offline judge.",
@@ -216,6 +214,11 @@ def train(
         help="Add siegeflow's echo/restatement negatives for the training goals.")] = False,
     threshold: Annotated[Optional[float], typer.Option(
         min=0.0, max=1.0, help="P(success) above which the head says success.")] = None,
+    confident: Annotated[Optional[float], typer.Option(
+        min=0.0, max=1.0, help="P(success) from which the head decides alone; below it a "
+        "success also needs the refusal judge's yes (default 0.7).")] = None,
+    refusal_gate: Annotated[bool, typer.Option(
+        help="Store a refusal gate in the head (--no-refusal-gate: the threshold alone).")] = True,
     response_tokens: Annotated[int, typer.Option(
         min=8, max=256, help="Tokens of each answer embedded (more: slower judging).")] = 32,
     prompt_tokens: Annotated[int, typer.Option(
@@ -226,7 +229,7 @@ def train(
     "weights": "OUT"}`."""
     from judges.labels import LabelsFileError, load_many
     from judges.offline.features import EmbeddingSpec
-    from judges.offline.train import DEFAULT_L2, DEFAULT_THRESHOLD, train_head
+    from judges.offline.train import DEFAULT_CONFIDENT, DEFAULT_L2, DEFAULT_THRESHOLD, train_head
     from targets.minilm import EncoderUnavailable
 
     try:
@@ -236,7 +239,9 @@ def train(
                           log=lambda m: console.print(output.escape(m)),
                           spec=EmbeddingSpec(response_tokens=response_tokens,
                                              prompt_tokens=prompt_tokens),
-                          threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+                          threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                          confident=(None if not refusal_gate else DEFAULT_CONFIDENT
+                                     if confident is None else confident))
     except (LabelsFileError, EncoderUnavailable, ValueError) as exc:
         raise bad_input(str(exc)) from None
     cv = head.meta.get("cv")

@@ -111,10 +111,9 @@ def test_demo_runs_the_embedded_target_end_to_end(prefect_api_url: str, tmp_path
                        env={"PREFECT_API_URL": prefect_api_url, "COLUMNS": "160"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Run summary" in result.stdout and "attack success rate" in result.stdout
-    # The default panel (offline + refusal) is named with its validated agreement, and the ASR
+    # The default panel (offline judge) is named with its validated agreement, and the ASR
     # carries its interval and n.
-    assert "Judged by offline + refusal (majority):" in result.stdout
-    assert "agreement with human labels" in result.stdout
+    assert "Judged by offline:" in result.stdout and "agreement with human labels" in result.stdout
     assert "judged goals)" in result.stdout
     backend = get_backend(db)
     (run,) = backend.list_runs()

@@ -172,6 +172,7 @@ def test_train_on_several_labels_files_then_validate_leaves_them_out(tmp_path: P
     head = Head.load(out)
     assert head.meta["datasets"] == {"mine": 16, "jailjudge-mini": 3, "xstest": 1}
     assert head.meta["n"] == 20 and len(head.meta["train_keys"]) == 20
+    assert head.meta["confident"] == pytest.approx(0.7) and head.threshold == pytest.approx(0.25)
     spec = json.dumps({"name": "offline", "weights": str(out)})
     result = runner.invoke(app, ["judges", "validate", "--labels", str(jj), "--labels",
                                  str(xs), "--judge", spec, "--no-store"])
