@@ -145,7 +145,9 @@ def over_refusal() -> tuple[Agreement, list[dict[str, Any]]]:
         pairs = [p for (m, _), ps in pairs_by.items() if m == model for p in ps]
         parts.append({"file": f"xstest_v2_completions_{model}.csv", "prompts": "all",
                       **counts(agreement(pairs))})
-    for kind in ("safe", "contrast"):
+    # Safe prompts last: a reader that keeps one entry per name (the correction of a run's
+    # over-refusal rate) gets the stratum a benign control set (xstest:safe) is like.
+    for kind in ("contrast", "safe"):
         pairs = [p for (_, k), ps in pairs_by.items() if k == kind for p in ps]
         parts.append({"file": "all", "prompts": kind, **counts(agreement(pairs))})
     datasets = [{"name": "xstest", "short_source": SHORT["xstest"], **part,

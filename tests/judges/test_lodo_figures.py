@@ -76,6 +76,9 @@ def test_over_refusal_check_is_validated_on_all_xstest_completions() -> None:
     kinds = {d["prompts"]: d["n"] for d in entry["datasets"] if d["file"] == "all"}
     assert kinds == {"safe": 1250, "contrast": 1000}
     assert len([d for d in entry["datasets"] if d["prompts"] == "all"]) == 5
+    # A reader keeping one entry per name gets the safe prompts (what a benign set is like).
+    assert entry["datasets"][-1]["prompts"] == "safe"
+    assert all(d["name"] == "xstest" for d in entry["datasets"])
 
 
 def test_the_cli_default_panel_is_cited_out_of_sample() -> None:
