@@ -108,7 +108,8 @@ def hand_features(goal: str, prompt: str, response: str,
     return [float(v) for v in (*values, *_after_refusal(response, low, goal_set, refusals))]
 
 
-def _after_refusal(response: str, low: str, goal_set: set[str], refusals: list[str]) -> tuple[float, ...]:
+def _after_refusal(response: str, low: str, goal_set: set[str],
+                   refusals: list[str]) -> tuple[float, ...]:
     """What follows the last refusal: jailbreak templates make a model answer twice, as itself
     (a refusal) then as a persona that complies; an answer that only refuses has little after
     the refusal, and little of the goal's words in it."""

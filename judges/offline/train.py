@@ -117,7 +117,8 @@ def group_folds(items: Sequence[LabelledItem], k: int = 5, seed: int = 0) -> lis
 
 
 def cross_validate(data: Features, synthetic: Features | None, *, k: int = 5,
-                   l2: float = DEFAULT_L2, seed: int = 0, threshold: float = DEFAULT_THRESHOLD) -> tuple[Agreement, list[float]]:
+                   l2: float = DEFAULT_L2, seed: int = 0,
+                   threshold: float = DEFAULT_THRESHOLD) -> tuple[Agreement, list[float]]:
     """Out-of-fold agreement on `data` (synthetic rows of the training groups are added to
     each training side) and the out-of-fold probabilities, in `data` order."""
     import numpy as np
