@@ -140,7 +140,8 @@ def _held_out(panel: Any, label_set: Any, include: bool) -> tuple[Any, list[str]
         meta = getattr(getattr(j, "head", None), "meta", None) or {}
         trained |= set(meta.get("train_keys") or [])
         if meta.get("labels_sha256") == label_set.sha256:  # a head written before train_keys
-            trained |= {i.key for i in label_set.items if i.id in set(meta.get("train_ids") or [])}
+            ids = set(meta.get("train_ids") or [])
+            trained |= {i.key for i in label_set.items if i.id in ids}
     overlap = [i for i in label_set.items if i.key in trained]
     if not overlap:
         return label_set, []
