@@ -206,3 +206,24 @@ def test_real_xstest_files_have_450_rows_each() -> None:
         items = load_labels(path).items
         assert len(items) == 450
         assert sum(i.split == "contrast" for i in items) == 200
+
+
+def test_a_head_without_train_keys_still_leaves_its_training_items_out(tmp_path: Path) -> None:
+    from judges.offline.head import Head
+
+    jj = write_jailjudge(tmp_path / "jj.csv")
+    out = tmp_path / "head.npz"
+    result = runner.invoke(app, ["judges", "train", "--labels", str(jj), "-o", str(out),
+                                 "--folds", "0"])
+    assert result.exit_code == 0, result.output
+    head = Head.load(out)
+    meta = {k: v for k, v in head.meta.items() if k not in ("train_keys", "format")}
+    Head(weights=head.weights, bias=head.bias, mean=head.mean, scale=head.scale,
+         threshold=head.threshold, meta=meta).save(out)  # as a head of the previous release
+    spec = json.dumps({"name": "offline", "weights": str(out)})
+    result = runner.invoke(app, ["judges", "validate", "--labels", str(jj), "--judge", spec,
+                                 "--no-store"])
+    assert result.exit_code == 2 and "every item is in the judge's training set" in result.output
+    result = runner.invoke(app, ["judges", "validate", "--labels", str(jj), "--judge", spec,
+                                 "--no-store", "--include-training"])
+    assert result.exit_code == 0 and "in-sample" in result.output
