@@ -109,11 +109,26 @@ def featurise(items: Sequence[LabelledItem], encoder: Any | None = None,
 
 
 def group_folds(items: Sequence[LabelledItem], k: int = 5, seed: int = 0) -> list[int]:
-    """Fold number of each item; all items of one group (behaviour) share a fold."""
-    groups = sorted({i.group or i.id for i in items})
-    random.Random(seed).shuffle(groups)
-    fold = {g: n % k for n, g in enumerate(groups)}
-    return [fold[i.group or i.id] for i in items]
+    """Fold number of each item: items of one group (behaviour, question) share a fold, and so
+    do items of one goal text across files (two sets may ask the same question)."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for item in items:
+        a, b = root(f"g:{item.group or item.id}"), root("t:" + " ".join(item.goal.lower().split()))
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    clusters = [root(f"g:{i.group or i.id}") for i in items]
+    order = sorted(set(clusters))
+    random.Random(seed).shuffle(order)
+    fold = {c: n % k for n, c in enumerate(order)}
+    return [fold[c] for c in clusters]
 
 
 def cross_validate(data: Features, synthetic: Features | None, *, k: int = 5,

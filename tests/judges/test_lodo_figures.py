@@ -115,3 +115,15 @@ def test_offline_judge_applies_the_refusal_gate_unless_turned_off() -> None:
     assert asyncio.run(plain.evaluate(goal, goal, refusing)).success is True
     shipped = build_judge({"name": "offline"})
     assert shipped.confident == pytest.approx(0.7)  # type: ignore[attr-defined]
+
+
+def test_cv_folds_keep_one_goal_together_across_files() -> None:
+    from judges.offline.train import group_folds
+
+    items = [LabelledItem(id=f"a{n}", goal=f"goal {n}", response="r", label=True,
+                          group=f"a:{n}", dataset="a") for n in range(20)]
+    items += [LabelledItem(id=f"b{n}", goal=f"GOAL  {n}", response="r", label=False,
+                           group=f"b:{n}", dataset="b") for n in range(20)]
+    folds = group_folds(items, k=5)
+    assert all(folds[n] == folds[20 + n] for n in range(20))  # same goal text, other file
+    assert len(set(folds)) == 5
