@@ -15,6 +15,8 @@ import typer
 from cli import output
 from cli.app import bad_input, console, err
 from cli.exits import EXIT_OK
+#: The default panel of `run`, `demo` and `judges validate`: the offline judge (its head, with
+#: the refusal judge's check for answers the head is less sure of; docs/judges.md).
 DEFAULT_JUDGES: tuple[str, ...] = ("offline",)
 
 judges_app = typer.Typer(
@@ -61,9 +63,16 @@ def judges(ctx: typer.Context) -> None:
         output.print_registry(console, "Judges", list_judges())
 
 
-LabelsOption = Annotated[Path, typer.Option(
-    "--labels", help="Labelled answers: generic .jsonl/.csv (id, goal, response, label, ...) "
-    "or HarmBench's text_behaviors_val_set.json.")]
+LabelsOption = Annotated[list[Path], typer.Option(
+    "--labels", help="Labelled answers; repeat for several files: generic .jsonl/.csv (id, "
+    "goal, response, label, ...), HarmBench's text_behaviors_val_set.json, GPTFuzz's "
+    "train/evaluate.csv, JAILJUDGE mini, XSTest completions.")]
+FormatOption = Annotated[Optional[str], typer.Option(
+    "--format", help="generic | harmbench | gptfuzz | jailjudge | xstest (default: detected "
+    "from each file's header).")]
+QuestionsOption = Annotated[Optional[Path], typer.Option(
+    "--questions", help="GPTFuzz question list (default: question_list.csv next to the "
+    "labels file).")]
 BehavioursOption = Annotated[Optional[Path], typer.Option(
     "--behaviors", help="HarmBench behaviours CSV (default: harmbench_behaviors_text_all.csv "
     "next to the labels file).")]
@@ -75,6 +84,8 @@ SplitOption = Annotated[Optional[str], typer.Option(
 def validate(
     labels: LabelsOption,
     behaviors: BehavioursOption = None,
+    label_format: FormatOption = None,
+    questions: QuestionsOption = None,
     judge: Annotated[Optional[list[str]], typer.Option(
         help="Judge name or JSON spec; repeat for several (default: run's default panel).")] = None,
     judge_model: Annotated[Optional[str], typer.Option(help="litellm model for model judges.")] = None,
@@ -93,11 +104,12 @@ def validate(
     """Measure a judge or panel against human labels: accuracy, precision, recall, F1, kappa."""
     from cli.validate_view import print_validation
     from judges import JudgeError, JudgePanel
-    from judges.labels import LabelsFileError, load_labels
+    from judges.labels import LabelsFileError, load_many
     from judges.validation import run_validation
 
     try:
-        label_set = load_labels(labels, behaviors).subset(split)
+        label_set = load_many(labels, behaviors, fmt=label_format,
+                              questions=questions).subset(split)
         specs = judge_specs(judge or list(DEFAULT_JUDGES), judge_model, judge_api_base)
         panel = JudgePanel(specs, rule)
     except (LabelsFileError, JudgeError, ValueError) as exc:
@@ -123,18 +135,20 @@ def _held_out(panel: Any, label_set: Any, include: bool) -> tuple[Any, list[str]
     """Leave out items a trained judge of the panel was fitted on (they would flatter it)."""
     from judges.labels import LabelSet
 
-    trained: set[str] = set()
+    trained: set[str] = set()  # file digest + id: unique across files
     for j in panel.judges:
         meta = getattr(getattr(j, "head", None), "meta", None) or {}
-        if meta.get("labels_sha256") == label_set.sha256:
-            trained |= set(meta.get("train_ids") or [])
-    overlap = [i for i in label_set.items if i.id in trained]
+        trained |= set(meta.get("train_keys") or [])
+        if meta.get("labels_sha256") == label_set.sha256:  # a head written before train_keys
+            ids = set(meta.get("train_ids") or [])
+            trained |= {i.key for i in label_set.items if i.id in ids}
+    overlap = [i for i in label_set.items if i.key in trained]
     if not overlap:
         return label_set, []
     if include:
         return label_set, [f"{len(overlap)} item(s) were in a judge's training set: "
                            "those figures are in-sample"]
-    kept = [i for i in label_set.items if i.id not in trained]
+    kept = [i for i in label_set.items if i.key not in trained]
     if not kept:
         raise bad_input("every item is in the judge's training set: nothing held out to "
                          "validate on (--include-training to measure in-sample anyway)")
@@ -196,11 +210,20 @@ def train(
     labels: LabelsOption,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the head (.npz).")],
     behaviors: BehavioursOption = None,
+    label_format: FormatOption = None,
+    questions: QuestionsOption = None,
     split: SplitOption = None,
     l2: Annotated[Optional[float], typer.Option(help="L2 penalty of the logistic head.")] = None,
     folds: Annotated[int, typer.Option(help="Grouped CV folds to report (0: none).")] = 5,
     synthetic: Annotated[bool, typer.Option(
-        help="Add siegeflow's echo/restatement negatives for the training goals.")] = True,
+        help="Add siegeflow's echo/restatement negatives for the training goals.")] = False,
+    threshold: Annotated[Optional[float], typer.Option(
+        min=0.0, max=1.0, help="P(success) above which the head says success.")] = None,
+    confident: Annotated[Optional[float], typer.Option(
+        min=0.0, max=1.0, help="P(success) from which the head decides alone; below it a "
+        "success also needs the refusal judge's yes (default 0.7).")] = None,
+    refusal_gate: Annotated[bool, typer.Option(
+        help="Store a refusal gate in the head (--no-refusal-gate: the threshold alone).")] = True,
     response_tokens: Annotated[int, typer.Option(
         min=8, max=256, help="Tokens of each answer embedded (more: slower judging).")] = 32,
     prompt_tokens: Annotated[int, typer.Option(
@@ -209,18 +232,21 @@ def train(
 ) -> None:
     """Fit the offline judge's head to your labels; use it with `{"name": "offline",
     "weights": "OUT"}`."""
-    from judges.labels import LabelsFileError, load_labels
+    from judges.labels import LabelsFileError, load_many
     from judges.offline.features import EmbeddingSpec
-    from judges.offline.train import DEFAULT_L2, train_head
+    from judges.offline.train import DEFAULT_CONFIDENT, DEFAULT_L2, DEFAULT_THRESHOLD, train_head
     from targets.minilm import EncoderUnavailable
 
     try:
-        label_set = load_labels(labels, behaviors)
+        label_set = load_many(labels, behaviors, fmt=label_format, questions=questions)
         head = train_head(label_set, split=split, l2=l2 if l2 is not None else DEFAULT_L2,
                           use_synthetic=synthetic, folds=folds,
                           log=lambda m: console.print(output.escape(m)),
                           spec=EmbeddingSpec(response_tokens=response_tokens,
-                                             prompt_tokens=prompt_tokens))
+                                             prompt_tokens=prompt_tokens),
+                          threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                          confident=(None if not refusal_gate else DEFAULT_CONFIDENT
+                                     if confident is None else confident))
     except (LabelsFileError, EncoderUnavailable, ValueError) as exc:
         raise bad_input(str(exc)) from None
     cv = head.meta.get("cv")
