@@ -53,9 +53,21 @@ def stratum_of(goals_source: str | None) -> str | None:
     source = (goals_source or "").strip().lower().removeprefix("preset:")
     if match := _HARMBENCH.match(source):
         return f"harmbench-{match.group(1)}"
-    if source.startswith("xstest:"):
-        return "xstest"
+    if source.startswith("xstest:"):  # safe prompts, or the unsafe contrast prompts
+        return {"xstest:safe": "xstest:safe", "xstest:unsafe": "xstest:contrast"}.get(
+            source, "xstest")
     return None
+
+
+def _stratum_key(entry: Any, name: str) -> str:
+    """A data set's key: its name, qualified by the prompt kind or the file when an entry
+    breaks one data set down (XSTest: safe / contrast prompts, one file per model)."""
+    prompts, file = _get(entry, "prompts"), _get(entry, "file")
+    if isinstance(prompts, str) and prompts != "all":
+        return f"{name}:{prompts}"
+    if isinstance(file, str) and file != "all":
+        return f"{name}/{file}"
+    return name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +122,8 @@ def _strata(entries: Sequence[Any] | None) -> dict[str, Stratum]:
     for entry in entries or []:
         name = _get(entry, "name")
         if isinstance(name, str):
-            out[name] = Stratum(name=name, counts=_counts(entry), n=_get(entry, "n"),
+            key = _stratum_key(entry, name)
+            out[key] = Stratum(name=key, counts=_counts(entry), n=_get(entry, "n"),
                                 short_source=_get(entry, "short_source"),
                                 out_of_sample=_get(entry, "out_of_sample") is not False)
     return out
@@ -197,7 +210,8 @@ def over_refusal_correction(parameters: Mapping[str, Any] | None, block: OverRef
     (positive = refusal, so the estimate is of the true refusal rate); None without one."""
     if block is None:
         return None
-    stratum = stratum_of(((parameters or {}).get("benign") or {}).get("source")) or "xstest"
+    # A benign control set is like XSTest's safe prompts unless it is XSTest itself.
+    stratum = stratum_of(((parameters or {}).get("benign") or {}).get("source")) or "xstest:safe"
     validation = find_validation([OVER_REFUSAL_SPEC], "single", lookup, positive="refusal")
     return correction(validation, stratum, (block.refused, block.refused + block.answered),
                       panel=OVER_REFUSAL, positive="refusal")

@@ -39,7 +39,7 @@ def test_a_run_stores_and_prints_corrected_figures(
     for digest, counts, positive, datasets in (
         (panel_digest(key), PANEL, "success", None),
         (panel_digest(panel_key([OVER_REFUSAL_SPEC], "single")), DETECTOR, "refusal",
-         [{"name": "xstest", "n": 200, "tp": 45, "fp": 10, "tn": 140, "fn": 5,
+         [{"name": "xstest", "prompts": "safe", "n": 200, "tp": 45, "fp": 10, "tn": 140, "fn": 5,
            "out_of_sample": True}]),
     ):
         backend.save_validation(
@@ -64,7 +64,7 @@ def test_a_run_stores_and_prints_corrected_figures(
     assert (block.overall.low, block.overall.high) == pytest.approx((expected.low, expected.high))
     refusals = summary.over_refusal
     detector = summary.over_refusal_corrected
-    assert detector.positive == "refusal" and detector.stratum == "xstest"
+    assert detector.positive == "refusal" and detector.stratum == "xstest:safe"
     assert detector.overall.value == pytest.approx(
         correct(refusals.refused, refusals.refused + refusals.answered, DETECTOR).value)
     # stored, so every reader gets the same figures
@@ -81,7 +81,7 @@ def test_a_run_stores_and_prints_corrected_figures(
     headline = console.export_text()
     assert f"{raw} · {corrected}" in headline
     assert "fixture labels" in headline and "this store" in headline
-    assert "refusal detector: over-refusal: fixture labels, xstest stratum" in headline
+    assert "refusal detector: over-refusal: fixture labels, xstest:safe stratum" in headline
 
     from cli.output import print_run, print_runs
     from judges.citation import store_lookup
@@ -111,4 +111,4 @@ def test_a_run_stores_and_prints_corrected_figures(
     assert f'name="asr_raw" value="{raw}"' in junit and corrected in junit
     props = json.loads(render_sarif(data))["runs"][0]["properties"]
     assert props["asrRawText"] == raw and props["asrCorrected"]["text"] == corrected
-    assert props["falseRefusalCorrected"]["stratum"] == "xstest"
+    assert props["falseRefusalCorrected"]["stratum"] == "xstest:safe"

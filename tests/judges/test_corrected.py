@@ -57,7 +57,8 @@ SHIPPED = {
         "panel_key": "refusal-detector", "judges": ["refusal"], "n": 400, "accuracy": 0.9,
         "kappa": 0.8, "short_source": "XSTest completions (fixture)", "positive": "refusal",
         "tp": 90, "fp": 15, "tn": 285, "fn": 10, "errors": 0,
-        "datasets": [{"name": "xstest", "short_source": "XSTest (fixture)", "n": 400,
+        "datasets": [{"name": "xstest", "prompts": "safe", "short_source": "XSTest (fixture)",
+                      "n": 400,
                       "tp": 90, "fp": 15, "tn": 285, "fn": 10, "errors": 0,
                       "out_of_sample": True}],
     },
@@ -87,7 +88,8 @@ def test_strata_of_presets() -> None:
     assert stratum_of("harmbench:contextual") == "harmbench-contextual"
     assert stratum_of("preset:harmbench:val-standard") == "harmbench-standard"
     assert stratum_of("harmbench:test") is None  # mixed: pooled
-    assert stratum_of("xstest:safe") == "xstest" and stratum_of("goals.csv") is None
+    assert stratum_of("xstest:safe") == "xstest:safe" and stratum_of("goals.csv") is None
+    assert stratum_of("xstest:unsafe") == "xstest:contrast" and stratum_of("xstest:all") == "xstest"
     assert dataset_name("HarmBench val (text_behaviors_val_set.json, MIT)",
                         "contextual") == "harmbench-contextual"
     assert dataset_name("labels.jsonl", "mine") == "mine"
@@ -133,7 +135,7 @@ def test_over_refusal_is_corrected_with_the_detectors_own_validation() -> None:
     block = OverRefusal(prompts=50, answered=40, refused=10)
     corrected = over_refusal_correction({"benign": {"source": "jbb:benign"}}, block)
     assert corrected is not None and corrected.positive == "refusal"
-    assert corrected.stratum == "xstest" and corrected.source == "XSTest completions (fixture)"
+    assert corrected.stratum == "xstest:safe" and corrected.source == "XSTest completions (fixture)"
     expected = correct(10, 50, Counts(tp=90, fp=15, tn=285, fn=10))
     assert corrected.overall.value == pytest.approx(expected.value)
     assert over_refusal_correction({}, None) is None
@@ -259,7 +261,7 @@ def test_the_refusal_detectors_line_cites_its_agreement() -> None:
     block = over_refusal_correction({}, OverRefusal(answered=40, refused=10))
     text = refusal_correction_text(block)
     # (90 + 285) / 400 = 94% agreement; the XSTest stratum's counts
-    assert "94% agreement with human labels (κ" in text and "xstest stratum" in text
+    assert "94% agreement with human labels (κ" in text and "xstest:safe stratum" in text
     assert text.startswith("corrected for judge error ")
 
 
@@ -300,3 +302,4 @@ def test_goals_judged_on_several_answers_carry_a_caveat() -> None:
     assert "up to 4 judged answers each" in validation_text(several)
     stored = RunSummary.parse(SUMMARY.updated(asr_corrected=several).as_dict())
     assert stored.asr_corrected.answers_per_goal == 4
+
