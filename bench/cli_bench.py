@@ -5,18 +5,16 @@ scans run at concurrency C = 32 with the refusal judge (no judge calls), so the 
 of N target calls is N x L / C. Measured, each as its own `siegeflow run` process with a fresh
 data directory and no Prefect server configured (the user's first experience):
 
-* cold 1-goal run: no local server yet (the command starts it: a first start migrates its DB;
-  it also starts the data directory's command runner, `cli/forkserver.py`);
-* warm 1-goal run: the server and runner the cold run left (best and median of --warm runs);
+* cold 1-goal run: no local server yet (the command starts it: a first start migrates its DB);
+* warm 1-goal run: the server the cold run left (best and median of --warm runs);
 * whole-command scans of 900 and 2,000 calls (G goals x 5 templates): wall, floor/wall, the
   Completions step's own floor/step wall ("in-run"), the time from the command's start to the
   flow run's start, and from the flow run's end (Prefect's end_time) to the process exit.
 
     .venv/bin/python bench/cli_bench.py [--sizes 900 2000] [--warm 3] [--latency 0.2] [--concurrency 32]
 
-The local server and command runner started here are stopped at the end. With
-`SIEGEFLOW_FORKSERVER=0` in the environment every command runs in its own process (the figures
-without the runner, for comparison).
+Every command pays its own imports (no resident helper process); the local server started
+here is stopped at the end.
 """
 
 from __future__ import annotations
@@ -113,7 +111,6 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
 
-    from cli import forkserver
     from flows.server import stop_server
     from tests.support.openai_server import start_server_process
 
@@ -139,7 +136,6 @@ def main() -> None:
                   f"{floor / r['completions_s']:.2f}; command->flow start {r['to_flow_start']:.2f} s, "
                   f"flow {r['flow']:.2f} s, flow end->exit {r['teardown']:.2f} s", flush=True)
     finally:
-        forkserver.stop(work / "prefect")
         stop_server(work / "prefect")
         llm.stop()
     print(f"  load average after {_load()}")

@@ -42,7 +42,7 @@ __all__ = [
 
 
 def main() -> None:
-    """The `siegeflow` command run in this process (`cli.entry` first tries a warm runner)."""
+    """The `siegeflow` command, run in this process."""
     _exit(run_app())
 
 

@@ -196,10 +196,6 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
     settings = settings.model_copy(update={"db_url": settings.db_url or default_db_url()})
     flow_settings = settings.model_copy(update={"db_url": parameter_safe_db_url(settings.db_url)})
     bars = _ProgressBars(console)
-    from cli import forkserver
-
-    if not forkserver.IN_COPY:  # run here: warm a runner up for the next command
-        forkserver.ensure_started(prefect_home())
     with contextlib.ExitStack() as stack:
         with console.status("Connecting to Prefect (a first local start migrates its DB)…"):
             try:
