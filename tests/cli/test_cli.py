@@ -21,7 +21,7 @@ runner = CliRunner()
 
 def siegeflow(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True, text=True,
         timeout=timeout, env={**os.environ, **(env or {})},
     )
 

@@ -44,7 +44,7 @@ class Env:
     def popen(self, *args: str, cwd: Path = REPO, extra: dict[str, str] | None = None
               ) -> subprocess.Popen[str]:
         return subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "cli.main", *args], cwd=cwd, env={**self.vars, **(extra or {})},
+            [sys.executable, "-m", "cli", *args], cwd=cwd, env={**self.vars, **(extra or {})},
             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )
 
