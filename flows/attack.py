@@ -17,12 +17,11 @@ from flows.recovery import claim_stale_run
 from flows.run_record import finish_run, heartbeat, open_run
 from flows.scratch import secure_worker_scratch
 from flows.shard import (
-    SHARD_RETRIES,
-    SHARD_RETRY_DELAY_S,
     ShardOutcome,
     ShardRef,
     run_shard,
     run_sharded,
+    shard_flow_options,
 )
 from flows.steps import bon_extra, run_steps
 from targets import TargetConfig
@@ -97,6 +96,6 @@ async def attack_flow(
 
 
 #: What the shard deployment runs: the same flow with Prefect flow retries (flows/shard.py).
-attack_shard_flow = attack_flow.with_options(
-    retries=SHARD_RETRIES, retry_delay_seconds=SHARD_RETRY_DELAY_S
-)
+#: A module-level flow because it is a deployment's entrypoint; its options are read when a
+#: worker's flow-run process loads it, i.e. once per shard flow run.
+attack_shard_flow = attack_flow.with_options(**shard_flow_options())
