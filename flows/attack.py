@@ -13,6 +13,7 @@ from prefect import flow, runtime
 
 from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
 from flows.hooks import RUN_FLOW_OPTIONS
+from flows.logs import send_logs_to_runs
 from flows.recovery import claim_stale_run
 from flows.run_record import finish_run, heartbeat, open_run
 from flows.scratch import secure_worker_scratch
@@ -56,6 +57,7 @@ async def attack_flow(
     `shard` is set by a sharded run's parent on its children, never by hand. `benign`: a
     control set sent plain alongside, judged for refusal (the false-refusal rate), never in the ASR.
     """
+    send_logs_to_runs()
     secure_worker_scratch(target, attack, judges, goals, benign)
     if shard is not None:
         return await run_shard(shard=shard, run_id=resume_run_id, target=target, attack=attack,
