@@ -39,6 +39,19 @@ def test_help_and_runs_list_do_not_import_prefect_or_litellm(tmp_path: Path) -> 
     assert result.returncode == 0 and "demo" in result.stdout and "resume" in result.stdout
 
 
+def test_one_entry_module_starts_the_command() -> None:
+    """The console script and `python -m cli` both start in `cli.__main__` (no module of cli
+    imports it back: the import-linter contract), so nothing is imported twice."""
+    from importlib.metadata import entry_points
+
+    from cli.__main__ import main
+
+    (script,) = entry_points(group="console_scripts", name="siegeflow")
+    assert script.value == "cli.__main__:main" and script.load() is main
+    result = siegeflow("runs", "--help")  # python -m cli: the same start-up
+    assert result.returncode == 0 and "list" in result.stdout
+
+
 def test_attacks_and_judges_list_what_is_registered() -> None:
     attacks = runner.invoke(app, ["attacks"], env={"COLUMNS": "200"})
     assert attacks.exit_code == 0
