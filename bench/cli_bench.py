@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,14 +66,14 @@ class Bench:
                f"variants={json.dumps(TEMPLATES[:templates])}", "--judge", "refusal",
                "--goals", str(goals_file), "--db", db,
                "--concurrency", str(self.args.concurrency)]
-        t0 = time.time()
+        t0, cpu0 = time.time(), _children_cpu()
         done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=False,  # noqa: S603
                               timeout=1800)
-        t1 = time.time()
+        t1, cpu = time.time(), _children_cpu() - cpu0
         if done.returncode != 0:
             raise SystemExit(f"siegeflow run failed ({done.returncode}):\n"
                              f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-        return {"wall": t1 - t0, **self._inside(db, t0, t1)}
+        return {"wall": t1 - t0, "cpu": cpu, **self._inside(db, t0, t1)}
 
     def _inside(self, db: str, t0: float, t1: float) -> dict[str, float]:
         from tracking import RunSummary, get_backend
@@ -96,6 +97,14 @@ class Bench:
 def _flow_run(api_url: str, flow_run_id: str) -> dict:
     with urllib.request.urlopen(f"{api_url}/flow_runs/{flow_run_id}", timeout=30) as resp:  # noqa: S310
         return json.load(resp)
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (the command's own: the
+    local server it may start runs in a session of its own and is not waited for). Unlike wall
+    time, it hardly moves with the load of a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _load() -> str:
@@ -125,7 +134,7 @@ def main() -> None:
         warm = [bench.run(1, 1) for _ in range(args.warm)]
         walls = [w["wall"] for w in warm]
         print(f"  warm 1-goal run: best {min(walls):5.2f} s, median {statistics.median(walls):5.2f} s "
-              f"wall (target <= 3 s); command->flow start {min(w['to_flow_start'] for w in warm):.2f} s, "
+              f"wall (target <= 3 s), CPU {min(w['cpu'] for w in warm):.2f} s; command->flow start {min(w['to_flow_start'] for w in warm):.2f} s, "
               f"flow {min(w['flow'] for w in warm):.2f} s, flow end->exit "
               f"{min(w['teardown'] for w in warm):.2f} s", flush=True)
         for calls in args.sizes:
@@ -133,7 +142,7 @@ def main() -> None:
             floor = calls * args.latency / args.concurrency
             print(f"  {calls:>5} calls: wall {r['wall']:6.2f} s, floor {floor:6.2f} s, whole command "
                   f"{floor / r['wall']:.2f} of the floor; in-run (Completions {r['completions_s']:.2f} s) "
-                  f"{floor / r['completions_s']:.2f}; command->flow start {r['to_flow_start']:.2f} s, "
+                  f"{floor / r['completions_s']:.2f}; CPU {r['cpu']:.2f} s; command->flow start {r['to_flow_start']:.2f} s, "
                   f"flow {r['flow']:.2f} s, flow end->exit {r['teardown']:.2f} s", flush=True)
     finally:
         stop_server(work / "prefect")
