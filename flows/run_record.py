@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from flows.config import GoalsSpec, JudgePanelSpec
 from goals import Goal
 from reports.rows import Recorded, rows_of
+from settings import current_settings
 from targets import TargetConfig
 from targets.completion import is_truncated
 from tasks.context import GoalRow, RunRef
@@ -39,10 +39,6 @@ from tracking import (
     get_backend,
     is_benign,
 )
-
-#: Seconds between heartbeats (tests shorten it to see a killed run go stale quickly).
-HEARTBEAT_EVERY_S = float(os.environ.get("SIEGEFLOW_HEARTBEAT_S", "15"))
-
 
 class RunNotFoundError(LookupError):
     """`resume_run_id` names no run in the store."""
@@ -196,14 +192,16 @@ def open_run(
     )
 
 
-def start_heartbeat(ref: RunRef, every_s: float = HEARTBEAT_EVERY_S) -> asyncio.Task[None]:
-    """Touch the run's heartbeat until cancelled (a SIGKILLed run stops touching it)."""
+def start_heartbeat(ref: RunRef, every_s: float | None = None) -> asyncio.Task[None]:
+    """Touch the run's heartbeat until cancelled (a SIGKILLed run stops touching it), every
+    `every_s`, else `SIEGEFLOW_HEARTBEAT_S` (tests shorten it to see a killed run go stale)."""
+    period = every_s if every_s is not None else current_settings().heartbeat_s
 
     async def beat() -> None:
         backend = ref.backend()
         while True:
             await asyncio.to_thread(backend.heartbeat, ref.run_id)
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(period)
 
     return asyncio.create_task(beat(), name=f"heartbeat-{ref.run_id}")
 

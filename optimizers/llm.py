@@ -25,7 +25,7 @@ from optimizers.errors import BudgetExhaustedError
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponse
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"siegeflow.{__name__}")  # under "siegeflow": reaches run logs
 
 #: Parameters that would change *what* is called or *who pays*: fixed by the controller.
 LOCKED_PARAMS = frozenset({

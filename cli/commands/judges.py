@@ -15,43 +15,12 @@ import typer
 from cli import output
 from cli.app import bad_input, console, err
 from cli.exits import EXIT_OK
-#: The default panel of `run`, `demo` and `judges validate`: the offline judge (its head, with
-#: the refusal judge's check for answers the head is less sure of; docs/judges.md).
-DEFAULT_JUDGES: tuple[str, ...] = ("offline",)
+from cli.panel import DEFAULT_JUDGES, judge_specs
 
 judges_app = typer.Typer(
     help="Judges: list them, validate a panel against human labels, train the offline judge.",
     invoke_without_command=True, no_args_is_help=False,
 )
-
-
-def judge_specs(names: list[str], judge_model: str | None = None,
-                judge_api_base: str | None = None) -> list[dict[str, Any]]:
-    """`--judge` values as specs: a name, or a JSON spec (`{"name": "offline", "weights": ...}`);
-    `--judge-model` (and `--judge-api-base`) goes to the judges that need a model."""
-    from judges import get_judge
-
-    model = None
-    if judge_model:
-        model = {"model": judge_model, "temperature": 0.0}
-        if judge_api_base:
-            model["api_base"] = judge_api_base
-    specs = []
-    for text in names:
-        spec: dict[str, Any]
-        if text.lstrip().startswith("{"):
-            try:
-                spec = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"--judge {text!r}: not a JSON judge spec ({exc.msg})") from None
-            if not isinstance(spec, dict) or "name" not in spec:
-                raise ValueError(f"--judge {text!r}: a JSON judge spec needs a 'name'")
-        else:
-            spec = {"name": text}
-        if model and "model" not in spec and get_judge(str(spec["name"])).needs_model:
-            spec["model"] = model
-        specs.append(spec)
-    return specs
 
 
 @judges_app.callback()

@@ -21,7 +21,7 @@ runner = CliRunner()
 
 def siegeflow(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True, text=True,
         timeout=timeout, env={**os.environ, **(env or {})},
     )
 
@@ -37,6 +37,19 @@ def test_help_and_runs_list_do_not_import_prefect_or_litellm(tmp_path: Path) -> 
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
     result = siegeflow("--help")
     assert result.returncode == 0 and "demo" in result.stdout and "resume" in result.stdout
+
+
+def test_one_entry_module_starts_the_command() -> None:
+    """The console script and `python -m cli` both start in `cli.__main__` (no module of cli
+    imports it back: the import-linter contract), so nothing is imported twice."""
+    from importlib.metadata import entry_points
+
+    from cli.__main__ import main
+
+    (script,) = entry_points(group="console_scripts", name="siegeflow")
+    assert script.value == "cli.__main__:main" and script.load() is main
+    result = siegeflow("runs", "--help")  # python -m cli: the same start-up
+    assert result.returncode == 0 and "list" in result.stdout
 
 
 def test_attacks_and_judges_list_what_is_registered() -> None:

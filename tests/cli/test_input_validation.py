@@ -342,7 +342,7 @@ def test_an_unreachable_prefect_api_is_one_line_not_a_traceback(sqlite_db: Path)
 
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api", "COLUMNS": "300"}
     result = subprocess.run(  # noqa: S603 (fixed argv)
-        [sys.executable, "-m", "cli.main", "run", "--target", "openai/x", "--api-base",
+        [sys.executable, "-m", "cli", "run", "--target", "openai/x", "--api-base",
          "http://127.0.0.1:9/v1", "--db", f"sqlite:///{sqlite_db}"],
         env=env, capture_output=True, text=True, timeout=120, check=False,
         cwd=Path(__file__).resolve().parents[2],
