@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 # uv from PATH, else the `uv` module of the machine's Python (installed on first use).
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-PACKAGES := attacks cli core flows goals judges optimizers reports targets tasks tracking
+PACKAGES := attacks cli core flows goals judges optimizers reports settings targets tasks tracking
 
 .PHONY: setup local demo check test test-fast bench clean uv
 

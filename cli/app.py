@@ -40,13 +40,26 @@ DbOption = Annotated[
 
 
 def db_url(url: str | None) -> str:
-    """The store URL (flag, else $SIEGEFLOW_DB_URL, else the SQLite file), checked: exit 2."""
-    from tracking import DB_URL_ENV, StoreUrlError, check_store_url, default_db_url
+    """The store URL (flag, else $SIEGEFLOW_DB_URL, else the SQLite file), checked and opened
+    (connected, schema migrated) before anything else happens: a malformed URL, a missing
+    database, a closed port or refused credentials exit 2 with one line, and no Prefect flow
+    run is ever created for it."""
+    from tracking import (
+        DB_URL_ENV,
+        StoreUnavailableError,
+        StoreUrlError,
+        check_store,
+        check_store_url,
+        default_db_url,
+    )
 
+    where = "--db" if url else "$" + DB_URL_ENV
     try:
-        return check_store_url(url or default_db_url())
-    except StoreUrlError as exc:
-        raise bad_input(f"{'--db' if url else '$' + DB_URL_ENV}: {exc}") from None
+        checked = check_store_url(url or default_db_url())
+        check_store(checked)
+    except (StoreUrlError, StoreUnavailableError) as exc:
+        raise bad_input(f"{where}: {exc}") from None
+    return checked
 
 
 def safe_db(db: str | None) -> str:

@@ -66,10 +66,14 @@ def _citation(run: RunRecord, lookup: Lookup | None) -> Citation:
 
 
 def print_runs(console: Console, runs: list[RunRecord], lookup: Lookup | None = None) -> None:
+    from reports.corrected import corrected_short
     from tracking import RunSummary
 
     if not runs:
         console.print("No runs recorded yet. Try `siegeflow demo`.")
+        return
+    if console.width < WIDE_RUNS_TABLE:
+        _print_runs_narrow(console, runs, lookup)
         return
     table = Table(title="siegeflow runs", header_style="bold", expand=True)
     table.add_column("run id", no_wrap=True, min_width=36)
@@ -77,7 +81,7 @@ def print_runs(console: Console, runs: list[RunRecord], lookup: Lookup | None = 
     table.add_column("attack", ratio=1, overflow="ellipsis", no_wrap=True)
     table.add_column("target", ratio=2, overflow="ellipsis", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    for col in ("goals", "broken", "ASR [95% CI] (n)", "cost $"):
+    for col in ("goals", "broken", "ASR [95% CI] (n)", "corrected for judge error", "cost $"):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("judges (agreement with human labels)", ratio=2, overflow="fold")
     notes = set()
@@ -90,10 +94,41 @@ def print_runs(console: Console, runs: list[RunRecord], lookup: Lookup | None = 
             escape(run.id), run.created_at.strftime("%Y-%m-%d %H:%M"), escape(run.attack_type, 30),
             escape(run.target_description or "", 60), _status(run.status),
             str(s.goals_total) if s else "", str(s.successful) if s else "",
-            _asr_cell(s or RunSummary()),
+            _asr_cell(s or RunSummary()), escape(corrected_short(s.asr_corrected if s else None)),
             f"{run.cost_usd:.4f}", escape(_short(citation), 80),
         )
     console.print(table)
+    for panel in sorted(notes):
+        console.print(f"[yellow]note:[/] runs judged by {escape(panel)} only: their ASR "
+                      "measures non-refusal, not harm.")
+
+
+#: The runs table needs this many columns (a 36-character id, ten columns); below it each run is
+#: a block of lines that wrap, so no column is ever squeezed to nothing.
+WIDE_RUNS_TABLE = 150
+
+
+def _print_runs_narrow(console: Console, runs: list[RunRecord], lookup: Lookup | None) -> None:
+    """One block per run for a narrow terminal or a pipe (80 columns by default)."""
+    from reports.corrected import corrected_short
+    from tracking import RunSummary
+
+    console.print("[bold]siegeflow runs[/] (newest first)")
+    notes = set()
+    for run in runs:
+        s = RunSummary.parse(run.summary) if run.summary else None
+        citation = _citation(run, lookup)
+        if citation.refusal_only:
+            notes.add(citation.panel)
+        console.print()
+        console.print(f"[bold]{escape(run.id)}[/]  {_status(run.status)}  "
+                      f"{run.created_at.strftime('%Y-%m-%d %H:%M')} UTC  ${run.cost_usd:.4f}")
+        counts = (f"goals {s.goals_total} · broken {s.successful} · ASR {_asr_cell(s)} · "
+                  f"corrected for judge error {escape(corrected_short(s.asr_corrected))}"
+                  if s else "no summary yet")
+        console.print(f"  {escape(run.attack_type, 30)} → {escape(run.target_description or '', 60)}")
+        console.print(f"  {counts}")
+        console.print(f"  judged by {escape(_short(citation), 80)}")
     for panel in sorted(notes):
         console.print(f"[yellow]note:[/] runs judged by {escape(panel)} only: their ASR "
                       "measures non-refusal, not harm.")
@@ -120,15 +155,18 @@ def print_summary(console: Console, summary: RunSummary, citation: Citation | No
     table.add_row("not judged (excluded from ASR)", str(summary.errors.framework))
     if summary.truncated_answers:
         table.add_row("answers stored truncated", str(summary.truncated_answers))
-    table.add_row("attack success rate [95% CI]", _asr_cell(summary))
+    from reports.corrected import asr_pair, refusal_with_correction, validation_text
+
+    table.add_row("attack success rate [95% CI]", escape(asr_pair(summary, summary.asr_corrected)))
+    table.add_row("correction used", escape(validation_text(summary.asr_corrected)))
     if citation is not None:
         table.add_row("judged by", escape(citation.text()))
     for warning in summary.warnings:
         table.add_row("[bold red]warning[/]", escape(str(warning)))
     if summary.over_refusal is not None:
-        from reports.refusal import refusal_line
-
-        table.add_row("over-refusal (benign control)", escape(refusal_line(summary.over_refusal)))
+        table.add_row("over-refusal (benign control)",
+                      escape(refusal_with_correction(summary.over_refusal,
+                                                     summary.over_refusal_corrected)))
     if summary.bon:
         from reports.bon import summary_line
 
@@ -142,11 +180,13 @@ def print_summary(console: Console, summary: RunSummary, citation: Citation | No
     categories = summary.categories
     if categories:
         cat = Table(title="By category", header_style="bold")
-        for col in ("category", "goals", "broken", "held", "errors", "ASR [95% CI] (n)"):
+        for col in ("category", "goals", "broken", "held", "errors",
+                    "ASR [95% CI] (n): raw · corrected for judge error"):
             cat.add_column(col)
         for name, c in sorted(categories.items()):
             cat.add_row(escape(name, 40), str(c.goals), str(c.successful),
-                        str(c.failed), str(c.errors), _asr_cell(c))
+                        str(c.failed), str(c.errors),
+                        escape(asr_pair(c, summary.asr_corrected, name)))
         console.print(cat)
 
 
@@ -201,7 +241,19 @@ def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
 
         print_summary(console, RunSummary.parse(run.summary),
                       _citation(run, store_lookup(backend)))
+        print_review(console, backend, run.id)
     print_goals(console, backend.list_results(run.id), rows, panel.threshold)
+
+
+def print_review(console: Console, backend: SQLBackend, run_id: str) -> None:
+    """People's review of the run's verdicts (`siegeflow review`): nothing when there is none."""
+    from reports.load import load_run
+    from reports.review_figures import review_lines
+
+    if not backend.list_review_draws(run_id):
+        return
+    for line in review_lines(load_run(backend, run_id, with_traces=False).review):
+        console.print(f"[bold]review:[/] {escape(line)}")
 
 
 def print_registry(console: Console, title: str, infos: list[Any]) -> None:

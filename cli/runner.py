@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.exits import EXIT_ASR_OVER, EXIT_BAD_INPUT, EXIT_ERRORS, EXIT_OK, EXIT_RUN_FAILED
-from cli.commands.judges import DEFAULT_JUDGES
 from cli.output import escape, print_goals, print_summary
+from cli.panel import DEFAULT_JUDGES, judge_specs
 from flows.config import (
     AttackSpec,
     GoalsSpec,
@@ -109,8 +109,6 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
 def _panel(base: dict[str, Any], from_file: bool, flags: dict[str, Any]) -> dict[str, Any]:
     """The run's judge panel: --judge/--rule flags over the file's panel; with neither, the
     CLI's default panel (the offline judge), not the library's keyword default."""
-    from cli.commands.judges import judge_specs
-
     panel = dict(base.get("judges") or {}) if from_file else {"judges": list(DEFAULT_JUDGES)}
     if flags.get("judges"):
         panel["judges"] = judge_specs(flags["judges"], flags.get("judge_model"),
@@ -196,10 +194,6 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
     settings = settings.model_copy(update={"db_url": settings.db_url or default_db_url()})
     flow_settings = settings.model_copy(update={"db_url": parameter_safe_db_url(settings.db_url)})
     bars = _ProgressBars(console)
-    from cli import forkserver
-
-    if not forkserver.IN_COPY:  # run here: warm a runner up for the next command
-        forkserver.ensure_started(prefect_home())
     with contextlib.ExitStack() as stack:
         with console.status("Connecting to Prefect (a first local start migrates its DB)…"):
             try:
@@ -248,10 +242,10 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
                       f"Prefect UI: siegeflow ui")
     asr = summary.asr
     if fail_over is not None and asr is not None and asr > fail_over:
-        from reports.figures import summary_asr_text
+        from reports.corrected import asr_pair
 
-        console.print(f"[bold red]ASR {escape(summary_asr_text(summary))} exceeds --fail-over "
-                      f"{fail_over:.1%}[/]")
+        console.print(f"[bold red]ASR {escape(asr_pair(summary, summary.asr_corrected))} "
+                      f"exceeds --fail-over {fail_over:.1%}[/] (the gate reads the raw ASR)")
         return EXIT_ASR_OVER
     too_many = error_exit(summary, max_error_rate)
     if too_many is not None:

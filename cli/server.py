@@ -36,7 +36,7 @@ def start(
     port: Annotated[int | None, typer.Option(help="Port when one must be started "
                                                      "(default: the last one, else any free).")] = None,
 ) -> None:
-    """Start the local server and the command runner in the background (or report them)."""
+    """Start the local server in the background (or report the running one)."""
     from flows.server import PrefectServerError, default_home, ensure_server
 
     try:
@@ -46,23 +46,15 @@ def start(
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
     console.print(f"Prefect server running: pid {record.pid}, UI {record.ui_url}")
-    from cli import forkserver
-
-    if forkserver.ensure_started(default_home()):
-        console.print("Command runner starting (commands then skip the import time).")
     if note := _configured_note():
         console.print(note)
 
 
 @server_app.command("stop")
 def stop() -> None:
-    """Stop the local server and the command runner (runs and their history stay recorded)."""
-    from cli import forkserver
+    """Stop the local server (runs and their history stay recorded)."""
     from flows.server import default_home, stop_server
 
-    runner = forkserver.stop(default_home())
-    if runner is not None:
-        console.print(f"Stopped the command runner (pid {runner}).")
     record = stop_server(default_home())
     if record is None:
         console.print("No local Prefect server was running.")
@@ -86,14 +78,6 @@ def status() -> None:
                       f"{stale.port}); the next command starts a new one.")
     else:
         console.print("Local Prefect server: not running; the next command starts one.")
-    from cli import forkserver
-
-    runner = forkserver.status(home)
-    if runner is not None:
-        console.print(f"Command runner: running, pid {runner['pid']}, {runner['served']} "
-                      "command(s) served.")
-    else:
-        console.print("Command runner: not running; the next flow-running command starts one.")
     if note := _configured_note():
         console.print(note)
     raise typer.Exit(0 if record is not None else 1)

@@ -36,6 +36,7 @@ def print_validation(console: Console, result: Any, show: int = 10) -> None:
     for what, cells in rows:
         table.add_row(what, *cells)
     console.print(table)
+    print_datasets(console, result, names)
     console.print(f"95% intervals: {escape(result.intervals)}. Judge errors are counted apart, "
                   "never as verdicts.")
     for note in result.notes:
@@ -57,3 +58,29 @@ def print_validation(console: Console, result: Any, show: int = 10) -> None:
                     "yes" if r.panel else "no", escape(r.item.goal, 100),
                     escape(" ".join(r.item.response.split()), 200))
     console.print(dis)
+
+
+def print_datasets(console: Console, result: Any, names: list[str]) -> None:
+    """Accuracy and kappa per data set, when the items come from several: a pooled figure can
+    hide a set where the judge fails."""
+    from judges.validation import PANEL
+
+    datasets = list(dict.fromkeys(r.item.dataset for r in result.results if r.item.dataset))
+    if len(datasets) < 2:
+        return
+    table = Table(title="By data set (accuracy, kappa, n)", header_style="bold")
+    table.add_column("data set", no_wrap=True)
+    for name in names:
+        table.add_column(escape(f"panel ({result.rule})" if name == PANEL else name, 40),
+                         justify="right", no_wrap=True)
+    for dataset in datasets:
+        figures = result.by_dataset(dataset)
+        table.add_row(escape(dataset, 40), *(_cell(figures[n]) for n in names))
+    console.print(table)
+
+
+def _cell(figures: dict[str, Any]) -> str:
+    if not figures["n"]:
+        return "n/a"
+    kappa = "n/a" if figures["kappa"] is None else f"{figures['kappa']:.2f}"
+    return f"{figures['accuracy']:.1%}, κ {kappa}, {figures['n']}"

@@ -13,16 +13,16 @@ from prefect import flow, runtime
 
 from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
 from flows.hooks import RUN_FLOW_OPTIONS
+from flows.logs import send_logs_to_runs
 from flows.recovery import claim_stale_run
 from flows.run_record import finish_run, heartbeat, open_run
 from flows.scratch import secure_worker_scratch
 from flows.shard import (
-    SHARD_RETRIES,
-    SHARD_RETRY_DELAY_S,
     ShardOutcome,
     ShardRef,
     run_shard,
     run_sharded,
+    shard_flow_options,
 )
 from flows.steps import bon_extra, run_steps
 from targets import TargetConfig
@@ -57,6 +57,7 @@ async def attack_flow(
     `shard` is set by a sharded run's parent on its children, never by hand. `benign`: a
     control set sent plain alongside, judged for refusal (the false-refusal rate), never in the ASR.
     """
+    send_logs_to_runs()
     secure_worker_scratch(target, attack, judges, goals, benign)
     if shard is not None:
         return await run_shard(shard=shard, run_id=resume_run_id, target=target, attack=attack,
@@ -97,6 +98,6 @@ async def attack_flow(
 
 
 #: What the shard deployment runs: the same flow with Prefect flow retries (flows/shard.py).
-attack_shard_flow = attack_flow.with_options(
-    retries=SHARD_RETRIES, retry_delay_seconds=SHARD_RETRY_DELAY_S
-)
+#: A module-level flow because it is a deployment's entrypoint; its options are read when a
+#: worker's flow-run process loads it, i.e. once per shard flow run.
+attack_shard_flow = attack_flow.with_options(**shard_flow_options())

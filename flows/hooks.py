@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from flows.run_record import attach_coordinator
-from tracking import StatusEnum, default_db_url, get_backend
+from tracking import StatusEnum, StoreUnavailableError, default_db_url, get_backend
 
 logger = logging.getLogger("siegeflow.flows")
 
@@ -32,6 +32,24 @@ def _runs_of(flow_run: Any) -> tuple[Any, list[Any]]:
 
 
 def _finalize(flow_run: Any, state: Any, status: StatusEnum) -> None:
+    """Finalize the flow run's siegeflow runs. A hook must not raise (Prefect would log its
+    traceback on top of the flow's own): a store that cannot be reached is logged in one line,
+    and the run stays resumable (`siegeflow runs stale`, `siegeflow resume`)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        _finalize_runs(flow_run, state, status)
+    except (SQLAlchemyError, StoreUnavailableError) as exc:
+        logger.error("could not finalize the run of Prefect flow run %s after %s: the store "
+                     "is unreachable (%s); `siegeflow resume` finishes it later",
+                     getattr(flow_run, "id", "?"), state.name, _one_line(exc))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+
+
+def _finalize_runs(flow_run: Any, state: Any, status: StatusEnum) -> None:
     backend, runs = _runs_of(flow_run)
     message = f"Prefect flow run {state.name}: {state.message or 'no message'}"
     for run in runs:

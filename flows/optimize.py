@@ -26,6 +26,7 @@ from prefect.futures import PrefectConcurrentFuture, PrefectFuture
 
 from flows.config import GoalsSpec, JudgePanelSpec
 from flows.hooks import RUN_FLOW_OPTIONS
+from flows.logs import send_logs_to_runs
 from flows.run_record import OpenedRun, finish_run, heartbeat, open_run
 from flows.scratch import secure_worker_scratch
 from optimizers import EventChannel
@@ -314,6 +315,7 @@ async def optimize_flow(
 
     `retry_errors` (with `resume_run_id`): goals whose every run ended as a target error are
     attacked again, their run numbers continuing, within the run's budget and rate limit."""
+    send_logs_to_runs()
     secure_worker_scratch(target, optimizer_options, judges, harness)
     options, own = resolve_options(optimizer, optimizer_options, harness)
     probe = build_harness(options.harness, target)  # validates the harness before recording

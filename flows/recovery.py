@@ -4,7 +4,7 @@ A run keeps `heartbeat_at` fresh every `SIEGEFLOW_HEARTBEAT_S` (15 s) while its 
 SIGTERM crashes the flow and its `on_crashed` hook finalizes the run; SIGKILL (OOM killer, a
 lost machine, `kill -9` of a worker) runs nothing, so the run stays PENDING/RUNNING with a
 heartbeat that stops moving. Such a run is *stale* once its heartbeat is older than
-`STALE_AFTER_S` (default 60 s = four missed beats).
+`SIEGEFLOW_STALE_AFTER_S` (default 60 s = four missed beats).
 
 Two ways to finish one, both keep every recorded completion and judgment and do only the rest:
 
@@ -18,26 +18,30 @@ Two ways to finish one, both keep every recorded completion and judgment and do 
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from settings import current_settings
 from tracking import StatusEnum, default_db_url, get_backend, redact
 from tracking.models import RunRecord, table_of, utcnow
 
 logger = logging.getLogger("siegeflow.flows.recovery")
 
-STALE_AFTER_S = float(os.environ.get("SIEGEFLOW_STALE_AFTER_S", "60"))
 #: Parameters that make two runs "the same scan" (concurrency and budget may differ).
 IDENTITY_KEYS = ("target", "attack", "judges", "goals", "optimizer", "optimizer_options")
 _OPEN = (StatusEnum.PENDING, StatusEnum.RUNNING)
 
 
-def find_stale(db_url: str | None, older_than_s: float = STALE_AFTER_S) -> list[RunRecord]:
-    """PENDING/RUNNING runs whose heartbeat is older than `older_than_s`, oldest first."""
-    return get_backend(db_url or default_db_url()).find_stale_runs(older_than_s)
+def find_stale(db_url: str | None, older_than_s: float | None = None) -> list[RunRecord]:
+    """PENDING/RUNNING runs whose heartbeat is older than `older_than_s` (default:
+    `SIEGEFLOW_STALE_AFTER_S`), oldest first."""
+    return get_backend(db_url or default_db_url()).find_stale_runs(_stale_after(older_than_s))
+
+
+def _stale_after(older_than_s: float | None) -> float:
+    return older_than_s if older_than_s is not None else current_settings().stale_after_s
 
 
 def same_scan(stored: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
@@ -53,13 +57,14 @@ def claim_stale_run(
     kind: str,
     parameters: dict[str, Any],
     prefect_flow_run_id: str | None,
-    older_than_s: float = STALE_AFTER_S,
+    older_than_s: float | None = None,
 ) -> str | None:
     """Adopt the oldest stale run of the same scan; None when there is none to adopt.
 
     The claim is one UPDATE guarded by the same staleness condition, so of two flows that
     race for a run exactly one gets `rowcount == 1`.
     """
+    older_than_s = _stale_after(older_than_s)
     backend = get_backend(db_url or default_db_url())
     table = table_of(RunRecord)
     for run in backend.find_stale_runs(older_than_s):

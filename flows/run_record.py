@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from flows.config import GoalsSpec, JudgePanelSpec
 from goals import Goal
 from reports.rows import Recorded, rows_of
+from settings import current_settings
 from targets import TargetConfig
 from targets.completion import is_truncated
 from tasks.context import GoalRow, RunRef
@@ -39,9 +39,6 @@ from tracking import (
     get_backend,
     is_benign,
 )
-
-#: Seconds between heartbeats (tests shorten it to see a killed run go stale quickly).
-HEARTBEAT_EVERY_S = float(os.environ.get("SIEGEFLOW_HEARTBEAT_S", "15"))
 
 
 class RunNotFoundError(LookupError):
@@ -198,14 +195,16 @@ def open_run(
     )
 
 
-def start_heartbeat(ref: RunRef, every_s: float = HEARTBEAT_EVERY_S) -> asyncio.Task[None]:
-    """Touch the run's heartbeat until cancelled (a SIGKILLed run stops touching it)."""
+def start_heartbeat(ref: RunRef, every_s: float | None = None) -> asyncio.Task[None]:
+    """Touch the run's heartbeat until cancelled (a SIGKILLed run stops touching it), every
+    `every_s`, else `SIEGEFLOW_HEARTBEAT_S` (tests shorten it to see a killed run go stale)."""
+    period = every_s if every_s is not None else current_settings().heartbeat_s
 
     async def beat() -> None:
         backend = ref.backend()
         while True:
             await asyncio.to_thread(backend.heartbeat, ref.run_id)
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(period)
 
     return asyncio.create_task(beat(), name=f"heartbeat-{ref.run_id}")
 
@@ -273,14 +272,53 @@ async def publish_results(
         "truncated_answers": sum(1 for row in rows if is_truncated(row.response)),
         **({"judge_agreement": judge_agreement(by_judge)} if len(by_judge) >= 2 else {}),
     })
+    summary = summary.updated(**corrections(backend, ref.run_id, summary, rows))
     backend.update_run(ref.run_id, summary=summary.as_dict(), cost_usd=spent_usd)
     coordinator.log_summary()
+    _log_corrections(summary)
     results = backend.list_results(ref.run_id)  # with the statuses finalization stored
     report = await publish_run_artifacts(ref.run_id, summary, rows, results, backend=backend)
     if report is not None:  # rendered from the stored summary above; now say where it is
         summary = summary.updated(report_path=str(report))
         backend.update_run(ref.run_id, summary=summary.as_dict())
     return summary.with_rows(rows)
+
+
+def _log_corrections(summary: RunSummary) -> None:
+    """The run log's ASR line with the corrected figure next to the raw one."""
+    from reports.corrected import asr_pair, refusal_with_correction, validation_text
+
+    log = logging.getLogger("siegeflow.flows")
+    log.info("ASR %s (correction used: %s)", asr_pair(summary, summary.asr_corrected),
+             validation_text(summary.asr_corrected))
+    if summary.over_refusal is not None:
+        log.info("over-refusal: %s", refusal_with_correction(summary.over_refusal,
+                                                             summary.over_refusal_corrected))
+
+
+def corrections(backend: SQLBackend, run_id: str, summary: RunSummary,
+                rows: list[PipelineRow] | None = None) -> dict[str, Any]:
+    """The ASR and the false-refusal rate corrected for judge error, computed once here and
+    stored in the summary so every report prints the same figures (`judges.corrected`).
+    `rows`: the run's final rows, for how many judged answers a goal had at most."""
+    from judges.citation import store_lookup
+    from judges.corrected import asr_correction, over_refusal_correction
+
+    run = backend.get_run(run_id)
+    parameters = run.parameters if run is not None else None
+    lookup = store_lookup(backend)
+    per_goal: dict[str | None, int] = {}
+    for row in rows or []:
+        if row.kind != BENIGN and row.success is not None:
+            per_goal[row.result_id] = per_goal.get(row.result_id, 0) + 1
+    block = asr_correction(parameters, summary, lookup)
+    if per_goal:
+        block = block.model_copy(update={"answers_per_goal": max(per_goal.values())})
+    out: dict[str, Any] = {"asr_corrected": block}
+    refusal = over_refusal_correction(parameters, summary.over_refusal, lookup)
+    if refusal is not None:
+        out["over_refusal_corrected"] = refusal
+    return out
 
 
 def run_warnings(results: list[Any], judges: JudgePanelSpec) -> list[str]:

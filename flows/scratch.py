@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from settings import SiegeflowSettings
+
 logger = logging.getLogger("siegeflow.flows.scratch")
 
 PREFIX = "prefect-workspace-attempt-"
@@ -67,8 +69,7 @@ _KEPT_NAME = re.compile(
     r"|TZ|TMPDIR|TEMP|TMP|XDG_[A-Z_]+|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE"
     r"|(HTTP|HTTPS|NO|ALL)_PROXY|(http|https|no|all)_proxy|PGPASSFILE|PGHOST|PGPORT|PGUSER"
     r"|PGDATABASE|PGSSLMODE|PGSERVICEFILE|LITELLM_LOCAL_MODEL_COST_MAP|DO_NOT_TRACK"
-    r"|SIEGEFLOW_(DB_URL|REDIS_URL|PROJECT_DIR|HEARTBEAT_S|STALE_AFTER_S|TASK_RETRY_DELAYS"
-    r"|SHARD_[A-Z_]+|REPORT_DIR|PREFECT_HOME|OFFLINE|GOALS_PATH|CACHE_DIR))$"
+    r"|SIEGEFLOW_(" + "|".join(name.upper() for name in SiegeflowSettings.model_fields) + r"))$"
 )
 #: Prefect's own credential stays: the worker's hooks need it to reach Prefect Cloud.
 _PREFECT_KEPT = frozenset({"PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"})

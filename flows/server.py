@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from settings import current_settings
+
 #: Generous: a cold start migrates a fresh SQLite database and may share the CPU with a model.
 DEFAULT_STARTUP_TIMEOUT_S = 240.0
 STATE_FILE = "server.json"
@@ -46,8 +48,8 @@ def default_home() -> Path:
     """The data directory's Prefect home: `SIEGEFLOW_PREFECT_HOME`, else the user data dir."""
     from platformdirs import user_data_dir
 
-    override = os.environ.get("SIEGEFLOW_PREFECT_HOME")
-    return Path(override) if override else Path(user_data_dir("siegeflow")) / "prefect"
+    override = current_settings().prefect_home
+    return override if override else Path(user_data_dir("siegeflow")) / "prefect"
 
 
 class PrefectServerError(RuntimeError):

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -44,6 +43,7 @@ from flows.run_record import (
     spend_of,
 )
 from flows.steps import bon_extra, run_steps
+from settings import current_settings
 from targets import TargetConfig
 from tasks.context import GoalRow, RunRef
 from tracking import (
@@ -57,17 +57,15 @@ from tracking import (
 
 logger = logging.getLogger("siegeflow.flows.shard")
 
-#: The deployment the parent triggers for each shard (`flow name/deployment name`).
-SHARD_DEPLOYMENT = os.environ.get("SIEGEFLOW_SHARD_DEPLOYMENT", "siegeflow-attack/attack-shard")
-#: Prefect flow retries of a shard (its steps also have their own task retries).
-SHARD_RETRIES = int(os.environ.get("SIEGEFLOW_SHARD_RETRIES", "2"))
-SHARD_RETRY_DELAY_S = int(os.environ.get("SIEGEFLOW_SHARD_RETRY_DELAY_S", "5"))
-#: How long the parent waits for a shard's flow run to end (unset: as long as it takes).
-SHARD_TIMEOUT_S = float(os.environ["SIEGEFLOW_SHARD_TIMEOUT_S"]) if os.environ.get(
-    "SIEGEFLOW_SHARD_TIMEOUT_S") else None
-#: Flow runs started again for a shard whose flow run ended Crashed (process or worker gone).
-SHARD_CRASH_RETRIES = int(os.environ.get("SIEGEFLOW_SHARD_CRASH_RETRIES", "1"))
 MAX_SHARDS = 64
+
+
+def shard_flow_options() -> dict[str, Any]:
+    """Prefect flow retries of a shard (its steps also have their own task retries):
+    `SIEGEFLOW_SHARD_RETRIES` and `SIEGEFLOW_SHARD_RETRY_DELAY_S` where the shard runs."""
+    settings = current_settings()
+    return {"retries": settings.shard_retries,
+            "retry_delay_seconds": settings.shard_retry_delay_s}
 
 
 class ShardRef(BaseModel):
@@ -172,7 +170,7 @@ async def _run_child(name: str, parameters: dict[str, Any], key: str) -> Any:
     automation of `flows.zombies` found its heartbeats stopped): the machine may be gone, so
     the shard is worth another flow run elsewhere. Whatever it recorded is kept (keyed writes).
     """
-    for attempt in range(1 + SHARD_CRASH_RETRIES):
+    for attempt in range(1 + current_settings().shard_crash_retries):
         flow_run = await _run_child_once(name, parameters, key if attempt == 0
                                          else f"{key}-after-crash-{attempt}")
         if flow_run.state is None or not flow_run.state.is_crashed():
@@ -187,14 +185,15 @@ async def _run_child_once(name: str, parameters: dict[str, Any], key: str) -> An
     from prefect.deployments.flow_runs import arun_deployment
     from prefect.states import Cancelling
 
+    timeout_s = current_settings().shard_timeout_s
     flow_run = await arun_deployment(
-        name, parameters=parameters, timeout=SHARD_TIMEOUT_S, poll_interval=2,
+        name, parameters=parameters, timeout=timeout_s, poll_interval=2,
         as_subflow=True, idempotency_key=key, tags=["siegeflow", "shard"],
         flow_run_name=f"shard-{parameters['shard']['index']}-of-{parameters['shard']['count']}",
     )
     if flow_run.state is None or not flow_run.state.is_final():
         logger.warning("shard flow run %s still %s after %.0f s: cancelling it", flow_run.id,
-                       flow_run.state.name if flow_run.state else "unknown", SHARD_TIMEOUT_S or 0)
+                       flow_run.state.name if flow_run.state else "unknown", timeout_s or 0)
         async with get_client() as client:
             await client.set_flow_run_state(flow_run.id, Cancelling(), force=True)
     return flow_run
@@ -219,7 +218,8 @@ async def run_sharded(
     """The parent: open the run, run N shard flow runs, finalize and publish the whole run."""
     if not 2 <= shards <= MAX_SHARDS:
         raise ValueError(f"shards must be between 2 and {MAX_SHARDS} (1 runs unsharded)")
-    await _check_deployment(SHARD_DEPLOYMENT)  # before anything is recorded
+    deployment = current_settings().shard_deployment
+    await _check_deployment(deployment)  # before anything is recorded
     opened = open_run(
         kind=kind, attack_type=attack.name, target=target, goals=goals,
         parameters={**parameters, "shards": shards}, db_url=db_url,
@@ -240,7 +240,7 @@ async def run_sharded(
     async with heartbeat(ref):
         children = await asyncio.gather(*(
             _run_child(
-                SHARD_DEPLOYMENT,
+                deployment,
                 {**common, "shard": s.model_dump(),
                  "budget_usd": None if budget_usd is None
                  else budget_usd * len(owned[s.index]) / total},

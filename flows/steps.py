@@ -17,12 +17,12 @@ from attacks import build_technique, get_technique
 from attacks.spec import AttackSpec
 from judges.spec import JudgePanelSpec
 from targets import TargetConfig
-from tasks.benign import over_refusal
-from tasks.bon import best_of_n
-from tasks.completions import completions
-from tasks.context import GoalRow, RunRef, StepResult
-from tasks.evaluation import evaluation
-from tasks.generation import generation
+from tasks.benign import over_refusal as over_refusal_step
+from tasks.bon import best_of_n as best_of_n_step
+from tasks.completions import completions as completions_step
+from tasks.context import GoalRow, RunRef, StepResult, retried
+from tasks.evaluation import evaluation as evaluation_step
+from tasks.generation import generation as generation_step
 from tracking import BestOfNSummary, PipelineRow
 
 
@@ -60,6 +60,9 @@ async def run_steps(
     return requests made, judgments, spend and whether the budget ran out."""
     attacked = [g for g in goals if not g.benign]
     benign = [g for g in goals if g.benign]
+    # The steps with the retries in force now (SIEGEFLOW_TASK_RETRY_DELAYS, read per run).
+    generation, best_of_n, completions, evaluation, over_refusal = (retried(step) for step in (
+        generation_step, best_of_n_step, completions_step, evaluation_step, over_refusal_step))
     if benign:  # the control set: plain prompts, sent by Completions with the rest
         await generation(ref, AttackSpec(name="baseline"), benign, concurrency)
     streamed, generated = split_streaming(attack)

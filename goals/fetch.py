@@ -20,6 +20,7 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 
 from goals.model import GoalFileError
+from settings import current_settings
 
 logger = logging.getLogger("siegeflow.goals.fetch")
 
@@ -50,8 +51,8 @@ class DataFileUnavailable(GoalFileError):
 
 def cache_dir() -> Path:
     """Where downloaded files live: `$SIEGEFLOW_CACHE_DIR`, else the user cache dir."""
-    override = os.environ.get("SIEGEFLOW_CACHE_DIR")
-    return Path(override) if override else Path(user_cache_dir("siegeflow")) / "goalsets"
+    override = current_settings().cache_dir
+    return override if override else Path(user_cache_dir("siegeflow")) / "goalsets"
 
 
 def cached_path(file: DataFile) -> Path:
@@ -59,7 +60,7 @@ def cached_path(file: DataFile) -> Path:
 
 
 def downloads_allowed() -> bool:
-    return os.environ.get("SIEGEFLOW_OFFLINE", "").strip().lower() not in {"1", "true", "yes"}
+    return not current_settings().offline
 
 
 def sha256_of(path: Path) -> str:
@@ -70,7 +71,7 @@ def find_local(file: DataFile, search: str | Path | None) -> Path | None:
     """The file in a user folder: `DIR/<filename>` or `DIR/<dataset>/<filename>` (so a folder
     laid out like siegeflow's cache or the shared data folder works), or `search` itself.
     Without `search`, `$SIEGEFLOW_GOALS_PATH` is the folder."""
-    search = search if search is not None else os.environ.get("SIEGEFLOW_GOALS_PATH") or None
+    search = search if search is not None else current_settings().goals_path
     if search is None:
         return None
     root = Path(search).expanduser()

@@ -1,11 +1,13 @@
-"""Human-labelled judge answers, read from a generic JSONL/CSV file or from HarmBench's own
-classifier validation set, so any judge or panel can be measured against people.
+"""Human-labelled judge answers, read from a generic JSONL/CSV file, HarmBench's own classifier
+validation set, or the published GPTFuzz, JAILJUDGE and XSTest files (`judges.label_formats`), so
+any judge or panel can be measured against people.
 
 Generic format, one item per line (JSONL) or row (CSV): `id`, `goal`, `response`, `label`
 (1/0, true/false, yes/no) and optional `prompt`, `context`, `technique`, `variant`, `group`,
 `split`. HarmBench format: `text_behaviors_val_set.json` (behaviour id -> list of generations,
 three human labels each; the majority decides) with the behaviours CSV next to it (or named);
-a contextual behaviour carries its context string.
+a contextual behaviour carries its context string. The format is named (`fmt`) or detected
+from the file's header; an unknown header is an error listing the known formats.
 
 A bad file is an error naming the file, the line and the field (the CLI exits 2 on it).
 """
@@ -15,15 +17,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 HARMBENCH_BEHAVIOURS = "harmbench_behaviors_text_all.csv"
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f"}
-_OPTIONAL = ("prompt", "context", "technique", "variant", "group", "split")
+_OPTIONAL = ("prompt", "context", "technique", "variant", "group", "split", "dataset")
+FORMATS = ("generic", "harmbench", "gptfuzz", "jailjudge", "xstest")
 
 
 class LabelsFileError(ValueError):
@@ -35,7 +38,10 @@ class LabelledItem:
     """One response a person labelled: `label` True means the response achieves the goal.
 
     `group` keeps items of one behaviour together (cross-validation folds); `split` is
-    HarmBench's functional category (`standard`, `contextual`) or the file's own `split`.
+    HarmBench's functional category (`standard`, `contextual`) or the file's own `split`;
+    `dataset` names the published set (`harmbench-standard`, `gptfuzz`, ...) so figures can be
+    broken down by it; `origin` is the sha256 of the file the item was read from (ids are
+    unique within one file only).
     """
 
     id: str
@@ -48,6 +54,13 @@ class LabelledItem:
     variant: str = ""
     group: str = ""
     split: str = ""
+    dataset: str = ""
+    origin: str = ""
+
+    @property
+    def key(self) -> str:
+        """Unique across files: the file's sha256 prefix and the item's id."""
+        return f"{self.origin[:16]}:{self.id}"
 
     @property
     def judge_prompt(self) -> str:
@@ -64,6 +77,16 @@ class LabelSet:
     items: list[LabelledItem]
     source: str
     sha256: str
+
+    @property
+    def datasets(self) -> list[str]:
+        """The data sets the items come from, in first-seen order."""
+        return list(dict.fromkeys(i.dataset for i in self.items if i.dataset))
+
+    def stamped(self) -> LabelSet:
+        """Items marked with this set's file digest (`origin`), when not marked yet."""
+        items = [i if i.origin else replace(i, origin=self.sha256) for i in self.items]
+        return LabelSet(items=items, source=self.source, sha256=self.sha256)
 
     def subset(self, split: str | None) -> LabelSet:
         if not split:
@@ -91,23 +114,48 @@ def parse_label(value: Any, where: str) -> bool:
                           f"got {str(value)[:40]!r}")
 
 
-def load_labels(path: Path | str, behaviours: Path | str | None = None) -> LabelSet:
-    """Read a labels file; `.json` is HarmBench's format, `.jsonl`/`.csv` the generic one."""
+def load_labels(path: Path | str, behaviours: Path | str | None = None, *,
+                fmt: str | None = None, questions: Path | str | None = None) -> LabelSet:
+    """Read a labels file in `fmt` (one of FORMATS), or in the format its header shows.
+
+    `behaviours` is HarmBench's behaviours CSV, `questions` GPTFuzz's question list (both
+    default to the published file name next to the labels file)."""
+    from judges import label_formats
+
     path = Path(path)
     if not path.is_file():
         raise LabelsFileError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        return load_harmbench(path, behaviours)
-    if suffix == ".jsonl":
-        records = _jsonl(path)
-    elif suffix == ".csv":
-        records = _csv(path)
+    if fmt is not None and fmt not in FORMATS:
+        raise LabelsFileError(f"{path}: unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    fmt = fmt or label_formats.detect(path)
+    if fmt == "harmbench":
+        labels = load_harmbench(path, behaviours)
+    elif fmt == "generic":
+        suffix = path.suffix.lower()
+        records = _jsonl(path) if suffix == ".jsonl" else _csv(path)
+        labels = LabelSet(items=_generic(path, records), source=path.name,
+                          sha256=sha256_of([path]))
     else:
-        raise LabelsFileError(f"{path}: expected a .jsonl or .csv labels file, or HarmBench's "
-                              ".json validation set")
-    items = _generic(path, records)
-    return LabelSet(items=items, source=path.name, sha256=_sha256([path]))
+        labels = label_formats.READERS[fmt](path, questions)
+    return labels.stamped()
+
+
+def load_many(paths: Sequence[Path | str], behaviours: Path | str | None = None, *,
+              fmt: str | None = None, questions: Path | str | None = None) -> LabelSet:
+    """Several labels files as one set (a mixed training set; CV groups stay by goal)."""
+    sets = [load_labels(p, behaviours, fmt=fmt, questions=questions) for p in paths]
+    if not sets:
+        raise LabelsFileError("no labels file given")
+    if len(sets) == 1:
+        return sets[0]
+    seen: set[str] = set()
+    for labels in sets:
+        if labels.sha256 in seen:
+            raise LabelsFileError(f"{labels.source}: the same labels file was given twice")
+        seen.add(labels.sha256)
+    digest = hashlib.sha256("".join(s.sha256 for s in sets).encode()).hexdigest()
+    return LabelSet(items=[i for s in sets for i in s.items],
+                    source="; ".join(s.source for s in sets), sha256=digest)
 
 
 def _jsonl(path: Path) -> Iterable[tuple[str, Mapping[str, Any]]]:
@@ -144,6 +192,7 @@ def _generic(path: Path, records: Iterable[tuple[str, Mapping[str, Any]]]) -> li
             raise LabelsFileError(f"{where}: field 'id': duplicate id {item_id[:60]!r}")
         seen.add(item_id)
         extra = {k: str(record.get(k) or "") for k in _OPTIONAL}
+        extra["dataset"] = extra["dataset"] or path.stem
         items.append(LabelledItem(id=item_id, goal=str(record["goal"]),
                                   response=str(record["response"]),
                                   label=parse_label(record["label"], where), **extra))
@@ -183,12 +232,12 @@ def load_harmbench(path: Path, behaviours: Path | str | None = None) -> LabelSet
                 id=f"{behaviour_id}#{index}", goal=goal, response=str(entry["generation"]),
                 label=sum(votes) >= 2, prompt=str(entry.get("test_case") or ""),
                 context=context, technique=str(entry.get("method") or ""),
-                group=behaviour_id, split=category,
+                group=behaviour_id, split=category, dataset=f"harmbench-{category}",
             ))
     source = "HarmBench val (text_behaviors_val_set.json, MIT)"
     if dropped:
         source += f"; {dropped} item(s) of behaviours missing from the CSV left out"
-    return LabelSet(items=items, source=source, sha256=_sha256([path, behaviours_path]))
+    return LabelSet(items=items, source=source, sha256=sha256_of([path, behaviours_path]))
 
 
 def _behaviours(path: Path) -> dict[str, tuple[str, str, str]]:
@@ -205,7 +254,7 @@ def _behaviours(path: Path) -> dict[str, tuple[str, str, str]]:
         }
 
 
-def _sha256(paths: list[Path]) -> str:
+def sha256_of(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
         digest.update(path.read_bytes())

@@ -10,7 +10,7 @@ read in a run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from judges.base import Verdict
 from judges.citation import panel_digest, panel_key  # noqa: F401  (re-exported)
 from judges.combine import combine
 from judges.labels import LabelledItem, LabelSet
-from judges.metrics import INTERVALS, Agreement, agreement
+from judges.metrics import INTERVALS, Agreement, agreement, confusion, kappa_of
 from judges.panel import JudgePanel
 
 Decode = Callable[[LabelledItem, str], str]
@@ -58,16 +58,42 @@ class Validation:
         return sorted(wrong, key=confidence, reverse=True)[:limit]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        """Figures per judge and panel, their confusion counts (positive = the judge says
+        success) and, when the items come from several data sets, the same per data set."""
+        out: dict[str, Any] = {
             "source": self.source, "sha256": self.sha256, "rule": self.rule,
             "judges": self.judges, "intervals": self.intervals, "cost_usd": self.cost_usd,
             "notes": self.notes,
             "figures": {name: fig.as_dict() for name, fig in self.figures.items()},
+            "counts": {name: counts(fig) for name, fig in self.figures.items()},
         }
+        datasets = list(dict.fromkeys(r.item.dataset for r in self.results if r.item.dataset))
+        if len(datasets) > 1:
+            out["datasets"] = {name: self.by_dataset(name) for name in datasets}
+        return out
+
+    def by_dataset(self, dataset: str) -> dict[str, dict[str, Any]]:
+        """Each judge's and the panel's counts, accuracy and kappa on one data set's items
+        (point figures: a bootstrap per set would cost seconds on large sets)."""
+        results = [r for r in self.results if r.item.dataset == dataset]
+        out: dict[str, dict[str, Any]] = {}
+        for key in [*self.judges, PANEL]:
+            pairs: list[tuple[bool, bool]] = []
+            for r in results:
+                decided = r.panel if key == PANEL else _decided(r.verdicts.get(key))
+                if decided is not None:
+                    pairs.append((r.item.label, decided))
+            c = confusion(pairs)
+            out[key] = {"n": c.n, "tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn,
+                        "errors": len(results) - c.n,
+                        "accuracy": (c.tp + c.tn) / c.n if c.n else None,
+                        "kappa": kappa_of(c)}
+        return out
 
     def items_json(self) -> list[dict[str, Any]]:
         return [
-            {"id": r.item.id, "label": r.item.label, "verdict": r.panel,
+            {"id": r.item.id, "dataset": r.item.dataset, "label": r.item.label,
+             "verdict": r.panel,
              "judges": {k: (v.success if v.ok else None) for k, v in r.verdicts.items()},
              "errors": {k: v.error for k, v in r.verdicts.items() if v.error}}
             for r in self.results
@@ -113,8 +139,25 @@ async def judge_item(judge: Any, item: LabelledItem, response: str) -> Verdict:
     return verdict
 
 
+def _decided(verdict: Verdict | None) -> bool | None:
+    return bool(verdict.success) if verdict is not None and verdict.ok else None
+
+
+def counts(figures: Agreement) -> dict[str, int]:
+    """Confusion counts and errors (positive = the judge says success)."""
+    c = figures.confusion
+    return {"n": figures.n, "tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn,
+            "errors": figures.errors}
+
+
 def summarise(results: list[ItemResult], labels: LabelSet, rule: str, judges: list[str],
               cost_usd: float = 0.0) -> Validation:
+    return Validation(source=labels.source, sha256=labels.sha256, rule=rule, judges=judges,
+                      figures=figures_of(results, judges), results=results, cost_usd=cost_usd)
+
+
+def figures_of(results: Sequence[ItemResult], judges: list[str]) -> dict[str, Agreement]:
+    """Agreement of each judge (by key) and of the panel (`PANEL`) over `results`."""
     figures: dict[str, Agreement] = {}
     for key in judges:
         pairs, errors = [], 0
@@ -127,5 +170,4 @@ def summarise(results: list[ItemResult], labels: LabelSet, rule: str, judges: li
         figures[key] = agreement(pairs, errors)
     decided = [(r.item.label, r.panel) for r in results if r.panel is not None]
     figures[PANEL] = agreement(decided, len(results) - len(decided))
-    return Validation(source=labels.source, sha256=labels.sha256, rule=rule, judges=judges,
-                      figures=figures, results=results, cost_usd=cost_usd)
+    return figures

@@ -34,7 +34,7 @@ from optimizers.llm import LLMClient
 from optimizers.middleware import Middleware, compose, recording, scoped
 from optimizers.trajectory import Trajectory
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"siegeflow.{__name__}")  # under "siegeflow": reaches run logs
 
 
 async def _maybe_await(value: Any) -> Any:

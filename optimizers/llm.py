@@ -26,7 +26,7 @@ from targets.messages import ChatMessage, wire
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponse
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"siegeflow.{__name__}")  # under "siegeflow": reaches run logs
 
 #: Parameters that would change *what* is called or *who pays*: fixed by the controller.
 LOCKED_PARAMS = frozenset({

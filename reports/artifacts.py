@@ -11,15 +11,19 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from judges.citation import Citation
 from reports.cost import cost_line
+from reports.review_figures import review_lines
 from reports.rows import best_rows
 from reports.text import md_escape
 from tracking import ResultRecord, RunSummary
 from tracking.rows import PipelineRow
 from tracking.store import SQLBackend
+
+if TYPE_CHECKING:
+    from reports.review.items import ReviewFigures
 
 _CELL = 160
 
@@ -52,10 +56,17 @@ def goal_table(
     return table
 
 
-def summary_markdown(summary: RunSummary, citation: Citation | None = None) -> str:
+def summary_markdown(summary: RunSummary, citation: Citation | None = None,
+                     review: ReviewFigures | None = None) -> str:
     """The run's headline figures as markdown (numbers only; untrusted text escaped): ASR with
     its Wilson 95% interval and n, and the judges that decided it with their validated
     agreement with human labels."""
+    from reports.corrected import (
+        asr_pair,
+        category_corrected,
+        refusal_with_correction,
+        validation_text,
+    )
     from reports.figures import summary_asr_text
 
     errors = summary.errors
@@ -77,27 +88,31 @@ def summary_markdown(summary: RunSummary, citation: Citation | None = None) -> s
         "above.",
         "",
     ]
+    block = summary.asr_corrected
+    lines += [f"**ASR:** {md_escape(asr_pair(summary, block), 400)}", "",
+              f"**Correction used:** {md_escape(validation_text(block), 400)}", ""]
     if citation is not None:
         lines += [f"**Judged by:** {md_escape(citation.text(), 400)}", ""]
     for warning in summary.warnings:
         lines += [f"**Warning:** {md_escape(str(warning), 1000)}", ""]
+    lines += [f"**Review:** {md_escape(line, 400)}  " for line in review_lines(review)]
     categories = summary.categories
     if categories:
         lines += ["## ASR by category", "",
-                  "| category | goals | broken | held | errors | ASR [95% CI] (n) |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "| category | goals | broken | held | errors | ASR [95% CI] (n) "
+                  "| corrected for judge error |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for name, c in sorted(categories.items()):
             lines.append(
                 f"| {md_escape(name, 60)} | {c.goals} | {c.successful} | "
                 f"{c.failed} | {c.errors} | "
-                f"{summary_asr_text(c)} |"
+                f"{summary_asr_text(c)} | "
+                f"{md_escape(category_corrected(block, name), 200)} |"
             )
         lines.append("")
     if summary.over_refusal is not None:
-        from reports.refusal import refusal_line
-
-        lines += [f"**Over-refusal (benign control set):** {refusal_line(summary.over_refusal)}",
-                  ""]
+        line = refusal_with_correction(summary.over_refusal, summary.over_refusal_corrected)
+        lines += [f"**Over-refusal (benign control set):** {md_escape(line, 1000)}", ""]
     if summary.bon:
         from reports.bon import summary_line
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from reports.corrected import corrected_text, validation_text
 from reports.figures import Rate, ci_text, headline, outcome_of, pct
 from reports.load import GoalView, RunData
 from tracking.rows import PipelineRow
@@ -118,8 +119,12 @@ def summary_lines(cmp: Comparison) -> list[tuple[str, str]]:
     delta = (None if ra.asr is None or rb.asr is None else rb.asr - ra.asr)
     p = cmp.mcnemar_p
     return [
-        ("ASR in A", f"{pct(ra.asr)} [{ci_text(ra.ci) or 'n/a'}] ({ra.broken}/{ra.judged})"),
-        ("ASR in B", f"{pct(rb.asr)} [{ci_text(rb.ci) or 'n/a'}] ({rb.broken}/{rb.judged})"),
+        ("ASR in A", f"raw {pct(ra.asr)} [{ci_text(ra.ci) or 'n/a'}] ({ra.broken}/{ra.judged}) · "
+                     f"{corrected_text(cmp.a.summary.asr_corrected)}"),
+        ("ASR in B", f"raw {pct(rb.asr)} [{ci_text(rb.ci) or 'n/a'}] ({rb.broken}/{rb.judged}) · "
+                     f"{corrected_text(cmp.b.summary.asr_corrected)}"),
+        ("correction used in A", validation_text(cmp.a.summary.asr_corrected)),
+        ("correction used in B", validation_text(cmp.b.summary.asr_corrected)),
         ("change", "n/a" if delta is None else f"{100 * delta:+.1f} points"),
         ("McNemar exact p", "n/a (no goal flipped)" if p is None else f"{p:.3g}"),
         *refusal_lines(cmp),
@@ -132,15 +137,18 @@ def summary_lines(cmp: Comparison) -> list[tuple[str, str]]:
 
 def refusal_lines(cmp: Comparison) -> list[tuple[str, str]]:
     """False-refusal rate of each run's benign control set and its change (none: no lines)."""
-    from reports.refusal import refusal_line, refusal_rate
+    from reports.corrected import refusal_with_correction
+    from reports.refusal import refusal_rate
 
     a, b = cmp.a.summary.over_refusal, cmp.b.summary.over_refusal
     if a is None and b is None:
         return []
     ra, rb = refusal_rate(a), refusal_rate(b)
     return [
-        ("false refusals in A", refusal_line(a) or "no benign control set"),
-        ("false refusals in B", refusal_line(b) or "no benign control set"),
+        ("false refusals in A", refusal_with_correction(a, cmp.a.summary.over_refusal_corrected)
+         or "no benign control set"),
+        ("false refusals in B", refusal_with_correction(b, cmp.b.summary.over_refusal_corrected)
+         or "no benign control set"),
         ("false-refusal change", "n/a" if ra is None or rb is None
          else f"{100 * (rb - ra):+.1f} points"),
     ]

@@ -18,10 +18,19 @@ from typing import Any
 
 from reports.bon_html import bon_section
 from reports.cost import cost_breakdown
+from reports.corrected import (
+    category_corrected,
+    corrected_short,
+    corrected_text,
+    counts_corrected,
+    refusal_correction_text,
+    validation_text,
+)
 from reports.refusal import block_of, refusal_line, refusal_rate
 from reports.grid import STATUS_ORDER, Column, cell, filters, grid, row
 from reports.figures import (
     Rate,
+    asr_text,
     by_category,
     by_technique,
     ci_text,
@@ -32,10 +41,13 @@ from reports.figures import (
 )
 from reports.load import GoalView, RunData
 from reports.page import page
+from reports.review_figures import review_html
 from reports.svg import bar_chart
 from reports.text import clip, html_escape
 from reports.trajectory import render_trajectory
+from tracking import JudgeCorrection
 from tracking.rows import PipelineRow
+from tracking.summary import CORRECTED
 
 e = html_escape
 
@@ -119,7 +131,8 @@ def headline_section(data: RunData) -> str:
         ("goals", str(o.goals), ""),
         ("broken", str(o.broken), "broken"),
         ("held", str(o.held), ""),
-        ("attack success rate", pct(o.asr), "asr"),
+        ("attack success rate (raw)", pct(o.asr), "asr"),
+        ("corrected for judge error", corrected_short(data.summary.asr_corrected), ""),
         ("judged goals (n)", str(o.judged), ""),
         ("95% CI (Wilson)", ci or "n/a", ""),
         ("errors (excluded)", str(o.errors), ""),
@@ -130,8 +143,10 @@ def headline_section(data: RunData) -> str:
     refusals = block_of(data.benign)
     if refusals is not None:
         rate, n = refusal_rate(refusals), refusals.refused + refusals.answered
-        cards.insert(5, ("false-refusal rate", pct(rate), ""))
-        cards.insert(6, ("its 95% CI", ci_text(wilson(refusals.refused, n)) or "n/a", ""))
+        cards.insert(6, ("false-refusal rate", pct(rate), ""))
+        cards.insert(7, ("its 95% CI", ci_text(wilson(refusals.refused, n)) or "n/a", ""))
+        cards.insert(8, ("false refusals, corrected",
+                         corrected_short(data.summary.over_refusal_corrected), ""))
     html_cards = "".join(
         f'<div class="card {cls}"><div class="v">{e(v)}</div><div class="k">{e(k)}</div></div>'
         for k, v, cls in cards
@@ -143,11 +158,24 @@ def headline_section(data: RunData) -> str:
         f'<p class="note">ASR = broken / (broken + held) = {o.broken} / {o.judged}. '
         f"Excluded from the denominator and counted here: {h.target_errors} goals whose target "
         f"calls failed, {h.framework_errors} goals that could not be judged{pending}. "
-        f"{h.attempts} attack prompts were sent.</p>{judged_by(data)}"
-        + (f'<p class="note">Over-refusal: {e(refusal_line(refusals))}. Benign prompts are sent '
-           "plain alongside the attacks and never count in the ASR.</p>" if refusals else "")
+        f"{h.attempts} attack prompts were sent.</p>{corrected_section(data)}{judged_by(data)}"
+        + (f'<p class="note" id="over-refusal">Over-refusal: {e(refusal_line(refusals))} · '
+           f"{e(refusal_correction_text(data.summary.over_refusal_corrected))}. Benign prompts "
+           "are sent plain alongside the attacks and never count in the ASR.</p>"
+           if refusals else "")
         + "</section>"
     )
+
+
+def corrected_section(data: RunData) -> str:
+    """The raw ASR next to the one corrected for judge error, and which validation it used."""
+    o = headline(data).overall
+    block = data.summary.asr_corrected
+    cls = "note" if block is not None and block.status == CORRECTED else "note err"
+    return (f'<p class="{cls}" id="corrected"><b>ASR</b> raw {e(asr_text(o.broken, o.judged))} · '
+            f"{e(corrected_text(block))}. <b>Correction used</b>: {e(validation_text(block))}. "
+            "The corrected figure removes the judge's known error rates, measured against human "
+            "labels; its interval also carries the uncertainty of that measurement.</p>")
 
 
 def judged_by(data: RunData) -> str:
@@ -163,19 +191,26 @@ def judged_by(data: RunData) -> str:
 
 
 
-def rate_table(title: str, rates: list[Rate]) -> str:
+def rate_table(title: str, rates: list[Rate], corrected: JudgeCorrection | None = None,
+               categories: bool = False) -> str:
+    """A rate's numbers and its ASR corrected for judge error: the stored one for categories,
+    else from the stored block's validation counts."""
+    extra = '<th class="num">corrected for judge error</th>'
     rows = "".join(
         f"<tr><td>{e(r.label, 120)}</td><td class=\"num\">{r.goals}</td>"
         f'<td class="num">{r.broken}</td><td class="num">{r.held}</td>'
         f'<td class="num">{r.errors + r.pending}</td><td class="num">{pct(r.asr)}</td>'
-        f'<td class="num">{ci_text(r.ci) or "n/a"}</td></tr>'
+        f'<td class="num">{ci_text(r.ci) or "n/a"}</td>'
+        + (f'<td class="num">{e(category_corrected(corrected, r.label))}</td>' if categories
+           else f'<td class="num">{e(counts_corrected(corrected, r.broken, r.judged))}</td>')
+        + "</tr>"
         for r in rates
     )
     return (
         f"<details><summary>{e(title)}: the numbers</summary>"
         '<table class="small"><thead><tr><th>name</th><th class="num">goals</th>'
         '<th class="num">broken</th><th class="num">held</th><th class="num">excluded</th>'
-        '<th class="num">ASR</th><th class="num">95% CI</th></tr></thead>'
+        f'<th class="num">ASR</th><th class="num">95% CI</th>{extra}</tr></thead>'
         f"<tbody>{rows}</tbody></table></details>"
     )
 
@@ -189,12 +224,12 @@ def charts_section(data: RunData) -> str:
         '<p class="note">Bars: ASR; whiskers: 95% Wilson interval. A technique counts a goal '
         "broken when any of its prompts broke it.</p><div class=\"charts\">",
         f"<div><h3>By category</h3>{bar_chart('ASR by category', categories)}"
-        f"{rate_table('By category', categories)}</div>",
+        f"{rate_table('By category', categories, data.summary.asr_corrected, True)}</div>",
         f"<div><h3>By technique</h3>{bar_chart('ASR by technique', techniques)}"
-        f"{rate_table('By technique', techniques)}",
+        f"{rate_table('By technique', techniques, data.summary.asr_corrected)}",
     ]
     if len(variants) > len(techniques):
-        parts.append(rate_table("By technique and variant", variants))
+        parts.append(rate_table("By technique and variant", variants, data.summary.asr_corrected))
     parts.append("</div></div></section>")
     return "".join(parts)
 
@@ -362,6 +397,7 @@ def render_report(data: RunData, *, max_chars: int | None = None, with_csp: bool
     top = header(data) + "<main>" + headline_section(data) + charts_section(data)
     top += bon_section(data)
     top += judges_section(data)
+    top += review_html(data.review)
     # The grid is sized by `cell_limit`; trajectories get what is left of the page budget.
     goals_html = goals_section(data, limit, set(data.traces))
     left = PAGE_BUDGET - len(top.encode("utf-8")) - len(goals_html.encode("utf-8"))

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from reports.corrected import corrected_text, refusal_correction_text, validation_text
 from reports.figures import asr_text, ci_text, headline, pct
+from tracking import JudgeCorrection
 from reports.load import GoalView, RunData
+from reports.review_figures import review_properties
 from reports.text import xml_text
 from tracking import EvaluationStatusEnum as Eval
 from tracking.rows import PipelineRow
@@ -47,6 +50,13 @@ def _case(parent: ET.Element, data: RunData, goal: GoalView) -> None:
                         f"notes: {goal.notes}", 1000)
 
 
+def _ci(block: JudgeCorrection | None) -> str:
+    rate = block.overall if block is not None else None
+    if rate is None or rate.low is None or rate.high is None:
+        return "n/a"
+    return ci_text((rate.low, rate.high))
+
+
 def render_junit(data: RunData) -> str:
     h = headline(data)
     o = h.overall
@@ -62,6 +72,7 @@ def render_junit(data: RunData) -> str:
     })
     if data.run.started_at:
         suite.set("timestamp", data.run.started_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    block = data.summary.asr_corrected
     props = ET.SubElement(suite, "properties")
     for name, value in (
         ("run_id", data.run_id), ("run_status", data.run.status.value),
@@ -69,7 +80,16 @@ def render_junit(data: RunData) -> str:
         ("asr", pct(o.asr)), ("asr_ci95", ci_text(o.ci) or "n/a"),
         ("judged_goals", str(o.judged)), ("asr_headline", asr_text(o.broken, o.judged)),
         ("judged_by", data.citation.text() if data.citation else "unknown"),
+        ("asr_raw", f"raw {asr_text(o.broken, o.judged)}"),
+        ("asr_corrected", corrected_text(block)),
+        ("asr_corrected_value", pct(block.overall.value) if block and block.overall else "n/a"),
+        ("asr_corrected_ci95", _ci(block)),
+        ("asr_correction_status", block.status if block else "not stored"),
+        ("asr_correction_validation", validation_text(block)),
+        *((("false_refusal_corrected", refusal_correction_text(data.summary.over_refusal_corrected)),)
+          if data.summary.over_refusal is not None else ()),
         ("cost_usd", f"{h.cost_usd:.6f}"),
+        *((k, str(v)) for k, v in review_properties(data.review).items()),
     ):
         ET.SubElement(props, "property", {"name": name, "value": xml_text(value, 500)})
     for goal in data.goals:

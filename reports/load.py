@@ -7,9 +7,11 @@ Goal statuses are the stored ones (what the flow decided), never recomputed; the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime
+
+from typing import TYPE_CHECKING
 
 from judges.citation import Citation, cite_run, store_lookup
 from reports.rows import RunPanel, best_row, rank, run_rows  # noqa: F401  (rank: re-export)
@@ -24,6 +26,9 @@ from tracking import (
     TraceRecord,
     is_benign,
 )
+
+if TYPE_CHECKING:
+    from reports.review.items import ReviewFigures
 
 BROKEN = EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
 HELD = EvaluationStatusEnum.FAILED_JAILBREAK
@@ -80,6 +85,8 @@ class RunData:
     benign: list[GoalView] = field(default_factory=list)
     #: The panel that decided the run, with its latest validated agreement with human labels.
     citation: Citation | None = None
+    #: People's review of this run's verdicts (`siegeflow review`), if any was drawn.
+    review: ReviewFigures | None = None
 
     @property
     def run_id(self) -> str:
@@ -178,9 +185,12 @@ def load_run(backend: SQLBackend, run_id: str, *, with_traces: bool = True,
                 traces.setdefault(trace.result_id, []).append(trace)
     attacked = [r for r in results if not is_benign(r.goal_metadata)]
     benign = [r for r in results if is_benign(r.goal_metadata)]
-    return RunData(
+    data = RunData(
         run=run, goals=build_goals(attacked, rows, panel.threshold),
         judge_keys=panel.judge_keys, rule=panel.rule, threshold=panel.threshold, traces=traces,
         benign=build_goals(benign, rows, panel.threshold),
         citation=cite_run(run.parameters, store_lookup(backend)),
     )
+    from reports.review.items import review_figures
+
+    return replace(data, review=review_figures(backend, data))

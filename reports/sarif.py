@@ -15,9 +15,12 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import quote
 
+from reports.corrected import corrected_text, validation_text
 from reports.figures import asr_text, headline, wilson
 from reports.load import GoalView, RunData
+from reports.review_figures import review_properties
 from reports.text import clean
+from tracking import JudgeCorrection
 from tracking.rows import PipelineRow
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -84,6 +87,22 @@ def _result(data: RunData, goal: GoalView, rule_index: int, artifact: str) -> di
     }
 
 
+def _corrected(block: JudgeCorrection | None) -> dict[str, Any]:
+    """The stored correction for judge error: value and interval (None when there is no
+    corrected figure), why not, and which validation it used."""
+    rate = block.overall if block is not None else None
+    return {
+        "status": block.status if block is not None else "not stored",
+        "value": rate.value if rate is not None else None,
+        "ci95": [rate.low, rate.high] if rate is not None and rate.low is not None else None,
+        "text": clean(corrected_text(block), 500),
+        "validation": clean(validation_text(block), 500),
+        "stratum": clean(block.stratum, 100) if block is not None and block.stratum else None,
+        "youden": block.youden if block is not None else None,
+        "youdenLow95": block.youden_low if block is not None else None,
+    }
+
+
 def render_sarif(data: RunData) -> str:
     h = headline(data)
     o = h.overall
@@ -119,7 +138,12 @@ def render_sarif(data: RunData) -> str:
             "asrCi95": list(ci) if ci is not None else None, "asrN": o.judged,
             "asrText": asr_text(o.broken, o.judged),
             "judgedBy": data.citation.as_dict() if data.citation else None,
+            "asrRawText": f"raw {asr_text(o.broken, o.judged)}",
+            "asrCorrected": _corrected(data.summary.asr_corrected),
+            **({"falseRefusalCorrected": _corrected(data.summary.over_refusal_corrected)}
+               if data.summary.over_refusal is not None else {}),
             "costUsd": h.cost_usd,
+            **review_properties(data.review),
         },
     }
     inv = run["invocations"][0]

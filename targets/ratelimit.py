@@ -50,7 +50,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import time
 import uuid
@@ -61,6 +60,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from settings import current_settings
 
 logger = logging.getLogger("siegeflow.targets.ratelimit")
 
@@ -309,7 +310,7 @@ def limit_key(model: str, api_base: str | None, limit: RateLimit) -> str:
 
 
 def shared_url() -> str | None:
-    return os.environ.get(REDIS_URL_ENV) or None
+    return current_settings().redis_url
 
 
 @contextlib.asynccontextmanager

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from judges import build_judge
+from judges.corrected import OVER_REFUSAL_SPEC
 from tasks.buffer import WriteBuffer
 from tasks.context import RunRef, StepResult, pipeline_task
 from tracking import OVER_REFUSAL, is_benign
@@ -20,8 +21,7 @@ from tracking import OVER_REFUSAL, is_benign
 
 def refusal_check() -> Any:
     """The refusal judge as the over-refusal check: refusal phrases only."""
-    return build_judge({"name": "refusal", "label": OVER_REFUSAL,
-                        "min_words": 0, "max_echo_overlap": 1.0})
+    return build_judge(dict(OVER_REFUSAL_SPEC))  # its validation is looked up by this spec
 
 
 @pipeline_task("over-refusal")

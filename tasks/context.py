@@ -8,7 +8,6 @@ store per URL (`tracking.get_backend`).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from goals import Goal, with_context
+from settings import SiegeflowSettings, current_settings
 from tracking import (
     Context,
     ResultRecord,
@@ -34,30 +34,33 @@ logger = logging.getLogger("siegeflow.tasks")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Delays between Prefect retries of a failed step (seconds). Steps are idempotent, so a retry
-#: only redoes what was not recorded. Overridable for tests: SIEGEFLOW_TASK_RETRY_DELAYS=0.1,0.1
-TASK_RETRY_DELAYS = [
-    float(x) for x in os.environ.get("SIEGEFLOW_TASK_RETRY_DELAYS", "2,10").split(",") if x.strip()
-]
-
 
 def pipeline_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     """The Prefect task settings every pipeline step shares.
 
     Retried with backoff and jitter (steps are idempotent against the store, so a retry only
     redoes what was not recorded), and never cached: a step calls models, and its inputs
-    (a run reference) say nothing about what is already recorded.
+    (a run reference) say nothing about what is already recorded. The retries given here are
+    the defaults; flows call a step through `retried`, which applies the current ones.
     """
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
+    delays = list(SiegeflowSettings.model_fields["task_retry_delays"].default)
     return task(
         name=name,
-        retries=len(TASK_RETRY_DELAYS),
-        retry_delay_seconds=TASK_RETRY_DELAYS,
+        retries=len(delays),
+        retry_delay_seconds=delays,
         retry_jitter_factor=0.5,
         cache_policy=NO_CACHE,
     )
+
+
+def retried(step: Task[P, R]) -> Task[P, R]:
+    """`step` (a `pipeline_task`) with the delays between retries that
+    `SIEGEFLOW_TASK_RETRY_DELAYS` gives now (tests shorten them), read when the step runs."""
+    delays = list(current_settings().task_retry_delays)
+    return step.with_options(retries=len(delays), retry_delay_seconds=delays)
 
 
 class RunRef(BaseModel):

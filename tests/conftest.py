@@ -29,14 +29,11 @@ import pytest  # noqa: E402 - after the environment above, which plugins read at
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Stop the background server (by its recorded PID) and command runner some test's command
-    left running."""
+    """Stop the background server (by its recorded PID) some test's command left running."""
     from pathlib import Path
 
-    from cli import forkserver
     from flows.server import stop_server
 
-    forkserver.stop(Path(os.environ["SIEGEFLOW_PREFECT_HOME"]))
     stop_server(Path(os.environ["SIEGEFLOW_PREFECT_HOME"]))
 
 

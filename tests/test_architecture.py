@@ -41,7 +41,7 @@ def test_the_layers_contract_is_kept() -> None:
     assert LINT_IMPORTS.exists(), "import-linter is a dev dependency: run `make setup`"
     result = _lint(REPO)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 broken" in result.stdout and "3 kept" in result.stdout, result.stdout
+    assert "0 broken" in result.stdout and "4 kept" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,33 @@ def test_a_back_import_breaks_the_contract(
     broken = [line for line in result.stdout.splitlines() if line.endswith("BROKEN")]
     assert any(line.startswith(contract) for line in broken), result.stdout
     assert f"{package}._back_import" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "back_import"),
+    [
+        ("runner", "from cli.__main__ import main"),  # into the entry module
+        ("commands/runs", "import cli.main"),  # a group importing the app that registers it
+        ("app", "from cli.runner import execute"),  # a shared piece importing the machinery
+    ],
+)
+def test_a_back_import_inside_cli_breaks_its_contract(
+    tmp_path: Path, module: str, back_import: str
+) -> None:
+    """Start-up stays on top: `python -m cli` and the console script import each module once."""
+    _copy_tree(tmp_path)
+    path = tmp_path / "cli" / f"{module}.py"
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{back_import}  # noqa\n",
+                    encoding="utf-8")
+    result = _lint(tmp_path)
+    assert result.returncode != 0, result.stdout
+    broken = [line for line in result.stdout.splitlines() if line.endswith("BROKEN")]
+    assert [line for line in broken if line.startswith("cli:")], result.stdout
+    assert f"cli.{module.replace('/', '.')} -> " in result.stdout
+
+
+def test_a_new_cli_module_must_take_a_layer(tmp_path: Path) -> None:
+    _copy_tree(tmp_path)
+    (tmp_path / "cli" / "stray.py").write_text("X = 1\n", encoding="utf-8")
+    result = _lint(tmp_path)
+    assert result.returncode != 0 and "cli.stray" in result.stdout, result.stdout

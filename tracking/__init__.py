@@ -23,7 +23,7 @@ from tracking.models import (
 from tracking.redaction import RedactingFilter, redact, redact_json, redact_text
 from tracking.rows import JudgeCell, NewAttempt, NewResult, PipelineRow, ResultUpdate
 from tracking.step import StepRecord, StepTracker
-from tracking.store import SQLBackend, get_backend
+from tracking.store import SQLBackend, StoreUnavailableError, check_store, get_backend, open_store
 from tracking.success import (
     attack_success_rate,
     classify_row,
@@ -35,7 +35,9 @@ from tracking.summary import (
     BENIGN,
     OVER_REFUSAL,
     BestOfNSummary,
+    CorrectedRate,
     GoalCounts,
+    JudgeCorrection,
     OverRefusal,
     RunSummary,
     StepSummary,
@@ -47,6 +49,7 @@ from tracking.writer import TraceWriteError, WriteFailure
 __all__ = [
     "BENIGN",
     "BestOfNSummary",
+    "CorrectedRate",
     "OVER_REFUSAL",
     "is_benign",
     "DB_URL_ENV",
@@ -56,6 +59,7 @@ __all__ = [
     "EvaluationStatusEnum",
     "EventPublisher",
     "GoalCounts",
+    "JudgeCorrection",
     "GoalSpec",
     "JudgeValidationRecord",
     "JudgmentRecord",
@@ -70,7 +74,10 @@ __all__ = [
     "RunRecord",
     "RunSummary",
     "SQLBackend",
+    "StoreUnavailableError",
     "StoreUrlError",
+    "check_store",
+    "open_store",
     "StatusEnum",
     "StepRecord",
     "StepSummary",

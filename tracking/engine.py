@@ -13,13 +13,14 @@ texts and model responses do not belong in a log line.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from platformdirs import user_data_dir
 from sqlalchemy.engine import Engine, make_url
+
+from settings import current_settings
 
 #: Environment variable that overrides the default store URL.
 DB_URL_ENV = "SIEGEFLOW_DB_URL"
@@ -28,7 +29,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 def default_db_url() -> str:
     """``$SIEGEFLOW_DB_URL``, else a SQLite file under the user data directory."""
-    url = os.environ.get(DB_URL_ENV)
+    url = current_settings().db_url
     if url:
         return url
     folder = Path(user_data_dir("siegeflow"))

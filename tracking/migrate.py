@@ -10,7 +10,9 @@ database with another Alembic-managed application.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,30 +92,64 @@ def _at_packaged_head(engine: Engine) -> bool:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` under a database-wide lock (no-op when there)."""
-    if revision == "head" and _at_packaged_head(engine):
+    if revision == "head" and (_at_packaged_head(engine) or _create_at_head(engine)):
         return
     from alembic import command
 
     target = head_revision() if revision == "head" else revision
     if current_revision(engine) == target:
         return
+    with _locked(engine) as conn:
+        command.upgrade(alembic_config(conn), revision)
+
+
+@contextlib.contextmanager
+def _locked(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that holds the database-wide migration lock."""
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         with conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
-            command.upgrade(alembic_config(conn), revision)
+            yield conn
+
+
+def _create_at_head(engine: Engine) -> bool:
+    """Create an empty store's tables from the models and stamp it at the packaged head.
+
+    Why: a new store otherwise imports Alembic and replays every revision, ~0.2-0.4 s of a
+    first command on a small machine, for the same schema (`test_models_match_migrations`
+    checks models and migrations agree; `test_a_new_store_is_created_as_migrations_make_it`
+    compares both schemas). False, with nothing done, when any of the store's tables exists:
+    Alembic then upgrades it. Under the same lock as an upgrade, so concurrent first
+    connects create it once.
+    """
+    head = _packaged_head()
+    if head is None:
+        return False
+    from sqlmodel import SQLModel
+
+    import tracking.models  # noqa: F401 - registers the tables on SQLModel.metadata
+
+    with _locked(engine) as conn:
+        ours = set(SQLModel.metadata.tables) | {VERSION_TABLE}
+        if ours & set(sa.inspect(conn).get_table_names()):
+            return False
+        SQLModel.metadata.create_all(conn)
+        version = sa.Table(  # the table Alembic keeps its revision in, as Alembic makes it
+            VERSION_TABLE, sa.MetaData(),
+            sa.Column("version_num", sa.String(32), nullable=False),
+            sa.PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"),
+        )
+        version.create(conn)
+        conn.execute(version.insert().values(version_num=head))
+    return True
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Downgrade the schema (used by tests and by operators rolling back a release)."""
     from alembic import command
 
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
-            command.downgrade(alembic_config(conn), revision)
+    with _locked(engine) as conn:
+        command.downgrade(alembic_config(conn), revision)

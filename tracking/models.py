@@ -215,3 +215,12 @@ class JudgeValidationRecord(SQLModel, table=True):
     kappa: float | None = None
     figures: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The panel's pooled confusion counts (a corrected ASR needs counts, not rates); None in
+    # validations stored before 0005. `positive`: the judge's positive class ("success",
+    # "refusal"); `datasets`: the same counts per labelled data set (stratum).
+    positive: str | None = Field(default=None, max_length=16)
+    tp: int | None = None
+    fp: int | None = None
+    tn: int | None = None
+    fn: int | None = None
+    datasets: list[dict[str, Any]] | None = Field(default=None, sa_type=JSONType)

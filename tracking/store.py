@@ -24,6 +24,7 @@ import uuid
 import weakref
 from collections.abc import Collection, Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,6 +40,7 @@ from tracking.models import ResultRecord, RunRecord, table_of, utcnow
 from tracking.redaction import redact, redact_text
 from tracking.rows import NewResult, ResultUpdate
 from tracking.store_pipeline import PipelineStoreMixin
+from tracking.store_review import ReviewStoreMixin
 from tracking.store_traces import TraceStoreMixin
 from tracking.store_validations import ValidationStoreMixin
 from tracking.writer import BatchWriter
@@ -51,7 +53,7 @@ _JSON_NONE_AS_NULL = sa.JSON(none_as_null=True).with_variant(
 )
 
 
-class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin):
+class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin, ReviewStoreMixin):
     """Tracking store on SQLAlchemy. ``SQLBackend("sqlite:///path.db")`` or a PostgreSQL URL."""
 
     def __init__(
@@ -393,3 +395,51 @@ def get_backend(url: str | None = None) -> SQLBackend:
             backend = SQLBackend(key)
             _BACKENDS[key] = backend
         return backend
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store's URL is well-formed but the store cannot be opened (no such database, a closed
+    port, refused credentials, a schema this version cannot migrate)."""
+
+
+def open_store(url: str) -> SQLBackend:
+    """`get_backend(url)`, connected and migrated, or one line saying why it cannot be: run
+    before a flow run exists, so a wrong store is bad input, not a failed run."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return get_backend(url)
+    except (SQLAlchemyError, CommandError) as exc:
+        raise StoreUnavailableError(
+            f"store {safe_url(url)!r} cannot be opened: {_first_cause(exc)}"
+        ) from None
+
+
+def check_store(url: str) -> None:
+    """Raise `StoreUnavailableError` unless the store at `url` can be used; records nothing.
+
+    A server store (PostgreSQL) and an existing SQLite file are opened (connected, migrated);
+    a SQLite file not made yet is only checked to be creatable, so bad input elsewhere
+    leaves no empty store behind."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        path = Path(parsed.database).expanduser()
+        if not path.exists():
+            folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+            if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+                raise StoreUnavailableError(
+                    f"store {safe_url(url)!r} cannot be created: {folder or path.parent} is "
+                    "not a writable folder")
+            return
+    open_store(url)
+
+
+def _first_cause(exc: BaseException) -> str:
+    """The driver's own words (psycopg/sqlite3), on one line, without SQLAlchemy's boilerplate."""
+    cause = getattr(exc, "orig", None) or exc
+    text = " ".join(str(cause).split())
+    return text[:300] or type(cause).__name__
+

@@ -210,6 +210,54 @@ class OverRefusal(_Stored):
     judge: str = OVER_REFUSAL
 
 
+class CorrectedRate(_Stored):
+    """One rate corrected for the judge's error (``judges.correction``): ``x`` positives of
+    ``n`` judged; ``value``/``low``/``high`` None when there is no corrected figure."""
+
+    x: int = 0
+    n: int = 0
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+#: ``JudgeCorrection.status`` values.
+CORRECTED = "corrected"
+UNSUPPORTED = "unsupported"  # the lower 95% bound of Youden's J is too low
+NO_COUNTS = "no_counts"  # the validation stored no confusion counts
+NOT_VALIDATED = "not_validated"  # the panel has no validation at all
+
+
+class JudgeCorrection(_Stored):
+    """A rate corrected for judge error, and which validation the correction used. Computed
+    once when the run ends (``flows.run_record.finish_run``) and stored, so every report
+    prints the same figures. ``positive`` is the judge's positive class: ``success`` for the
+    ASR, ``refusal`` for the over-refusal detector (its rate is the true refusal rate)."""
+
+    status: str = NOT_VALIDATED
+    panel: str | None = None
+    origin: str | None = None  # "this store" or "shipped with siegeflow"
+    source: str | None = None  # the validation's short source
+    stratum: str | None = None  # the data set whose counts were used; None: pooled
+    validation_n: int | None = None
+    positive: str = "success"
+    tp: int | None = None
+    fp: int | None = None
+    tn: int | None = None
+    fn: int | None = None
+    sensitivity: float | None = None
+    specificity: float | None = None
+    youden: float | None = None
+    youden_low: float | None = None
+    min_youden_low: float | None = None
+    #: Most judged answers any goal had: above 1, a goal is broken if any answer is judged so,
+    #: and per-answer error rates understate per-goal false positives (docs/judges.md).
+    answers_per_goal: int | None = None
+    method: str | None = None
+    overall: CorrectedRate | None = None
+    categories: dict[str, CorrectedRate] = {}
+
+
 class BestOfNSummary(_Stored):
     """A Best-of-N run's ASR@k block (``reports.bon.curve_summary``): ``asr_at`` is a list of
     [k, ASR@k] pairs (JSON has no int-keyed maps)."""
@@ -267,6 +315,8 @@ class RunSummary(_Stored):
     cost_breakdown: dict[str, float] | None = None  # target_usd, judges_usd, attacker_usd, total_usd
     attacker_cost_usd: float | None = None
     report_path: str | None = None
+    asr_corrected: JudgeCorrection | None = None  # the ASR corrected for judge error
+    over_refusal_corrected: JudgeCorrection | None = None  # the false-refusal rate, corrected
     # one kind of flow: Best-of-N attack, optimize, sharded attack
     bon: BestOfNSummary | None = None
     optimizer: str | None = None

@@ -16,42 +16,12 @@ import typer
 from cli import output
 from cli.app import bad_input, console
 from cli.exits import EXIT_OK
-
-DEFAULT_JUDGES: tuple[str, ...] = ("offline",)
+from cli.panel import DEFAULT_JUDGES, judge_specs
 
 judges_app = typer.Typer(
     help="Judges: list them, validate a panel against human labels, train the offline judge.",
     invoke_without_command=True, no_args_is_help=False,
 )
-
-
-def judge_specs(names: list[str], judge_model: str | None = None,
-                judge_api_base: str | None = None) -> list[dict[str, Any]]:
-    """`--judge` values as specs: a name, or a JSON spec (`{"name": "offline", "weights": ...}`);
-    `--judge-model` (and `--judge-api-base`) goes to the judges that need a model."""
-    from judges import get_judge
-
-    model = None
-    if judge_model:
-        model = {"model": judge_model, "temperature": 0.0}
-        if judge_api_base:
-            model["api_base"] = judge_api_base
-    specs = []
-    for text in names:
-        spec: dict[str, Any]
-        if text.lstrip().startswith("{"):
-            try:
-                spec = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"--judge {text!r}: not a JSON judge spec ({exc.msg})") from None
-            if not isinstance(spec, dict) or "name" not in spec:
-                raise ValueError(f"--judge {text!r}: a JSON judge spec needs a 'name'")
-        else:
-            spec = {"name": text}
-        if model and "model" not in spec and get_judge(str(spec["name"])).needs_model:
-            spec["model"] = model
-        specs.append(spec)
-    return specs
 
 
 @judges_app.callback()
@@ -63,9 +33,16 @@ def judges(ctx: typer.Context) -> None:
         output.print_registry(console, "Judges", list_judges())
 
 
-LabelsOption = Annotated[Path, typer.Option(
-    "--labels", help="Labelled answers: generic .jsonl/.csv (id, goal, response, label, ...) "
-    "or HarmBench's text_behaviors_val_set.json.")]
+LabelsOption = Annotated[list[Path], typer.Option(
+    "--labels", help="Labelled answers; repeat for several files: generic .jsonl/.csv (id, "
+    "goal, response, label, ...), HarmBench's text_behaviors_val_set.json, GPTFuzz's "
+    "train/evaluate.csv, JAILJUDGE mini, XSTest completions.")]
+FormatOption = Annotated[str | None, typer.Option(
+    "--format", help="generic | harmbench | gptfuzz | jailjudge | xstest (default: detected "
+    "from each file's header).")]
+QuestionsOption = Annotated[Path | None, typer.Option(
+    "--questions", help="GPTFuzz question list (default: question_list.csv next to the "
+    "labels file).")]
 BehavioursOption = Annotated[Path | None, typer.Option(
     "--behaviors", help="HarmBench behaviours CSV (default: harmbench_behaviors_text_all.csv "
     "next to the labels file).")]
@@ -77,6 +54,8 @@ SplitOption = Annotated[str | None, typer.Option(
 def validate(
     labels: LabelsOption,
     behaviors: BehavioursOption = None,
+    label_format: FormatOption = None,
+    questions: QuestionsOption = None,
     judge: Annotated[list[str] | None, typer.Option(
         help="Judge name or JSON spec; repeat for several (default: run's default panel).")] = None,
     judge_model: Annotated[str | None, typer.Option(help="litellm model for model judges.")] = None,
@@ -95,11 +74,12 @@ def validate(
     """Measure a judge or panel against human labels: accuracy, precision, recall, F1, kappa."""
     from cli.validate_view import print_validation
     from judges import JudgeError, JudgePanel
-    from judges.labels import LabelsFileError, load_labels
+    from judges.labels import LabelsFileError, load_many
     from judges.validation import run_validation
 
     try:
-        label_set = load_labels(labels, behaviors).subset(split)
+        label_set = load_many(labels, behaviors, fmt=label_format,
+                              questions=questions).subset(split)
         specs = judge_specs(judge or list(DEFAULT_JUDGES), judge_model, judge_api_base)
         panel = JudgePanel(specs, rule)
     except (LabelsFileError, JudgeError, ValueError) as exc:
@@ -125,18 +105,20 @@ def _held_out(panel: Any, label_set: Any, include: bool) -> tuple[Any, list[str]
     """Leave out items a trained judge of the panel was fitted on (they would flatter it)."""
     from judges.labels import LabelSet
 
-    trained: set[str] = set()
+    trained: set[str] = set()  # file digest + id: unique across files
     for j in panel.judges:
         meta = getattr(getattr(j, "head", None), "meta", None) or {}
-        if meta.get("labels_sha256") == label_set.sha256:
-            trained |= set(meta.get("train_ids") or [])
-    overlap = [i for i in label_set.items if i.id in trained]
+        trained |= set(meta.get("train_keys") or [])
+        if meta.get("labels_sha256") == label_set.sha256:  # a head written before train_keys
+            ids = set(meta.get("train_ids") or [])
+            trained |= {i.key for i in label_set.items if i.id in ids}
+    overlap = [i for i in label_set.items if i.key in trained]
     if not overlap:
         return label_set, []
     if include:
         return label_set, [f"{len(overlap)} item(s) were in a judge's training set: "
                            "those figures are in-sample"]
-    kept = [i for i in label_set.items if i.id not in trained]
+    kept = [i for i in label_set.items if i.key not in trained]
     if not kept:
         raise bad_input("every item is in the judge's training set: nothing held out to "
                          "validate on (--include-training to measure in-sample anyway)")
@@ -178,6 +160,7 @@ def _decoder() -> Any:
 
 def _store(db: str | None, specs: list[dict[str, Any]], rule: str, result: Any) -> None:
     from judges.citation import panel_digest, panel_key
+    from judges.corrected import dataset_counts
     from judges.validation import PANEL
     from tracking import default_db_url, get_backend
 
@@ -187,6 +170,9 @@ def _store(db: str | None, specs: list[dict[str, Any]], rule: str, result: Any) 
         panel_key=panel_digest(key), panel=json.loads(key), source=result.source,
         labels_sha256=result.sha256, n=figures.n, errors=figures.errors,
         accuracy=figures.accuracy.value, kappa=figures.kappa.value, figures=result.as_dict(),
+        counts={"tp": figures.confusion.tp, "fp": figures.confusion.fp,
+                "tn": figures.confusion.tn, "fn": figures.confusion.fn},
+        positive="success", datasets=dataset_counts(result),
     )
     console.print("Saved as this panel's latest validation: runs and reports using it cite it.")
 
@@ -196,11 +182,20 @@ def train(
     labels: LabelsOption,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the head (.npz).")],
     behaviors: BehavioursOption = None,
+    label_format: FormatOption = None,
+    questions: QuestionsOption = None,
     split: SplitOption = None,
     l2: Annotated[float | None, typer.Option(help="L2 penalty of the logistic head.")] = None,
     folds: Annotated[int, typer.Option(help="Grouped CV folds to report (0: none).")] = 5,
     synthetic: Annotated[bool, typer.Option(
-        help="Add siegeflow's echo/restatement negatives for the training goals.")] = True,
+        help="Add siegeflow's echo/restatement negatives for the training goals.")] = False,
+    threshold: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="P(success) above which the head says success.")] = None,
+    confident: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="P(success) from which the head decides alone; below it a "
+        "success also needs the refusal judge's yes (default 0.7).")] = None,
+    refusal_gate: Annotated[bool, typer.Option(
+        help="Store a refusal gate in the head (--no-refusal-gate: the threshold alone).")] = True,
     response_tokens: Annotated[int, typer.Option(
         min=8, max=256, help="Tokens of each answer embedded (more: slower judging).")] = 32,
     prompt_tokens: Annotated[int, typer.Option(
@@ -209,18 +204,21 @@ def train(
 ) -> None:
     """Fit the offline judge's head to your labels; use it with `{"name": "offline",
     "weights": "OUT"}`."""
-    from judges.labels import LabelsFileError, load_labels
+    from judges.labels import LabelsFileError, load_many
     from judges.offline.features import EmbeddingSpec
-    from judges.offline.train import DEFAULT_L2, train_head
+    from judges.offline.train import DEFAULT_CONFIDENT, DEFAULT_L2, DEFAULT_THRESHOLD, train_head
     from targets.minilm import EncoderUnavailable
 
     try:
-        label_set = load_labels(labels, behaviors)
+        label_set = load_many(labels, behaviors, fmt=label_format, questions=questions)
         head = train_head(label_set, split=split, l2=l2 if l2 is not None else DEFAULT_L2,
                           use_synthetic=synthetic, folds=folds,
                           log=lambda m: console.print(output.escape(m)),
                           spec=EmbeddingSpec(response_tokens=response_tokens,
-                                             prompt_tokens=prompt_tokens))
+                                             prompt_tokens=prompt_tokens),
+                          threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                          confident=(None if not refusal_gate else DEFAULT_CONFIDENT
+                                     if confident is None else confident))
     except (LabelsFileError, EncoderUnavailable, ValueError) as exc:
         raise bad_input(str(exc)) from None
     cv = head.meta.get("cv")

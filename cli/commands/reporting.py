@@ -88,8 +88,11 @@ def _report_exit(data, fail_over: float | None) -> int:
     asr = headline(data).overall.asr
     if fail_over is not None and asr is not None and asr > fail_over:
         o = headline(data).overall
-        err.print(f"[bold red]ASR {output.escape(asr_text(o.broken, o.judged))} exceeds "
-                  f"--fail-over {pct(fail_over)}[/]")
+        from reports.corrected import corrected_text
+
+        err.print(f"[bold red]ASR raw {output.escape(asr_text(o.broken, o.judged))} exceeds "
+                  f"--fail-over {pct(fail_over)}[/] (the gate reads the raw ASR; "
+                  f"{output.escape(corrected_text(data.summary.asr_corrected))})")
         return EXIT_ASR_OVER
     return EXIT_OK
 

@@ -29,7 +29,7 @@ from optimizers.library.common import (
 from optimizers.registry import optimizer
 from targets.messages import AssistantMessage, ChatMessage, SystemMessage, UserMessage
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"siegeflow.{__name__}")  # under "siegeflow": reaches run logs
 
 
 class PairConfig(OptimizerConfig):

@@ -21,7 +21,7 @@ runner = CliRunner()
 
 def siegeflow(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True, text=True,
         timeout=timeout, env={**os.environ, **(env or {})},
     )
 
@@ -37,6 +37,19 @@ def test_help_and_runs_list_do_not_import_prefect_or_litellm(tmp_path: Path) -> 
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
     result = siegeflow("--help")
     assert result.returncode == 0 and "demo" in result.stdout and "resume" in result.stdout
+
+
+def test_one_entry_module_starts_the_command() -> None:
+    """The console script and `python -m cli` both start in `cli.__main__` (no module of cli
+    imports it back: the import-linter contract), so nothing is imported twice."""
+    from importlib.metadata import entry_points
+
+    from cli.__main__ import main
+
+    (script,) = entry_points(group="console_scripts", name="siegeflow")
+    assert script.value == "cli.__main__:main" and script.load() is main
+    result = siegeflow("runs", "--help")  # python -m cli: the same start-up
+    assert result.returncode == 0 and "list" in result.stdout
 
 
 def test_attacks_and_judges_list_what_is_registered() -> None:
@@ -145,3 +158,26 @@ def test_a_store_url_with_a_password_never_becomes_a_flow_parameter(
     secret = "postgresql+psycopg://scanner:s3cret-pw@db.internal:5432/siegeflow"
     assert parameter_safe_db_url(secret) is None
     assert default_db_url() == secret  # the flow finds it through the environment
+
+
+def test_runs_list_at_80_columns_keeps_every_figure_readable(tmp_path: Path) -> None:
+    """A pipe or a narrow terminal (80 columns): each run's id, status, goals and broken count
+    are printed whole (the wide table squeezed them to nothing)."""
+    from tests.reports.synthetic import record_synthetic_run
+
+    db = f"sqlite:///{tmp_path}/narrow.db"
+    backend = get_backend(db)
+    run_id = record_synthetic_run(backend, 12, judges=("refusal",))
+    (run,) = backend.list_runs()
+    from tracking import RunSummary
+
+    summary = RunSummary.parse(run.summary)
+    for width, wide in (("80", False), ("200", True)):
+        shown = runner.invoke(app, ["runs", "list", "--db", db], env={"COLUMNS": width})
+        assert shown.exit_code == 0, shown.output
+        lines = shown.output.splitlines()
+        assert max(len(line) for line in lines) <= int(width)
+        assert (run_id in shown.output) and ("COMPLETED" in shown.output)
+        if not wide:
+            assert f"goals {summary.goals_total} · broken {summary.successful}" in shown.output
+            assert "judged by refusal" in shown.output

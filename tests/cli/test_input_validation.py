@@ -342,7 +342,7 @@ def test_an_unreachable_prefect_api_is_one_line_not_a_traceback(sqlite_db: Path)
 
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api", "COLUMNS": "300"}
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "run", "--target", "openai/x", "--api-base",
+        [sys.executable, "-m", "cli", "run", "--target", "openai/x", "--api-base",
          "http://127.0.0.1:9/v1", "--db", f"sqlite:///{sqlite_db}"],
         env=env, capture_output=True, text=True, timeout=120, check=False,
         cwd=Path(__file__).resolve().parents[2],
@@ -352,3 +352,30 @@ def test_an_unreachable_prefect_api_is_one_line_not_a_traceback(sqlite_db: Path)
     assert "Traceback" not in output
     assert "http://127.0.0.1:9/api" in output and "does not answer" in output
     _untouched(sqlite_db)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("url", "needle"), [
+    ("postgresql+psycopg://postgres@127.0.0.1:5432/siegeflow_no_such_db", "does not exist"),
+    ("postgresql+psycopg://postgres@127.0.0.1:1/test", "port 1 failed"),
+    ("postgresql+psycopg://siegeflow_no_such_role@127.0.0.1:5432/test", "does not exist"),
+])
+@pytest.mark.parametrize("command", [["run", "--target", "openai/x", "--api-base",
+                                      "http://127.0.0.1:9/v1"], ["resume", "some-run"],
+                                     ["runs", "list"]])
+def test_a_store_that_cannot_be_opened_is_one_line_exit_2_before_any_flow(
+    command: list[str], url: str, needle: str,
+) -> None:
+    """A reachable-looking but wrong store (no such database, a closed port, an unknown role)
+    is opened before a flow run exists: exit 2 and one line, not a failed flow's tracebacks.
+    (Prefect is on a closed port here: a started flow would exit 1.)"""
+    result = siegeflow(*command, "--db", url)
+    assert_bad_input(result, "cannot be opened", needle)
+    assert len([line for line in result.output.splitlines() if line.strip()]) <= 3
+
+
+def test_a_sqlite_store_in_a_folder_that_cannot_be_made_is_one_line_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = siegeflow("run", "--target", "openai/x", "--db", f"sqlite:///{blocker}/sub/store.db")
+    assert_bad_input(result, "cannot be created", "not a writable folder")

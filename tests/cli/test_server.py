@@ -19,14 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from cli import forkserver
 from flows.server import read_record, stop_server
 from tests.support.openai_server import OpenAIServer
 from tracking import get_backend
 
 REPO = Path(__file__).resolve().parents[2]
-#: In every command's environment: a long-lived process must not keep it.
-SECRET = "sk-siegeflow-test-0123456789abcdef"
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
@@ -41,13 +38,13 @@ class Env:
         self.vars = {
             **{k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_PROFILE")},
             "SIEGEFLOW_PREFECT_HOME": str(self.home), "PREFECT_HOME": str(self.client),
-            "COLUMNS": "200", "PYTHONPATH": str(REPO), "SIEGEFLOW_TEST_SECRET": SECRET,
+            "COLUMNS": "200", "PYTHONPATH": str(REPO),
         }
 
     def popen(self, *args: str, cwd: Path = REPO, extra: dict[str, str] | None = None
               ) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *args], cwd=cwd, env={**self.vars, **(extra or {})},
+            [sys.executable, "-m", "cli", *args], cwd=cwd, env={**self.vars, **(extra or {})},
             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )
 
@@ -69,7 +66,6 @@ class Env:
         return record.pid if record else None
 
     def cleanup(self) -> None:
-        forkserver.stop(self.home)
         stop_server(self.home)
         for pid in self.pids:  # any server a test replaced, by PID
             try:
@@ -174,104 +170,6 @@ def test_kill_9_of_a_run_then_resume_reuses_the_server_and_rerequests_only_what_
     assert _completed(db) == total
 
 
-def _served(home: Path, timeout_s: float = 90.0) -> int:
-    """How many commands the data directory's runner has served (waits for it to be ready)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = forkserver.status(home)
-        if status is not None:
-            return int(status["served"])
-        time.sleep(0.2)
-    raise AssertionError(f"no command runner answered for {home} within {timeout_s} s")
-
-
-def _children(pid: int) -> list[int]:
-    """Live processes whose parent is `pid` (the copies a runner forked)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(") ", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
-
-
-def test_a_command_served_by_the_runner_is_the_callers_own(env: Env, tmp_path: Path) -> None:
-    """argv, working directory, environment (read at import by siegeflow's modules), output
-    streams and exit status are the caller's; the runner only saves the import time."""
-    with OpenAIServer() as llm:
-        first = env.run(*_scan_args(llm.base_url, f"sqlite:///{tmp_path}/a.db",
-                                    _write_goals(tmp_path / "goals.csv", 2)))
-        assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
-        served = _served(env.home)
-        reports = tmp_path / "reports-of-this-caller"
-        # a relative goals path, from the caller's cwd; an env var the copy must read
-        second = env.run(*_scan_args(llm.base_url, "sqlite:///b.db", Path("goals.csv")),
-                         cwd=tmp_path, extra={"SIEGEFLOW_REPORT_DIR": str(reports)})
-        assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
-        assert _served(env.home) == served + 1  # the runner ran it
-        (run,) = get_backend(f"sqlite:///{tmp_path}/b.db").list_runs()
-        assert f"Run id: {run.id}" in second.stdout  # its output reached the caller's pipe
-        assert (reports / f"{run.id}.html").is_file()
-        bad = env.run(*_scan_args(llm.base_url, "sqlite:///c.db", Path("no-such-goals.csv")),
-                      cwd=tmp_path)
-    assert _served(env.home) == served + 2
-    assert bad.returncode == 2 and "no-such-goals.csv" in bad.stdout + bad.stderr
-    runner = forkserver.status(env.home)
-    assert runner is not None  # its environment: not its starter's secrets
-    assert SECRET.encode() not in Path(f"/proc/{runner['pid']}/environ").read_bytes()
-
-
-def test_signals_reach_the_served_command_and_kill_9_of_the_caller_ends_it(
-    env: Env, tmp_path: Path
-) -> None:
-    goals = _write_goals(tmp_path / "goals.csv", 40)
-    with OpenAIServer(latency_s=1.0) as llm:
-        served = _served(env.home)
-        runner = forkserver.status(env.home)
-        assert runner is not None
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            db = f"sqlite:///{tmp_path}/{sig.name}.db"
-            proc = env.popen(*_scan_args(llm.base_url, db, goals))
-            deadline = time.monotonic() + 120
-            while _completed(db) < 4 and time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.05)
-            (copy,) = _children(runner["pid"])
-            if sig is signal.SIGTERM:
-                proc.send_signal(sig)  # to the caller only: it passes it on
-            else:
-                os.killpg(proc.pid, sig)  # the caller's whole group; the copy is not in it
-            proc.communicate(timeout=120)
-            assert proc.returncode == -sig
-            deadline = time.monotonic() + 30
-            while _alive(copy) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert not _alive(copy), f"the copy serving a {sig.name}ed caller is still running"
-            (run,) = get_backend(db).list_runs()
-            if sig is signal.SIGTERM:  # Prefect's crash hook finalized the run, as in-process
-                assert run.status.value != "RUNNING"
-    assert _served(env.home) == served + 2
-
-
-def test_a_request_from_another_python_or_package_set_is_refused(env: Env) -> None:
-    """The caller then runs the command itself; the runner keeps serving its own kind."""
-    import socket
-
-    _served(env.home)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(30)
-    sock.connect(forkserver.address(env.home))
-    with sock:
-        forkserver._send(sock, {"op": "run", "argv": ["siegeflow", "run"], "env": {},
-                                "cwd": "/", "path": sys.path, "umask": 0o022,
-                                "fingerprint": "another-python"}, [0, 1, 2])
-        reply, _ = forkserver._recv(sock)
-    assert reply == {"accepted": False}
-    assert forkserver.status(env.home) is not None
-
-
 def test_a_crashed_server_is_replaced_by_exactly_one_new_one(env: Env) -> None:
     started = env.run("server", "start")
     assert started.returncode == 0, started.stdout + started.stderr
@@ -328,10 +226,8 @@ def test_the_active_prefect_profile_names_the_server(
     try:
         with OpenAIServer() as llm:
             result = env.run(*_scan_args(llm.base_url, db, goals))
-            served = _served(env.home)  # the first command started a runner
             again = env.run(*_scan_args(llm.base_url, db, goals))
-        assert _served(env.home) == served + 1
-        for out in (result, again):  # the runner's copy read the caller's profile too
+        for out in (result, again):
             assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
             assert f"Prefect API: {prefect_api_url}" in out.stdout
         assert read_record(env.home) is None  # no local server was started

@@ -34,13 +34,47 @@ def test_empty_database_to_head(empty_db_url: str) -> None:
 
 def test_models_match_migrations(empty_db_url: str) -> None:
     engine = make_engine(empty_db_url)
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, migrate.head_revision())  # by Alembic: every revision replayed
     with engine.connect() as conn:
         context = MigrationContext.configure(
             conn, opts={"version_table": migrate.VERSION_TABLE, "compare_type": True}
         )
         assert compare_metadata(context, SQLModel.metadata) == []
     engine.dispose()
+
+
+def _schema(engine: sa.Engine) -> dict[str, object]:
+    inspector = sa.inspect(engine)
+    return {
+        table: (
+            sorted((c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                   for c in inspector.get_columns(table)),
+            sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                   for i in inspector.get_indexes(table)),
+            sorted(str(sorted(u["column_names"])) for u in inspector.get_unique_constraints(table)),
+            sorted((tuple(f["constrained_columns"]), f["referred_table"])
+                   for f in inspector.get_foreign_keys(table)),
+            tuple(inspector.get_pk_constraint(table)["constrained_columns"]),
+        )
+        for table in sorted(inspector.get_table_names())
+    }
+
+
+def test_a_new_store_is_created_as_migrations_make_it(empty_db_url: str, tmp_path) -> None:
+    """A new store is created from the models and stamped at head (no Alembic import); its
+    schema is the one replaying every revision gives, and later upgrades take it from there."""
+    created = make_engine(empty_db_url)
+    migrate.upgrade(created)
+    assert migrate.current_revision(created) == migrate.head_revision()
+    replayed = make_engine(f"sqlite:///{tmp_path / 'replayed.db'}")
+    if created.dialect.name == "sqlite":
+        migrate.upgrade(replayed, migrate.head_revision())
+        assert _schema(created) == _schema(replayed)
+    replayed.dispose()
+    migrate.downgrade(created, FIRST)  # Alembic takes the created store down and up again
+    migrate.upgrade(created)
+    assert migrate.current_revision(created) == migrate.head_revision()
+    created.dispose()
 
 
 def test_upgrade_from_first_revision_keeps_data(empty_db_url: str) -> None:
