@@ -33,8 +33,9 @@ local: setup
 demo: local
 	$(VENV)/bin/siegeflow demo
 
-# The checking gate: lint (ruff) and types (mypy; strict on core, tracking, targets, judges).
-check: setup
+# The checking gate: lint (ruff) and types (mypy; strict on settings, core, tracking, targets,
+# judges). After `local`: mypy reads the `local` extra's types (llama-cpp-python) too.
+check: local
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
