@@ -96,7 +96,7 @@ def answer(page: Page, key: str, note: str | None = None) -> dict[str, Any]:
 def _start_cli(db: str, run_id: str) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "COLUMNS": "80"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "review", run_id, "--db", db, "--sample", "40",
+        [sys.executable, "-m", "cli", "review", run_id, "--db", db, "--sample", "40",
          "--seed", "7", "--reviewer", "tester"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         cwd=Path(__file__).resolve().parents[2],
