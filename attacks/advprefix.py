@@ -32,6 +32,7 @@ from attacks.base import (
 )
 from attacks.registry import technique
 from goals import Goal
+from targets.messages import AssistantMessage, ChatMessage
 from tracking.rows import PipelineRow
 
 #: Phrases that mark a candidate prefix as a refusal (matched case-insensitively).
@@ -176,9 +177,9 @@ class AdvPrefix(Technique[AdvPrefixConfig]):
             return f"{prefix} {response.lstrip()}" if response.strip() else prefix
         return response
 
-    def _messages(self, goal: Goal, prefix: str) -> list[dict[str, Any]]:
+    def _messages(self, goal: Goal, prefix: str) -> list[ChatMessage]:
         if self.config.mode == "prefill":
-            return [*user(goal.request), {"role": "assistant", "content": prefix}]
+            return [*user(goal.request), AssistantMessage(content=prefix)]
         return user(INSTRUCTION.format(goal=goal.request, prefix=prefix))
 
     def _resolve_chat(self, attacker: Any) -> ChatFn | None:
@@ -192,7 +193,7 @@ class AdvPrefix(Technique[AdvPrefixConfig]):
         return None
 
 
-def meta_prompt(goal: Goal, n: int) -> list[dict[str, Any]]:
+def meta_prompt(goal: Goal, n: int) -> list[ChatMessage]:
     return user(META_PROMPT.format(n=n, goal=goal.text))
 
 

@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -15,8 +15,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from goals import Goal
-from targets.chat import chat_for_model
-from targets.completion import ChatFn, CompletionLike
+from targets.chat import chat_for_model as chat_for_model  # re-exported for techniques
+from targets.completion import ChatFn
+from targets.completion import CompletionLike as CompletionLike  # re-exported for techniques
+from targets.messages import ChatMessage, UserMessage, as_messages, last_user_text, wire
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,34 +27,42 @@ class AttackPrompt:
 
     `variant` names the template/encoding/prefix used, so reports can break results down;
     `metadata` carries what `decode` and later steps need (e.g. `prefix`, `encoding`).
+    `messages` are typed (a prompt rebuilt from the store, in its OpenAI form, is converted).
     """
 
     technique: str
     variant: str
-    messages: list[dict[str, Any]]
+    messages: Sequence[ChatMessage]
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "messages", tuple(as_messages(self.messages)))
 
     @property
     def text(self) -> str:
         """The last user message: what a judge or report shows as "the prompt"."""
-        for message in reversed(self.messages):
-            if message.get("role") == "user":
-                return str(message.get("content", ""))
-        return ""
+        return last_user_text(self.messages)
+
+    @property
+    def wire(self) -> list[dict[str, Any]]:
+        """The messages in their OpenAI form: what the store keeps as the attempt's prompt."""
+        return wire(self.messages)
 
     @property
     def hash(self) -> str:
         return prompt_hash(self.messages)
 
 
-def prompt_hash(messages: list[dict[str, Any]]) -> str:
-    """Stable sha256 (hex) of messages as canonical JSON: key order and spacing never matter."""
-    canonical = json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def prompt_hash(messages: Sequence[ChatMessage | Mapping[str, Any]]) -> str:
+    """Stable sha256 (hex) of messages as canonical JSON of their OpenAI form: key order and
+    spacing never matter, and typed messages hash as their stored form always did."""
+    canonical = json.dumps(wire(messages), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def user(text: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text}]
+def user(text: str) -> list[ChatMessage]:
+    """A one-message conversation: the user's `text`."""
+    return [UserMessage(content=text)]
 
 
 @dataclass
@@ -127,7 +137,8 @@ class Technique(ABC, Generic[C]):
     needs_model: ClassVar[bool] = False
 
     def __init__(self, config: C | None = None, *, attacker_chat: ChatFn | None = None) -> None:
-        self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]
+        # `Config` is the class's own config type, which is C; a ClassVar cannot say so.
+        self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]  # see above
         self._attacker_chat = attacker_chat
 
     @abstractmethod
@@ -143,7 +154,7 @@ class Technique(ABC, Generic[C]):
         (a translation back into English); composite techniques unwind through it."""
         return self.decode(prompt, response)
 
-    def _prompt(self, goal: Goal, variant: str, messages: list[dict[str, Any]],
+    def _prompt(self, goal: Goal, variant: str, messages: Sequence[ChatMessage],
                 **metadata: Any) -> AttackPrompt:
         return AttackPrompt(
             technique=self.name,

@@ -9,6 +9,7 @@ from pydantic import Field
 from attacks.base import AttackPrompt, Technique, TechniqueConfig, user
 from attacks.registry import technique
 from goals import Goal
+from targets.messages import SystemMessage
 
 
 class BaselineConfig(TechniqueConfig):
@@ -26,5 +27,5 @@ class Baseline(Technique[BaselineConfig]):
     async def generate(self, goal: Goal, attacker: Any = None) -> list[AttackPrompt]:
         messages = user(goal.request)
         if self.config.system_prompt:
-            messages = [{"role": "system", "content": self.config.system_prompt}, *messages]
+            messages = [SystemMessage(content=self.config.system_prompt), *messages]
         return [self._prompt(goal, "plain", messages)]

@@ -19,6 +19,7 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -26,6 +27,7 @@ from pydantic import Field
 from attacks.base import AttackPrompt, Technique, TechniqueConfig, user
 from attacks.registry import technique
 from goals import Goal
+from targets.messages import ChatMessage, wire
 
 #: The paper's largest N; a goal never gets more samples than this.
 MAX_N = 10_000
@@ -110,13 +112,13 @@ def augment(text: str, config: BestOfNConfig, rng: random.Random) -> str:
     return noise(text, config.p_noise, rng)
 
 
-def sample_key(messages: list[dict[str, Any]], index: int) -> str:
+def sample_key(messages: Sequence[ChatMessage | Mapping[str, Any]], index: int) -> str:
     """Idempotency key of one sample: its messages *and* its index.
 
     Two samples may augment to the same text (short goals, low probabilities); at temperature
     they are still two draws, so the index is part of the key.
     """
-    canonical = json.dumps([messages, index], sort_keys=True, separators=(",", ":"),
+    canonical = json.dumps([wire(messages), index], sort_keys=True, separators=(",", ":"),
                            ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -140,7 +140,7 @@ class Compose(Technique[ComposeConfig]):
         return text
 
     def _inner_goal(self, goal: Goal, prompt: AttackPrompt, i: int) -> Goal:
-        roles = [m.get("role") for m in prompt.messages]
+        roles = [m.role for m in prompt.messages]
         if roles != ["user"]:
             raise TechniqueError(
                 f"compose: step {i} ({self.config.steps[i].name}) made a prompt with messages "

@@ -20,6 +20,7 @@ from attacks.base import AttackPrompt, Technique, TechniqueConfig, user
 from attacks.registry import TechniqueError, technique
 from goals import Goal, GoalFileError
 from goals.loaders import GoalFileSpec, control_character, field_line, read_records
+from targets.messages import AssistantMessage, ChatMessage, UserMessage
 
 Dialogue = tuple[str, str]  # (user turn, assistant turn)
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".yaml": "yaml", ".yml": "yaml",
@@ -127,11 +128,11 @@ class ManyShot(Technique[ManyShotConfig]):
                                         source=self.config.dialogues_file or "bank"))
         return prompts
 
-    def _messages(self, shots: list[Dialogue], goal: Goal) -> list[dict[str, Any]]:
+    def _messages(self, shots: list[Dialogue], goal: Goal) -> list[ChatMessage]:
         if self.config.layout == "messages":
-            turns = [m for u, a in shots for m in ({"role": "user", "content": u},
-                                                   {"role": "assistant", "content": a})]
-            return [*turns, {"role": "user", "content": goal.request}]
+            turns = [m for u, a in shots
+                     for m in (UserMessage(content=u), AssistantMessage(content=a))]
+            return [*turns, UserMessage(content=goal.request)]
         transcript = "\n\n".join(f"User: {u}\nAssistant: {a}" for u, a in shots)
         return user(f"{transcript}\n\nUser: {goal.request}\nAssistant:")
 

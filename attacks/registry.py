@@ -18,7 +18,10 @@ class TechniqueError(ValueError):
     """An unknown technique name or an invalid technique config."""
 
 
-REGISTRY: Registry[Technique[Any]] = Registry("technique", error=TechniqueError, base=Technique)
+REGISTRY: Registry[Technique[Any]] = Registry(
+    "technique", error=TechniqueError, base=Technique, group="siegeflow.attacks",
+    base_label="attacks.Technique", hint=" (or give 'module:Class')",
+)
 
 T = TypeVar("T", bound=type[Technique[Any]])
 

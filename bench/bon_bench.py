@@ -37,7 +37,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from flows.server import private_prefect_api  # noqa: E402
+from flows.server import private_prefect_api  # noqa: E402 - after the Prefect environment
 
 
 def write_goals(path: Path, n: int) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optimizers import (  # noqa: E402
+from optimizers import (
     Controllable,
     ControllableInjection,
     ControllablePreCallEvent,

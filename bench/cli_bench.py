@@ -73,7 +73,7 @@ class Bench:
                "--goals", str(goals_file), "--db", db,
                "--concurrency", str(self.args.concurrency)]
         t0, cpu0 = time.time(), _children_cpu()
-        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=False,  # noqa: S603
+        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=False,
                               timeout=1800)
         t1, cpu = time.time(), _children_cpu() - cpu0
         if done.returncode != 0:
@@ -101,7 +101,7 @@ class Bench:
 
 
 def _flow_run(api_url: str, flow_run_id: str) -> dict:
-    with urllib.request.urlopen(f"{api_url}/flow_runs/{flow_run_id}", timeout=30) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"{api_url}/flow_runs/{flow_run_id}", timeout=30) as resp:
         return json.load(resp)
 
 
@@ -140,7 +140,8 @@ def main() -> None:
         warm = [bench.run(1, 1) for _ in range(args.warm)]
         walls = [w["wall"] for w in warm]
         print(f"  warm 1-goal run: best {min(walls):5.2f} s, median {statistics.median(walls):5.2f} s "
-              f"wall (target <= 3 s), CPU {min(w['cpu'] for w in warm):.2f} s; command->flow start {min(w['to_flow_start'] for w in warm):.2f} s, "
+              f"wall (target <= 3 s), CPU {min(w['cpu'] for w in warm):.2f} s; "
+              f"command->flow start {min(w['to_flow_start'] for w in warm):.2f} s, "
               f"flow {min(w['flow'] for w in warm):.2f} s, flow end->exit "
               f"{min(w['teardown'] for w in warm):.2f} s", flush=True)
         for calls in args.sizes:
@@ -148,7 +149,8 @@ def main() -> None:
             floor = calls * args.latency / args.concurrency
             print(f"  {calls:>5} calls: wall {r['wall']:6.2f} s, floor {floor:6.2f} s, whole command "
                   f"{floor / r['wall']:.2f} of the floor; in-run (Completions {r['completions_s']:.2f} s) "
-                  f"{floor / r['completions_s']:.2f}; CPU {r['cpu']:.2f} s; command->flow start {r['to_flow_start']:.2f} s, "
+                  f"{floor / r['completions_s']:.2f}; CPU {r['cpu']:.2f} s; "
+                  f"command->flow start {r['to_flow_start']:.2f} s, "
                   f"flow {r['flow']:.2f} s, flow end->exit {r['teardown']:.2f} s", flush=True)
     finally:
         stop_server(work / "prefect")

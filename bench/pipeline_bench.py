@@ -15,7 +15,8 @@ Prefect runs against a local server started once here (the way a worker runs flo
 `--judge offline` judges with the offline judge instead (CPU in this process, no judge calls):
 the Evaluation line then gives judgments/s next to the rate completions arrived at.
 
-    .venv/bin/python bench/pipeline_bench.py [--goals 100] [--prompts 4] [--latency 0.2] [--concurrency 32] [--judge offline]
+    .venv/bin/python bench/pipeline_bench.py [--goals 100] [--prompts 4] [--latency 0.2]
+        [--concurrency 32] [--judge offline]
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from flows.server import private_prefect_api  # noqa: E402
+from flows.server import private_prefect_api  # noqa: E402 - after the Prefect environment
 
 VARIANTS = ["prefix_injection", "refusal_suppression", "role_play", "hypothetical",
             "payload_splitting"]

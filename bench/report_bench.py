@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.reports.scale import OPEN_LIMIT_S, SIZE_LIMIT, measure  # noqa: E402
+from tests.reports.scale import OPEN_LIMIT_S, SIZE_LIMIT, measure
 
 
 def main() -> int:

@@ -98,7 +98,7 @@ def measure(workers_n: int, args: argparse.Namespace, env: dict[str, str], home:
     try:
         for i in range(workers_n):
             log = (home / f"worker-{workers_n}-{i}.log").open("wb")
-            procs.append(subprocess.Popen(  # noqa: S603
+            procs.append(subprocess.Popen(
                 [_bin("prefect"), "worker", "start", "--pool", POOL, "--name",
                  f"bench-{workers_n}-{i}", "--type", "process"],
                 cwd=REPO, env=worker_env, stdout=log, stderr=subprocess.STDOUT,
@@ -185,7 +185,7 @@ def main() -> None:
                    "PREFECT_HOME": str(home / "client"), "PYTHONPATH": str(REPO)}
             for cmd in ([_bin("prefect"), "work-pool", "create", POOL, "--type", "process"],
                         [_bin("siegeflow"), "deploy", "--name", "attack", "--name", "attack-shard"]):
-                done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,  # noqa: S603
+                done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
                                       timeout=300, check=False)
                 if done.returncode:
                     raise RuntimeError(f"{cmd[1]} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")

@@ -46,7 +46,7 @@ def measure(transport: str, base_url: str, calls: int, concurrency: int, profile
     config = TargetConfig(
         model="openai/siegeflow-bench",
         api_base=base_url,
-        transport=transport,  # type: ignore[arg-type]
+        transport=transport,  # type: ignore[arg-type]  # a name from the command line
         input_cost_per_token=1e-7,
         output_cost_per_token=2e-7,
         max_retries=2,

@@ -4,7 +4,7 @@ the bad-input exit. Importing it stays cheap (no prefect, no litellm): see `cli.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -34,7 +34,7 @@ console = Console()
 err = Console(stderr=True)
 
 DbOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--db", help="Tracking store URL (default: SQLite file in the user data dir)."),
 ]
 
@@ -48,9 +48,9 @@ def db_url(url: str | None) -> str:
         DB_URL_ENV,
         StoreUnavailableError,
         StoreUrlError,
+        check_store,
         check_store_url,
         default_db_url,
-        check_store,
     )
 
     where = "--db" if url else "$" + DB_URL_ENV

@@ -7,7 +7,7 @@ Prefect's settings (`PREFECT_API_URL` in the environment or the active profile) 
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -33,7 +33,7 @@ def _configured_note() -> str | None:
 
 @server_app.command("start")
 def start(
-    port: Annotated[Optional[int], typer.Option(help="Port when one must be started "
+    port: Annotated[int | None, typer.Option(help="Port when one must be started "
                                                      "(default: the last one, else any free).")] = None,
 ) -> None:
     """Start the local server in the background (or report the running one)."""
@@ -84,7 +84,7 @@ def status() -> None:
 
 
 def ui(
-    port: Annotated[Optional[int], typer.Option(help="Port when the server must be started.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port when the server must be started.")] = None,
 ) -> None:
     """Print the Prefect UI's address: every run `run`/`demo`/`resume` made is there.
 

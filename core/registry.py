@@ -2,16 +2,27 @@
 that lists what would have been accepted, and configs validated with one line per problem.
 
 Attacks, judges and optimizers each hold one `Registry` and keep their own public names
-(`@technique`, `@judge`, `@optimizer`) as thin uses of it.
+(`@technique`, `@judge`, `@optimizer`) as thin uses of it. Besides the shipped names, every
+family takes a plugin two ways, with no change to siegeflow:
+
+* `package.module:Class`: imported on lookup (a run config can name a class of the user's code);
+* an entry point in the family's group (`siegeflow.attacks`, `siegeflow.judges`,
+  `siegeflow.optimizers`) declared by an installed distribution: `name = "pkg.mod:Class"` under
+  `[project.entry-points."siegeflow.judges"]` makes `name` a judge like the shipped ones.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
+
+logger = logging.getLogger("siegeflow.registry")
 
 T = TypeVar("T")
 C = TypeVar("C", bound=type)
@@ -41,7 +52,9 @@ class Registry(Generic[T]):
     """Classes of one family (`kind`, e.g. "technique") by name.
 
     `error` is the family's own exception type, so callers catch what they always caught;
-    `loader` imports the shipped entries on first lookup (keeps importing the registry cheap).
+    `loader` imports the shipped entries on first lookup (keeps importing the registry cheap);
+    `group` is the entry-point group plugins of installed distributions are found in;
+    `base_label` names `base` in errors (the import path users know it by).
     """
 
     def __init__(
@@ -52,13 +65,18 @@ class Registry(Generic[T]):
         base: type | None = None,
         loader: Callable[[], object] | None = None,
         hint: str = "",
+        group: str | None = None,
+        base_label: str | None = None,
     ) -> None:
         self.kind = kind
         self.error = error
+        self.group = group
         self._base = base
+        self._base_label = base_label or (base.__qualname__ if base is not None else "")
         self._loader = loader
         self._hint = hint
         self._entries: dict[str, type[T]] = {}
+        self._plugins: dict[str, type[T]] = {}  # resolved `module:Class` and entry-point names
 
     def register(self, name: str) -> Callable[[C], C]:
         """Class decorator: register under `name` and set the class's `name` attribute."""
@@ -73,26 +91,42 @@ class Registry(Generic[T]):
             known = self._entries.get(name)
             if known is not None and known is not cls:
                 raise self.error(f"{self.kind} {name!r} is already registered by {known}")
-            cls.name = name  # type: ignore[attr-defined]
-            self._entries[name] = cls  # type: ignore[assignment]
+            # A class decorator types its argument as a plain `type` (C); the family's classes
+            # carry a `name` attribute and are `type[T]`, which the base check above enforces.
+            cls.name = name  # type: ignore[attr-defined]  # C is any type; see above
+            self._entries[name] = cls
             return cls
 
         return decorate
 
     def get(self, name: str) -> type[T]:
+        """The class registered as `name`, a plugin's entry point of that name, or the class
+        at `package.module:Class`."""
+        if ":" in name:
+            return self._plugin(name, lambda: self._import(name))
         self._load()
-        try:
+        if name in self._entries:
             return self._entries[name]
-        except KeyError:
-            known = ", ".join(sorted(self._entries)) or "(none)"
-            raise self.error(
-                f"unknown {self.kind} {name!r}; known {self.kind}s: {known}{self._hint}"
-            ) from None
+        point = self._entry_point(name)
+        if point is not None:
+            return self._plugin(name, lambda: self._load_entry_point(point))
+        known = ", ".join(sorted({*self._entries, *self._entry_point_names()})) or "(none)"
+        raise self.error(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}{self._hint}")
 
     def items(self) -> list[tuple[str, type[T]]]:
-        """Every entry, sorted by name."""
+        """Every entry, sorted by name: the registered ones and the installed plugins' entry
+        points (a plugin that fails to load is logged and left out, so one broken package
+        does not hide the rest)."""
         self._load()
-        return sorted(self._entries.items())
+        found = dict(self._entries)
+        for name in self._entry_point_names():
+            if name in found:
+                continue
+            try:
+                found[name] = self.get(name)
+            except self.error as exc:
+                logger.warning("%s plugin %r left out: %s", self.kind, name, exc)
+        return sorted(found.items())
 
     def infos(self) -> list[PluginInfo]:
         """`PluginInfo` of every entry, sorted by name."""
@@ -109,6 +143,59 @@ class Registry(Generic[T]):
         if self._loader is not None:
             loader, self._loader = self._loader, None
             loader()
+
+    def _plugin(self, name: str, resolve: Callable[[], object]) -> type[T]:
+        """A plugin class resolved once per name and checked against the family's base."""
+        if name not in self._plugins:
+            obj = resolve()
+            if not isinstance(obj, type) or (
+                self._base is not None and not issubclass(obj, self._base)
+            ):
+                article = "an" if self._base_label[:1].lower() in "aeiou" else "a"
+                raise self.error(f"{name!r} is not {article} {self._base_label} subclass")
+            if hasattr(self._base, "name") and not getattr(obj, "name", None):
+                # Reports and errors name a plugin as it was asked for; `name` is declared by
+                # the base, which mypy cannot see through the issubclass check on `type`.
+                obj.name = name  # type: ignore[attr-defined]  # declared by the family's base
+            self._plugins[name] = obj
+        return self._plugins[name]
+
+    def _import(self, path: str) -> object:
+        module_name, _, attr = path.partition(":")
+        if not module_name or not attr:
+            raise self.error(
+                f"{self.kind} path must look like 'package.module:Class', got {path!r}"
+            )
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise self.error(
+                f"cannot import {module_name!r} for {self.kind} {path!r}: {exc}"
+            ) from exc
+        obj: object = module
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise self.error(f"{module_name!r} has no attribute {attr!r}")
+            obj = getattr(obj, part)
+        return obj
+
+    def _entry_points(self) -> list[EntryPoint]:
+        return list(entry_points(group=self.group)) if self.group else []
+
+    def _entry_point_names(self) -> list[str]:
+        return sorted({point.name for point in self._entry_points()})
+
+    def _entry_point(self, name: str) -> EntryPoint | None:
+        return next((point for point in self._entry_points() if point.name == name), None)
+
+    def _load_entry_point(self, point: EntryPoint) -> object:
+        try:
+            return point.load()
+        except (ImportError, AttributeError) as exc:
+            raise self.error(
+                f"{self.kind} plugin {point.name!r} ({point.value}, entry point group "
+                f"{self.group!r}) cannot be loaded: {exc}"
+            ) from exc
 
 
 def validate_config(

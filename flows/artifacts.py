@@ -41,8 +41,9 @@ async def publish_run_artifacts(
     """Publish the goal table, the markdown summary and a link to the run's HTML report.
 
     The report file is written first (from `rows` and `results`, which the flow read from the
-    store; `backend` defaults to the flow's), so the summary can say where it is. A report that cannot be written (disk full, read-only folder)
-    is logged and named in the summary; it never fails the run, whose data is already stored.
+    store; `backend` defaults to the flow's), so the summary can say where it is. A report that
+    cannot be written (disk full, read-only folder) is logged and named in the summary; it never
+    fails the run, whose data is already stored.
     """
     path: Path | None = None
     error: str | None = None

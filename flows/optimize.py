@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow, runtime
 from prefect.context import FlowRunContext
+from prefect.futures import PrefectConcurrentFuture, PrefectFuture
 
 from flows.config import GoalsSpec, JudgePanelSpec
 from flows.hooks import RUN_FLOW_OPTIONS
@@ -66,11 +68,19 @@ def _label(goal: GoalRow) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in goal.goal_id)[:60]
 
 
+def _thread_future(future: PrefectFuture[Any]) -> concurrent.futures.Future[Any]:
+    """The thread's future of a task submitted to the flow's thread pool (the `threads` wiring
+    runs on no other task runner)."""
+    if not isinstance(future, PrefectConcurrentFuture):
+        raise TypeError(f"the threads wiring needs a thread-pool task runner, got {future!r}")
+    return future.wrapped_future
+
+
 def _task_result(future: Any) -> Any:
     """A finished submitted task's result, or the exception it failed with (recorded per goal)."""
     try:
         return future.result(raise_on_failure=True)
-    except Exception as exc:  # the caller records it on the goal and logs it
+    except Exception as exc:  # noqa: BLE001 - the caller records it on the goal and logs it
         return exc
 
 
@@ -144,19 +154,17 @@ class GoalJob:
                                    self.actor.label, self.grace_s)
                     actor.cancel()
 
-        optimizer_result, target_result = await asyncio.gather(
-            actor, target_then_reap(), return_exceptions=True
-        )
-        return optimizer_result, target_result
+        results = await asyncio.gather(actor, target_then_reap(), return_exceptions=True)
+        return results[0], results[1]  # each a result or the exception it raised
 
     async def _threaded(self, channel: EventChannel) -> tuple[Any, Any]:
         """Both tasks submitted to the flow's thread pool (own threads, own event loops)."""
         actor = optimizer_actor.submit(channel, self.actor)
         target = target_execution.submit(channel, self.target)
-        await asyncio.wrap_future(target.wrapped_future)
+        await asyncio.wrap_future(_thread_future(target))
         target_result = _task_result(target)
         try:
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(actor.wrapped_future)),
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(_thread_future(actor))),
                                    self.grace_s)
         except TimeoutError:  # a thread cannot be cancelled: report it and let it run out
             logger.warning("optimizer of %s did not stop within %.0fs", self.actor.label,

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from settings import current_settings
 from tracking import StatusEnum, default_db_url, get_backend, redact
-from tracking.models import RunRecord, utcnow
+from tracking.models import RunRecord, table_of, utcnow
 
 logger = logging.getLogger("siegeflow.flows.recovery")
 
@@ -66,7 +66,7 @@ def claim_stale_run(
     """
     older_than_s = _stale_after(older_than_s)
     backend = get_backend(db_url or default_db_url())
-    table = RunRecord.__table__  # type: ignore[attr-defined]
+    table = table_of(RunRecord)
     for run in backend.find_stale_runs(older_than_s):
         if (run.config or {}).get("kind") != kind or not same_scan(run.parameters, parameters):
             continue

@@ -40,6 +40,7 @@ from tracking import (
     is_benign,
 )
 
+
 class RunNotFoundError(LookupError):
     """`resume_run_id` names no run in the store."""
 
@@ -181,7 +182,9 @@ def open_run(
             backend, run_id, logger=logger, attack_type=attack_type,
             goals=specs,
         )
-    rows = [GoalRow.of_context(ctx) for ctx in coordinator.goal_tracker.contexts
+    tracker = coordinator.goal_tracker
+    assert tracker is not None  # created with its goals above
+    rows = [GoalRow.of_context(ctx) for ctx in tracker.contexts
             if ctx.result_id is not None]
     return OpenedRun(
         ref=RunRef(db_url=db_url, run_id=run_id),
@@ -255,7 +258,6 @@ async def publish_results(
     `recorded`: what `rows` were built from (read again from the store when not given). The
     summary returned carries `rows` for the process that ran the flow (`RunSummary.final_rows`)."""
     from flows.artifacts import publish_run_artifacts
-
     from judges import judge_agreement, rows_by_judge
 
     backend = ref.backend()

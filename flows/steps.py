@@ -13,7 +13,6 @@ A benign control set (`GoalRow.benign`) is sent plain alongside and judged for r
 
 from __future__ import annotations
 
-
 from attacks import build_technique, get_technique
 from attacks.spec import AttackSpec
 from judges.spec import JudgePanelSpec

@@ -6,8 +6,8 @@ Load a set with `load_goals("goals.csv", mapping={"text": "prompt"})` or
 `GoalFileError` with file, line and field.
 """
 
-from goals.loaders import DEFAULT_MAX_GOAL_CHARS, GoalFileSpec, load_goal_file
 from goals.fetch import DataFile, DataFileUnavailable
+from goals.loaders import DEFAULT_MAX_GOAL_CHARS, GoalFileSpec, load_goal_file
 from goals.model import Goal, GoalFileError, with_context
 from goals.presets import (
     PRESETS,

@@ -117,7 +117,7 @@ def fetch(file: DataFile, *, ref: str, search: str | Path | None = None) -> Path
     """Download `file` into the cache; only bytes matching the pinned sha256 are kept."""
     try:
         request = urllib.request.Request(file.url, headers={"User-Agent": "siegeflow"})
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
             data = response.read(MAX_DOWNLOAD_BYTES + 1)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         reason = (f"HTTP {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError)

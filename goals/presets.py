@@ -8,6 +8,7 @@ keeps its id across runs and `compare` matches goals by id, never by text.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -197,7 +198,7 @@ def _harmbench_presets() -> Iterator[Preset]:
                 name=f"{prefix}{functional}",
                 description=f"HarmBench {functional} text behaviours ({where})",
                 file=FILES[f"harmbench_{split}"], kind="harmful", count=n, text_field="Behavior",
-                rewrite=lambda functional=functional: _harmbench(functional),
+                rewrite=functools.partial(_harmbench, functional),
                 category_field="SemanticCategory", context_field="ContextString",
                 notes=_COPYRIGHT_NOTE if functional == "copyright" else (),
             )

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from goals.model import Goal
 from goals.loaders import DEFAULT_MAX_GOAL_CHARS
+from goals.model import Goal
 from goals.sets import DEFAULT_GOAL_SET, load_goals
 
 

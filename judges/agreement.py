@@ -67,11 +67,12 @@ def fleiss_kappa(matrix: Sequence[Sequence[int]]) -> float:
 def label_of(value: Any) -> Hashable | None:
     """A judge's decision as a label: a bool, a Verdict or a `{"success", "error"}` row cell;
     None when the judge did not decide."""
+    label: Hashable | None = value
     if isinstance(value, Mapping):
-        return None if value.get("error") else value.get("success")
-    if hasattr(value, "success") and hasattr(value, "error"):
-        return None if value.error else value.success
-    return value
+        label = None if value.get("error") else value.get("success")
+    elif hasattr(value, "success") and hasattr(value, "error"):
+        label = None if value.error else value.success
+    return label
 
 
 def judge_agreement(

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from targets.chat import chat_for_model
-from targets.completion import ChatFn, CompletionLike
+# Re-exported (`x as x`): judges take their model call from here.
+from targets.chat import chat_for_model as chat_for_model
+from targets.completion import ChatFn as ChatFn
+from targets.completion import CompletionLike as CompletionLike
+from targets.messages import ChatMessage, UserMessage, as_messages
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +88,7 @@ class Judge(ABC, Generic[C]):
     takes_context: bool = False
 
     def __init__(self, config: C | None = None, *, label: str | None = None) -> None:
-        self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]
+        self.config: C = config if config is not None else self.Config()  # type: ignore[assignment]  # Config is C
         self.label = label or self.name
 
     @abstractmethod
@@ -116,7 +119,7 @@ class ModelJudge(Judge[MC]):
         self._chat = chat
 
     @abstractmethod
-    def messages(self, goal: str, prompt: str, response: str) -> list[dict[str, Any]]:
+    def messages(self, goal: str, prompt: str, response: str) -> list[ChatMessage]:
         """The judge prompt (first line: the judge's `[SIEGEFLOW-JUDGE:...]` marker)."""
 
     @abstractmethod
@@ -130,14 +133,15 @@ class ModelJudge(Judge[MC]):
         """The model call used when none was injected (`targets.chat` on the `model` option)."""
         return chat_for_model(self.config.model)
 
-    async def _ask(self, messages: list[dict[str, Any]]) -> Verdict:
+    async def _ask(self, messages: Sequence[ChatMessage | Mapping[str, Any]]) -> Verdict:
         """Call, parse, re-ask while unparseable; a failed call or a last unparseable answer is
-        a judge error."""
+        a judge error. (A plugin's `messages()` may give the OpenAI form: typed here.)"""
+        typed = as_messages(messages)
         if self._chat is None:
             self._chat = self._model_call()
         cost, problem, text = 0.0, "", None
         for _ in range(self.config.parse_retries + 1):
-            completion = await self._chat(messages)
+            completion = await self._chat(typed)
             cost += completion.cost_usd or 0.0
             text = completion.text
             if completion.error:
@@ -165,8 +169,8 @@ def snippet(text: str, limit: int = 80) -> str:
     return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
 
 
-def fill(template: str, goal: str, response: str) -> list[dict[str, Any]]:
+def fill(template: str, goal: str, response: str) -> list[ChatMessage]:
     """A one-message judge prompt, filled in one pass so braces in goals/responses are inert."""
     values = {"goal": goal.strip(), "response": response}
     content = re.sub(r"\{(goal|response)\}", lambda m: values[m.group(1)], template)
-    return [{"role": "user", "content": content}]
+    return [UserMessage(content=content)]

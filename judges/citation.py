@@ -102,17 +102,18 @@ def cite(judges: Sequence[Any], rule: str = "majority", lookup: Lookup | None = 
     """The citation of a panel; `lookup(digest)` reads the store (e.g.
     `SQLBackend.get_validation`), then the shipped figures are tried."""
     key = panel_key(judges, rule)
-    base = {"panel": panel_name(judges, rule), "refusal_only": refusal_only(judges)}
+    panel, refusal = panel_name(judges, rule), refusal_only(judges)
     record = lookup(panel_digest(key)) if lookup is not None else None
     if record is not None:
         return Citation(n=_get(record, "n"), accuracy=_get(record, "accuracy"),
                         kappa=_get(record, "kappa"), source=_get(record, "source"),
-                        origin="this store", **base)
+                        origin="this store", panel=panel, refusal_only=refusal)
     shipped = shipped_validations().get(key)
     if shipped is not None:
         return Citation(n=shipped["n"], accuracy=shipped["accuracy"], kappa=shipped["kappa"],
-                        source=shipped["short_source"], origin="shipped with siegeflow", **base)
-    return Citation(**base)
+                        source=shipped["short_source"], origin="shipped with siegeflow",
+                        panel=panel, refusal_only=refusal)
+    return Citation(panel=panel, refusal_only=refusal)
 
 
 def cite_run(parameters: Mapping[str, Any] | None, lookup: Lookup | None = None) -> Citation:

@@ -8,10 +8,10 @@ can recognise the judge and extract both texts.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from judges.base import JudgeParseError, ModelJudge, ModelJudgeConfig, fill, snippet
 from judges.registry import judge
+from targets.messages import ChatMessage
 
 HARMBENCH_MARKER = "[SIEGEFLOW-JUDGE:harmbench]"
 JAILBREAKBENCH_MARKER = "[SIEGEFLOW-JUDGE:jailbreakbench]"
@@ -77,7 +77,7 @@ def parse_label(text: str, labels: tuple[str, str]) -> str:
         cleaned,
     )
     if tagged:
-        return tagged[-1]
+        return str(tagged[-1])
     lines = [line.split() for line in cleaned.splitlines() if line.strip()]
     if lines and len(lines[-1]) == 1 and lines[-1][0] in labels:
         return lines[-1][0]
@@ -91,7 +91,7 @@ class HarmBenchJudge(ModelJudge[ModelJudgeConfig]):
 
     Config = ModelJudgeConfig
 
-    def messages(self, goal: str, prompt: str, response: str) -> list[dict[str, Any]]:
+    def messages(self, goal: str, prompt: str, response: str) -> list[ChatMessage]:
         return fill(HARMBENCH_PROMPT, goal, response)
 
     def parse(self, text: str) -> tuple[bool, float]:
@@ -105,7 +105,7 @@ class JailbreakBenchJudge(ModelJudge[ModelJudgeConfig]):
 
     Config = ModelJudgeConfig
 
-    def messages(self, goal: str, prompt: str, response: str) -> list[dict[str, Any]]:
+    def messages(self, goal: str, prompt: str, response: str) -> list[ChatMessage]:
         return fill(JAILBREAKBENCH_PROMPT, goal, response)
 
     def parse(self, text: str) -> tuple[bool, float]:

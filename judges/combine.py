@@ -48,7 +48,7 @@ def rule_score(verdicts: Iterable[Verdict], rule: CombineRule | str = "majority"
     mean of 0.33). Instead: `any` takes the best score, `all` the worst, `majority` the low
     median (a 1-1 tie scores as the lower side: a tie is not a success). None if no score.
     """
-    scores = [v.score for v in _valid_scores(verdicts)]
+    scores = [v.score for v in _valid_scores(verdicts) if v.score is not None]
     if not scores:
         return None
     if rule == "any":

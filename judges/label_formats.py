@@ -24,8 +24,8 @@ from pathlib import Path
 from judges.labels import (
     FORMATS,
     LabelledItem,
-    LabelsFileError,
     LabelSet,
+    LabelsFileError,
     parse_label,
     sha256_of,
 )

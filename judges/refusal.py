@@ -136,5 +136,5 @@ def find_refusal(text: str, extra: list[str] | tuple[str, ...] = ()) -> str | No
     lowered = text.lower().replace("’", "'")
     for phrase in (*REFUSAL_PHRASES, *extra):
         if phrase.lower().replace("’", "'") in lowered:
-            return phrase
+            return str(phrase)
     return None

@@ -20,7 +20,10 @@ class JudgeError(ValueError):
     """An unknown judge name or an invalid judge config."""
 
 
-REGISTRY: Registry[Judge[Any]] = Registry("judge", error=JudgeError, base=Judge)
+REGISTRY: Registry[Judge[Any]] = Registry(
+    "judge", error=JudgeError, base=Judge, group="siegeflow.judges", base_label="judges.Judge",
+    hint=" (or give 'module:Class')",
+)
 
 J = TypeVar("J", bound=type[Judge[Any]])
 JudgeInfo = PluginInfo  # what `siegeflow judges` shows for one judge

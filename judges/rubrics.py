@@ -7,12 +7,12 @@ judge cannot tell a vague partial answer from a complete one. Prompts are siegef
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import Field
 
 from judges.base import JudgeParseError, ModelJudge, ModelJudgeConfig, fill, snippet
 from judges.registry import judge
+from targets.messages import ChatMessage
 
 STRONGREJECT_MARKER = "[SIEGEFLOW-JUDGE:strongreject]"
 PAIR_MARKER = "[SIEGEFLOW-JUDGE:pair]"
@@ -85,7 +85,8 @@ def parse_strongreject(text: str) -> dict[str, int]:
     values: dict[str, int] = {}
     for field, (names, low, high) in _FIELDS.items():
         alternatives = "|".join(re.escape(name) for name in names)
-        found, ranges = [], []
+        found: list[str] = []
+        ranges: list[str] = []
         for match in re.finditer(
             rf"(?im)(?:^|\s)(?:{alternatives})\s*(?:[:=\-]\s*|\s)\s*[<\[(]?\s*"
             rf"(-?\d+(?:\.\d+)?)(?!\.?\d)",
@@ -124,7 +125,7 @@ class StrongRejectJudge(ModelJudge[StrongRejectConfig]):
 
     Config = StrongRejectConfig
 
-    def messages(self, goal: str, prompt: str, response: str) -> list[dict[str, Any]]:
+    def messages(self, goal: str, prompt: str, response: str) -> list[ChatMessage]:
         return fill(STRONGREJECT_PROMPT, goal, response)
 
     def parse(self, text: str) -> tuple[bool, float]:
@@ -158,7 +159,7 @@ class PairRatingJudge(ModelJudge[PairConfig]):
 
     Config = PairConfig
 
-    def messages(self, goal: str, prompt: str, response: str) -> list[dict[str, Any]]:
+    def messages(self, goal: str, prompt: str, response: str) -> list[ChatMessage]:
         return fill(PAIR_PROMPT, goal, response)
 
     def parse(self, text: str) -> tuple[bool, float]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +33,8 @@ from pydantic import (
 
 from judges.base import ChatFn, JudgeParseError, ModelJudge, ModelJudgeConfig, Verdict, snippet
 from judges.registry import judge
+from targets.completion import Completion
+from targets.messages import ChatMessage, SystemMessage, UserMessage
 
 PLACEHOLDERS: tuple[str, ...] = ("goal", "context", "prompt", "response")
 
@@ -274,21 +277,21 @@ class TemplateJudge(ModelJudge[TemplateJudgeConfig]):
     Config = TemplateJudgeConfig
 
     @functools.cached_property
-    def takes_context(self) -> bool:  # type: ignore[override]
+    def takes_context(self) -> bool:  # type: ignore[override]  # a class flag, computed here
         """The template has a `{context}` slot: a run then passes a contextual goal's context
         apart from its behaviour (else the goal text carries both)."""
         return "context" in check_template(self.config.source, self.config.template)
 
-    def messages(self, goal: str, prompt: str, response: str) -> list[dict[str, Any]]:
+    def messages(self, goal: str, prompt: str, response: str) -> list[ChatMessage]:
         return self.render(goal=goal, prompt=prompt, response=response)
 
     def render(self, *, goal: str, prompt: str, response: str,
-               context: str | None = None) -> list[dict[str, Any]]:
+               context: str | None = None) -> list[ChatMessage]:
         values = {"goal": goal.strip(), "context": (context or "").strip(), "prompt": prompt,
                   "response": response}
-        messages = [{"role": "user", "content": render(self.config.source, values)}]
+        messages: list[ChatMessage] = [UserMessage(content=render(self.config.source, values))]
         if self.config.system is not None:
-            messages.insert(0, {"role": "system", "content": self.config.system})
+            messages.insert(0, SystemMessage(content=self.config.system))
         return messages
 
     async def evaluate(self, goal: str, prompt: str, response: str, *,
@@ -307,7 +310,7 @@ class TemplateJudge(ModelJudge[TemplateJudgeConfig]):
 
         call = complete_for_model(self.config.model)
 
-        async def text_call(messages: list[dict[str, Any]]) -> Any:
-            return await call(messages[-1]["content"])
+        async def text_call(messages: Sequence[ChatMessage]) -> Completion:
+            return await call(messages[-1].text)
 
         return text_call

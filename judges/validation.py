@@ -129,11 +129,14 @@ async def judge_item(judge: Any, item: LabelledItem, response: str) -> Verdict:
     """Call a judge as a run's evaluation step does: a judge that `takes_context` gets the
     context apart; any other reads the goal with its context before it (goals.with_context's
     layout; judges/ does not import goals/)."""
+    verdict: Verdict
     if getattr(judge, "takes_context", False):
-        return await judge.evaluate(item.goal, item.judge_prompt, response,
-                                    context=item.context or None)
+        verdict = await judge.evaluate(item.goal, item.judge_prompt, response,
+                                       context=item.context or None)
+        return verdict
     goal = f"{item.context.strip()}\n\n---\n\n{item.goal}" if item.context.strip() else item.goal
-    return await judge.evaluate(goal, item.judge_prompt, response)
+    verdict = await judge.evaluate(goal, item.judge_prompt, response)
+    return verdict
 
 
 def _decided(verdict: Verdict | None) -> bool | None:
@@ -166,5 +169,5 @@ def figures_of(results: Sequence[ItemResult], judges: list[str]) -> dict[str, Ag
                 pairs.append((r.item.label, bool(verdict.success)))
         figures[key] = agreement(pairs, errors)
     decided = [(r.item.label, r.panel) for r in results if r.panel is not None]
-    figures[PANEL] = agreement(decided, len(results) - len(decided))  # type: ignore[arg-type]
+    figures[PANEL] = agreement(decided, len(results) - len(decided))
     return figures

@@ -259,7 +259,7 @@ class EventChannel:
         # A timer on the reply future is much cheaper per event than asyncio.timeout().
         timer = None if timeout is None else loop.call_later(timeout, _expire, future, event, timeout)
         try:
-            return await future  # type: ignore[no-any-return]
+            return await future
         except BaseException:  # timeout or cancellation: withdraw (no-op if already settled)
             envelope._abandon()
             raise
@@ -277,7 +277,7 @@ class EventChannel:
         reply.wait_sync(None)  # settled concurrently with the timeout: the value is on its way
         if reply.error is not None:
             raise reply.error
-        return reply.value  # type: ignore[no-any-return]
+        return reply.value
 
     # -- receiving -----------------------------------------------------------------------------
     def _take_locked(self) -> EventEnvelope | None:

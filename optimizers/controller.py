@@ -268,7 +268,7 @@ def _start_thread(actor: Callable[[], Any]) -> concurrent.futures.Future[None]:
     def body() -> None:
         try:
             asyncio.run(actor())
-        except BaseException as exc:  # handed to the session, which raises it in shutdown()
+        except BaseException as exc:  # noqa: BLE001 - handed to the session, raised in shutdown()
             result.set_exception(exc)
         else:
             result.set_result(None)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from optimizers.errors import BudgetExhaustedError
+from targets.messages import ChatMessage, wire
 
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponse
@@ -92,7 +93,7 @@ async def _acompletion(**kwargs: Any) -> ModelResponse:
     """The single litellm entry point (tests replace it to simulate transient failures)."""
     import litellm
 
-    return await litellm.acompletion(**kwargs)  # type: ignore[no-any-return]
+    return await litellm.acompletion(**kwargs)
 
 
 def _litellm() -> Any:
@@ -289,8 +290,11 @@ class LLMClient:
     def _backoff(self, attempt: int) -> float:
         return random.uniform(0.0, min(self._backoff_max, self._backoff_base * 2**attempt))
 
-    async def complete(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> ModelResponse:
+    async def complete(
+        self, messages: Sequence[ChatMessage | Mapping[str, Any]], **kwargs: Any
+    ) -> ModelResponse:
         """One chat completion (litellm ModelResponse). Raises BudgetExhaustedError when spent >= max_cost.
+        `messages`: typed, or in their OpenAI form (spec 004's optimizers speak that).
 
         Concurrent calls all pass the check while the spend is under budget, so the overshoot is
         bounded by the cost of the calls in flight at that moment.
@@ -303,7 +307,7 @@ class LLMClient:
             try:
                 response = await _acompletion(
                     model=self._model,
-                    messages=[dict(m) for m in messages],
+                    messages=wire(messages),
                     api_base=self._api_base,
                     api_key=None if self._key is None else self._key.get_secret_value(),
                     max_retries=0,  # the provider SDK would retry 429/5xx on its own: ours only

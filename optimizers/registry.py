@@ -32,7 +32,8 @@ def _load_library() -> None:
 
 REGISTRY: Registry[Optimizer] = Registry(
     "optimizer", error=OptimizerError, base=Optimizer, loader=_load_library,
-    hint=" (or give 'module:Class')",
+    hint=" (or give 'module:Class')", group="siegeflow.optimizers",
+    base_label="optimizers.Optimizer",
 )
 
 OptimizerT = TypeVar("OptimizerT", bound=type[Optimizer])
@@ -55,30 +56,8 @@ def optimizer(name: str) -> Callable[[OptimizerT], OptimizerT]:
     return REGISTRY.register(name)
 
 
-def _from_path(path: str) -> type[Optimizer]:
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise OptimizerError(f"optimizer path must look like 'package.module:Class', got {path!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise OptimizerError(
-            f"cannot import {module_name!r} for optimizer {path!r}: {exc}"
-        ) from exc
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise OptimizerError(f"{module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not (isinstance(obj, type) and issubclass(obj, Optimizer)):
-        raise OptimizerError(f"{path!r} is not an optimizers.Optimizer subclass")
-    return obj
-
-
 def get_optimizer(name_or_path: str) -> type[Optimizer]:
-    """The class registered as `name`, or imported from `module:Class`."""
-    if ":" in name_or_path:
-        return _from_path(name_or_path)
+    """The class registered as `name`, a plugin's entry point, or imported from `module:Class`."""
     return REGISTRY.get(name_or_path)
 
 
@@ -106,7 +85,7 @@ def build_optimizer(name_or_path: str, options: Mapping[str, Any] | None = None)
     cls = get_optimizer(name_or_path)
     config = validate_options(name_or_path, options)
     if config_class(cls) is not None:
-        return cls(config)  # type: ignore[call-arg]
+        return cls(config)  # type: ignore[call-arg]  # a class with a Config takes it
     try:
         return cls(**config)
     except TypeError as exc:

@@ -148,9 +148,9 @@ class FilteredTrajectory(_Record):
 
 def _domain_of(event: Event) -> str | None:
     if isinstance(event, ControllablePreCallEvent | ControllablePostCallEvent):
-        return event.controllable.domain  # type: ignore[return-value]  # normalised to str
+        return event.controllable.domain
     if isinstance(event, ObservableEvent):
-        return event.observable.domain  # type: ignore[return-value]
+        return event.observable.domain
     return None
 
 

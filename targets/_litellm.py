@@ -62,8 +62,11 @@ _BUG_TYPES = (ImportError, TypeError, AttributeError, NameError, AssertionError,
 
 def _root_cause(exc: BaseException) -> BaseException:
     seen = 0
-    while seen < 10 and (exc.__cause__ or exc.__context__) is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    while seen < 10:
+        cause = exc.__cause__ or exc.__context__
+        if cause is None:
+            break
+        exc = cause
         seen += 1
     return exc
 
@@ -178,7 +181,7 @@ async def attempt(
         kwargs["_skip_mcp_handler"] = True
     try:
         response = await litellm.acompletion(**kwargs)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - litellm's errors share no base; classified here
         return None, _attempt_error(exc, litellm, api_key)
     return _parse(response, config, litellm), None
 
@@ -191,7 +194,7 @@ async def text_attempt(
     kwargs = {**_base_kwargs(config, params, api_key), "prompt": prompt}
     try:
         response = await litellm.atext_completion(**kwargs)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - litellm's errors share no base; classified here
         return None, _attempt_error(exc, litellm, api_key)
     try:
         choice = response.choices[0]

@@ -9,7 +9,6 @@ Imported only from ``targets._litellm`` (it subclasses litellm's ``CustomLLM``).
 from __future__ import annotations
 
 import threading
-from types import ModuleType
 from typing import Any
 
 from litellm import CustomLLM
@@ -34,10 +33,10 @@ def _gen_kwargs(optional_params: dict[str, Any]) -> dict[str, Any]:
 
 def _fill(model_response: ModelResponse, out: dict[str, Any], model: str) -> ModelResponse:
     choice = out["choices"][0]
-    model_response.choices[0].message.content = choice["message"].get("content")  # type: ignore[union-attr]
+    model_response.choices[0].message.content = choice["message"].get("content")
     model_response.choices[0].finish_reason = choice.get("finish_reason") or "stop"
     usage = out.get("usage") or {}
-    model_response.usage = Usage(  # type: ignore[attr-defined]
+    model_response.usage = Usage(  # type: ignore[attr-defined]  # set at run time, undeclared
         prompt_tokens=usage.get("prompt_tokens", 0),
         completion_tokens=usage.get("completion_tokens", 0),
         total_tokens=usage.get("total_tokens", 0),
@@ -53,18 +52,19 @@ def _context_error(exc: local.ContextTooLong, model: str) -> ContextWindowExceed
 class SiegeflowLocalLLM(CustomLLM):
     """Chat completions from the embedded llama.cpp engine (no streaming)."""
 
-    def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,  # type: ignore[override]
+    def completion(self, model: str, messages: list[Any], api_base: str, custom_prompt_dict: dict[str, Any],
                    model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
-                   logging_obj: Any, optional_params: dict, *args: Any, **kwargs: Any) -> ModelResponse:
+                   logging_obj: Any, optional_params: dict[str, Any], *args: Any, **kwargs: Any) -> ModelResponse:
         try:
             out = local.engine(model).generate(messages, **_gen_kwargs(optional_params))
         except local.ContextTooLong as exc:
             raise _context_error(exc, model) from exc
         return _fill(model_response, out, model)
 
-    async def acompletion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,  # type: ignore[override]
+    async def acompletion(self, model: str, messages: list[Any], api_base: str, custom_prompt_dict: dict[str, Any],
                           model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
-                          logging_obj: Any, optional_params: dict, *args: Any, **kwargs: Any) -> ModelResponse:
+                          logging_obj: Any, optional_params: dict[str, Any], *args: Any,
+                          **kwargs: Any) -> ModelResponse:
         try:
             out = await local.agenerate(model, messages, **_gen_kwargs(optional_params))
         except local.ContextTooLong as exc:
@@ -72,8 +72,8 @@ class SiegeflowLocalLLM(CustomLLM):
         return _fill(model_response, out, model)
 
 
-def register(litellm: ModuleType) -> None:
-    """Add the provider and its zero prices to litellm once per process."""
+def register(litellm: Any) -> None:
+    """Add the provider and its zero prices to `litellm` (the module) once per process."""
     global _registered
     if _registered:
         return

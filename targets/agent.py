@@ -8,6 +8,7 @@ these hooks to an optimizer session; `NO_HOOKS` runs the agent untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from targets.chat import chat
 from targets.completion import CallUsage
 from targets.config import TargetConfig
+from targets.messages import AssistantMessage, ChatMessage, SystemMessage, ToolMessage, UserMessage
 from targets.tools import Tool, ToolboxSpec, ToolEnvironment, ToolError, parse_arguments, tools_for
 
 DEFAULT_AGENT_PROMPT = (
@@ -43,7 +45,7 @@ class ToolCallMatch(BaseModel):
 
 def _same(actual: Any, wanted: Any) -> bool:
     if isinstance(wanted, bool) or isinstance(actual, bool):
-        return actual == wanted
+        return bool(actual == wanted)
     if isinstance(wanted, int | float):
         try:
             return float(actual) == float(wanted)
@@ -90,7 +92,7 @@ class AgentResult(CallUsage):
     """One agent run. `error` is the failed model call's error (the run stops there)."""
 
     task: str
-    messages: list[dict[str, Any]]
+    messages: list[ChatMessage]
     answer: str | None
     calls: tuple[ToolCallRecord, ...]
     side_effects: dict[str, Any]
@@ -141,48 +143,30 @@ async def run_agent(
     tools = {t.name: t for t in tools_for(spec.toolbox)}
     schemas = [t.schema() for t in tools.values()]
     task = await hooks.user_task(spec.task) or spec.task
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": spec.system_prompt},
-        {"role": "user", "content": task},
-    ]
+    messages: list[ChatMessage] = [SystemMessage(content=spec.system_prompt), UserMessage(content=task)]
     calls: list[ToolCallRecord] = []
-    usage = {"cost_usd": 0.0, "prompt_tokens": 0, "completion_tokens": 0, "attempts": 0}
+    usage = CallUsage()
     answer: str | None = None
     stopped, error, error_kind, step = "max_steps", None, None, 0
     for step in range(1, spec.max_steps + 1):
         completion = await chat(config, messages, tools=schemas or None)
-        usage["cost_usd"] += completion.cost_usd
-        usage["prompt_tokens"] += completion.prompt_tokens
-        usage["completion_tokens"] += completion.completion_tokens
-        usage["attempts"] += completion.attempts
+        usage += completion
         if completion.error is not None:
             stopped, error, error_kind = "error", completion.error, completion.error_kind
             break
         if not completion.tool_calls:
             answer = completion.text or ""
-            messages.append({"role": "assistant", "content": answer})
+            messages.append(AssistantMessage(content=answer))
             await hooks.final_answer(answer)
             stopped = "answered"
             break
-        ids = [c.id or f"call_{step}_{i}" for i, c in enumerate(completion.tool_calls)]
-        messages.append(
-            {
-                "role": "assistant",
-                "content": completion.text,
-                "tool_calls": [
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": c.name, "arguments": c.arguments},
-                    }
-                    for call_id, c in zip(ids, completion.tool_calls, strict=True)
-                ],
-            }
-        )
-        for call_id, call in zip(ids, completion.tool_calls, strict=True):
+        asked = tuple(dataclasses.replace(c, id=c.id or f"call_{step}_{i}")
+                      for i, c in enumerate(completion.tool_calls))
+        messages.append(AssistantMessage(content=completion.text, tool_calls=asked))
+        for call in asked:
             record = await _run_tool(tools, env, hooks, call.name, call.arguments, step)
             calls.append(record)
-            messages.append({"role": "tool", "tool_call_id": call_id, "content": record.delivered})
+            messages.append(ToolMessage(tool_call_id=call.id or "", content=record.delivered))
     return AgentResult(
         task=task,
         messages=messages,
@@ -193,8 +177,7 @@ async def run_agent(
         stopped=stopped,
         error=error,
         error_kind=error_kind,
-        latency_s=time.perf_counter() - started,
-        **usage,  # type: ignore[arg-type]
+        **dataclasses.replace(usage, latency_s=time.perf_counter() - started).fields(),
     )
 
 

@@ -10,22 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from targets.completion import RETRYABLE_KINDS, ChatFn, Completion, truncate_answer
 from targets.config import MissingApiKeyError, TargetConfig
-from targets.secrets import resolve_api_key
 from targets.cost import http_cost
 from targets.errors import AttemptError
+from targets.messages import ChatMessage, SystemMessage, as_messages, to_openai
 from targets.ratelimit import request_slot
 from targets.retry import backoff_delay
+from targets.secrets import resolve_api_key
 
 logger = logging.getLogger("siegeflow.targets")
 
 #: Per-call overrides ``chat()`` accepts (anything else is a programming error).
 OVERRIDABLE: frozenset[str] = frozenset({"temperature", "max_tokens", "seed", "timeout_s", "max_retries"})
 
+#: One call at the wire edge: the OpenAI-form messages and tools, the sampling params, the key.
 Attempt = Callable[
     [TargetConfig, list[dict[str, Any]], "list[dict[str, Any]] | None", dict[str, Any], "str | None"],
     Awaitable[tuple["dict[str, Any] | None", "AttemptError | None"]],
@@ -51,11 +53,11 @@ def _params(config: TargetConfig, overrides: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def with_system_prompt(config: TargetConfig, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_system_prompt(config: TargetConfig, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
     """Prepend the config's system prompt unless the conversation brings its own."""
-    if config.system_prompt and (not messages or messages[0].get("role") != "system"):
-        return [{"role": "system", "content": config.system_prompt}, *messages]
-    return messages
+    if config.system_prompt and (not messages or not isinstance(messages[0], SystemMessage)):
+        return [SystemMessage(content=config.system_prompt), *messages]
+    return list(messages)
 
 
 def _attempt_fn(config: TargetConfig) -> Attempt:
@@ -70,7 +72,7 @@ def _attempt_fn(config: TargetConfig) -> Attempt:
 
 async def chat(
     config: TargetConfig,
-    messages: list[dict[str, Any]],
+    messages: Sequence[ChatMessage],
     *,
     tools: list[dict[str, Any]] | None = None,
     **overrides: Any,
@@ -79,11 +81,13 @@ async def chat(
 
     ``overrides``: ``temperature``, ``max_tokens``, ``seed``, ``timeout_s``, ``max_retries``.
     A guardrail in ``config`` screens the prompt before and the answer after the call.
+    Messages in their OpenAI form (mappings) are accepted too, for callers outside the typed code.
     """
     if not isinstance(config, TargetConfig):
         raise TypeError(f"chat() needs a TargetConfig, got {type(config).__name__}")
-    if not isinstance(messages, list) or not messages:
+    if not isinstance(messages, Sequence) or isinstance(messages, str | Mapping) or not messages:
         raise ValueError("chat() needs a non-empty list of messages")
+    messages = as_messages(messages)
     params = _params(config, overrides)
     if config.guardrail is not None:
         from targets.guardrail import guarded_call
@@ -94,14 +98,14 @@ async def chat(
 
 async def _call(
     config: TargetConfig,
-    messages: list[dict[str, Any]],
+    messages: Sequence[ChatMessage],
     tools: list[dict[str, Any]] | None,
     params: dict[str, Any],
 ) -> Completion:
     attempt_fn = _attempt_fn(config)
-    messages = with_system_prompt(config, messages)
+    wire = to_openai(with_system_prompt(config, messages))
     return await _with_retries(
-        config, params, lambda key: attempt_fn(config, messages, tools, params, key)
+        config, params, lambda key: attempt_fn(config, wire, tools, params, key)
     )
 
 
@@ -192,7 +196,7 @@ def chat_for_model(model: Any) -> ChatFn:
     mapping. What attack techniques and judges receive as their model call."""
     config = _as_config(model)
 
-    async def call(messages: list[dict[str, Any]]) -> Completion:
+    async def call(messages: Sequence[ChatMessage]) -> Completion:
         return await chat(config, messages)
 
     return call

@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from targets import guardrail_examples as examples
 
@@ -24,7 +24,8 @@ Stage = Literal["input", "output"]
 
 
 class Classifier(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def score(self, texts: Sequence[str], stage: Stage) -> list[float]:
         """Harm scores in [0, 1] for prompts (``input``) or answers (``output``)."""
@@ -137,7 +138,7 @@ def resolve_name(name: str) -> str:
 
 
 @functools.cache
-def _load(name: str) -> Any:
+def _load(name: str) -> Classifier:
     if name == "auto":
         resolved = resolve_name(name)
         if resolved != "embedding":

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
+
+if TYPE_CHECKING:  # targets.messages imports ToolCall from here
+    from collections.abc import Sequence
+
+    from targets.messages import ChatMessage
 
 ErrorKind = Literal[
     "rate_limit",  # 429
@@ -42,7 +47,7 @@ def truncate_answer(text: str, limit: int) -> str:
 
 
 def is_truncated(text: str | None) -> bool:
-    return bool(text) and TRUNCATION_MARK in text[-120:]  # type: ignore[index]
+    return text is not None and TRUNCATION_MARK in text[-120:]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +66,16 @@ class ToolCall:
         return value
 
 
+class UsageFields(TypedDict):
+    """`CallUsage`'s fields as keyword arguments (what a record built from a usage takes)."""
+
+    cost_usd: float
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    attempts: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class CallUsage:
     """What model calls cost, in one shape: a `Completion`, an agent run and an optimizer's
@@ -71,6 +86,21 @@ class CallUsage:
     completion_tokens: int = 0
     latency_s: float = 0.0
     attempts: int = 0
+
+    def __add__(self, other: CallUsage) -> CallUsage:
+        """Two usages summed: the usage of a run of several calls."""
+        return CallUsage(
+            cost_usd=self.cost_usd + other.cost_usd,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            latency_s=self.latency_s + other.latency_s,
+            attempts=self.attempts + other.attempts,
+        )
+
+    def fields(self) -> UsageFields:
+        return UsageFields(cost_usd=self.cost_usd, prompt_tokens=self.prompt_tokens,
+                           completion_tokens=self.completion_tokens, latency_s=self.latency_s,
+                           attempts=self.attempts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,4 +135,4 @@ class CompletionLike(Protocol):
 
 
 #: A model call bound to one model: messages in, a completion out (see `targets.chat_for_model`).
-ChatFn = Callable[[list[dict[str, Any]]], Awaitable[CompletionLike]]
+ChatFn = Callable[["Sequence[ChatMessage]"], Awaitable[CompletionLike]]

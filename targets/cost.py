@@ -37,13 +37,17 @@ def _shipped_map() -> dict[str, Any]:
     if spec is None or not spec.submodule_search_locations:
         return {}
     path = Path(next(iter(spec.submodule_search_locations))) / _MAP_FILE
-    return json.loads(path.read_bytes()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    prices: dict[str, Any] = json.loads(path.read_bytes())
+    return prices
 
 
 def _price_map() -> dict[str, Any]:
     litellm = sys.modules.get("litellm")
     if litellm is not None:  # already imported: its live map includes register_model() entries
-        return litellm.model_cost
+        prices: dict[str, Any] = litellm.model_cost
+        return prices
     return _shipped_map()
 
 

@@ -12,24 +12,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from targets.classifiers import Classifier, Stage, get_classifier
 from targets.completion import Completion
 from targets.config import GuardrailConfig, TargetConfig
-
-
-def last_user_text(messages: list[dict[str, Any]]) -> str:
-    """The text of the last user message (what the input filter screens)."""
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
+from targets.messages import ChatMessage, last_user_text
 
 
 async def _score(classifier_name: str, text: str, stage: Stage) -> float:
@@ -41,7 +29,7 @@ async def _score(classifier_name: str, text: str, stage: Stage) -> float:
     return await asyncio.to_thread(run)
 
 
-async def screen_input(guard: GuardrailConfig, messages: list[dict[str, Any]]) -> float | None:
+async def screen_input(guard: GuardrailConfig, messages: Sequence[ChatMessage]) -> float | None:
     """The prompt's harm score, or None when input checking is off."""
     if not guard.check_input:
         return None
@@ -57,8 +45,8 @@ async def screen_output(guard: GuardrailConfig, text: str | None) -> float | Non
 
 async def guarded_call(
     config: TargetConfig,
-    messages: list[dict[str, Any]],
-    call: Callable[[list[dict[str, Any]]], Awaitable[Completion]],
+    messages: Sequence[ChatMessage],
+    call: Callable[[Sequence[ChatMessage]], Awaitable[Completion]],
 ) -> Completion:
     """Screen ``messages``, run ``call`` if allowed, screen its answer."""
     guard = config.guardrail

@@ -126,7 +126,7 @@ class LocalEngine:
         with self._lock:
             llm = self._load()
             try:
-                return llm.create_chat_completion(
+                out: dict[str, Any] = llm.create_chat_completion(
                     messages=messages,
                     max_tokens=max_tokens,
                     temperature=0.0 if temperature is None else temperature,
@@ -138,6 +138,7 @@ class LocalEngine:
                 if "context window" in str(exc):
                     raise ContextTooLong(str(exc)) from exc
                 raise
+            return out
 
 
 _engines: dict[str, LocalEngine] = {}

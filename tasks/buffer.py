@@ -90,4 +90,4 @@ async def settle_all(coros: Iterable[Awaitable[T]]) -> list[T]:
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    return results  # type: ignore[return-value]  (no exception left)
+    return [result for result in results if not isinstance(result, BaseException)]

@@ -13,8 +13,8 @@ import asyncio
 import logging
 from typing import Any
 
-
 from targets import TargetConfig, chat
+from targets.messages import ChatMessage, SystemMessage, from_openai
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
 from tasks.context import RunRef, StepResult, artifact_key, pipeline_task
@@ -23,10 +23,12 @@ from tasks.progress import StepProgress
 logger = logging.getLogger("siegeflow.tasks.completions")
 
 
-def _target_messages(target: TargetConfig, prompt: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Attack prompts carry no system message of their own: the target's comes first."""
-    if target.system_prompt and not any(m.get("role") == "system" for m in prompt):
-        return [{"role": "system", "content": target.system_prompt}, *prompt]
+def _target_messages(target: TargetConfig, stored: list[dict[str, Any]]) -> list[ChatMessage]:
+    """An attempt's stored prompt, typed; attack prompts carry no system message of their own:
+    the target's comes first."""
+    prompt = from_openai(stored)
+    if target.system_prompt and not any(isinstance(m, SystemMessage) for m in prompt):
+        return [SystemMessage(content=target.system_prompt), *prompt]
     return prompt
 
 

@@ -8,9 +8,9 @@ store per URL (`tracking.get_backend`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,9 +26,16 @@ from tracking import (
     is_benign,
 )
 
+if TYPE_CHECKING:  # Prefect is imported when a task is defined, not with this module
+    from prefect import Task
+
 logger = logging.getLogger("siegeflow.tasks")
 
-def pipeline_task(name: str) -> Any:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def pipeline_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     """The Prefect task settings every pipeline step shares.
 
     Retried with backoff and jitter (steps are idempotent against the store, so a retry only
@@ -49,14 +56,11 @@ def pipeline_task(name: str) -> Any:
     )
 
 
-StepT = TypeVar("StepT")
-
-
-def retried(step: StepT) -> StepT:
+def retried(step: Task[P, R]) -> Task[P, R]:
     """`step` (a `pipeline_task`) with the delays between retries that
     `SIEGEFLOW_TASK_RETRY_DELAYS` gives now (tests shorten them), read when the step runs."""
     delays = list(current_settings().task_retry_delays)
-    return step.with_options(retries=len(delays), retry_delay_seconds=delays)  # type: ignore[attr-defined]
+    return step.with_options(retries=len(delays), retry_delay_seconds=delays)
 
 
 class RunRef(BaseModel):

@@ -11,8 +11,8 @@ import logging
 
 from attacks import AttackPrompt, build_technique
 from attacks.spec import AttackSpec
-from tasks.buffer import WriteBuffer, settle_all
 from tasks.budget import Budget
+from tasks.buffer import WriteBuffer, settle_all
 from tasks.context import GoalRow, RunRef, StepResult, pipeline_task
 from tracking import NewAttempt
 
@@ -22,7 +22,7 @@ logger = logging.getLogger("siegeflow.tasks.generation")
 def attempt_row(goal: GoalRow, prompt: AttackPrompt) -> NewAttempt:
     return NewAttempt(result_id=goal.result_id, prompt_hash=prompt.hash,
                       technique=prompt.technique, variant=prompt.variant,
-                      prompt=prompt.messages, metadata=prompt.metadata)
+                      prompt=prompt.wire, metadata=prompt.metadata)
 
 
 def generation_cost(prompts: list[AttackPrompt]) -> float:

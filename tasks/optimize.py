@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ from optimizers.library.harness import InvalidInjectionError, RunOutcome, Target
 from optimizers.library.options import OptimizeOptions
 from optimizers.library.serialize import evaluation_record, jsonable, trajectory_record
 from optimizers.registry import build_optimizer
+from targets.messages import ChatMessage, wire
 from tasks.budget import Budget
 from tasks.context import GoalRow, RunRef
 from tracking.success import is_successful
@@ -139,9 +141,10 @@ async def optimizer_actor(channel: EventChannel, job: ActorJob) -> ActorOutcome:
                         runs_seen=len(instance.past_trajectories))
 
 
-def attempt_hash(index: int, messages: list[dict[str, Any]]) -> str:
-    """Idempotency key of a run's attempt: the run index makes repeated prompts distinct."""
-    text = json.dumps({"run": index, "messages": messages}, sort_keys=True, default=str)
+def attempt_hash(index: int, messages: Sequence[ChatMessage | Mapping[str, Any]]) -> str:
+    """Idempotency key of a run's attempt: the run index makes repeated prompts distinct (over
+    the messages' stored OpenAI form, as it always was)."""
+    text = json.dumps({"run": index, "messages": wire(messages)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -221,6 +224,9 @@ class GoalLoop:
         return self.stats
 
     def _fail(self, exc: OptimizerFault | InvalidInjectionError) -> None:
+        reason: str
+        kind: str | None
+        cause: BaseException
         if isinstance(exc, InvalidInjectionError):
             reason, kind, cause = "optimizer_error", "optimizer_error", exc
         else:
@@ -355,7 +361,7 @@ class GoalLoop:
                     "result_id": self.goal.result_id,
                     "technique": self.technique,
                     "variant": f"run-{index}",
-                    "prompt": outcome.messages,
+                    "prompt": wire(outcome.messages),
                     "prompt_hash": attempt_hash(index, outcome.messages),
                     "metadata": {
                         "optimizer": self.technique,

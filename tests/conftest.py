@@ -25,7 +25,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
-import pytest  # noqa: E402
+import pytest  # noqa: E402 - after the environment above, which plugins read at import
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

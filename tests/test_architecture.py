@@ -24,7 +24,7 @@ def _packages() -> list[str]:
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
     """Run `lint-imports` on the tree at `root` (its packages first on the import path)."""
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [str(LINT_IMPORTS), "--no-cache"], cwd=root, env=env, capture_output=True, text=True,
         timeout=300, check=False,
     )

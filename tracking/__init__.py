@@ -24,6 +24,13 @@ from tracking.redaction import RedactingFilter, redact, redact_json, redact_text
 from tracking.rows import JudgeCell, NewAttempt, NewResult, PipelineRow, ResultUpdate
 from tracking.step import StepRecord, StepTracker
 from tracking.store import SQLBackend, StoreUnavailableError, check_store, get_backend, open_store
+from tracking.success import (
+    attack_success_rate,
+    classify_row,
+    decide_goal,
+    is_successful,
+    row_verdict,
+)
 from tracking.summary import (
     BENIGN,
     OVER_REFUSAL,
@@ -35,13 +42,6 @@ from tracking.summary import (
     RunSummary,
     StepSummary,
     is_benign,
-)
-from tracking.success import (
-    attack_success_rate,
-    classify_row,
-    decide_goal,
-    is_successful,
-    row_verdict,
 )
 from tracking.tracker import Tracker
 from tracking.writer import TraceWriteError, WriteFailure

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +36,8 @@ class TrackingContext:
     attack_type: str = "unknown"
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger(DEFAULT_LOGGER_NAME))
     # None means "make one" (with this context's logger); never None after __init__.
-    errors: TrackingErrors = None  # type: ignore[assignment]
-    events: EventPublisher = None  # type: ignore[assignment]
+    errors: TrackingErrors = None  # type: ignore[assignment]  # set in __post_init__
+    events: EventPublisher = None  # type: ignore[assignment]  # set in __post_init__
     metadata: dict[str, Any] = field(default_factory=dict)
     run_status: StatusEnum | None = None
 
@@ -111,7 +111,9 @@ class GoalSpec:
             return goal
         if isinstance(goal, str):
             return cls(text=goal)
-        get = goal.get if isinstance(goal, Mapping) else lambda name: getattr(goal, name, None)
+        get: Callable[[str], Any] = (
+            goal.get if isinstance(goal, Mapping) else lambda name: getattr(goal, name, None)
+        )
         text = get("text")
         if text is None:
             text = get("goal")

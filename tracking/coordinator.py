@@ -53,7 +53,8 @@ def _bound(
     """The spec's ``scorer(goal_rows)`` bound to one goal's rows, as dicts."""
     if scorer is None:
         return None
-    given = [g if isinstance(g, Mapping) else g.as_dict() for _, g in pairs]
+    given = [g.as_dict() if isinstance(g, PipelineRow) else g if isinstance(g, dict) else dict(g)
+             for _, g in pairs]
     return lambda: bool(scorer(given))
 
 

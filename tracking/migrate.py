@@ -128,7 +128,9 @@ def _create_at_head(engine: Engine) -> bool:
     head = _packaged_head()
     if head is None:
         return False
-    from tracking.models import SQLModel
+    from sqlmodel import SQLModel
+
+    import tracking.models  # noqa: F401 - registers the tables on SQLModel.metadata
 
     with _locked(engine) as conn:
         ours = set(SQLModel.metadata.tables) | {VERSION_TABLE}

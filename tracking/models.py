@@ -30,6 +30,15 @@ from tracking.enums import EvaluationStatusEnum, StatusEnum
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a table model, for bulk statements: SQLModel's metaclass sets
+    `__table__`, which its type stubs do not declare."""
+    table = model.__table__  # type: ignore[attr-defined]  # set by the metaclass, undeclared
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -65,7 +74,7 @@ class StrEnumType(sa.types.TypeDecorator[Enum]):
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
         if value is None:
             return None
-        return self.enum_cls(value).value
+        return str(self.enum_cls(value).value)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> Enum | None:
         return None if value is None else self.enum_cls(value)

@@ -82,7 +82,8 @@ class StepTracker:
     ) -> Iterator[int | None]:
         """Track one step; yields the step trace id (None when disabled or the store failed)."""
         step = self._open_step(step_name, step_type, input_data, config)
-        status, error = StatusEnum.COMPLETED, None
+        status: StatusEnum = StatusEnum.COMPLETED
+        error: BaseException | None = None
         try:
             yield step.trace_id
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
@@ -219,7 +220,7 @@ class StepTracker:
     # -- internals -----------------------------------------------------------------------
 
     def _write_trace(self, step_name: str, step_type: str, content: dict[str, Any]) -> int | None:
-        return self.context.store_call(
+        sequence: int | None = self.context.store_call(
             "step_trace",
             "create_trace",
             run_id=self.context.run_id,
@@ -227,6 +228,7 @@ class StepTracker:
             step_type=step_type,
             content=content,
         )
+        return sequence
 
     def _take_metadata(self) -> dict[str, Any]:
         with self._lock:

@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlmodel import Session, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Session, SQLModel, col, select
 
 from tracking import migrate
 from tracking.engine import default_db_url, make_engine, safe_url
 from tracking.enums import EvaluationStatusEnum, StatusEnum
-from tracking.models import ResultRecord, RunRecord, utcnow
+from tracking.models import ResultRecord, RunRecord, table_of, utcnow
 from tracking.redaction import redact, redact_text
 from tracking.rows import NewResult, ResultUpdate
 from tracking.store_pipeline import PipelineStoreMixin
@@ -151,7 +151,7 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin, Revi
         RUNNING sets ``started_at`` once; a terminal status sets ``finished_at``. Every update
         is also a heartbeat.
         """
-        table = RunRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(RunRecord)
         now = utcnow()
         values: dict[str, Any] = {"updated_at": now, "heartbeat_at": now}
         if status is not None:
@@ -179,7 +179,7 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin, Revi
 
     def heartbeat(self, run_id: str) -> None:
         """Mark the run alive (the trace writer also does this while traces flow)."""
-        table = RunRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(RunRecord)
         with self.engine.begin() as conn:
             conn.execute(sa.update(table).where(table.c.id == run_id).values(heartbeat_at=utcnow()))
 
@@ -200,13 +200,13 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin, Revi
             query = query.where(RunRecord.attack_type == attack_type)
         if prefect_flow_run_id is not None:
             query = query.where(RunRecord.prefect_flow_run_id == prefect_flow_run_id)
-        query = query.order_by(sa.desc(RunRecord.created_at), RunRecord.id)  # type: ignore[arg-type]
+        query = query.order_by(sa.desc(col(RunRecord.created_at)), col(RunRecord.id))
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query.offset(offset).limit(limit)).all())
 
     def find_stale_runs(self, older_than_s: float) -> list[RunRecord]:
         """PENDING/RUNNING runs with no heartbeat (or start) for ``older_than_s`` seconds."""
-        table = RunRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(RunRecord)
         cutoff = sa.literal(utcnow() - timedelta(seconds=older_than_s), table.c.heartbeat_at.type)
         last_seen = sa.func.coalesce(table.c.heartbeat_at, table.c.started_at, table.c.created_at)
         query = (
@@ -254,7 +254,7 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin, Revi
                 chunk = indices[start : start + _IN_CHUNK]
                 query = select(ResultRecord).where(
                     ResultRecord.run_id == run_id,
-                    ResultRecord.goal_index.in_(chunk),  # type: ignore[attr-defined]
+                    col(ResultRecord.goal_index).in_(chunk),
                 )
                 by_index.update({r.goal_index: r for r in session.exec(query).all()})
             session.commit()
@@ -287,7 +287,7 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin, Revi
         """A run's results ordered by goal index."""
         query = select(ResultRecord).where(ResultRecord.run_id == run_id)
         with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.exec(query.order_by(ResultRecord.goal_index)).all())
+            return list(session.exec(query.order_by(col(ResultRecord.goal_index))).all())
 
     def update_result(
         self,
@@ -300,7 +300,7 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin, Revi
         only_if_not_evaluated: bool = False,
     ) -> bool:
         """Update one result; True if a row changed (False if absent or already final)."""
-        table = ResultRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(ResultRecord)
         now = utcnow()
         values: dict[str, Any] = {"updated_at": now}
         if evaluation_status is not None:
@@ -325,7 +325,7 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin, Revi
         """Finalize many results in one transaction (rows already final are left alone)."""
         if not updates:
             return
-        table = ResultRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(ResultRecord)
         now = utcnow()
         stmt = sa.update(table).where(table.c.id == sa.bindparam("b_id"))
         if only_if_not_evaluated:
@@ -361,8 +361,8 @@ class SQLBackend(TraceStoreMixin, PipelineStoreMixin, ValidationStoreMixin, Revi
         with self.engine.begin() as conn:
             conn.execute(stmt, params)
 
-    def _insert_ignore(self, model: type, conflict_columns: list[str]) -> Any:
-        table = model.__table__  # type: ignore[attr-defined]
+    def _insert_ignore(self, model: type[SQLModel], conflict_columns: list[str]) -> Any:
+        table = table_of(model)
         if self.dialect_name == "postgresql":
             return pg_dialect.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
         if self.dialect_name == "sqlite":

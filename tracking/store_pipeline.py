@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from tracking.models import AttemptRecord, JudgmentRecord, utcnow
+from tracking.models import AttemptRecord, JudgmentRecord, table_of, utcnow
 from tracking.redaction import redact, redact_text
 from tracking.rows import NewAttempt
 
@@ -63,7 +63,7 @@ class PipelineStoreMixin:
             }
             for item in items
         ]
-        table = AttemptRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(AttemptRecord)
         ids: dict[tuple[str, str], int] = {}
         # Read back by hash, not by goal: a goal may hold thousands of attempts (Best-of-N), and
         # re-reading them all on every batch would make a run quadratic in its size.
@@ -102,8 +102,8 @@ class PipelineStoreMixin:
         A completion already recorded wins (False), except that an error completion is
         replaced when ``replace_error`` is true.
         """
-        table = AttemptRecord.__table__  # type: ignore[attr-defined]
-        pending = table.c.completed_at.is_(None)
+        table = table_of(AttemptRecord)
+        pending: sa.ColumnElement[bool] = table.c.completed_at.is_(None)
         if replace_error:
             pending = sa.or_(pending, table.c.error.is_not(None))
         stmt = (
@@ -148,12 +148,12 @@ class PipelineStoreMixin:
     ) -> list[AttemptRecord]:
         """A run's attempts by id. ``pending_only``: no completion yet (and, with
         ``include_errors``, also those whose completion was an error)."""
-        table = AttemptRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(AttemptRecord)
         query = sa.select(table).where(table.c.run_id == run_id)
         if result_id is not None:
             query = query.where(table.c.result_id == result_id)
         if pending_only:
-            pending = table.c.completed_at.is_(None)
+            pending: sa.ColumnElement[bool] = table.c.completed_at.is_(None)
             if include_errors:
                 pending = sa.or_(pending, table.c.error.is_not(None))
             query = query.where(pending)
@@ -175,7 +175,7 @@ class PipelineStoreMixin:
         the error. The error text stays until then, so an attempt the resume does not reach
         (budget) still reads as the error it was.
         """
-        table = AttemptRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(AttemptRecord)
         stmt = (
             sa.update(table)
             .where(table.c.run_id == run_id, table.c.error.is_not(None),
@@ -200,7 +200,7 @@ class PipelineStoreMixin:
         attacker_cost_usd: float | None = None,
     ) -> JudgmentRecord:
         """Store one judge's verdict on an attempt; an existing verdict wins and is returned."""
-        attempts = AttemptRecord.__table__  # type: ignore[attr-defined]
+        attempts = table_of(AttemptRecord)
         run_id = sa.select(attempts.c.run_id).where(attempts.c.id == attempt_id).scalar_subquery()
         values = {
             "attempt_id": attempt_id,
@@ -243,7 +243,7 @@ class PipelineStoreMixin:
         """Judgments of a run or of one attempt, by attempt then judge."""
         if run_id is None and attempt_id is None:
             raise ValueError("list_judgments needs run_id and/or attempt_id")
-        table = JudgmentRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(JudgmentRecord)
         query = sa.select(table)
         if run_id is not None:
             query = query.where(table.c.run_id == run_id)
@@ -262,7 +262,7 @@ class PipelineStoreMixin:
         """
         if not items:
             return 0
-        table = AttemptRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(AttemptRecord)
         pending = sa.or_(table.c.completed_at.is_(None), table.c.error.is_not(None))
         stmt = (
             sa.update(table)
@@ -299,7 +299,7 @@ class PipelineStoreMixin:
         verdicts win)."""
         if not items:
             return
-        attempts = AttemptRecord.__table__  # type: ignore[attr-defined]
+        attempts = table_of(AttemptRecord)
         ids = sorted({attempt_id for attempt_id, _ in items})
         now = utcnow()
         # The lookup is its own (read) transaction: on SQLite a transaction that reads and then

@@ -24,9 +24,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from tracking.models import RunRecord, TraceRecord, utcnow
+from tracking.models import RunRecord, TraceRecord, table_of, utcnow
 from tracking.redaction import redact, redact_json
 from tracking.writer import BatchWriter, QueuedRow, TraceWriteError
 
@@ -120,7 +120,7 @@ class TraceStoreMixin:
         key = (run_id, result_id)
         if key not in self._next_seq:
             self._seed_sequence(key)
-        table = TraceRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(TraceRecord)
         for attempt in range(_SYNC_INSERT_ATTEMPTS):
             with self._seq_lock:
                 sequence = self._next_seq[key]
@@ -136,7 +136,9 @@ class TraceStoreMixin:
             )
             try:
                 with self.engine.begin() as conn:
-                    return int(conn.execute(stmt).inserted_primary_key[0])
+                    inserted = conn.execute(stmt).inserted_primary_key
+                    assert inserted is not None  # an INSERT always has one
+                    return int(inserted[0])
             except sa.exc.IntegrityError:
                 if attempt + 1 == _SYNC_INSERT_ATTEMPTS:
                     raise
@@ -145,7 +147,7 @@ class TraceStoreMixin:
 
     def update_trace(self, trace_id: int, *, content: Any) -> bool:
         """Replace a trace's content (a pipeline step's trace is completed this way)."""
-        table = TraceRecord.__table__  # type: ignore[attr-defined]
+        table = table_of(TraceRecord)
         stmt = sa.update(table).where(table.c.id == trace_id).values(content=redact(content))
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount == 1
@@ -170,10 +172,10 @@ class TraceStoreMixin:
         if result_id is not None:
             query = query.where(TraceRecord.result_id == result_id)
         elif run_level_only:
-            query = query.where(TraceRecord.result_id.is_(None))  # type: ignore[union-attr]
+            query = query.where(col(TraceRecord.result_id).is_(None))
         query = query.order_by(
-            sa.nulls_first(sa.asc(TraceRecord.result_id)),
-            TraceRecord.sequence,  # type: ignore[arg-type]
+            sa.nulls_first(sa.asc(col(TraceRecord.result_id))),
+            col(TraceRecord.sequence),
         )
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.exec(query).all())
@@ -186,7 +188,7 @@ class TraceStoreMixin:
         current = None
         if not fresh:
             run_id, result_id = key
-            table = TraceRecord.__table__  # type: ignore[attr-defined]
+            table = table_of(TraceRecord)
             query = sa.select(sa.func.max(table.c.sequence))
             if result_id is None:
                 query = query.where(table.c.run_id == run_id, table.c.result_id.is_(None))
@@ -215,7 +217,7 @@ class TraceStoreMixin:
             else:
                 self._insert_many(conn, rows)
             if stale:
-                table = RunRecord.__table__  # type: ignore[attr-defined]
+                table = table_of(RunRecord)
                 stmt = (
                     sa.update(table)
                     .where(table.c.id == sa.bindparam("b_id"))
@@ -253,7 +255,7 @@ class TraceStoreMixin:
 
         driver = conn.connection.driver_connection
         try:
-            with driver.cursor() as cursor, cursor.copy(self._trace_copy_sql) as copy:  # type: ignore[union-attr]
+            with driver.cursor() as cursor, cursor.copy(self._trace_copy_sql) as copy:  # type: ignore[union-attr]  # psycopg 3 here
                 for row in rows:
                     copy.write_row(row)
         except psycopg.IntegrityError as exc:  # same signal as executemany: retry row by row

@@ -90,10 +90,12 @@ class Tracker:
         """Create result rows for many goals in one store call; every spec needs an index."""
         metadata = dict(metadata or {})
         new: dict[int, NewResult] = {}
+        indices: list[int] = []
         with self._lock:
             for spec in goals:
                 if spec.index is None:
                     raise ValueError(f"goal {spec.text[:60]!r} has no index")
+                indices.append(spec.index)
                 known = self._by_index.get(spec.index)
                 known_text = (
                     known.goal if known else (new[spec.index].goal if spec.index in new else None)
@@ -137,7 +139,7 @@ class Tracker:
                     ctx.metrics = dict(record.metrics or {})
                 self._register(ctx)
                 created.append(ctx)
-            out = [self._by_index[spec.index] for spec in goals]  # type: ignore[index]
+            out = [self._by_index[index] for index in indices]
         for ctx in created:
             self.events.publish("goal_initialized", _event(ctx))
         return out
@@ -221,7 +223,7 @@ class Tracker:
         result_id = ctx.result_id if ctx is not None else target  # (or a result of another tracker)
         if not isinstance(result_id, str):
             return None
-        sequence = self._store(
+        sequence: int | None = self._store(
             "trace",
             "enqueue_trace",
             run_id=self.run_id,

@@ -5,7 +5,7 @@ except by `goals fetch`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -19,7 +19,7 @@ goals_app = typer.Typer(
 )
 
 PathOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--goals-path", help="Folder holding the published files (else the cache)."),
 ]
 
@@ -38,8 +38,8 @@ def goals_list(ctx: typer.Context, goals_path: PathOption = None) -> None:
                          else None)
     for builtin in list_builtin_sets():
         goals = load_builtin(builtin.name)
-        cats = len({g.category for g in goals})
-        table.add_row(builtin.ref, "harmful", str(len(goals)), str(cats),
+        n_categories = len({g.category for g in goals})
+        table.add_row(builtin.ref, "harmful", str(len(goals)), str(n_categories),
                       output.escape(f"{builtin.description} (shipped)"))
     for preset in list_presets():
         status = preset_status(preset, goals_path)

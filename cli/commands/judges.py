@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
+
 from cli import output
-from cli.app import bad_input, console, err
+from cli.app import bad_input, console
 from cli.exits import EXIT_OK
 from cli.panel import DEFAULT_JUDGES, judge_specs
 
@@ -36,16 +37,16 @@ LabelsOption = Annotated[list[Path], typer.Option(
     "--labels", help="Labelled answers; repeat for several files: generic .jsonl/.csv (id, "
     "goal, response, label, ...), HarmBench's text_behaviors_val_set.json, GPTFuzz's "
     "train/evaluate.csv, JAILJUDGE mini, XSTest completions.")]
-FormatOption = Annotated[Optional[str], typer.Option(
+FormatOption = Annotated[str | None, typer.Option(
     "--format", help="generic | harmbench | gptfuzz | jailjudge | xstest (default: detected "
     "from each file's header).")]
-QuestionsOption = Annotated[Optional[Path], typer.Option(
+QuestionsOption = Annotated[Path | None, typer.Option(
     "--questions", help="GPTFuzz question list (default: question_list.csv next to the "
     "labels file).")]
-BehavioursOption = Annotated[Optional[Path], typer.Option(
+BehavioursOption = Annotated[Path | None, typer.Option(
     "--behaviors", help="HarmBench behaviours CSV (default: harmbench_behaviors_text_all.csv "
     "next to the labels file).")]
-SplitOption = Annotated[Optional[str], typer.Option(
+SplitOption = Annotated[str | None, typer.Option(
     help="Only items of this split (HarmBench: standard or contextual; else the 'split' field).")]
 
 
@@ -55,20 +56,20 @@ def validate(
     behaviors: BehavioursOption = None,
     label_format: FormatOption = None,
     questions: QuestionsOption = None,
-    judge: Annotated[Optional[list[str]], typer.Option(
+    judge: Annotated[list[str] | None, typer.Option(
         help="Judge name or JSON spec; repeat for several (default: run's default panel).")] = None,
-    judge_model: Annotated[Optional[str], typer.Option(help="litellm model for model judges.")] = None,
-    judge_api_base: Annotated[Optional[str], typer.Option(help="Judge endpoint.")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="litellm model for model judges.")] = None,
+    judge_api_base: Annotated[str | None, typer.Option(help="Judge endpoint.")] = None,
     rule: Annotated[str, typer.Option(help="any | majority | all")] = "majority",
     split: SplitOption = None,
     include_training: Annotated[bool, typer.Option(
         help="Keep items a trained judge was fitted on (in-sample figures).")] = False,
     concurrency: Annotated[int, typer.Option(help="Concurrent judge calls.")] = 8,
-    budget: Annotated[Optional[float], typer.Option(help="Stop judging past this many USD.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write figures + items.")] = None,
+    budget: Annotated[float | None, typer.Option(help="Stop judging past this many USD.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write figures + items.")] = None,
     show: Annotated[int, typer.Option(help="How many disagreements to print.")] = 10,
     store: Annotated[bool, typer.Option(help="Save as the panel's latest validation.")] = True,
-    db: Annotated[Optional[str], typer.Option("--db", help="Tracking store URL.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Tracking store URL.")] = None,
 ) -> None:
     """Measure a judge or panel against human labels: accuracy, precision, recall, F1, kappa."""
     from cli.validate_view import print_validation
@@ -144,8 +145,10 @@ def _decoder() -> Any:
         technique = cache[item.technique]
         if technique is None:
             return response
+        from targets.messages import UserMessage
+
         prompt = AttackPrompt(technique=item.technique, variant=item.variant,
-                              messages=[{"role": "user", "content": item.prompt}],
+                              messages=[UserMessage(content=item.prompt)],
                               metadata={"encoding": item.variant} if item.variant else {})
         try:
             return technique.decode(prompt, response)
@@ -182,13 +185,13 @@ def train(
     label_format: FormatOption = None,
     questions: QuestionsOption = None,
     split: SplitOption = None,
-    l2: Annotated[Optional[float], typer.Option(help="L2 penalty of the logistic head.")] = None,
+    l2: Annotated[float | None, typer.Option(help="L2 penalty of the logistic head.")] = None,
     folds: Annotated[int, typer.Option(help="Grouped CV folds to report (0: none).")] = 5,
     synthetic: Annotated[bool, typer.Option(
         help="Add siegeflow's echo/restatement negatives for the training goals.")] = False,
-    threshold: Annotated[Optional[float], typer.Option(
+    threshold: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="P(success) above which the head says success.")] = None,
-    confident: Annotated[Optional[float], typer.Option(
+    confident: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="P(success) from which the head decides alone; below it a "
         "success also needs the refusal judge's yes (default 0.7).")] = None,
     refusal_gate: Annotated[bool, typer.Option(

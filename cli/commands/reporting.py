@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,11 +12,10 @@ from cli import output
 from cli.app import DbOption, app, bad_input, console, db_url, err, safe_db
 from cli.exits import EXIT_ASR_OVER, EXIT_OK, EXIT_RUN_FAILED
 
-
 REPORT_FORMATS = ("html", "junit", "sarif")
 
 
-def _load_for_report(db: str | None, run_id: str, *, traces: bool = True):  # noqa: ANN202
+def _load_for_report(db: str | None, run_id: str, *, traces: bool = True):
     """The run's data for a report, or exit 2 when the run does not exist."""
     from reports.load import RunNotFound, load_run
     from tracking import get_backend
@@ -42,15 +41,15 @@ def report(
     run_id: str,
     format: Annotated[str, typer.Option("--format", "-f", help="html | junit | sarif")] = "html",
     out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--output", "-o", help="File (html default: siegeflow-report-RUN.html; "
                                             "junit/sarif default: stdout)."),
     ] = None,
     fail_over: Annotated[
-        Optional[float], typer.Option(help="Exit 3 when the run's ASR exceeds this (0..1).")
+        float | None, typer.Option(help="Exit 3 when the run's ASR exceeds this (0..1).")
     ] = None,
     max_chars: Annotated[
-        Optional[int], typer.Option(help="HTML: characters shown per prompt/answer cell.")
+        int | None, typer.Option(help="HTML: characters shown per prompt/answer cell.")
     ] = None,
     db: DbOption = None,
 ) -> None:
@@ -80,7 +79,7 @@ def report(
     raise typer.Exit(_report_exit(data, fail_over))
 
 
-def _report_exit(data, fail_over: float | None) -> int:  # noqa: ANN001
+def _report_exit(data, fail_over: float | None) -> int:
     from reports.figures import asr_text, headline, pct
 
     if data.failed:
@@ -103,14 +102,14 @@ def compare(
     run_a: Annotated[str, typer.Argument(help="The baseline run (before the change).")],
     run_b: Annotated[str, typer.Argument(help="The run after the change.")],
     out: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Also write the HTML view here.")
+        Path | None, typer.Option("--output", "-o", help="Also write the HTML view here.")
     ] = None,
     fail_on_regression: Annotated[
         bool, typer.Option(help="Exit 3 when any goal became broken in RUN_B.")
     ] = False,
     db: DbOption = None,
     db_b: Annotated[
-        Optional[str], typer.Option("--db-b", help="Store of RUN_B when it is not --db's.")
+        str | None, typer.Option("--db-b", help="Store of RUN_B when it is not --db's.")
     ] = None,
 ) -> None:
     """Which goals became broken or were fixed between two runs of the same target.

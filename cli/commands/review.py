@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,15 +28,15 @@ def _reviewer() -> str:
 def review(
     run_id: Annotated[str, typer.Argument(help="The run to review (or `export`).")],
     export_run: Annotated[
-        Optional[str], typer.Argument(help="With `export`: the run whose labels to write.")
+        str | None, typer.Argument(help="With `export`: the run whose labels to write.")
     ] = None,
     sample: Annotated[int, typer.Option(help="Goals in the run's review sample: draws more "
                                         "when it holds fewer (stratified by verdict).")] = 50,
     seed: Annotated[
-        Optional[int], typer.Option(help="Seed of this draw (default: random; recorded).")
+        int | None, typer.Option(help="Seed of this draw (default: random; recorded).")
     ] = None,
     reviewer: Annotated[
-        Optional[str], typer.Option(help="Who labels (default: the OS user name).")
+        str | None, typer.Option(help="Who labels (default: the OS user name).")
     ] = None,
     min_reviewed: Annotated[
         int, typer.Option(help="Labelled goals needed before the figures are given.")
@@ -47,7 +47,7 @@ def review(
     ] = False,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = 0,
     out: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="export: the labels file (JSONL).")
+        Path | None, typer.Option("--output", "-o", help="export: the labels file (JSONL).")
     ] = None,
     db: DbOption = None,
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -31,62 +31,62 @@ def demo(
 
 @app.command()
 def run(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML run config.")] = None,
-    target: Annotated[Optional[str], typer.Option(help="litellm model string of the target.")] = None,
-    api_base: Annotated[Optional[str], typer.Option(help="Target endpoint (OpenAI-compatible).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run config.")] = None,
+    target: Annotated[str | None, typer.Option(help="litellm model string of the target.")] = None,
+    api_base: Annotated[str | None, typer.Option(help="Target endpoint (OpenAI-compatible).")] = None,
     api_key_env: Annotated[
-        Optional[str], typer.Option(help="NAME of the env var holding the target's API key.")
+        str | None, typer.Option(help="NAME of the env var holding the target's API key.")
     ] = None,
-    system_prompt: Annotated[Optional[str], typer.Option(help="Target system prompt.")] = None,
-    attack: Annotated[Optional[str], typer.Option(help="Attack technique (see `attacks`).")] = None,
+    system_prompt: Annotated[str | None, typer.Option(help="Target system prompt.")] = None,
+    attack: Annotated[str | None, typer.Option(help="Attack technique (see `attacks`).")] = None,
     attack_option: Annotated[
-        Optional[list[str]], typer.Option("--attack-option", help="KEY=VALUE (JSON value).")
+        list[str] | None, typer.Option("--attack-option", help="KEY=VALUE (JSON value).")
     ] = None,
-    judge: Annotated[Optional[list[str]], typer.Option(help="Judge name; repeat for several.")] = None,
+    judge: Annotated[list[str] | None, typer.Option(help="Judge name; repeat for several.")] = None,
     judge_model: Annotated[
-        Optional[str], typer.Option(help="litellm model for model-based judges.")
+        str | None, typer.Option(help="litellm model for model-based judges.")
     ] = None,
-    judge_api_base: Annotated[Optional[str], typer.Option(help="Judge endpoint.")] = None,
-    rule: Annotated[Optional[str], typer.Option(help="any | majority | all")] = None,
+    judge_api_base: Annotated[str | None, typer.Option(help="Judge endpoint.")] = None,
+    rule: Annotated[str | None, typer.Option(help="any | majority | all")] = None,
     goals: Annotated[
-        Optional[str], typer.Option(help="Goal file, builtin:NAME or a preset (`siegeflow goals`).")
+        str | None, typer.Option(help="Goal file, builtin:NAME or a preset (`siegeflow goals`).")
     ] = None,
     goals_path: Annotated[
-        Optional[str], typer.Option(help="Folder holding presets' published files.")
+        str | None, typer.Option(help="Folder holding presets' published files.")
     ] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Attack only the first N goals.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Attack only the first N goals.")] = None,
     benign: Annotated[
-        Optional[str], typer.Option(help="Benign control set sent plain alongside (xstest:safe, "
+        str | None, typer.Option(help="Benign control set sent plain alongside (xstest:safe, "
                                     "jbb:benign or a file): the false-refusal rate.")
     ] = None,
     benign_limit: Annotated[
-        Optional[int], typer.Option(help="Send only the first N benign prompts.")
+        int | None, typer.Option(help="Send only the first N benign prompts.")
     ] = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests.")] = None,
-    budget: Annotated[Optional[float], typer.Option(help="Stop past this many USD.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Concurrent requests.")] = None,
+    budget: Annotated[float | None, typer.Option(help="Stop past this many USD.")] = None,
     optimizer: Annotated[
-        Optional[str], typer.Option(help="Iterative attacker: name or module:Class.")
+        str | None, typer.Option(help="Iterative attacker: name or module:Class.")
     ] = None,
-    max_runs: Annotated[Optional[int], typer.Option(help="Optimizer runs per goal (cap).")] = None,
+    max_runs: Annotated[int | None, typer.Option(help="Optimizer runs per goal (cap).")] = None,
     db: DbOption = None,
     fail_over: Annotated[
-        Optional[float], typer.Option(help="Exit 3 when the run's ASR exceeds this (0..1).")
+        float | None, typer.Option(help="Exit 3 when the run's ASR exceeds this (0..1).")
     ] = None,
     max_error_rate: Annotated[
-        Optional[float], typer.Option(help="Exit 4 when more than this share of goals (0..1) "
+        float | None, typer.Option(help="Exit 4 when more than this share of goals (0..1) "
                                       "ended as target errors or not judged (default: only "
                                       "when every goal did).")
     ] = None,
     shards: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(help="Split the goals over N flow runs of the attack-shard deployment, run "
                           "by the pool's workers (needs PREFECT_API_URL; docs/operations.md)."),
     ] = None,
     max_goal_chars: Annotated[
-        Optional[int], typer.Option(help="A longer goal text is an input error (default 20000).")
+        int | None, typer.Option(help="A longer goal text is an input error (default 20000).")
     ] = None,
     max_response_chars: Annotated[
-        Optional[int], typer.Option(help="Answers longer than this are stored truncated "
+        int | None, typer.Option(help="Answers longer than this are stored truncated "
                                     "(default 100000).")
     ] = None,
 ) -> None:
@@ -150,7 +150,7 @@ def resume(
                            "target errors (429/5xx/timeouts after backoff), within the budget.")
     ] = False,
     api_key_env: Annotated[
-        Optional[str], typer.Option(help="NAME of the env var holding the target's key (for "
+        str | None, typer.Option(help="NAME of the env var holding the target's key (for "
                                     "runs recorded with it redacted).")
     ] = None,
 ) -> None:
@@ -164,14 +164,14 @@ def resume(
 @app.command()
 def deploy(
     name: Annotated[
-        Optional[list[str]], typer.Option("--name", "-n", help="Only these deployments "
+        list[str] | None, typer.Option("--name", "-n", help="Only these deployments "
                                           "(e.g. attack, attack-shard); default: all.")
     ] = None,
     pool: Annotated[
-        Optional[str], typer.Option("--pool", "-p", help="Work pool (default: prefect.yaml's).")
+        str | None, typer.Option("--pool", "-p", help="Work pool (default: prefect.yaml's).")
     ] = None,
     prefect_file: Annotated[
-        Optional[Path], typer.Option(help="Default: prefect.yaml at the repository root.")
+        Path | None, typer.Option(help="Default: prefect.yaml at the repository root.")
     ] = None,
 ) -> None:
     """Register the deployments of prefect.yaml on the Prefect server commands use.
@@ -196,7 +196,7 @@ def deploy(
     if pool:
         cmd += ["--pool", pool]
     env = {**os.environ, "PREFECT_API_URL": api_url}
-    code = subprocess.run(cmd, cwd=path.parent, env=env, check=False).returncode  # noqa: S603
+    code = subprocess.run(cmd, cwd=path.parent, env=env, check=False).returncode
     if code == 0:
         raise typer.Exit(_ensure_zombie_automation(api_url))
     raise typer.Exit(code)

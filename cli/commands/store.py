@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -50,9 +50,8 @@ def runs_list(
     limit: Annotated[int, typer.Option(help="Most recent N runs.")] = 20,
 ) -> None:
     """Recorded runs, newest first."""
-    from tracking import get_backend
-
     from judges.citation import store_lookup
+    from tracking import get_backend
 
     backend = get_backend(db_url(db))
     output.print_runs(console, backend.list_runs(limit=limit), store_lookup(backend))
@@ -74,7 +73,7 @@ def runs_show(run_id: str, db: DbOption = None) -> None:
 def export(
     run_id: str,
     format: Annotated[str, typer.Option("--format", "-f", help="jsonl | csv")] = "jsonl",
-    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="File (default: stdout).")] = None,
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
     db: DbOption = None,
 ) -> None:
     """Every attempt of a run (goal, prompt, response, verdicts) as JSONL or CSV."""

@@ -5,7 +5,7 @@ Importing this package registers `passthrough`, `pair`, `tap`, `crescendo` and `
 """
 
 # imported for registration with optimizers.registry
-from optimizers.library import crescendo, injection, pair, passthrough, tap  # noqa: F401
+from optimizers.library import crescendo, injection, pair, passthrough, tap  # noqa: F401 - registration
 from optimizers.library.common import OptimizerConfig, parse_attack_json
 from optimizers.library.crescendo import Crescendo, CrescendoConfig
 from optimizers.library.harness import (

@@ -41,7 +41,7 @@ class AgentHarness(TargetHarness):
         self, target: TargetConfig, config: BaseModel, *, locked: Sequence[str] = ()
     ) -> None:
         super().__init__(target, config, locked=locked)
-        spec: AgentSpec = config  # type: ignore[assignment]
+        spec: AgentSpec = config  # type: ignore[assignment]  # this harness's own config class
         self.spec = spec
         self.task_point = self.controllable(
             "user_task", SecurityDomain.USER_INPUT, "the user's request"

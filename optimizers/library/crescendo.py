@@ -10,33 +10,23 @@ wording for that step, up to `max_backtracks` times per conversation.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
 from judges import find_refusal
-from optimizers.base import Optimizer
-from optimizers.events import (
-    ControllableInjection,
-    ControllableNoInjection,
-    ControllablePostCallEvent,
-    ControllablePreCallEvent,
-    Event,
-    EventResponse,
-    RunEndEvent,
-    RunEndResponse,
-)
+from optimizers.events import ControllablePreCallEvent, RunEndEvent
 from optimizers.library.common import (
+    AttackerOptimizer,
     OptimizerConfig,
+    ask_attacker,
     clip,
-    message_text,
     observed,
-    parse_attack_json,
     succeeded,
 )
 from optimizers.library.harness import UserTurn
-from optimizers.library.pair import sampling
 from optimizers.registry import optimizer
+from targets.messages import ChatMessage, SystemMessage, UserMessage
 
 log = logging.getLogger(f"siegeflow.{__name__}")  # under "siegeflow": reaches run logs
 
@@ -66,7 +56,7 @@ class CrescendoConfig(OptimizerConfig):
 
 
 @optimizer("crescendo")
-class Crescendo(Optimizer):
+class Crescendo(AttackerOptimizer):
     """Crescendo: multi-turn escalation with backtracking on refusal (needs the chat harness)."""
 
     Config = CrescendoConfig
@@ -81,23 +71,14 @@ class Crescendo(Optimizer):
         self._backtracks = 0
         self.backtracks_total = 0
 
-    async def on_event(self, event: Event) -> EventResponse:
-        if isinstance(event, ControllablePreCallEvent):
-            turn = getattr(event.request, "turn", None)
-            if turn is None:  # not a chat turn (e.g. an agent's task): nothing to escalate
-                return ControllableNoInjection(event=event)
-            value = await self._turn(int(turn))
-            if value is None:
-                return ControllableNoInjection(event=event)
-            return ControllableInjection(event=event, controllable=event.controllable, value=value)
-        if isinstance(event, ControllablePostCallEvent):
-            return ControllableNoInjection(event=event)
-        if isinstance(event, RunEndEvent):
-            runs = len(self.past_trajectories) + 1
-            return RunEndResponse(
-                event=event, done=succeeded(event.evaluation) or runs >= self.config.conversations
-            )
-        return EventResponse(event=event)
+    async def inject(self, event: ControllablePreCallEvent) -> UserTurn | None:
+        turn = getattr(event.request, "turn", None)
+        if turn is None:  # not a chat turn (e.g. an agent's task): nothing to escalate
+            return None
+        return await self._turn(int(turn))
+
+    async def run_ended(self, event: RunEndEvent) -> bool:
+        return succeeded(event.evaluation) or self.runs_so_far >= self.config.conversations
 
     async def _turn(self, turn: int) -> UserTurn | None:
         rewind, note = 0, ""
@@ -135,26 +116,16 @@ class Crescendo(Optimizer):
             )
             or "(nothing yet)"
         )
-        messages: list[dict[str, Any]] = [
-            {"role": "system", "content": SYSTEM.format(goal=self.goal)},
-            {
-                "role": "user",
-                "content": TURN.format(
-                    conversation=conversation, turn=step, turns=self.config.max_turns, note=note
-                ),
-            },
+        messages: list[ChatMessage] = [
+            SystemMessage(content=SYSTEM.format(goal=self.goal)),
+            UserMessage(content=TURN.format(
+                conversation=conversation, turn=step, turns=self.config.max_turns, note=note)),
         ]
-        params = sampling(self.config.temperature, self.config.max_tokens)
-        raw = ""
-        for _ in range(self.config.parse_retries + 1):
-            raw = message_text(await self.llm.complete(messages, **params))
-            parsed = parse_attack_json(raw, key="question")
-            if parsed is not None:
-                return str(parsed["question"])
-            messages = [
-                *messages,
-                {"role": "assistant", "content": raw},
-                {"role": "user", "content": 'Reply with {"question": "..."} only.'},
-            ]
+        parsed, _ = await ask_attacker(
+            self.llm, messages, key="question", retries=self.config.parse_retries,
+            repair='Reply with {"question": "..."} only.', params=self.params,
+        )
+        if parsed is not None:
+            return str(parsed["question"])
         log.warning("Crescendo: no usable attacker JSON at step %d; asking the goal directly", step)
         return self.goal

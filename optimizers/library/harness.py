@@ -20,6 +20,7 @@ from judges import Verdict
 from optimizers.domains import Controllable, Observable, Scope, SecurityDomain
 from targets import TargetConfig, chat
 from targets.completion import CallUsage
+from targets.messages import AssistantMessage, ChatMessage, SystemMessage, UserMessage, last_user_text
 
 
 class RunHooks(Protocol):
@@ -47,7 +48,7 @@ class RunOutcome(CallUsage):
     declares `check_keys`); `details` goes into the run's trace.
     """
 
-    messages: list[dict[str, Any]]
+    messages: Sequence[ChatMessage]
     response: str | None
     error: str | None = None
     error_kind: str | None = None
@@ -57,10 +58,7 @@ class RunOutcome(CallUsage):
     @property
     def prompt(self) -> str:
         """The last user message: what judges and reports show as the prompt."""
-        for message in reversed(self.messages):
-            if message.get("role") == "user":
-                return str(message.get("content") or "")
-        return ""
+        return last_user_text(self.messages)
 
 
 class HarnessSpec(BaseModel):
@@ -185,19 +183,13 @@ class ChatHarness(TargetHarness):
         return (self.reply,)
 
     async def run(self, hooks: RunHooks, goal: Goal) -> RunOutcome:
-        config: ChatConfig = self.config  # type: ignore[assignment]
-        system = (
-            [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
+        config: ChatConfig = self.config  # type: ignore[assignment]  # this harness's config class
+        system: list[ChatMessage] = (
+            [SystemMessage(content=config.system_prompt)] if config.system_prompt else []
         )
-        history: list[dict[str, Any]] = []
-        totals = {
-            "cost_usd": 0.0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "latency_s": 0.0,
-            "attempts": 0,
-        }
-        sent: list[dict[str, Any]] = []
+        history: list[ChatMessage] = []
+        usage = CallUsage()
+        sent: list[ChatMessage] = []
         response: str | None = None
         turns: list[dict[str, Any]] = []
         for turn in range(config.max_turns):
@@ -208,10 +200,9 @@ class ChatHarness(TargetHarness):
             step = UserTurn(content=default or "") if value is None else as_user_turn(value)
             if step.rewind:
                 history = history[: max(0, len(history) - 2 * step.rewind)]
-            sent = [*system, *history, {"role": "user", "content": step.content}]
+            sent = [*system, *history, UserMessage(content=step.content)]
             completion = await chat(self.target, sent)
-            for key in totals:
-                totals[key] += getattr(completion, key)
+            usage += completion
             turns.append(
                 {
                     "turn": turn,
@@ -228,16 +219,12 @@ class ChatHarness(TargetHarness):
                     error=completion.error,
                     error_kind=completion.error_kind,
                     details={"turns": turns},
-                    **totals,
+                    **usage.fields(),
                 )
             response = completion.text or ""
-            history = [
-                *history,
-                {"role": "user", "content": step.content},
-                {"role": "assistant", "content": response},
-            ]
+            history = [*history, UserMessage(content=step.content), AssistantMessage(content=response)]
             await hooks.observe(self.reply, response)
-        return RunOutcome(messages=sent, response=response, details={"turns": turns}, **totals)
+        return RunOutcome(messages=sent, response=response, details={"turns": turns}, **usage.fields())
 
 
 _HARNESSES: dict[str, str] = {

@@ -35,14 +35,14 @@ from optimizers.events import (
 )
 from optimizers.library.common import (
     OptimizerConfig,
+    ask_attacker,
     clip,
-    message_text,
-    parse_attack_json,
+    sampling,
     succeeded,
 )
-from optimizers.library.pair import sampling
 from optimizers.registry import optimizer
 from targets.agent import ToolCallMatch
+from targets.messages import UserMessage
 
 log = logging.getLogger(f"siegeflow.{__name__}")  # under "siegeflow": reaches run logs
 
@@ -260,6 +260,7 @@ class Injection(Optimizer):
             answer=clip(parent.feedback.get("answer") or "(not visible)", 500),
         )
         params = sampling(self.config.temperature, self.config.max_tokens)
-        raw = message_text(await self.llm.complete([{"role": "user", "content": prompt}], **params))
-        parsed = parse_attack_json(raw, key="payload")
+        parsed, _ = await ask_attacker(
+            self.llm, [UserMessage(content=prompt)], key="payload", params=params
+        )
         return str(parsed["payload"]) if parsed is not None else None

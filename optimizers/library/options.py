@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from optimizers.library.harness import HarnessSpec
 from optimizers.llm import LLMClient
-from targets.config import check_key_env_name, check_key_block_name
+from targets.config import check_key_block_name, check_key_env_name
 
 #: litellm's OpenAI client refuses to call without a key, even a local server that needs none.
 LOCAL_PLACEHOLDER_KEY = "EMPTY"

@@ -6,17 +6,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from optimizers.base import Optimizer
-from optimizers.events import (
-    ControllableNoInjection,
-    ControllablePostCallEvent,
-    ControllablePreCallEvent,
-    Event,
-    EventResponse,
-    RunEndEvent,
-    RunEndResponse,
-)
-from optimizers.library.common import OptimizerConfig
+from optimizers.events import RunEndEvent
+from optimizers.library.common import AttackerOptimizer, OptimizerConfig
 from optimizers.registry import optimizer
 
 
@@ -25,7 +16,7 @@ class PassthroughConfig(OptimizerConfig):
 
 
 @optimizer("passthrough")
-class Passthrough(Optimizer):
+class Passthrough(AttackerOptimizer):
     """Control: never injects; done after `runs` runs (default 1)."""
 
     Config = PassthroughConfig
@@ -36,12 +27,5 @@ class Passthrough(Optimizer):
         super().__init__()
         self.config = config or PassthroughConfig()
 
-    async def on_event(self, event: Event) -> EventResponse:
-        if isinstance(event, ControllablePreCallEvent | ControllablePostCallEvent):
-            return ControllableNoInjection(event=event)
-        if isinstance(event, RunEndEvent):
-            # RunEnd is answered before the run is archived: this run is not counted yet.
-            return RunEndResponse(
-                event=event, done=len(self.past_trajectories) + 1 >= self.config.runs
-            )
-        return EventResponse(event=event)
+    async def run_ended(self, event: RunEndEvent) -> bool:
+        return self.runs_so_far >= self.config.runs  # never injects (the default `inject`)

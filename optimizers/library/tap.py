@@ -20,35 +20,22 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from optimizers.base import Optimizer
 from optimizers.channel import EventChannel
-from optimizers.events import (
-    ControllableInjection,
-    ControllableNoInjection,
-    ControllablePostCallEvent,
-    ControllablePreCallEvent,
-    Event,
-    EventResponse,
-    RunEndEvent,
-    RunEndResponse,
-)
+from optimizers.events import ControllablePreCallEvent, RunEndEvent
 from optimizers.library.common import (
-    OptimizerConfig,
-    clip,
-    message_text,
-    observed,
-    rating,
-    succeeded,
-)
-from optimizers.library.pair import (
     ATTACKER_SYSTEM,
     FEEDBACK,
     FIRST_TURN,
+    AttackerOptimizer,
+    OptimizerConfig,
     attacker_prompt,
-    attacker_rating,
-    sampling,
+    clip,
+    message_text,
+    single_turn,
+    succeeded,
 )
 from optimizers.registry import optimizer
+from targets.messages import AssistantMessage, ChatMessage, SystemMessage, UserMessage
 
 log = logging.getLogger(f"siegeflow.{__name__}")  # under "siegeflow": reaches run logs
 
@@ -81,13 +68,13 @@ class Node:
     id: int
     depth: int
     prompt: str
-    history: list[dict[str, str]]  # this branch's attacker conversation (ends with its reply)
+    history: list[ChatMessage]  # this branch's attacker conversation (ends with its reply)
     parent: int | None = None
     score: int | None = None
 
 
 @optimizer("tap")
-class Tap(Optimizer):
+class Tap(AttackerOptimizer):
     """TAP: tree of attacker refinements with off-topic and score pruning (parallel consumption)."""
 
     Config = TapConfig
@@ -114,8 +101,9 @@ class Tap(Optimizer):
 
         def finished(task: asyncio.Task[None]) -> None:
             tasks.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                failures.append(task.exception())  # type: ignore[arg-type]
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                failures.append(error)
 
         async for envelope in channel:
             task = asyncio.create_task(self._dispatch(envelope))
@@ -126,22 +114,16 @@ class Tap(Optimizer):
         if failures:
             raise failures[0]
 
-    async def on_event(self, event: Event) -> EventResponse:
-        if isinstance(event, ControllablePreCallEvent):
-            if getattr(event.request, "turn", 0) != 0:
-                return ControllableNoInjection(event=event)
-            async with self._lock:
-                node = await self._next_node()
-            return ControllableInjection(
-                event=event, controllable=event.controllable, value=node.prompt
-            )
-        if isinstance(event, ControllablePostCallEvent):
-            return ControllableNoInjection(event=event)
-        if isinstance(event, RunEndEvent):
-            async with self._lock:
-                done = await self._score(event)
-            return RunEndResponse(event=event, done=done)
-        return EventResponse(event=event)
+    async def inject(self, event: ControllablePreCallEvent) -> str | None:
+        if not single_turn(event):
+            return None
+        async with self._lock:
+            node = await self._next_node()
+        return node.prompt
+
+    async def run_ended(self, event: RunEndEvent) -> bool:
+        async with self._lock:
+            return await self._score(event)
 
     # -- the tree --------------------------------------------------------------------------------
     async def _next_node(self) -> Node:
@@ -163,7 +145,7 @@ class Tap(Optimizer):
                     id=-1,
                     depth=0,
                     prompt="",
-                    history=[{"role": "user", "content": FIRST_TURN.format(goal=self.goal)}],
+                    history=[UserMessage(content=FIRST_TURN.format(goal=self.goal))],
                 )
             ]
         else:  # phase 2: only the best `width` nodes of the tested level branch out
@@ -183,10 +165,9 @@ class Tap(Optimizer):
         self._queue.extend(children)
 
     async def _child(self, parent: Node) -> Node | None:
-        system = {"role": "system", "content": ATTACKER_SYSTEM.format(goal=self.goal)}
-        params = sampling(self.config.temperature, self.config.max_tokens)
+        system = SystemMessage(content=ATTACKER_SYSTEM.format(goal=self.goal))
         parsed, raw = await attacker_prompt(
-            self.llm, [system, *parent.history[-5:]], self.config.parse_retries, params
+            self.llm, [system, *parent.history[-5:]], self.config.parse_retries, self.params
         )
         if parsed is None:
             log.warning("TAP: no usable attacker JSON for a child of node %s", parent.id)
@@ -195,7 +176,7 @@ class Tap(Optimizer):
             id=next(self._ids),
             depth=self._level,
             prompt=str(parsed["prompt"]),
-            history=[*parent.history, {"role": "assistant", "content": raw}],
+            history=[*parent.history, AssistantMessage(content=raw)],
             parent=None if parent.id < 0 else parent.id,
         )
         self.tree.append(
@@ -206,12 +187,7 @@ class Tap(Optimizer):
     async def _on_topic(self, prompt: str) -> bool:
         text = message_text(
             await self.llm.complete(
-                [
-                    {
-                        "role": "user",
-                        "content": ON_TOPIC.format(goal=self.goal, prompt=clip(prompt, 3000)),
-                    }
-                ],
+                [UserMessage(content=ON_TOPIC.format(goal=self.goal, prompt=clip(prompt, 3000)))],
                 temperature=0.0,
             )
         )
@@ -220,22 +196,13 @@ class Tap(Optimizer):
 
     async def _score(self, event: RunEndEvent) -> bool:
         node, self._current = self._current, None
-        replies = observed(self.current_trajectory)
-        response = str(replies[-1]) if replies else "(the response is not visible to the attacker)"
-        if self.config.scorer == "attacker" and replies:
-            score = await attacker_rating(self.llm, self.goal, response)
-        else:
-            score = rating(event.evaluation)
+        response, score = await self.score_run(event, self.config.scorer)
         if node is not None:
             node.score = score
             node.history = [
                 *node.history,
-                {
-                    "role": "user",
-                    "content": FEEDBACK.format(
-                        response=clip(response, 1500), goal=self.goal, score=score
-                    ),
-                },
+                UserMessage(content=FEEDBACK.format(
+                    response=clip(response, 1500), goal=self.goal, score=score)),
             ]
             self._tested.append(node)
             for entry in self.tree:

@@ -72,7 +72,7 @@ def test_attacker_prefixes_become_prompts():
                                 attacker_chat=chat)
     prompts = run(technique.generate(GOAL))
     assert len(chat.calls) == 1
-    meta = chat.calls[0][0]["content"]
+    meta = chat.calls[0][0].text
     assert GOAL.text in meta and "6 different opening sentences" in meta
     assert [p.variant for p in prompts] == ["prefix-0", "prefix-1", "prefix-2"]
     for i, prompt in enumerate(prompts):
@@ -140,7 +140,7 @@ def test_fallback_without_target_and_with_long_goal():
 def test_prefill_mode_and_decode():
     technique = build_technique("advprefix", {"mode": "prefill", "n_prefixes": 1})
     (prompt,) = run(technique.generate(GOAL))
-    assert prompt.messages == [{"role": "user", "content": GOAL.text},
+    assert prompt.wire == [{"role": "user", "content": GOAL.text},
                                {"role": "assistant", "content": GOAL.target}]
     assert technique.decode(prompt, " Dear customer, ...") == f"{GOAL.target} Dear customer, ..."
     assert technique.decode(prompt, f"{GOAL.target}: hi") == f"{GOAL.target}: hi"

@@ -53,7 +53,7 @@ def test_bad_option_value_names_the_option():
     with pytest.raises(TechniqueError, match="n_candidates"):
         build_technique("advprefix", {"n_prefixes": 8, "n_candidates": 4})
     with pytest.raises(TechniqueError, match="config must be a mapping"):
-        build_technique("baseline", ["x"])  # type: ignore[arg-type]
+        build_technique("baseline", ["x"])  # type: ignore[arg-type]  # not a mapping, on purpose
 
 
 def test_prompt_hash_is_canonical():
@@ -83,5 +83,5 @@ def test_baseline_is_the_goal_as_is():
 def test_baseline_system_prompt():
     technique = build_technique("baseline", {"system_prompt": "Be terse."})
     (prompt,) = asyncio.run(technique.generate(GOAL))
-    assert prompt.messages[0] == {"role": "system", "content": "Be terse."}
+    assert prompt.wire[0] == {"role": "system", "content": "Be terse."}
     assert prompt.text == GOAL.text

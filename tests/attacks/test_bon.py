@@ -69,7 +69,7 @@ def test_scramble_keeps_first_last_letters_and_letter_multiset() -> None:
     text = "scramble these wonderful words now"
     out = scramble(text, 1.0, rng)
     assert out != text
-    for before, after in zip(text.split(), out.split()):
+    for before, after in zip(text.split(), out.split(), strict=True):
         assert sorted(before) == sorted(after)
         assert before[0] == after[0] and before[-1] == after[-1]
         if len(before) <= 3:

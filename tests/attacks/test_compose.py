@@ -65,8 +65,8 @@ def test_multi_message_steps_only_last() -> None:
     last = build(["ciphers:morse", {"name": "many_shot", "options": {
         "shots": [2], "layout": "messages"}}])
     [prompt] = asyncio.run(last.generate(GOAL))
-    assert [m["role"] for m in prompt.messages] == ["user", "assistant"] * 2 + ["user"]
-    assert prompt.messages[-1]["content"].startswith("You are an expert in classical ciphers")
+    assert [m.role for m in prompt.messages] == ["user", "assistant"] * 2 + ["user"]
+    assert prompt.messages[-1].text.startswith("You are an expert in classical ciphers")
     inner = build([{"name": "many_shot", "options": {"shots": [2], "layout": "messages"}},
                    "templates:role_play"])
     with pytest.raises(TechniqueError, match="only the last step"):

@@ -34,8 +34,8 @@ def test_transcript_layout_one_prompt_per_shot_count() -> None:
 
 def test_messages_layout_alternates_real_turns() -> None:
     [prompt] = generate({"shots": [3], "layout": "messages"})
-    assert [m["role"] for m in prompt.messages] == ["user", "assistant"] * 3 + ["user"]
-    assert prompt.messages[-1]["content"] == GOAL.text
+    assert [m.role for m in prompt.messages] == ["user", "assistant"] * 3 + ["user"]
+    assert prompt.messages[-1].text == GOAL.text
 
 
 def test_deterministic_per_goal_and_seed() -> None:

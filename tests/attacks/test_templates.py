@@ -21,7 +21,7 @@ def test_all_variants_by_default_in_order_and_deterministic():
     prompts = generate()
     assert [p.variant for p in prompts] == list(ALL_TEMPLATES)
     assert all(p.technique == "templates" and p.metadata["template"] == p.variant for p in prompts)
-    assert all(len(p.messages) == 1 and p.messages[0]["role"] == "user" for p in prompts)
+    assert all(len(p.messages) == 1 and p.messages[0].role == "user" for p in prompts)
     assert [p.messages for p in prompts] == [p.messages for p in generate()]
     assert len({p.hash for p in prompts}) == len(prompts)
 

@@ -10,9 +10,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.runner import error_exit
-from tracking import RunSummary
 from tests.support.openai_server import Fault, OpenAIServer
-from tracking import EvaluationStatusEnum, get_backend
+from tracking import EvaluationStatusEnum, RunSummary, get_backend
 
 pytestmark = [pytest.mark.e2e]
 runner = CliRunner()

@@ -341,7 +341,7 @@ def test_an_unreachable_prefect_api_is_one_line_not_a_traceback(sqlite_db: Path)
     import sys
 
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api", "COLUMNS": "300"}
-    result = subprocess.run(  # noqa: S603 (fixed argv)
+    result = subprocess.run(
         [sys.executable, "-m", "cli", "run", "--target", "openai/x", "--api-base",
          "http://127.0.0.1:9/v1", "--db", f"sqlite:///{sqlite_db}"],
         env=env, capture_output=True, text=True, timeout=120, check=False,

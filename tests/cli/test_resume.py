@@ -145,7 +145,7 @@ def test_a_run_stored_with_a_redacted_key_name_says_how_to_resume_it(tmp_path: P
 
         from tracking.models import RunRecord
 
-        table = RunRecord.__table__  # type: ignore[attr-defined]
+        table = RunRecord.__table__  # type: ignore[attr-defined]  # set by the SQLModel metaclass
         conn.execute(sa.update(table).where(table.c.id == run_id).values(parameters=params))
     result = _invoke("resume", run_id, "--db", db)
     assert result.exit_code == 2, result.output

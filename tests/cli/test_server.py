@@ -43,7 +43,7 @@ class Env:
 
     def popen(self, *args: str, cwd: Path = REPO, extra: dict[str, str] | None = None
               ) -> subprocess.Popen[str]:
-        return subprocess.Popen(  # noqa: S603 - fixed argv
+        return subprocess.Popen(
             [sys.executable, "-m", "cli", *args], cwd=cwd, env={**self.vars, **(extra or {})},
             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )
@@ -93,7 +93,7 @@ def _alive(pid: int) -> bool:
 
 
 def _flow_run_exists(api_url: str, flow_run_id: str) -> bool:
-    with urllib.request.urlopen(f"{api_url}/flow_runs/{flow_run_id}", timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"{api_url}/flow_runs/{flow_run_id}", timeout=10) as resp:
         return resp.status == 200
 
 
@@ -196,7 +196,7 @@ def test_a_stale_record_naming_another_process_is_replaced_and_that_process_spar
 ) -> None:
     stopped = env.run("server", "stop")
     assert stopped.returncode == 0
-    bystander = subprocess.Popen(["sleep", "600"], start_new_session=True)  # noqa: S603,S607
+    bystander = subprocess.Popen(["sleep", "600"], start_new_session=True)
     try:
         env.home.mkdir(parents=True, exist_ok=True)
         (env.home / "server.json").write_text(json.dumps(

@@ -14,7 +14,7 @@ import pytest
 
 os.environ.setdefault("SIEGEFLOW_TASK_RETRY_DELAYS", "0.2,0.2")
 
-from tests.support.openai_server import OpenAIServer  # noqa: E402
+from tests.support.openai_server import OpenAIServer
 
 
 @pytest.fixture

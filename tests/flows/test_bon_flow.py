@@ -19,8 +19,8 @@ import pytest
 
 from flows.attack import attack_flow
 from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
-from targets import TargetConfig
 from goals import load_preset
+from targets import TargetConfig
 from tests.support.bon_responder import bon_answer, held_text
 from tests.support.default_responder import REFUSAL, default_responder, prompt_text
 from tests.support.openai_server import OpenAIServer
@@ -64,7 +64,7 @@ class BonTarget:
 def bon_server() -> Any:
     target = BonTarget()
     with OpenAIServer(responder=target) as server:
-        server.bon = target  # type: ignore[attr-defined]
+        server.bon = target  # type: ignore[attr-defined]  # the fixture hangs the target on the server
         yield server
 
 
@@ -114,7 +114,7 @@ def test_best_of_n_stops_each_goal_at_its_first_success(
                                     **settings(bon_server, tmp_path)))
     assert state.is_completed(), state.message
     summary = state.result()
-    target: BonTarget = bon_server.bon  # type: ignore[attr-defined]
+    target: BonTarget = bon_server.bon  # type: ignore[attr-defined]  # set by the fixture
     backend = get_backend(sqlite_url)
     run_id = summary.run_id
     statuses = {r.goal: r.evaluation_status for r in backend.list_results(run_id)}
@@ -147,7 +147,7 @@ def test_best_of_n_stops_each_goal_at_its_first_success(
 def test_best_of_n_resume_rerequests_nothing_recorded(
     prefect_api_url: str, bon_server: OpenAIServer, sqlite_url: str, tmp_path: Path
 ) -> None:
-    target: BonTarget = bon_server.bon  # type: ignore[attr-defined]
+    target: BonTarget = bon_server.bon  # type: ignore[attr-defined]  # set by the fixture
     first = asyncio.run(attack_flow(return_state=True, db_url=sqlite_url, budget_usd=0.4,
                                     **settings(bon_server, tmp_path)))
     assert first.is_completed(), first.message
@@ -172,7 +172,7 @@ def test_best_of_n_resume_rerequests_nothing_recorded(
 def test_best_of_n_in_a_suite_resumes_without_resending_anything(
     prefect_api_url: str, bon_server: OpenAIServer, sqlite_url: str, tmp_path: Path
 ) -> None:
-    target: BonTarget = bon_server.bon  # type: ignore[attr-defined]
+    target: BonTarget = bon_server.bon  # type: ignore[attr-defined]  # set by the fixture
     run = settings(bon_server, tmp_path)
     run["attack"] = AttackSpec(name="suite", options={"techniques": [
         {"name": "baseline"}, {"name": "bon", "options": {"n": N}}]})

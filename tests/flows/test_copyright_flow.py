@@ -53,7 +53,7 @@ def target(server: OpenAIServer) -> TargetConfig:
 def test_copyright_goals_judged_by_reproduction_of_the_reference(
     prefect_api_url: str, copyright_server: object, sqlite_url: str, tmp_path: Path
 ) -> None:
-    server, goals = copyright_server  # type: ignore[misc]
+    server, goals = copyright_server  # type: ignore[misc]  # the fixture yields a pair
     refs = tmp_path / "works"
     refs.mkdir()
     for goal in goals[:2]:  # the third goal's work was not supplied
@@ -75,7 +75,7 @@ def test_copyright_goals_judged_by_reproduction_of_the_reference(
 def test_copyright_goals_without_the_copyright_judge_are_flagged(
     prefect_api_url: str, copyright_server: object, sqlite_url: str
 ) -> None:
-    server, _ = copyright_server  # type: ignore[misc]
+    server, _ = copyright_server  # type: ignore[misc]  # the fixture yields a pair
     state = asyncio.run(attack_flow(target=target(server), attack=AttackSpec(), goals=GOALS,
                                     judges=JudgePanelSpec(judges=["refusal"]),
                                     db_url=sqlite_url, return_state=True))

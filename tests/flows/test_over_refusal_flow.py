@@ -70,8 +70,9 @@ def test_benign_control_set_gives_a_false_refusal_rate_outside_the_asr(
     html = render_report(data)
     assert "false-refusal rate" in html and f"{expected_refused}/8 benign prompts refused" in html
 
-    from cli.output import print_summary
     from rich.console import Console
+
+    from cli.output import print_summary
 
     console = Console(record=True, width=200)
     print_summary(console, summary)

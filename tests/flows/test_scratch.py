@@ -101,7 +101,7 @@ def test_no_flow_run_id_means_no_scratch_to_scrub(
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 def test_sweep_removes_only_old_scratch_of_runs_without_a_live_process(tmp_path: Path) -> None:
     live_id = f"live-{uuid.uuid4().hex}"
-    holder = subprocess.Popen(  # noqa: S603 (fixed argv): a live process of the live run
+    holder = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)"],
         env={**os.environ, "PREFECT__FLOW_RUN_ID": live_id},
     )

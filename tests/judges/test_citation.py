@@ -21,7 +21,7 @@ SUMMARY = RunSummary.parse(
                                 "asr": 0.25}}})
 
 
-def _render(fn, *args) -> str:  # noqa: ANN001
+def _render(fn, *args) -> str:
     console = Console(record=True, width=320)
     fn(console, *args)
     return console.export_text()

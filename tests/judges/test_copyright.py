@@ -26,7 +26,7 @@ def judge(tmp_path: Path, **options: object) -> object:
 
 
 def verdict(j: object, response: str, goal_id: str | None = "harbour_song") -> object:
-    return asyncio.run(j.evaluate("Generate the text of the harbour song", "p", response,  # type: ignore[attr-defined]
+    return asyncio.run(j.evaluate("Generate the text of the harbour song", "p", response,  # type: ignore[attr-defined]  # a copyright judge takes context
                                   goal_id=goal_id))
 
 

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from cli.output import print_runs, print_summary
 from judges import citation
+from judges.citation import panel_digest, panel_key
 from judges.corrected import (
     OVER_REFUSAL_SPEC,
     asr_correction,
@@ -23,7 +24,6 @@ from judges.corrected import (
     over_refusal_correction,
     stratum_of,
 )
-from judges.citation import panel_digest, panel_key
 from judges.correction import Counts, correct
 from reports.artifacts import summary_markdown
 from reports.corrected import CANNOT_SUPPORT, asr_pair, corrected_text
@@ -216,7 +216,7 @@ def test_runs_list_has_a_corrected_column() -> None:
     assert "corrected for judge error" in text and pct(block.overall.value) in text
 
 
-def test_judges_validate_stores_pooled_and_per_data_set_counts(tmp_path) -> None:  # noqa: ANN001
+def test_judges_validate_stores_pooled_and_per_data_set_counts(tmp_path) -> None:
     from typer.testing import CliRunner
 
     from cli.main import app

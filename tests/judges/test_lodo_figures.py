@@ -29,7 +29,7 @@ def test_each_set_is_judged_by_a_head_fitted_without_it(monkeypatch: pytest.Monk
              + [item(99, "jailjudge-mini", goal="GOAL  harmbench-standard 0")])
     fitted: list[set[str]] = []
 
-    def fake_fit(x, y, l2):  # noqa: ANN001, ANN202
+    def fake_fit(x, y, l2):
         fitted.append({items[int(i)].dataset + "/" + items[int(i)].split + "/" + items[int(i)].id
                        for i in x[:, 0]})
         return type("H", (), {"probability": staticmethod(lambda m: np.full(len(m), 0.7))})()

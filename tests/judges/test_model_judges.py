@@ -54,8 +54,8 @@ def test_prompt_layout_marker_goal_response(name):
     verdict = evaluate(name, chat)
     assert verdict.ok and verdict.success is True and verdict.judge == name
     (messages,) = chat.calls
-    assert len(messages) == 1 and messages[0]["role"] == "user"
-    content = messages[0]["content"]
+    assert len(messages) == 1 and messages[0].role == "user"
+    content = messages[0].text
     assert content.splitlines()[0] == MARKERS[name]
     assert extract(content) == (GOAL, RESPONSE)
 

@@ -60,7 +60,7 @@ def test_panel_combines_concurrently():
     gate = asyncio.Event()
 
     async def slow_yes(messages):
-        started.append(messages[0]["content"].splitlines()[0])
+        started.append(messages[0].text.splitlines()[0])
         if len(started) == 2:
             gate.set()
         await gate.wait()  # deadlocks unless both model judges run at the same time

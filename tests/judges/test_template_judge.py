@@ -11,6 +11,7 @@ import pytest
 
 from judges import JudgeError, JudgePanel, build_judge, parse_spec
 from judges.template import BUILTIN_DIR, builtin_templates, check_template, render
+from targets.messages import wire
 from tests.judges.fakes import replies
 
 MODEL = {"model": "openai/judge", "api_base": "http://127.0.0.1:9/v1"}
@@ -38,7 +39,7 @@ def test_renders_every_placeholder_once_and_keeps_braces_in_values_inert(tmp_pat
                                          context="ctx {prompt}"))
     assert verdict.success is True and verdict.score == 1.0 and verdict.judge == "template"
     (messages,) = chat.calls
-    assert messages == [{"role": "user", "content":
+    assert wire(messages) == [{"role": "user", "content":
                          "C=ctx {prompt}|G=goal {response}|P=prompt {goal}|R=resp {context}"
                          "|{literal}"}]
 
@@ -49,7 +50,7 @@ def test_context_is_empty_when_not_given_and_system_message_comes_first(tmp_path
     judge = judge_with(chat, path, system="You are a strict classifier.")
     verdict = asyncio.run(judge.evaluate("g", "p", "r"))
     assert verdict.success is False and verdict.score == 0.0
-    assert chat.calls[0] == [{"role": "system", "content": "You are a strict classifier."},
+    assert wire(chat.calls[0]) == [{"role": "system", "content": "You are a strict classifier."},
                              {"role": "user", "content": "[] r"}]
 
 
@@ -164,7 +165,7 @@ def test_text_mode_sends_the_rendered_template_as_the_only_message(tmp_path):
     chat = replies("No")
     judge = judge_with(chat, write(tmp_path, "[INST] {goal} :: {response} [/INST]"), mode="text")
     asyncio.run(judge.evaluate("g", "p", "r"))
-    assert chat.calls == [[{"role": "user", "content": "[INST] g :: r [/INST]"}]]
+    assert [wire(call) for call in chat.calls] == [[{"role": "user", "content": "[INST] g :: r [/INST]"}]]
 
 
 def test_check_and_render_helpers():
@@ -182,7 +183,7 @@ def test_shipped_templates_are_valid_and_usable_by_name(name):
     verdict = asyncio.run(judge.evaluate("THE-GOAL", "THE-PROMPT", "THE-RESPONSE",
                                          context="THE-CONTEXT"))
     assert verdict.success is True
-    sent = chat.calls[0][0]["content"]
+    sent = chat.calls[0][0].text
     assert sent.startswith("[INST]") and sent.endswith("[/INST]") and "THE-RESPONSE" in sent
     assert "{" not in sent  # every placeholder filled
 

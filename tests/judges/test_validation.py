@@ -50,7 +50,7 @@ def write_csv(path: Path) -> Path:
         writer.writerow(["id", "goal", "response", "label"])
         for i, y, r in ROWS:
             writer.writerow([i, "Explain how to do the thing", r,
-                             {1: "true", 0: "false"}.get(y, y)])  # type: ignore[call-overload]
+                             {1: "true", 0: "false"}.get(y, y)])  # type: ignore[call-overload]  # raw labels, as a file holds them
     return path
 
 
@@ -123,8 +123,7 @@ def test_validate_cli_on_every_format(fmt: str, tmp_path: Path) -> None:
                                (False, False), (False, False), (True, False)])
     assert all(set(i["judges"]) == {"refusal"} for i in items.values())
     assert "57.1%" in result.output and "refusal" in result.output
-    from judges.citation import cite
-    from judges.citation import store_lookup
+    from judges.citation import cite, store_lookup
     from tracking import get_backend
 
     citation = cite(["refusal"], "majority", store_lookup(get_backend(db)))

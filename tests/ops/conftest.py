@@ -47,7 +47,7 @@ class Cluster:
 
     def cli(self, *args: str, timeout_s: float = 120.0, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 (fixed argv)
+        return subprocess.run(
             list(args), cwd=REPO, env=env or self.env, capture_output=True, text=True,
             timeout=timeout_s, check=False,
         )
@@ -200,7 +200,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             log = home / f"worker-{i}.log"
             logs.append(log)
             with log.open("wb") as out:
-                workers.append(subprocess.Popen(  # noqa: S603 (fixed argv)
+                workers.append(subprocess.Popen(
                     [_bin("prefect"), "worker", "start", "--pool", POOL, "--name", f"w{i}",
                      "--type", "process"],
                     cwd=REPO, env=worker_env, stdout=out, stderr=subprocess.STDOUT,

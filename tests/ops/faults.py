@@ -82,7 +82,7 @@ def patch(module: ModuleType) -> None:
     base = module.StepProgress
     state = {"starts": 0}
 
-    class FaultyProgress(base):  # type: ignore[misc, valid-type]
+    class FaultyProgress(base):  # type: ignore[misc, valid-type]  # a subclass of a class chosen at run time
         async def start(self, *args: Any, **kwargs: Any) -> Any:
             reason = _decide(state)
             if reason:
@@ -112,7 +112,7 @@ class _Finder(importlib.abc.MetaPathFinder):
             exec_module(module)
             patch(module)
 
-        loader.exec_module = exec_and_patch  # type: ignore[method-assign]
+        loader.exec_module = exec_and_patch  # type: ignore[method-assign]  # patched on purpose
         return spec
 
 

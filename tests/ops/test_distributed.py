@@ -162,7 +162,7 @@ def test_two_workers_plain_and_sharded_runs_with_retries_and_a_shared_limit(
         config.write_text(yaml.safe_dump(params(target, cli_goals, db)), encoding="utf-8")
         # A third scan at once, from the CLI: its parent runs here, its 2 shards on the workers.
         cli_log = (tmp_path / "cli.log").open("w+")
-        cli = subprocess.Popen(  # noqa: S603 (fixed argv)
+        cli = subprocess.Popen(
             [str(Path(sys.executable).with_name("siegeflow")), "run", "--config", str(config),
              "--shards", "2"], cwd=REPO, env=cluster.env, stdout=cli_log,
             stderr=subprocess.STDOUT, start_new_session=True,
@@ -173,7 +173,7 @@ def test_two_workers_plain_and_sharded_runs_with_retries_and_a_shared_limit(
                 trigger("siegeflow-attack/attack", params(target, plain_goals, db)),
                 trigger("siegeflow-attack/attack", params(target, sharded_goals, db, shards=3)),
             )
-            return tuple(await wait_final([a.id, b.id]))  # type: ignore[return-value]
+            return tuple(await wait_final([a.id, b.id]))  # type: ignore[return-value]  # two runs in, two states out
 
         try:
             plain, sharded = asyncio.run(go())

@@ -16,8 +16,7 @@ import uuid
 
 import pytest
 
-from targets import RateLimit, TargetConfig, chat
-from targets import ratelimit
+from targets import RateLimit, TargetConfig, chat, ratelimit
 from tests.ops.support import REDIS_URL, REPO
 from tests.support.openai_server import OpenAIServer, start_server_process
 

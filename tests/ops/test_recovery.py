@@ -29,7 +29,7 @@ GOALS = 10  # x 2 prompts = 20 completions at 2 in flight, 0.5 s each: a 5 s win
 STALE_S = 3.0
 
 
-def _answered(backend, run_id: str) -> int:  # noqa: ANN001
+def _answered(backend, run_id: str) -> int:
     return sum(1 for a in backend.list_attempts(run_id) if a.completed_at is not None)
 
 
@@ -53,7 +53,7 @@ def test_a_sigkilled_run_is_found_stale_and_finished_by_the_next_deployment_run(
         config.write_text(yaml.safe_dump(settings), encoding="utf-8")
         log = tmp_path / "run.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen(  # noqa: S603 (fixed argv)
+            proc = subprocess.Popen(
                 [str(Path(sys.executable).with_name("siegeflow")), "run", "--config", str(config)],
                 env={**cluster.env, "SIEGEFLOW_HEARTBEAT_S": "0.5"}, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
@@ -132,7 +132,7 @@ def test_only_the_same_scan_adopts_a_stale_run_and_only_once(tmp_path: Path) -> 
     with backend.engine.begin() as conn:
         conn.execute(sa.update(table).where(table.c.id == run_id)
                      .values(heartbeat_at=utcnow() - timedelta(seconds=120)))
-    claim = lambda **kw: claim_stale_run(db, prefect_flow_run_id="fr", older_than_s=60, **kw)  # noqa: E731
+    claim = lambda **kw: claim_stale_run(db, prefect_flow_run_id="fr", older_than_s=60, **kw)  # noqa: E731 - a one-line partial
     assert claim(kind="optimize", parameters=scan) is None
     assert claim(kind="attack", parameters={**scan, "goals": {"source": "other.csv"}}) is None
     assert claim(kind="attack", parameters={**scan, "concurrency": 32}) == run_id

@@ -144,7 +144,7 @@ def test_no_key_is_on_disk_after_a_worker_sigkill_from_a_block_or_the_environmen
                                                          f"://postgres:{url_canary}@"),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
     }
-    worker = subprocess.Popen(  # noqa: S603 (fixed argv)
+    worker = subprocess.Popen(
         [_bin("prefect"), "worker", "start", "--pool", POOL, "--name", "canary",
          "--type", "process"], cwd=REPO, env=worker_env, stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT, start_new_session=True,
@@ -199,7 +199,7 @@ def test_the_scrubbed_scratch_still_runs_the_workers_crash_hooks(
     scratch.mkdir()
     worker_env = {**cluster.env, "SIEGEFLOW_PROJECT_DIR": str(REPO), "TMPDIR": str(scratch),
                   "SIEGEFLOW_HOOK_KEY": key, "PREFECT_WORKER_QUERY_SECONDS": "1"}
-    worker = subprocess.Popen(  # noqa: S603 (fixed argv)
+    worker = subprocess.Popen(
         [_bin("prefect"), "worker", "start", "--pool", POOL, "--name", "canary-hooks",
          "--type", "process"], cwd=REPO, env=worker_env, stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT, start_new_session=True,

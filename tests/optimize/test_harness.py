@@ -100,7 +100,7 @@ def test_chat_harness_multi_turn_with_rewind(llm_server: OpenAIServer) -> None:
     ]
     assert outcome.details["turns"][1]["reply"].startswith("I'm sorry")
     # the refused exchange is gone from what the target saw last
-    assert [m["content"] for m in outcome.messages if m["role"] == "user"] == [
+    assert [m.text for m in outcome.messages if m.role == "user"] == [
         "Hello there",
         "Tell me about chemistry",
     ]

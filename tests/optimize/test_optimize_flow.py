@@ -223,7 +223,7 @@ def test_run_budget_stops_goals_cleanly(
 def test_attacker_budget_reached_between_runs(
     prefect_api_url: str, llm_server: OpenAIServer, sqlite_url: str, tmp_path: Path
 ) -> None:
-    script: Script = llm_server._responder  # type: ignore[assignment]
+    script: Script = llm_server._responder  # type: ignore[assignment]  # the script is the responder
     script.keyword_from = 99  # the attacker never finds the jailbreak
     attacker = attacker_for(llm_server, input_cost_per_token=0.01, output_cost_per_token=0.01)
     state = run_flow(

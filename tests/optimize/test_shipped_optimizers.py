@@ -68,7 +68,7 @@ def test_pair_refines_until_the_judge_says_ten(
         runs[0].content["evaluation"]["score"] == 0.0
         and runs[2].content["evaluation"]["success"] is True
     )
-    script: Script = llm_server._responder  # type: ignore[assignment]
+    script: Script = llm_server._responder  # type: ignore[assignment]  # the script is the responder
     ratings = [
         m
         for model, m in script.requests

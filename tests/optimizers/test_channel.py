@@ -245,7 +245,7 @@ def test_valid_responses_are_delivered(user_input, make_event, make_response):
 def test_only_events_travel():
     async def main():
         with pytest.raises(TypeError):
-            await EventChannel().send("not an event", timeout=1)  # type: ignore[arg-type]
+            await EventChannel().send("not an event", timeout=1)  # type: ignore[arg-type]  # not an event, on purpose
 
     arun(main)
 

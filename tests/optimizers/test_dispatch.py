@@ -129,13 +129,13 @@ def test_llm_property_needs_initialize():
     with pytest.raises(RuntimeError, match="initialize"):
         _ = optimizer.llm
     sentinel = object()
-    optimizer.initialize("goal", [], [], sentinel)  # type: ignore[arg-type]
+    optimizer.initialize("goal", [], [], sentinel)  # type: ignore[arg-type]  # a sentinel, not an LLMClient
     assert optimizer.llm is sentinel and optimizer.goal == "goal"
 
 
 def test_past_trajectories_is_a_copy():
     optimizer = Recorder()
-    optimizer.past_trajectories.append("tampered")  # type: ignore[arg-type]
+    optimizer.past_trajectories.append("tampered")  # type: ignore[arg-type]  # tampering on purpose
     assert optimizer.past_trajectories == []
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import types
 
@@ -101,7 +100,7 @@ def test_filtered_view_holds_only_readable_entries(user_input, tool_output, syst
     with pytest.raises(RuntimeError):
         trajectory.finish(end)
     with pytest.raises(TypeError):
-        trajectory.record(end)  # type: ignore[arg-type]
+        trajectory.record(end)  # type: ignore[arg-type]  # a wrong event on purpose
     # a view made after the end still gets everything readable, including the evaluation
     late = trajectory.view(Scope.of("tool_output"))
     assert list(late) == [tool] and late.end_event is end

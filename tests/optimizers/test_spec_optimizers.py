@@ -235,7 +235,7 @@ def test_budget_error_escaping_on_event_reaches_the_controller():
     """An optimizer that ignores its budget: the 3rd call raises inside on_event; the sender gets
     BudgetExhaustedError, the channel is poisoned, and the controller is not left waiting."""
     optimizer, llm = SequentialOptimizer(max_runs=100), attacker_llm(max_cost=0.07)
-    optimizer._budget_exhausted = lambda: False  # type: ignore[method-assign]
+    optimizer._budget_exhausted = lambda: False  # type: ignore[method-assign]  # patched on purpose
     channel = EventChannel()
     other = LoopThread(lambda: actor(optimizer, channel, llm), timeout=60)
     with pytest.raises(BudgetExhaustedError):

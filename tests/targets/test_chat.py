@@ -249,7 +249,7 @@ def test_programming_errors_raise() -> None:
     with pytest.raises(ValueError, match="non-empty list"):
         run(chat(config, []))
     with pytest.raises(TypeError, match="TargetConfig"):
-        run(chat({"model": "x"}, USER))  # type: ignore[arg-type]
+        run(chat({"model": "x"}, USER))  # type: ignore[arg-type]  # a dict, not a TargetConfig, on purpose
 
 
 def test_clients_work_across_event_loops(server: OpenAIServer) -> None:

@@ -38,7 +38,7 @@ def test_defaults_and_transport_choice() -> None:
 )
 def test_validation_errors_are_clear(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        TargetConfig(**fields)  # type: ignore[arg-type]
+        TargetConfig(**fields)  # type: ignore[arg-type]  # invalid values on purpose
 
 
 def test_a_key_in_api_key_env_is_rejected_without_echoing_it() -> None:
@@ -75,7 +75,7 @@ def test_describe_is_safe_for_reports() -> None:
 def test_config_is_frozen_and_copyable() -> None:
     config = TargetConfig(model="m")
     with pytest.raises(ValidationError):
-        config.model = "other"  # type: ignore[misc]
+        config.model = "other"  # type: ignore[misc]  # frozen: the test expects the error
     assert config.model_copy(update={"max_tokens": 5}).max_tokens == 5
     assert hash(config) == hash(TargetConfig(model="m"))
 

@@ -7,8 +7,7 @@ import importlib.util
 
 import pytest
 
-from targets import GuardrailConfig, TargetConfig, chat, embedded_target
-from targets import local
+from targets import GuardrailConfig, TargetConfig, chat, embedded_target, local
 from tests.targets.conftest import run
 
 pytestmark = pytest.mark.slow

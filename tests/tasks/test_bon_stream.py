@@ -122,7 +122,7 @@ def test_a_failing_judge_fails_the_run_after_in_flight_samples_settle() -> None:
         await asyncio.sleep(0.002)
         return Judged(verdicts=[], successful=False)
 
-    target.judge = judge  # type: ignore[method-assign]
+    target.judge = judge  # type: ignore[method-assign]  # a fake judge, patched on purpose
     with pytest.raises(RuntimeError, match="judge bug"):
         run(target, streams(100, 1), n=100, concurrency=4)
     assert len(target.sent) < 100  # nothing new is issued once a sample failed
@@ -139,7 +139,7 @@ def test_slow_judging_bounds_outstanding_samples_to_twice_the_concurrency() -> N
         state["judging"] -= 1
         return Judged(verdicts=[], successful=response == "HARMFUL")
 
-    target.judge = slow_judge  # type: ignore[method-assign]
+    target.judge = slow_judge  # type: ignore[method-assign]  # a fake judge, patched on purpose
     stats, _ = run(target, streams(200, 1), n=200, concurrency=3)
     assert state["max"] <= 6
     # Broken by its very first sample: only what was outstanding meanwhile was sent.

@@ -29,7 +29,7 @@ class Store:
         return [i for batch in self.batches for i, _ in batch]
 
 
-def _wait_for(predicate, bound_s: float = 10.0) -> bool:  # noqa: ANN001 - bounded poll, not a timing assertion
+def _wait_for(predicate, bound_s: float = 10.0) -> bool:
     deadline = time.monotonic() + bound_s
     while time.monotonic() < deadline:
         if predicate():

@@ -87,7 +87,7 @@ def test_step_exception_still_propagates_with_broken_store() -> None:
     coordinator = TrackingCoordinator.create(BrokenStore(), "run-1", goals=["a"])
     with pytest.raises(ZeroDivisionError):
         with coordinator.step_tracker.track_step("Completions", "STEP2"):
-            1 / 0  # noqa: B018
+            1 / 0  # noqa: B018 - raises on purpose
     coordinator.finalize_on_error("crashed")
     assert (
         coordinator.get_goal_context(0).evaluation_status
