@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.config import GoalsSpec, JudgePanelSpec
+from flows.naming import name_flow_run
 from goals import Goal
 from reports.rows import Recorded, rows_of
 from settings import current_settings
@@ -184,6 +185,8 @@ def open_run(
         )
     tracker = coordinator.goal_tracker
     assert tracker is not None  # created with its goals above
+    name_flow_run(prefect_flow_run_id, kind=kind, attack=attack_type, target=target,
+                  run_id=run_id)
     rows = [GoalRow.of_context(ctx) for ctx in tracker.contexts
             if ctx.result_id is not None]
     return OpenedRun(

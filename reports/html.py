@@ -432,7 +432,7 @@ def attempts_section(data: RunData, budget: int, limit: int) -> str:
     for goal in sorted(goals, key=lambda g: (not g.broken, g.index)):
         items = "".join(attempt_html(r, limit) for r in goal.rows)
         piece = (
-            f'<details class="traj" id="attempts-{goal.index}"><summary>#{goal.index} '
+            f'<details class="attempts" id="attempts-{goal.index}"><summary>#{goal.index} '
             f"{e(goal.goal_id, 120)} · "
             f'<span class="st st-{STATUS_CLASS[goal.status.value]}">{e(goal.label)}</span> · '
             f"{len(goal.rows)} attempt(s) — {e(goal.goal, 160)}</summary>"
