@@ -42,6 +42,7 @@ from reports.figures import (
 from reports.load import GoalView, RunData
 from reports.page import page
 from reports.review_figures import review_html
+from reports.selection import selection_text
 from reports.svg import bar_chart
 from reports.text import clip, html_escape
 from reports.trajectory import render_conversation, render_trajectory
@@ -107,6 +108,7 @@ def header(data: RunData) -> str:
         ("judges", f"{', '.join(data.judge_keys)} · rule {data.rule} · "
                    f"threshold {data.threshold:g}"),
         ("goals from", str(goals_src)),
+        *((("goals used", subset),) if (subset := selection_text(run.config)) else ()),
         ("started", _when(run.started_at or run.created_at)),
         ("finished", _when(run.finished_at)),
     ]
@@ -183,6 +185,10 @@ def judged_by(data: RunData) -> str:
     citation = data.citation
     warnings = "".join(f'<p class="note err warning"><b>Warning</b> {e(str(w), 1000)}</p>'
                        for w in data.summary.warnings)
+    subset = selection_text(data.run.config)
+    if subset:  # an ASR on a slice is that slice's, not the set's
+        warnings = (f'<p class="note" id="goal-subset"><b>Goals</b> {e(subset, 400)}: the '
+                    "rates are this subset's.</p>" + warnings)
     if citation is None:
         return warnings
     cls = "note err" if citation.refusal_only or not citation.validated else "note"
