@@ -183,3 +183,41 @@ def test_new_results_are_not_required(tmp_path: Path) -> None:
     run_id = backend.create_run(attack_type="t")
     backend.create_results(run_id, [NewResult(goal="g", goal_index=0)])
     backend.close()
+
+
+def test_optimizer_trajectories_read_as_conversations(tmp_path: Path) -> None:
+    """A Crescendo-like optimizer run (multi-turn attempts with their OPTIMIZER_RUN traces):
+    each run is shown as its turns with roles, the answer's score and the attacker's
+    recorded reasoning, escaped — not as a key/value dump."""
+    backend = SQLBackend(f"sqlite:///{tmp_path}/opt.db")
+    run_id = backend.create_run(attack_type="crescendo", config={"kind": "optimize"},
+                                parameters={"judges": {"judges": [{"name": "refusal"}]}})
+    (result,) = backend.create_results(run_id, [NewResult(goal="the goal", goal_index=0)])
+    for index in range(2):
+        turns = [{"role": "user", "content": f"turn {k} of run {index} {PAYLOAD}"}
+                 for k in range(index + 2)]
+        (attempt,) = backend.upsert_attempts(run_id, [NewAttempt(
+            result_id=result.id, prompt_hash=f"h{index}", technique="crescendo",
+            variant=f"run-{index}", prompt=turns)])
+        backend.record_completion(attempt, response=f"answer of run {index} <i>x</i>")
+        backend.record_judgment(attempt, "refusal", success=index == 1, score=0.3 + 0.4 * index)
+        backend.enqueue_trace(run_id=run_id, result_id=result.id, step_name=f"run-{index}",
+                              step_type="OPTIMIZER_RUN", content={
+                                  "run": index, "attempt_id": attempt, "score": 0.3 + 0.4 * index,
+                                  "success": index == 1,
+                                  "trajectory": [{"kind": "observe", "point": "attacker",
+                                                  "value": {"improvement": f"escalate {index} "
+                                                            "<img src=x onerror=alert(1)>"}}],
+                                  "outcome": {"prompt": "last turn", "response": "ignored"}})
+    backend.flush(run_id)
+    data = load_run(backend, run_id)
+    html = render_report(data)
+    section = html[html.index('<section id="trajectories">'):]
+    section = section[: section.index("</section>")]
+    assert section.count('<ol class="conv">') == 2
+    assert "turn 2 of run 1" in section and 'class="role">user' in section
+    assert "answer of run 1 &lt;i&gt;x&lt;/i&gt;" in section and "score 0.70" in section
+    assert "attacker&#x27;s reasoning" in section or "attacker's reasoning" in section
+    assert "escalate 1 &lt;img src=x onerror=alert(1)&gt;" in section
+    assert "<img src=x" not in html and PAYLOAD not in html
+    backend.close()
