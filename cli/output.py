@@ -236,6 +236,11 @@ def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
     panel, rows = run_rows(backend, run)
     console.print(f"[bold]Run[/] {escape(run.id)}  {_status(run.status)}  "
                   f"attack={escape(run.attack_type)}  target={escape(run.target_description or '')}")
+    from reports.selection import selection_text
+
+    subset = selection_text(run.config)
+    if subset:
+        console.print(f"[bold]Goals[/] {escape(subset, 300)}")
     if run.summary:
         from judges.citation import store_lookup
 

@@ -48,6 +48,8 @@ def test_sample_picks_the_same_goals_and_the_reports_say_so(prefect_api_url: str
     assert text in render_report(data)
     assert f'name="goal_selection" value="{text}"' in render_junit(data)
     assert json.loads(render_sarif(data))["runs"][0]["properties"]["goalSelection"] == text
+    shown = runner.invoke(app, ["runs", "show", runs[0].id, "--db", db], env={"COLUMNS": "200"})
+    assert text in " ".join(shown.output.split())
 
 
 def test_a_benign_set_as_goals_is_warned_and_a_bare_name_runs(prefect_api_url: str,
