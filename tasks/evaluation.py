@@ -45,7 +45,9 @@ async def _judge(judge: Any, technique: Any, goal: str, context: str | None,
     travels on the verdict as `attacker_cost_usd` (once per answer: the decode is memoised)."""
     with attacker_spend() as spend:
         try:
-            decoded = await technique.adecode(prompt, response)
+            # the plain goal sent after an attacker failure: nothing to decode
+            decoded = (response if "fallback_for" in prompt.metadata
+                       else await technique.adecode(prompt, response))
         except DecodeError as exc:
             return Verdict(judge=judge.label, success=None, score=None, raw=None,
                            error=f"decode: {exc}", attacker_cost_usd=spend.usd)

@@ -4,8 +4,9 @@ Keys (stable; reports and flows read them):
 ``run_id``, ``attack_type``, ``status``, ``tracking_enabled``, ``goals_total``,
 ``successful``, ``failed``, ``errors`` ({agent, framework, total}), ``not_evaluated``,
 ``asr`` (None when the denominator is 0), ``asr_denominator`` (successful + failed),
-``excluded_from_asr`` (error goals), ``rows`` ({total, successful, failed, agent_errors,
-framework_errors, unmatched}), ``categories`` ({category: {goals, successful, failed, errors,
+``excluded_from_asr`` (error goals; ``errors.attacker`` counts the framework-error goals whose
+every attempt was an attacker failure), ``rows`` ({total, successful, failed, agent_errors,
+framework_errors, attacker_failures, unmatched}), ``categories`` ({category: {goals, successful, failed, errors,
 not_evaluated, asr}}; goals without a category are under ``"uncategorized"``), ``steps``
 ([{name, type, status, duration_s, error}]), ``cost_usd`` (sum of the rows' ``cost_usd``),
 ``duration_s``, ``tracking_errors`` ({kind: count}); and, when the run has a benign control set
@@ -108,11 +109,15 @@ def build_summary(
             "not_evaluated": c["not_evaluated"],
             "asr": attack_success_rate(c["successful"], c["failed"]),
         }
-    rows = {"successful": 0, "failed": 0, "agent_error": 0, "framework_error": 0}
+    rows = {"successful": 0, "failed": 0, "agent_error": 0, "framework_error": 0,
+            "attacker_failure": 0}
     cost = 0.0
+    attacker_goals = 0  # goals whose every row was an attacker failure (nothing sent)
     for counts, goal_cost in goal_rows:
         for key in rows:
             rows[key] += counts.get(key, 0)
+        total = sum(counts.values())
+        attacker_goals += bool(total) and counts.get("attacker_failure", 0) == total
         cost += goal_cost
     return {
         "run_id": run_id,
@@ -126,6 +131,7 @@ def build_summary(
             "agent": totals["agent"],
             "framework": totals["framework"],
             "total": totals["agent"] + totals["framework"],
+            "attacker": attacker_goals,
         },
         "not_evaluated": totals["not_evaluated"],
         "asr": attack_success_rate(totals["successful"], totals["failed"]),
@@ -137,6 +143,7 @@ def build_summary(
             "failed": rows["failed"],
             "agent_errors": rows["agent_error"],
             "framework_errors": rows["framework_error"],
+            "attacker_failures": rows["attacker_failure"],
             "unmatched": unmatched_rows,
         },
         "categories": categories,
@@ -168,6 +175,8 @@ class ErrorCounts(_Stored):
     agent: int = 0
     framework: int = 0
     total: int = 0
+    #: of `framework`: goals whose every attempt was an attacker failure (nothing was sent)
+    attacker: int = 0
 
 
 class RowCounts(_Stored):
@@ -176,6 +185,8 @@ class RowCounts(_Stored):
     failed: int = 0
     agent_errors: int = 0
     framework_errors: int = 0
+    #: attempts the attacker model failed to write: never sent, neither held nor broken
+    attacker_failures: int = 0
     unmatched: int = 0
 
 
