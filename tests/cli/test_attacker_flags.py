@@ -150,3 +150,34 @@ def test_a_refusing_attacker_is_recorded_as_attacker_failures_not_held(
     assert figures[technique].attacker_failures == len(failed)
     assert figures[technique].held == 0 and figures[technique].broken == 0
     assert figures["baseline"].held == 1
+    _every_report_shows_the_failures(backend, run.id, technique, len(failed))
+
+
+def _every_report_shows_the_failures(backend: Any, run_id: str, technique: str, n: int) -> None:
+    """JUnit, SARIF, the Prefect artifact's markdown, the HTML report and the export."""
+    import io
+    import xml.etree.ElementTree as ET
+
+    from reports.artifacts import summary_markdown
+    from reports.export import export_run
+    from reports.html import render_report
+    from reports.junit import render_junit
+    from reports.load import load_run
+    from reports.sarif import render_sarif
+
+    data = load_run(backend, run_id)
+    props = {p.get("name"): p.get("value") for p in ET.fromstring(render_junit(data)).iter("property")}
+    assert f"attacker_failures={n} " in props[f"technique.{technique}"]
+    assert "asr=n/a (0 judged goals)" in props[f"technique.{technique}"]
+    assert "asr=0.0% [" in props["technique.baseline"]
+    sarif = json.loads(render_sarif(data))["runs"][0]["properties"]["techniques"]
+    by_name = {t["technique"]: t for t in sarif}
+    assert by_name[technique]["attackerFailures"] == n and by_name[technique]["asrN"] == 0
+    assert by_name["baseline"]["asrN"] == 1 and by_name["baseline"]["asrCi95"] is not None
+    markdown = summary_markdown(data.summary)
+    assert "## By technique" in markdown and "**Attacker failures:**" in markdown
+    assert "attacker failures" in render_report(data)
+    out = io.StringIO()
+    export_run(backend, run_id, "jsonl", out)
+    kinds = [json.loads(line).get("error_kind") for line in out.getvalue().splitlines()]
+    assert kinds.count("attacker_failure") == n
