@@ -72,6 +72,8 @@ def attacker_output_problem(
     stripped = (text or "").strip()
     if not stripped:
         return "empty"
+    if not any(c.isalnum() for c in stripped):  # "...", "…", "<>" : the repair's own filler
+        return f"placeholder {stripped[:20]!r} (no words)"
     placeholder = _PLACEHOLDER.search(stripped)
     if placeholder is not None:
         return f"placeholder {placeholder.group(0)[:60]!r}"

@@ -150,6 +150,14 @@ def attempt_hash(index: int, messages: Sequence[ChatMessage | Mapping[str, Any]]
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _fallback_reason(outcome: RunOutcome) -> str | None:
+    """Why the goal was sent as baseline (the attacker failure the harness noted)."""
+    for turn in outcome.details.get("turns") or ():
+        if isinstance(turn, Mapping) and turn.get("attacker_failure"):
+            return str(turn["attacker_failure"])
+    return None
+
+
 class _TimeUp(Exception):
     """The goal's time limit passed in the middle of a run."""
 
@@ -377,7 +385,9 @@ class GoalLoop:
                         "attacker_cost_usd": attacker,
                         **({"attacker_failure": outcome.attacker_failure}
                            if outcome.attacker_failure is not None else {}),
-                        **({"fallback_for": self.technique} if outcome.baseline else {}),
+                        **({"fallback_for": self.technique,
+                            "attacker_failure_reason": _fallback_reason(outcome)}
+                           if outcome.baseline else {}),
                     },
                 }
             ],

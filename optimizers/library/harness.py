@@ -222,6 +222,8 @@ class ChatHarness(TargetHarness):
                 if not value.send_goal:
                     return attacker_failure_outcome(value, goal)
                 baseline = True
+                turns.append({"turn": turn, "attacker_failure": value.reason,
+                              "sent_instead": "the goal, as baseline"})
                 value = None
             if value is None and default is None:
                 break

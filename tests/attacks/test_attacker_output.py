@@ -14,6 +14,8 @@ INSTRUCTIONS = ATTACKER_SYSTEM.format(goal="")
     ("", "empty"),
     ("   \n", "empty"),
     ("<the new prompt P>", "placeholder"),
+    ("...", "placeholder"),
+    ("…", "placeholder"),
     ("Sure: <your prompt here>", "placeholder"),
     ("[INSERT PROMPT HERE]", "placeholder"),
     ("{{prompt}}", "placeholder"),
