@@ -63,7 +63,7 @@ class FakeClient:
     async def read_flow_run(self, flow_run_id: Any) -> Any:
         return SimpleNamespace(id=flow_run_id, state=self.state)
 
-    async def read_events(self, filter: Any, limit: int) -> Any:  # noqa: A002 - Prefect's name
+    async def read_events(self, filter: Any, limit: int) -> Any:
         assert filter.resource.id[0].startswith("prefect.flow-run.")
         occurred = datetime.fromtimestamp(self.heartbeat, UTC)
         return SimpleNamespace(events=[SimpleNamespace(occurred=occurred)])
