@@ -332,6 +332,18 @@ def _start_background(home: Path, port: int, startup_timeout_s: float) -> Server
     return record
 
 
+def active_flow_runs(api_url: str, timeout_s: float = 10.0) -> list[str]:
+    """`name (state)` of the flow runs the server at `api_url` has Pending, Running or
+    Cancelling: a worker or a command is executing them, and stopping the server strands them."""
+    body = json.dumps({"flow_runs": {"state": {"type": {"any_": [
+        "PENDING", "RUNNING", "CANCELLING"]}}}, "limit": 50}).encode()
+    request = urllib.request.Request(f"{api_url}/flow_runs/filter", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 (loopback)
+        runs = json.loads(resp.read())
+    return [f"{r.get('name')} ({(r.get('state') or {}).get('name', '?')})" for r in runs]
+
+
 def stop_server(home: Path, grace_s: float = 15.0) -> ServerRecord | None:
     """Stop the data directory's server (its whole process group); the record it had."""
     with _locked(home):
