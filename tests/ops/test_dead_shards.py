@@ -63,7 +63,7 @@ async def _deploy() -> Any:
                 enforce_parameter_schema=True, tags=["siegeflow"],
                 job_variables={"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}},
             )
-        return made["victim-parent"]
+        return made["victim-parent"]  # create_deployment returns the id
 
 
 async def _start(deployment_id: Any, parameters: dict[str, Any]) -> Any:
@@ -112,7 +112,7 @@ def test_shards_whose_worker_is_sigkilled_end_crashed_and_the_run_completes(
         for i in range(KILLS):
             goals = goal_file(tmp_path / f"victim-{i}.csv", GOALS)
             begun = time.monotonic()
-            parent = asyncio.run(_start(parent_deployment.id, {
+            parent = asyncio.run(_start(parent_deployment, {
                 **params(target, goals, cluster.tracking_url, shards=2), "concurrency": 1}))
 
             def run_id_of(parent_id: str = str(parent.id)) -> str | None:
