@@ -54,7 +54,8 @@ async def _deploy() -> Any:
                 await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
         made = {}
         for name, pool, source in (("victim-parent", PARENT_POOL, "siegeflow-attack/attack"),
-                                   ("victim-shard", SHARD_POOL, "siegeflow-attack/attack-shard")):
+                                   ("victim-shard", SHARD_POOL, "siegeflow-attack/attack-shard"),
+                                   ("victim-plain", SHARD_POOL, "siegeflow-attack/attack")):
             base = await client.read_deployment_by_name(source)
             made[name] = await client.create_deployment(
                 flow_id=base.flow_id, name=name, entrypoint=base.entrypoint,
@@ -63,7 +64,7 @@ async def _deploy() -> Any:
                 enforce_parameter_schema=True, tags=["siegeflow"],
                 job_variables={"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}},
             )
-        return made["victim-parent"]  # create_deployment returns the id
+        return made  # name -> deployment id
 
 
 async def _start(deployment_id: Any, parameters: dict[str, Any]) -> Any:
@@ -98,7 +99,7 @@ def _kill(worker: subprocess.Popen[bytes], shard_ids: list[str]) -> None:
 def test_shards_whose_worker_is_sigkilled_end_crashed_and_the_run_completes(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    parent_deployment = asyncio.run(_deploy())
+    parent_deployment = asyncio.run(_deploy())["victim-parent"]
     cluster.start_worker(PARENT_POOL, "parents", {
         "SIEGEFLOW_SHARD_DEPLOYMENT": SHARD_DEPLOYMENT,
         "SIEGEFLOW_SHARD_SILENCE_S": str(SILENCE_S),
@@ -150,3 +151,60 @@ def test_shards_whose_worker_is_sigkilled_end_crashed_and_the_run_completes(
             assert run is not None and run.status is StatusEnum.COMPLETED
             assert {r.evaluation_status for r in backend.list_results(run.id)} <= DECIDED
     print("\n".join(figures))
+
+
+@pytest.mark.slow
+def test_a_run_whose_worker_alone_is_sigkilled_ends_resumable_and_resume_keeps_its_answers(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Issue 24, item 4, measured: the worker gets SIGKILL, its flow-run process lives on."""
+    import sys
+
+    plain = asyncio.run(_deploy())["victim-plain"]
+    worker = cluster.start_worker(SHARD_POOL, "alone-0")
+    backend = get_backend(cluster.tracking_url)
+    goals = goal_file(tmp_path / "alone.csv", 20)  # 40 answers at 1 in flight, 0.5 s each
+    with start_server_process(latency_s=0.5) as server:
+        target = TargetConfig(model="openai/siegeflow-test", api_base=server.base_url,
+                              timeout_s=20, max_retries=1, backoff_initial_s=0.05)
+        flow_run = asyncio.run(_start(plain, {
+            **params(target, goals, cluster.tracking_url), "concurrency": 1}))
+        deadline = time.monotonic() + ITERATION_TIMEOUT_S
+        run_id = None
+        while run_id is None or sum(1 for a in backend.list_attempts(run_id)
+                                    if a.completed_at is not None) < 4:
+            assert time.monotonic() < deadline, "the run never answered"
+            time.sleep(0.3)
+            runs = backend.list_runs(prefect_flow_run_id=str(flow_run.id))
+            run_id = runs[0].id if runs else None
+        os.kill(worker.pid, signal.SIGKILL)  # the worker only
+        worker.wait(timeout=10)
+        killed = time.monotonic()
+        try:
+            (final,) = asyncio.run(wait_final([flow_run.id], timeout_s=ITERATION_TIMEOUT_S))
+        finally:
+            for pid in _flow_run_pids(str(flow_run.id)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        took = time.monotonic() - killed
+        answered = sum(1 for a in backend.list_attempts(run_id) if a.completed_at is not None)
+        judged = len(backend.list_judgments(run_id=run_id))
+        run = backend.get_run(run_id)
+        assert run is not None
+        statuses = sorted({r.evaluation_status.value for r in backend.list_results(run_id)})
+        asked = server.stats()["chat_requests"]
+        print(f"worker SIGKILL -> flow run {final.state.name} ({final.state.message}) after "
+              f"{took:.0f} s; answers {answered}/40, judgments {judged}, run "
+              f"{run.status.value}, goals {statuses} (load average {os.getloadavg()[0]:.2f})")
+        assert run.status not in (StatusEnum.RUNNING, StatusEnum.PENDING), run.status
+        assert "NOT_EVALUATED" not in statuses
+        if run.status is StatusEnum.COMPLETED:
+            return
+        resumed = cluster.cli(str(Path(sys.executable).with_name("siegeflow")), "resume", run_id,
+                              "--db", cluster.tracking_url, timeout_s=300)
+        again = server.stats()["chat_requests"] - asked
+    print(f"resume: exit {resumed.returncode}, {again} request(s) to the target "
+          f"({40 - answered} answers were missing)")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-2000:]
+    assert again == 40 - answered
+    assert backend.get_run(run_id).status is StatusEnum.COMPLETED
