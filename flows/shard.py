@@ -11,8 +11,10 @@ duplicate each other's work and a retried shard only does what it has not record
 Failures: the shard deployment runs `attack_shard_flow`, the same flow with Prefect flow
 retries (`SIEGEFLOW_SHARD_RETRIES`, default 2), on top of the steps' own task retries. A shard
 whose flow run ends Crashed — its process or worker died, seen by the worker or, when the
-worker is gone too, by the zombie automation of `flows.zombies` within about 2 minutes — is
-run again once as a new flow run (`SIEGEFLOW_SHARD_CRASH_RETRIES`). A shard
+worker is gone too, by the zombie automation of `flows.zombies` or, when that has not acted,
+by the parent's own watch (`_watch`: Pending, or Running with no Prefect heartbeat, for
+`SIEGEFLOW_SHARD_SILENCE_S`) — is run again once as a new flow run
+(`SIEGEFLOW_SHARD_CRASH_RETRIES`). A shard
 that is still not Completed when its flow run ends (or after `SIEGEFLOW_SHARD_TIMEOUT_S`) has
 its goals marked ERROR_TEST_FRAMEWORK with the shard's final state in the notes — never
 dropped — and the run ends FAILED, so `siegeflow resume RUN_ID` finishes exactly those goals.
