@@ -254,7 +254,9 @@ async def _watch(flow_run_id: Any, timeout_s: float | None) -> Any:
                                flow_run.id, state.name if state else "unknown", timeout_s)
                 await client.set_flow_run_state(flow_run.id, Cancelling(), force=True)
                 return flow_run
-            if state is not None:
+            # Only a state at least `silence_s` old can be a dead one: ask for heartbeats then
+            # (64 shards would otherwise cost 32 event queries a second).
+            if state is not None and time.time() - state.timestamp.timestamp() >= silence_s:
                 life = ShardLife(
                     state_type=state.type.value, state_since=state.timestamp.timestamp(),
                     last_heartbeat=await _last_heartbeat(client, flow_run.id)
