@@ -96,6 +96,7 @@ def _kill(worker: subprocess.Popen[bytes], shard_ids: list[str]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180 + 200 * KILLS)  # ~130 s an iteration at load average 9-10
 def test_shards_whose_worker_is_sigkilled_end_crashed_and_the_run_completes(
     cluster: Cluster, tmp_path: Path
 ) -> None:
