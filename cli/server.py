@@ -57,8 +57,9 @@ def stop(
 ) -> None:
     """Stop the local server (runs and their history stay recorded).
 
-    Refuses (exit 1) while runs are in progress — flow runs Pending/Running on the server, or
-    runs of the default store with a fresh heartbeat — and names them: a run whose server
+    Refuses (exit 1) while runs are in progress — flow runs Pending/Running on the server that
+    changed state or sent a Prefect heartbeat lately, or runs of the default store with a fresh
+    heartbeat — and names them: a run whose server
     vanishes retries the API for minutes, then ends with its goals unjudged.
     """
     from flows.server import default_home, server_status, stop_server
@@ -94,11 +95,11 @@ def _in_progress(api_url: str) -> list[str]:
     from tracking import StoreUnavailableError
 
     lines = []
-    try:
-        lines += [f"flow run {name}" for name in active_flow_runs(api_url)]
-    except (urllib.error.URLError, OSError, TimeoutError, ValueError) as exc:
-        lines.append(f"could not list the server's flow runs: {exc}")
     fresh_s = current_settings().stale_after_s
+    try:
+        lines += [f"flow run {name}" for name in active_flow_runs(api_url, fresh_s)]
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError, KeyError) as exc:
+        lines.append(f"could not list the server's flow runs: {exc}")
     try:
         lines += [f"run {run.id} {run.status.value} (heartbeat within {fresh_s:.0f} s) in "
                   "the default store" for run in live_runs(None, fresh_s)]

@@ -332,16 +332,49 @@ def _start_background(home: Path, port: int, startup_timeout_s: float) -> Server
     return record
 
 
-def active_flow_runs(api_url: str, timeout_s: float = 10.0) -> list[str]:
-    """`name (state)` of the flow runs the server at `api_url` has Pending, Running or
-    Cancelling: a worker or a command is executing them, and stopping the server strands them."""
-    body = json.dumps({"flow_runs": {"state": {"type": {"any_": [
-        "PENDING", "RUNNING", "CANCELLING"]}}}, "limit": 50}).encode()
-    request = urllib.request.Request(f"{api_url}/flow_runs/filter", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+#: Silence after which a Running flow run's Prefect heartbeats say it is gone (flows.zombies).
+HEARTBEAT_SILENCE_S = 90.0
+
+
+def _post(api_url: str, path: str, body: dict[str, object], timeout_s: float) -> object:
+    request = urllib.request.Request(f"{api_url}{path}", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 (loopback)
-        runs = json.loads(resp.read())
-    return [f"{r.get('name')} ({(r.get('state') or {}).get('name', '?')})" for r in runs]
+        return json.loads(resp.read())
+
+
+def active_flow_runs(api_url: str, fresh_s: float, timeout_s: float = 10.0) -> list[str]:
+    """`name (state)` of the server's Pending/Running/Cancelling flow runs that show life:
+    a state change within `fresh_s`, or a Prefect heartbeat within `HEARTBEAT_SILENCE_S`.
+
+    Why not every Running one: a `siegeflow run` killed with SIGKILL leaves its flow run Running
+    for ever on the local server, and would block `server stop` for good. (Long CLI runs send no
+    Prefect heartbeats: their store heartbeat is what shows them alive.)
+    """
+    from datetime import UTC, datetime, timedelta
+
+    runs = _post(api_url, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": [
+        "PENDING", "RUNNING", "CANCELLING"]}}}, "limit": 200}, timeout_s)
+    assert isinstance(runs, list)
+    if not runs:
+        return []
+    now = datetime.now(UTC)
+    since = now - timedelta(seconds=max(fresh_s, HEARTBEAT_SILENCE_S))
+    page = _post(api_url, "/events/filter", {"filter": {
+        "event": {"name": ["prefect.flow-run.heartbeat"]},
+        "resource": {"id": [f"prefect.flow-run.{r['id']}" for r in runs]},
+        "occurred": {"since": since.isoformat(), "until": now.isoformat()},
+    }, "limit": 200}, timeout_s)
+    events = page.get("events", []) if isinstance(page, dict) else []
+    beating = {e.get("resource", {}).get("prefect.resource.id") for e in events}
+    live = []
+    for r in runs:
+        state = r.get("state") or {}
+        changed = datetime.fromisoformat(state["timestamp"]) if state.get("timestamp") else None
+        if (changed is not None and now - changed <= timedelta(seconds=fresh_s)) or \
+                f"prefect.flow-run.{r['id']}" in beating:
+            live.append(f"{r.get('name')} ({state.get('name', '?')})")
+    return live
 
 
 def stop_server(home: Path, grace_s: float = 15.0) -> ServerRecord | None:

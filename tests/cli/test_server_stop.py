@@ -34,7 +34,7 @@ def stubbed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         return record
 
     monkeypatch.setattr(server_mod, "server_status", lambda home: record)
-    monkeypatch.setattr(server_mod, "active_flow_runs", lambda url: seen["flow_runs"])
+    monkeypatch.setattr(server_mod, "active_flow_runs", lambda url, fresh_s: seen["flow_runs"])
     monkeypatch.setattr(server_mod, "stop_server", stop)
     seen["db"] = f"sqlite:///{tmp_path / 'store.db'}"
     monkeypatch.setenv("SIEGEFLOW_DB_URL", seen["db"])
@@ -85,12 +85,26 @@ def test_a_stale_run_does_not_block_stop(stubbed: dict[str, Any],
 
 @pytest.fixture
 def api() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A Prefect API with three Running flow runs: one whose state just changed, one that beats,
+    one silent for an hour (a `siegeflow run` killed long ago)."""
+    from datetime import UTC, datetime, timedelta
+
     bodies: list[dict[str, Any]] = []
+    now = datetime.now(UTC)
+    runs = [
+        {"id": "a", "name": "fresh", "state": {"name": "Submitting",
+                                              "timestamp": now.isoformat()}},
+        {"id": "b", "name": "beating", "state": {"name": "Running", "timestamp": (
+            now - timedelta(hours=1)).isoformat()}},
+        {"id": "c", "name": "silent", "state": {"name": "Running", "timestamp": (
+            now - timedelta(hours=1)).isoformat()}},
+    ]
+    events = {"events": [{"resource": {"prefect.resource.id": "prefect.flow-run.b"}}]}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            out = json.dumps([{"name": "clever-fox", "state": {"name": "Submitting"}}]).encode()
+            out = json.dumps(runs if self.path.endswith("/flow_runs/filter") else events).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()
@@ -109,9 +123,10 @@ def api() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         httpd.server_close()
 
 
-def test_active_flow_runs_asks_for_pending_running_and_cancelling(
+def test_only_flow_runs_that_show_life_count_as_in_progress(
     api: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, bodies = api
-    assert active_flow_runs(url) == ["clever-fox (Submitting)"]
+    assert active_flow_runs(url, fresh_s=60) == ["fresh (Submitting)", "beating (Running)"]
     assert bodies[0]["flow_runs"]["state"]["type"]["any_"] == ["PENDING", "RUNNING", "CANCELLING"]
+    assert bodies[1]["filter"]["event"]["name"] == ["prefect.flow-run.heartbeat"]
