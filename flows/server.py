@@ -354,25 +354,25 @@ def active_flow_runs(api_url: str, fresh_s: float, timeout_s: float = 10.0) -> l
     from datetime import UTC, datetime, timedelta
 
     runs = _post(api_url, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": [
-        "PENDING", "RUNNING", "CANCELLING"]}}}, "limit": 200}, timeout_s)
+        "PENDING", "RUNNING", "CANCELLING"]}}}, "limit": 50}, timeout_s)
     assert isinstance(runs, list)
-    if not runs:
-        return []
     now = datetime.now(UTC)
     since = now - timedelta(seconds=max(fresh_s, HEARTBEAT_SILENCE_S))
-    page = _post(api_url, "/events/filter", {"filter": {
-        "event": {"name": ["prefect.flow-run.heartbeat"]},
-        "resource": {"id": [f"prefect.flow-run.{r['id']}" for r in runs]},
-        "occurred": {"since": since.isoformat(), "until": now.isoformat()},
-    }, "limit": 200}, timeout_s)
-    events = page.get("events", []) if isinstance(page, dict) else []
-    beating = {e.get("resource", {}).get("prefect.resource.id") for e in events}
+
+    def beating(flow_run_id: str) -> bool:
+        page = _post(api_url, "/events/filter", {"filter": {  # the server allows limit <= 50
+            "event": {"name": ["prefect.flow-run.heartbeat"]},
+            "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+            "occurred": {"since": since.isoformat(), "until": now.isoformat()},
+        }, "limit": 1}, timeout_s)
+        return bool(page.get("events")) if isinstance(page, dict) else False
+
     live = []
     for r in runs:
         state = r.get("state") or {}
         changed = datetime.fromisoformat(state["timestamp"]) if state.get("timestamp") else None
         if (changed is not None and now - changed <= timedelta(seconds=fresh_s)) or \
-                f"prefect.flow-run.{r['id']}" in beating:
+                beating(str(r["id"])):
             live.append(f"{r.get('name')} ({state.get('name', '?')})")
     return live
 

@@ -99,12 +99,18 @@ def api() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         {"id": "c", "name": "silent", "state": {"name": "Running", "timestamp": (
             now - timedelta(hours=1)).isoformat()}},
     ]
-    events = {"events": [{"resource": {"prefect.resource.id": "prefect.flow-run.b"}}]}
+    beats = {"prefect.flow-run.b"}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            out = json.dumps(runs if self.path.endswith("/flow_runs/filter") else events).encode()
+            body = bodies[-1]
+            if self.path.endswith("/flow_runs/filter"):
+                answer: Any = runs
+            else:
+                (resource,) = body["filter"]["resource"]["id"]
+                answer = {"events": [{"id": "e"}] if resource in beats else []}
+            out = json.dumps(answer).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()
@@ -130,3 +136,4 @@ def test_only_flow_runs_that_show_life_count_as_in_progress(
     assert active_flow_runs(url, fresh_s=60) == ["fresh (Submitting)", "beating (Running)"]
     assert bodies[0]["flow_runs"]["state"]["type"]["any_"] == ["PENDING", "RUNNING", "CANCELLING"]
     assert bodies[1]["filter"]["event"]["name"] == ["prefect.flow-run.heartbeat"]
+    assert all(b["limit"] <= 50 for b in bodies)
