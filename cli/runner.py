@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -25,6 +26,7 @@ from flows.config import (
     RunSettings,
     load_run_settings,
 )
+from flows.run_record import opened_here
 from tracking import RunSummary
 
 #: Goals listed when a run ends (all of them: `siegeflow runs show RUN_ID`).
@@ -264,9 +266,12 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
                 return EXIT_RUN_FAILED
         console.print(f"Prefect API: {escape(api_url)}")
         progress.set_listener(bars)
+        mark = len(opened_here())
         try:
             with bars.progress:
                 state = asyncio.run(_run_flow(flow_settings, resume_run_id, retry_errors))
+        except httpx.TransportError as exc:  # the server went away mid-run (stopped, lost)
+            return _api_lost(console, api_url, exc, opened_here(mark))
         finally:
             progress.set_listener(None)
     backend = get_backend(settings.db_url)
@@ -315,6 +320,27 @@ def execute(settings: RunSettings, console: Console, *, resume_run_id: str | Non
                       "is back)")
         return EXIT_ERRORS
     return EXIT_OK
+
+
+def _api_lost(console: Console, api_url: str, exc: Exception,
+              runs: list[tuple[str, str]]) -> int:
+    """The Prefect API stopped answering during the run: say so in one line, and leave the run
+    as a crash hook would have (FAILED, unfinished goals ERROR_TEST_FRAMEWORK, every answer and
+    verdict kept), so `siegeflow resume` finishes it — the hook itself never ran: Prefect could
+    not record the flow's final state."""
+    from flows.hooks import finalize_run
+    from tracking import StatusEnum, get_backend
+
+    reason = f"the Prefect API at {api_url} stopped answering during the run ({type(exc).__name__})"
+    console.print(f"[bold red]Run failed:[/] {escape(reason)}")
+    for db_url, run_id in runs:
+        run = get_backend(db_url).get_run(run_id)
+        if run is None or run.status not in (StatusEnum.PENDING, StatusEnum.RUNNING):
+            continue
+        finalize_run(db_url, run_id, reason)
+        console.print(f"Recorded as run {escape(run_id)} — FAILED, its recorded answers kept; "
+                      f"`siegeflow resume {escape(run_id)}` finishes it once the server is back.")
+    return EXIT_RUN_FAILED
 
 
 def parameter_safe_db_url(url: str) -> str | None:

@@ -51,15 +51,61 @@ def start(
 
 
 @server_app.command("stop")
-def stop() -> None:
-    """Stop the local server (runs and their history stay recorded)."""
-    from flows.server import default_home, stop_server
+def stop(
+    force: Annotated[bool, typer.Option("--force", help="Stop even while runs are in "
+                                        "progress (they end and stay resumable).")] = False,
+) -> None:
+    """Stop the local server (runs and their history stay recorded).
 
-    record = stop_server(default_home())
+    Refuses (exit 1) while runs are in progress — flow runs Pending/Running on the server that
+    changed state or sent a Prefect heartbeat lately, or runs of the default store with a fresh
+    heartbeat — and names them: a run whose server
+    vanishes retries the API for minutes, then ends with its goals unjudged.
+    """
+    from flows.server import default_home, server_status, stop_server
+
+    home = default_home()
+    if not force and (record := server_status(home)) is not None:
+        busy = _in_progress(record.api_url)
+        if busy:
+            console.print("[bold red]Not stopping the local Prefect server:[/] runs are in "
+                          "progress:")
+            for line in busy:
+                console.print(f"  {escape(line)}")
+            console.print("Wait for them, or `siegeflow server stop --force` (they then end "
+                          "and `siegeflow resume RUN_ID` finishes them).")
+            raise typer.Exit(1)
+    record = stop_server(home)
     if record is None:
         console.print("No local Prefect server was running.")
     else:
         console.print(f"Stopped the local Prefect server (pid {record.pid}, port {record.port}).")
+
+
+def _in_progress(api_url: str) -> list[str]:
+    """What stopping the server would strand, one line each (a check that cannot be made
+    is said too: it refuses rather than guesses)."""
+    import urllib.error
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from flows.recovery import live_runs
+    from flows.server import active_flow_runs
+    from settings import current_settings
+    from tracking import StoreUnavailableError
+
+    lines = []
+    fresh_s = current_settings().stale_after_s
+    try:
+        lines += [f"flow run {name}" for name in active_flow_runs(api_url, fresh_s)]
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError, KeyError) as exc:
+        lines.append(f"could not list the server's flow runs: {exc}")
+    try:
+        lines += [f"run {run.id} {run.status.value} (heartbeat within {fresh_s:.0f} s) in "
+                  "the default store" for run in live_runs(None, fresh_s)]
+    except (SQLAlchemyError, StoreUnavailableError) as exc:
+        lines.append(f"could not read the default store: {type(exc).__name__}")
+    return lines
 
 
 @server_app.command("status")

@@ -60,6 +60,13 @@ def _finalize_runs(flow_run: Any, state: Any, status: StatusEnum) -> None:
         logger.warning("run %s finalized after %s", run.id, state.name)
 
 
+def finalize_run(db_url: str, run_id: str, message: str) -> None:
+    """Finalize one run as a failure hook would (for a process whose hook could not run)."""
+    coordinator = attach_coordinator(get_backend(db_url), run_id, logger=logger)
+    coordinator.finalize_on_error(message)
+    logger.warning("run %s finalized: %s", run_id, message)
+
+
 def finalize_failed_run(flow: Any, flow_run: Any, state: Any) -> None:
     """on_failure / on_crashed: every unfinalized goal becomes an error, the run FAILED."""
     _finalize(flow_run, state, StatusEnum.FAILED)

@@ -87,3 +87,25 @@ def claim_stale_run(
                                run.heartbeat_at)
                 return run.id
     return None
+
+
+def live_runs(db_url: str | None, fresh_s: float | None = None) -> list[RunRecord]:
+    """PENDING/RUNNING runs whose heartbeat is fresher than `fresh_s` (default
+    `SIEGEFLOW_STALE_AFTER_S`): runs a process is working on right now, newest first."""
+    fresh_s = _stale_after(fresh_s)
+    backend = get_backend(db_url or default_db_url())
+    cutoff = utcnow() - timedelta(seconds=fresh_s)
+    live = []
+    for status in _OPEN:
+        for run in backend.list_runs(status=status, limit=1000):
+            seen = run.heartbeat_at or run.started_at or run.created_at
+            if seen is not None and _aware(seen) >= cutoff:
+                live.append(run)
+    return live
+
+
+def _aware(moment: Any) -> Any:
+    """The store gives UTC; SQLite may hand it back without its zone."""
+    from datetime import UTC
+
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -197,6 +197,7 @@ def open_run(
                   run_id=run_id)
     rows = [GoalRow.of_context(ctx) for ctx in tracker.contexts
             if ctx.result_id is not None]
+    _OPENED_HERE.append((db_url, run_id))
     return OpenedRun(
         ref=RunRef(db_url=db_url, run_id=run_id),
         coordinator=coordinator,
@@ -204,6 +205,16 @@ def open_run(
         spent_usd=recorded_spend(backend, run_id) if resume_run_id else 0.0,
         resumed=bool(resume_run_id),
     )
+
+
+#: (store, run id) of every run opened in this process, in order: a command that ran its flow
+#: in-process can still name (and finalize) its run when Prefect's API vanished mid-run.
+_OPENED_HERE: list[tuple[str, str]] = []
+
+
+def opened_here(since: int = 0) -> list[tuple[str, str]]:
+    """Runs opened in this process, from the `since`-th on (`len(opened_here())` marks now)."""
+    return list(_OPENED_HERE[since:])
 
 
 def start_heartbeat(ref: RunRef, every_s: float | None = None) -> asyncio.Task[None]:
@@ -230,6 +241,23 @@ async def heartbeat(ref: RunRef) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await asyncio.to_thread(deliver_prefect_events)
+
+
+def deliver_prefect_events(timeout_s: float = 5.0) -> None:
+    """Send this process's queued Prefect events (its flow-run heartbeats) now, before the
+    flow's final state is proposed.
+
+    Why: the server emits a run's final-state event itself, at once, while the client queues its
+    heartbeats; a heartbeat that reaches the server's triggers after the Completed event opens a
+    new bucket of the zombie automation (`flows.zombies`: prefect/server/events/triggers.py,
+    `reactive_evaluation`), which then fires 90 s later on a run that ended well ("Run is
+    already in terminal state COMPLETED"). Draining leaves only a heartbeat emitted in the
+    moment between here and the final state to arrive late.
+    """
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=timeout_s, at_exit=False)
 
 
 def recorded_steps(backend: SQLBackend, run_id: str) -> list[StepSummary]:

@@ -332,6 +332,51 @@ def _start_background(home: Path, port: int, startup_timeout_s: float) -> Server
     return record
 
 
+#: Silence after which a Running flow run's Prefect heartbeats say it is gone (flows.zombies).
+HEARTBEAT_SILENCE_S = 90.0
+
+
+def _post(api_url: str, path: str, body: dict[str, object], timeout_s: float) -> object:
+    request = urllib.request.Request(f"{api_url}{path}", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 (loopback)
+        return json.loads(resp.read())
+
+
+def active_flow_runs(api_url: str, fresh_s: float, timeout_s: float = 10.0) -> list[str]:
+    """`name (state)` of the server's Pending/Running/Cancelling flow runs that show life:
+    a state change within `fresh_s`, or a Prefect heartbeat within `HEARTBEAT_SILENCE_S`.
+
+    Why not every Running one: a `siegeflow run` killed with SIGKILL leaves its flow run Running
+    for ever on the local server, and would block `server stop` for good. (Long CLI runs send no
+    Prefect heartbeats: their store heartbeat is what shows them alive.)
+    """
+    from datetime import UTC, datetime, timedelta
+
+    runs = _post(api_url, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": [
+        "PENDING", "RUNNING", "CANCELLING"]}}}, "limit": 50}, timeout_s)
+    assert isinstance(runs, list)
+    now = datetime.now(UTC)
+    since = now - timedelta(seconds=max(fresh_s, HEARTBEAT_SILENCE_S))
+
+    def beating(flow_run_id: str) -> bool:
+        page = _post(api_url, "/events/filter", {"filter": {  # the server allows limit <= 50
+            "event": {"name": ["prefect.flow-run.heartbeat"]},
+            "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+            "occurred": {"since": since.isoformat(), "until": now.isoformat()},
+        }, "limit": 1}, timeout_s)
+        return bool(page.get("events")) if isinstance(page, dict) else False
+
+    live = []
+    for r in runs:
+        state = r.get("state") or {}
+        changed = datetime.fromisoformat(state["timestamp"]) if state.get("timestamp") else None
+        if (changed is not None and now - changed <= timedelta(seconds=fresh_s)) or \
+                beating(str(r["id"])):
+            live.append(f"{r.get('name')} ({state.get('name', '?')})")
+    return live
+
+
 def stop_server(home: Path, grace_s: float = 15.0) -> ServerRecord | None:
     """Stop the data directory's server (its whole process group); the record it had."""
     with _locked(home):

@@ -11,8 +11,10 @@ duplicate each other's work and a retried shard only does what it has not record
 Failures: the shard deployment runs `attack_shard_flow`, the same flow with Prefect flow
 retries (`SIEGEFLOW_SHARD_RETRIES`, default 2), on top of the steps' own task retries. A shard
 whose flow run ends Crashed — its process or worker died, seen by the worker or, when the
-worker is gone too, by the zombie automation of `flows.zombies` within about 2 minutes — is
-run again once as a new flow run (`SIEGEFLOW_SHARD_CRASH_RETRIES`). A shard
+worker is gone too, by the zombie automation of `flows.zombies` or, when that has not acted,
+by the parent's own watch (`_watch`: Pending, or Running with no Prefect heartbeat, for
+`SIEGEFLOW_SHARD_SILENCE_S`) — is run again once as a new flow run
+(`SIEGEFLOW_SHARD_CRASH_RETRIES`). A shard
 that is still not Completed when its flow run ends (or after `SIEGEFLOW_SHARD_TIMEOUT_S`) has
 its goals marked ERROR_TEST_FRAMEWORK with the shard's final state in the notes — never
 dropped — and the run ends FAILED, so `siegeflow resume RUN_ID` finishes exactly those goals.
@@ -180,23 +182,106 @@ async def _run_child(name: str, parameters: dict[str, Any], key: str) -> Any:
     return flow_run
 
 
-async def _run_child_once(name: str, parameters: dict[str, Any], key: str) -> Any:
-    from prefect.client.orchestration import get_client
-    from prefect.deployments.flow_runs import arun_deployment
-    from prefect.states import Cancelling
+#: Seconds between the parent's looks at a shard's flow run.
+POLL_S = 2.0
 
-    timeout_s = current_settings().shard_timeout_s
+
+class ShardLife(BaseModel):
+    """What the parent knows of a shard flow run that is not final yet."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state_type: str  # Prefect StateType value: PENDING, RUNNING, SCHEDULED, ...
+    state_since: float  # epoch seconds of the current state
+    last_heartbeat: float | None  # epoch seconds of its latest Prefect heartbeat event
+
+
+def dead_for(life: ShardLife, now: float, silence_s: float) -> float | None:
+    """Seconds a shard has been silent beyond `silence_s`' start, when it counts as dead.
+
+    Why these rules: a worker that dies after claiming a run leaves it Pending ("Submitting")
+    for ever, and one that dies with its flow-run process leaves it Running with heartbeats that
+    stop. A Running shard that never sent a heartbeat (heartbeats off in its deployment) is
+    never judged here: its silence says nothing.
+    """
+    if life.state_type == "PENDING":
+        silent = now - life.state_since
+    elif life.state_type == "RUNNING" and life.last_heartbeat is not None:
+        silent = now - max(life.last_heartbeat, life.state_since)
+    else:
+        return None
+    return silent if silent >= silence_s else None
+
+
+async def _last_heartbeat(client: Any, flow_run_id: Any) -> float | None:
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventOrder,
+        EventResourceFilter,
+    )
+
+    page = await client.read_events(filter=EventFilter(
+        event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+        resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+        order=EventOrder.DESC,
+    ), limit=1)
+    return page.events[0].occurred.timestamp() if page.events else None
+
+
+async def _watch(flow_run_id: Any, timeout_s: float | None) -> Any:
+    """Poll a shard flow run until it is final; crash it when it is dead (`dead_for`).
+
+    Prefect's zombie automation (`flows.zombies`) normally crashes a vanished run first; this
+    is the bound that holds when it does not (seen: a bucket never opened, runs Running for
+    14.5 min).
+    """
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling, Crashed
+
+    silence_s = current_settings().shard_silence_s
+    started = time.monotonic()
+    async with get_client() as client:
+        while True:
+            flow_run = await client.read_flow_run(flow_run_id)
+            state = flow_run.state
+            if state is not None and state.is_final():
+                return flow_run
+            if timeout_s is not None and time.monotonic() - started >= timeout_s:
+                logger.warning("shard flow run %s still %s after %.0f s: cancelling it",
+                               flow_run.id, state.name if state else "unknown", timeout_s)
+                await client.set_flow_run_state(flow_run.id, Cancelling(), force=True)
+                return flow_run
+            # Only a state at least `silence_s` old can be a dead one: ask for heartbeats then
+            # (64 shards would otherwise cost 32 event queries a second).
+            if state is not None and time.time() - state.timestamp.timestamp() >= silence_s:
+                life = ShardLife(
+                    state_type=state.type.value, state_since=state.timestamp.timestamp(),
+                    last_heartbeat=await _last_heartbeat(client, flow_run.id)
+                    if state.is_running() else None)
+                silent = dead_for(life, time.time(), silence_s)
+                if silent is not None:
+                    message = (f"marked Crashed by its sharded run's parent: {state.name} with "
+                               f"no Prefect heartbeat or state change for {silent:.0f} s "
+                               "(SIEGEFLOW_SHARD_SILENCE_S); its process or worker is gone")
+                    logger.warning("shard flow run %s: %s", flow_run.id, message)
+                    await client.set_flow_run_state(flow_run.id, Crashed(message=message),
+                                                    force=True)
+                    continue  # read it back: the final state is what the caller sees
+            await asyncio.sleep(POLL_S)
+
+
+async def _run_child_once(name: str, parameters: dict[str, Any], key: str) -> Any:
+    from prefect.deployments.flow_runs import arun_deployment
+
     flow_run = await arun_deployment(
-        name, parameters=parameters, timeout=timeout_s, poll_interval=2,
+        name, parameters=parameters, timeout=0,
         as_subflow=True, idempotency_key=key, tags=["siegeflow", "shard"],
         flow_run_name=f"shard-{parameters['shard']['index']}-of-{parameters['shard']['count']}",
     )
-    if flow_run.state is None or not flow_run.state.is_final():
-        logger.warning("shard flow run %s still %s after %.0f s: cancelling it", flow_run.id,
-                       flow_run.state.name if flow_run.state else "unknown", timeout_s or 0)
-        async with get_client() as client:
-            await client.set_flow_run_state(flow_run.id, Cancelling(), force=True)
-    return flow_run
+    return await _watch(flow_run.id, current_settings().shard_timeout_s)
 
 
 async def run_sharded(

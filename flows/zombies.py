@@ -9,10 +9,14 @@ another heartbeat nor a final state arrives within `SILENCE_S`. `siegeflow deplo
 refreshes) that automation; it only watches runs tagged `siegeflow` (every siegeflow
 deployment's tag), so other flows on the same server keep their own heartbeat settings.
 
-Bound: a run that stops is Crashed `SILENCE_S` after its last heartbeat (+ up to 5 s, the
-server's proactive-trigger period); that heartbeat was at most `HEARTBEAT_S` before the death, so
-60-95 s after it. A sharded run's parent
-sees it on its next poll (2 s) and re-runs the shard once (`flows.shard`).
+Bound, by design: a run that stops is Crashed `SILENCE_S` after its last heartbeat (+ up to 5 s,
+the server's proactive-trigger period); that heartbeat was at most `HEARTBEAT_S` before the
+death, so 60-95 s after it. Not always in practice (issue 24: 148 s once, and two shards whose
+bucket never opened), so a sharded run's parent also watches its shards and crashes a silent
+one itself (`flows.shard._watch`, `SIEGEFLOW_SHARD_SILENCE_S`) before running it again.
+A heartbeat reaching the server after the run's final-state event opens a bucket that fires on
+a finished run; flow bodies therefore deliver their queued events before they end
+(`flows.run_record.deliver_prefect_events`).
 """
 
 from __future__ import annotations

@@ -57,6 +57,10 @@ class SiegeflowSettings(BaseSettings):
                                           "for a shard; unset: as long as it takes.")
     shard_crash_retries: int = Field(1, ge=0, description="New flow runs for a shard that "
                                      "Crashed.")
+    shard_silence_s: float = Field(120.0, ge=35, description="A shard flow run Pending "
+                                   "this long, or Running with no Prefect heartbeat this "
+                                   "long, is marked Crashed by its parent (heartbeats come "
+                                   "every 30 s).")
 
     @field_validator("offline", mode="before")
     @classmethod

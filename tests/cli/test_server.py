@@ -194,7 +194,7 @@ def test_a_crashed_server_is_replaced_by_exactly_one_new_one(env: Env) -> None:
 def test_a_stale_record_naming_another_process_is_replaced_and_that_process_spared(
     env: Env,
 ) -> None:
-    stopped = env.run("server", "stop")
+    stopped = env.run("server", "stop", "--force")  # an earlier test SIGKILLed a run
     assert stopped.returncode == 0
     bystander = subprocess.Popen(["sleep", "600"], start_new_session=True)
     try:

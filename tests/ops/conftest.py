@@ -44,6 +44,21 @@ class Cluster:
     server_log: Path
     env: dict[str, str]  # for CLI subprocesses (siegeflow, prefect) talking to this server
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker_env: dict[str, str] = field(default_factory=dict)  # what the pool's workers run with
+
+    def start_worker(self, pool: str, name: str, extra_env: dict[str, str] | None = None
+                     ) -> subprocess.Popen[bytes]:
+        """One more worker (own session; its flow runs share its group), stopped at teardown."""
+        log = self.home / f"worker-{name}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [_bin("prefect"), "worker", "start", "--pool", pool, "--name", name,
+                 "--type", "process"],
+                cwd=REPO, env={**self.worker_env, **(extra_env or {})}, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.workers.append(proc)
+        return proc
 
     def cli(self, *args: str, timeout_s: float = 120.0, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess[str]:
@@ -207,6 +222,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                     start_new_session=True,
                 ))
         cluster.workers = workers
+        cluster.worker_env = worker_env
         _wait_workers(WORKERS, time.monotonic() + STARTUP_TIMEOUT_S, workers, logs)
         yield cluster
         with contextlib.suppress(RuntimeError):
