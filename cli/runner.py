@@ -23,7 +23,9 @@ from flows.config import (
     GoalsSpec,
     JudgePanelSpec,
     RunSettings,
+    check_target_secrets,
     load_run_settings,
+    load_target_file,
 )
 from tracking import RunSummary
 
@@ -50,6 +52,10 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     base: dict[str, Any] = loaded.model_dump() if loaded else {}
     loaded_judges = loaded is not None and "judges" in loaded.model_fields_set
     target = dict(base.get("target") or {})
+    target_file = _own_target(flags)
+    if target_file is not None:
+        target = load_target_file(target_file)
+        flags = {**flags, "target": None}
     for flag, key in (("target", "model"), ("api_base", "api_base"), ("api_key_env", "api_key_env"),
                       ("system_prompt", "system_prompt"),
                       ("max_response_chars", "max_response_chars")):
@@ -93,6 +99,11 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     if flags.get("max_runs") is not None:
         base.setdefault("optimizer_options", {})["max_runs"] = flags["max_runs"]
     settings = RunSettings.model_validate(base)
+    check_target_secrets(settings.target, str(target_file or config or "--target"))
+    if settings.target.kind == "python":  # an unimportable callable fails now (exit 2)
+        from targets.pyfunc import load
+
+        load(settings.target.model)
     settings.goals.load()  # a bad goal file fails here, before anything is recorded
     if settings.benign is not None:
         if settings.optimizer:
@@ -104,6 +115,15 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         build_technique(settings.attack.name, settings.attack.options)
     preflight_judges(settings)
     return settings
+
+
+def _own_target(flags: dict[str, Any]) -> Path | None:
+    """`--target http:FILE.yaml`: the file holding an HTTP app's target section."""
+    value = flags.get("target")
+    if isinstance(value, str) and value.startswith("http:") \
+            and value.endswith((".yaml", ".yml", ".json")):
+        return Path(value.removeprefix("http:"))
+    return None
 
 
 def _panel(base: dict[str, Any], from_file: bool, flags: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from targets import TargetConfig, chat
+from targets.endpoint_config import CURRENT_GOAL
 from targets.messages import ChatMessage, SystemMessage, from_openai
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
@@ -70,6 +71,7 @@ async def completions(
                     result = None
                 else:
                     stats["requested"] += 1
+                    CURRENT_GOAL.set(attempt.result_id)  # `{goal_id}` of an HTTP app target
                     result = await chat(target, _target_messages(target, attempt.prompt))
             if result is not None:
                 budget.add(result.cost_usd)
