@@ -43,6 +43,7 @@ from targets.retry import parse_retry_after
 #: Conversations whose server session is remembered, at most (oldest forgotten first).
 MAX_SESSIONS = 20_000
 _SNIPPET = 200
+_TURN_STATE = "_endpoint_conversation"
 
 
 @dataclass(kw_only=True)
@@ -121,9 +122,13 @@ async def attempt(
     endpoint = config.endpoint
     assert endpoint is not None  # chat() dispatches here only for endpoint targets
     turns = _turns(messages)
-    prior = _conversations.get(_key(endpoint.url, turns[:-1])) if len(turns) > 1 else None
-    conv = _Conversation(session_id=prior.session_id, cookies=dict(prior.cookies)) if prior \
-        else _Conversation(session_id=uuid.uuid4().hex)
+    # One chat() call's retries share its `params`: a retried turn keeps its session.
+    conv = params.get(_TURN_STATE)
+    if not isinstance(conv, _Conversation):
+        prior = _conversations.get(_key(endpoint.url, turns[:-1])) if len(turns) > 1 else None
+        conv = _Conversation(session_id=prior.session_id, cookies=dict(prior.cookies)) if prior \
+            else _Conversation(session_id=uuid.uuid4().hex)
+        params[_TURN_STATE] = conv
     values: dict[str, Any] = {
         "prompt": _prompt(messages),
         "conversation": [{"role": r, "content": t} for r, t in turns],

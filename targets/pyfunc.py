@@ -11,7 +11,9 @@ import asyncio
 import functools
 import importlib
 import inspect
+import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +53,8 @@ def check_spec(model: str) -> tuple[str, str]:
 def load(model: str) -> Callable[..., Any]:
     """The callable named by `python:module:attr`, imported once."""
     module_name, attr = check_spec(model)
+    if os.getcwd() not in sys.path:  # as uvicorn's --app-dir: your app's modules, from where you run
+        sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
