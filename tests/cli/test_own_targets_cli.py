@@ -1,0 +1,116 @@
+"""`--target http:FILE` and `--target python:module:callable` from the command line: bad
+configs exit 2 naming the file and field before anything runs; the examples run end to end
+and the store holds goals, attempts and verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from examples.chat_app import make_app
+from tests.support.app_server import serve_app
+from tracking import EvaluationStatusEnum, get_backend
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "chat_app.yaml"
+TOKEN = "cli-test-token-4242"
+runner = CliRunner()
+
+
+def bad(*args: str, db: Path, env: dict[str, str | None] | None = None) -> str:
+    """Run a command that must be refused as bad input (Prefect unreachable: a started flow
+    would exit 1, not 2); its output."""
+    result = runner.invoke(app, list(args), env={"PREFECT_API_URL": "http://127.0.0.1:9/api",
+                                                 "COLUMNS": "300", "SIEGEFLOW_DB_URL": None,
+                                                 **(env or {})})
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not db.exists(), "a run was recorded before validation"
+    return " ".join(result.output.split())
+
+
+def example_with(tmp_path: Path, old: str, new: str, port_url: str = "http://127.0.0.1:8088"
+                 ) -> Path:
+    text = EXAMPLE.read_text().replace("http://127.0.0.1:8088", port_url)
+    assert old in text
+    path = tmp_path / "app.yaml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+@pytest.mark.parametrize(("old", "new", "field", "why"), [
+    ('text: "{prompt}"', 'text: "{promt}"', "field endpoint.body", "unknown placeholder {promt}"),
+    ("json_path: data.reply.text", "json_path: data..reply", "field endpoint.response.json_path",
+     "bad JSON path"),
+    ("method: POST", "method: FETCH", "field endpoint.method", "'GET', 'POST'"),
+])
+def test_bad_http_target_file_exits_2_naming_file_and_field(
+        tmp_path: Path, old: str, new: str, field: str, why: str) -> None:
+    path = example_with(tmp_path, old, new)
+    out = bad("run", "--target", f"http:{path}", "--limit", "1", db=tmp_path / "s.db",
+              env={"SIEGEFLOW_DB_URL": f"sqlite:///{tmp_path}/s.db", "CHAT_APP_TOKEN": "x"})
+    assert str(path) in out and field in out and why in out, out
+
+
+def test_missing_key_variable_exits_2_naming_file_and_field(tmp_path: Path) -> None:
+    path = example_with(tmp_path, "CHAT_APP_TOKEN", "NO_SUCH_TOKEN_VAR")
+    out = bad("run", "--target", f"http:{path}", db=tmp_path / "s.db",
+              env={"SIEGEFLOW_DB_URL": f"sqlite:///{tmp_path}/s.db", "NO_SUCH_TOKEN_VAR": None})
+    assert f"{path}: field api_key_env: environment variable NO_SUCH_TOKEN_VAR is not set" in out
+
+
+def test_missing_http_target_file_and_unimportable_callable_exit_2(tmp_path: Path) -> None:
+    env = {"SIEGEFLOW_DB_URL": f"sqlite:///{tmp_path}/s.db"}
+    out = bad("run", "--target", f"http:{tmp_path}/nope.yaml", db=tmp_path / "s.db", env=env)
+    assert "nope.yaml: cannot read" in out
+    out = bad("run", "--target", "python:examples.no_such_module:answer", db=tmp_path / "s.db",
+              env=env)
+    assert "cannot import examples.no_such_module" in out
+    out = bad("run", "--target", "python:examples.support_bot:nope", db=tmp_path / "s.db", env=env)
+    assert "has no attribute nope" in out
+
+
+@pytest.fixture
+def chat_app_url() -> Iterator[str]:
+    with serve_app(make_app(TOKEN)) as url:
+        yield url
+
+
+def _judged(db: str) -> list[EvaluationStatusEnum]:
+    backend = get_backend(db)
+    (run,) = backend.list_runs()
+    results = backend.list_results(run.id)
+    attempts = backend.list_attempts(run.id)
+    assert len(attempts) >= len(results) > 0
+    assert all(a.response or a.error for a in attempts)
+    return [r.evaluation_status for r in results]
+
+
+@pytest.mark.e2e
+def test_http_example_runs_end_to_end(prefect_api_url: str, chat_app_url: str,
+                                      tmp_path: Path) -> None:
+    path = example_with(tmp_path, "api_key_env", "api_key_env", chat_app_url)
+    db = f"sqlite:///{tmp_path}/run.db"
+    result = runner.invoke(app, [
+        "run", "--target", f"http:{path}", "--attack", "templates",
+        "--attack-option", 'variants=["role_play"]', "--judge", "refusal", "--limit", "3",
+        "--db", db], env={"COLUMNS": "160", "CHAT_APP_TOKEN": TOKEN})
+    assert result.exit_code in (0, 3), result.output
+    statuses = _judged(db)
+    assert len(statuses) == 3
+    assert EvaluationStatusEnum.ERROR_AGENT_RESPONSE not in statuses, result.output
+
+
+@pytest.mark.e2e
+def test_python_example_runs_end_to_end(prefect_api_url: str, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/run.db"
+    result = runner.invoke(app, [
+        "run", "--target", "python:examples.support_bot:answer", "--attack", "templates",
+        "--attack-option", 'variants=["role_play"]', "--judge", "refusal", "--limit", "3",
+        "--db", db], env={"COLUMNS": "160"})
+    assert result.exit_code in (0, 3), result.output
+    assert len(_judged(db)) == 3
