@@ -63,8 +63,8 @@ def load(model: str) -> Callable[..., Any]:
         if not hasattr(obj, part):
             raise TargetImportError(f"{model}: {module_name} has no attribute {attr}")
         obj = getattr(obj, part)
-    if not callable(obj):
-        raise TargetImportError(f"{model}: {attr} is not callable")
+    if not callable(obj) and not callable(getattr(obj, "ainvoke", None)):
+        raise TargetImportError(f"{model}: {attr} is neither callable nor a runnable")
     return obj  # type: ignore[no-any-return]
 
 
@@ -79,6 +79,10 @@ async def attempt(
     fn = load(config.model)
     typed: list[ChatMessage] = from_openai(messages)
     timeout_s = params["timeout_s"]
+    from targets.frameworks import is_runnable
+
+    if is_runnable(fn):
+        return await _framework_attempt(config, fn, typed, timeout_s)
     try:
         if inspect.iscoroutinefunction(fn):
             value = await asyncio.wait_for(fn(typed), timeout_s)
@@ -90,6 +94,34 @@ async def attempt(
         return None, AttemptError(kind="api_error",
                                   message=scrub(f"{type(exc).__name__}: {exc}", api_key))
     return _result(config.model, value)
+
+
+async def _framework_attempt(
+    config: TargetConfig, agent: Any, messages: list[ChatMessage], timeout_s: float
+) -> tuple[dict[str, Any] | None, AttemptError | None]:
+    """A LangChain/LangGraph agent: its answer, and the tool calls it made."""
+    from targets.frameworks import instrument, run_runnable, tool_calls_of
+
+    _instrumented(agent, instrument)
+    try:
+        run = await asyncio.wait_for(run_runnable(agent, messages), timeout_s)
+    except TimeoutError:
+        return None, AttemptError(kind="timeout", message=f"{config.model} took over {timeout_s:g}s")
+    if run.error is not None:
+        return None, AttemptError(kind="api_error", message=run.error)
+    return {"text": run.answer, "tool_calls": tool_calls_of(run), "finish_reason": "stop",
+            "prompt_tokens": run.prompt_tokens, "completion_tokens": run.completion_tokens}, None
+
+
+_done: set[int] = set()
+
+
+def _instrumented(agent: Any, instrument: Callable[[Any], tuple[str, ...]]) -> tuple[str, ...]:
+    """Wrap an agent's tools once per process (the object lives as long as its module)."""
+    if id(agent) not in _done:
+        _done.add(id(agent))
+        return instrument(agent)
+    return ()
 
 
 def _result(model: str, value: Any) -> tuple[dict[str, Any] | None, AttemptError | None]:

@@ -230,6 +230,7 @@ class ChatHarness(TargetHarness):
 _HARNESSES: dict[str, str] = {
     "chat": "optimizers.library.harness:ChatHarness",
     "agent": "optimizers.library.agent_harness:AgentHarness",
+    "framework-agent": "optimizers.library.framework_harness:FrameworkAgentHarness",
 }
 
 
