@@ -13,6 +13,7 @@ shared jar where one attempt's session cookie would leak into another's.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import uuid
@@ -21,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -38,6 +40,7 @@ from targets.endpoint_config import (
     render_body,
 )
 from targets.errors import AttemptError, kind_for_status, scrub
+from targets.http import _proxy_for, _ssl_context
 from targets.retry import parse_retry_after
 
 #: Conversations whose server session is remembered, at most (oldest forgotten first).
@@ -70,17 +73,23 @@ async def _client() -> aiohttp.ClientSession:
     entry = _clients.get(loop)
     if entry is not None and not entry[0].closed:
         return entry[0]
-    from targets.http import _pool_size, _ssl_context
+    from targets.http import _pool_size
 
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=_pool_size, limit_per_host=0, ssl=_ssl_context()),
         cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=True,
+        trust_env=False,  # proxies from targets.http._proxy_for: looked up once per host
     )
     closer = _closer(session)
     await closer.__anext__()
     _clients[loop] = (session, closer)
     return session
+
+
+@functools.lru_cache(maxsize=256)
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _key(url: str, turns: list[tuple[str, str]]) -> str:
@@ -140,10 +149,12 @@ async def attempt(
     request = _request(endpoint, values, api_key, conv)
     timeout_s = params["timeout_s"]
     session = await _client()
+    proxy, proxy_auth = _proxy_for(_origin(endpoint.url))
     try:
         async with session.request(
-            endpoint.method, request["url"], params=request["query"], headers=request["headers"],
-            data=request["data"], timeout=aiohttp.ClientTimeout(total=timeout_s),
+            endpoint.method, request["url"], params=request["query"] or None,
+            headers=request["headers"], data=request["data"],
+            timeout=aiohttp.ClientTimeout(total=timeout_s), proxy=proxy, proxy_auth=proxy_auth,
         ) as response:
             content = await response.read()
             status = response.status

@@ -8,6 +8,7 @@ run before it starts (exit 2, naming the field) instead of in every attempt.
 
 from __future__ import annotations
 
+import functools
 import re
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -37,6 +38,7 @@ class TemplateError(ValueError):
 Template = tuple[str | tuple[str], ...]
 
 
+@functools.lru_cache(maxsize=1024)  # parsed once: templates are rendered on every call
 def parse_template(text: str, allowed: frozenset[str]) -> Template:
     """`text` as literal parts and placeholders; `{{`/`}}` are literal braces."""
     parts: list[str | tuple[str]] = []
@@ -81,6 +83,7 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=256)
 def parse_json_path(path: str) -> tuple[str | int, ...]:
     """`choices[0].message.content` → `("choices", 0, "message", "content")`."""
     parts: list[str | int] = []
