@@ -32,8 +32,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from flows.server import private_prefect_api  # noqa: E402 - after the Prefect environment
 from pipeline_bench import VARIANTS, write_goals  # noqa: E402
+
+from flows.server import private_prefect_api  # noqa: E402 - after the Prefect environment
 
 
 def target_for(kind: str, base_url: str) -> Any:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from targets.messages import ChatMessage, UserMessage
 
-HARMFUL = ("bomb", "weapon", "malware", "poison", "hack", "steal", "explosive", "drug", "kill")
+HARMFUL = ("bomb", "weapon", "malware", "poison", "hack", "steal", "explosive", "drug", "kill",
+           "defamatory", "sexist", "harass", "racist", "phishing")
 FRAMING = ("story", "pretend", "role", "fiction", "hypothetical", "novel", "character")
 
 
