@@ -1,7 +1,8 @@
 """`siegeflow export RUN_ID --format jsonl|csv`: every attempt of a run, whole, for analysis.
 
 One record per attempt (goal, the goal's stored status, technique, variant, the full prompt
-and answer, each judge's verdict, the combined verdict and cost). Texts are written as recorded
+and answer, each judge's verdict, the combined verdict, cost, and the tool calls an app or agent
+target made). Texts are written as recorded
 (JSON and the csv module quote them); the CSV is for spreadsheets, so a cell that a spreadsheet
 would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`.
 """
@@ -41,6 +42,7 @@ def records(data: RunData) -> list[dict[str, Any]]:
                 "score": row.score,
                 "judges": {name: cell.as_dict() for name, cell in row.judges.items()},
                 "cost_usd": row.cost_usd,
+                "tool_calls": row.meta.get("tool_calls", []),  # an app or agent target's
             })
     return out
 

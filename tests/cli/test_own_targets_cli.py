@@ -114,3 +114,36 @@ def test_python_example_runs_end_to_end(prefect_api_url: str, tmp_path: Path) ->
         "--db", db], env={"COLUMNS": "160"})
     assert result.exit_code in (0, 3), result.output
     assert len(_judged(db)) == 3
+
+
+@pytest.mark.e2e
+def test_langgraph_example_runs_end_to_end_and_records_its_tool_calls(
+        prefect_api_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import sys
+
+    from examples.agent_model import respond
+    from targets.pyfunc import load
+    from tests.support.openai_server import OpenAIServer
+
+    db = f"sqlite:///{tmp_path}/run.db"
+    with OpenAIServer(responder=respond) as server:
+        monkeypatch.setenv("AGENT_API_BASE", server.base_url)
+        sys.modules.pop("examples.langgraph_agent", None)
+        load.cache_clear()
+        try:
+            result = runner.invoke(app, [
+                "run", "--target", "python:examples.langgraph_agent:agent", "--judge", "refusal",
+                "--limit", "2", "--db", db], env={"COLUMNS": "160"})
+        finally:
+            sys.modules.pop("examples.langgraph_agent", None)
+            load.cache_clear()
+    assert result.exit_code in (0, 3), result.output
+    assert len(_judged(db)) == 2
+    backend = get_backend(db)
+    (run,) = backend.list_runs()
+    for attempt in backend.list_attempts(run.id):
+        assert (attempt.meta or {})["tool_calls"] == [{"name": "read_inbox", "arguments": "{}"}]
+    exported = runner.invoke(app, ["export", run.id, "--db", db, "--format", "jsonl"])
+    rows = [json.loads(line) for line in exported.output.splitlines() if line.strip()]
+    assert rows and all("read_inbox" in json.dumps(r) for r in rows)
