@@ -103,6 +103,8 @@ def test_http_example_runs_end_to_end(prefect_api_url: str, chat_app_url: str,
     statuses = _judged(db)
     assert len(statuses) == 3
     assert EvaluationStatusEnum.ERROR_AGENT_RESPONSE not in statuses, result.output
+    for path in tmp_path.glob("run.db*"):  # the store and its WAL: the key's name, never the key
+        assert TOKEN.encode() not in path.read_bytes(), path
 
 
 @pytest.mark.e2e
