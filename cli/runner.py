@@ -99,7 +99,8 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     if flags.get("max_runs") is not None:
         base.setdefault("optimizer_options", {})["max_runs"] = flags["max_runs"]
     settings = RunSettings.model_validate(base)
-    check_target_secrets(settings.target, str(target_file or config or "--target"))
+    check_target_secrets(settings.target, str(target_file or config or "--api-key-env"),
+                         "api_key_env" if target_file or not config else "target.api_key_env")
     if settings.target.kind == "python":  # an unimportable callable fails now (exit 2)
         from targets.pyfunc import load
 

@@ -157,13 +157,13 @@ def load_target_file(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def check_target_secrets(target: TargetConfig, where: str) -> None:
+def check_target_secrets(target: TargetConfig, where: str, field: str = "api_key_env") -> None:
     """An HTTP/Python target whose key variable is unset fails before the run (exit 2): every
     attempt would otherwise end as an auth error against your own app."""
     import os
 
     if target.kind != "model" and target.api_key_env and not os.environ.get(target.api_key_env):
-        raise ConfigFileError(f"{where}: field api_key_env: environment variable "
+        raise ConfigFileError(f"{where}: field {field}: environment variable "
                               f"{target.api_key_env} is not set")
 
 

@@ -149,3 +149,17 @@ def test_langgraph_example_runs_end_to_end_and_records_its_tool_calls(
     exported = runner.invoke(app, ["export", run.id, "--db", db, "--format", "jsonl"])
     rows = [json.loads(line) for line in exported.output.splitlines() if line.strip()]
     assert rows and all("read_inbox" in json.dumps(r) for r in rows)
+
+
+def test_run_config_with_an_inline_endpoint_names_file_line_and_field(tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("target:\n  model: http:my-app\n  endpoint:\n    url: http://127.0.0.1:9/chat\n"
+                      "    body: {q: '{prompt}', s: '{sesion_id}'}\n")
+    out = bad("run", "--config", str(config), db=tmp_path / "s.db",
+              env={"SIEGEFLOW_DB_URL": f"sqlite:///{tmp_path}/s.db"})
+    assert f"{config}:5: field target.endpoint.body" in out and "{sesion_id}" in out, out
+    config.write_text("target:\n  model: http:my-app\n  api_key_env: NO_SUCH_VAR_X\n  endpoint:\n"
+                      "    url: http://127.0.0.1:9/chat\n")
+    out = bad("run", "--config", str(config), db=tmp_path / "s.db",
+              env={"SIEGEFLOW_DB_URL": f"sqlite:///{tmp_path}/s.db", "NO_SUCH_VAR_X": None})
+    assert f"{config}: field target.api_key_env: environment variable NO_SUCH_VAR_X" in out, out
