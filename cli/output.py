@@ -236,6 +236,11 @@ def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
     panel, rows = run_rows(backend, run)
     console.print(f"[bold]Run[/] {escape(run.id)}  {_status(run.status)}  "
                   f"attack={escape(run.attack_type)}  target={escape(run.target_description or '')}")
+    from reports.selection import selection_text
+
+    subset = selection_text(run.config)
+    if subset:
+        console.print(f"[bold]Goals[/] {escape(subset, 300)}")
     if run.summary:
         from judges.citation import store_lookup
 
@@ -271,3 +276,69 @@ def print_registry(console: Console, title: str, infos: list[Any]) -> None:
         table.add_row(escape(info.name), "yes" if needs_model else "no",
                       escape(info.description), options or "-")
     console.print(table)
+
+
+def find_goal(results: list[ResultRecord], wanted: str) -> ResultRecord | None:
+    """The goal `wanted` names: its goal id first, else its index (`--goal 3`)."""
+    for result in results:
+        if result.goal_id == wanted:
+            return result
+    if wanted.strip().isdigit():
+        for result in results:
+            if result.goal_index == int(wanted):
+                return result
+    return None
+
+
+def _block(text: str | None) -> str:
+    """Untrusted multi-line text for the terminal: escaped, CR dropped, indented."""
+    body = escape((text or "").replace("\r", ""))
+    return "\n".join(f"    {line}" for line in body.split("\n"))
+
+
+def _verdict_line(name: str, cell: Any) -> str:
+    if cell.error or cell.success is None:
+        what = f"[yellow]error[/] {escape(cell.error or 'no verdict', 200)}"
+    else:
+        what = "[bold red]success[/]" if cell.success else "[green]no success[/]"
+    score = "" if cell.score is None else f" score {float(cell.score):.2f}"
+    return f"  judge {escape(name, 60)}: {what}{score}"
+
+
+def print_goal_attempts(console: Console, result: ResultRecord, rows: list[PipelineRow]) -> None:
+    """Every attempt of one goal, whole: technique/variant, the prompt (every turn of a
+    multi-turn conversation), the answer, the decoded answer the judges read when it differs,
+    and each judge's verdict and score."""
+    mine = [r for r in rows if r.result_id == result.id]
+    console.print(f"[bold]Goal[/] #{result.goal_index} {escape(result.goal_id or '')}  "
+                  f"{_status(result.evaluation_status, labels=True)}  "
+                  f"category={escape(result.category or 'uncategorized', 60)}")
+    console.print(_block(result.goal))
+    console.print(f"{len(mine)} attempt(s)")
+    for number, row in enumerate(mine, 1):
+        outcome = ("pending" if row.pending else "target error" if row.error
+                   else "success" if row.success else "no success" if row.success is False
+                   else "not judged")
+        score = "" if row.score is None else f", score {row.score:.2f}"
+        console.print(f"\n[bold]Attempt {number}[/] (id {row.attempt_id}) "
+                      f"{escape(row.label or '-', 120)} — {outcome}{score}")
+        turns = list(row.conversation) or [{"role": "user", "content": row.prompt}]
+        if len(turns) == 1:
+            console.print("  [bold]prompt[/]")
+            console.print(_block(str(turns[0].get("content") or "")))
+        else:
+            console.print(f"  [bold]conversation[/] ({len(turns)} messages)")
+            for turn in turns:
+                console.print(f"  [cyan]{escape(str(turn.get('role') or '?'), 20)}[/]")
+                console.print(_block(str(turn.get("content") or "")))
+        if row.error:
+            console.print(f"  [yellow]error[/] {escape(row.error_kind or '', 40)}")
+            console.print(_block(row.error))
+        if row.response is not None:
+            console.print("  [bold]answer[/]")
+            console.print(_block(row.response))
+        if row.decoded is not None and row.decoded != row.response:
+            console.print("  [bold]decoded answer[/] (what the judges read)")
+            console.print(_block(row.decoded))
+        for name, cell in sorted(row.judges.items()):
+            console.print(_verdict_line(name, cell))

@@ -82,6 +82,10 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         goals["path"] = flags["goals_path"]
     if flags.get("limit") is not None:
         goals["limit"] = flags["limit"]
+    if flags.get("sample") is not None:
+        goals["sample"] = flags["sample"]
+    if flags.get("seed") is not None:
+        goals["seed"] = flags["seed"]
     if flags.get("max_goal_chars") is not None:
         goals["max_goal_chars"] = flags["max_goal_chars"]
     base["goals"] = goals

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import runtime
 from prefect.artifacts import (
@@ -20,6 +20,9 @@ from judges.citation import cite_run, store_lookup
 from reports.artifacts import goal_table, report_markdown, summary_markdown, write_html_report
 from tasks.context import artifact_key
 from tracking import PipelineRow, RunSummary, SQLBackend, default_db_url, get_backend
+
+if TYPE_CHECKING:
+    from reports.review.items import ReviewFigures
 
 logger = logging.getLogger("siegeflow.flows")
 
@@ -75,3 +78,33 @@ async def publish_run_artifacts(
             description="The self-contained HTML report: open the file in a browser.",
         )
     return path
+
+
+async def publish_review_summary(backend: SQLBackend, run_id: str, review: ReviewFigures) -> bool:
+    """The run's summary artifact again, now with a person's review of its verdicts.
+
+    Labels are made after the run ended, so the version published then cannot hold them: a new
+    version under the same key is linked to the run's flow run (the Prefect UI shows the latest).
+    False when the run has no summary or no recorded flow run (nothing to attach it to).
+    """
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    run = backend.get_run(run_id)
+    if run is None or not run.summary or not run.prefect_flow_run_id:
+        return False
+    summary = RunSummary.parse(run.summary)
+    citation = cite_run(run.parameters, store_lookup(backend))
+    report = Path(summary.report_path) if summary.report_path else None
+    markdown = summary_markdown(summary, citation, review=review) + report_markdown(
+        report, run_id, None if report else "not written when the run ended")
+    async with get_client() as client:
+        await client.create_artifact(ArtifactCreate(
+            key=artifact_key(run_id, "summary"), type="markdown", data=markdown,
+            description="ASR overall and per category, errors, judge agreement, cost and time; "
+                        "with the review of the run's verdicts by people.",
+            flow_run_id=UUID(run.prefect_flow_run_id),
+        ))
+    return True

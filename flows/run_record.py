@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.config import GoalsSpec, JudgePanelSpec
-from goals import Goal
+from flows.naming import name_flow_run
+from goals import Goal, benign_goals_warning
 from reports.rows import Recorded, rows_of
 from settings import current_settings
 from targets import TargetConfig
@@ -63,9 +64,11 @@ def _goal_spec(goal: Goal, *, index: int | None = None, benign: bool = False) ->
                     goal_id=goal.id, category=goal.category, metadata=metadata)
 
 
-def goal_specs(goals: GoalsSpec, benign: GoalsSpec | None) -> list[GoalSpec]:
-    """The run's goals, then its benign control goals (numbered after them, kind "benign")."""
-    attack = goals.load()
+def goal_specs(goals: GoalsSpec, benign: GoalsSpec | None,
+               loaded: list[Goal] | None = None) -> list[GoalSpec]:
+    """The run's goals, then its benign control goals (numbered after them, kind "benign").
+    `loaded`: the run's goals already loaded (with their selection) by the caller."""
+    attack = goals.load() if loaded is None else loaded
     specs = [_goal_spec(g) for g in attack]
     start = max((g.index for g in attack), default=-1) + 1
     for i, goal in enumerate(benign.load() if benign is not None else []):
@@ -169,11 +172,16 @@ def open_run(
         logger.info("resuming run %s", resume_run_id)
         run_id = resume_run_id
     else:
-        specs = goal_specs(goals, benign)
+        attack_goals, selection = goals.load_selected()
+        specs = goal_specs(goals, benign, attack_goals)
+        benign_note = benign_goals_warning(goals.source)
+        if benign_note:
+            logger.warning("%s", benign_note)
         run_id = backend.create_run(
             attack_type=attack_type,
             target_description=target.describe(),
-            config={"kind": kind, **parameters},
+            config={"kind": kind, **parameters, "goal_selection": selection.as_dict(),
+                    **({"goal_warnings": [benign_note]} if benign_note else {})},
             parameters=parameters,
             prefect_flow_run_id=prefect_flow_run_id or None,
             status=StatusEnum.PENDING,
@@ -184,6 +192,8 @@ def open_run(
         )
     tracker = coordinator.goal_tracker
     assert tracker is not None  # created with its goals above
+    name_flow_run(prefect_flow_run_id, kind=kind, attack=attack_type, target=target,
+                  run_id=run_id)
     rows = [GoalRow.of_context(ctx) for ctx in tracker.contexts
             if ctx.result_id is not None]
     return OpenedRun(
@@ -321,16 +331,19 @@ def corrections(backend: SQLBackend, run_id: str, summary: RunSummary,
     return out
 
 
-def run_warnings(results: list[Any], judges: JudgePanelSpec) -> list[str]:
+def run_warnings(results: list[Any], judges: JudgePanelSpec,
+                 config: Mapping[str, Any] | None = None) -> list[str]:
     """What the summary must say next to the ASR because the figure cannot mean what it seems:
-    HarmBench copyright goals judged by a panel that cannot see reproduction of the work."""
+    HarmBench copyright goals judged by a panel that cannot see reproduction of the work; a
+    benign set attacked as if it were harmful (recorded in the run's config when it opened)."""
     from judges.citation import panel_name
     from judges.copyright import unchecked_copyright_note
 
     categories = [r.category for r in results if not is_benign(r.goal_metadata)]
     note = unchecked_copyright_note(categories, [j.name for j in judges.judges],
                                     panel_name(judges.judges, judges.rule))
-    return [note] if note else []
+    recorded = [str(w) for w in (config or {}).get("goal_warnings") or []]
+    return ([note] if note else []) + recorded
 
 
 #: What a flow adds to its run summary, given the run's final rows (or a fixed mapping).
@@ -362,7 +375,8 @@ async def finish_run(
     coordinator.finalize_pipeline(rows, success_check=success_check)
     more = extra(rows) if callable(extra) else (extra or {})
     reason = stop_reason(rows) if callable(stop_reason) else stop_reason
-    warnings = run_warnings(recorded.results, judges)
+    run = ref.backend().get_run(ref.run_id)
+    warnings = run_warnings(recorded.results, judges, run.config if run is not None else None)
     return await publish_results(
         ref, coordinator, rows, stop_reason=reason, spent_usd=spent_usd, recorded=recorded,
         extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule,

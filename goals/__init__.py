@@ -10,15 +10,18 @@ from goals.fetch import DataFile, DataFileUnavailable
 from goals.loaders import DEFAULT_MAX_GOAL_CHARS, GoalFileSpec, load_goal_file
 from goals.model import Goal, GoalFileError, with_context
 from goals.presets import (
+    DEFAULT_SUBSET,
     PRESETS,
     Preset,
     PresetStatus,
+    benign_goals_warning,
     get_preset,
     is_preset_ref,
     list_presets,
     load_preset,
     preset_status,
 )
+from goals.sample import Selection, stratified_sample
 from goals.sets import (
     BUILTIN_PREFIX,
     DEFAULT_GOAL_SET,
@@ -35,7 +38,11 @@ __all__ = [
     "BuiltinSet",
     "DataFile",
     "DataFileUnavailable",
+    "DEFAULT_SUBSET",
     "PRESETS",
+    "Selection",
+    "benign_goals_warning",
+    "stratified_sample",
     "Preset",
     "PresetStatus",
     "get_preset",

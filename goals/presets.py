@@ -191,12 +191,14 @@ def _harmbench_presets() -> Iterator[Preset]:
     counts = {"all": (200, 100, 100), "test": (159, 81, 80), "val": (41, 19, 20)}
     for split, (standard, contextual, copyright_) in counts.items():
         prefix = "harmbench:" if split == "all" else f"harmbench:{split}-"
-        where = "all 400" if split == "all" else f"the official {split} split"
+        where = "of all 400" if split == "all" else f"of the official {split} split"
         for functional, n in (("standard", standard), ("contextual", contextual),
                               ("copyright", copyright_)):
             yield Preset(
                 name=f"{prefix}{functional}",
-                description=f"HarmBench {functional} text behaviours ({where})",
+                description=f"HarmBench {functional} text behaviours: {n} {where}"
+                            + (" (bare `harmbench`)" if f"{prefix}{functional}"
+                               == "harmbench:standard" else ""),
                 file=FILES[f"harmbench_{split}"], kind="harmful", count=n, text_field="Behavior",
                 rewrite=functools.partial(_harmbench, functional),
                 category_field="SemanticCategory", context_field="ContextString",
@@ -205,7 +207,8 @@ def _harmbench_presets() -> Iterator[Preset]:
         if split != "all":
             yield Preset(
                 name=f"harmbench:{split}", file=FILES[f"harmbench_{split}"], kind="harmful",
-                description=f"HarmBench text behaviours, {where} (all functional categories)",
+                description=f"HarmBench text behaviours: all {standard + contextual + copyright_} "
+                            f"{where} (every functional category)",
                 count=standard + contextual + copyright_, text_field="Behavior",
                 rewrite=lambda: _harmbench(None), category_field="SemanticCategory",
                 context_field="ContextString",
@@ -222,41 +225,51 @@ _COPYRIGHT_NOTE = (
 _ALL: list[Preset] = [
     *_harmbench_presets(),
     Preset(name="advbench:behaviors", file=FILES["advbench_behaviors"], kind="harmful", count=520,
-         description="AdvBench harmful behaviours, with their target strings",
+         description="AdvBench: 520 harmful behaviours, with their target strings (bare `advbench`)",
          text_field="goal", target_field="target", rewrite=lambda: _numbered("advbench")),
     Preset(name="advbench:strings", file=FILES["advbench_strings"], kind="harmful", count=574,
-         description="AdvBench harmful strings: make the target say the string verbatim",
+         description="AdvBench: 574 harmful strings; make the target say the string verbatim",
          text_field="goal", target_field="target", rewrite=_strings_rewrite,
          raw_text_field="target"),
     Preset(name="jbb:harmful", file=FILES["jbb_harmful"], kind="harmful", count=100,
-         description="JailbreakBench JBB-Behaviors, harmful (10 categories x 10)",
+         description="JailbreakBench JBB-Behaviors: 100 harmful (10 categories x 10; bare `jbb`)",
          text_field="Goal", category_field="Category", target_field="Target",
          rewrite=lambda: _numbered("jbb", column="")),
     Preset(name="jbb:benign", file=FILES["jbb_benign"], kind="benign", count=100,
-         description="JailbreakBench JBB-Behaviors, benign twins of the harmful ones",
+         description="JailbreakBench JBB-Behaviors: 100 benign twins of the harmful ones (benign)",
          text_field="Goal", category_field="Category", target_field="Target",
          rewrite=lambda: _numbered("jbb-benign", column=""),
          notes=("no pinned checksum: the Hugging Face file is used as downloaded",)),
     Preset(name="strongreject:full", file=FILES["strongreject_full"], kind="harmful", count=313,
-         description="StrongREJECT forbidden prompts (6 categories)",
+         description="StrongREJECT: 313 forbidden prompts (6 categories; bare `strongreject`)",
          text_field="forbidden_prompt", category_field="category",
          rewrite=lambda: _numbered("strongreject")),
     Preset(name="strongreject:small", file=FILES["strongreject_small"], kind="harmful", count=60,
-         description="StrongREJECT small set (6 categories x 10)",
+         description="StrongREJECT small set: 60 (6 categories x 10)",
          text_field="forbidden_prompt", category_field="category",
          rewrite=lambda: _numbered("strongreject-small")),
     Preset(name="xstest:safe", file=FILES["xstest"], kind="benign", count=250,
-         description="XSTest safe prompts that over-cautious models refuse (over-refusal)",
+         description="XSTest: 250 safe prompts that over-cautious models refuse (benign: over-refusal)",
          text_field="prompt", category_field="type", rewrite=lambda: _xstest("safe")),
     Preset(name="xstest:unsafe", file=FILES["xstest"], kind="harmful", count=200,
-         description="XSTest unsafe contrast prompts (the safe prompts' harmful twins)",
+         description="XSTest: 200 unsafe contrast prompts, the safe ones' harmful twins (bare `xstest`)",
          text_field="prompt", category_field="type", rewrite=lambda: _xstest("unsafe")),
     Preset(name="xstest:all", file=FILES["xstest"], kind="mixed", count=450,
-         description="XSTest, safe and unsafe contrast prompts together",
+         description="XSTest: all 450, 250 safe and 200 unsafe contrast prompts together",
          text_field="prompt", category_field="type", rewrite=lambda: _xstest(None)),
 ]
 
 PRESETS: dict[str, Preset] = {p.name: p for p in _ALL}
+
+#: What a bare dataset name (`--goals harmbench`) means: its harmful attack-goal subset, since
+#: `--goals` names what is attacked (the benign sets are for `--benign`).
+DEFAULT_SUBSET: dict[str, str] = {
+    "harmbench": "harmbench:standard",
+    "advbench": "advbench:behaviors",
+    "jbb": "jbb:harmful",
+    "strongreject": "strongreject:full",
+    "xstest": "xstest:unsafe",
+}
 
 
 # -- lookup and loading ---------------------------------------------------------------------------
@@ -268,11 +281,15 @@ def is_preset_ref(ref: object) -> bool:
     if not isinstance(ref, str):
         return False
     bare = ref.removeprefix(PRESET_PREFIX)
+    if bare.lower() in DEFAULT_SUBSET:
+        return True
     return ref.startswith(PRESET_PREFIX) or bare.split(":", 1)[0] in _datasets() and ":" in bare
 
 
 def get_preset(ref: str) -> Preset:
+    """A preset by name; a bare dataset name is its default subset (`DEFAULT_SUBSET`)."""
     bare = ref.removeprefix(PRESET_PREFIX)
+    bare = DEFAULT_SUBSET.get(bare.lower(), bare)
     preset = PRESETS.get(bare)
     if preset is None:
         dataset = bare.split(":", 1)[0]
@@ -351,3 +368,20 @@ def preset_status(preset: Preset, search: str | Path | None = None) -> PresetSta
 
 def _datasets() -> set[str]:
     return {name.split(":", 1)[0] for name in PRESETS}
+
+
+def benign_goals_warning(source: str) -> str | None:
+    """The warning a benign preset (`xstest:safe`, `jbb:benign`) gets when it is attacked as
+    goals: answering those prompts is what a good model does, so an "ASR" on them measures
+    helpfulness, not jailbreaks (they belong in `--benign`, the over-refusal control)."""
+    if not is_preset_ref(source):
+        return None
+    try:
+        preset = get_preset(source)
+    except GoalFileError:
+        return None
+    if preset.kind != "benign":
+        return None
+    return (f"{preset.name} is a benign goal set: its prompts are safe to answer, so an attack "
+            "success rate on them measures helpfulness, not jailbreaks (use it as --benign, "
+            "the over-refusal control)")

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from goals.loaders import DEFAULT_MAX_GOAL_CHARS
 from goals.model import Goal
+from goals.sample import Selection, stratified_sample
 from goals.sets import DEFAULT_GOAL_SET, load_goals
 
 
@@ -27,11 +28,19 @@ class GoalsSpec(BaseModel):
     context_field: str | None = None
     categories: list[str] | None = Field(None, description="Keep only these categories")
     limit: int | None = Field(None, ge=0, description="Keep the first N goals")
+    sample: int | None = Field(
+        None, ge=1, description="A random sample of N goals, stratified by category (--seed)"
+    )
+    seed: int = Field(0, description="The sample's random seed (same seed, same goals)")
     max_goal_chars: int = Field(
         DEFAULT_MAX_GOAL_CHARS, ge=1, description="A longer goal text is an input error"
     )
 
     def load(self) -> list[Goal]:
+        return self.load_selected()[0]
+
+    def load_selected(self) -> tuple[list[Goal], Selection]:
+        """The goals and which part of the set they are (for the report's "30 of 200")."""
         mapping = {
             key: value
             for key, value in {
@@ -48,6 +57,11 @@ class GoalsSpec(BaseModel):
         if self.categories:
             wanted = {c.lower() for c in self.categories}
             goals = [g for g in goals if (g.category or "").lower() in wanted]
-        if self.limit is not None:
-            goals = goals[: self.limit]
-        return goals
+        total, how = len(goals), "all"
+        if self.sample is not None and self.sample < len(goals):
+            goals, how = stratified_sample(goals, self.sample, self.seed), "sample"
+        if self.limit is not None and self.limit < len(goals):
+            goals, how = goals[: self.limit], "first" if how == "all" else how
+        return goals, Selection(source=self.source, total=total, used=len(goals), how=how,
+                                seed=self.seed if how == "sample" else None,
+                                categories=tuple(self.categories or ()))

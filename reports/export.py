@@ -2,7 +2,10 @@
 
 One record per attempt (goal, the goal's stored status, technique, variant, the full prompt
 and answer, each judge's verdict, the combined verdict, cost, and the tool calls an app or agent
-target made). Texts are written as recorded
+target made). `prompt` is the whole
+conversation as it was stored (OpenAI-form messages: a Crescendo run's every turn, not its
+last), `prompt_text` its last user message, and `decoded_response` what the judges read (the
+raw answer when the technique did not decode it). Texts are written as recorded
 (JSON and the csv module quote them); the CSV is for spreadsheets, so a cell that a spreadsheet
 would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`.
 """
@@ -34,8 +37,11 @@ def records(data: RunData) -> list[dict[str, Any]]:
                 "attempt_id": row.attempt_id,
                 "technique": row.technique,
                 "variant": row.variant,
-                "prompt": row.prompt,
+                "prompt": [dict(m) for m in row.conversation] or (
+                    [{"role": "user", "content": row.prompt}] if row.prompt else []),
+                "prompt_text": row.prompt,
                 "response": row.response,
+                "decoded_response": row.decoded if row.decoded is not None else row.response,
                 "error": row.error,
                 "error_kind": row.error_kind,
                 "success": row.success,

@@ -42,9 +42,10 @@ from reports.figures import (
 from reports.load import GoalView, RunData
 from reports.page import page
 from reports.review_figures import review_html
+from reports.selection import selection_text
 from reports.svg import bar_chart
 from reports.text import clip, html_escape
-from reports.trajectory import render_trajectory
+from reports.trajectory import render_conversation, render_trajectory
 from tracking import JudgeCorrection
 from tracking.rows import PipelineRow
 from tracking.summary import CORRECTED
@@ -107,6 +108,7 @@ def header(data: RunData) -> str:
         ("judges", f"{', '.join(data.judge_keys)} · rule {data.rule} · "
                    f"threshold {data.threshold:g}"),
         ("goals from", str(goals_src)),
+        *((("goals used", subset),) if (subset := selection_text(run.config)) else ()),
         ("started", _when(run.started_at or run.created_at)),
         ("finished", _when(run.finished_at)),
     ]
@@ -183,6 +185,10 @@ def judged_by(data: RunData) -> str:
     citation = data.citation
     warnings = "".join(f'<p class="note err warning"><b>Warning</b> {e(str(w), 1000)}</p>'
                        for w in data.summary.warnings)
+    subset = selection_text(data.run.config)
+    if subset:  # an ASR on a slice is that slice's, not the set's
+        warnings = (f'<p class="note" id="goal-subset"><b>Goals</b> {e(subset, 400)}: the '
+                    "rates are this subset's.</p>" + warnings)
     if citation is None:
         return warnings
     cls = "note err" if citation.refusal_only or not citation.validated else "note"
@@ -302,6 +308,12 @@ def goal_row(goal: GoalView, limit: int, has_trajectory: bool) -> str:
     answer = best.response
     answer_cell = (clipped(answer, limit) if answer is not None or not best.error
                    else f'<div class="clip err">error: {e(best.error, limit)}</div>')
+    if best.decoded is not None and best.decoded != answer:
+        answer_cell += ('<div class="decoded"><span class="note">decoded (what the judges '
+                        f'read):</span>{clipped(best.decoded, limit)}</div>')
+    turns = [m for m in best.conversation if m.get("role") != "system"]
+    prompt_cell = (render_conversation(best.conversation, limit=max(200, limit // 2))
+                   if len(turns) > 1 else clipped(best.prompt, limit))
     score = best.score
     cells = [
         cell(str(goal.index), value=goal.index, num=True),
@@ -311,7 +323,7 @@ def goal_row(goal: GoalView, limit: int, has_trajectory: bool) -> str:
              value=STATUS_ORDER[status]),
         cell(clipped(goal.goal, 600)),
         cell(f'{e(technique, 120)}<div class="note">{len(goal.rows)} prompt(s)</div>'),
-        cell(clipped(best.prompt, limit)),
+        cell(prompt_cell),
         cell(answer_cell),
         cell(_verdicts(best)),
         cell("" if score is None else f"{float(score):.2f}",
@@ -361,12 +373,14 @@ def trajectories_section(data: RunData, budget: int) -> tuple[str, set[str]]:
     for goal in sorted(with_traces, key=lambda g: (not g.broken, g.index)):
         traces = data.traces[goal.result_id]
         runs = len({r.variant for r in goal.rows})
+        by_attempt = {r.attempt_id: r for r in goal.rows if r.attempt_id is not None}
         piece = (
             f'<details class="traj" id="traj-{goal.index}"><summary>#{goal.index} '
             f"{e(goal.goal_id, 120)} · "
             f'<span class="st st-{STATUS_CLASS[goal.status.value]}">{e(goal.label)}</span> · '
             f"{runs} run(s), {len(traces)} events — {e(goal.goal, 160)}</summary>"
-            f"{render_trajectory(traces, limit=limit, max_events=per_goal)}</details>"
+            f"{render_trajectory(traces, limit=limit, max_events=per_goal, rows=by_attempt)}"
+            "</details>"
         )
         size = len(piece.encode("utf-8"))
         if used + size > budget:
@@ -376,8 +390,9 @@ def trajectories_section(data: RunData, budget: int) -> tuple[str, set[str]]:
     left = len(with_traces) - len(chosen)
     parts = [
         '<section id="trajectories"><h2>Trajectories</h2>',
-        '<p class="note">What the optimizer did, run by run: what it injected where, what the '
-        "target did, and the judge's score. Collapsed: open a goal to read it.</p>"
+        '<p class="note">What the optimizer did, run by run: each run as the conversation it '
+        "was (the attacker's reasoning where recorded, every turn, the target's answer and the "
+        "judge's score). Collapsed: open a goal to read it.</p>"
         '<p class="legend"><span><i class="li"></i>injected</span><span><i class="lt"></i>'
         'target</span><span><i class="lj"></i>judge</span></p>',
     ]
@@ -388,6 +403,63 @@ def trajectories_section(data: RunData, budget: int) -> tuple[str, set[str]]:
     parts.append("</section>")
     kept = {g.result_id for g in with_traces if g.index in {i for i, _ in chosen}}
     return "".join(parts), kept
+
+
+def attempt_html(row: PipelineRow, limit: int) -> str:
+    """One attempt whole: its label, outcome and verdicts, then the prompt as the conversation
+    it was (every turn with its role), the answer and the decoded answer the judges read."""
+    score = "" if row.score is None else f" · score {float(row.score):.2f}"
+    outcome = ("pending" if row.pending else "target error" if row.error
+               else "success" if row.success else "no success" if row.success is False
+               else "not judged")
+    verdicts = "".join(
+        f"<span>{e(name, 40)}: "
+        + ('<span class="err">error</span>' if cell.error or cell.success is None
+           else f'<span class="{"yes" if cell.success else "no"}">'
+                f'{"yes" if cell.success else "no"}</span>')
+        + ("" if cell.score is None else f" ({float(cell.score):.2f})") + "</span> "
+        for name, cell in sorted(row.judges.items()))
+    messages = list(row.conversation) or [{"role": "user", "content": row.prompt}]
+    body = render_conversation(messages, limit=limit, response=row.response, decoded=row.decoded)
+    if row.error:
+        body += f'<div class="clip err">error: {e(row.error, limit)}</div>'
+    return (f'<li><div class="ev-head"><b>{e(row.label or "-", 160)}</b> · {outcome}{score}'
+            f' · {verdicts}</div>{body}</li>')
+
+
+def attempts_section(data: RunData, budget: int, limit: int) -> str:
+    """Every attempt of each goal (broken goals first, then by index) within `budget` bytes:
+    the goal grid shows one prompt per goal, this shows them all, conversations whole."""
+    goals = [g for g in data.goals if g.rows]
+    if not goals or budget <= 0:
+        return ""
+    chosen: list[tuple[int, str]] = []
+    used = 0
+    for goal in sorted(goals, key=lambda g: (not g.broken, g.index)):
+        items = "".join(attempt_html(r, limit) for r in goal.rows)
+        piece = (
+            f'<details class="attempts" id="attempts-{goal.index}"><summary>#{goal.index} '
+            f"{e(goal.goal_id, 120)} · "
+            f'<span class="st st-{STATUS_CLASS[goal.status.value]}">{e(goal.label)}</span> · '
+            f"{len(goal.rows)} attempt(s) — {e(goal.goal, 160)}</summary>"
+            f'<ol class="events">{items}</ol></details>'
+        )
+        size = len(piece.encode("utf-8"))
+        if used + size > budget:
+            break
+        used += size
+        chosen.append((goal.index, piece))
+    if not chosen:
+        return ""
+    left = len(goals) - len(chosen)
+    note = (f'<p class="note">{left} goals (held goals first) are left out to keep this file '
+            "small; <code>siegeflow runs show RUN --goal ID</code> and "
+            "<code>siegeflow export</code> have every attempt.</p>" if left else "")
+    return ('<section id="attempts"><h2>Every attempt</h2><p class="note">Each goal\'s '
+            "attempts in full: the prompt as the conversation it was, the target's answer, the "
+            "decoded answer the judges read when the technique encoded it, and each judge's "
+            "verdict. Collapsed: open a goal to read it.</p>" + note
+            + "".join(piece for _, piece in sorted(chosen)) + "</section>")
 
 
 def render_report(data: RunData, *, max_chars: int | None = None, with_csp: bool = True) -> str:
@@ -404,8 +476,10 @@ def render_report(data: RunData, *, max_chars: int | None = None, with_csp: bool
     trajectories, kept = trajectories_section(data, max(0, left))
     if kept != set(data.traces):
         goals_html = goals_section(data, limit, kept)
+    left -= len(trajectories.encode("utf-8"))
+    attempts = attempts_section(data, left, min(limit, 2000))
     body = (
-        top + goals_html + trajectories + "</main>"
+        top + goals_html + trajectories + attempts + "</main>"
         + f"<footer>Generated by siegeflow on {generated}. Texts from goal files, attackers and "
         "targets are shown as plain text; this file loads nothing from the network.</footer>"
     )

@@ -16,6 +16,7 @@ from reports.figures import asr_text, ci_text, headline, pct
 from tracking import JudgeCorrection
 from reports.load import GoalView, RunData
 from reports.review_figures import review_properties
+from reports.selection import selection_text
 from reports.text import xml_text
 from tracking import EvaluationStatusEnum as Eval
 from tracking.rows import PipelineRow
@@ -89,6 +90,7 @@ def render_junit(data: RunData) -> str:
         *((("false_refusal_corrected", refusal_correction_text(data.summary.over_refusal_corrected)),)
           if data.summary.over_refusal is not None else ()),
         ("cost_usd", f"{h.cost_usd:.6f}"),
+        ("goal_selection", selection_text(data.run.config) or "the whole goal set"),
         *((k, str(v)) for k, v in review_properties(data.review).items()),
     ):
         ET.SubElement(props, "property", {"name": name, "value": xml_text(value, 500)})

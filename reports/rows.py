@@ -126,8 +126,11 @@ def rows_of(recorded: Recorded, judge_keys: list[str], rule: str) -> list[Pipeli
             variant=attempt.variant,
             meta=attempt.meta or {},
             prompt=prompt_text(attempt.prompt),
+            conversation=tuple(m for m in attempt.prompt if isinstance(m, dict))
+            if isinstance(attempt.prompt, list) else (),
             prompt_hash=attempt.prompt_hash,
             response=attempt.response,
+            decoded=attempt.decoded_response,
             error=attempt.error,
             error_kind=attempt.error_kind,
             pending=attempt.completed_at is None,

@@ -19,6 +19,7 @@ from reports.corrected import corrected_text, validation_text
 from reports.figures import asr_text, headline, wilson
 from reports.load import GoalView, RunData
 from reports.review_figures import review_properties
+from reports.selection import selection_text
 from reports.text import clean
 from tracking import JudgeCorrection
 from tracking.rows import PipelineRow
@@ -143,6 +144,7 @@ def render_sarif(data: RunData) -> str:
             **({"falseRefusalCorrected": _corrected(data.summary.over_refusal_corrected)}
                if data.summary.over_refusal is not None else {}),
             "costUsd": h.cost_usd,
+            "goalSelection": clean(selection_text(data.run.config) or "the whole goal set", 400),
             **review_properties(data.review),
         },
     }

@@ -94,6 +94,10 @@ class SampleWriter:
         self.backend.record_verdicts(
             [(i, v) for i, s in zip(ids, samples, strict=True) if s.judged for v in s.judged.verdicts]
         )
+        self.backend.record_decoded(  # what the judges read, beside the raw answer
+            [(i, s.judged.decoded) for i, s in zip(ids, samples, strict=True)
+             if s.judged and s.judged.decoded is not None]
+        )
 
 
 def _attempt_row(sample: Sample) -> NewAttempt:
@@ -109,13 +113,16 @@ def panel_judge(panel: JudgePanel, technique: BestOfN) -> Any:
     (decoded answer, goal context), decided exactly as pipeline rows are."""
 
     async def judge(goal: Any, prompt: AttackPrompt, response: str) -> Judged:
+        seen: dict[str, str] = {}
         verdicts = list(await asyncio.gather(*(
-            judge_one(j, technique, goal.text, goal.context, prompt, response, goal.id)
+            judge_one(j, technique, goal.text, goal.context, prompt, response, goal.id, seen)
             for j in panel.judges
         )))
         score = rule_score(verdicts, panel.rule)
+        decoded = seen.get("decoded")
         return Judged(verdicts=verdicts,
-                      successful=panel.is_successful(combine(verdicts, panel.rule), score))
+                      successful=panel.is_successful(combine(verdicts, panel.rule), score),
+                      decoded=decoded if decoded != response else None)
 
     return judge
 

@@ -31,6 +31,7 @@ class Judged:
 
     verdicts: list[Any]
     successful: bool
+    decoded: str | None = None  # what the judges read, when decoding changed the answer
 
 
 @dataclass(frozen=True, kw_only=True)

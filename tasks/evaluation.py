@@ -39,16 +39,21 @@ def stored_prompt(attempt: Any) -> AttackPrompt:
 
 
 async def _judge(judge: Any, technique: Any, goal: str, context: str | None,
-                 prompt: AttackPrompt, response: str, goal_id: str | None = None) -> Verdict:
+                 prompt: AttackPrompt, response: str, goal_id: str | None = None,
+                 seen: dict[str, str] | None = None) -> Verdict:
     """One judge on one answer, decoded first; an answer that cannot be decoded (a translation
     back failed) is that judgment's error, not a verdict. What decoding paid an attacker model
-    travels on the verdict as `attacker_cost_usd` (once per answer: the decode is memoised)."""
+    travels on the verdict as `attacker_cost_usd` (once per answer: the decode is memoised).
+    `seen` receives the decoded text (under "decoded"), so the caller can store what the
+    judges read beside the raw answer."""
     with attacker_spend() as spend:
         try:
             decoded = await technique.adecode(prompt, response)
         except DecodeError as exc:
             return Verdict(judge=judge.label, success=None, score=None, raw=None,
                            error=f"decode: {exc}", attacker_cost_usd=spend.usd)
+    if seen is not None:
+        seen["decoded"] = decoded
     if getattr(judge, "takes_goal_id", False):  # a reference text found by the goal's id
         verdict = await judge.evaluate(with_context(goal, context), prompt.text, decoded,
                                        goal_id=goal_id)
@@ -133,8 +138,14 @@ async def evaluation(
                     verdict = None
                 else:
                     goal, context, goal_id = goals[attempt.result_id]
+                    seen: dict[str, str] = {}
                     verdict = await _judge(judge, technique, goal, context, prompt,
-                                           attempt.response, goal_id)
+                                           attempt.response, goal_id, seen)
+                    text = seen.get("decoded")
+                    if (text is not None and text != attempt.response
+                            and attempt.id not in decoded_ids):
+                        decoded_ids.add(attempt.id)
+                        decoded.add(attempt.id, text)
             if verdict is not None:
                 budget.add(verdict_cost(verdict))
                 stats["cost_usd"] += verdict.cost_usd
@@ -145,10 +156,13 @@ async def evaluation(
             await progress.advance()
 
         written = WriteBuffer(backend.record_verdicts)
+        decoded: WriteBuffer = WriteBuffer(backend.record_decoded)  # what the judges read
+        decoded_ids: set[int] = set()
         try:
             await settle_all(one(a, j) for a, j in work)
         finally:
             written.flush()
+            decoded.flush()
         await progress.finish()
         for key, value in stats.items():
             tracker.add_step_metadata(key, value)

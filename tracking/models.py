@@ -169,6 +169,8 @@ class AttemptRecord(SQLModel, table=True):
     prompt: list[Any] | dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     meta: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     response: str | None = Field(default=None, sa_type=sa.Text)
+    # What the judges read when the technique decoded the answer (0008); None: same as raw.
+    decoded_response: str | None = Field(default=None, sa_type=sa.Text)
     error: str | None = Field(default=None, sa_type=sa.Text)
     error_kind: str | None = Field(default=None, max_length=64)
     cost_usd: float | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -105,8 +105,12 @@ class PipelineRow:
     meta: Mapping[str, Any] = field(default_factory=dict)
     kind: str = "attack"  # "attack", or "benign" for a control prompt (over-refusal alone)
     prompt: str = ""
+    #: The whole stored prompt as OpenAI-form messages (a multi-turn conversation in full).
+    conversation: Sequence[Mapping[str, Any]] = ()
     prompt_hash: str = ""
     response: str | None = None
+    #: What the judges read when the technique decoded the answer; None: same as `response`.
+    decoded: str | None = None
     error: str | None = None
     error_kind: str | None = None
     pending: bool = False
@@ -141,8 +145,10 @@ class PipelineRow:
             meta=meta if isinstance(meta, Mapping) else {},
             kind=str(row.get("kind") or "attack"),
             prompt=str(row.get("prompt") or ""),
+            conversation=_messages(row.get("conversation")),
             prompt_hash=str(row.get("prompt_hash") or ""),
             response=row.get("response"),
+            decoded=row.get("decoded"),
             error=row.get("error") or None,
             error_kind=row.get("error_kind"),
             pending=bool(row.get("pending")),
@@ -165,8 +171,16 @@ class PipelineRow:
         """The spec-000 dict form (what a custom scorer and `siegeflow export` see)."""
         out = {name: getattr(self, name) for name in _FIELDS}
         out["meta"] = dict(self.meta)
+        out["conversation"] = [dict(m) for m in self.conversation]
         out["judges"] = {name: cell.as_dict() for name, cell in self.judges.items()}
         return out
+
+
+def _messages(value: Any) -> tuple[Mapping[str, Any], ...]:
+    """Stored prompt messages (dicts in OpenAI form); anything else is no conversation."""
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(m for m in value if isinstance(m, Mapping))
 
 
 def _str_or_none(value: Any) -> str | None:

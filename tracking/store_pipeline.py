@@ -138,6 +138,25 @@ class PipelineStoreMixin:
             attempts=getattr(completion, "attempts", None),
         )
 
+    def record_decoded(self, items: Sequence[tuple[int, str]]) -> int:
+        """Store the decoded answers of attempts (what the judges read), in one transaction.
+
+        Only answers a technique changed are worth a row: NULL reads as "same as the raw
+        answer". A decode is deterministic per answer, so a later write of the same attempt
+        stores the same text. Returns how many rows were updated."""
+        if not items:
+            return 0
+        table = table_of(AttemptRecord)
+        stmt = (
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("b_id"))
+            .values(decoded_response=sa.bindparam("b_decoded"))
+        )
+        params = [{"b_id": attempt_id, "b_decoded": redact_text(text)}
+                  for attempt_id, text in items]
+        with self.engine.begin() as conn:
+            return int(conn.execute(stmt, params).rowcount or 0)
+
     def list_attempts(
         self,
         run_id: str,

@@ -14,7 +14,8 @@ from cli.app import DbOption, app, bad_input, console, db_url, err, safe_db
 from cli.exits import EXIT_OK
 
 if TYPE_CHECKING:
-    from reports.review.items import ReviewSession
+    from reports.review.items import ReviewFigures, ReviewSession
+    from tracking import SQLBackend
 
 
 def _reviewer() -> str:
@@ -103,9 +104,37 @@ def review(
         run_tui(session, console)
     else:
         _serve(session, port, open_browser, min_reviewed)
-    for line in review_lines(session.figures(min_reviewed)):
+    figures = session.figures(min_reviewed)
+    for line in review_lines(figures):
         console.print(output.escape(line))
+    if figures is not None and figures.enough:
+        _republish(backend, run_id, figures)
     raise typer.Exit(EXIT_OK)
+
+
+def _republish(backend: SQLBackend, run_id: str, figures: ReviewFigures) -> None:
+    """The run's Prefect summary artifact, published again with the review's figures (on the
+    Prefect API the run's commands use); a server that does not answer is one line, not a
+    failure: the labels are in the store and every report reads them from there."""
+    import asyncio
+
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    from cli.runner import prefect_home
+    from flows.artifacts import publish_review_summary
+    from flows.server import PrefectServerError, prefect_api
+
+    run = backend.get_run(run_id)
+    if run is None or not run.prefect_flow_run_id:  # recorded without Prefect: nothing to update
+        return
+    try:
+        with prefect_api(prefect_home()):
+            published = asyncio.run(publish_review_summary(backend, run_id, figures))
+    except (PrefectServerError, PrefectHTTPStatusError, OSError) as exc:
+        err.print(f"Prefect summary artifact not updated: {output.escape(str(exc), 300)}")
+        return
+    if published:
+        err.print("Prefect summary artifact updated with the review (siegeflow ui).")
 
 
 def _serve(session: ReviewSession, port: int, open_browser: bool, min_reviewed: int) -> None:

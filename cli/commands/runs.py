@@ -55,6 +55,10 @@ def run(
         str | None, typer.Option(help="Folder holding presets' published files.")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Attack only the first N goals.")] = None,
+    sample: Annotated[int | None, typer.Option(
+        help="Attack a random sample of N goals, stratified by category (see --seed).")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="The --sample seed: the same seed picks the same goals (default 0).")] = None,
     benign: Annotated[
         str | None, typer.Option(help="Benign control set sent plain alongside (xstest:safe, "
                                     "jbb:benign or a file): the false-refusal rate.")
@@ -98,7 +102,8 @@ def run(
             config=config, target=target, api_base=api_base, api_key_env=api_key_env,
             system_prompt=system_prompt, attack=attack, attack_options=attack_option or [],
             judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
-            rule=rule, goals=goals, goals_path=goals_path, limit=limit, benign=benign,
+            rule=rule, goals=goals, goals_path=goals_path, limit=limit, sample=sample, seed=seed,
+            benign=benign,
             benign_limit=benign_limit, concurrency=concurrency, budget=budget,
             optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
             max_goal_chars=max_goal_chars, max_response_chars=max_response_chars,
@@ -106,6 +111,11 @@ def run(
     except ValueError as exc:  # ConfigFileError, GoalFileError, pydantic ValidationError
         raise bad_input(_explain(exc)) from None
     db_url(settings.db_url)  # the store named by the flag, the file or $SIEGEFLOW_DB_URL
+    from goals import benign_goals_warning
+
+    note = benign_goals_warning(settings.goals.source)
+    if note:  # also in the run's summary and report
+        err.print(f"[yellow]Warning:[/] {output.escape(note)}")
     if settings.shards > 1:
         if settings.optimizer:
             raise bad_input("--shards applies to attack runs, not to optimizer runs")

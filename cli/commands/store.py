@@ -58,15 +58,31 @@ def runs_list(
 
 
 @runs_app.command("show")
-def runs_show(run_id: str, db: DbOption = None) -> None:
-    """One run: its summary and a per-goal table."""
+def runs_show(
+    run_id: str,
+    db: DbOption = None,
+    goal: Annotated[str | None, typer.Option(
+        "--goal", help="A goal id or index: print every attempt of that goal, whole "
+        "(prompt or conversation, answer, decoded answer, each judge's verdict).")] = None,
+) -> None:
+    """One run: its summary and a per-goal table (or, with --goal, one goal's attempts)."""
     from tracking import get_backend
 
     backend = get_backend(db_url(db))
     run_row = backend.get_run(run_id)
     if run_row is None:
         raise bad_input(f"no run {run_id!r} in {db_url(db)}")
-    output.print_run(console, backend, run_row)
+    if goal is None:
+        output.print_run(console, backend, run_row)
+        return
+    from reports.rows import run_rows
+
+    results = backend.list_results(run_id)
+    found = output.find_goal(results, goal)
+    if found is None:
+        raise bad_input(f"run {run_id!r} has no goal with id or index {goal!r}")
+    _, rows = run_rows(backend, run_row, results)
+    output.print_goal_attempts(console, found, rows)
 
 
 @app.command()

@@ -343,3 +343,43 @@ def test_the_page_says_when_the_sample_is_done(tmp_path: Path) -> None:
     finally:
         server.httpd.server_close()
         backend.close()
+
+
+def test_a_finished_review_republishes_the_runs_summary_artifact(
+    prefect_api_url: str, tmp_path: Path,
+) -> None:
+    """Labels come after the run's end, so its summary artifact is published again, linked to
+    the run's flow run, with the prediction-powered ASR (read back from the Prefect API)."""
+    import asyncio
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.artifacts import publish_review_summary
+
+    @flow(persist_result=False)
+    def finished_scan() -> None:
+        """Stands for the flow run that recorded the run."""
+
+    state = finished_scan(return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+    backend = SQLBackend(f"sqlite:///{tmp_path / 'republish.db'}")
+    run_id = record_synthetic_run(backend, 60, seed=6)
+    backend.update_run(run_id, prefect_flow_run_id=str(flow_run_id))
+    draw_sample(backend, load_run(backend, run_id, with_traces=False), 40, seed=1)
+    session = ReviewSession(backend, run_id, "alice")
+    _label_like_a_person(session, 31)
+    figures = session.figures(30)
+    assert figures is not None and figures.ppi is not None
+
+    async def artifacts() -> list:
+        assert await publish_review_summary(backend, run_id, figures)
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+
+    (artifact,) = asyncio.run(artifacts())
+    assert artifact.type == "markdown" and artifact.key.startswith("siegeflow-summary-")
+    assert "**Review:**" in artifact.data and "prediction\\-powered ASR" in artifact.data
+    backend.close()
