@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from attacks.attacker_output import ATTACKER_FAILURE, is_attacker_failure
 from attacks.base import AttackPrompt, Technique, TechniqueConfig
 from attacks.registry import TechniqueError, build_technique, get_technique, technique
 from goals import Goal
@@ -51,7 +52,7 @@ class ComposeConfig(TechniqueConfig):
     def _shorthand(cls, value: Any) -> Any:
         if not isinstance(value, list):
             return value
-        return [_parse_step(item) if isinstance(item, str) else item for item in value]
+        return [parse_step(item) if isinstance(item, str) else item for item in value]
 
     @field_validator("steps")
     @classmethod
@@ -74,7 +75,8 @@ class ComposeConfig(TechniqueConfig):
         return value
 
 
-def _parse_step(text: str) -> dict[str, Any]:
+def parse_step(text: str) -> dict[str, Any]:
+    """`"name"` -> {name}; `"name:variant"` -> {name, options: {variants: [variant]}}."""
     name, sep, variant = text.partition(":")
     if not sep:
         return {"name": name}
@@ -117,6 +119,13 @@ class Compose(Technique[ComposeConfig]):
                     # An attacker's cost is shared by the prompts made from it, never repeated.
                     own = float(prompt.metadata.get("generation_cost_usd", 0.0) or 0.0)
                     spent = cost / len(prompts) + own
+                    if "fallback_for" in prompt.metadata:  # the plain goal: never wrapped
+                        made.append(prompt)
+                        continue
+                    if is_attacker_failure(prompt.metadata):  # nothing to wrap: recorded as is
+                        made.append(self._final(goal, prompt, [*chain, link], spent,
+                                                attacker_failure=prompt.metadata[ATTACKER_FAILURE]))
+                        continue
                     if i == last:
                         made.append(self._final(goal, prompt, [*chain, link], spent))
                         continue
@@ -150,10 +159,10 @@ class Compose(Technique[ComposeConfig]):
         return replace(goal, text=prompt.text, context=None)
 
     def _final(self, goal: Goal, prompt: AttackPrompt, chain: list[dict[str, Any]],
-               cost: float) -> AttackPrompt:
+               cost: float, **metadata: Any) -> AttackPrompt:
         variant = ">".join(link["variant"] for link in chain)
         return self._prompt(goal, variant, prompt.messages, chain=chain,
-                            generation_cost_usd=cost)
+                            generation_cost_usd=cost, **metadata)
 
 
 def _link(prompt: AttackPrompt) -> dict[str, Any]:

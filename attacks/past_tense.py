@@ -3,23 +3,31 @@ did people make X in the past?" — refusal training generalises poorly to the p
 the future) tense.
 
 An attacker model writes the reformulations (several, sampled, as in the paper); without an
-attacker, or when it fails or refuses, a deterministic rule-based rewrite is used, so the
-technique always runs offline. Every prompt records which one made it.
+attacker a deterministic rule-based rewrite is used, so the technique always runs offline. An
+attacker's output is checked (`attacks.attacker_output`): a refusal, placeholder or copy of the
+goal is re-asked, then recorded as an attacker failure (never sent), or — as configured — the
+plain goal labelled `baseline`, or the rule-based rewrite. Every prompt records which one made it.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import Field
 
 from attacks.advprefix import PREFIX_REFUSAL_PHRASES
+from attacks.attacker_output import (
+    AttackerTechniqueConfig,
+    OnAttackerFailure,
+    attacker_output_problem,
+    failed_prompt,
+)
 from attacks.base import (
     AttackPrompt,
     ChatFn,
     Technique,
-    TechniqueConfig,
     chat_for_model,
     model_option_validator,
     user,
@@ -51,7 +59,7 @@ _EXAMPLES = {
 _HOW = {"past": "was done in the past", "future": "will be done in the future"}
 
 
-class PastTenseConfig(TechniqueConfig):
+class PastTenseConfig(AttackerTechniqueConfig):
     attacker: Any = Field(
         default=None,
         description="TargetConfig-compatible attacker model; None uses the rule-based rewrite.",
@@ -61,6 +69,11 @@ class PastTenseConfig(TechniqueConfig):
         description="Attacker reformulations per goal (sample it at temperature > 0).",
     )
     tense: Tense = Field(default="past", description="past (the paper's attack) or future.")
+    on_attacker_failure: Literal["record", "send_goal", "rules"] = Field(  # type: ignore[assignment]  # a wider choice than the base's
+        default="record",
+        description="record: an attacker failure, nothing sent; send_goal: the plain goal, "
+        "labelled 'baseline'; rules: the rule-based rewrite when no reformulation worked.",
+    )
 
     _check_attacker = model_option_validator("attacker")
 
@@ -73,45 +86,81 @@ class PastTense(Technique[PastTenseConfig]):
 
     async def generate(self, goal: Goal, attacker: Any = None) -> list[AttackPrompt]:
         chat = self._resolve_chat(attacker)
-        made: list[tuple[str, str, float]] = []  # (question, "attacker" | "rules", cost)
-        problems: list[str] = []
+        if chat is None:  # no attacker configured: the rule-based rewrite, by design
+            return [self._rules_prompt(goal, 0.0)]
+        made: list[tuple[str, float]] = []  # (question, cost)
+        failures: list[tuple[str, str]] = []  # (reason, raw)
         wasted = 0.0  # paid for calls that gave no new question: charged to the first prompt
-        if chat is not None:
-            for _ in range(self.config.reformulations):
-                question, cost, problem = await self._ask(chat, goal)
-                if question is None:
-                    problems.append(problem)
-                    wasted += cost
-                elif question not in {q for q, _, _ in made}:
-                    made.append((question, "attacker", cost))
-                else:
-                    wasted += cost
-        if not made:
-            made.append((reformulate(goal.text, self.config.tense), "rules", 0.0))
-        question, by, cost = made[0]
-        made[0] = (question, by, cost + wasted)
-        return [
-            self._prompt(goal, f"{self.config.tense}-{i}" if by == "attacker" else
-                         f"{self.config.tense}-rules", user(with_context(question, goal.context)),
-                         reformulation=question, reformulated_by=by, tense=self.config.tense,
-                         generation_cost_usd=cost,
-                         **({"attacker_errors": problems} if problems else {}))
-            for i, (question, by, cost) in enumerate(made)
+        for _ in range(self.config.reformulations):
+            question, cost, problem, raw = await self._ask_checked(chat, goal)
+            if question is None:
+                failures.append((problem, raw))
+                wasted += cost
+            elif question not in {q for q, _ in made}:
+                made.append((question, cost))
+            else:
+                wasted += cost
+        cfg = self.config
+        prompts = [
+            self._prompt(goal, f"{cfg.tense}-{i}", user(with_context(question, goal.context)),
+                         reformulation=question, reformulated_by="attacker", tense=cfg.tense,
+                         generation_cost_usd=cost)
+            for i, (question, cost) in enumerate(made)
         ]
+        if failures and cfg.on_attacker_failure == "rules" and not made:
+            prompts.append(self._rules_prompt(goal, 0.0, [r for r, _ in failures]))
+        elif failures and cfg.on_attacker_failure != "rules":
+            policy: OnAttackerFailure = cfg.on_attacker_failure
+            prompts += [
+                failed_prompt(self.name, goal, f"{cfg.tense}-failed-{i}", reason, raw, policy,
+                              tense=cfg.tense, generation_cost_usd=0.0)
+                for i, (reason, raw) in enumerate(failures)
+            ]
+        if prompts and wasted:
+            first = prompts[0]
+            cost = float(first.metadata.get("generation_cost_usd") or 0.0) + wasted
+            prompts[0] = replace(first, metadata={**first.metadata, "generation_cost_usd": cost})
+        return prompts
 
-    async def _ask(self, chat: ChatFn, goal: Goal) -> tuple[str | None, float, str]:
+    def _rules_prompt(self, goal: Goal, cost: float, problems: list[str] | None = None,
+                      ) -> AttackPrompt:
+        question = reformulate(goal.text, self.config.tense)
+        return self._prompt(goal, f"{self.config.tense}-rules",
+                            user(with_context(question, goal.context)), reformulation=question,
+                            reformulated_by="rules", tense=self.config.tense,
+                            generation_cost_usd=cost,
+                            **({"attacker_errors": problems} if problems else {}))
+
+    async def _ask_checked(self, chat: ChatFn, goal: Goal) -> tuple[str | None, float, str, str]:
+        """One reformulation, re-asked up to `attacker_retries` times while it is unusable:
+        (question or None, cost, the last problem, the last raw output)."""
+        cost, problem, raw = 0.0, "", ""
+        for _ in range(self.config.attacker_retries + 1):
+            question, spent, problem, raw = await self._ask(chat, goal)
+            cost += spent
+            if question is not None:
+                return question, cost, "", raw
+        return None, cost, problem, raw
+
+    async def _ask(self, chat: ChatFn, goal: Goal) -> tuple[str | None, float, str, str]:
         tense = self.config.tense
         example_1, example_2 = _EXAMPLES[tense]
-        completion = await chat(user(ATTACKER_PROMPT.format(
+        instructions = ATTACKER_PROMPT.format(
             tense=tense, how=_HOW[tense], example_1=example_1, example_2=example_2,
-            goal=goal.text)))
+            goal=goal.text)
+        completion = await chat(user(instructions))
         cost = completion.cost_usd or 0.0
+        raw = completion.text or ""
         if completion.error:
-            return None, cost, f"attacker error: {completion.error}"
-        question = clean_reformulation(completion.text or "")
+            return None, cost, f"attacker error: {completion.error}", raw
+        question = clean_reformulation(raw)
         if question is None:
-            return None, cost, "attacker gave no usable question (empty or a refusal)"
-        return question, cost, ""
+            return None, cost, "attacker gave no usable question (empty or a refusal)", raw
+        # no instruction-overlap check: a good rewrite shares the examples' words
+        problem = attacker_output_problem(question, source=goal.text)
+        if problem is not None:
+            return None, cost, problem, raw
+        return question, cost, "", raw
 
     def _resolve_chat(self, attacker: Any) -> ChatFn | None:
         if self._attacker_chat is not None:

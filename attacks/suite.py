@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from attacks.base import AttackPrompt, Technique, TechniqueConfig
+from attacks.compose import parse_step
 from attacks.registry import TechniqueError, build_technique, technique
 from goals import Goal
 
@@ -29,6 +30,14 @@ class SuiteConfig(TechniqueConfig):
                                  SuiteMember(name="encodings")],
         description="Techniques to run for every goal, each with its own options.",
     )
+
+    @field_validator("techniques", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        """`"name"` or `"name:variant"`, as compose steps accept them."""
+        if not isinstance(value, list):
+            return value
+        return [parse_step(item) if isinstance(item, str) else item for item in value]
 
     @field_validator("techniques")
     @classmethod

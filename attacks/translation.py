@@ -5,7 +5,10 @@ Hmong, Guarani by default) and sent as is; the answer usually comes back in that
 Translation needs a model: the attacker translates the goal, and — with `translate_back` — the
 answer back into English for the judges (memoised, so a panel of judges pays for it once).
 There is no offline fallback: a word-list "translation" would measure nothing, so a run without
-an attacker is a configuration error.
+an attacker is a configuration error. A translation is checked before it is sent
+(`attacks.attacker_output.translation_problem`: a refusal, the instruction left in, the English
+unchanged, the wrong script); after `attacker_retries` re-asks it is an attacker failure,
+recorded and never sent (or, with `on_attacker_failure: send_goal`, the goal sent as `baseline`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from attacks.attacker_output import AttackerTechniqueConfig, failed_prompt, translation_problem
 from attacks.base import (
     AttackPrompt,
     ChatFn,
     DecodeError,
     Technique,
-    TechniqueConfig,
     charge_attacker,
     chat_for_model,
     model_option_validator,
@@ -55,7 +58,7 @@ Text:
 {text}"""
 
 
-class TranslationConfig(TechniqueConfig):
+class TranslationConfig(AttackerTechniqueConfig):
     attacker: Any = Field(
         default=None, description="TargetConfig-compatible model that translates (required).")
     languages: list[str] = Field(
@@ -103,16 +106,28 @@ class Translation(Technique[TranslationConfig]):
         prompts = []
         for code in self.config.languages:
             language = language_name(code)
-            completion = await chat(user(TO_LANGUAGE.format(language=language,
-                                                            text=goal.request)))
-            if completion.error or not (completion.text or "").strip():
-                raise TechniqueError(
-                    f"translation: the attacker could not translate goal {goal.id!r} into "
-                    f"{language}: {completion.error or 'empty answer'}")
-            translated = (completion.text or "").strip()
+            instructions = TO_LANGUAGE.format(language=language, text=goal.request)
+            cost, raw = 0.0, ""
+            problem: str | None = None
+            translated: str | None = None
+            for _ in range(self.config.attacker_retries + 1):
+                completion = await chat(user(instructions))
+                cost += completion.cost_usd or 0.0
+                raw = (completion.text or "").strip()
+                problem = (f"attacker error: {completion.error}" if completion.error else
+                           translation_problem(raw, source=goal.request, language=language,
+                                               instructions=instructions.replace(goal.request, "")))
+                if problem is None:
+                    translated = raw
+                    break
+            if translated is None:
+                prompts.append(failed_prompt(self.name, goal, code, problem or "unusable", raw,
+                                             self.config.on_attacker_failure, language=language,
+                                             generation_cost_usd=cost))
+                continue
             prompts.append(self._prompt(goal, code, user(translated), language=language,
                                         translated_goal=translated,
-                                        generation_cost_usd=completion.cost_usd or 0.0))
+                                        generation_cost_usd=cost))
         return prompts
 
     async def adecode(self, prompt: AttackPrompt, response: str) -> str:

@@ -153,6 +153,10 @@ def print_summary(console: Console, summary: RunSummary, citation: Citation | No
     table.add_row("held", f"[green]{summary.failed}[/]")
     table.add_row("target errors (excluded from ASR)", str(summary.errors.agent))
     table.add_row("not judged (excluded from ASR)", str(summary.errors.framework))
+    if summary.rows.attacker_failures:
+        table.add_row("attacker failures (attempts not sent; excluded from ASR)",
+                      f"[bold yellow]{summary.rows.attacker_failures}[/] "
+                      f"({summary.errors.attacker} goal(s) with nothing sent)")
     if summary.truncated_answers:
         table.add_row("answers stored truncated", str(summary.truncated_answers))
     from reports.corrected import asr_pair, refusal_with_correction, validation_text
@@ -188,6 +192,23 @@ def print_summary(console: Console, summary: RunSummary, citation: Citation | No
                         str(c.failed), str(c.errors),
                         escape(asr_pair(c, summary.asr_corrected, name)))
         console.print(cat)
+    print_techniques(console, summary)
+
+
+def print_techniques(console: Console, summary: RunSummary) -> None:
+    """Per technique (an optimizer counts as one): attempts, broken, held, attacker failures and
+    target errors apart, ASR with its interval and n."""
+    from reports.figures import TECHNIQUE_COLUMNS, technique_cells
+
+    if not summary.techniques:
+        return
+    table = Table(title="By technique", header_style="bold")
+    for col in TECHNIQUE_COLUMNS:
+        table.add_column(col)
+    for figures in summary.techniques:
+        cells = technique_cells(figures)
+        table.add_row(escape(cells[0], 60), *(escape(c) for c in cells[1:]))
+    console.print(table)
 
 
 def print_goals(console: Console, results: list[ResultRecord], rows: list[PipelineRow],

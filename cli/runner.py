@@ -102,6 +102,14 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
             base[key] = flags[flag]
     if flags.get("max_runs") is not None:
         base.setdefault("optimizer_options", {})["max_runs"] = flags["max_runs"]
+    for item in flags.get("optimizer_options") or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--optimizer-option {item!r}: expected KEY=VALUE")
+        base.setdefault("optimizer_options", {})[key] = _option_value(value)
+    if flags.get("optimizer_options") and not base.get("optimizer"):
+        raise ValueError("--optimizer-option needs an optimizer: pass --optimizer NAME")
+    _attacker_flags(base, flags)
     settings = RunSettings.model_validate(base)
     check_target_secrets(settings.target, str(target_file or config or "--api-key-env"),
                          "api_key_env" if target_file or not config else "target.api_key_env")
@@ -129,6 +137,55 @@ def _own_target(flags: dict[str, Any]) -> Path | None:
             and value.endswith((".yaml", ".yml", ".json")):
         return Path(value.removeprefix("http:"))
     return None
+
+
+def _attacker_flags(base: dict[str, Any], flags: dict[str, Any]) -> None:
+    """`--attacker-model` (+ api base, key env) as the attacker of whatever uses one: the
+    optimizer, else the technique, else every suite member / compose step that takes an
+    `attacker` option (a member's own attacker wins). Nothing takes one: an input error."""
+    model = flags.get("attacker_model")
+    extras = [name for name in ("attacker_api_base", "attacker_api_key_env") if flags.get(name)]
+    if model is None:
+        if extras:
+            flag = "--" + extras[0].replace("_", "-")
+            raise ValueError(f"{flag} needs --attacker-model MODEL")
+        return
+    attacker: dict[str, Any] = {"model": model}
+    if flags.get("attacker_api_base"):
+        attacker["api_base"] = flags["attacker_api_base"]
+    if flags.get("attacker_api_key_env"):
+        attacker["api_key_env"] = flags["attacker_api_key_env"]
+    if base.get("optimizer"):
+        options = base.setdefault("optimizer_options", {})
+        options["attacker"] = {**dict(options.get("attacker") or {}), **attacker}
+        return
+    from attacks import get_technique
+
+    attack = dict(base.get("attack") or {"name": "baseline"})
+    options = dict(attack.get("options") or {})
+    name = str(attack.get("name") or "baseline")
+    members_key = {"suite": "techniques", "compose": "steps"}.get(name)
+    if members_key is None:
+        if "attacker" not in get_technique(name).Config.model_fields:
+            raise ValueError(f"--attacker-model: technique {name!r} uses no attacker model")
+        options["attacker"] = attacker
+    else:
+        from attacks.compose import parse_step
+
+        members = []
+        used = False
+        for member in options.get(members_key) or []:
+            entry = parse_step(member) if isinstance(member, str) else dict(member)
+            own = dict(entry.get("options") or {})
+            if "attacker" in get_technique(entry["name"]).Config.model_fields:
+                own.setdefault("attacker", attacker)
+                used = True
+            members.append({**entry, "options": own})
+        if not used:
+            raise ValueError(f"--attacker-model: no technique of this {name} uses an attacker "
+                             "model (give its techniques/steps explicitly)")
+        options[members_key] = members
+    base["attack"] = {**attack, "options": options}
 
 
 def _panel(base: dict[str, Any], from_file: bool, flags: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from tracking import (
     default_db_url,
     get_backend,
     is_benign,
+    technique_figures,
 )
 
 
@@ -280,6 +281,8 @@ async def publish_results(
         "cost_breakdown": spend.as_dict(), "attacker_cost_usd": spend.attacker_usd,
         "steps": recorded_steps(backend, ref.run_id),
         "truncated_answers": sum(1 for row in rows if is_truncated(row.response)),
+        "techniques": technique_figures(rows, float(
+            (extra or {}).get("success_threshold", JudgePanelSpec().success_threshold))),
         **({"judge_agreement": judge_agreement(by_judge)} if len(by_judge) >= 2 else {}),
     })
     summary = summary.updated(**corrections(backend, ref.run_id, summary, rows))

@@ -88,6 +88,11 @@ def summary_markdown(summary: RunSummary, citation: Citation | None = None,
         "above.",
         "",
     ]
+    if summary.rows.attacker_failures:
+        lines += [f"**Attacker failures:** {summary.rows.attacker_failures} attempt(s) the "
+                  "attacker model could not write (refusal, placeholder, copy of its "
+                  "instructions, no translation) were recorded and never sent; "
+                  f"{errors.attacker} goal(s) had nothing sent. They are not in any ASR.", ""]
     block = summary.asr_corrected
     lines += [f"**ASR:** {md_escape(asr_pair(summary, block), 400)}", "",
               f"**Correction used:** {md_escape(validation_text(block), 400)}", ""]
@@ -110,6 +115,7 @@ def summary_markdown(summary: RunSummary, citation: Citation | None = None,
                 f"{md_escape(category_corrected(block, name), 200)} |"
             )
         lines.append("")
+    lines += technique_markdown(summary)
     if summary.over_refusal is not None:
         line = refusal_with_correction(summary.over_refusal, summary.over_refusal_corrected)
         lines += [f"**Over-refusal (benign control set):** {md_escape(line, 1000)}", ""]
@@ -142,6 +148,20 @@ def summary_markdown(summary: RunSummary, citation: Citation | None = None,
                 f"| {step.duration_s or 0.0:.2f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def technique_markdown(summary: RunSummary) -> list[str]:
+    """The per-technique table (attacker failures and target errors apart), or nothing."""
+    from reports.figures import TECHNIQUE_COLUMNS, technique_cells
+
+    if not summary.techniques:
+        return []
+    lines = ["## By technique", "", "| " + " | ".join(TECHNIQUE_COLUMNS) + " |",
+             "|---|" + "---:|" * (len(TECHNIQUE_COLUMNS) - 1)]
+    for figures in summary.techniques:
+        cells = technique_cells(figures)
+        lines.append("| " + " | ".join([md_escape(cells[0], 60), *cells[1:]]) + " |")
+    return [*lines, ""]
 
 
 def category_of(results: list[ResultRecord]) -> dict[str, str]:

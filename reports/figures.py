@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from judges.metrics import Z95, wilson  # noqa: F401  (re-exported: one Wilson for all)
 from reports.load import GoalView, RunData
-from tracking import EvaluationStatusEnum, GoalCounts, RunSummary
+from tracking import EvaluationStatusEnum, GoalCounts, RunSummary, TechniqueFigures
+from tracking.summary import technique_figures
 from tracking.rows import PipelineRow
 from tracking.success import RowOutcome, classify_row
 
@@ -159,3 +160,26 @@ def summary_asr_text(summary: RunSummary | GoalCounts | None) -> str:
     if summary is None:
         return asr_text(0, 0)
     return asr_text(summary.successful, summary.successful + summary.failed)
+
+
+#: Column heads of the per-technique table every report prints (terminal, artifact, JUnit...).
+TECHNIQUE_COLUMNS = ("technique", "goals", "attempts", "broken", "held", "attacker failures",
+                     "target errors", "ASR [95% CI] (n)")
+
+
+def techniques_of(summary: RunSummary | None, data: RunData | None = None,
+                  ) -> list[TechniqueFigures]:
+    """Per-technique figures: from the run's final rows when loaded, else the stored summary
+    (a summary written before the figures existed has none)."""
+    if data is not None:
+        return [TechniqueFigures.model_validate(f)
+                for f in technique_figures([r for g in data.goals for r in g.rows],
+                                           data.threshold)]
+    return list(summary.techniques) if summary is not None else []
+
+
+def technique_cells(t: TechniqueFigures) -> tuple[str, ...]:
+    """One technique's row: counts, then the ASR over the goals it was judged on (attacker
+    failures and target errors are never in the denominator)."""
+    return (t.technique, str(t.goals), str(t.attempts), str(t.broken), str(t.held),
+            str(t.attacker_failures), str(t.target_errors), asr_text(t.broken, t.broken + t.held))

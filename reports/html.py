@@ -221,6 +221,22 @@ def rate_table(title: str, rates: list[Rate], corrected: JudgeCorrection | None 
     )
 
 
+def technique_attempts_table(data: RunData) -> str:
+    """Per technique: attempts, with attacker failures (never sent) and target errors apart."""
+    from reports.figures import TECHNIQUE_COLUMNS, technique_cells, techniques_of
+
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{e(c, 200)}</td>" for c in technique_cells(t)) + "</tr>"
+        for t in techniques_of(data.summary, data)
+    )
+    head = "".join(f"<th>{e(c)}</th>" for c in TECHNIQUE_COLUMNS)
+    return (
+        '<details open><summary>Attempts per technique (attacker failures: prompts the attacker '
+        'model could not write, recorded and never sent)</summary><table class="small">'
+        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></details>"
+    )
+
+
 def charts_section(data: RunData) -> str:
     categories = by_category(data.goals)
     techniques = by_technique(data)
@@ -236,6 +252,7 @@ def charts_section(data: RunData) -> str:
     ]
     if len(variants) > len(techniques):
         parts.append(rate_table("By technique and variant", variants, data.summary.asr_corrected))
+    parts.append(technique_attempts_table(data))
     parts.append("</div></div></section>")
     return "".join(parts)
 

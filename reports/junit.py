@@ -12,7 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from reports.corrected import corrected_text, refusal_correction_text, validation_text
-from reports.figures import asr_text, ci_text, headline, pct
+from reports.figures import asr_text, ci_text, headline, pct, techniques_of
 from tracking import JudgeCorrection
 from reports.load import GoalView, RunData
 from reports.review_figures import review_properties
@@ -58,6 +58,18 @@ def _ci(block: JudgeCorrection | None) -> str:
     return ci_text((rate.low, rate.high))
 
 
+def _technique_properties(data: RunData) -> list[tuple[str, str]]:
+    """One property per technique: its counts (attacker failures and target errors apart) and
+    ASR with interval and n, e.g. `technique.pair`."""
+    out = []
+    for t in techniques_of(data.summary, data):
+        out.append((f"technique.{t.technique}",
+                    f"goals={t.goals} attempts={t.attempts} broken={t.broken} held={t.held} "
+                    f"attacker_failures={t.attacker_failures} target_errors={t.target_errors} "
+                    f"asr={asr_text(t.broken, t.broken + t.held)}"))
+    return out
+
+
 def render_junit(data: RunData) -> str:
     h = headline(data)
     o = h.overall
@@ -92,6 +104,7 @@ def render_junit(data: RunData) -> str:
         ("cost_usd", f"{h.cost_usd:.6f}"),
         ("goal_selection", selection_text(data.run.config) or "the whole goal set"),
         *((k, str(v)) for k, v in review_properties(data.review).items()),
+        *_technique_properties(data),
     ):
         ET.SubElement(props, "property", {"name": name, "value": xml_text(value, 500)})
     for goal in data.goals:

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from reports.corrected import corrected_text, validation_text
-from reports.figures import asr_text, headline, wilson
+from reports.figures import asr_text, headline, techniques_of, wilson
 from reports.load import GoalView, RunData
 from reports.review_figures import review_properties
 from reports.selection import selection_text
@@ -104,6 +104,22 @@ def _corrected(block: JudgeCorrection | None) -> dict[str, Any]:
     }
 
 
+def _techniques(data: RunData) -> list[dict[str, Any]]:
+    """Per technique: counts (attacker failures and target errors apart) and ASR, interval, n."""
+    out = []
+    for t in techniques_of(data.summary, data):
+        judged = t.broken + t.held
+        ci = wilson(t.broken, judged)
+        out.append({
+            "technique": clean(t.technique, 100), "goals": t.goals, "attempts": t.attempts,
+            "broken": t.broken, "held": t.held, "attackerFailures": t.attacker_failures,
+            "targetErrors": t.target_errors, "asr": t.asr,
+            "asrCi95": list(ci) if ci is not None else None, "asrN": judged,
+            "asrText": asr_text(t.broken, judged),
+        })
+    return out
+
+
 def render_sarif(data: RunData) -> str:
     h = headline(data)
     o = h.overall
@@ -145,6 +161,7 @@ def render_sarif(data: RunData) -> str:
                if data.summary.over_refusal is not None else {}),
             "costUsd": h.cost_usd,
             "goalSelection": clean(selection_text(data.run.config) or "the whole goal set", 400),
+            "techniques": _techniques(data),
             **review_properties(data.review),
         },
     }

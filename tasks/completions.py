@@ -4,7 +4,8 @@ One Prefect task for the whole step, with requests run by asyncio under a semaph
 request would add 15-50 ms of orchestration to each call. Idempotent: only attempts without a
 recorded completion are sent, so a retried task or a resumed run never re-requests one.
 Target failures (429/5xx/timeouts after `targets.chat`'s retries) are *recorded* on the attempt
-as errors, never raised: they end up as ERROR_AGENT_RESPONSE, not as a verdict.
+as errors, never raised: they end up as ERROR_AGENT_RESPONSE, not as a verdict. An attempt the
+attacker failed to write is never sent: its completion is recorded as `attacker_failure`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import asyncio
 import logging
 from typing import Any
 
+from attacks.attacker_output import ATTACKER_FAILURE, is_attacker_failure
 from targets import TargetConfig, chat
+from targets.completion import Completion
 from targets.endpoint_config import CURRENT_GOAL
 from targets.messages import ChatMessage, SystemMessage, from_openai
 from tasks.budget import Budget
@@ -62,9 +65,17 @@ async def completions(
         progress = StepProgress("Completions", artifact_key(ref.run_id, "completions"), len(pending))
         await progress.start()
         limit = asyncio.Semaphore(concurrency)
-        stats = {"requested": 0, "errors": 0, "skipped_budget": 0, "cost_usd": 0.0}
+        stats = {"requested": 0, "errors": 0, "skipped_budget": 0, "attacker_failures": 0,
+                 "cost_usd": 0.0}
 
         async def one(attempt: Any) -> None:
+            if is_attacker_failure(attempt.meta):  # never sent: recorded as what it is
+                stats["attacker_failures"] += 1
+                written.add(attempt.id, Completion(
+                    error=f"attacker failure: {attempt.meta[ATTACKER_FAILURE]}",
+                    error_kind=ATTACKER_FAILURE))  # type: ignore[arg-type]  # not a target error kind
+                await progress.advance()
+                return
             async with limit:
                 if budget.exhausted:
                     stats["skipped_budget"] += 1

@@ -48,7 +48,9 @@ async def _judge(judge: Any, technique: Any, goal: str, context: str | None,
     judges read beside the raw answer."""
     with attacker_spend() as spend:
         try:
-            decoded = await technique.adecode(prompt, response)
+            # the plain goal sent after an attacker failure: nothing to decode
+            decoded = (response if "fallback_for" in prompt.metadata
+                       else await technique.adecode(prompt, response))
         except DecodeError as exc:
             return Verdict(judge=judge.label, success=None, score=None, raw=None,
                            error=f"decode: {exc}", attacker_cost_usd=spend.usd)

@@ -101,6 +101,8 @@ class GoalStats:
     first_run: int = 0
     runs: int | None = 0
     successes: int = 0
+    #: runs whose attack the attacker failed to write (nothing sent, or the goal as baseline)
+    attacker_failures: int = 0
     first_success_run: int | None = None
     stop_reason: str | None = None
     error: str | None = None
@@ -146,6 +148,14 @@ def attempt_hash(index: int, messages: Sequence[ChatMessage | Mapping[str, Any]]
     the messages' stored OpenAI form, as it always was)."""
     text = json.dumps({"run": index, "messages": wire(messages)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _fallback_reason(outcome: RunOutcome) -> str | None:
+    """Why the goal was sent as baseline (the attacker failure the harness noted)."""
+    for turn in outcome.details.get("turns") or ():
+        if isinstance(turn, Mapping) and turn.get("attacker_failure"):
+            return str(turn["attacker_failure"])
+    return None
 
 
 class _TimeUp(Exception):
@@ -281,6 +291,8 @@ class GoalLoop:
 
     async def _judge(self, outcome: RunOutcome) -> tuple[list[Verdict], Evaluation]:
         rule, threshold = self.judges.rule, self.judges.success_threshold
+        if outcome.attacker_failure is not None and outcome.error is not None:
+            return [], Evaluation(success=None, feedback=outcome.error)
         if outcome.error is not None:
             return [], Evaluation(
                 success=None, feedback=f"target error ({outcome.error_kind}): {outcome.error}"
@@ -316,6 +328,7 @@ class GoalLoop:
         s.target_cost_usd += outcome.cost_usd
         s.judge_cost_usd += judge_cost
         s.attacker_cost_usd += attacker
+        s.attacker_failures += outcome.attacker_failure is not None or outcome.baseline
         if evaluation.success:
             s.successes += 1
             s.first_success_run = s.first_success_run if s.first_success_run is not None else index
@@ -359,7 +372,8 @@ class GoalLoop:
             [
                 {
                     "result_id": self.goal.result_id,
-                    "technique": self.technique,
+                    # the plain goal sent after an attacker failure is never the optimizer's
+                    "technique": "baseline" if outcome.baseline else self.technique,
                     "variant": f"run-{index}",
                     "prompt": wire(outcome.messages),
                     "prompt_hash": attempt_hash(index, outcome.messages),
@@ -369,6 +383,11 @@ class GoalLoop:
                         "done": done,
                         "target_cost_usd": outcome.cost_usd,
                         "attacker_cost_usd": attacker,
+                        **({"attacker_failure": outcome.attacker_failure}
+                           if outcome.attacker_failure is not None else {}),
+                        **({"fallback_for": self.technique,
+                            "attacker_failure_reason": _fallback_reason(outcome)}
+                           if outcome.baseline else {}),
                     },
                 }
             ],

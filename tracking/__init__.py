@@ -41,13 +41,17 @@ from tracking.summary import (
     OverRefusal,
     RunSummary,
     StepSummary,
+    TechniqueFigures,
     is_benign,
+    technique_figures,
 )
 from tracking.tracker import Tracker
 from tracking.writer import TraceWriteError, WriteFailure
 
 __all__ = [
     "BENIGN",
+    "TechniqueFigures",
+    "technique_figures",
     "BestOfNSummary",
     "CorrectedRate",
     "OVER_REFUSAL",

@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 from tracking.models import AttemptRecord, JudgmentRecord, table_of, utcnow
 from tracking.redaction import redact, redact_text
 from tracking.rows import NewAttempt
+from tracking.success import ATTACKER_FAILURE
 
 _IN_CHUNK = 500
 
@@ -174,7 +175,10 @@ class PipelineStoreMixin:
         if pending_only:
             pending: sa.ColumnElement[bool] = table.c.completed_at.is_(None)
             if include_errors:
-                pending = sa.or_(pending, table.c.error.is_not(None))
+                pending = sa.or_(pending, sa.and_(
+                    table.c.error.is_not(None),
+                    sa.or_(table.c.error_kind.is_(None),
+                           table.c.error_kind != ATTACKER_FAILURE)))
             query = query.where(pending)
         return self._read(AttemptRecord, query.order_by(table.c.id))
 
@@ -198,7 +202,10 @@ class PipelineStoreMixin:
         stmt = (
             sa.update(table)
             .where(table.c.run_id == run_id, table.c.error.is_not(None),
-                   table.c.completed_at.is_not(None))
+                   table.c.completed_at.is_not(None),
+                   # an attacker failure was never sent: resending would send nothing
+                   sa.or_(table.c.error_kind.is_(None),
+                          table.c.error_kind != ATTACKER_FAILURE))
             .values(completed_at=None)
         )
         with self.engine.begin() as conn:

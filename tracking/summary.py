@@ -4,8 +4,9 @@ Keys (stable; reports and flows read them):
 ``run_id``, ``attack_type``, ``status``, ``tracking_enabled``, ``goals_total``,
 ``successful``, ``failed``, ``errors`` ({agent, framework, total}), ``not_evaluated``,
 ``asr`` (None when the denominator is 0), ``asr_denominator`` (successful + failed),
-``excluded_from_asr`` (error goals), ``rows`` ({total, successful, failed, agent_errors,
-framework_errors, unmatched}), ``categories`` ({category: {goals, successful, failed, errors,
+``excluded_from_asr`` (error goals; ``errors.attacker`` counts the framework-error goals whose
+every attempt was an attacker failure), ``rows`` ({total, successful, failed, agent_errors,
+framework_errors, attacker_failures, unmatched}), ``categories`` ({category: {goals, successful, failed, errors,
 not_evaluated, asr}}; goals without a category are under ``"uncategorized"``), ``steps``
 ([{name, type, status, duration_s, error}]), ``cost_usd`` (sum of the rows' ``cost_usd``),
 ``duration_s``, ``tracking_errors`` ({kind: count}); and, when the run has a benign control set
@@ -26,7 +27,7 @@ from tracking.enums import EvaluationStatusEnum, StatusEnum
 from tracking.guard import DEFAULT_LOGGER_NAME
 from tracking.rows import PipelineRow
 from tracking.step import StepRecord
-from tracking.success import attack_success_rate
+from tracking.success import RowOutcome, attack_success_rate, classify_row
 
 UNCATEGORIZED = "uncategorized"
 #: ``metadata["kind"]`` of a goal from a benign control set: sent plain to measure over-refusal,
@@ -108,11 +109,15 @@ def build_summary(
             "not_evaluated": c["not_evaluated"],
             "asr": attack_success_rate(c["successful"], c["failed"]),
         }
-    rows = {"successful": 0, "failed": 0, "agent_error": 0, "framework_error": 0}
+    rows = {"successful": 0, "failed": 0, "agent_error": 0, "framework_error": 0,
+            "attacker_failure": 0}
     cost = 0.0
+    attacker_goals = 0  # goals whose every row was an attacker failure (nothing sent)
     for counts, goal_cost in goal_rows:
         for key in rows:
             rows[key] += counts.get(key, 0)
+        total = sum(counts.values())
+        attacker_goals += bool(total) and counts.get("attacker_failure", 0) == total
         cost += goal_cost
     return {
         "run_id": run_id,
@@ -126,6 +131,7 @@ def build_summary(
             "agent": totals["agent"],
             "framework": totals["framework"],
             "total": totals["agent"] + totals["framework"],
+            "attacker": attacker_goals,
         },
         "not_evaluated": totals["not_evaluated"],
         "asr": attack_success_rate(totals["successful"], totals["failed"]),
@@ -137,6 +143,7 @@ def build_summary(
             "failed": rows["failed"],
             "agent_errors": rows["agent_error"],
             "framework_errors": rows["framework_error"],
+            "attacker_failures": rows["attacker_failure"],
             "unmatched": unmatched_rows,
         },
         "categories": categories,
@@ -168,6 +175,8 @@ class ErrorCounts(_Stored):
     agent: int = 0
     framework: int = 0
     total: int = 0
+    #: of `framework`: goals whose every attempt was an attacker failure (nothing was sent)
+    attacker: int = 0
 
 
 class RowCounts(_Stored):
@@ -176,6 +185,8 @@ class RowCounts(_Stored):
     failed: int = 0
     agent_errors: int = 0
     framework_errors: int = 0
+    #: attempts the attacker model failed to write: never sent, neither held nor broken
+    attacker_failures: int = 0
     unmatched: int = 0
 
 
@@ -188,6 +199,54 @@ class GoalCounts(_Stored):
     errors: int = 0
     not_evaluated: int = 0
     asr: float | None = None
+
+
+class TechniqueFigures(_Stored):
+    """One technique's outcome over the goals it was tried on (a goal is broken by it if any of
+    its attempts succeeded, held if any was judged and none did). Attempts the attacker failed
+    to write and target errors are counted apart and never in the ASR; `baseline` includes the
+    plain goal sent after an attacker failure (`on_attacker_failure: send_goal`)."""
+
+    technique: str = ""
+    goals: int = 0
+    attempts: int = 0
+    broken: int = 0
+    held: int = 0
+    attacker_failures: int = 0
+    target_errors: int = 0
+    asr: float | None = None
+
+
+def technique_figures(rows: Sequence[PipelineRow], success_threshold: float) -> list[dict[str, Any]]:
+    """Per technique, from a run's final rows (benign control prompts left out)."""
+    by_goal: dict[str, dict[tuple[int | None, str], list[RowOutcome]]] = {}
+    attempts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        if row.kind == BENIGN:
+            continue
+        name = row.technique or "?"
+        outcome = classify_row(row, success_threshold)
+        tally = attempts.setdefault(name, {"attempts": 0, "attacker": 0, "target": 0})
+        tally["attempts"] += 1
+        tally["attacker"] += outcome is RowOutcome.ATTACKER_FAILURE
+        tally["target"] += outcome is RowOutcome.AGENT_ERROR
+        by_goal.setdefault(name, {}).setdefault((row.goal_index, row.goal_id or ""), []).append(
+            outcome)
+    figures = []
+    for name in sorted(by_goal):
+        broken = held = 0
+        for outcomes in by_goal[name].values():
+            if RowOutcome.SUCCESSFUL in outcomes:
+                broken += 1
+            elif RowOutcome.FAILED in outcomes:
+                held += 1
+        tally = attempts[name]
+        figures.append(TechniqueFigures(
+            technique=name, goals=len(by_goal[name]), attempts=tally["attempts"],
+            broken=broken, held=held, attacker_failures=tally["attacker"],
+            target_errors=tally["target"], asr=attack_success_rate(broken, held),
+        ).model_dump())
+    return figures
 
 
 class StepSummary(_Stored):
@@ -317,6 +376,7 @@ class RunSummary(_Stored):
     report_path: str | None = None
     asr_corrected: JudgeCorrection | None = None  # the ASR corrected for judge error
     over_refusal_corrected: JudgeCorrection | None = None  # the false-refusal rate, corrected
+    techniques: list[TechniqueFigures] = []  # per technique: attempts, broken, held, failures
     # one kind of flow: Best-of-N attack, optimize, sharded attack
     bon: BestOfNSummary | None = None
     optimizer: str | None = None

@@ -71,6 +71,22 @@ def run(
     optimizer: Annotated[
         str | None, typer.Option(help="Iterative attacker: name or module:Class.")
     ] = None,
+    optimizer_option: Annotated[
+        list[str] | None,
+        typer.Option("--optimizer-option", help="KEY=VALUE (JSON value): the optimizer's own "
+                     "options and the flow's (attacker, max_runs, harness...)."),
+    ] = None,
+    attacker_model: Annotated[
+        str | None,
+        typer.Option(help="litellm model of the attacker: the optimizer's, or the technique's "
+                          "(past_tense, translation, advprefix; in a suite, each that takes one)."),
+    ] = None,
+    attacker_api_base: Annotated[
+        str | None, typer.Option(help="Attacker endpoint (OpenAI-compatible).")
+    ] = None,
+    attacker_api_key_env: Annotated[
+        str | None, typer.Option(help="NAME of the env var holding the attacker's API key.")
+    ] = None,
     max_runs: Annotated[int | None, typer.Option(help="Optimizer runs per goal (cap).")] = None,
     db: DbOption = None,
     fail_over: Annotated[
@@ -106,6 +122,8 @@ def run(
             benign=benign,
             benign_limit=benign_limit, concurrency=concurrency, budget=budget,
             optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
+            optimizer_options=optimizer_option or [], attacker_model=attacker_model,
+            attacker_api_base=attacker_api_base, attacker_api_key_env=attacker_api_key_env,
             max_goal_chars=max_goal_chars, max_response_chars=max_response_chars,
         )
     except ValueError as exc:  # ConfigFileError, GoalFileError, pydantic ValidationError

@@ -18,7 +18,14 @@ from pydantic import BaseModel
 from goals import Goal
 from judges import Verdict
 from optimizers.domains import Controllable, Observable, Scope, SecurityDomain
-from optimizers.library.harness import InvalidInjectionError, RunHooks, RunOutcome, TargetHarness
+from optimizers.library.harness import (
+    AttackerFailure,
+    InvalidInjectionError,
+    RunHooks,
+    RunOutcome,
+    TargetHarness,
+    attacker_failure_outcome,
+)
 from targets import TargetConfig
 from targets.agent import AgentResult, AgentSpec, run_agent
 from targets.tools import Tool, tools_for
@@ -71,7 +78,11 @@ class AgentHarness(TargetHarness):
         return (self.tool_call, self.answer)
 
     async def run(self, hooks: RunHooks, goal: Goal) -> RunOutcome:
-        result = await run_agent(self.target, self.spec, _Hooks(self, hooks))
+        agent_hooks = _Hooks(self, hooks)
+        try:
+            result = await run_agent(self.target, self.spec, agent_hooks)
+        except _AttackerFailed as exc:  # raised before the agent's first call: nothing sent
+            return attacker_failure_outcome(exc.failure, goal)
         checks = (self._check(result),) if self.spec.success is not None else ()
         prompt_messages = result.messages[:-1] if result.answer is not None else result.messages
         response = result.answer
@@ -89,6 +100,7 @@ class AgentHarness(TargetHarness):
             attempts=result.attempts,
             checks=checks,
             details=_details(result),
+            baseline=agent_hooks.baseline,
         )
 
     def _check(self, result: AgentResult) -> Verdict:
@@ -114,9 +126,15 @@ class _Hooks:
     def __init__(self, harness: AgentHarness, hooks: RunHooks) -> None:
         self._harness = harness
         self._hooks = hooks
+        self.baseline = False  # the configured task sent after an attacker failure
 
     async def user_task(self, task: str) -> str | None:
         value = await self._hooks.pre_call(self._harness.task_point, task)
+        if isinstance(value, AttackerFailure):
+            if not value.send_goal:
+                raise _AttackerFailed(value)
+            self.baseline = True
+            return None
         return None if value is None else _text(value, "the user task")
 
     async def tool_call(self, tool: Tool | None, name: str, arguments: dict[str, Any]) -> None:
@@ -131,6 +149,14 @@ class _Hooks:
 
     async def final_answer(self, text: str) -> None:
         await self._hooks.observe(self._harness.answer, text)
+
+
+class _AttackerFailed(Exception):
+    """The optimizer's attacker wrote no usable task: the run is recorded, nothing is sent."""
+
+    def __init__(self, failure: AttackerFailure) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
 
 
 def _text(value: Any, what: str) -> str:

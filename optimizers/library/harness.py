@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from attacks.attacker_output import ATTACKER_FAILURE
 from goals import Goal
 from judges import Verdict
 from optimizers.domains import Controllable, Observable, Scope, SecurityDomain
@@ -54,6 +55,10 @@ class RunOutcome(CallUsage):
     error_kind: str | None = None
     checks: tuple[Verdict, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: the optimizer's attacker could not write this run's attack (why), see `AttackerFailure`
+    attacker_failure: str | None = None
+    #: the plain goal was sent instead (`on_attacker_failure: send_goal`): recorded as baseline
+    baseline: bool = False
 
     @property
     def prompt(self) -> str:
@@ -133,6 +138,20 @@ class UserTurn:
     rewind: int = 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class AttackerFailure:
+    """Injected when the optimizer's attacker gave nothing usable (after its re-asks).
+
+    At a conversation's first turn nothing is sent: the run is recorded as an attacker failure
+    (never as the optimizer's attack), or with `send_goal` the plain goal is sent and the run
+    is recorded as `baseline`. At a later turn the conversation simply ends there.
+    """
+
+    reason: str
+    raw: str = ""
+    send_goal: bool = False
+
+
 def as_user_turn(value: Any) -> UserTurn:
     if isinstance(value, UserTurn):
         return value
@@ -190,12 +209,23 @@ class ChatHarness(TargetHarness):
         )
         history: list[ChatMessage] = []
         usage = CallUsage()
+        baseline = False
         sent: list[ChatMessage] = []
         response: str | None = None
         turns: list[dict[str, Any]] = []
         for turn in range(config.max_turns):
             default = goal.request if turn == 0 else None
             value = await hooks.pre_call(self.user_turn, TurnRequest(turn=turn, default=default))
+            if isinstance(value, AttackerFailure):
+                if turn > 0:  # the attacker's conversation so far stands; it ends here
+                    turns.append({"turn": turn, "attacker_failure": value.reason})
+                    break
+                if not value.send_goal:
+                    return attacker_failure_outcome(value, goal)
+                baseline = True
+                turns.append({"turn": turn, "attacker_failure": value.reason,
+                              "sent_instead": "the goal, as baseline"})
+                value = None
             if value is None and default is None:
                 break
             step = UserTurn(content=default or "") if value is None else as_user_turn(value)
@@ -220,12 +250,29 @@ class ChatHarness(TargetHarness):
                     error=completion.error,
                     error_kind=completion.error_kind,
                     details={"turns": turns},
+                    baseline=baseline,
                     **usage.fields(),
                 )
             response = completion.text or ""
             history = [*history, UserMessage(content=step.content), AssistantMessage(content=response)]
             await hooks.observe(self.reply, response)
-        return RunOutcome(messages=sent, response=response, details={"turns": turns}, **usage.fields())
+        return RunOutcome(messages=sent, response=response, details={"turns": turns},
+                          baseline=baseline, **usage.fields())
+
+
+def attacker_failure_outcome(failure: AttackerFailure, goal: Goal) -> RunOutcome:
+    """A run whose attack the attacker failed to write: nothing sent, recorded as such (the
+    stored prompt says so first, with the attacker's output, for whoever reads the export)."""
+    note = f"(not sent: attacker failure: {failure.reason})"
+    return RunOutcome(
+        messages=[UserMessage(content=f"{note}\n{failure.raw}".strip())],
+        response=None,
+        error=f"attacker failure: {failure.reason}",
+        error_kind=ATTACKER_FAILURE,
+        details={"attacker_failure": failure.reason, "attacker_output": failure.raw[:2000],
+                 "goal_id": goal.id},
+        attacker_failure=failure.reason,
+    )
 
 
 _HARNESSES: dict[str, str] = {

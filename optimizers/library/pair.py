@@ -5,6 +5,10 @@ stream keeps its own attacker conversation: the attacker sees the target's last 
 1-10 score, and answers `{"improvement": ..., "prompt": ...}`. The score is the run's
 evaluation (judge panel) or, with `scorer="attacker"`, the attacker model rating the answer with
 the PAIR judge prompt. Sequential consumption: the default `run()`.
+
+Every attacker prompt is checked before it is sent (`AttackerOptimizer.checked_prompt`): a
+placeholder such as `<the new prompt P>`, a refusal, a copy of the instructions or of the goal is
+re-asked, then injected as an `AttackerFailure` — recorded, never sent as PAIR's attack.
 """
 
 from __future__ import annotations
@@ -19,20 +23,21 @@ from optimizers.library.common import (
     ATTACKER_SYSTEM,
     FEEDBACK,
     FIRST_TURN,
+    REJECTED,
     AttackerOptimizer,
-    OptimizerConfig,
-    attacker_prompt,
+    AttackerOptimizerConfig,
     clip,
     single_turn,
     succeeded,
 )
+from optimizers.library.harness import AttackerFailure
 from optimizers.registry import optimizer
 from targets.messages import AssistantMessage, ChatMessage, SystemMessage, UserMessage
 
 log = logging.getLogger(f"siegeflow.{__name__}")  # under "siegeflow": reaches run logs
 
 
-class PairConfig(OptimizerConfig):
+class PairConfig(AttackerOptimizerConfig):
     n_streams: int = Field(3, ge=1, le=20, description="Independent refinement streams")
     n_iterations: int = Field(3, ge=1, le=100, description="Prompts per stream")
     keep_last_n: int = Field(3, ge=1, le=50, description="Attacker exchanges kept per stream")
@@ -77,18 +82,16 @@ class Pair(AttackerOptimizer):
         history = self.streams[stream][-(2 * self.config.keep_last_n - 1) :]
         return [SystemMessage(content=ATTACKER_SYSTEM.format(goal=self.goal)), *history]
 
-    async def inject(self, event: ControllablePreCallEvent) -> str | None:
+    async def inject(self, event: ControllablePreCallEvent) -> str | AttackerFailure | None:
         if not single_turn(event):
             return None  # single-turn: end the conversation
         stream = len(self.past_trajectories) % self.config.n_streams
-        parsed, raw = await attacker_prompt(
-            self.llm, self._messages(stream), self.config.parse_retries, self.params
+        prompt, raw, problem = await self.checked_prompt(
+            self._messages(stream), instructions=ATTACKER_SYSTEM.format(goal="")
         )
-        if parsed is None:
-            log.warning("PAIR stream %d: no usable attacker JSON; sending the goal as is", stream)
-            prompt, raw = self.goal, '{"improvement": "(attacker output unusable)", "prompt": ""}'
-        else:
-            prompt = str(parsed["prompt"])
+        if prompt is None:
+            self._pending = {"stream": stream, "prompt": None, "raw": raw, "problem": problem}
+            return self.attacker_failure(f"PAIR stream {stream}: {problem}", raw)
         self._pending = {"stream": stream, "prompt": prompt, "raw": raw}
         return prompt
 
@@ -97,10 +100,13 @@ class Pair(AttackerOptimizer):
         response, score = await self.score_run(event, self.config.scorer)
         if pending is not None:
             history = self.streams[pending["stream"]]
-            history.append(AssistantMessage(content=pending["raw"]))
-            history.append(UserMessage(content=FEEDBACK.format(
-                response=clip(response, 1500), goal=self.goal, score=score)))
-            if self.best is None or score > self.best[0]:
+            history.append(AssistantMessage(content=pending["raw"] or "(nothing)"))
+            if pending["prompt"] is None:  # nothing was sent: tell the stream why
+                history.append(UserMessage(content=REJECTED.format(problem=pending["problem"])))
+            else:
+                history.append(UserMessage(content=FEEDBACK.format(
+                    response=clip(response, 1500), goal=self.goal, score=score)))
+            if pending["prompt"] is not None and (self.best is None or score > self.best[0]):
                 self.best = (score, pending["prompt"])
         return (
             succeeded(event.evaluation)

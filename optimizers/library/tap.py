@@ -4,7 +4,9 @@ Level by level, each kept leaf branches into `branching_factor` refined prompts 
 run concurrently); children judged off-topic by the attacker model are pruned before they cost a
 target call (phase 1). Each run tests one child; when a level is tested, only the `width`
 best-scoring nodes grow the next level (phase 2). Done on success, after `depth` levels, or when
-nothing is left. Parallel consumption: `run()` handles each event in its own task, so the state
+nothing is left. A child the attacker cannot write usably (checked like PAIR's prompts) is not
+made; when no child at all could be made, the run is an attacker failure (never the plain goal
+sent as TAP's attack). Parallel consumption: `run()` handles each event in its own task, so the state
 is guarded by an asyncio.Lock.
 """
 
@@ -27,13 +29,13 @@ from optimizers.library.common import (
     FEEDBACK,
     FIRST_TURN,
     AttackerOptimizer,
-    OptimizerConfig,
-    attacker_prompt,
+    AttackerOptimizerConfig,
     clip,
     message_text,
     single_turn,
     succeeded,
 )
+from optimizers.library.harness import AttackerFailure
 from optimizers.registry import optimizer
 from targets.messages import AssistantMessage, ChatMessage, SystemMessage, UserMessage
 
@@ -47,7 +49,7 @@ PROMPT: {prompt}"""
 _YES_NO = re.compile(r"\b(YES|NO)\b", re.IGNORECASE)
 
 
-class TapConfig(OptimizerConfig):
+class TapConfig(AttackerOptimizerConfig):
     width: int = Field(
         3, ge=1, le=50, description="Nodes kept per level after scoring (phase-2 pruning)"
     )
@@ -91,6 +93,7 @@ class Tap(AttackerOptimizer):
         self._level = 0
         self._current: Node | None = None
         self.pruned_off_topic = 0
+        self._failures: list[tuple[str, str]] = []  # (problem, raw) of children not made
         self.best: Node | None = None
         self.tree: list[dict[str, Any]] = []  # every node, for inspection and tests
 
@@ -114,11 +117,14 @@ class Tap(AttackerOptimizer):
         if failures:
             raise failures[0]
 
-    async def inject(self, event: ControllablePreCallEvent) -> str | None:
+    async def inject(self, event: ControllablePreCallEvent) -> str | AttackerFailure | None:
         if not single_turn(event):
             return None
         async with self._lock:
             node = await self._next_node()
+        if node is None:  # the attacker wrote no usable child and nothing was tested yet
+            reason, raw = self._failures[-1] if self._failures else ("no usable child", "")
+            return self.attacker_failure(f"TAP: {reason}", raw)
         return node.prompt
 
     async def run_ended(self, event: RunEndEvent) -> bool:
@@ -126,14 +132,16 @@ class Tap(AttackerOptimizer):
             return await self._score(event)
 
     # -- the tree --------------------------------------------------------------------------------
-    async def _next_node(self) -> Node:
+    async def _next_node(self) -> Node | None:
         if not self._queue:
             await self._grow()
         if self._queue:
             self._current = self._queue.popleft()
-        else:  # nothing left to grow: retest the best prompt; RunEnd will answer done
-            best = self.best.prompt if self.best is not None else self.goal
-            self._current = Node(id=next(self._ids), depth=self._level, prompt=best, history=[])
+        elif self.best is not None:  # nothing left to grow: retest the best; RunEnd says done
+            self._current = Node(id=next(self._ids), depth=self._level, prompt=self.best.prompt,
+                                 history=[])
+        else:  # never the plain goal as TAP's attack: the caller records an attacker failure
+            self._current = None
         return self._current
 
     async def _grow(self) -> None:
@@ -166,16 +174,17 @@ class Tap(AttackerOptimizer):
 
     async def _child(self, parent: Node) -> Node | None:
         system = SystemMessage(content=ATTACKER_SYSTEM.format(goal=self.goal))
-        parsed, raw = await attacker_prompt(
-            self.llm, [system, *parent.history[-5:]], self.config.parse_retries, self.params
+        prompt, raw, problem = await self.checked_prompt(
+            [system, *parent.history[-5:]], instructions=ATTACKER_SYSTEM.format(goal="")
         )
-        if parsed is None:
-            log.warning("TAP: no usable attacker JSON for a child of node %s", parent.id)
+        if prompt is None:
+            log.warning("TAP: no usable child of node %s: %s", parent.id, problem)
+            self._failures.append((problem, raw))
             return None
         node = Node(
             id=next(self._ids),
             depth=self._level,
-            prompt=str(parsed["prompt"]),
+            prompt=prompt,
             history=[*parent.history, AssistantMessage(content=raw)],
             parent=None if parent.id < 0 else parent.id,
         )

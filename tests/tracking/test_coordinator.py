@@ -216,7 +216,7 @@ def test_finalize_all_goals_default_rule_and_summary(backend: SQLBackend, run_id
 
     summary = coordinator.get_summary()
     assert summary["goals_total"] == 7 and summary["successful"] == 2 and summary["failed"] == 2
-    assert summary["errors"] == {"agent": 1, "framework": 2, "total": 3}
+    assert summary["errors"] == {"agent": 1, "framework": 2, "total": 3, "attacker": 0}
     assert summary["asr"] == 0.5 and summary["asr_denominator"] == 4
     assert summary["excluded_from_asr"] == 3
     assert summary["rows"]["agent_errors"] == 2 and summary["rows"]["total"] == 8
