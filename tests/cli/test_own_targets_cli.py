@@ -148,7 +148,13 @@ def test_langgraph_example_runs_end_to_end_and_records_its_tool_calls(
         assert (attempt.meta or {})["tool_calls"] == [{"name": "read_inbox", "arguments": "{}"}]
     exported = runner.invoke(app, ["export", run.id, "--db", db, "--format", "jsonl"])
     rows = [json.loads(line) for line in exported.output.splitlines() if line.strip()]
-    assert rows and all("read_inbox" in json.dumps(r) for r in rows)
+    assert rows and all(r["tool_calls"] == [{"name": "read_inbox", "arguments": "{}"}]
+                        for r in rows)
+    from reports.html import render_report
+    from reports.load import load_run
+
+    html = render_report(load_run(backend, run.id))
+    assert "tool calls:</span> read_inbox({})" in html
 
 
 def test_run_config_with_an_inline_endpoint_names_file_line_and_field(tmp_path: Path) -> None:
