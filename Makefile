@@ -22,7 +22,7 @@ uv:
 # Bytecode compiled at install: where PYTHONDONTWRITEBYTECODE is set (or the venv is read-only)
 # every command would otherwise recompile prefect & co. from source (~10 s per command).
 setup: uv
-	$(UV) sync --frozen --inexact --extra dev --extra offline --compile-bytecode
+	$(UV) sync --frozen --inexact --extra dev --extra offline --extra agents --compile-bytecode
 
 # The demo's runtime: the prebuilt wheel from ../shared/wheels when present, else a source build.
 local: setup

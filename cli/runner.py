@@ -24,7 +24,9 @@ from flows.config import (
     GoalsSpec,
     JudgePanelSpec,
     RunSettings,
+    check_target_secrets,
     load_run_settings,
+    load_target_file,
 )
 from flows.run_record import opened_here
 from tracking import RunSummary
@@ -52,6 +54,10 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     base: dict[str, Any] = loaded.model_dump() if loaded else {}
     loaded_judges = loaded is not None and "judges" in loaded.model_fields_set
     target = dict(base.get("target") or {})
+    target_file = _own_target(flags)
+    if target_file is not None:
+        target = load_target_file(target_file)
+        flags = {**flags, "target": None}
     for flag, key in (("target", "model"), ("api_base", "api_base"), ("api_key_env", "api_key_env"),
                       ("system_prompt", "system_prompt"),
                       ("max_response_chars", "max_response_chars")):
@@ -107,6 +113,12 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         raise ValueError("--optimizer-option needs an optimizer: pass --optimizer NAME")
     _attacker_flags(base, flags)
     settings = RunSettings.model_validate(base)
+    check_target_secrets(settings.target, str(target_file or config or "--api-key-env"),
+                         "api_key_env" if target_file or not config else "target.api_key_env")
+    if settings.target.kind == "python":  # an unimportable callable fails now (exit 2)
+        from targets.pyfunc import load
+
+        load(settings.target.model)
     settings.goals.load()  # a bad goal file fails here, before anything is recorded
     if settings.benign is not None:
         if settings.optimizer:
@@ -118,6 +130,15 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         build_technique(settings.attack.name, settings.attack.options)
     preflight_judges(settings)
     return settings
+
+
+def _own_target(flags: dict[str, Any]) -> Path | None:
+    """`--target http:FILE.yaml`: the file holding an HTTP app's target section."""
+    value = flags.get("target")
+    if isinstance(value, str) and value.startswith("http:") \
+            and value.endswith((".yaml", ".yml", ".json")):
+        return Path(value.removeprefix("http:"))
+    return None
 
 
 def _attacker_flags(base: dict[str, Any], flags: dict[str, Any]) -> None:

@@ -125,6 +125,48 @@ def load_run_settings(path: str | Path) -> RunSettings:
         raise ConfigFileError("\n".join(lines)) from exc
 
 
+def load_target_file(path: str | Path) -> dict[str, Any]:
+    """A target section from its own YAML/JSON file (`--target http:FILE`), validated now and
+    returned as data to layer flags on; `model` defaults to `http:<file stem>`. A bad field
+    fails naming the file, the line and the field; so does a key variable that is not set."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigFileError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigFileError(f"{path}: expected a mapping at the top level")
+    if "model" not in raw and "endpoint" in raw:
+        raw["model"] = f"http:{path.stem}"
+    try:
+        target = TargetConfig.model_validate(raw)
+    except ValidationError as exc:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        lines = [f"{path}: invalid target config:"]
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+            line = _line_of(root, list(err["loc"]), msg)
+            lines.append(f"  - {path}:{line}: field {loc}: {msg}" if line
+                         else f"  - {path}: field {loc}: {msg}")
+        raise ConfigFileError("\n".join(lines)) from exc
+    check_target_secrets(target, str(path))
+    return raw
+
+
+def check_target_secrets(target: TargetConfig, where: str, field: str = "api_key_env") -> None:
+    """An HTTP/Python target whose key variable is unset fails before the run (exit 2): every
+    attempt would otherwise end as an auth error against your own app."""
+    import os
+
+    if target.kind != "model" and target.api_key_env and not os.environ.get(target.api_key_env):
+        raise ConfigFileError(f"{where}: field {field}: environment variable "
+                              f"{target.api_key_env} is not set")
+
+
 _OPTION_IN_MESSAGE = re.compile(r"option '([^']+)'")
 
 
@@ -166,5 +208,7 @@ __all__ = [
     "GoalsSpec",
     "JudgePanelSpec",
     "RunSettings",
+    "check_target_secrets",
     "load_run_settings",
+    "load_target_file",
 ]

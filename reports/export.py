@@ -1,7 +1,8 @@
 """`siegeflow export RUN_ID --format jsonl|csv`: every attempt of a run, whole, for analysis.
 
 One record per attempt (goal, the goal's stored status, technique, variant, the full prompt
-and answer, each judge's verdict, the combined verdict and cost). `prompt` is the whole
+and answer, each judge's verdict, the combined verdict, cost, and the tool calls an app or agent
+target made). `prompt` is the whole
 conversation as it was stored (OpenAI-form messages: a Crescendo run's every turn, not its
 last), `prompt_text` its last user message, and `decoded_response` what the judges read (the
 raw answer when the technique did not decode it). Texts are written as recorded
@@ -47,6 +48,7 @@ def records(data: RunData) -> list[dict[str, Any]]:
                 "score": row.score,
                 "judges": {name: cell.as_dict() for name, cell in row.judges.items()},
                 "cost_usd": row.cost_usd,
+                "tool_calls": row.meta.get("tool_calls", []),  # an app or agent target's
             })
     return out
 

@@ -317,6 +317,17 @@ def _verdicts(row: PipelineRow) -> str:
     return "".join(out)
 
 
+def tool_calls_html(row: PipelineRow, limit: int) -> str:
+    """The tool calls an app or agent target made on this attempt (`meta.tool_calls`)."""
+    calls = row.meta.get("tool_calls") or []
+    if not calls:
+        return ""
+    items = ", ".join(f"{e(str(c.get('name')), 80)}({e(str(c.get('arguments')), 300)})"
+                      for c in calls[:20] if isinstance(c, dict))
+    more = f" … and {len(calls) - 20} more" if len(calls) > 20 else ""
+    return f'<div class="decoded"><span class="note">tool calls:</span> {items}{more}</div>'
+
+
 def goal_row(goal: GoalView, limit: int, has_trajectory: bool) -> str:
     best = goal.best or PipelineRow()
     status = STATUS_CLASS[goal.status.value]
@@ -328,6 +339,7 @@ def goal_row(goal: GoalView, limit: int, has_trajectory: bool) -> str:
     if best.decoded is not None and best.decoded != answer:
         answer_cell += ('<div class="decoded"><span class="note">decoded (what the judges '
                         f'read):</span>{clipped(best.decoded, limit)}</div>')
+    answer_cell += tool_calls_html(best, limit)
     turns = [m for m in best.conversation if m.get("role") != "system"]
     prompt_cell = (render_conversation(best.conversation, limit=max(200, limit // 2))
                    if len(turns) > 1 else clipped(best.prompt, limit))
@@ -438,6 +450,7 @@ def attempt_html(row: PipelineRow, limit: int) -> str:
         for name, cell in sorted(row.judges.items()))
     messages = list(row.conversation) or [{"role": "user", "content": row.prompt}]
     body = render_conversation(messages, limit=limit, response=row.response, decoded=row.decoded)
+    body += tool_calls_html(row, limit)
     if row.error:
         body += f'<div class="clip err">error: {e(row.error, limit)}</div>'
     return (f'<li><div class="ev-head"><b>{e(row.label or "-", 160)}</b> · {outcome}{score}'

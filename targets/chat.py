@@ -61,6 +61,14 @@ def with_system_prompt(config: TargetConfig, messages: Sequence[ChatMessage]) ->
 
 
 def _attempt_fn(config: TargetConfig) -> Attempt:
+    if config.kind == "http":
+        from targets import endpoint
+
+        return endpoint.attempt
+    if config.kind == "python":
+        from targets import pyfunc
+
+        return pyfunc.attempt
     if config.resolved_transport == "http":
         from targets import http
 
@@ -126,6 +134,8 @@ async def complete(config: TargetConfig, prompt: str, **overrides: Any) -> Compl
                          "put any instructions in the prompt itself")
     if config.model.startswith("siegeflow-local/"):
         raise ValueError("the embedded local model serves chat only, not text completions")
+    if config.kind != "model":
+        raise ValueError(f"a {config.kind} target serves chat only, not text completions")
     params = _params(config, overrides)
     if config.resolved_transport == "http":
         from targets.http import text_attempt

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from targets.endpoint_config import EndpointConfig
 from targets.ratelimit import RateLimit
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -105,6 +106,9 @@ class TargetConfig(BaseModel):
     rate_limit: RateLimit | None = Field(
         None, description="Requests per minute / in flight, shared by every worker via Redis"
     )
+    endpoint: EndpointConfig | None = Field(
+        None, description="Your own HTTP app as the target (model 'http:NAME'); see docs/targets.md"
+    )
 
     @field_validator("api_key_env")
     @classmethod
@@ -134,7 +138,27 @@ class TargetConfig(BaseModel):
             raise ValueError("give the key as api_key_env or api_key_block, not both")
         if self.transport == "http" and self.api_base is None:
             raise ValueError("transport='http' needs api_base")
+        own = self.kind != "model"
+        if (self.endpoint is not None) != self.model.startswith("http:"):
+            raise ValueError("an HTTP app target has model 'http:NAME' and an endpoint section; "
+                             "an endpoint section needs a model 'http:NAME'")
+        if self.kind == "python":
+            from targets.pyfunc import check_spec
+
+            check_spec(self.model)
+        if own and (self.api_base is not None or self.guardrail is not None
+                    or self.transport == "http"):
+            raise ValueError(f"a {self.kind} target takes no api_base, transport or guardrail")
         return self
+
+    @property
+    def kind(self) -> Literal["model", "http", "python"]:
+        """`model` (litellm/OpenAI-compatible), `http` (your app's endpoint) or `python`."""
+        if self.model.startswith("http:"):
+            return "http"
+        if self.model.startswith("python:"):
+            return "python"
+        return "model"
 
     # ----- derived --------------------------------------------------------------------------
     @property
@@ -159,6 +183,8 @@ class TargetConfig(BaseModel):
     def describe(self) -> str:
         """A one-line summary safe for reports and logs: no key, no credentials in the URL."""
         parts = [self.model]
+        if self.endpoint is not None:
+            parts.append(f"@ {self.endpoint.method} {_redact_url(self.endpoint.url)}")
         if self.api_base:
             parts.append(f"@ {_redact_url(self.api_base)}")
         if self.api_key_env:

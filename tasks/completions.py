@@ -17,6 +17,7 @@ from typing import Any
 from attacks.attacker_output import ATTACKER_FAILURE, is_attacker_failure
 from targets import TargetConfig, chat
 from targets.completion import Completion
+from targets.endpoint_config import CURRENT_GOAL
 from targets.messages import ChatMessage, SystemMessage, from_openai
 from tasks.budget import Budget
 from tasks.buffer import WriteBuffer, settle_all
@@ -81,6 +82,7 @@ async def completions(
                     result = None
                 else:
                     stats["requested"] += 1
+                    CURRENT_GOAL.set(attempt.result_id)  # `{goal_id}` of an HTTP app target
                     result = await chat(target, _target_messages(target, attempt.prompt))
             if result is not None:
                 budget.add(result.cost_usd)

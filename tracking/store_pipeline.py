@@ -317,8 +317,17 @@ class PipelineStoreMixin:
                 "b_attempts": getattr(c, "attempts", None),
                 "b_now": now,
             })
+        calls = {attempt_id: _tool_calls(c) for attempt_id, c in items if getattr(c, "tool_calls", ())}
         with self.engine.begin() as conn:
-            return int(conn.execute(stmt, params).rowcount or 0)
+            stored = int(conn.execute(stmt, params).rowcount or 0)
+            if calls:  # rare (app and agent targets): the calls join the attempt's meta
+                rows = conn.execute(sa.select(table.c.id, table.c.meta)
+                                    .where(table.c.id.in_(list(calls)))).all()
+                conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+                             .values(meta=sa.bindparam("b_meta")),
+                             [{"b_id": i, "b_meta": {**(meta or {}), "tool_calls": calls[i]}}
+                              for i, meta in rows])
+            return stored
 
     def record_verdicts(self, items: Sequence[tuple[int, Any]]) -> None:
         """``record_verdict`` for many ``(attempt_id, verdict)`` in one transaction (existing
@@ -355,3 +364,8 @@ class PipelineStoreMixin:
                 for attempt_id, v in items
             ]
             conn.execute(self._insert_ignore(JudgmentRecord, ["attempt_id", "judge"]), values)
+
+
+def _tool_calls(completion: Any) -> list[dict[str, Any]]:
+    """The tool calls a target made (an agent, an app reporting them), redacted, for `meta`."""
+    return [redact({"name": c.name, "arguments": c.arguments}) for c in completion.tool_calls]

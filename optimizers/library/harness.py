@@ -75,7 +75,8 @@ class HarnessSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: str = Field("chat", description="'chat', 'agent', or 'package.module:Class'")
+    kind: str = Field("chat", description="'chat', 'agent', 'framework-agent' (a LangGraph "
+                      "agent named by the target), or 'package.module:Class'")
     options: dict[str, Any] = Field(default_factory=dict)
     scope: list[str] | None = None
     read_only: list[str] | None = None
@@ -277,6 +278,7 @@ def attacker_failure_outcome(failure: AttackerFailure, goal: Goal) -> RunOutcome
 _HARNESSES: dict[str, str] = {
     "chat": "optimizers.library.harness:ChatHarness",
     "agent": "optimizers.library.agent_harness:AgentHarness",
+    "framework-agent": "optimizers.library.framework_harness:FrameworkAgentHarness",
 }
 
 
