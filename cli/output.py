@@ -6,6 +6,7 @@ control characters removed, so a crafted answer cannot restyle or rewrite the te
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -72,35 +73,49 @@ def print_runs(console: Console, runs: list[RunRecord], lookup: Lookup | None = 
     if not runs:
         console.print("No runs recorded yet. Try `siegeflow demo`.")
         return
+    listed = [_ListedRun.of(run, lookup) for run in runs]
     if console.width < WIDE_RUNS_TABLE:
-        _print_runs_narrow(console, runs, lookup)
-        return
-    table = Table(title="siegeflow runs", header_style="bold", expand=True)
-    table.add_column("run id", no_wrap=True, min_width=36)
-    table.add_column("created (UTC)", no_wrap=True)
-    table.add_column("attack", ratio=1, overflow="ellipsis", no_wrap=True)
-    table.add_column("target", ratio=2, overflow="ellipsis", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    for col in ("goals", "broken", "ASR [95% CI] (n)", "corrected for judge error", "cost $"):
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("judges (agreement with human labels)", ratio=2, overflow="fold")
-    notes = set()
-    for run in runs:
-        s = RunSummary.parse(run.summary) if run.summary else None
-        citation = _citation(run, lookup)
-        if citation.refusal_only:
-            notes.add(citation.panel)
-        table.add_row(
-            escape(run.id), run.created_at.strftime("%Y-%m-%d %H:%M"), escape(run.attack_type, 30),
-            escape(run.target_description or "", 60), _status(run.status),
-            str(s.goals_total) if s else "", str(s.successful) if s else "",
-            _asr_cell(s or RunSummary()), escape(corrected_short(s.asr_corrected if s else None)),
-            f"{run.cost_usd:.4f}", escape(_short(citation), 80),
-        )
-    console.print(table)
-    for panel in sorted(notes):
+        _print_runs_narrow(console, listed)
+    else:
+        table = Table(title="siegeflow runs", header_style="bold", expand=True)
+        table.add_column("run id", no_wrap=True, min_width=36)
+        table.add_column("created (UTC)", no_wrap=True)
+        table.add_column("attack", ratio=1, overflow="ellipsis", no_wrap=True)
+        table.add_column("target", ratio=2, overflow="ellipsis", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        for col in ("goals", "broken", "ASR [95% CI] (n)", "corrected for judge error", "cost $"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("judges (agreement with human labels)", ratio=2, overflow="fold")
+        for item in listed:
+            run, s = item.run, item.summary
+            table.add_row(
+                escape(run.id), run.created_at.strftime("%Y-%m-%d %H:%M"),
+                escape(run.attack_type, 30), escape(run.target_description or "", 60),
+                _status(run.status), str(s.goals_total) if s else "",
+                str(s.successful) if s else "", _asr_cell(s or RunSummary()),
+                escape(corrected_short(s.asr_corrected if s else None)),
+                f"{run.cost_usd:.4f}", escape(_short(item.citation), 80),
+            )
+        console.print(table)
+    for panel in sorted({i.citation.panel for i in listed if i.citation.refusal_only}):
         console.print(f"[yellow]note:[/] runs judged by {escape(panel)} only: their ASR "
                       "measures non-refusal, not harm.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ListedRun:
+    """A run as `runs list` shows it: the record, its stored summary, its panel's citation."""
+
+    run: RunRecord
+    summary: RunSummary | None
+    citation: Citation
+
+    @classmethod
+    def of(cls, run: RunRecord, lookup: Lookup | None) -> _ListedRun:
+        from tracking import RunSummary
+
+        summary = RunSummary.parse(run.summary) if run.summary else None
+        return cls(run=run, summary=summary, citation=_citation(run, lookup))
 
 
 #: The runs table needs this many columns (a 36-character id, ten columns); below it each run is
@@ -108,18 +123,13 @@ def print_runs(console: Console, runs: list[RunRecord], lookup: Lookup | None = 
 WIDE_RUNS_TABLE = 150
 
 
-def _print_runs_narrow(console: Console, runs: list[RunRecord], lookup: Lookup | None) -> None:
+def _print_runs_narrow(console: Console, listed: list[_ListedRun]) -> None:
     """One block per run for a narrow terminal or a pipe (80 columns by default)."""
     from reports.corrected import corrected_short
-    from tracking import RunSummary
 
     console.print("[bold]siegeflow runs[/] (newest first)")
-    notes = set()
-    for run in runs:
-        s = RunSummary.parse(run.summary) if run.summary else None
-        citation = _citation(run, lookup)
-        if citation.refusal_only:
-            notes.add(citation.panel)
+    for item in listed:
+        run, s = item.run, item.summary
         console.print()
         console.print(f"[bold]{escape(run.id)}[/]  {_status(run.status)}  "
                       f"{run.created_at.strftime('%Y-%m-%d %H:%M')} UTC  ${run.cost_usd:.4f}")
@@ -128,10 +138,7 @@ def _print_runs_narrow(console: Console, runs: list[RunRecord], lookup: Lookup |
                   if s else "no summary yet")
         console.print(f"  {escape(run.attack_type, 30)} → {escape(run.target_description or '', 60)}")
         console.print(f"  {counts}")
-        console.print(f"  judged by {escape(_short(citation), 80)}")
-    for panel in sorted(notes):
-        console.print(f"[yellow]note:[/] runs judged by {escape(panel)} only: their ASR "
-                      "measures non-refusal, not harm.")
+        console.print(f"  judged by {escape(_short(item.citation), 80)}")
 
 
 def _short(citation: Citation) -> str:
