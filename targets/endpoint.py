@@ -61,19 +61,12 @@ _clients: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-async def _closer(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
-    try:
-        yield
-    finally:
-        await session.close()
-
-
 async def _client() -> aiohttp.ClientSession:
     loop = asyncio.get_running_loop()
     entry = _clients.get(loop)
     if entry is not None and not entry[0].closed:
         return entry[0]
-    from targets.http import _pool_size
+    from targets.http import _closer, _pool_size
 
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=_pool_size, limit_per_host=0, ssl=_ssl_context()),
