@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -48,7 +49,44 @@ def _option_value(text: str) -> Any:
         return text
 
 
-def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
+class RunFlags(BaseModel):
+    """The `run` command's flags as typed (None or empty: not given), layered over a
+    `--config` file by `build_settings`. A field no flag sets is an error, not ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: str | None = None
+    api_base: str | None = None
+    api_key_env: str | None = None
+    system_prompt: str | None = None
+    attack: str | None = None
+    attack_options: list[str] = Field(default_factory=list)
+    judges: list[str] = Field(default_factory=list)
+    judge_model: str | None = None
+    judge_api_base: str | None = None
+    rule: str | None = None
+    goals: str | None = None
+    goals_path: str | None = None
+    limit: int | None = None
+    sample: int | None = None
+    seed: int | None = None
+    benign: str | None = None
+    benign_limit: int | None = None
+    concurrency: int | None = None
+    budget: float | None = None
+    optimizer: str | None = None
+    max_runs: int | None = None
+    optimizer_options: list[str] = Field(default_factory=list)
+    attacker_model: str | None = None
+    attacker_api_base: str | None = None
+    attacker_api_key_env: str | None = None
+    db: str | None = None
+    shards: int | None = None
+    max_goal_chars: int | None = None
+    max_response_chars: int | None = None
+
+
+def build_settings(flags: RunFlags, config: Path | None = None) -> RunSettings:
     """A validated RunSettings from a YAML file (optional) with flags layered on top."""
     loaded = load_run_settings(config) if config else None
     base: dict[str, Any] = loaded.model_dump() if loaded else {}
@@ -57,20 +95,18 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     target_file = _own_target(flags)
     if target_file is not None:
         target = load_target_file(target_file)
-        flags = {**flags, "target": None}
-    for flag, key in (("target", "model"), ("api_base", "api_base"), ("api_key_env", "api_key_env"),
-                      ("system_prompt", "system_prompt"),
-                      ("max_response_chars", "max_response_chars")):
-        if flags.get(flag) is not None:
-            target[key] = flags[flag]
+        flags = flags.model_copy(update={"target": None})
+    target.update(_given({"model": flags.target, "api_base": flags.api_base,
+                          "api_key_env": flags.api_key_env, "system_prompt": flags.system_prompt,
+                          "max_response_chars": flags.max_response_chars}))
     if not target.get("model"):
         raise ValueError("no target: pass --target MODEL or a --config file with target.model")
     base["target"] = target
-    if flags.get("attack") or flags.get("attack_options"):
+    if flags.attack or flags.attack_options:
         attack = dict(base.get("attack") or {})
-        if flags.get("attack"):
-            attack = {"name": flags["attack"], "options": {}}
-        for item in flags.get("attack_options") or []:
+        if flags.attack:
+            attack = {"name": flags.attack, "options": {}}
+        for item in flags.attack_options or []:
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"--attack-option {item!r}: expected KEY=VALUE")
@@ -78,38 +114,37 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
         base["attack"] = attack
     base["judges"] = _panel(base, loaded_judges, flags)
     goals = dict(base.get("goals") or {})
-    if flags.get("goals"):
-        goals["source"] = flags["goals"]
-    if flags.get("goals_path"):
-        goals["path"] = flags["goals_path"]
-    if flags.get("limit") is not None:
-        goals["limit"] = flags["limit"]
-    if flags.get("sample") is not None:
-        goals["sample"] = flags["sample"]
-    if flags.get("seed") is not None:
-        goals["seed"] = flags["seed"]
-    if flags.get("max_goal_chars") is not None:
-        goals["max_goal_chars"] = flags["max_goal_chars"]
+    if flags.goals:
+        goals["source"] = flags.goals
+    if flags.goals_path:
+        goals["path"] = flags.goals_path
+    if flags.limit is not None:
+        goals["limit"] = flags.limit
+    if flags.sample is not None:
+        goals["sample"] = flags.sample
+    if flags.seed is not None:
+        goals["seed"] = flags.seed
+    if flags.max_goal_chars is not None:
+        goals["max_goal_chars"] = flags.max_goal_chars
     base["goals"] = goals
-    if flags.get("benign"):
-        benign = {"source": flags["benign"]}
-        if flags.get("goals_path"):
-            benign["path"] = flags["goals_path"]
-        if flags.get("benign_limit") is not None:
-            benign["limit"] = flags["benign_limit"]
+    if flags.benign:
+        benign = {"source": flags.benign}
+        if flags.goals_path:
+            benign["path"] = flags.goals_path
+        if flags.benign_limit is not None:
+            benign["limit"] = flags.benign_limit
         base["benign"] = benign
-    for flag, key in (("concurrency", "concurrency"), ("budget", "budget_usd"), ("db", "db_url"),
-                      ("optimizer", "optimizer"), ("shards", "shards")):
-        if flags.get(flag) is not None:
-            base[key] = flags[flag]
-    if flags.get("max_runs") is not None:
-        base.setdefault("optimizer_options", {})["max_runs"] = flags["max_runs"]
-    for item in flags.get("optimizer_options") or []:
+    base.update(_given({"concurrency": flags.concurrency, "budget_usd": flags.budget,
+                        "db_url": flags.db, "optimizer": flags.optimizer,
+                        "shards": flags.shards}))
+    if flags.max_runs is not None:
+        base.setdefault("optimizer_options", {})["max_runs"] = flags.max_runs
+    for item in flags.optimizer_options or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--optimizer-option {item!r}: expected KEY=VALUE")
         base.setdefault("optimizer_options", {})[key] = _option_value(value)
-    if flags.get("optimizer_options") and not base.get("optimizer"):
+    if flags.optimizer_options and not base.get("optimizer"):
         raise ValueError("--optimizer-option needs an optimizer: pass --optimizer NAME")
     _attacker_flags(base, flags)
     settings = RunSettings.model_validate(base)
@@ -132,31 +167,36 @@ def build_settings(*, config: Path | None, **flags: Any) -> RunSettings:
     return settings
 
 
-def _own_target(flags: dict[str, Any]) -> Path | None:
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    """The settings a flag gave (a flag left out is None and changes nothing)."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _own_target(flags: RunFlags) -> Path | None:
     """`--target http:FILE.yaml`: the file holding an HTTP app's target section."""
-    value = flags.get("target")
+    value = flags.target
     if isinstance(value, str) and value.startswith("http:") \
             and value.endswith((".yaml", ".yml", ".json")):
         return Path(value.removeprefix("http:"))
     return None
 
 
-def _attacker_flags(base: dict[str, Any], flags: dict[str, Any]) -> None:
+def _attacker_flags(base: dict[str, Any], flags: RunFlags) -> None:
     """`--attacker-model` (+ api base, key env) as the attacker of whatever uses one: the
     optimizer, else the technique, else every suite member / compose step that takes an
     `attacker` option (a member's own attacker wins). Nothing takes one: an input error."""
-    model = flags.get("attacker_model")
-    extras = [name for name in ("attacker_api_base", "attacker_api_key_env") if flags.get(name)]
+    model = flags.attacker_model
     if model is None:
-        if extras:
-            flag = "--" + extras[0].replace("_", "-")
-            raise ValueError(f"{flag} needs --attacker-model MODEL")
+        for flag, value in (("--attacker-api-base", flags.attacker_api_base),
+                            ("--attacker-api-key-env", flags.attacker_api_key_env)):
+            if value:
+                raise ValueError(f"{flag} needs --attacker-model MODEL")
         return
     attacker: dict[str, Any] = {"model": model}
-    if flags.get("attacker_api_base"):
-        attacker["api_base"] = flags["attacker_api_base"]
-    if flags.get("attacker_api_key_env"):
-        attacker["api_key_env"] = flags["attacker_api_key_env"]
+    if flags.attacker_api_base:
+        attacker["api_base"] = flags.attacker_api_base
+    if flags.attacker_api_key_env:
+        attacker["api_key_env"] = flags.attacker_api_key_env
     if base.get("optimizer"):
         options = base.setdefault("optimizer_options", {})
         options["attacker"] = {**dict(options.get("attacker") or {}), **attacker}
@@ -190,15 +230,15 @@ def _attacker_flags(base: dict[str, Any], flags: dict[str, Any]) -> None:
     base["attack"] = {**attack, "options": options}
 
 
-def _panel(base: dict[str, Any], from_file: bool, flags: dict[str, Any]) -> dict[str, Any]:
+def _panel(base: dict[str, Any], from_file: bool, flags: RunFlags) -> dict[str, Any]:
     """The run's judge panel: --judge/--rule flags over the file's panel; with neither, the
     CLI's default panel (the offline judge), not the library's keyword default."""
     panel = dict(base.get("judges") or {}) if from_file else {"judges": list(DEFAULT_JUDGES)}
-    if flags.get("judges"):
-        panel["judges"] = judge_specs(flags["judges"], flags.get("judge_model"),
-                                      flags.get("judge_api_base"))
-    if flags.get("rule"):
-        panel["rule"] = flags["rule"]
+    if flags.judges:
+        panel["judges"] = judge_specs(flags.judges, flags.judge_model,
+                                      flags.judge_api_base)
+    if flags.rule:
+        panel["rule"] = flags.rule
     return panel
 
 

@@ -111,21 +111,20 @@ def run(
     ] = None,
 ) -> None:
     """Attack a target: flags, or a YAML config (`--config`) that flags then override."""
-    from cli.runner import build_settings, run_settings
+    from cli.runner import RunFlags, build_settings, run_settings
 
     try:
-        settings = build_settings(
-            config=config, target=target, api_base=api_base, api_key_env=api_key_env,
+        settings = build_settings(RunFlags(
+            target=target, api_base=api_base, api_key_env=api_key_env,
             system_prompt=system_prompt, attack=attack, attack_options=attack_option or [],
             judges=judge or [], judge_model=judge_model, judge_api_base=judge_api_base,
             rule=rule, goals=goals, goals_path=goals_path, limit=limit, sample=sample, seed=seed,
-            benign=benign,
-            benign_limit=benign_limit, concurrency=concurrency, budget=budget,
+            benign=benign, benign_limit=benign_limit, concurrency=concurrency, budget=budget,
             optimizer=optimizer, max_runs=max_runs, db=db, shards=shards,
             optimizer_options=optimizer_option or [], attacker_model=attacker_model,
             attacker_api_base=attacker_api_base, attacker_api_key_env=attacker_api_key_env,
             max_goal_chars=max_goal_chars, max_response_chars=max_response_chars,
-        )
+        ), config)
     except ValueError as exc:  # ConfigFileError, GoalFileError, pydantic ValidationError
         raise bad_input(_explain(exc)) from None
     db_url(settings.db_url)  # the store named by the flag, the file or $SIEGEFLOW_DB_URL

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from cli.runner import build_settings
+from cli.runner import RunFlags, build_settings
 from tests.optimize.responders import Script
 from tests.support.openai_server import OpenAIServer
 from tests.support.replies import Reply
@@ -56,27 +56,27 @@ def test_bad_attacker_flags_are_bad_input_naming_the_option(args: list[str], nee
 
 
 def test_attacker_model_reaches_the_optimizer_and_attacker_written_techniques() -> None:
-    common: dict[str, Any] = {"config": None, "target": "openai/x", "judges": ["refusal"],
+    common: dict[str, Any] = {"target": "openai/x", "judges": ["refusal"],
                               "attacker_model": "openai/a", "attacker_api_base": "http://h/v1",
                               "attacker_api_key_env": "ATTACKER_KEY"}
-    pair = build_settings(optimizer="pair", optimizer_options=["n_streams=2"], **common)
+    pair = build_settings(RunFlags(optimizer="pair", optimizer_options=["n_streams=2"], **common))
     assert pair.optimizer_options["attacker"] == {
         "model": "openai/a", "api_base": "http://h/v1", "api_key_env": "ATTACKER_KEY"}
     assert pair.optimizer_options["n_streams"] == 2
-    suite = build_settings(attack="suite", attack_options=[
-        'techniques=["baseline", "past_tense", "many_shot", "templates:role_play"]'], **common)
+    suite = build_settings(RunFlags(attack="suite", attack_options=[
+        'techniques=["baseline", "past_tense", "many_shot", "templates:role_play"]'], **common))
     members = {m["name"]: m for m in suite.attack.options["techniques"]}
     assert members["past_tense"]["options"]["attacker"]["model"] == "openai/a"
     assert "attacker" not in members["many_shot"]["options"]
     assert members["templates"]["options"] == {"variants": ["role_play"]}
-    tense = build_settings(attack="past_tense", **common)
+    tense = build_settings(RunFlags(attack="past_tense", **common))
     assert tense.attack.options["attacker"]["api_key_env"] == "ATTACKER_KEY"
 
 
 def test_suite_members_accept_the_compose_shorthand() -> None:
-    settings = build_settings(config=None, target="openai/x", judges=["refusal"], attack="suite",
-                              attack_options=['techniques=["baseline", "many_shot", '
-                                              '"encodings:base64"]'])
+    settings = build_settings(RunFlags(
+        target="openai/x", judges=["refusal"], attack="suite",
+        attack_options=['techniques=["baseline", "many_shot", "encodings:base64"]']))
     from attacks import build_technique
 
     suite: Any = build_technique(settings.attack.name, settings.attack.options)

@@ -160,10 +160,10 @@ def test_a_goal_over_the_size_limit_is_bad_input_and_the_limit_is_a_flag(
                        db=f"sqlite:///{sqlite_db}")
     assert_bad_input(result, "big.jsonl", "line 2", "'goal'", "25,000", "--max-goal-chars")
     _untouched(sqlite_db)
-    from cli.runner import build_settings
+    from cli.runner import RunFlags, build_settings
 
-    settings = build_settings(config=None, target="openai/x", goals=str(goals),
-                              max_goal_chars=30_000)
+    settings = build_settings(RunFlags(target="openai/x", goals=str(goals),
+                                       max_goal_chars=30_000))
     assert len(settings.goals.load()[1].text) == 25_000
 
 
