@@ -16,11 +16,11 @@ data directory and no Prefect server configured (the user's first experience):
 Every command pays its own imports (no resident helper process); the local server started
 here is stopped at the end.
 
-Measured 2026-12-05 without the command runner, on the shared 2-core machine at load average
-1.5 before and 5.3 after (three other sessions busy): warm 1-goal run best 4.21 s (2.56 s of
-CPU; command -> flow start 2.80 s); 900 calls 11.98 s wall = 0.47 of the floor (in-run 0.86);
-2,000 calls 19.14 s = 0.65 (in-run 0.90). The start-up is Prefect's own import and engine
-(about 1.5 s of CPU); a new store's Alembic replay (0.24 s) is gone.
+Measured 2026-12-05, every command in its own process, on the shared 2-core machine: at load
+average 2.8 -> 1.8, warm 1-goal run best 2.80 s / median 3.11 s (2.49 s of CPU; command -> flow
+start 1.76 s); 900 calls 8.97 s wall = 0.63 of the floor (in-run 0.90); 2,000 calls 16.61 s =
+0.75 (in-run 0.95). At load 1.5 -> 5.3: 0.47 and 0.65. The start-up is Prefect's own import
+and engine (about 1.5 s of CPU); a new store's Alembic replay (0.24 s) is gone.
 """
 
 from __future__ import annotations
