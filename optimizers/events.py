@@ -83,10 +83,12 @@ class EventResponse:
 
 @dataclass(frozen=True, kw_only=True)
 class ControllableInjection(EventResponse):
-    """Replace the controllable's value with `value`."""
+    """Replace the controllable's value with `value`. `rationale`: why, in the attacker's own
+    words (PAIR's `improvement`), kept in the trace so a report can show the reasoning."""
 
     controllable: Controllable
     value: Any
+    rationale: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -134,6 +134,19 @@ async def attacker_prompt(
     return await ask_attacker(llm, messages, key="prompt", retries=retries, params=params)
 
 
+#: Keys under which an attacker's JSON gives its reasoning (PAIR and TAP: `improvement`).
+REASONING_KEYS = ("improvement", "rationale", "reasoning")
+
+
+def _reasoning(parsed: dict[str, Any]) -> str | None:
+    """The attacker's stated reasoning in its JSON answer, if it gave one."""
+    for key in REASONING_KEYS:
+        value = parsed.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
 async def attacker_rating(llm: LLMClient, goal: str, response: str) -> int:
     """The attacker model as a PAIR judge; an unparseable rating counts as 1."""
     text = message_text(await llm.complete(fill(PAIR_PROMPT, goal, response), temperature=0.0))
@@ -154,13 +167,20 @@ class AttackerOptimizer(Optimizer):
     """
 
     config: Any
+    #: The reasoning the attacker gave with the prompt `checked_prompt` last accepted; the
+    #: injection that sends it carries it into the trace.
+    _rationale: str | None = None
 
     async def on_event(self, event: Event) -> EventResponse:
         if isinstance(event, ControllablePreCallEvent):
+            self._rationale = None
             value = await self.inject(event)
+            rationale, self._rationale = self._rationale, None
             if value is None:
                 return ControllableNoInjection(event=event)
-            return ControllableInjection(event=event, controllable=event.controllable, value=value)
+            return ControllableInjection(event=event, controllable=event.controllable, value=value,
+                                         rationale=None if isinstance(value, AttackerFailure)
+                                         else rationale)
         if isinstance(event, ControllablePostCallEvent):
             return ControllableNoInjection(event=event)
         if isinstance(event, RunEndEvent):
@@ -200,6 +220,7 @@ class AttackerOptimizer(Optimizer):
                 found = attacker_output_problem(text, instructions=instructions,
                                                 source=None if allow_goal else self.goal)
                 if found is None:
+                    self._rationale = _reasoning(parsed)
                     return text, raw, ""
                 problem = found
             messages = [*messages, AssistantMessage(content=raw),

@@ -76,6 +76,9 @@ def trajectory_record(trajectory: ReadableTrajectory) -> list[dict[str, Any]]:
                 row["response"] = jsonable(event.response)
             if entry.injected:
                 row["value"] = jsonable(entry.injected_value)
+                rationale = getattr(entry.response, "rationale", None)
+                if rationale:
+                    row["rationale"] = jsonable(rationale)
         elif isinstance(event, ObservableEvent):
             row = {
                 "kind": "observe",

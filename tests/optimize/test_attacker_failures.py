@@ -181,3 +181,34 @@ def test_the_issue_s_setup_the_mock_as_attacker_and_target_credits_no_pair(
     # the mock answers PAIR with the repair message's own filler ("..."): no attack at all
     assert all("placeholder" in a.meta["attacker_failure"] for a in failures)
     assert failures and figures.broken == 0
+
+
+@pytest.mark.parametrize(("optimizer", "options"), [
+    ("pair", {"n_streams": 1, "n_iterations": 2}),
+    ("tap", {"width": 1, "branching_factor": 1, "depth": 2}),
+])
+def test_the_attacker_s_reasoning_is_kept_in_the_trace_and_shown_in_the_report(
+    prefect_api_url: str, sqlite_url: str, tmp_path: Path, optimizer: str,
+    options: dict[str, Any],
+) -> None:
+    """PAIR's and TAP's attacker says why it changed the prompt (`improvement`): the injection
+    that sends the prompt carries it into the trace, and the report shows it as the attacker's
+    reasoning next to the turn it produced."""
+    from reports.html import render_report
+    from reports.load import load_run
+
+    script = Script()
+    with OpenAIServer(responder=script) as server:
+        state = run_flow(
+            optimizer=optimizer,
+            optimizer_options={"attacker": attacker_for(server), **options},
+            target=target_for(server), goals=goal_file(tmp_path, [GOAL]),
+            judges=judge_panel(server), db_url=sqlite_url,
+        )
+    assert state.is_completed(), state.message
+    rec = recorded(sqlite_url)
+    text = json.dumps([t.content for t in rec["traces"]])
+    assert '"rationale": "iteration' in text  # the scripted attacker's `improvement`
+    html = render_report(load_run(rec["backend"], rec["run"].id))
+    assert "attacker&#x27;s reasoning" in html or "attacker's reasoning" in html
+    assert "iteration 1" in html
