@@ -114,15 +114,20 @@ def load_run_settings(path: str | Path) -> RunSettings:
     try:
         return RunSettings.model_validate(raw)
     except ValidationError as exc:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        lines = [f"{path}: invalid run config:"]
-        for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-            line = _line_of(root, list(err["loc"]), msg)
-            lines.append(f"  - {path}:{line}: field {loc}: {msg}" if line
-                         else f"  - {path}: field {loc}: {msg}")
-        raise ConfigFileError("\n".join(lines)) from exc
+        raise _config_error(path, text, "run config", exc) from exc
+
+
+def _config_error(path: Path, text: str, what: str, exc: ValidationError) -> ConfigFileError:
+    """One line per bad field of a YAML/JSON file, each with the file's line that holds it."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines = [f"{path}: invalid {what}:"]
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        line = _line_of(root, list(err["loc"]), msg)
+        lines.append(f"  - {path}:{line}: field {loc}: {msg}" if line
+                     else f"  - {path}: field {loc}: {msg}")
+    return ConfigFileError("\n".join(lines))
 
 
 def load_target_file(path: str | Path) -> dict[str, Any]:
@@ -144,15 +149,7 @@ def load_target_file(path: str | Path) -> dict[str, Any]:
     try:
         target = TargetConfig.model_validate(raw)
     except ValidationError as exc:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        lines = [f"{path}: invalid target config:"]
-        for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-            line = _line_of(root, list(err["loc"]), msg)
-            lines.append(f"  - {path}:{line}: field {loc}: {msg}" if line
-                         else f"  - {path}: field {loc}: {msg}")
-        raise ConfigFileError("\n".join(lines)) from exc
+        raise _config_error(path, text, "target config", exc) from exc
     check_target_secrets(target, str(path))
     return raw
 
