@@ -20,7 +20,6 @@ import asyncio
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from pipeline_bench import VARIANTS, write_goals  # noqa: E402
+from pipeline_bench import timed_attack_flow, write_goals  # noqa: E402
 
 from flows.server import private_prefect_api  # noqa: E402 - after the Prefect environment
 
@@ -53,21 +52,11 @@ def target_for(kind: str, base_url: str) -> Any:
 
 async def run_once(kind: str, args: argparse.Namespace, base_url: str, goals_file: Path,
                    db_url: str, limit: int | None) -> tuple[float, float, Any]:
-    from flows.attack import attack_flow
-    from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
+    from flows.config import JudgePanelSpec
 
     judges = JudgePanelSpec(judges=[{"name": "refusal"}], rule="any")
-    attack = AttackSpec(name="templates", options={"variants": VARIANTS[: args.prompts]})
-    goals = GoalsSpec(source=str(goals_file), text_field="goal", id_field="id",
-                      category_field="category", limit=limit)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    state = await attack_flow(target=target_for(kind, base_url), attack=attack, judges=judges,
-                              goals=goals, concurrency=args.concurrency, db_url=db_url,
-                              return_state=True)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    if not state.is_completed():
-        raise SystemExit(f"flow did not complete: {state.name}: {state.message}")
-    return wall, cpu, state
+    return await timed_attack_flow(target_for(kind, base_url), judges, args, goals_file, db_url,
+                                   limit)
 
 
 def main() -> None:

@@ -55,8 +55,7 @@ def write_goals(path: Path, n: int) -> None:
 
 async def run_once(args: argparse.Namespace, base_url: str, goals_file: Path, db_url: str,
                    limit: int | None) -> tuple[float, float, Any]:
-    from flows.attack import attack_flow
-    from flows.config import AttackSpec, GoalsSpec, JudgePanelSpec
+    from flows.config import JudgePanelSpec
     from targets import TargetConfig
 
     target = TargetConfig(model="openai/bench-target", api_base=base_url, max_retries=2,
@@ -66,6 +65,15 @@ async def run_once(args: argparse.Namespace, base_url: str, goals_file: Path, db
     panel = ([{"name": "offline"}] if args.judge == "offline"
              else [{"name": "harmbench", "model": judge_model}])
     judges = JudgePanelSpec(judges=panel, rule="any")
+    return await timed_attack_flow(target, judges, args, goals_file, db_url, limit)
+
+
+async def timed_attack_flow(target: Any, judges: Any, args: argparse.Namespace, goals_file: Path,
+                            db_url: str, limit: int | None) -> tuple[float, float, Any]:
+    """The templates attack (`args.prompts` variants) on the goals file: (wall s, CPU s, state)."""
+    from flows.attack import attack_flow
+    from flows.config import AttackSpec, GoalsSpec
+
     attack = AttackSpec(name="templates", options={"variants": VARIANTS[: args.prompts]})
     goals = GoalsSpec(source=str(goals_file), text_field="goal", id_field="id",
                       category_field="category", limit=limit)
