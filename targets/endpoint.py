@@ -281,10 +281,17 @@ def _tool_calls(endpoint: EndpointConfig, data: Any) -> tuple[ToolCall, ...]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise TypeError("a tool call needs a name")
         args = item.get("arguments", {})
+        output, error = item.get("output"), item.get("error")
         calls.append(ToolCall(name=item["name"],
                               arguments=args if isinstance(args, str) else json.dumps(args),
-                              id=item.get("id")))
+                              id=item.get("id"),
+                              output=None if output is None else _text(output),
+                              error=None if error is None else _text(error)))
     return tuple(calls)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def _remember(endpoint: EndpointConfig, conv: _Conversation, turns: list[tuple[str, str]],

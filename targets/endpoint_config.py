@@ -131,7 +131,8 @@ class ResponseSpec(BaseModel):
     regex: str | None = Field(None, description="applied to the (extracted) text: group 1 if any")
     stream: Literal["auto", "sse", "none"] = "auto"
     tool_calls_path: str | None = Field(
-        None, description="JSON path of a list of {name, arguments} tool calls the app made"
+        None, description="JSON path of a list of {name, arguments[, output, error]} tool calls "
+        "the app made"
     )
 
     @field_validator("json_path", "tool_calls_path")
