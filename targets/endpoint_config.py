@@ -251,6 +251,14 @@ class EndpointConfig(BaseModel):
             raise ValueError("a GET request has no body: use query")
         return self
 
+    def sends_history(self) -> bool:
+        """Whether each request carries the whole conversation (`{conversation}` anywhere): the
+        app then needs no memory of its own, and a conversation can be rewound freely."""
+        templates = [self.url, *self.headers.values(), *self.query.values(),
+                     *(text for _, text in _strings(self.body, "body"))]
+        return any(("conversation",) in parse_template(t, PLACEHOLDERS | HEADER_ONLY)
+                   for t in templates)
+
     def uses_api_key(self) -> bool:
         return any(("api_key",) in parse_template(t, PLACEHOLDERS | HEADER_ONLY)
                    for t in self.headers.values())

@@ -93,6 +93,28 @@ def test_nested_json_bearer_auth_and_cookie_session_across_turns(app_url: str) -
     assert other.text == "Happy to help with that (message 1 of our chat)."
 
 
+def test_a_rewound_turn_starts_a_fresh_server_session_with_the_kept_history(app_url: str) -> None:
+    """The app keeps the conversation on its side (cookie session): when the attacker drops a
+    turn (Crescendo's backtrack) or branches from an earlier point, the next turn goes to a
+    fresh session that first receives the kept user messages again, so the app's memory is the
+    kept history, not the dropped turn."""
+    config = target(app_url)
+    first = call(config, [user("rewind me")])
+    assert first.text is not None and first.text.endswith("(message 1 of our chat).")
+    dropped = call(config, [user("rewind me"), assistant(first.text), user("a refused turn")])
+    assert dropped.text is not None and dropped.text.endswith("(message 2 of our chat).")
+    # the refused turn is dropped: its replacement is the app's 2nd message, not its 3rd
+    retry = call(config, [user("rewind me"), assistant(first.text), user("another try")])
+    assert retry.text is not None and retry.text.endswith("(message 2 of our chat).")
+    # another branch from the same point gets its own session too
+    branch = call(config, [user("rewind me"), assistant(first.text), user("a branch")])
+    assert branch.text is not None and branch.text.endswith("(message 2 of our chat).")
+    # the rewound conversation goes on in its new session
+    go_on = call(config, [user("rewind me"), assistant(first.text), user("another try"),
+                          assistant(retry.text), user("and then?")])
+    assert go_on.text is not None and go_on.text.endswith("(message 3 of our chat).")
+
+
 def test_wrong_token_is_an_auth_error_with_its_cause_and_no_retry(
         app_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHAT_APP_TOKEN", "wrong-token-value")
