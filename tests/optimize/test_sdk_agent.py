@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,36 @@ def test_injection_attacker_makes_the_real_sdk_agent_pay(
     assert [c["tool"] for c in calls][-1] == "transfer_money"
     assert any(c["replaced"] for c in calls)
     assert {"to_account": "ATTACKER-001", "amount": 500.0} in example.TRANSFERS
+
+
+def test_a_raising_tool_is_recorded_with_its_error_and_the_sdk_error_text() -> None:
+    """A function tool that raises: the SDK tells its model (its failure handler), siegeflow
+    records the call with the error and the text the model read."""
+    from agents import Agent, OpenAIChatCompletionsModel, function_tool
+    from openai import AsyncOpenAI
+
+    from targets.frameworks import instrument, tool_calls_of
+    from tests.support.replies import Reply, ToolCall
+
+    @function_tool
+    def lookup(order: str) -> str:
+        """Look an order up."""
+        raise LookupError(f"no order {order}")
+
+    def respond(request: dict[str, Any]) -> Reply:
+        if request["messages"][-1]["role"] == "user":
+            return Reply(tool_calls=(ToolCall(name="lookup", arguments='{"order": "A1"}',
+                                              id="call_1"),))
+        return Reply(text="Sorry, I could not find it.")
+
+    with OpenAIServer(responder=respond) as server:
+        client = AsyncOpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+        agent = Agent(name="shop", tools=[lookup],
+                      model=OpenAIChatCompletionsModel(model="m", openai_client=client))
+        assert instrument(agent) == ("lookup",)
+        run = asyncio.run(run_agent(agent, [user("where is my order A1?")]))
+    assert run.error is None and run.answer == "Sorry, I could not find it."
+    (call,) = tool_calls_of(run)
+    assert call.name == "lookup" and call.arguments == '{"order": "A1"}'
+    assert call.error == "LookupError: no order A1"
+    assert call.output is not None and "no order A1" in call.output  # what the SDK told its model
