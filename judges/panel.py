@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from judges.base import ChatFn, Judge, ModelJudge, Verdict
@@ -85,9 +85,13 @@ class JudgePanel:
     def needs_model(self) -> bool:
         return any(isinstance(j, ModelJudge) for j in self.judges)
 
-    async def evaluate(self, goal: str, prompt: str, response: str) -> PanelResult:
+    async def evaluate(self, goal: str, prompt: str, response: str, *,
+                       goal_id: str | None = None) -> PanelResult:
+        """Every judge on one answer; a judge that finds its reference by the goal's id
+        (`takes_goal_id`, e.g. copyright) gets `goal_id`."""
         verdicts = list(
-            await asyncio.gather(*(j.evaluate(goal, prompt, response) for j in self.judges))
+            await asyncio.gather(*(_evaluate(j, goal, prompt, response, goal_id)
+                                   for j in self.judges))
         )
         return PanelResult(verdicts, combine(verdicts, self.rule), combined_score(verdicts))
 
@@ -97,3 +101,10 @@ class JudgePanel:
 
         return is_successful(success, score, self.success_threshold)
 
+
+def _evaluate(judge: Judge[Any], goal: str, prompt: str, response: str,
+              goal_id: str | None) -> Awaitable[Verdict]:
+    if getattr(judge, "takes_goal_id", False):  # its `evaluate` takes goal_id= (copyright)
+        evaluate: Any = judge.evaluate
+        return evaluate(goal, prompt, response, goal_id=goal_id)  # type: ignore[no-any-return]
+    return judge.evaluate(goal, prompt, response)

@@ -318,14 +318,25 @@ def _verdicts(row: PipelineRow) -> str:
 
 
 def tool_calls_html(row: PipelineRow, limit: int) -> str:
-    """The tool calls an app or agent target made on this attempt (`meta.tool_calls`)."""
+    """The tool calls an app or agent target made on this attempt (`meta.tool_calls`), each
+    with what the tool returned (or the error it raised) when the target reported it. All of
+    it is the target's (and so possibly the attacker's) text: escaped, clipped."""
     calls = row.meta.get("tool_calls") or []
     if not calls:
         return ""
-    items = ", ".join(f"{e(str(c.get('name')), 80)}({e(str(c.get('arguments')), 300)})"
-                      for c in calls[:20] if isinstance(c, dict))
-    more = f" … and {len(calls) - 20} more" if len(calls) > 20 else ""
-    return f'<div class="decoded"><span class="note">tool calls:</span> {items}{more}</div>'
+    out_limit = max(200, min(limit, 1000))
+    items = []
+    for c in calls[:20]:
+        if not isinstance(c, dict):
+            continue
+        item = f"{e(str(c.get('name')), 80)}({e(str(c.get('arguments')), 300)})"
+        if c.get("error") is not None:
+            item += f' <span class="err">error: {e(str(c["error"]), out_limit)}</span>'
+        if c.get("output") is not None:
+            item += f' → {e(str(c["output"]), out_limit)}'
+        items.append(f"<div>{item}</div>")
+    more = f"<div>… and {len(calls) - 20} more</div>" if len(calls) > 20 else ""
+    return f'<div class="decoded"><span class="note">tool calls:</span> {"".join(items)}{more}</div>'
 
 
 def goal_row(goal: GoalView, limit: int, has_trajectory: bool) -> str:

@@ -52,11 +52,18 @@ def is_truncated(text: str | None) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class ToolCall:
-    """A function call the model asked for; ``arguments`` is the JSON text exactly as the model wrote it."""
+    """A function call the model asked for; ``arguments`` is the JSON text exactly as the model wrote it.
+
+    A target that ran the tool itself (an agent, an app reporting its tools, a Python target's
+    `Reply`) also gives what the tool returned (``output``, the text the agent read) or the
+    error it raised (``error``); a model's bare request for a call has neither.
+    """
 
     name: str
     arguments: str
     id: str | None = None
+    output: str | None = None
+    error: str | None = None
 
     def parsed_arguments(self) -> dict[str, Any]:
         """The arguments as a dict; raises ``ValueError`` when the model wrote invalid JSON."""

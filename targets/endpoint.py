@@ -4,7 +4,9 @@
 request, reads the answer, and keeps each conversation's server session (id and cookies) so
 that turn 2 of a multi-turn attack reaches the same session as turn 1. A conversation is
 recognised by its text so far: the state stored after a reply is found again when the next
-call carries that reply followed by a new user message.
+call carries that reply followed by a new user message. Each app session's progress is tracked
+too: a conversation that continues from an earlier point than its session has reached (a
+rewound turn, a second branch) goes to a fresh session with the kept user messages re-sent.
 
 Its own aiohttp session (not `targets.http`'s): cookies are kept per conversation, never in a
 shared jar where one attempt's session cookie would leak into another's.
@@ -20,7 +22,7 @@ import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,6 +58,11 @@ class _Conversation:
 
 
 _conversations: OrderedDict[str, _Conversation] = OrderedDict()
+#: How many user/assistant messages each app session holds (by session id), as siegeflow sent
+#: them: a conversation continues a session only from where the session is. A rewound turn (or
+#: a second branch from the same point) finds the session further on, and starts a fresh one
+#: with the kept history re-sent (`_replay`) — unless the app gets the whole `{conversation}`.
+_held: OrderedDict[str, int] = OrderedDict()
 _clients: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, AsyncGenerator[None, None]]
 ] = weakref.WeakKeyDictionary()
@@ -101,14 +108,6 @@ def _turns(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return out
 
 
-def _prompt(messages: list[dict[str, Any]]) -> str:
-    for m in reversed(messages):
-        if m.get("role") == "user":
-            content = m.get("content")
-            return content if isinstance(content, str) else json.dumps(content)
-    return ""
-
-
 def _system(messages: list[dict[str, Any]]) -> str:
     return next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
 
@@ -124,23 +123,73 @@ async def attempt(
     endpoint = config.endpoint
     assert endpoint is not None  # chat() dispatches here only for endpoint targets
     turns = _turns(messages)
+    system, timeout_s = _system(messages), params["timeout_s"]
     # One chat() call's retries share its `params`: a retried turn keeps its session.
     conv = params.get(_TURN_STATE)
     if not isinstance(conv, _Conversation):
-        prior = _conversations.get(_key(endpoint.url, turns[:-1])) if len(turns) > 1 else None
-        conv = _Conversation(session_id=prior.session_id, cookies=dict(prior.cookies)) if prior \
-            else _Conversation(session_id=uuid.uuid4().hex)
+        kept = turns[:-1]
+        prior = _conversations.get(_key(endpoint.url, kept)) if kept else None
+        if prior is None:
+            conv = _Conversation(session_id=uuid.uuid4().hex)
+        elif endpoint.sends_history() or _held.get(prior.session_id, len(kept)) == len(kept):
+            conv = _Conversation(session_id=prior.session_id, cookies=dict(prior.cookies))
+        else:
+            # The app's session went on past the kept history (the attacker dropped a refused
+            # turn, or another branch continued it): a fresh session, the kept turns re-sent.
+            conv = _Conversation(session_id=uuid.uuid4().hex)
+            error = await _replay(endpoint, conv, kept, system, api_key, timeout_s)
+            if error is not None:
+                return None, error
         params[_TURN_STATE] = conv
-    values: dict[str, Any] = {
-        "prompt": _prompt(messages),
+        _hold(conv.session_id, len(turns))  # claimed before any await: no sibling shares it
+    outcome, error = await _send(endpoint, _values(turns, conv, system), api_key, conv, timeout_s)
+    if outcome is None:
+        return None, error
+    text, calls, data, set_cookies, header_session = outcome
+    _remember(endpoint, conv, turns, text, set_cookies, header_session, data)
+    return {"text": text, "tool_calls": calls, "finish_reason": "stop",
+            "prompt_tokens": 0, "completion_tokens": 0}, None
+
+
+def _values(turns: list[tuple[str, str]], conv: _Conversation, system: str) -> dict[str, Any]:
+    """The placeholders' values for the conversation `turns` (ending with a user message)."""
+    return {
+        "prompt": next((t for r, t in reversed(turns) if r == "user"), ""),
         "conversation": [{"role": r, "content": t} for r, t in turns],
         "session_id": conv.session_id,
         "goal_id": CURRENT_GOAL.get() or "",
-        "system_prompt": _system(messages),
+        "system_prompt": system,
         "turn": sum(1 for r, _ in turns if r == "user"),
     }
+
+
+async def _replay(endpoint: EndpointConfig, conv: _Conversation, kept: list[tuple[str, str]],
+                  system: str, api_key: str | None, timeout_s: float) -> AttemptError | None:
+    """Re-send the kept conversation's user messages, one request each, to the fresh session
+    `conv`, so the app's memory holds the kept history again (its answers may differ from the
+    kept ones: they are not what the attacker saw, and are not recorded)."""
+    users = [i for i, (role, _) in enumerate(kept) if role == "user"]
+    for n, i in enumerate(users, 1):
+        prefix = kept[: i + 1]
+        outcome, error = await _send(endpoint, _values(prefix, conv, system), api_key, conv,
+                                     timeout_s)
+        if outcome is None:
+            assert error is not None
+            return replace(error, message=f"re-sending the kept history to a fresh session "
+                           f"(a turn was rewound), turn {n} of {len(users)}: {error.message}")
+        text, _, data, set_cookies, header_session = outcome
+        _remember(endpoint, conv, prefix, text, set_cookies, header_session, data, store=False)
+    return None
+
+
+_Sent = tuple[str, tuple[ToolCall, ...], Any, dict[str, str], str | None]
+
+
+async def _send(endpoint: EndpointConfig, values: dict[str, Any], api_key: str | None,
+                conv: _Conversation, timeout_s: float
+                ) -> tuple[_Sent | None, AttemptError | None]:
+    """One request → ((text, tool calls, parsed body, cookies set, header session), None)."""
     request = _request(endpoint, values, api_key, conv)
-    timeout_s = params["timeout_s"]
     session = await _client()
     proxy, proxy_auth = _proxy_for(_origin(endpoint.url))
     try:
@@ -176,9 +225,7 @@ async def attempt(
             kind="invalid_response", status=status,
             message=scrub(f"HTTP {status}, unreadable answer ({exc}): {_snippet(content)}", api_key),
         )
-    _remember(endpoint, conv, turns, text, set_cookies, header_session, data)
-    return {"text": text, "tool_calls": calls, "finish_reason": "stop",
-            "prompt_tokens": 0, "completion_tokens": 0}, None
+    return (text, calls, data, set_cookies, header_session), None
 
 
 def _request(endpoint: EndpointConfig, values: dict[str, Any], api_key: str | None,
@@ -281,15 +328,24 @@ def _tool_calls(endpoint: EndpointConfig, data: Any) -> tuple[ToolCall, ...]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise TypeError("a tool call needs a name")
         args = item.get("arguments", {})
+        output, error = item.get("output"), item.get("error")
         calls.append(ToolCall(name=item["name"],
                               arguments=args if isinstance(args, str) else json.dumps(args),
-                              id=item.get("id")))
+                              id=item.get("id"),
+                              output=None if output is None else _text(output),
+                              error=None if error is None else _text(error)))
     return tuple(calls)
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
 def _remember(endpoint: EndpointConfig, conv: _Conversation, turns: list[tuple[str, str]],
-              text: str, cookies: dict[str, str], header_session: str | None, data: Any) -> None:
-    """Keep this conversation's session for its next turn (keyed by the text so far)."""
+              text: str, cookies: dict[str, str], header_session: str | None, data: Any,
+              *, store: bool = True) -> None:
+    """Keep this conversation's session for its next turn (keyed by the text so far; `store`
+    False: only follow the session, as while re-sending a kept history)."""
     spec = endpoint.session
     conv.cookies.update(cookies)
     if spec.source == "cookie" and spec.name and spec.name in conv.cookies:
@@ -301,6 +357,17 @@ def _remember(endpoint: EndpointConfig, conv: _Conversation, turns: list[tuple[s
             conv.session_id = str(follow(data, parse_json_path(spec.json_path)))
         except LookupError:
             pass  # the app gave no new id this turn: keep the one we had
+    _hold(conv.session_id, len(turns) + 1)
+    if not store:
+        return
     _conversations[_key(endpoint.url, [*turns, ("assistant", text)])] = conv
     while len(_conversations) > MAX_SESSIONS:
         _conversations.popitem(last=False)
+
+
+def _hold(session_id: str, turns: int) -> None:
+    """The app's session `session_id` now holds `turns` user/assistant messages."""
+    _held[session_id] = turns
+    _held.move_to_end(session_id)
+    while len(_held) > MAX_SESSIONS:
+        _held.popitem(last=False)

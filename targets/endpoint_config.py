@@ -131,7 +131,8 @@ class ResponseSpec(BaseModel):
     regex: str | None = Field(None, description="applied to the (extracted) text: group 1 if any")
     stream: Literal["auto", "sse", "none"] = "auto"
     tool_calls_path: str | None = Field(
-        None, description="JSON path of a list of {name, arguments} tool calls the app made"
+        None, description="JSON path of a list of {name, arguments[, output, error]} tool calls "
+        "the app made"
     )
 
     @field_validator("json_path", "tool_calls_path")
@@ -249,6 +250,14 @@ class EndpointConfig(BaseModel):
         if self.method == "GET" and self.body is not None:
             raise ValueError("a GET request has no body: use query")
         return self
+
+    def sends_history(self) -> bool:
+        """Whether each request carries the whole conversation (`{conversation}` anywhere): the
+        app then needs no memory of its own, and a conversation can be rewound freely."""
+        templates = [self.url, *self.headers.values(), *self.query.values(),
+                     *(text for _, text in _strings(self.body, "body"))]
+        return any(("conversation",) in parse_template(t, PLACEHOLDERS | HEADER_ONLY)
+                   for t in templates)
 
     def uses_api_key(self) -> bool:
         return any(("api_key",) in parse_template(t, PLACEHOLDERS | HEADER_ONLY)

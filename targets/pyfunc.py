@@ -63,8 +63,11 @@ def load(model: str) -> Callable[..., Any]:
         if not hasattr(obj, part):
             raise TargetImportError(f"{model}: {module_name} has no attribute {attr}")
         obj = getattr(obj, part)
-    if not callable(obj) and not callable(getattr(obj, "ainvoke", None)):
-        raise TargetImportError(f"{model}: {attr} is neither callable nor a runnable")
+    from targets.frameworks import is_agent
+
+    if not callable(obj) and not is_agent(obj):
+        raise TargetImportError(f"{model}: {attr} is neither callable nor an agent "
+                                "(a LangChain runnable / LangGraph graph, an Agents SDK Agent)")
     return obj  # type: ignore[no-any-return]
 
 
@@ -79,9 +82,9 @@ async def attempt(
     fn = load(config.model)
     typed: list[ChatMessage] = from_openai(messages)
     timeout_s = params["timeout_s"]
-    from targets.frameworks import is_runnable
+    from targets.frameworks import is_agent
 
-    if is_runnable(fn):
+    if is_agent(fn):
         return await _framework_attempt(config, fn, typed, timeout_s)
     try:
         if inspect.iscoroutinefunction(fn):
@@ -99,12 +102,13 @@ async def attempt(
 async def _framework_attempt(
     config: TargetConfig, agent: Any, messages: list[ChatMessage], timeout_s: float
 ) -> tuple[dict[str, Any] | None, AttemptError | None]:
-    """A LangChain/LangGraph agent: its answer, and the tool calls it made."""
-    from targets.frameworks import instrument, run_runnable, tool_calls_of
+    """A LangChain/LangGraph or Agents SDK agent: its answer, and the tool calls it made with
+    their outputs."""
+    from targets.frameworks import instrument, run_agent, tool_calls_of
 
     _instrumented(agent, instrument)
     try:
-        run = await asyncio.wait_for(run_runnable(agent, messages), timeout_s)
+        run = await asyncio.wait_for(run_agent(agent, messages), timeout_s)
     except TimeoutError:
         return None, AttemptError(kind="timeout", message=f"{config.model} took over {timeout_s:g}s")
     if run.error is not None:

@@ -44,6 +44,7 @@ from optimizers.library.harness import InvalidInjectionError, RunOutcome, Target
 from optimizers.library.options import OptimizeOptions
 from optimizers.library.serialize import evaluation_record, jsonable, trajectory_record
 from optimizers.registry import build_optimizer
+from targets.endpoint_config import CURRENT_GOAL
 from targets.messages import ChatMessage, wire
 from tasks.budget import Budget
 from tasks.context import GoalRow, RunRef
@@ -285,6 +286,7 @@ class GoalLoop:
             raise
 
     async def _target_and_judge(self) -> tuple[RunOutcome, list[Verdict], Evaluation]:
+        CURRENT_GOAL.set(self.goal.result_id)  # `{goal_id}` of an HTTP app target, as attack runs
         outcome = await self.harness.run(self.hooks, self.goal.to_goal())
         verdicts, evaluation = await self._judge(outcome)
         return outcome, verdicts, evaluation
@@ -301,7 +303,8 @@ class GoalLoop:
             verdicts = list(outcome.checks)
         else:
             verdicts = (
-                await self.panel.evaluate(self.goal.request, outcome.prompt, outcome.response or "")
+                await self.panel.evaluate(self.goal.request, outcome.prompt, outcome.response or "",
+                                          goal_id=self.goal.goal_id)
             ).verdicts
         combined, score = combine(verdicts, rule), rule_score(verdicts, rule)
         success = None if combined is None else is_successful(combined, score, threshold)

@@ -366,6 +366,20 @@ class PipelineStoreMixin:
             conn.execute(self._insert_ignore(JudgmentRecord, ["attempt_id", "judge"]), values)
 
 
+#: Characters of a tool's output (or error) kept on an attempt (the whole text is the agent's).
+TOOL_OUTPUT_CHARS = 4000
+
+
 def _tool_calls(completion: Any) -> list[dict[str, Any]]:
-    """The tool calls a target made (an agent, an app reporting them), redacted, for `meta`."""
-    return [redact({"name": c.name, "arguments": c.arguments}) for c in completion.tool_calls]
+    """The tool calls a target made (an agent, an app reporting them), redacted, for `meta`:
+    each `{name, arguments}`, with the tool's `output` (what the agent read) and `error` when
+    the target ran the tool and reported them."""
+    calls = []
+    for c in completion.tool_calls:
+        call: dict[str, Any] = {"name": c.name, "arguments": c.arguments}
+        for key in ("output", "error"):
+            value = getattr(c, key, None)
+            if value is not None:
+                call[key] = value[:TOOL_OUTPUT_CHARS]
+        calls.append(redact(call))
+    return calls

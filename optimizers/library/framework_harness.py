@@ -1,9 +1,10 @@
-"""A real agent (LangChain/LangGraph, `python:module:agent`) as an optimizer target.
+"""A real agent (LangChain/LangGraph or OpenAI Agents SDK, `python:module:agent`) as an
+optimizer target.
 
 As the simulated agent's harness (`agent_harness`), for an agent you already have: every tool
 of it is a controllable in the `tool_output` domain (the optimizer may rewrite what the tool
 returned before the agent reads it), each tool call and the final answer are observables. The
-hook is `targets.frameworks`: the graph's tools are wrapped once, and each run's hooks reach
+hook is `targets.frameworks`: the agent's tools are wrapped once, and each run's hooks reach
 them through a context variable.
 """
 
@@ -57,21 +58,21 @@ class FrameworkAgentHarness(TargetHarness):
         self, target: TargetConfig, config: BaseModel, *, locked: Sequence[str] = ()
     ) -> None:
         super().__init__(target, config, locked=locked)
-        from targets.frameworks import is_runnable
+        from targets.frameworks import instrument, is_agent, tool_names
         from targets.pyfunc import _instrumented, load
 
         if target.kind != "python":
             raise HarnessError("the framework-agent harness needs a target python:module:agent")
         self.agent = load(target.model)
-        if not is_runnable(self.agent):
-            raise HarnessError(f"{target.model} is not a LangChain runnable / LangGraph graph")
-        from targets.frameworks import instrument
+        if not is_agent(self.agent):
+            raise HarnessError(f"{target.model} is not a LangChain runnable / LangGraph graph "
+                               "or an Agents SDK Agent")
 
         _instrumented(self.agent, instrument)
         self.spec: FrameworkAgentSpec = config  # type: ignore[assignment]  # this harness's config
         self.tool_points = {
             name: self.controllable(f"tool:{name}", SecurityDomain.TOOL_OUTPUT, f"output of {name}")
-            for name in _tool_names(self.agent)
+            for name in tool_names(self.agent)
         }
         self.tool_call = Observable(name="tool_call", domain=SecurityDomain.TOOL_INPUT,
                                     description="a tool call: {'tool': name, 'arguments': {...}}")
@@ -88,10 +89,10 @@ class FrameworkAgentHarness(TargetHarness):
         return (self.tool_call, self.answer)
 
     async def run(self, hooks: RunHooks, goal: Goal) -> RunOutcome:
-        from targets.frameworks import run_runnable
+        from targets.frameworks import run_agent
 
         task = [UserMessage(content=self.spec.task)]
-        result = await run_runnable(self.agent, task, _Hooks(self, hooks))
+        result = await run_agent(self.agent, task, _Hooks(self, hooks))
         if result.answer is not None:
             await hooks.observe(self.answer, result.answer)
         calls = [{"tool": c.tool, "arguments": c.arguments} for c in result.calls]
@@ -110,7 +111,8 @@ class FrameworkAgentHarness(TargetHarness):
             checks=checks,
             details={"task": self.spec.task, "answer": result.answer, "calls": [
                 {"tool": c.tool, "arguments": c.arguments, "output": c.output[:2000],
-                 "replaced": c.replaced, "delivered": c.delivered[:2000] if c.replaced else None}
+                 "replaced": c.replaced, "delivered": c.delivered[:2000] if c.replaced else None,
+                 **({"error": c.error} if c.error else {})}
                 for c in result.calls]},
         )
 
@@ -135,10 +137,3 @@ class _Hooks:
                                         f"got {type(value).__name__}")
         return value
 
-
-def _tool_names(agent: Any) -> list[str]:
-    from langgraph.prebuilt import ToolNode
-
-    return [name for node in getattr(agent, "nodes", {}).values()
-            if isinstance(getattr(node, "bound", None), ToolNode)
-            for name in node.bound.tools_by_name]

@@ -76,7 +76,7 @@ class HarnessSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: str = Field("chat", description="'chat', 'agent', 'framework-agent' (a LangGraph "
-                      "agent named by the target), or 'package.module:Class'")
+                      "or Agents SDK agent named by the target), or 'package.module:Class'")
     options: dict[str, Any] = Field(default_factory=dict)
     scope: list[str] | None = None
     read_only: list[str] | None = None

@@ -115,3 +115,44 @@ def test_injection_attacker_makes_the_real_agent_pay(
     assert [c["tool"] for c in calls][-1] == "transfer_money"
     assert any(c["replaced"] for c in calls)
     assert {"to_account": "ATTACKER-001", "amount": 500.0} in example.TRANSFERS
+
+
+def test_a_raising_tool_is_recorded_with_its_error_and_the_text_the_model_read() -> None:
+    """A tool that raises, in a graph whose ToolNode handles tool errors: the call is recorded
+    with the error and the error text the model read (a graph that does not handle them fails,
+    and the run is a target error)."""
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+    from langgraph.prebuilt import ToolNode, create_react_agent
+
+    from targets.frameworks import instrument, run_agent, tool_calls_of
+    from tests.support.replies import Reply, ToolCall
+
+    @tool
+    def lookup(order: str) -> str:
+        """Look an order up."""
+        raise LookupError(f"no order {order}")
+
+    def respond(request: dict[str, Any]) -> Reply:
+        if request["messages"][-1]["role"] == "user":
+            return Reply(tool_calls=(ToolCall(name="lookup", arguments='{"order": "A1"}',
+                                              id="call_1"),))
+        return Reply(text="Sorry, I could not find it.")
+
+    with OpenAIServer(responder=respond) as server:
+        model = ChatOpenAI(model="m", base_url=server.base_url, api_key="unused",  # type: ignore[arg-type]
+                           max_retries=0)
+        handled = create_react_agent(model, ToolNode([lookup], handle_tool_errors=True))
+        unhandled = create_react_agent(model, [lookup])
+        assert instrument(handled) == ("lookup",) and instrument(unhandled) == ("lookup",)
+
+        async def both() -> tuple[Any, Any]:  # one event loop: the model's client is bound to it
+            return (await run_agent(handled, [user("where is my order A1?")]),
+                    await run_agent(unhandled, [user("where is my order A1?")]))
+
+        run, failed = asyncio.run(both())
+    assert run.error is None and run.answer == "Sorry, I could not find it."
+    (call,) = tool_calls_of(run)
+    assert call.name == "lookup" and call.error == "LookupError: no order A1"
+    assert call.output is not None and "no order A1" in call.output
+    assert failed.error == "LookupError: no order A1"

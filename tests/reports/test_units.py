@@ -77,3 +77,23 @@ def test_optimizer_run_report_shows_collapsed_trajectories(tmp_path: Path) -> No
     assert html.count('<details class="traj" id="traj-') == 12
     assert "<details class=\"traj\" id=\"traj-0\" open" not in html
     assert html.count('<a href="#traj-') == 12 and "3 run(s), 12 events" in html
+
+
+def test_tool_calls_show_outputs_and_errors_escaped() -> None:
+    """An agent's tool calls in the report: each with what the tool returned or raised; the
+    tool's output is the attacker's text (an injection), so it is escaped and clipped."""
+    from reports.html import tool_calls_html
+    from tracking.rows import PipelineRow
+
+    row = PipelineRow(meta={"tool_calls": [
+        {"name": "read_inbox", "arguments": "{}", "output": "<script>alert(1)</script>" + "x" * 5000},
+        {"name": "transfer_money", "arguments": '{"to": "<b>"}', "output": "Error: no funds",
+         "error": "ValueError: no <funds>"},
+        {"name": "plain", "arguments": "{}"},
+    ]})
+    html = tool_calls_html(row, 400)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "x" * 500 not in html
+    assert "transfer_money({&quot;to&quot;: &quot;&lt;b&gt;&quot;})" in html
+    assert '<span class="err">error: ValueError: no &lt;funds&gt;</span> → Error: no funds' in html
+    assert "<div>plain({})</div>" in html

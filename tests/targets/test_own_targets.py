@@ -46,8 +46,14 @@ def app_url() -> Iterator[str]:
         return web.json_response({"answer": f"{sid}|{len(body['history'])}"},
                                  headers={"X-Session-Id": "s-" + body["history"][-1]["content"]})
 
+    async def tools(request: web.Request) -> web.Response:
+        return web.json_response({"answer": "done", "used": [
+            {"name": "search", "arguments": {"q": "x"}, "output": {"hits": 2}},
+            {"name": "pay", "arguments": "{}", "output": "Error: refused",
+             "error": "PermissionError: no"}]})
+
     app.add_routes([web.post("/flaky", flaky), web.post("/form", form),
-                    web.post("/hs", header_session)])
+                    web.post("/hs", header_session), web.post("/tools", tools)])
     with serve_app(app) as url:
         yield url
 
@@ -85,6 +91,28 @@ def test_nested_json_bearer_auth_and_cookie_session_across_turns(app_url: str) -
     # ...while a new conversation starts a new one.
     other = call(config, [user("something else")])
     assert other.text == "Happy to help with that (message 1 of our chat)."
+
+
+def test_a_rewound_turn_starts_a_fresh_server_session_with_the_kept_history(app_url: str) -> None:
+    """The app keeps the conversation on its side (cookie session): when the attacker drops a
+    turn (Crescendo's backtrack) or branches from an earlier point, the next turn goes to a
+    fresh session that first receives the kept user messages again, so the app's memory is the
+    kept history, not the dropped turn."""
+    config = target(app_url)
+    first = call(config, [user("rewind me")])
+    assert first.text is not None and first.text.endswith("(message 1 of our chat).")
+    dropped = call(config, [user("rewind me"), assistant(first.text), user("a refused turn")])
+    assert dropped.text is not None and dropped.text.endswith("(message 2 of our chat).")
+    # the refused turn is dropped: its replacement is the app's 2nd message, not its 3rd
+    retry = call(config, [user("rewind me"), assistant(first.text), user("another try")])
+    assert retry.text is not None and retry.text.endswith("(message 2 of our chat).")
+    # another branch from the same point gets its own session too
+    branch = call(config, [user("rewind me"), assistant(first.text), user("a branch")])
+    assert branch.text is not None and branch.text.endswith("(message 2 of our chat).")
+    # the rewound conversation goes on in its new session
+    go_on = call(config, [user("rewind me"), assistant(first.text), user("another try"),
+                          assistant(retry.text), user("and then?")])
+    assert go_on.text is not None and go_on.text.endswith("(message 3 of our chat).")
 
 
 def test_wrong_token_is_an_auth_error_with_its_cause_and_no_retry(
@@ -152,6 +180,19 @@ def test_header_session_and_whole_history_resent(app_url: str) -> None:
     assert second.text == "s-one|3"  # the id the app gave, and all three messages sent
 
 
+def test_app_reported_tool_calls_with_outputs(app_url: str) -> None:
+    from targets.completion import ToolCall
+
+    config = TargetConfig(model="http:tools", endpoint={
+        "url": app_url + "/tools", "body": {"q": "{prompt}"},
+        "response": {"json_path": "answer", "tool_calls_path": "used"}})
+    done = call(config, [user("hi")])
+    assert done.text == "done"
+    assert done.tool_calls == (
+        ToolCall(name="search", arguments='{"q": "x"}', output='{"hits": 2}'),
+        ToolCall(name="pay", arguments="{}", output="Error: refused", error="PermissionError: no"))
+
+
 # ----- Python targets ----------------------------------------------------------------------
 
 def fails(messages: list[ChatMessage]) -> str:
@@ -161,7 +202,9 @@ def fails(messages: list[ChatMessage]) -> str:
 def structured(messages: list[ChatMessage]) -> Reply:
     from targets.completion import ToolCall
 
-    return Reply(text="done", tool_calls=(ToolCall(name="lookup", arguments='{"q": 1}'),))
+    return Reply(text="done", tool_calls=(
+        ToolCall(name="lookup", arguments='{"q": 1}', output="found: 1 row"),
+        ToolCall(name="pay", arguments="{}", output="Error: refused", error="PermissionError: no")))
 
 
 def test_python_targets_sync_async_structured_and_failing() -> None:
@@ -173,6 +216,11 @@ def test_python_targets_sync_async_structured_and_failing() -> None:
     assert coro.text == "Happy to help with that (message 2 of our chat)."
     rich = call(TargetConfig(model=f"python:{__name__}:structured"), [user("hi")])
     assert rich.text == "done" and rich.tool_calls[0].name == "lookup"
+    from tracking.store_pipeline import _tool_calls
+
+    assert _tool_calls(rich) == [  # what the attempt's meta.tool_calls holds
+        {"name": "lookup", "arguments": '{"q": 1}', "output": "found: 1 row"},
+        {"name": "pay", "arguments": "{}", "output": "Error: refused", "error": "PermissionError: no"}]
     broken = call(TargetConfig(model=f"python:{__name__}:fails", max_retries=0), [user("hi")])
     assert broken.error_kind == "api_error"
     assert broken.error == "RuntimeError: app crashed: database unavailable"
