@@ -6,7 +6,8 @@ it), on a worker and pool of this test's own:
 
 * several short deployment runs complete; past the window, each is still COMPLETED and the
   server holds no automation action about any of them — and each sent siegeflow heartbeats and
-  exactly one event saying they stopped (the automation watched them);
+  exactly one event saying they stopped (the automation watched them); a run that fails in its
+  setup (before its heartbeats start) ends Failed, with no heartbeat and no action;
 * the mechanism, with events sent by hand to two flow runs already COMPLETED: a siegeflow
   heartbeat the server sees after the final state (what Prefect's own heartbeat thread could
   do, the reporter's symptom) makes the action fail, "already in terminal state COMPLETED";
@@ -167,7 +168,11 @@ def test_finished_runs_are_never_acted_on_by_the_zombie_automation(
             runs = [asyncio.run(_start(deployment_id, params(
                 target, goal_file(tmp_path / f"short-{i}.csv", 2), cluster.tracking_url)))
                 for i in range(RUNS)]
+            # and one that fails in its setup (no goal file): it never sends a heartbeat
+            broken = asyncio.run(_start(deployment_id, params(
+                target, str(tmp_path / "missing.csv"), cluster.tracking_url)))
             finals = asyncio.run(wait_final([r.id for r in runs], timeout_s=300))
+            (broken,) = asyncio.run(wait_final([broken.id], timeout_s=120))
         took = time.monotonic() - began
         assert all(f.state.is_completed() for f in finals), [(f.name, f.state_name,
                                                               f.state.message) for f in finals]
@@ -187,6 +192,7 @@ def test_finished_runs_are_never_acted_on_by_the_zombie_automation(
         actions = asyncio.run(_events("prefect.automation.action", since))
         beats = asyncio.run(_events("siegeflow.flow-run.", since))
         again = asyncio.run(_flow_runs([f.id for f in finals] + [late.id, ordered.id]))
+        broken = asyncio.run(_flow_runs([broken.id]))[0]
     finally:
         monkeypatch.delenv("SIEGEFLOW_ZOMBIE_SILENCE_S")
         _ensure_zombie_automation(cluster.api_url)  # the default window for later tests
@@ -206,8 +212,81 @@ def test_finished_runs_are_never_acted_on_by_the_zombie_automation(
         assert [e.event for e in mine].count(STOPPED_EVENT) == 1, [e.event for e in mine]
         assert any(e.event == HEARTBEAT_EVENT for e in mine)
     assert all(f.state.is_completed() for f in again), [(f.name, f.state_name) for f in again]
+    print(f"run failing in its setup: {broken.state_name} ({(broken.state.message or '')[:80]})")
+    assert broken.state.is_failed(), broken.state_name
+    assert not _about(beats, broken.id) and not _about(actions, broken.id)
     failed_late = [e for e in _about(actions, late.id)
                    if e.event == "prefect.automation.action.failed"]
     assert failed_late, "a heartbeat seen after the final state did not open a bucket"
     assert "terminal state" in failed_late[0].model_dump_json()
     assert not _about(actions, ordered.id), _about(actions, ordered.id)
+
+
+async def _running_flow_run(flow_id: Any) -> Any:
+    """A flow run tagged `siegeflow`, Running, that no process runs (a vanished one)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import FlowRunCreate
+    from prefect.states import Running
+
+    async with get_client() as client:
+        response = await client.request("POST", "/flow_runs/", json=FlowRunCreate(
+            flow_id=flow_id, name=f"vanished-{uuid.uuid4().hex[:6]}", tags=["siegeflow"],
+        ).model_dump(mode="json"))
+        flow_run_id = response.json()["id"]
+        await client.set_flow_run_state(flow_run_id, Running(), force=True)
+        return await client.read_flow_run(flow_run_id)
+
+
+async def _flow_id() -> Any:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        return (await client.read_deployment_by_name("siegeflow-attack/attack")).flow_id
+
+
+async def _end(flow_run_id: Any) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    async with get_client() as client:
+        await client.set_flow_run_state(flow_run_id, Cancelled(), force=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_an_update_of_the_automation_orphans_the_buckets_already_open(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24's "14.5 min with no bucket", one mechanism measured: Prefect gives an updated
+    automation's trigger new ids, so a run whose heartbeat opened a bucket before the update,
+    and that sends no other, is never crashed by it; a run beating after the update is. Hence
+    `ensure_zombie_automation` updates only an automation that differs."""
+    from cli.commands.runs import _ensure_zombie_automation
+    from flows.zombies import HEARTBEAT_EVENT
+
+    flow_id = asyncio.run(_flow_id())
+    monkeypatch.setenv("SIEGEFLOW_ZOMBIE_SILENCE_S", str(SILENCE_S))
+    _ensure_zombie_automation(cluster.api_url)
+    before = after = None
+    try:
+        before, after = (asyncio.run(_running_flow_run(flow_id)) for _ in range(2))
+        asyncio.run(_send(_event(HEARTBEAT_EVENT, before)))
+        time.sleep(5)  # the bucket is open
+        monkeypatch.setenv("SIEGEFLOW_ZOMBIE_SILENCE_S", str(SILENCE_S + 1))
+        _ensure_zombie_automation(cluster.api_url)  # differs: updated, new trigger ids
+        time.sleep(5)  # the server's triggers service has reloaded it
+        asyncio.run(_send(_event(HEARTBEAT_EVENT, after)))
+        wait_until = time.monotonic() + SILENCE_S + 1 + 25
+        while time.monotonic() < wait_until:
+            time.sleep(2)
+        before_now, after_now = asyncio.run(_flow_runs([before.id, after.id]))
+    finally:
+        monkeypatch.delenv("SIEGEFLOW_ZOMBIE_SILENCE_S")
+        _ensure_zombie_automation(cluster.api_url)
+        for flow_run in (before, after):
+            if flow_run is not None:
+                asyncio.run(_end(flow_run.id))
+    print(f"heartbeat before the update: {before_now.state_name}; after it: "
+          f"{after_now.state_name} ({after_now.state.message})")
+    assert after_now.state.is_crashed(), after_now.state_name
+    assert before_now.state.is_running(), before_now.state_name
