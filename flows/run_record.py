@@ -241,16 +241,20 @@ async def heartbeat(ref: RunRef) -> AsyncIterator[None]:
     from flows.zombies import start_heartbeats
 
     beats = start_heartbeats()
-    task = start_heartbeat(ref)
+    task: asyncio.Task[None] | None = None
     try:
+        task = start_heartbeat(ref)
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        if beats is not None:
-            await asyncio.to_thread(beats.stop)
-        await asyncio.to_thread(deliver_prefect_events)
+        try:  # whatever the store's heartbeat task raised, the events stop
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            if beats is not None:
+                await asyncio.to_thread(beats.stop)
+            await asyncio.to_thread(deliver_prefect_events)
 
 
 def deliver_prefect_events(timeout_s: float = 5.0) -> None:

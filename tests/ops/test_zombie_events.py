@@ -63,3 +63,38 @@ def test_the_automation_watches_siegeflow_heartbeats_with_the_configured_window(
 
 def test_no_heartbeats_outside_a_tagged_flow_run() -> None:
     assert zombies.start_heartbeats() is None  # no flow run here
+
+
+def test_the_heartbeat_events_stop_even_when_the_store_heartbeat_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A store heartbeat task that died (store down) must not keep the events going past the
+    flow body: they would reach the server after the run's final state."""
+    import asyncio
+
+    from flows import run_record
+    from tasks.context import RunRef
+
+    class FakeBeats:
+        stopped = False
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    beats = FakeBeats()
+
+    async def store_down() -> None:
+        raise RuntimeError("store down")
+
+    monkeypatch.setattr(zombies, "start_heartbeats", lambda: beats)
+    monkeypatch.setattr(run_record, "start_heartbeat",
+                        lambda ref: asyncio.create_task(store_down()))
+    monkeypatch.setattr(run_record, "deliver_prefect_events", lambda: None)
+
+    async def body() -> None:
+        async with run_record.heartbeat(RunRef(db_url="sqlite://", run_id="r")):
+            await asyncio.sleep(0.05)
+
+    with pytest.raises(RuntimeError, match="store down"):
+        asyncio.run(body())
+    assert beats.stopped
