@@ -13,7 +13,10 @@ process: a key or a password in a URL never reaches the Prefect server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from typing import Any
 
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.logging.handlers import APILogHandler
@@ -41,7 +44,8 @@ def _in_run() -> bool:
 
 
 def send_logs_to_runs() -> None:
-    """Attach `RunLogHandler` to the `siegeflow` logger of this process (once).
+    """Attach `RunLogHandler` to the `siegeflow` logger of this process (once), and keep a
+    deployment run alive when its console goes away (`survive_lost_console`).
 
     Not when Prefect's own handler is already there (`PREFECT_LOGGING_EXTRA_LOGGERS=siegeflow`
     set by the user): each record reaches the run's logs once.
@@ -49,3 +53,38 @@ def send_logs_to_runs() -> None:
     logger = logging.getLogger(LOGGER)
     if not any(isinstance(handler, APILogHandler) for handler in logger.handlers):
         logger.addHandler(RunLogHandler())
+    survive_lost_console()
+
+
+def _console_gone(console: Any) -> None:
+    """In place of rich's `Console.on_broken_pipe` (which raises SystemExit(1)): stop printing,
+    and point the dead descriptor at /dev/null so later writes to it succeed."""
+    console.quiet = True
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, console.file.fileno())
+        finally:
+            os.close(devnull)
+
+
+def survive_lost_console() -> None:
+    """In a deployment run's process: a console whose reader died no longer ends the run.
+
+    Why (issue 24, reproduced by tests/ops/test_dead_shards.py): Prefect's process worker reads
+    its flow-run processes' stdout and stderr through pipes (`stream_output`). SIGKILL the
+    worker alone and the flow-run process lives on, but the next record Prefect's console
+    handler prints ("Finished in state Completed()" as the Completions step ends) meets a
+    broken pipe, and rich, which renders it, answers with `SystemExit(1)`
+    (`rich.console.Console.on_broken_pipe`): the run Crashed "Execution was aborted by Python
+    system exit call", its answers recorded and none judged. With this, the console falls
+    silent instead; the records still reach the run's logs through the API. Only in deployment
+    runs: a `siegeflow run | head` keeps rich's behaviour.
+    """
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None or ctx.flow_run.deployment_id is None:
+        return
+    from rich.console import Console
+
+    if Console.on_broken_pipe is not _console_gone:
+        Console.on_broken_pipe = _console_gone  # type: ignore[method-assign, assignment]

@@ -233,28 +233,35 @@ def start_heartbeat(ref: RunRef, every_s: float | None = None) -> asyncio.Task[N
 
 @contextlib.asynccontextmanager
 async def heartbeat(ref: RunRef) -> AsyncIterator[None]:
-    """Keep the run's heartbeat fresh while the block runs (every flow body runs inside one)."""
-    task = start_heartbeat(ref)
+    """Keep the run's heartbeat fresh while the block runs (every flow body runs inside one).
+
+    In a deployment run it also sends the siegeflow heartbeat events the zombie automation
+    watches (`flows.zombies`), and stops them — then delivers the process's queued events —
+    before the block's caller can return, i.e. before the flow run's final state exists."""
+    from flows.zombies import start_heartbeats
+
+    beats = start_heartbeats()
+    task: asyncio.Task[None] | None = None
     try:
+        task = start_heartbeat(ref)
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await asyncio.to_thread(deliver_prefect_events)
+        try:  # whatever the store's heartbeat task raised, the events stop
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            if beats is not None:
+                await asyncio.to_thread(beats.stop)
+            await asyncio.to_thread(deliver_prefect_events)
 
 
 def deliver_prefect_events(timeout_s: float = 5.0) -> None:
-    """Send this process's queued Prefect events (its flow-run heartbeats) now, before the
-    flow's final state is proposed.
-
-    Why: the server emits a run's final-state event itself, at once, while the client queues its
-    heartbeats; a heartbeat that reaches the server's triggers after the Completed event opens a
-    new bucket of the zombie automation (`flows.zombies`: prefect/server/events/triggers.py,
-    `reactive_evaluation`), which then fires 90 s later on a run that ended well ("Run is
-    already in terminal state COMPLETED"). Draining leaves only a heartbeat emitted in the
-    moment between here and the final state to arrive late.
-    """
+    """Send this process's queued Prefect events (the last siegeflow heartbeat and the event
+    that says they stopped) now, before the flow's final state is proposed: the automation
+    then sees them before the run's final-state event in all but pathological delivery orders,
+    and `flows.zombies` explains why even those open no bucket."""
     from prefect.events.worker import EventsWorker
 
     EventsWorker.drain_all(timeout=timeout_s, at_exit=False)

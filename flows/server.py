@@ -332,7 +332,8 @@ def _start_background(home: Path, port: int, startup_timeout_s: float) -> Server
     return record
 
 
-#: Silence after which a Running flow run's Prefect heartbeats say it is gone (flows.zombies).
+#: Silence after which a Running flow run's heartbeats (Prefect's every 30 s in deployment runs,
+#: siegeflow's every third of the zombie window, flows.zombies) say it is gone.
 HEARTBEAT_SILENCE_S = 90.0
 
 
@@ -345,13 +346,16 @@ def _post(api_url: str, path: str, body: dict[str, object], timeout_s: float) ->
 
 def active_flow_runs(api_url: str, fresh_s: float, timeout_s: float = 10.0) -> list[str]:
     """`name (state)` of the server's Pending/Running/Cancelling flow runs that show life:
-    a state change within `fresh_s`, or a Prefect heartbeat within `HEARTBEAT_SILENCE_S`.
+    a state change within `fresh_s`, or a Prefect or siegeflow heartbeat within
+    `HEARTBEAT_SILENCE_S`.
 
     Why not every Running one: a `siegeflow run` killed with SIGKILL leaves its flow run Running
     for ever on the local server, and would block `server stop` for good. (Long CLI runs send no
     Prefect heartbeats: their store heartbeat is what shows them alive.)
     """
     from datetime import UTC, datetime, timedelta
+
+    from flows.zombies import LIFE_EVENTS
 
     runs = _post(api_url, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": [
         "PENDING", "RUNNING", "CANCELLING"]}}}, "limit": 50}, timeout_s)
@@ -361,7 +365,7 @@ def active_flow_runs(api_url: str, fresh_s: float, timeout_s: float = 10.0) -> l
 
     def beating(flow_run_id: str) -> bool:
         page = _post(api_url, "/events/filter", {"filter": {  # the server allows limit <= 50
-            "event": {"name": ["prefect.flow-run.heartbeat"]},
+            "event": {"name": list(LIFE_EVENTS)},
             "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
             "occurred": {"since": since.isoformat(), "until": now.isoformat()},
         }, "limit": 1}, timeout_s)

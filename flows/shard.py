@@ -12,7 +12,8 @@ Failures: the shard deployment runs `attack_shard_flow`, the same flow with Pref
 retries (`SIEGEFLOW_SHARD_RETRIES`, default 2), on top of the steps' own task retries. A shard
 whose flow run ends Crashed — its process or worker died, seen by the worker or, when the
 worker is gone too, by the zombie automation of `flows.zombies` or, when that has not acted,
-by the parent's own watch (`_watch`: Pending, or Running with no Prefect heartbeat, for
+by the parent's own watch (`_watch`: Pending, or Running with no heartbeat, Prefect's or
+siegeflow's, for
 `SIEGEFLOW_SHARD_SILENCE_S`) — is run again once as a new flow run
 (`SIEGEFLOW_SHARD_CRASH_RETRIES`). A shard
 that is still not Completed when its flow run ends (or after `SIEGEFLOW_SHARD_TIMEOUT_S`) has
@@ -193,7 +194,7 @@ class ShardLife(BaseModel):
 
     state_type: str  # Prefect StateType value: PENDING, RUNNING, SCHEDULED, ...
     state_since: float  # epoch seconds of the current state
-    last_heartbeat: float | None  # epoch seconds of its latest Prefect heartbeat event
+    last_heartbeat: float | None  # epoch s of its latest heartbeat (zombies.LIFE_EVENTS)
 
 
 def dead_for(life: ShardLife, now: float, silence_s: float) -> float | None:
@@ -221,8 +222,10 @@ async def _last_heartbeat(client: Any, flow_run_id: Any) -> float | None:
         EventResourceFilter,
     )
 
+    from flows.zombies import LIFE_EVENTS
+
     page = await client.read_events(filter=EventFilter(
-        event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+        event=EventNameFilter(name=list(LIFE_EVENTS)),
         resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
         order=EventOrder.DESC,
     ), limit=1)
@@ -264,7 +267,7 @@ async def _watch(flow_run_id: Any, timeout_s: float | None) -> Any:
                 silent = dead_for(life, time.time(), silence_s)
                 if silent is not None:
                     message = (f"marked Crashed by its sharded run's parent: {state.name} with "
-                               f"no Prefect heartbeat or state change for {silent:.0f} s "
+                               f"no heartbeat or state change for {silent:.0f} s "
                                "(SIEGEFLOW_SHARD_SILENCE_S); its process or worker is gone")
                     logger.warning("shard flow run %s: %s", flow_run.id, message)
                     await client.set_flow_run_state(flow_run.id, Crashed(message=message),

@@ -61,6 +61,11 @@ class SiegeflowSettings(BaseSettings):
                                    "this long, or Running with no Prefect heartbeat this "
                                    "long, is marked Crashed by its parent (heartbeats come "
                                    "every 30 s).")
+    # -- zombie flow runs (flows/zombies.py)
+    zombie_silence_s: float = Field(90.0, ge=15, le=600, description="Where `siegeflow "
+                                    "deploy` runs: a siegeflow deployment run with no siegeflow "
+                                    "heartbeat for this long is marked Crashed by the "
+                                    "automation. In flow runs: they send one every third of it.")
 
     @field_validator("offline", mode="before")
     @classmethod

@@ -235,9 +235,10 @@ def _ensure_zombie_automation(api_url: str) -> int:
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.zombies import AUTOMATION_NAME, SILENCE_S, ensure_zombie_automation
+    from flows.zombies import AUTOMATION_NAME, ensure_zombie_automation, silence_s
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         asyncio.run(ensure_zombie_automation())
-    err.print(f"Automation {AUTOMATION_NAME!r}: runs silent for {SILENCE_S} s are marked Crashed")
+    err.print(f"Automation {AUTOMATION_NAME!r}: runs with no siegeflow heartbeat for "
+              f"{silence_s():.0f} s (SIEGEFLOW_ZOMBIE_SILENCE_S) are marked Crashed")
     return EXIT_OK

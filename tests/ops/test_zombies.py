@@ -1,6 +1,6 @@
-"""Dead shards are detected without any setting: Prefect's heartbeats and the zombie automation
-that `siegeflow deploy` creates mark a vanished shard's flow run Crashed, and the sharded run's
-parent runs that shard again and finishes.
+"""Dead shards are detected without any setting: siegeflow's heartbeat events and the zombie
+automation that `siegeflow deploy` creates mark a vanished shard's flow run Crashed, and the
+sharded run's parent runs that shard again and finishes.
 
 "Vanished" is made real with the fault shim: each shard's first flow-run process stops itself
 with SIGSTOP in its Completions step — no step, no state report, no heartbeat, and its worker,
