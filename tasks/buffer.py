@@ -64,6 +64,11 @@ class WriteBuffer:
     async def put(self, attempt_id: int, value: Any) -> None:
         """`add`, after waiting (without blocking the loop) while `max_pending` rows are queued:
         the backpressure that keeps a step's memory bounded when the store is the slower side."""
+        if len(self._rows) >= self.max_pending:  # rare: the writer is behind
+            await self._room_for_one()
+        self.add(attempt_id, value)
+
+    async def _room_for_one(self) -> None:
         if self._room is None:
             self._room, self._event_loop = asyncio.Event(), asyncio.get_running_loop()
         while True:
@@ -71,9 +76,8 @@ class WriteBuffer:
             with self._cond:
                 if (len(self._rows) < self.max_pending or self._error is not None
                         or self._closed or self._thread is None):
-                    break
+                    return
             await self._room.wait()
-        self.add(attempt_id, value)
 
     def _made_room(self) -> None:
         """From the writer thread: wake a `put` waiting for room (on its own loop)."""

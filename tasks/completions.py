@@ -1,7 +1,9 @@
 """Step 2 — Completions: send every pending attack prompt to the target, concurrently.
 
-One Prefect task for the whole step, with requests run by asyncio under a semaphore: a task per
-request would add 15-50 ms of orchestration to each call. Idempotent: only attempts without a
+One Prefect task for the whole step, with requests run by a fixed pool of `concurrency` asyncio
+workers (`tasks.buffer.drain`) pulling pending attempts a page at a time: a Prefect task per
+request would add 15-50 ms of orchestration to each call, and a coroutine per attempt would hold
+a million of them at a million attempts. Idempotent: only attempts without a
 recorded completion are sent, so a retried task or a resumed run never re-requests one.
 Target failures (429/5xx/timeouts after `targets.chat`'s retries) are *recorded* on the attempt
 as errors, never raised: they end up as ERROR_AGENT_RESPONSE, not as a verdict. An attempt the

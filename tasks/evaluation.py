@@ -9,7 +9,7 @@ are not judged (they are ERROR_AGENT_RESPONSE rows). A judge that cannot produce
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from attacks import AttackPrompt, DecodeError, attacker_spend, build_technique
@@ -117,6 +117,47 @@ class PendingJudgments:
         return left <= 0
 
 
+@dataclass(kw_only=True)
+class PairJudge:
+    """One (attempt, judge) pair of the Evaluation step, judged and queued for the store; a
+    worker of the step's pool calls it. Holds the step's tallies and its two writers."""
+
+    goals: dict[str, tuple[str, str | None, str | None]]
+    technique: Any
+    budget: Budget
+    pending: PendingJudgments
+    progress: StepProgress
+    written: WriteBuffer  # the verdicts
+    decoded: WriteBuffer  # what the judges read
+    decoded_ids: set[int] = field(default_factory=set)  # decoded answer queued (in flight only)
+    stats: dict[str, float] = field(default_factory=lambda: {
+        "judgments": 0, "judge_errors": 0, "skipped_budget": 0, "cost_usd": 0.0,
+        "attacker_cost_usd": 0.0})
+
+    async def __call__(self, work: tuple[Any, Any]) -> None:
+        attempt, judge = work
+        if self.budget.exhausted:
+            self.stats["skipped_budget"] += 1
+        else:
+            goal, context, goal_id = self.goals[attempt.result_id]
+            seen: dict[str, str] = {}
+            verdict = await _judge(judge, self.technique, goal, context, stored_prompt(attempt),
+                                   attempt.response, goal_id, seen)
+            text = seen.get("decoded")
+            if text is not None and text != attempt.response and attempt.id not in self.decoded_ids:
+                self.decoded_ids.add(attempt.id)
+                await self.decoded.put(attempt.id, text)
+            self.budget.add(verdict_cost(verdict))
+            self.stats["cost_usd"] += verdict.cost_usd
+            self.stats["attacker_cost_usd"] += verdict.attacker_cost_usd
+            self.stats["judgments"] += 1
+            self.stats["judge_errors"] += verdict.error is not None
+            await self.written.put(attempt.id, verdict)
+        if self.pending.settled(attempt.id):  # its last judge: forget it
+            self.decoded_ids.discard(attempt.id)
+        await self.progress.advance()
+
+
 @pipeline_task("evaluation")
 async def evaluation(
     ref: RunRef,
@@ -148,45 +189,18 @@ async def evaluation(
         budget = Budget(limit_usd=budget_usd, spent_usd=spent_usd)
         progress = StepProgress("Evaluation", artifact_key(ref.run_id, "evaluation"), total)
         await progress.start()
-        stats = {"judgments": 0, "judge_errors": 0, "skipped_budget": 0, "cost_usd": 0.0,
-                 "attacker_cost_usd": 0.0}
-
-        async def one(work: tuple[Any, Any]) -> None:
-            attempt, judge = work
-            if budget.exhausted:
-                stats["skipped_budget"] += 1
-            else:
-                goal, context, goal_id = goals[attempt.result_id]
-                seen: dict[str, str] = {}
-                verdict = await _judge(judge, technique, goal, context, stored_prompt(attempt),
-                                       attempt.response, goal_id, seen)
-                text = seen.get("decoded")
-                if (text is not None and text != attempt.response
-                        and attempt.id not in decoded_ids):
-                    decoded_ids.add(attempt.id)
-                    await decoded.put(attempt.id, text)
-                budget.add(verdict_cost(verdict))
-                stats["cost_usd"] += verdict.cost_usd
-                stats["attacker_cost_usd"] += verdict.attacker_cost_usd
-                stats["judgments"] += 1
-                stats["judge_errors"] += verdict.error is not None
-                await written.put(attempt.id, verdict)
-            if pending.settled(attempt.id):  # its last judge: forget it
-                decoded_ids.discard(attempt.id)
-            await progress.advance()
-
-        written = WriteBuffer(backend.record_verdicts)
-        decoded: WriteBuffer = WriteBuffer(backend.record_decoded)  # what the judges read
-        decoded_ids: set[int] = set()  # attempts whose decoded answer is queued (in flight only)
+        pair = PairJudge(goals=goals, technique=technique, budget=budget, pending=pending,
+                         progress=progress, written=WriteBuffer(backend.record_verdicts),
+                         decoded=WriteBuffer(backend.record_decoded))
         try:
             if total:  # else nothing to read: e.g. Best-of-N judged every sample as it came
-                await drain(pending.source(), one, concurrency)
+                await drain(pending.source(), pair, concurrency)
         finally:
-            written.flush()
-            decoded.flush()
+            pair.written.flush()
+            pair.decoded.flush()
         await progress.finish()
-        for key, value in stats.items():
+        for key, value in pair.stats.items():
             tracker.add_step_metadata(key, value)
         tracker.add_step_metadata("attempts_answered", answered)
         return StepResult(spent_usd=budget.spent_usd, budget_exhausted=budget.exhausted,
-                          judgments=int(stats["judgments"]), counts=stats)
+                          judgments=int(pair.stats["judgments"]), counts=pair.stats)

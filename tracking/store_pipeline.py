@@ -2,10 +2,11 @@
 
 Why: a retried Prefect task or ``siegeflow resume RUN_ID`` must not pay twice for a target
 completion or a judge call. The pipeline first registers the prompts it means to send
-(``upsert_attempts``, keyed by ``(run_id, result_id, prompt_hash)``), asks which are still
-pending (``list_attempts(pending_only=True)``), and records each completion and verdict as it
-arrives. Inserts are "insert or ignore": the row already stored always wins, so two racing
-retries cannot overwrite each other. One exception is deliberate: a completion that ended in
+(``upsert_attempts``, keyed by ``(run_id, result_id, prompt_hash)``), reads which are still
+pending a page at a time (``iter_attempts`` with an ``AttemptFilter``: memory flat in a run's
+size), and records each completion and verdict as it arrives. Inserts are "insert or
+ignore": the row already stored always wins, so two racing retries cannot overwrite each
+other. One exception is deliberate: a completion that ended in
 an error may be replaced by a later completion (``replace_error=True``), which is what
 retrying a transient failure means.
 

@@ -23,8 +23,9 @@ from tasks import completions as completions_module
 from tasks import evaluation as evaluation_module
 from tasks.bon import SampleSet, _todo, recorded_samples
 from tasks.completions import completions
-from tasks.context import RunRef
+from tasks.context import GoalRow, RunRef
 from tasks.evaluation import evaluation
+from tasks.generation import generation
 from tasks.progress import StepProgress
 from tracking import NewResult, get_backend
 from tracking.store_pipeline import AttemptFilter
@@ -221,3 +222,22 @@ def test_sample_set_is_n_bits() -> None:
     assert [k in samples for k in (0, 7, 8, 9, 9_999, 10_000)] == [True] * 3 + [False, True, False]
     assert samples.count == 4 and len(samples._bits) == 1250
 
+
+
+def test_generation_skips_goals_with_attempts_and_generates_the_rest_once(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = make_run(db_url, goals=30, per_goal=0)
+    backend = get_backend(db_url)
+    results = backend.list_results(ref.run_id)
+    backend.upsert_attempts(ref.run_id, [{"result_id": r.id, "prompt_hash": "old"}
+                                         for r in results[:12]])
+    rows = [GoalRow.of_result(r) for r in results]
+    attack = AttackSpec(name="templates", options={"variants": ["role_play", "hypothetical"]})
+    made = asyncio.run(generation.fn(ref, attack, rows, concurrency=4))
+    assert made.counts["prompts"] == 18 * 2
+    per_goal = Counter(a.result_id for a in backend.list_attempts(ref.run_id))
+    assert all(per_goal[r.id] == 1 for r in results[:12])
+    assert all(per_goal[r.id] == 2 for r in results[12:])
+    again = asyncio.run(generation.fn(ref, attack, rows, concurrency=4))
+    assert again.counts["prompts"] == 0
