@@ -106,6 +106,7 @@ class WriteBuffer:
                     return  # closed and drained, or a write failed (flush re-raises it)
                 rows = self._rows[: self._max_batch]
                 del self._rows[: self._max_batch]
+            self._made_room()  # the next rows gather while these are written (held: batch + bound)
             try:
                 self._write(rows)
             except BaseException as exc:  # noqa: BLE001 - handed to the step by flush()/add()
@@ -114,7 +115,6 @@ class WriteBuffer:
                 self._made_room()  # a waiting `put` raises the error
                 return
             self.written += len(rows)
-            self._made_room()
 
 
 async def settle_all(coros: Iterable[Awaitable[T]]) -> list[T]:

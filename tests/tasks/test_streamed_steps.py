@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
+import attacks.bon as bon_technique
 import tracking.store_pipeline as store_pipeline
 from attacks.spec import AttackSpec
 from judges import JudgePanel, Verdict
 from judges.spec import JudgePanelSpec
 from targets import TargetConfig
 from targets.completion import Completion
+from tasks import bon as bon_module
 from tasks import completions as completions_module
 from tasks import evaluation as evaluation_module
 from tasks.bon import SampleSet, _todo, recorded_samples
@@ -241,3 +243,40 @@ def test_generation_skips_goals_with_attempts_and_generates_the_rest_once(
     assert all(per_goal[r.id] == 2 for r in results[12:])
     again = asyncio.run(generation.fn(ref, attack, rows, concurrency=4))
     assert again.counts["prompts"] == 0
+
+
+def test_best_of_n_step_resumed_over_many_pages_sends_only_unrecorded_samples(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_pipeline, "PAGE_SIZE", 4)
+    ref = make_run(db_url, goals=2, per_goal=0)
+    backend = get_backend(db_url)
+    results = backend.list_results(ref.run_id)
+    done = {0, 1, 2, 3, 4, 5, 6, 9, 17}
+    ids = backend.upsert_attempts(ref.run_id, [
+        {"result_id": results[0].id, "prompt_hash": f"s{k}", "technique": "bon",
+         "metadata": {"sample": k}} for k in sorted(done)])
+    backend.record_completions([(i, Completion(text="no")) for i in ids])
+    backend.record_verdicts([(i, _verdict("refusal")) for i in ids])
+    sent: Counter[tuple[str, int]] = Counter()
+
+    async def chat(target: Any, messages: Any, **_: Any) -> Completion:
+        return Completion(text="I'm sorry, I can't help with that.")
+
+    def sample(self: Any, goal: Any, index: int) -> Any:
+        sent[(goal.id, index)] += 1
+        return real_sample(self, goal, index)
+
+    real_sample = bon_technique.BestOfN.sample
+    monkeypatch.setattr(bon_technique.BestOfN, "sample", sample)
+    monkeypatch.setattr(bon_module, "chat", chat)
+    attack = AttackSpec(name="bon", options={"n": 20, "early_stop": False})
+    panel = JudgePanelSpec(judges=[{"name": "refusal"}], rule="any")
+    rows = [GoalRow.of_result(r) for r in results]
+    made = asyncio.run(bon_module.best_of_n.fn(ref, TARGET, attack, panel, rows, concurrency=3))
+    expected = {(rows[0].goal_id, k) for k in range(20) if k not in done}
+    expected |= {(rows[1].goal_id, k) for k in range(20)}
+    assert set(sent) == expected and set(sent.values()) == {1}
+    assert made.requested == len(expected)
+    again = asyncio.run(bon_module.best_of_n.fn(ref, TARGET, attack, panel, rows, concurrency=3))
+    assert again.requested == 0
