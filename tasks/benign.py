@@ -17,6 +17,7 @@ from judges.corrected import OVER_REFUSAL_SPEC
 from tasks.buffer import WriteBuffer
 from tasks.context import RunRef, StepResult, pipeline_task
 from tracking import OVER_REFUSAL, is_benign
+from tracking.store_pipeline import AttemptFilter
 
 
 def refusal_check() -> Any:
@@ -33,21 +34,27 @@ async def over_refusal(ref: RunRef, result_ids: list[str] | None = None) -> Step
         benign = {r.id: r.goal for r in backend.list_results(ref.run_id)
                   if is_benign(r.goal_metadata)
                   and (result_ids is None or r.id in set(result_ids))}
-        done = {j.attempt_id for j in backend.list_judgments(run_id=ref.run_id)
-                if j.judge == OVER_REFUSAL}
-        todo = [a for a in backend.list_attempts(ref.run_id)
-                if a.result_id in benign and a.id not in done and a.completed_at is not None
-                and a.error is None and a.response is not None]
-        judge, written, refused = refusal_check(), WriteBuffer(backend.record_verdicts), 0
+        judge, written = refusal_check(), WriteBuffer(backend.record_verdicts)
+        judged = refused = 0
+        # Paged: the control set's answered attempts only, and their verdicts page by page.
+        pages = (backend.iter_attempts(ref.run_id, AttemptFilter(answered=True, result_ids=benign))
+                 if benign else iter(()))
         try:
-            for attempt in todo:
-                assert attempt.id is not None  # a stored attempt
-                verdict = await judge.evaluate(benign[attempt.result_id], "", attempt.response)
-                refused += verdict.success is False
-                written.add(attempt.id, verdict)
+            for page in pages:
+                done = backend.judged_pairs([a.id for a in page if a.id is not None],
+                                           [OVER_REFUSAL])
+                for attempt in page:
+                    assert attempt.id is not None  # a stored attempt
+                    if (attempt.id, OVER_REFUSAL) in done:
+                        continue
+                    verdict = await judge.evaluate(benign[attempt.result_id], "",
+                                                   attempt.response)
+                    judged += 1
+                    refused += verdict.success is False
+                    await written.put(attempt.id, verdict)
         finally:
             written.flush()
-        tracker.add_step_metadata("judged", len(todo))
+        tracker.add_step_metadata("judged", judged)
         tracker.add_step_metadata("refused", refused)
-        return StepResult(spent_usd=0.0, budget_exhausted=False, judgments=len(todo),
-                          counts={"judged": len(todo), "refused": refused})
+        return StepResult(spent_usd=0.0, budget_exhausted=False, judgments=judged,
+                          counts={"judged": judged, "refused": refused})

@@ -14,7 +14,6 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from attacks import AttackPrompt, build_technique
@@ -31,40 +30,66 @@ from tasks.evaluation import _judge as judge_one
 from tasks.progress import StepProgress
 from tracking import NewAttempt
 from tracking.store import SQLBackend
+from tracking.store_pipeline import AttemptFilter
 
 logger = logging.getLogger("siegeflow.tasks.bon")
 
 
-@dataclass(kw_only=True)
+class SampleSet:
+    """The sample indices recorded for one goal, as a bitmap of N bits: 1.25 KB per goal at
+    N=10,000 (a set of ints would be ~0.5 MB), so resuming 100 goals x 10,000 holds ~125 KB."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._bits = bytearray((n + 7) // 8)
+        self.count = 0
+
+    def add(self, index: int) -> None:
+        if 0 <= index < self.n and index not in self:
+            self._bits[index >> 3] |= 1 << (index & 7)
+            self.count += 1
+
+    def __contains__(self, index: object) -> bool:
+        return (isinstance(index, int) and 0 <= index < self.n
+                and bool(self._bits[index >> 3] & (1 << (index & 7))))
+
+
 class Recorded:
     """What the store already holds for one goal's samples."""
 
-    indices: set[int] = field(default_factory=set)
-    broken: bool = False
+    def __init__(self, n: int) -> None:
+        self.indices = SampleSet(n)
+        self.broken = False
 
 
-def recorded_samples(backend: SQLBackend, run_id: str, panel: JudgePanel) -> dict[str, Recorded]:
-    """Per result id: the sample indices recorded, and whether one of them broke the goal."""
+def recorded_samples(backend: SQLBackend, run_id: str, panel: JudgePanel, n: int
+                     ) -> dict[str, Recorded]:
+    """Per result id: the sample indices recorded (below `n`), and whether one of them broke
+    the goal. Read a page of samples at a time with that page's verdicts: memory is a page plus
+    a bitmap per goal, never the run's samples."""
     keys = [j.label for j in panel.judges]
-    verdicts: dict[int, dict[str, Any]] = defaultdict(dict)
-    for j in backend.list_judgments(run_id=run_id):
-        verdicts[j.attempt_id][j.judge] = j
-    out: dict[str, Recorded] = defaultdict(Recorded)
-    for attempt in backend.list_attempts(run_id):
-        index = (attempt.meta or {}).get("sample")
-        if attempt.technique != BestOfN.name or not isinstance(index, int):
-            continue
-        assert attempt.id is not None  # a stored attempt
-        mine = out[attempt.result_id]
-        mine.indices.add(index)
-        stored = [verdicts[attempt.id][k] for k in keys if k in verdicts[attempt.id]]
-        if len(stored) == len(keys) and attempt.error is None:
-            score = rule_score(stored, panel.rule)
-            mine.broken |= panel.is_successful(combine(stored, panel.rule), score)
+    out: dict[str, Recorded] = defaultdict(lambda: Recorded(n))
+    pages = backend.iter_attempts(run_id, AttemptFilter(technique=BestOfN.name),
+                                  columns=["result_id", "meta", "error"])
+    for page in pages:
+        verdicts: dict[int, dict[str, Any]] = defaultdict(dict)
+        for j in backend.judgments_of([a.id for a in page if a.id is not None], keys):
+            verdicts[j.attempt_id][j.judge] = j
+        for attempt in page:
+            index = (attempt.meta or {}).get("sample")
+            if not isinstance(index, int):
+                continue
+            assert attempt.id is not None  # a stored attempt
+            mine = out[attempt.result_id]
+            mine.indices.add(index)
+            stored = [verdicts[attempt.id][k] for k in keys if k in verdicts[attempt.id]]
+            if len(stored) == len(keys) and attempt.error is None and not mine.broken:
+                score = rule_score(stored, panel.rule)
+                mine.broken = panel.is_successful(combine(stored, panel.rule), score)
     return out
 
 
-def _todo(n: int, done: set[int]) -> Iterator[int]:
+def _todo(n: int, done: SampleSet) -> Iterator[int]:
     return (k for k in range(n) if k not in done)
 
 
@@ -81,8 +106,9 @@ class SampleWriter:
         self._buffer = WriteBuffer(lambda rows: self._write([s for _, s in rows]),
                                    max_batch=max_batch)
 
-    def add(self, sample: Sample) -> None:
-        self._buffer.add(sample.index, sample)
+    async def add(self, sample: Sample) -> None:
+        """Queue a sample; waits while the writer is `max_pending` samples behind."""
+        await self._buffer.put(sample.index, sample)
 
     def flush(self) -> None:
         """Wait until every sample is stored (the step's end, also when it fails)."""
@@ -140,7 +166,7 @@ async def best_of_n(
         technique = build_technique(attack.name, attack.options)
         assert isinstance(technique, BestOfN), f"{attack.name!r} is not a Best-of-N technique"
         config, panel = technique.config, JudgePanel.from_config(judges)
-        recorded = recorded_samples(backend, ref.run_id, panel)
+        recorded = recorded_samples(backend, ref.run_id, panel, config.n)
         streams = [
             GoalStream(result_id=g.result_id, goal=g.to_goal(), broken=recorded[g.result_id].broken,
                        stop_when_broken=config.early_stop,

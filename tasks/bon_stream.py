@@ -99,13 +99,15 @@ class StreamStats:
 SendFn = Callable[[AttackPrompt], Awaitable[Any]]
 JudgeFn = Callable[[Any, AttackPrompt, str], Awaitable[Judged]]
 SampleFn = Callable[[Any, int], AttackPrompt]
+#: Stores a finished sample; may be awaitable (a writer that waits for room: backpressure).
+RecordFn = Callable[[Sample], Awaitable[None] | None]
 
 
 class BestOfNStream:
     """Run the samples of every goal under one concurrency limit (see the module docstring)."""
 
     def __init__(self, goals: list[GoalStream], *, sample: SampleFn, send: SendFn,
-                 judge: JudgeFn, record: Callable[[Sample], None], concurrency: int,
+                 judge: JudgeFn, record: RecordFn, concurrency: int,
                  budget: Budget, stop_after_errors: int,
                  on_goal_done: Callable[[], Awaitable[None]] | None = None) -> None:
         if concurrency < 1:
@@ -193,8 +195,10 @@ class BestOfNStream:
                                     + getattr(v, "attacker_cost_usd", 0.0)
                                     for v in judged.verdicts))
                 self.stats.judged += 1
-            self._record(Sample(result_id=goal.result_id, index=index, prompt=prompt,
-                                completion=completion, judged=judged))
+            stored = self._record(Sample(result_id=goal.result_id, index=index, prompt=prompt,
+                                         completion=completion, judged=judged))
+            if stored is not None:
+                await stored
             self._settle(goal, completion, judged)
         finally:
             goal.in_flight -= 1

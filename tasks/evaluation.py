@@ -8,9 +8,8 @@ are not judged (they are ERROR_AGENT_RESPONSE rows). A judge that cannot produce
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from attacks import AttackPrompt, DecodeError, attacker_spend, build_technique
@@ -19,11 +18,12 @@ from goals import with_context
 from judges import JudgePanel, Verdict
 from judges.spec import JudgePanelSpec
 from tasks.budget import Budget
-from tasks.buffer import WriteBuffer, settle_all
+from tasks.buffer import PagedSource, WriteBuffer, drain
 from tasks.context import RunRef, StepResult, artifact_key, pipeline_task
 from tasks.progress import StepProgress
 from tracking import is_benign
 from tracking.store import SQLBackend
+from tracking.store_pipeline import AttemptFilter
 
 logger = logging.getLogger("siegeflow.tasks.evaluation")
 
@@ -73,30 +73,89 @@ def verdict_cost(verdict: Verdict) -> float:
 
 def _goals_with_context(
     backend: SQLBackend, run_id: str
-) -> dict[str, tuple[str, str | None, str | None]]:
+) -> tuple[dict[str, tuple[str, str | None, str | None]], set[str]]:
     """Judges read the goal as the target was asked it: with its context, if it has one (a
-    judge with a context slot of its own gets the two apart); and its id (a reference text)."""
-    return {
-        r.id: (r.goal, (r.goal_metadata or {}).get("context"), r.goal_id)
-        for r in backend.list_results(run_id)
-    }
+    judge with a context slot of its own gets the two apart); and its id (a reference text).
+    Also the benign control goals (judged by tasks.benign, not by the panel). One row per goal."""
+    results = backend.list_results(run_id)
+    goals = {r.id: (r.goal, (r.goal_metadata or {}).get("context"), r.goal_id) for r in results}
+    return goals, {r.id for r in results if is_benign(r.goal_metadata)}
 
 
-def _pending_judgments(
-    backend: SQLBackend, run_id: str, panel: JudgePanel, result_ids: list[str] | None
-) -> tuple[list[Any], list[tuple[Any, Any]]]:
-    """The answered attempts (of `result_ids`' goals, if given) and the (attempt, judge) pairs
-    of them not judged yet: what a resumed or retried step still has to do."""
-    done = {(j.attempt_id, j.judge) for j in backend.list_judgments(run_id=run_id)}
-    mine = None if result_ids is None else set(result_ids)
-    benign = {r.id for r in backend.list_results(run_id) if is_benign(r.goal_metadata)}
-    answered = [  # a benign control goal is judged by tasks.benign, not by the panel
-        a for a in backend.list_attempts(run_id)
-        if a.completed_at is not None and a.error is None and a.response is not None
-        and (mine is None or a.result_id in mine) and a.result_id not in benign
-    ]
-    work = [(a, j) for a in answered for j in panel.judges if (a.id, j.label) not in done]
-    return answered, work
+class PendingJudgments:
+    """The (attempt, judge) pairs of answered attempts not judged yet, a page at a time: what a
+    resumed or retried step still has to do, without reading a run's every attempt or verdict.
+    `remaining` counts each read attempt's open pairs (so per-attempt state can be let go)."""
+
+    def __init__(self, backend: SQLBackend, run_id: str, panel: JudgePanel,
+                 where: AttemptFilter) -> None:
+        self.backend, self.run_id, self.panel, self.where = backend, run_id, panel, where
+        self.labels = [j.label for j in panel.judges]
+        self.remaining: dict[int, int] = {}
+
+    def totals(self) -> tuple[int, int]:
+        """(answered attempts, pairs still to judge), counted in SQL."""
+        answered = self.backend.count_attempts(self.run_id, self.where)
+        done = self.backend.count_judged(self.run_id, self.where, self.labels)
+        return answered, answered * len(self.labels) - done
+
+    def source(self) -> PagedSource[tuple[Any, Any]]:
+        return PagedSource(self.backend.iter_attempts(self.run_id, self.where), self._expand)
+
+    def _expand(self, page: list[Any]) -> list[tuple[Any, Any]]:
+        done = self.backend.judged_pairs([a.id for a in page], self.labels)
+        work = [(a, j) for a in page for j in self.panel.judges if (a.id, j.label) not in done]
+        for attempt, _ in work:
+            self.remaining[attempt.id] = self.remaining.get(attempt.id, 0) + 1
+        return work
+
+    def settled(self, attempt_id: int) -> bool:
+        """One pair of the attempt is done; True when it was its last."""
+        left = self.remaining.pop(attempt_id, 1) - 1
+        if left > 0:
+            self.remaining[attempt_id] = left
+        return left <= 0
+
+
+@dataclass(kw_only=True)
+class PairJudge:
+    """One (attempt, judge) pair of the Evaluation step, judged and queued for the store; a
+    worker of the step's pool calls it. Holds the step's tallies and its two writers."""
+
+    goals: dict[str, tuple[str, str | None, str | None]]
+    technique: Any
+    budget: Budget
+    pending: PendingJudgments
+    progress: StepProgress
+    written: WriteBuffer  # the verdicts
+    decoded: WriteBuffer  # what the judges read
+    decoded_ids: set[int] = field(default_factory=set)  # decoded answer queued (in flight only)
+    stats: dict[str, float] = field(default_factory=lambda: {
+        "judgments": 0, "judge_errors": 0, "skipped_budget": 0, "cost_usd": 0.0,
+        "attacker_cost_usd": 0.0})
+
+    async def __call__(self, work: tuple[Any, Any]) -> None:
+        attempt, judge = work
+        if self.budget.exhausted:
+            self.stats["skipped_budget"] += 1
+        else:
+            goal, context, goal_id = self.goals[attempt.result_id]
+            seen: dict[str, str] = {}
+            verdict = await _judge(judge, self.technique, goal, context, stored_prompt(attempt),
+                                   attempt.response, goal_id, seen)
+            text = seen.get("decoded")
+            if text is not None and text != attempt.response and attempt.id not in self.decoded_ids:
+                self.decoded_ids.add(attempt.id)
+                await self.decoded.put(attempt.id, text)
+            self.budget.add(verdict_cost(verdict))
+            self.stats["cost_usd"] += verdict.cost_usd
+            self.stats["attacker_cost_usd"] += verdict.attacker_cost_usd
+            self.stats["judgments"] += 1
+            self.stats["judge_errors"] += verdict.error is not None
+            await self.written.put(attempt.id, verdict)
+        if self.pending.settled(attempt.id):  # its last judge: forget it
+            self.decoded_ids.discard(attempt.id)
+        await self.progress.advance()
 
 
 @pipeline_task("evaluation")
@@ -123,51 +182,25 @@ async def evaluation(
     ):
         panel = JudgePanel.from_config(judges)
         technique = build_technique(attack.name, attack.options)
-        goals = _goals_with_context(backend, ref.run_id)
-        answered, work = _pending_judgments(backend, ref.run_id, panel, result_ids)
+        goals, benign = _goals_with_context(backend, ref.run_id)
+        pending = PendingJudgments(backend, ref.run_id, panel, AttemptFilter(
+            answered=True, result_ids=result_ids, exclude_result_ids=benign))
+        answered, total = pending.totals()
         budget = Budget(limit_usd=budget_usd, spent_usd=spent_usd)
-        progress = StepProgress("Evaluation", artifact_key(ref.run_id, "evaluation"), len(work))
+        progress = StepProgress("Evaluation", artifact_key(ref.run_id, "evaluation"), total)
         await progress.start()
-        limit = asyncio.Semaphore(concurrency)
-        stats = {"judgments": 0, "judge_errors": 0, "skipped_budget": 0, "cost_usd": 0.0,
-                 "attacker_cost_usd": 0.0}
-
-        async def one(attempt: Any, judge: Any) -> None:
-            prompt = stored_prompt(attempt)
-            async with limit:
-                if budget.exhausted:
-                    stats["skipped_budget"] += 1
-                    verdict = None
-                else:
-                    goal, context, goal_id = goals[attempt.result_id]
-                    seen: dict[str, str] = {}
-                    verdict = await _judge(judge, technique, goal, context, prompt,
-                                           attempt.response, goal_id, seen)
-                    text = seen.get("decoded")
-                    if (text is not None and text != attempt.response
-                            and attempt.id not in decoded_ids):
-                        decoded_ids.add(attempt.id)
-                        decoded.add(attempt.id, text)
-            if verdict is not None:
-                budget.add(verdict_cost(verdict))
-                stats["cost_usd"] += verdict.cost_usd
-                stats["attacker_cost_usd"] += verdict.attacker_cost_usd
-                stats["judgments"] += 1
-                stats["judge_errors"] += verdict.error is not None
-                written.add(attempt.id, verdict)
-            await progress.advance()
-
-        written = WriteBuffer(backend.record_verdicts)
-        decoded: WriteBuffer = WriteBuffer(backend.record_decoded)  # what the judges read
-        decoded_ids: set[int] = set()
+        pair = PairJudge(goals=goals, technique=technique, budget=budget, pending=pending,
+                         progress=progress, written=WriteBuffer(backend.record_verdicts),
+                         decoded=WriteBuffer(backend.record_decoded))
         try:
-            await settle_all(one(a, j) for a, j in work)
+            if total:  # else nothing to read: e.g. Best-of-N judged every sample as it came
+                await drain(pending.source(), pair, concurrency)
         finally:
-            written.flush()
-            decoded.flush()
+            pair.written.flush()
+            pair.decoded.flush()
         await progress.finish()
-        for key, value in stats.items():
+        for key, value in pair.stats.items():
             tracker.add_step_metadata(key, value)
-        tracker.add_step_metadata("attempts_answered", len(answered))
+        tracker.add_step_metadata("attempts_answered", answered)
         return StepResult(spent_usd=budget.spent_usd, budget_exhausted=budget.exhausted,
-                          judgments=int(stats["judgments"]), counts=stats)
+                          judgments=int(pair.stats["judgments"]), counts=pair.stats)

@@ -6,13 +6,12 @@ run) are skipped, so an attacker model is never asked twice for the same goal.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from attacks import AttackPrompt, build_technique
 from attacks.spec import AttackSpec
 from tasks.budget import Budget
-from tasks.buffer import WriteBuffer, settle_all
+from tasks.buffer import WriteBuffer, drain
 from tasks.context import GoalRow, RunRef, StepResult, pipeline_task
 from tracking import NewAttempt
 
@@ -49,40 +48,40 @@ async def generation(
         config=attack.model_dump(mode="json"),
     ):
         technique = build_technique(attack.name, attack.options)
-        have = {a.result_id for a in backend.list_attempts(ref.run_id)}
+        have = backend.attempted_result_ids(ref.run_id)  # one row per goal, not per attempt
         todo = [g for g in goals if g.result_id not in have]
-        limit = asyncio.Semaphore(concurrency)
         budget = Budget(limit_usd=budget_usd, spent_usd=spent_usd)
-        skipped = 0
+        tally = {"skipped": 0, "prompts": 0, "empty": 0}
 
-        async def one(goal: GoalRow) -> int:
-            nonlocal skipped
-            async with limit:
-                if budget.exhausted:
-                    skipped += 1
-                    return 0
-                prompts = await technique.generate(goal.to_goal())
+        async def one(goal: GoalRow) -> None:
+            if budget.exhausted:
+                tally["skipped"] += 1
+                return
+            prompts = await technique.generate(goal.to_goal())
             budget.add(generation_cost(prompts))
             unique = {p.hash: p for p in prompts}  # a technique may repeat itself
-            written.add(0, [attempt_row(goal, p) for p in unique.values()])
-            return len(unique)
+            tally["prompts"] += len(unique)
+            tally["empty"] += not unique
+            await written.put(0, [attempt_row(goal, p) for p in unique.values()])
 
         # Off the loop and batched: a goal's prompts (an attacker model's paid output) are
         # stored as soon as the writer thread gets to them, not one transaction per goal here.
+        # `concurrency` workers, and the writer's bound, keep what waits in memory bounded.
         written = WriteBuffer(lambda batches: backend.upsert_attempts(
             ref.run_id, [row for _, rows in batches for row in rows]))
         try:
-            counts = await settle_all(one(g) for g in todo)
+            await drain(todo, one, concurrency)
         finally:
             written.flush()
+        skipped, prompts = tally["skipped"], tally["prompts"]
         attacker = budget.spent_usd - spent_usd
-        empty = sum(1 for n in counts if n == 0) - skipped
+        empty = tally["empty"]
         if empty:
             tracker.add_step_metadata("goals_without_prompts", empty)
         for key, value in {"goals_generated": len(todo) - skipped,
                            "goals_already_recorded": len(goals) - len(todo),
-                           "prompts_generated": sum(counts), "attacker_cost_usd": attacker,
+                           "prompts_generated": prompts, "attacker_cost_usd": attacker,
                            "skipped_budget": skipped}.items():
             tracker.add_step_metadata(key, value)
         return StepResult(spent_usd=budget.spent_usd, budget_exhausted=budget.exhausted,
-                          counts={"prompts": sum(counts), "attacker_cost_usd": attacker})
+                          counts={"prompts": prompts, "attacker_cost_usd": attacker})

@@ -158,6 +158,10 @@ class AttemptRecord(SQLModel, table=True):
     __tablename__ = "attempts"
     __table_args__ = (
         sa.UniqueConstraint("run_id", "result_id", "prompt_hash", name="uq_attempts_key"),
+        # The steps' keyset-paged reads (0009): a run's attempts in id order, and its pending
+        # ones (`completed_at IS NULL`) in id order, without sorting or scanning the rest.
+        sa.Index("ix_attempts_run_id", "run_id", "id"),
+        sa.Index("ix_attempts_run_pending", "run_id", "completed_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -2,10 +2,11 @@
 
 Why: a retried Prefect task or ``siegeflow resume RUN_ID`` must not pay twice for a target
 completion or a judge call. The pipeline first registers the prompts it means to send
-(``upsert_attempts``, keyed by ``(run_id, result_id, prompt_hash)``), asks which are still
-pending (``list_attempts(pending_only=True)``), and records each completion and verdict as it
-arrives. Inserts are "insert or ignore": the row already stored always wins, so two racing
-retries cannot overwrite each other. One exception is deliberate: a completion that ended in
+(``upsert_attempts``, keyed by ``(run_id, result_id, prompt_hash)``), reads which are still
+pending a page at a time (``iter_attempts`` with an ``AttemptFilter``: memory flat in a run's
+size), and records each completion and verdict as it arrives. Inserts are "insert or
+ignore": the row already stored always wins, so two racing retries cannot overwrite each
+other. One exception is deliberate: a completion that ended in
 an error may be replaced by a later completion (``replace_error=True``), which is what
 retrying a transient failure means.
 
@@ -14,7 +15,8 @@ Mixed into ``SQLBackend``; relies on its ``engine`` and ``_insert_ignore``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +29,40 @@ from tracking.rows import NewAttempt
 from tracking.success import ATTACKER_FAILURE
 
 _IN_CHUNK = 500
+#: Rows per page of a streamed read (`iter_attempts`): what a step holds of the store at once.
+PAGE_SIZE = 500
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptFilter:
+    """Which of a run's attempts a streamed read (`iter_attempts`, `count_attempts`) returns.
+
+    ``pending``: no completion yet. ``answered``: a completion without an error and with a
+    response (what judges read). ``result_ids``: only these goals (a shard);
+    ``exclude_result_ids``: not these (the benign control set, judged apart). ``technique``:
+    only attempts of that technique.
+    """
+
+    pending: bool = False
+    answered: bool = False
+    result_ids: Collection[str] | None = None
+    exclude_result_ids: Collection[str] = ()
+    technique: str | None = None
+
+    def where(self, table: sa.Table, run_id: str) -> list[sa.ColumnElement[bool]]:
+        clauses: list[sa.ColumnElement[bool]] = [table.c.run_id == run_id]
+        if self.pending:
+            clauses.append(table.c.completed_at.is_(None))
+        if self.answered:
+            clauses += [table.c.completed_at.is_not(None), table.c.error.is_(None),
+                        table.c.response.is_not(None)]
+        if self.result_ids is not None:
+            clauses.append(table.c.result_id.in_(sorted(self.result_ids)))
+        if self.exclude_result_ids:
+            clauses.append(table.c.result_id.not_in(sorted(self.exclude_result_ids)))
+        if self.technique is not None:
+            clauses.append(table.c.technique == self.technique)
+        return clauses
 
 
 class PipelineStoreMixin:
@@ -181,6 +217,86 @@ class PipelineStoreMixin:
                            table.c.error_kind != ATTACKER_FAILURE)))
             query = query.where(pending)
         return self._read(AttemptRecord, query.order_by(table.c.id))
+
+    def iter_attempts(
+        self, run_id: str, where: AttemptFilter = AttemptFilter(), *,
+        page_size: int | None = None, columns: Sequence[str] | None = None,
+    ) -> Iterator[list[AttemptRecord]]:
+        """A run's attempts matching `where`, by id, one page (a list) at a time.
+
+        Keyset-paged (``id > last ORDER BY id LIMIT page_size``), one short read transaction per
+        page: memory is one page, and rows that change between pages (completed by the step
+        reading them) are neither skipped nor read twice, as they would be with OFFSET.
+        ``columns``: read only these (plus ``id``), e.g. not the prompts. Records are detached,
+        as `list_attempts` gives them. ``page_size``: `PAGE_SIZE` by default."""
+        size = PAGE_SIZE if page_size is None else page_size
+        table = table_of(AttemptRecord)
+        selected: list[Any] = ([table] if columns is None
+                               else [table.c.id, *(table.c[c] for c in columns if c != "id")])
+        clauses = where.where(table, run_id)
+        last: int | None = None
+        while True:
+            query = sa.select(*selected).where(*clauses)
+            if last is not None:
+                query = query.where(table.c.id > last)
+            page = self._read(AttemptRecord, query.order_by(table.c.id).limit(size))
+            if not page:
+                return
+            yield page
+            if len(page) < size:
+                return
+            last = page[-1].id
+
+    def count_attempts(self, run_id: str, where: AttemptFilter = AttemptFilter()) -> int:
+        """How many of a run's attempts match `where` (a step's progress total), in SQL."""
+        table = table_of(AttemptRecord)
+        query = sa.select(sa.func.count()).select_from(table).where(*where.where(table, run_id))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def attempted_result_ids(self, run_id: str) -> set[str]:
+        """The goals (result ids) of a run that have at least one attempt: one per goal."""
+        table = table_of(AttemptRecord)
+        query = sa.select(table.c.result_id).where(table.c.run_id == run_id).distinct()
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def judged_pairs(self, attempt_ids: Collection[int], judges: Collection[str] | None = None
+                     ) -> set[tuple[int, str]]:
+        """The (attempt id, judge) verdicts recorded for these attempts (of `judges`, if given):
+        what a streamed Evaluation asks per page instead of reading a run's every judgment."""
+        table = table_of(JudgmentRecord)
+        ids = sorted(attempt_ids)
+        out: set[tuple[int, str]] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                query = sa.select(table.c.attempt_id, table.c.judge).where(
+                    table.c.attempt_id.in_(ids[start : start + _IN_CHUNK]))
+                if judges is not None:
+                    query = query.where(table.c.judge.in_(sorted(judges)))
+                out.update((row.attempt_id, row.judge) for row in conn.execute(query))
+        return out
+
+    def judgments_of(self, attempt_ids: Collection[int], judges: Collection[str]
+                     ) -> list[JudgmentRecord]:
+        """The verdicts of `judges` on these attempts (a page of them), detached."""
+        table = table_of(JudgmentRecord)
+        ids = sorted(attempt_ids)
+        out: list[JudgmentRecord] = []
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = sa.select(table).where(table.c.attempt_id.in_(ids[start : start + _IN_CHUNK]),
+                                           table.c.judge.in_(sorted(judges)))
+            out += self._read(JudgmentRecord, query)
+        return out
+
+    def count_judged(self, run_id: str, where: AttemptFilter, judges: Collection[str]) -> int:
+        """How many verdicts of `judges` are recorded on the attempts matching `where`."""
+        attempts, judgments = table_of(AttemptRecord), table_of(JudgmentRecord)
+        query = (sa.select(sa.func.count()).select_from(
+            judgments.join(attempts, attempts.c.id == judgments.c.attempt_id))
+            .where(*where.where(attempts, run_id), judgments.c.judge.in_(sorted(judges))))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def _read(self, model: Any, query: sa.Select[Any]) -> list[Any]:
         """Records of `model` read for reading: plain rows made into detached records, without
