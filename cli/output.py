@@ -258,10 +258,15 @@ def print_goals(console: Console, results: list[ResultRecord], rows: list[Pipeli
 
 
 def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
-    from reports.rows import run_rows
+    """`runs show RUN`: the stored summary and each goal's best attempt, read goal by goal
+    (one goal's attempts in memory at a time, never the run's)."""
+    from reports.load import digest_run
+    from reports.rows import RunPanel
     from tracking import RunSummary
 
-    panel, rows = run_rows(backend, run)
+    panel = RunPanel.of(run)
+    results = backend.list_results(run.id)
+    rows = digest_run(backend, run, results, panel, shown=0).best_rows
     console.print(f"[bold]Run[/] {escape(run.id)}  {_status(run.status)}  "
                   f"attack={escape(run.attack_type)}  target={escape(run.target_description or '')}")
     from reports.selection import selection_text
@@ -275,7 +280,7 @@ def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
         print_summary(console, RunSummary.parse(run.summary),
                       _citation(run, store_lookup(backend)))
         print_review(console, backend, run.id)
-    print_goals(console, backend.list_results(run.id), rows, panel.threshold)
+    print_goals(console, results, rows, panel.threshold)
 
 
 def print_review(console: Console, backend: SQLBackend, run_id: str) -> None:

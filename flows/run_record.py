@@ -439,6 +439,7 @@ async def finish_run(
         for result, mine in goal_groups(backend, ref.run_id, results, keys, judges.rule):
             digest.add(result, mine)  # reduced while the goal's rows are in memory
             yield result.id, mine
+            del mine  # before the next goal's rows are read
 
     # one goal's rows at a time (issue 23): never the run's
     coordinator.finalize_goal_groups(groups(), success_threshold=judges.success_threshold)

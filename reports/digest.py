@@ -49,6 +49,8 @@ class GoalDigest:
 def top_rows(rows: list[PipelineRow], threshold: float, limit: int) -> list[PipelineRow]:
     """The `limit` best rows by `rank` (first of equals first), back in attempt order; the
     goal's best row (`reports.rows.best_row`) is always among them."""
+    if limit <= 0:
+        return []
     if len(rows) <= limit:
         return list(rows)
     order = sorted(range(len(rows)), key=lambda i: (tuple(-x for x in rank(rows[i], threshold)), i))
@@ -66,13 +68,15 @@ class _JudgeCodes:
     def add(self, rows: list[PipelineRow]) -> None:
         from judges.agreement import label_of
 
-        ids, codes = array("q"), array("l")
+        ids, codes = array("I"), array("I")  # attempt ids are int4 (8 bytes an attempt)
         for row in rows:
             if not row.judges:
                 continue
             self.names.update(row.judges)
             code = tuple((n, lab) for n, c in row.judges.items()
                          if (lab := label_of(c)) is not None)
+            if len(code) < 2:  # an item two judges did not both decide is in no kappa
+                continue
             ids.append(row.attempt_id or 0)
             codes.append(self.book.setdefault(code, len(self.book)))
         if ids:

@@ -257,15 +257,18 @@ def _big(backend: SQLBackend, run_id: str) -> bool:
 
 
 def digest_run(backend: SQLBackend, run: RunRecord, results: list[ResultRecord],
-               panel: RunPanel | None = None) -> RunDigest:
-    """The run reduced goal by goal with the judges that decided it (`reports.digest`)."""
-    from reports.digest import RunDigest
+               panel: RunPanel | None = None, *, shown: int | None = None) -> RunDigest:
+    """The run reduced goal by goal with the judges that decided it (`reports.digest`);
+    `shown`: attempts kept per goal (default: as many as the report shows)."""
+    from reports.digest import REPORT_ATTEMPTS_PER_GOAL, RunDigest
     from reports.rows import goal_groups
 
     panel = panel or RunPanel.of(run)
-    digest = RunDigest(panel.threshold, panel.judge_keys)
+    digest = RunDigest(panel.threshold, panel.judge_keys,
+                       shown=REPORT_ATTEMPTS_PER_GOAL if shown is None else shown)
     for result, mine in goal_groups(backend, run.id, results, panel.judge_keys, panel.rule):
         digest.add(result, mine)
+        del mine  # before the next goal's rows are read: one goal in memory at a time
     return digest
 
 

@@ -296,6 +296,7 @@ class TrackingCoordinator:
                     raise ValueError(f"goal {index}: its rows came in more than one group")
                 self._decide_counted(tracker, index, pairs, scorer, success_threshold,
                                      decided, counted)
+            del group, grouped  # this goal's rows go before the next goal's are read
         if unmatched:
             self.logger.warning("finalize_goal_groups: %d row(s) match no tracked goal", unmatched)
         self._unmatched_rows = unmatched

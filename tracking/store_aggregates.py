@@ -22,9 +22,9 @@ from tracking.models import AttemptRecord, JudgmentRecord, ResultRecord, table_o
 if TYPE_CHECKING:
     from tracking.store import SQLBackend
 
-#: Attempts read per query: big enough that a million attempts is 500 queries, small enough
+#: Attempts read per query: big enough that a million attempts is 1,000 queries, small enough
 #: that a page of long conversations stays a few megabytes.
-PAGE = 2000
+PAGE = 1000
 _IN_CHUNK = 500
 
 
