@@ -260,13 +260,12 @@ def print_goals(console: Console, results: list[ResultRecord], rows: list[Pipeli
 def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
     """`runs show RUN`: the stored summary and each goal's best attempt, read goal by goal
     (one goal's attempts in memory at a time, never the run's)."""
-    from reports.load import digest_run
-    from reports.rows import RunPanel
+    from reports.rows import RunPanel, best_rows_of
     from tracking import RunSummary
 
     panel = RunPanel.of(run)
     results = backend.list_results(run.id)
-    rows = digest_run(backend, run, results, panel, shown=0).best_rows
+    rows = best_rows_of(backend, run, results)
     console.print(f"[bold]Run[/] {escape(run.id)}  {_status(run.status)}  "
                   f"attack={escape(run.attack_type)}  target={escape(run.target_description or '')}")
     from reports.selection import selection_text

@@ -236,3 +236,26 @@ class StoredRows(list[PipelineRow]):
 
     def __bool__(self) -> bool:
         return self._count > 0
+
+
+def best_rows_of(backend: SQLBackend, run: RunRecord,
+                 results: list[ResultRecord]) -> list[PipelineRow]:
+    """Each goal's best row (`best_row`), read as little as possible: a goal a judge called
+    broken is decided among the attempts some judge said yes to (every successful attempt is
+    one of them, so the pick is the same); only the other goals are read whole, one at a time."""
+    from tracking.store_aggregates import attempts_judged_yes
+    from tracking.success import RowOutcome, classify_row
+
+    panel = RunPanel.of(run)
+    out: list[PipelineRow] = []
+    for result in results:
+        yes = _page_rows(backend, attempts_judged_yes(backend, run.id, result.id),
+                         {result.id: result}, panel.judge_keys, panel.rule)
+        if any(classify_row(r, panel.threshold) is RowOutcome.SUCCESSFUL for r in yes):
+            best = best_row(yes, panel.threshold)
+        else:
+            (_, rows), = goal_groups(backend, run.id, [result], panel.judge_keys, panel.rule)
+            best = best_row(rows, panel.threshold)
+        if best is not None:
+            out.append(best)
+    return out

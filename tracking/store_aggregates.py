@@ -48,6 +48,19 @@ def attempt_pages(backend: SQLBackend, run_id: str, result_id: str | None = None
         last = int(rows[-1].id or 0)
 
 
+def attempts_judged_yes(backend: SQLBackend, run_id: str, result_id: str) -> list[AttemptRecord]:
+    """A goal's attempts that at least one judge called a success, by id: where its best
+    attempt is when it was broken (a success needs a judge's yes), read without the others."""
+    attempts, judgments = table_of(AttemptRecord), table_of(JudgmentRecord)
+    yes = sa.select(judgments.c.attempt_id).where(
+        judgments.c.attempt_id == attempts.c.id, judgments.c.success.is_(True))
+    query = (sa.select(attempts).where(attempts.c.run_id == run_id,
+                                       attempts.c.result_id == result_id, yes.exists())
+             .order_by(attempts.c.id))
+    with backend.engine.connect() as conn:
+        return [AttemptRecord.model_construct(**r._mapping) for r in conn.execute(query)]
+
+
 def judgments_of(backend: SQLBackend, attempt_ids: Sequence[int]) -> list[JudgmentRecord]:
     """The judgments of these attempts, by attempt then judge (as ``list_judgments``)."""
     table = table_of(JudgmentRecord)
@@ -136,5 +149,5 @@ def status_counts(backend: SQLBackend, run_id: str) -> dict[str, int]:
         return {str(getattr(s, "value", s)): int(n) for s, n in conn.execute(query)}
 
 
-__all__ = ["PAGE", "AttemptCounts", "attempt_costs", "attempt_counts", "attempt_pages",
+__all__ = ["PAGE", "AttemptCounts", "attempt_costs", "attempts_judged_yes", "attempt_counts", "attempt_pages",
            "attempts_by_result", "judgment_costs", "judgments_of", "status_counts"]

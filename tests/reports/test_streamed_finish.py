@@ -24,7 +24,7 @@ from reports.figures import by_technique, headline, judge_tallies, techniques_of
 from reports.bon_html import curve_of
 from reports.html import render_report
 from reports.load import digest_run, load_run
-from reports.rows import Recorded, StoredRows, goal_groups, rows_of
+from reports.rows import Recorded, StoredRows, best_rows_of, goal_groups, rows_of
 from targets.completion import TRUNCATION_MARK
 from tracking import (
     BENIGN,
@@ -79,7 +79,7 @@ def _record(backend: Any, goals: int, samples: int, seed: int = 3) -> str:
                 if rng.random() < 0.03:
                     backend.record_judgment(attempt_id, judge, error="judge timeout")
                     continue
-                yes = rng.random() < 0.15
+                yes = result.goal_index != 1 and rng.random() < 0.15  # goal 1 is held
                 backend.record_judgment(attempt_id, judge, success=yes,
                                         score=rng.random() if yes else 0.0,
                                         cost_usd=rng.random() / 5000,
@@ -139,6 +139,10 @@ def test_goal_by_goal_gives_the_all_rows_figures(store: Any) -> None:
     from reports.rows import best_rows
 
     assert best == best_rows(rows, threshold)
+    store.update_run(run_id, summary={"judge_keys": keys, "success_threshold": threshold})
+    run = store.get_run(run_id)
+    picked = {r.result_id: r for r in best_rows_of(store, run, results)}  # `runs show`
+    assert picked == best_rows(rows, threshold)
 
 
 def test_report_of_a_capped_run_matches_and_says_what_is_left_out(store: Any) -> None:
