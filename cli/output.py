@@ -280,6 +280,18 @@ def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
                       _citation(run, store_lookup(backend)))
         print_review(console, backend, run.id)
     print_goals(console, results, rows, panel.threshold)
+    _print_attempt_counts(console, backend, run.id)
+
+
+def _print_attempt_counts(console: Console, backend: SQLBackend, run_id: str) -> None:
+    """The run's attempts as the store counts them (one GROUP BY, whatever the run's size)."""
+    from tracking.store_aggregates import attempt_counts
+
+    c = attempt_counts(backend, [run_id]).get(run_id)
+    if c is not None:
+        console.print(f"attempts: {c.attempts} ({c.answered} answered, {c.errors} errors, "
+                      f"{c.pending} pending); `siegeflow runs show {escape(run_id)} --goal ID` "
+                      "prints one goal's, `siegeflow export` all of them")
 
 
 def print_review(console: Console, backend: SQLBackend, run_id: str) -> None:

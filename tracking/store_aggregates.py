@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from tracking.models import AttemptRecord, JudgmentRecord, ResultRecord, table_of
+from tracking.models import AttemptRecord, JudgmentRecord, table_of
 
 if TYPE_CHECKING:
     from tracking.store import SQLBackend
@@ -131,23 +131,5 @@ def attempt_counts(backend: SQLBackend, run_ids: Sequence[str]) -> dict[str, Att
     return out
 
 
-def attempts_by_result(backend: SQLBackend, run_id: str) -> dict[str, int]:
-    """How many attempts each goal (result id) of a run has (GROUP BY result_id)."""
-    table = table_of(AttemptRecord)
-    query = (sa.select(table.c.result_id, sa.func.count()).where(table.c.run_id == run_id)
-             .group_by(table.c.result_id))
-    with backend.engine.connect() as conn:
-        return {str(r): int(n) for r, n in conn.execute(query)}
-
-
-def status_counts(backend: SQLBackend, run_id: str) -> dict[str, int]:
-    """A run's goals counted by stored status (GROUP BY evaluation_status)."""
-    table = table_of(ResultRecord)
-    query = (sa.select(table.c.evaluation_status, sa.func.count())
-             .where(table.c.run_id == run_id).group_by(table.c.evaluation_status))
-    with backend.engine.connect() as conn:
-        return {str(getattr(s, "value", s)): int(n) for s, n in conn.execute(query)}
-
-
-__all__ = ["PAGE", "AttemptCounts", "attempt_costs", "attempts_judged_yes", "attempt_counts", "attempt_pages",
-           "attempts_by_result", "judgment_costs", "judgments_of", "status_counts"]
+__all__ = ["PAGE", "AttemptCounts", "attempt_costs", "attempt_counts", "attempt_pages",
+           "attempts_judged_yes", "judgment_costs", "judgments_of"]
