@@ -258,10 +258,14 @@ def print_goals(console: Console, results: list[ResultRecord], rows: list[Pipeli
 
 
 def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
-    from reports.rows import run_rows
+    """`runs show RUN`: the stored summary and each goal's best attempt, read goal by goal
+    (one goal's attempts in memory at a time, never the run's)."""
+    from reports.rows import RunPanel, best_rows_of
     from tracking import RunSummary
 
-    panel, rows = run_rows(backend, run)
+    panel = RunPanel.of(run)
+    results = backend.list_results(run.id)
+    rows = best_rows_of(backend, run, results)
     console.print(f"[bold]Run[/] {escape(run.id)}  {_status(run.status)}  "
                   f"attack={escape(run.attack_type)}  target={escape(run.target_description or '')}")
     from reports.selection import selection_text
@@ -275,7 +279,19 @@ def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
         print_summary(console, RunSummary.parse(run.summary),
                       _citation(run, store_lookup(backend)))
         print_review(console, backend, run.id)
-    print_goals(console, backend.list_results(run.id), rows, panel.threshold)
+    print_goals(console, results, rows, panel.threshold)
+    _print_attempt_counts(console, backend, run.id)
+
+
+def _print_attempt_counts(console: Console, backend: SQLBackend, run_id: str) -> None:
+    """The run's attempts as the store counts them (one GROUP BY, whatever the run's size)."""
+    from tracking.store_aggregates import attempt_counts
+
+    c = attempt_counts(backend, [run_id]).get(run_id)
+    if c is not None:
+        console.print(f"attempts: {c.attempts} ({c.answered} answered, {c.errors} errors, "
+                      f"{c.pending} pending); `siegeflow runs show {escape(run_id)} --goal ID` "
+                      "prints one goal's, `siegeflow export` all of them")
 
 
 def print_review(console: Console, backend: SQLBackend, run_id: str) -> None:

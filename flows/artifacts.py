@@ -22,7 +22,13 @@ from tasks.context import artifact_key
 from tracking import PipelineRow, RunSummary, SQLBackend, default_db_url, get_backend
 
 if TYPE_CHECKING:
+    from reports.digest import RunDigest
     from reports.review.items import ReviewFigures
+
+#: Rows of the Prefect goal table: the API stores an artifact's data whole in one database row
+#: and the UI renders every row, so a scan of many thousand goals gets the first ones (broken
+#: first) and a closing row saying how many more the HTML report and the export have.
+MAX_TABLE_GOALS = 1000
 
 logger = logging.getLogger("siegeflow.flows")
 
@@ -40,11 +46,14 @@ async def publish_run_artifacts(
     results: list[Any],
     *,
     backend: SQLBackend | None = None,
+    digest: RunDigest | None = None,
 ) -> Path | None:
     """Publish the goal table, the markdown summary and a link to the run's HTML report.
 
     The report file is written first (from `rows` and `results`, which the flow read from the
-    store; `backend` defaults to the flow's), so the summary can say where it is. A report that
+    store; `backend` defaults to the flow's; `digest`: the run reduced goal by goal, whose best
+    rows the report shows), so the summary can say where it is. The goal table has one row per
+    goal (each goal's best row), at most `MAX_TABLE_GOALS`. A report that
     cannot be written (disk full, read-only folder) is logged and named in the summary; it never
     fails the run, whose data is already stored.
     """
@@ -55,13 +64,13 @@ async def publish_run_artifacts(
     citation = cite_run(run.parameters if run else None, store_lookup(backend))
     try:
         path = await asyncio.to_thread(write_html_report, backend, run_id, rows=rows,
-                                       results=results)
+                                       results=results, digest=digest)
     except OSError as exc:
         error = f"{type(exc).__name__}: {exc.strerror or exc}"
         logger.warning("HTML report for run %s not written: %s", run_id, error)
     threshold = summary.success_threshold or 0.5
     await acreate_table_artifact(
-        table=goal_table(results, rows, threshold),
+        table=goal_table(results, rows, threshold, limit=MAX_TABLE_GOALS),
         key=artifact_key(run_id, "goals"),
         description="Per goal: status, best attack prompt, the target's answer, judge verdicts.",
     )

@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flows.config import GoalsSpec, JudgePanelSpec
 from flows.naming import name_flow_run
 from goals import Goal, benign_goals_warning
-from reports.rows import Recorded, rows_of
+from reports.digest import RunDigest
+from reports.rows import Recorded, StoredRows, goal_groups
 from settings import current_settings
 from targets import TargetConfig
-from targets.completion import is_truncated
 from tasks.context import GoalRow, RunRef
 from tracking import (
     BENIGN,
@@ -39,7 +39,6 @@ from tracking import (
     default_db_url,
     get_backend,
     is_benign,
-    technique_figures,
 )
 
 
@@ -146,8 +145,15 @@ def spend_of(attempts: Iterable[AttemptRecord], judgments: Iterable[JudgmentReco
 
 def recorded_spend(backend: SQLBackend, run_id: str) -> float:
     """USD already spent by a run: what `spend_of` finds recorded so far."""
-    return spend_of(backend.list_attempts(run_id),
-                    backend.list_judgments(run_id=run_id)).total_usd
+    return stored_spend(backend, run_id).total_usd
+
+
+def stored_spend(backend: SQLBackend, run_id: str) -> Spend:
+    """`spend_of` the run's attempts and judgments, their cost columns streamed from the store
+    in the order `list_attempts`/`list_judgments` give them (the same sums, nothing held)."""
+    from tracking.store_aggregates import attempt_costs, judgment_costs
+
+    return spend_of(attempt_costs(backend, run_id), judgment_costs(backend, run_id))
 
 
 def open_run(
@@ -298,38 +304,59 @@ async def publish_results(
     spent_usd: float,
     extra: Mapping[str, Any] | None = None,
     recorded: Recorded | None = None,
+    digest: RunDigest | None = None,
 ) -> RunSummary:
     """Store the summary on the run and publish the table and markdown artifacts.
 
-    `recorded`: what `rows` were built from (read again from the store when not given). The
-    summary returned carries `rows` for the process that ran the flow (`RunSummary.final_rows`)."""
+    `digest`: the run reduced goal by goal (`finish_run`), from which every figure is taken;
+    without one it is made from `rows` (`recorded`: what they were built from, else the store).
+    The summary returned carries each goal's best row (`RunSummary.final_rows`)."""
     from flows.artifacts import publish_run_artifacts
-    from judges import judge_agreement, rows_by_judge
 
     backend = ref.backend()
-    recorded = recorded or Recorded.load(backend, ref.run_id)
-    spend = spend_of(recorded.attempts, recorded.judgments)
-    by_judge = rows_by_judge(rows)
+    threshold = float((extra or {}).get("success_threshold", JudgePanelSpec().success_threshold))
+    if digest is None:
+        digest = _digest_of(backend, ref.run_id, rows, recorded, threshold)
+    spend = (spend_of(recorded.attempts, recorded.judgments) if recorded is not None
+             else stored_spend(backend, ref.run_id))
+    agreement = digest.judge_agreement()
     summary = RunSummary.parse(coordinator.get_summary()).updated(**{
         "stop_reason": stop_reason, "cost_usd": spent_usd, **(extra or {}),
         # what the store recorded wins over a flow's own tally
         "cost_breakdown": spend.as_dict(), "attacker_cost_usd": spend.attacker_usd,
         "steps": recorded_steps(backend, ref.run_id),
-        "truncated_answers": sum(1 for row in rows if is_truncated(row.response)),
-        "techniques": technique_figures(rows, float(
-            (extra or {}).get("success_threshold", JudgePanelSpec().success_threshold))),
-        **({"judge_agreement": judge_agreement(by_judge)} if len(by_judge) >= 2 else {}),
+        "truncated_answers": digest.truncated,
+        "techniques": digest.technique_figures(),
+        **({"judge_agreement": agreement} if agreement is not None else {}),
     })
-    summary = summary.updated(**corrections(backend, ref.run_id, summary, rows))
+    summary = summary.updated(**corrections(backend, ref.run_id, summary,
+                                            per_goal=digest.answers_per_goal))
     backend.update_run(ref.run_id, summary=summary.as_dict(), cost_usd=spent_usd)
     coordinator.log_summary()
     _log_corrections(summary)
     results = backend.list_results(ref.run_id)  # with the statuses finalization stored
-    report = await publish_run_artifacts(ref.run_id, summary, rows, results, backend=backend)
+    report = await publish_run_artifacts(ref.run_id, summary, digest.best_rows, results,
+                                         backend=backend, digest=digest)
     if report is not None:  # rendered from the stored summary above; now say where it is
         summary = summary.updated(report_path=str(report))
         backend.update_run(ref.run_id, summary=summary.as_dict())
-    return summary.with_rows(rows)
+    return summary.with_rows(digest.best_rows)
+
+
+def _digest_of(backend: SQLBackend, run_id: str, rows: list[PipelineRow],
+               recorded: Recorded | None, threshold: float) -> RunDigest:
+    """A digest of rows already in memory (a caller of `publish_results` without one)."""
+    from reports.digest import RunDigest
+
+    results = recorded.results if recorded is not None else backend.list_results(run_id)
+    keys = sorted({k for row in rows if row.kind != BENIGN for k in row.judges})
+    digest = RunDigest(threshold, keys)
+    by_result: dict[str | None, list[PipelineRow]] = {}
+    for row in rows:
+        by_result.setdefault(row.result_id, []).append(row)
+    for result in results:
+        digest.add(result, by_result.get(result.id, []))
+    return digest
 
 
 def _log_corrections(summary: RunSummary) -> None:
@@ -345,20 +372,24 @@ def _log_corrections(summary: RunSummary) -> None:
 
 
 def corrections(backend: SQLBackend, run_id: str, summary: RunSummary,
-                rows: list[PipelineRow] | None = None) -> dict[str, Any]:
+                rows: Iterable[PipelineRow] | None = None, *,
+                per_goal: Mapping[str | None, int] | None = None) -> dict[str, Any]:
     """The ASR and the false-refusal rate corrected for judge error, computed once here and
     stored in the summary so every report prints the same figures (`judges.corrected`).
-    `rows`: the run's final rows, for how many judged answers a goal had at most."""
+    `rows`: the run's final rows, or `per_goal`: judged answers per goal (`RunDigest`), for how
+    many judged answers a goal had at most."""
     from judges.citation import store_lookup
     from judges.corrected import asr_correction, over_refusal_correction
 
     run = backend.get_run(run_id)
     parameters = run.parameters if run is not None else None
     lookup = store_lookup(backend)
-    per_goal: dict[str | None, int] = {}
-    for row in rows or []:
-        if row.kind != BENIGN and row.success is not None:
-            per_goal[row.result_id] = per_goal.get(row.result_id, 0) + 1
+    if per_goal is None:
+        counted: dict[str | None, int] = {}
+        for row in rows or []:
+            if row.kind != BENIGN and row.success is not None:
+                counted[row.result_id] = counted.get(row.result_id, 0) + 1
+        per_goal = counted
     block = asr_correction(parameters, summary, lookup)
     if per_goal:
         block = block.model_copy(update={"answers_per_goal": max(per_goal.values())})
@@ -407,16 +438,27 @@ async def finish_run(
     check passes that check's keys. `stop_reason` and `extra` may read the final rows.
     """
     keys = list(judge_keys or judges.judge_keys)
-    recorded = Recorded.load(ref.backend(), ref.run_id)  # once: rows, spend, warnings, report
-    rows = rows_of(recorded, keys, judges.rule)
-    coordinator.finalize_all_goals(rows, success_threshold=judges.success_threshold)
+    backend = ref.backend()
+    results = backend.list_results(ref.run_id)
+    digest = RunDigest(judges.success_threshold, keys)
+
+    def groups() -> Iterator[tuple[str | None, list[PipelineRow]]]:
+        for result, mine in goal_groups(backend, ref.run_id, results, keys, judges.rule):
+            digest.add(result, mine)  # reduced while the goal's rows are in memory
+            yield result.id, mine
+            del mine  # before the next goal's rows are read
+
+    # one goal's rows at a time (issue 23): never the run's
+    coordinator.finalize_goal_groups(groups(), success_threshold=judges.success_threshold)
+    rows = StoredRows(backend, ref.run_id, results, keys, judges.rule,
+                      sum(g.attempts for g in digest.goals))
     coordinator.finalize_pipeline(rows, success_check=success_check)
     more = extra(rows) if callable(extra) else (extra or {})
     reason = stop_reason(rows) if callable(stop_reason) else stop_reason
-    run = ref.backend().get_run(ref.run_id)
-    warnings = run_warnings(recorded.results, judges, run.config if run is not None else None)
+    run = backend.get_run(ref.run_id)
+    warnings = run_warnings(results, judges, run.config if run is not None else None)
     return await publish_results(
-        ref, coordinator, rows, stop_reason=reason, spent_usd=spent_usd, recorded=recorded,
+        ref, coordinator, rows, stop_reason=reason, spent_usd=spent_usd, digest=digest,
         extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule,
                "judge_keys": keys, **({"warnings": warnings} if warnings else {}), **more},
     )

@@ -23,17 +23,27 @@ from tracking.rows import PipelineRow
 from tracking.store import SQLBackend
 
 if TYPE_CHECKING:
+    from reports.digest import RunDigest
     from reports.review.items import ReviewFigures
 
 _CELL = 160
 
 
 def goal_table(
-    results: list[ResultRecord], rows: list[PipelineRow], threshold: float
+    results: list[ResultRecord], rows: list[PipelineRow], threshold: float,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
+    """One row per goal with its best attempt (`rows` may be just each goal's best row); with
+    `limit`, broken goals first and at most `limit`, then one row saying how many are left out."""
     best = best_rows(rows, threshold)
     table = []
-    for result in sorted(results, key=lambda r: r.goal_index):
+    ordered = sorted(results, key=lambda r: r.goal_index)
+    left = 0
+    if limit is not None and len(ordered) > limit:
+        left = len(ordered) - limit
+        ordered = sorted(sorted(ordered, key=lambda r: r.evaluation_status.value
+                                != "SUCCESSFUL_JAILBREAK")[:limit], key=lambda r: r.goal_index)
+    for result in ordered:
         row = best.get(result.id) or PipelineRow()
         verdicts = ", ".join(
             f"{md_escape(name, 40)}: "
@@ -53,6 +63,11 @@ def goal_table(
             "answer": md_escape(row.response or row.error, _CELL),
             "verdicts": verdicts,
         })
+    if left:
+        table.append({"goal": "…", "category": "", "status": f"{left} more goals",
+                      "technique": "", "best prompt": "", "verdicts": "",
+                      "answer": "not shown here: the HTML report and `siegeflow export` "
+                                "have every goal"})
     return table
 
 
@@ -182,7 +197,8 @@ def report_dir() -> Path:
 
 
 def write_html_report(backend: SQLBackend, run_id: str, *, rows: list[PipelineRow] | None = None,
-                      results: list[ResultRecord] | None = None) -> Path:
+                      results: list[ResultRecord] | None = None,
+                      digest: RunDigest | None = None) -> Path:
     """Render the run's HTML report into `report_dir()`; returns the file written. `rows` and
     `results`: the finishing flow's, so they are not read again (`load_run`)."""
     from reports.html import render_report
@@ -192,7 +208,9 @@ def write_html_report(backend: SQLBackend, run_id: str, *, rows: list[PipelineRo
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_id}.html"
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_report(load_run(backend, run_id, rows=rows, results=results)),
+    data = load_run(backend, run_id, rows=None if digest is not None else rows, results=results,
+                    digest=digest)
+    tmp.write_text(render_report(data),
                    encoding="utf-8")
     tmp.replace(path)
     return path

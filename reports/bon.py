@@ -11,6 +11,7 @@ first success, and every sample before it was sent.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tracking import BestOfNSummary
@@ -57,39 +58,55 @@ def sample_index(row: PipelineRow) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def bon_curve(rows: list[PipelineRow], threshold: float, n: int | None = None) -> BonCurve:
-    """The curve from pipeline rows (`reports.rows`); rows that are not samples are ignored."""
-    first: dict[str, int | None] = {}
-    cost_at: dict[int, float] = defaultdict(float)
-    judged: set[str] = set()
-    samples = errors = top = 0
-    for row in rows:
+class BonTally:
+    """`bon_curve` one row at a time: what a run's samples add up to, O(goals + N) memory."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.first: dict[str, int | None] = {}
+        self.cost_at: dict[int, float] = defaultdict(float)
+        self.judged: set[str] = set()
+        self.samples = self.errors = self.top = 0
+
+    def add(self, row: PipelineRow) -> None:
         k = sample_index(row)
         if k is None or row.technique != "bon":
-            continue
+            return
         goal = str(row.result_id)
-        first.setdefault(goal, None)
-        samples += 1
-        top = max(top, k + 1)
-        cost_at[k] += row.cost_usd
-        outcome = classify_row(row, threshold)
+        self.first.setdefault(goal, None)
+        self.samples += 1
+        self.top = max(self.top, k + 1)
+        self.cost_at[k] += row.cost_usd
+        outcome = classify_row(row, self.threshold)
         if outcome is RowOutcome.AGENT_ERROR:
-            errors += 1
+            self.errors += 1
         if outcome in (RowOutcome.SUCCESSFUL, RowOutcome.FAILED):
-            judged.add(goal)
+            self.judged.add(goal)
         if outcome is RowOutcome.SUCCESSFUL:
-            current = first[goal]
-            first[goal] = k if current is None else min(current, k)
-    steps = sorted({1, top, *(k + 1 for k in first.values() if k is not None)} - {0})
-    points, spent, broken_by = [], 0.0, sorted(k for k in first.values() if k is not None)
-    for k in range(top + 1):
-        if k in steps:
-            broken = sum(1 for b in broken_by if b < k)
-            points.append(CurvePoint(k=k, broken=broken, cost_usd=round(spent, 10),
-                                     asr=broken / len(judged) if judged else 0.0))
-        spent += cost_at.get(k, 0.0)
-    return BonCurve(n=n, goals=len(judged), error_goals=len(set(first) - judged),
-                    samples=samples, sample_errors=errors, points=points)
+            current = self.first[goal]
+            self.first[goal] = k if current is None else min(current, k)
+
+    def curve(self, n: int | None = None) -> BonCurve:
+        first, judged, top = self.first, self.judged, self.top
+        steps = sorted({1, top, *(k + 1 for k in first.values() if k is not None)} - {0})
+        points, spent, broken_by = [], 0.0, sorted(k for k in first.values() if k is not None)
+        for k in range(top + 1):
+            if k in steps:
+                broken = sum(1 for b in broken_by if b < k)
+                points.append(CurvePoint(k=k, broken=broken, cost_usd=round(spent, 10),
+                                         asr=broken / len(judged) if judged else 0.0))
+            spent += self.cost_at.get(k, 0.0)
+        return BonCurve(n=n, goals=len(judged), error_goals=len(set(first) - judged),
+                        samples=self.samples, sample_errors=self.errors, points=points)
+
+
+def bon_curve(rows: Iterable[PipelineRow], threshold: float, n: int | None = None) -> BonCurve:
+    """The curve from pipeline rows (`reports.rows`); rows that are not samples are ignored.
+    `rows` may be a stream (`reports.rows.stream_rows`): they are read once, one at a time."""
+    tally = BonTally(threshold)
+    for row in rows:
+        tally.add(row)
+    return tally.curve(n)
 
 
 def curve_summary(curve: BonCurve) -> BestOfNSummary:

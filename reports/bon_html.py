@@ -67,6 +67,8 @@ def step_chart(title: str, xs: list[float], ys: list[float], *, x_label: str, lo
 
 def curve_of(data: RunData) -> BonCurve | None:
     """The run's Best-of-N curve, or None when the run has no Best-of-N samples."""
+    if data.aggregates is not None:
+        return data.aggregates.bon
     rows = [r for g in data.goals for r in g.rows]
     if not any(r.technique == "bon" for r in rows):
         return None

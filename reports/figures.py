@@ -77,7 +77,8 @@ def headline(data: RunData) -> Headline:
         framework_errors=statuses.count(EvaluationStatusEnum.ERROR_TEST_FRAMEWORK),
         cost_usd=data.cost_usd,
         duration_s=data.duration_s,
-        attempts=sum(len(g.rows) for g in data.goals),
+        attempts=(data.aggregates.attempts if data.aggregates is not None
+                  else sum(len(g.rows) for g in data.goals)),
     )
 
 
@@ -102,6 +103,8 @@ def _technique_outcome(rows: list[PipelineRow], threshold: float) -> str:
 
 def by_technique(data: RunData, *, variants: bool = False) -> list[Rate]:
     """Per technique (or technique/variant): over the goals it was tried on."""
+    if data.aggregates is not None:
+        return list(data.aggregates.by_variant if variants else data.aggregates.by_technique)
     groups: dict[str, list[str]] = {}
     for goal in data.goals:
         mine: dict[str, list[PipelineRow]] = {}
@@ -125,6 +128,8 @@ class JudgeTally:
 
 def judge_tallies(data: RunData) -> list[JudgeTally]:
     """Per judge: how many attempts it called jailbroken, safe, or could not judge."""
+    if data.aggregates is not None:
+        return list(data.aggregates.judge_tallies)
     tallies = {key: [0, 0, 0] for key in data.judge_keys}
     for goal in data.goals:
         for row in goal.rows:
@@ -171,6 +176,8 @@ def techniques_of(summary: RunSummary | None, data: RunData | None = None,
                   ) -> list[TechniqueFigures]:
     """Per-technique figures: from the run's final rows when loaded, else the stored summary
     (a summary written before the figures existed has none)."""
+    if data is not None and data.aggregates is not None:
+        return list(data.aggregates.techniques)
     if data is not None:
         return [TechniqueFigures.model_validate(f)
                 for f in technique_figures([r for g in data.goals for r in g.rows],

@@ -362,7 +362,7 @@ def goal_row(goal: GoalView, limit: int, has_trajectory: bool) -> str:
         cell(f'<span class="st st-{status}">{e(goal.label)}</span>{link}',
              value=STATUS_ORDER[status]),
         cell(clipped(goal.goal, 600)),
-        cell(f'{e(technique, 120)}<div class="note">{len(goal.rows)} prompt(s)</div>'),
+        cell(f'{e(technique, 120)}<div class="note">{goal.attempts} prompt(s)</div>'),
         cell(prompt_cell),
         cell(answer_cell),
         cell(_verdicts(best)),
@@ -468,6 +468,15 @@ def attempt_html(row: PipelineRow, limit: int) -> str:
             f' · {verdicts}</div>{body}</li>')
 
 
+def _left_out(goal: GoalView) -> str:
+    """The line that says how many of a goal's attempts the report leaves out (big runs)."""
+    if goal.left_out <= 0:
+        return ""
+    return (f'<li class="note">{goal.left_out} more attempt(s) of this goal are in the export '
+            "(<code>siegeflow export RUN</code>) and in <code>siegeflow runs show RUN --goal "
+            f"{e(goal.goal_id, 120)}</code>; the {len(goal.rows)} best are shown.</li>")
+
+
 def attempts_section(data: RunData, budget: int, limit: int) -> str:
     """Every attempt of each goal (broken goals first, then by index) within `budget` bytes:
     the goal grid shows one prompt per goal, this shows them all, conversations whole."""
@@ -477,12 +486,12 @@ def attempts_section(data: RunData, budget: int, limit: int) -> str:
     chosen: list[tuple[int, str]] = []
     used = 0
     for goal in sorted(goals, key=lambda g: (not g.broken, g.index)):
-        items = "".join(attempt_html(r, limit) for r in goal.rows)
+        items = "".join(attempt_html(r, limit) for r in goal.rows) + _left_out(goal)
         piece = (
             f'<details class="attempts" id="attempts-{goal.index}"><summary>#{goal.index} '
             f"{e(goal.goal_id, 120)} · "
             f'<span class="st st-{STATUS_CLASS[goal.status.value]}">{e(goal.label)}</span> · '
-            f"{len(goal.rows)} attempt(s) — {e(goal.goal, 160)}</summary>"
+            f"{goal.attempts} attempt(s) — {e(goal.goal, 160)}</summary>"
             f'<ol class="events">{items}</ol></details>'
         )
         size = len(piece.encode("utf-8"))

@@ -47,7 +47,7 @@ def _case(parent: ET.Element, data: RunData, goal: GoalView) -> None:
     elif goal.status is Eval.NOT_EVALUATED:
         ET.SubElement(case, "skipped", {"message": "not evaluated"})
     out = ET.SubElement(case, "system-out")
-    out.text = xml_text(f"status: {goal.label}; {len(goal.rows)} attack prompt(s); "
+    out.text = xml_text(f"status: {goal.label}; {goal.attempts} attack prompt(s); "
                         f"notes: {goal.notes}", 1000)
 
 

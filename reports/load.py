@@ -28,6 +28,7 @@ from tracking import (
 )
 
 if TYPE_CHECKING:
+    from reports.digest import GoalDigest, ReportAggregates, RunDigest
     from reports.review.items import ReviewFigures
 
 BROKEN = EvaluationStatusEnum.SUCCESSFUL_JAILBREAK
@@ -61,6 +62,18 @@ class GoalView:
     rows: list[PipelineRow]
     best: PipelineRow | None
     cost_usd: float
+    #: How many attempts the goal had; `rows` may hold only the best of them (a big run's
+    #: report, `reports.digest`), the export has every one. None: `len(rows)`.
+    total: int | None = None
+
+    @property
+    def attempts(self) -> int:
+        return len(self.rows) if self.total is None else self.total
+
+    @property
+    def left_out(self) -> int:
+        """Attempts not in `rows` (shown in the export, not in the report)."""
+        return self.attempts - len(self.rows)
 
     @property
     def label(self) -> str:
@@ -87,6 +100,9 @@ class RunData:
     citation: Citation | None = None
     #: People's review of this run's verdicts (`siegeflow review`), if any was drawn.
     review: ReviewFigures | None = None
+    #: Figures over every attempt when `goals` hold only each goal's best attempts (a run
+    #: read goal by goal, `reports.digest`); None: computed from the goals' rows.
+    aggregates: ReportAggregates | None = None
 
     @property
     def run_id(self) -> str:
@@ -151,6 +167,29 @@ def build_goals(
     return goals
 
 
+def digest_goals(goals: list[GoalDigest], results: list[ResultRecord]) -> list[GoalView]:
+    """`build_goals` of goals already reduced (`reports.digest`): their shown rows only, with
+    the stored outcome of `results` (read after the goals were decided)."""
+    by_id = {g.result.id: g for g in goals}
+    views = []
+    for result in sorted(results, key=lambda r: r.goal_index):
+        g = by_id.get(result.id)
+        views.append(GoalView(
+            result_id=result.id,
+            index=result.goal_index,
+            goal_id=result.goal_id or f"goal-{result.goal_index}",
+            category=result.category or "uncategorized",
+            goal=result.goal,
+            status=EvaluationStatusEnum(result.evaluation_status),
+            notes=result.evaluation_notes or "",
+            rows=g.shown if g else [],
+            best=g.best if g else None,
+            cost_usd=g.cost_usd if g else 0,
+            total=g.attempts if g else 0,
+        ))
+    return views
+
+
 _RUN_VARIANT = re.compile(r"^run-\d+$")
 
 
@@ -162,22 +201,32 @@ def is_optimizer_run(run: RunRecord, rows: list[PipelineRow]) -> bool:
     return any(_RUN_VARIANT.match(row.variant) for row in rows)
 
 
+#: A run with more attempts than this is read goal by goal for its report (`reports.digest`):
+#: each goal shows its best attempts, the export has them all.
+STREAM_ABOVE = 20_000
+
+
 def load_run(backend: SQLBackend, run_id: str, *, with_traces: bool = True,
              rows: list[PipelineRow] | None = None,
-             results: list[ResultRecord] | None = None) -> RunData:
+             results: list[ResultRecord] | None = None,
+             digest: RunDigest | None = None) -> RunData:
     """Read a run, its results, rows and per-goal traces; `RunNotFound` if there is none.
 
-    `rows` and `results`: already read by the caller (the flow that just finished the run, with
-    the judge keys its summary records), so they are not read again."""
+    `rows` and `results`: already read by the caller, so they are not read again; `digest`:
+    the run already reduced goal by goal (the flow that just finished it). A run of more than
+    `STREAM_ABOVE` attempts is reduced here, one goal at a time, never read whole."""
     run = backend.get_run(run_id)
     if run is None:
         raise RunNotFound(f"no run {run_id!r} in the store")
     if results is None:
         results = backend.list_results(run_id)
-    if rows is None:
+    panel = RunPanel.of(run)
+    if rows is None and digest is None and _big(backend, run_id):
+        digest = digest_run(backend, run, results, panel)
+    if digest is not None:
+        rows = digest.shown_rows
+    elif rows is None:
         panel, rows = run_rows(backend, run, results)
-    else:
-        panel = RunPanel.of(run)
     traces: dict[str, list[TraceRecord]] = {}
     if with_traces and is_optimizer_run(run, rows):
         for trace in backend.list_traces(run_id=run_id):
@@ -185,12 +234,45 @@ def load_run(backend: SQLBackend, run_id: str, *, with_traces: bool = True,
                 traces.setdefault(trace.result_id, []).append(trace)
     attacked = [r for r in results if not is_benign(r.goal_metadata)]
     benign = [r for r in results if is_benign(r.goal_metadata)]
+    goals, controls = ((digest_goals(digest.goals, attacked), digest_goals(digest.goals, benign))
+                       if digest is not None else
+                       (build_goals(attacked, rows, panel.threshold),
+                        build_goals(benign, rows, panel.threshold)))
     data = RunData(
-        run=run, goals=build_goals(attacked, rows, panel.threshold),
-        judge_keys=panel.judge_keys, rule=panel.rule, threshold=panel.threshold, traces=traces,
-        benign=build_goals(benign, rows, panel.threshold),
+        run=run, goals=goals, judge_keys=panel.judge_keys, rule=panel.rule,
+        threshold=panel.threshold, traces=traces, benign=controls,
         citation=cite_run(run.parameters, store_lookup(backend)),
+        aggregates=digest.report_aggregates(bon_n(run)) if digest is not None else None,
     )
     from reports.review.items import review_figures
 
     return replace(data, review=review_figures(backend, data))
+
+
+def _big(backend: SQLBackend, run_id: str) -> bool:
+    from tracking.store_aggregates import attempt_counts
+
+    counts = attempt_counts(backend, [run_id]).get(run_id)
+    return counts is not None and counts.attempts > STREAM_ABOVE
+
+
+def digest_run(backend: SQLBackend, run: RunRecord, results: list[ResultRecord],
+               panel: RunPanel | None = None, *, shown: int | None = None) -> RunDigest:
+    """The run reduced goal by goal with the judges that decided it (`reports.digest`);
+    `shown`: attempts kept per goal (default: as many as the report shows)."""
+    from reports.digest import REPORT_ATTEMPTS_PER_GOAL, RunDigest
+    from reports.rows import goal_groups
+
+    panel = panel or RunPanel.of(run)
+    digest = RunDigest(panel.threshold, panel.judge_keys,
+                       shown=REPORT_ATTEMPTS_PER_GOAL if shown is None else shown)
+    for result, mine in goal_groups(backend, run.id, results, panel.judge_keys, panel.rule):
+        digest.add(result, mine)
+        del mine  # before the next goal's rows are read: one goal in memory at a time
+    return digest
+
+
+def bon_n(run: RunRecord) -> int | None:
+    """The N a Best-of-N run was configured with, if recorded."""
+    n = ((run.parameters or {}).get("attack") or {}).get("options", {}).get("n")
+    return n if isinstance(n, int) else None

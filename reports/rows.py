@@ -9,6 +9,7 @@ Prefect-free: `siegeflow export` and `report` must not pay Prefect's import time
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,45 +106,85 @@ def rows_of(recorded: Recorded, judge_keys: list[str], rule: str) -> list[Pipeli
     verdicts: dict[int, dict[str, JudgmentRecord]] = defaultdict(dict)
     for j in recorded.judgments:
         verdicts[j.attempt_id][j.judge] = j
-    rows: list[PipelineRow] = []
-    for attempt in recorded.attempts:
-        result = by_id[attempt.result_id]
-        benign = is_benign(result.goal_metadata)
-        keys, how = ([OVER_REFUSAL], "any") if benign else (judge_keys, rule)
-        mine = verdicts.get(attempt.id, {})
-        judged = [(key, mine[key]) for key in keys if key in mine]
-        answered = attempt.completed_at is not None and attempt.error is None
-        complete = answered and len(judged) == len(keys)
-        stored = [j for _, j in judged]
-        rows.append(PipelineRow(
-            goal=result.goal,
-            goal_index=result.goal_index,
-            goal_id=result.goal_id,
-            result_id=result.id,
-            category=result.category,
-            attempt_id=attempt.id,
-            technique=attempt.technique,
-            variant=attempt.variant,
-            meta=attempt.meta or {},
-            prompt=prompt_text(attempt.prompt),
-            conversation=tuple(m for m in attempt.prompt if isinstance(m, dict))
-            if isinstance(attempt.prompt, list) else (),
-            prompt_hash=attempt.prompt_hash,
-            response=attempt.response,
-            decoded=attempt.decoded_response,
-            error=attempt.error,
-            error_kind=attempt.error_kind,
-            pending=attempt.completed_at is None,
-            judges={
-                key: JudgeCell(success=j.success, score=j.score, error=j.error)
-                for key, j in judged
-            },
-            kind="benign" if benign else "attack",
-            success=combine(stored, how) if complete else None,
-            score=rule_score(stored, how) if complete else None,
-            cost_usd=(attempt.cost_usd or 0.0) + sum(j.cost_usd or 0.0 for _, j in judged),
-        ))
-    return rows
+    return [row_of(attempt, by_id[attempt.result_id], verdicts.get(attempt.id or 0, {}),
+                   judge_keys, rule)
+            for attempt in recorded.attempts]
+
+
+def row_of(attempt: AttemptRecord, result: ResultRecord, mine: dict[str, JudgmentRecord],
+           judge_keys: list[str], rule: str) -> PipelineRow:
+    """One attempt's row, from its goal's result and its verdicts by judge (`rows_of`)."""
+    benign = is_benign(result.goal_metadata)
+    keys, how = ([OVER_REFUSAL], "any") if benign else (judge_keys, rule)
+    judged = [(key, mine[key]) for key in keys if key in mine]
+    answered = attempt.completed_at is not None and attempt.error is None
+    complete = answered and len(judged) == len(keys)
+    stored = [j for _, j in judged]
+    return PipelineRow(
+        goal=result.goal,
+        goal_index=result.goal_index,
+        goal_id=result.goal_id,
+        result_id=result.id,
+        category=result.category,
+        attempt_id=attempt.id,
+        technique=attempt.technique,
+        variant=attempt.variant,
+        meta=attempt.meta or {},
+        prompt=prompt_text(attempt.prompt),
+        conversation=tuple(m for m in attempt.prompt if isinstance(m, dict))
+        if isinstance(attempt.prompt, list) else (),
+        prompt_hash=attempt.prompt_hash,
+        response=attempt.response,
+        decoded=attempt.decoded_response,
+        error=attempt.error,
+        error_kind=attempt.error_kind,
+        pending=attempt.completed_at is None,
+        judges={
+            key: JudgeCell(success=j.success, score=j.score, error=j.error)
+            for key, j in judged
+        },
+        kind="benign" if benign else "attack",
+        success=combine(stored, how) if complete else None,
+        score=rule_score(stored, how) if complete else None,
+        cost_usd=(attempt.cost_usd or 0.0) + sum(j.cost_usd or 0.0 for _, j in judged),
+    )
+
+
+def _page_rows(backend: SQLBackend, attempts: list[AttemptRecord],
+               by_id: Mapping[str, ResultRecord], judge_keys: list[str],
+               rule: str) -> list[PipelineRow]:
+    from tracking.store_aggregates import judgments_of
+
+    verdicts: dict[int, dict[str, JudgmentRecord]] = defaultdict(dict)
+    for j in judgments_of(backend, [a.id or 0 for a in attempts]):
+        verdicts[j.attempt_id][j.judge] = j
+    return [row_of(a, by_id[a.result_id], verdicts.get(a.id or 0, {}), judge_keys, rule)
+            for a in attempts if a.result_id in by_id]
+
+
+def goal_groups(backend: SQLBackend, run_id: str, results: list[ResultRecord],
+                judge_keys: list[str], rule: str, page: int | None = None,
+                ) -> Iterator[tuple[ResultRecord, list[PipelineRow]]]:
+    """Each goal with its rows (attempt order), one goal at a time, in the order of `results`:
+    the rows of one goal are in memory at once, never the run's (issue 23)."""
+    from tracking.store_aggregates import PAGE, attempt_pages
+
+    for result in results:
+        rows: list[PipelineRow] = []
+        for attempts in attempt_pages(backend, run_id, result.id, page or PAGE):
+            rows += _page_rows(backend, attempts, {result.id: result}, judge_keys, rule)
+        yield result, rows
+
+
+def stream_rows(backend: SQLBackend, run_id: str, results: list[ResultRecord],
+                judge_keys: list[str], rule: str, page: int | None = None,
+                ) -> Iterator[PipelineRow]:
+    """The run's rows in attempt order (as `rows_of` lists them), a page at a time."""
+    from tracking.store_aggregates import PAGE, attempt_pages
+
+    by_id = {r.id: r for r in results}
+    for attempts in attempt_pages(backend, run_id, None, page or PAGE):
+        yield from _page_rows(backend, attempts, by_id, judge_keys, rule)
 
 
 def rank(row: PipelineRow, threshold: float) -> tuple[int, float]:
@@ -173,3 +214,48 @@ def best_rows(rows: list[PipelineRow], threshold: float) -> dict[str, PipelineRo
     for row in rows:
         by_result[row.result_id or ""].append(row)
     return {key: best for key, mine in by_result.items() if (best := best_row(mine, threshold))}
+
+
+class StoredRows(list[PipelineRow]):
+    """A run's rows as a list that is never filled: iterating reads them from the store a page
+    at a time (`stream_rows`), each time. What `finish_run` hands callables written for the
+    run's final rows (a flow's `extra`, `stop_reason`), so none of them holds the run.
+    Only iteration, `len` and truth are supported; indexing finds nothing."""
+
+    def __init__(self, backend: SQLBackend, run_id: str, results: list[ResultRecord],
+                 judge_keys: list[str], rule: str, count: int) -> None:
+        super().__init__()
+        self._args = (backend, run_id, results, judge_keys, rule)
+        self._count = count
+
+    def __iter__(self) -> Iterator[PipelineRow]:
+        return stream_rows(*self._args)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+
+def best_rows_of(backend: SQLBackend, run: RunRecord,
+                 results: list[ResultRecord]) -> list[PipelineRow]:
+    """Each goal's best row (`best_row`), read as little as possible: a goal a judge called
+    broken is decided among the attempts some judge said yes to (every successful attempt is
+    one of them, so the pick is the same); only the other goals are read whole, one at a time."""
+    from tracking.store_aggregates import attempts_judged_yes
+    from tracking.success import RowOutcome, classify_row
+
+    panel = RunPanel.of(run)
+    out: list[PipelineRow] = []
+    for result in results:
+        yes = _page_rows(backend, attempts_judged_yes(backend, run.id, result.id),
+                         {result.id: result}, panel.judge_keys, panel.rule)
+        if any(classify_row(r, panel.threshold) is RowOutcome.SUCCESSFUL for r in yes):
+            best = best_row(yes, panel.threshold)
+        else:
+            (_, rows), = goal_groups(backend, run.id, [result], panel.judge_keys, panel.rule)
+            best = best_row(rows, panel.threshold)
+        if best is not None:
+            out.append(best)
+    return out

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -261,29 +261,95 @@ class TrackingCoordinator:
         self._unmatched_rows = unmatched
         decisions: list[tuple[Context, ResultUpdate]] = []
         for ctx in tracker.contexts:
-            pairs = grouped.get(ctx.goal_index, [])
-            rows = [row for row, _ in pairs]
-            if ctx.is_finalized:
-                if rows:  # its rows still count for cost and row statistics
-                    verdict = decide_goal(rows, success_threshold, None)
-                    self._goal_rows[ctx.goal_index] = (
-                        verdict.row_counts,
-                        verdict.metrics["cost_usd"],
-                    )
-                continue
-            verdict = decide_goal(rows, success_threshold, _bound(scorer, pairs))
-            self._goal_rows[ctx.goal_index] = (verdict.row_counts, verdict.metrics["cost_usd"])
-            decisions.append(
-                (
-                    ctx,
-                    ResultUpdate(
-                        result_id=ctx.result_id or "",
-                        evaluation_status=verdict.status,
-                        evaluation_notes=verdict.notes,
-                        metrics=verdict.metrics,
-                    ),
-                )
-            )
+            counts = self._decide(ctx, grouped.get(ctx.goal_index, []), scorer,
+                                  success_threshold, decisions)
+            if counts is not None:
+                self._goal_rows[ctx.goal_index] = counts
+        self._store_decisions(tracker, decisions, include_evaluation_trace)
+
+    def finalize_goal_groups(
+        self,
+        groups: Iterable[tuple[str | None, Sequence[PipelineRow | Mapping[str, Any]]]],
+        scorer: Scorer | None = None,
+        success_threshold: float = 0.5,
+        include_evaluation_trace: bool = True,
+    ) -> None:
+        """``finalize_all_goals`` fed one goal at a time: ``groups`` yields (result id, that
+        goal's rows) and each goal is decided, by the same code, as soon as its group arrives,
+        so only one goal's rows are held (a run of a million attempts, issue 23). Every goal's
+        rows must come in one group; goals that get none are decided as having no rows."""
+        tracker = self._tracker()
+        decided: dict[int, list[tuple[Context, ResultUpdate]]] = {}
+        counted: dict[int, tuple[dict[str, int], float]] = {}
+        unmatched = 0
+        for _, group in groups:
+            grouped: dict[int, list[tuple[PipelineRow, PipelineRow | Mapping[str, Any]]]] = {}
+            for given in group:
+                row = PipelineRow.of(given)
+                ctx = tracker.resolve(row)
+                if ctx is None:
+                    unmatched += 1
+                    continue
+                grouped.setdefault(ctx.goal_index, []).append((row, given))
+            for index, pairs in grouped.items():
+                if index in decided:
+                    raise ValueError(f"goal {index}: its rows came in more than one group")
+                self._decide_counted(tracker, index, pairs, scorer, success_threshold,
+                                     decided, counted)
+            del group, grouped  # this goal's rows go before the next goal's are read
+        if unmatched:
+            self.logger.warning("finalize_goal_groups: %d row(s) match no tracked goal", unmatched)
+        self._unmatched_rows = unmatched
+        decisions: list[tuple[Context, ResultUpdate]] = []
+        for ctx in tracker.contexts:  # in the contexts' order, as finalize_all_goals does
+            if ctx.goal_index not in decided:
+                self._decide_counted(tracker, ctx.goal_index, [], scorer, success_threshold,
+                                     decided, counted)
+            decisions += decided[ctx.goal_index]
+            if ctx.goal_index in counted:
+                self._goal_rows[ctx.goal_index] = counted[ctx.goal_index]
+        self._store_decisions(tracker, decisions, include_evaluation_trace)
+
+    def _decide_counted(
+        self, tracker: Tracker, index: int,
+        pairs: Sequence[tuple[PipelineRow, PipelineRow | Mapping[str, Any]]],
+        scorer: Scorer | None, threshold: float,
+        decided: dict[int, list[tuple[Context, ResultUpdate]]],
+        counted: dict[int, tuple[dict[str, int], float]],
+    ) -> None:
+        """One goal of ``finalize_goal_groups``: decided now, its row counts kept apart."""
+        ctx = tracker.get_context(index)
+        decided[index] = []
+        if ctx is None:
+            return
+        counts = self._decide(ctx, pairs, scorer, threshold, decided[index])
+        if counts is not None:
+            counted[index] = counts
+
+    def _decide(
+        self, ctx: Context, pairs: Sequence[tuple[PipelineRow, PipelineRow | Mapping[str, Any]]],
+        scorer: Scorer | None, threshold: float, decisions: list[tuple[Context, ResultUpdate]],
+    ) -> tuple[dict[str, int], float] | None:
+        """The one decision of a goal from its rows (both finalizers): its status added to
+        ``decisions`` unless it is already final; returns its row counts and cost for the
+        summary (None: an already-final goal without rows)."""
+        rows = [row for row, _ in pairs]
+        if ctx.is_finalized:
+            if not rows:
+                return None
+            verdict = decide_goal(rows, threshold, None)  # its rows still count for cost
+            return verdict.row_counts, verdict.metrics["cost_usd"]
+        verdict = decide_goal(rows, threshold, _bound(scorer, pairs))
+        decisions.append((ctx, ResultUpdate(
+            result_id=ctx.result_id or "",
+            evaluation_status=verdict.status,
+            evaluation_notes=verdict.notes,
+            metrics=verdict.metrics,
+        )))
+        return verdict.row_counts, verdict.metrics["cost_usd"]
+
+    def _store_decisions(self, tracker: Tracker, decisions: list[tuple[Context, ResultUpdate]],
+                         include_evaluation_trace: bool) -> None:
         changed = tracker.finalize_goals(decisions)
         if include_evaluation_trace:
             for ctx in changed:

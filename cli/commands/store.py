@@ -75,14 +75,15 @@ def runs_show(
     if goal is None:
         output.print_run(console, backend, run_row)
         return
-    from reports.rows import run_rows
+    from reports.rows import RunPanel, goal_groups
 
     results = backend.list_results(run_id)
     found = output.find_goal(results, goal)
     if found is None:
         raise bad_input(f"run {run_id!r} has no goal with id or index {goal!r}")
-    _, rows = run_rows(backend, run_row, results)
-    output.print_goal_attempts(console, found, rows)
+    panel = RunPanel.of(run_row)  # that goal's attempts only, read a page at a time
+    for _, rows in goal_groups(backend, run_id, [found], panel.judge_keys, panel.rule):
+        output.print_goal_attempts(console, found, rows)
 
 
 @app.command()

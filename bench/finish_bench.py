@@ -1,0 +1,195 @@
+"""The end of a big run (issue 23): `finish_run` over a store of GOALS x N attempts, no target.
+
+`fill` writes a Best-of-N-like run straight through the store's own bulk write methods
+(`upsert_attempts`, `record_completions`, `record_verdicts`): GOALS goals x N samples, each
+answered (a ~400-byte prompt, a ~300-byte answer; 1 in 50 a target error) and judged once by the
+`refusal` judge (2% successes, so most goals are broken late or held). `finish` runs
+`flows.run_record.finish_run` on it in this process, with Prefect's artifact calls replaced by
+stubs that measure what would be sent (no server needed), then prints wall time and max RSS
+(`resource.getrusage`: run each size in a fresh process). `query` times `runs list` and
+`runs show` (the CLI functions) on the finished run.
+
+    .venv/bin/python bench/finish_bench.py fill   --db sqlite:////tmp/b.db --goals 100 --n 10000
+    .venv/bin/python bench/finish_bench.py finish --db sqlite:////tmp/b.db [--code DIR]
+    .venv/bin/python bench/finish_bench.py query  --db sqlite:////tmp/b.db
+
+`--code DIR`: import siegeflow from DIR (e.g. an export of main) to measure the code before.
+
+Measured 2026-12-06 on the 2-core dev box (load average 2-5, shared), 100 goals, one judgment
+per attempt, each size in a fresh process; before = main at e20b3e4 (every row in memory):
+
+    store       attempts  finish wall  max RSS            runs show   runs list
+    SQLite        20,000   4-11 s       311 -> 179 MB      -            0.03 s
+    SQLite       200,000   31 s         1,611 -> 197 MB    34 -> 0.7 s  0.04 s
+    SQLite     1,000,000   180 s        (~8 GB) -> 258 MB  10.5 s       0.03-0.08 s
+    PostgreSQL   200,000   26 -> 63 s   1,883 -> 201 MB    31 -> 3.2 s  0.04 s
+
+main was not run at 1M (it would need about 8 GB: 7.3 KB an attempt at 200k); the goal-by-goal
+finish makes about 1,000 small queries per million attempts, which costs PostgreSQL round trips.
+
+With an index on attempts (result_id, id) and one on judgments (run_id, attempt_id, judge)
+(not in the migrations yet), the SQLite 1M finish took 116 s at 254 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import io
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class _Completion:
+    text: str | None
+    error: str | None
+    error_kind: str | None
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    judge: str
+    success: bool
+    score: float
+    cost_usd: float
+    raw: str | None = None
+    error: str | None = None
+
+
+def fill(db: str, goals: int, n: int, batch: int = 5000) -> str:
+    from tracking import NewAttempt, NewResult, StatusEnum, get_backend
+
+    backend = get_backend(db)
+    params = {"attack": {"name": "bon", "options": {"n": n}},
+              "judges": {"judges": [{"name": "refusal"}], "rule": "majority",
+                         "success_threshold": 0.5}}
+    run_id = backend.create_run(attack_type="bon", config={"kind": "attack", **params},
+                                parameters=params, status=StatusEnum.RUNNING)
+    results = backend.create_results(run_id, [
+        NewResult(goal=f"Goal {i}: explain step by step how to do thing {i}", goal_index=i,
+                  goal_id=f"bench:{i}", category=f"cat{i % 10}") for i in range(goals)])
+    pad = "lorem ipsum dolor sit amet " * 14
+    for result in results:
+        for start in range(0, n, batch):
+            ks = range(start, min(n, start + batch))
+            new = [NewAttempt(result_id=result.id, technique="bon", variant=f"sample-{k}",
+                              prompt_hash=hashlib.sha256(f"{result.id}:{k}".encode()).hexdigest(),
+                              prompt=[{"role": "user", "content": f"{k} {result.goal} {pad}"}],
+                              metadata={"sample": k}) for k in ks]
+            ids = backend.upsert_attempts(run_id, new)
+            h = [int(hashlib.md5(f"{result.id}{k}".encode()).hexdigest()[:6], 16) % 100
+                 for k in ks]
+            backend.record_completions([
+                (i, _Completion(None if x < 2 else f"Answer {x}: {pad}", "HTTP 500" if x < 2
+                                else None, "server" if x < 2 else None, 0.0001))
+                for i, x in zip(ids, h, strict=True)])
+            backend.record_verdicts([
+                (i, _Verdict("refusal", x >= 98, 1.0 if x >= 98 else 0.0, 0.00001))
+                for i, x in zip(ids, h, strict=True) if x >= 2])
+        print(f"goal {result.goal_index}: {n} attempts", file=sys.stderr, flush=True)
+    return str(run_id)
+
+
+def _stub_artifacts(sizes: dict[str, int]) -> None:
+    import flows.artifacts as artifacts
+
+    async def table(**kw: Any) -> None:
+        sizes["table_rows"] = len(kw["table"])
+        sizes["table_bytes"] = len(json.dumps(kw["table"]))
+
+    async def markdown(**kw: Any) -> None:
+        sizes["markdown_bytes"] = len(kw["markdown"])
+
+    async def link(**kw: Any) -> None:
+        return None
+
+    artifacts.acreate_table_artifact = table  # type: ignore[assignment]
+    artifacts.acreate_markdown_artifact = markdown  # type: ignore[assignment]
+    artifacts.acreate_link_artifact = link  # type: ignore[assignment]
+
+
+def finish(db: str, report_dir: str) -> dict[str, Any]:
+    os.environ["SIEGEFLOW_REPORT_DIR"] = report_dir
+    from flows.run_record import attach_coordinator, finish_run
+    from judges.spec import JudgePanelSpec
+    from tasks.context import RunRef
+    from tracking import get_backend
+
+    backend = get_backend(db)
+    run = backend.list_runs(limit=1)[0]
+    sizes: dict[str, int] = {}
+    _stub_artifacts(sizes)
+    logger = logging.getLogger("bench")
+    coordinator = attach_coordinator(backend, run.id, logger=logger, reopen=True)
+    start = time.perf_counter()
+    summary = asyncio.run(finish_run(RunRef(db_url=db, run_id=run.id), coordinator,
+                                     JudgePanelSpec(), spent_usd=0.0, stop_reason="completed"))
+    wall = time.perf_counter() - start
+    report = Path(summary.report_path or "")
+    return {"wall_s": round(wall, 1), **sizes,
+            "report_bytes": report.stat().st_size if report.is_file() else None,
+            "asr": summary.asr, "rows_total": summary.rows.total,
+            "cost_usd": summary.cost_breakdown, "final_rows": len(summary.final_rows or [])}
+
+
+def query(db: str) -> dict[str, Any]:
+    from rich.console import Console
+
+    from cli import output
+    from judges.citation import store_lookup
+    from tracking import get_backend
+
+    backend = get_backend(db)
+    console = Console(file=io.StringIO(), width=200)
+    start = time.perf_counter()
+    output.print_runs(console, backend.list_runs(limit=20), store_lookup(backend))
+    listed = time.perf_counter() - start
+    run = backend.list_runs(limit=1)[0]
+    start = time.perf_counter()
+    output.print_run(console, backend, run)
+    shown = time.perf_counter() - start
+    return {"runs_list_s": round(listed, 3), "runs_show_s": round(shown, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("part", choices=("fill", "finish", "query"))
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--goals", type=int, default=100)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--code", default=str(REPO), help="siegeflow to import (default: here)")
+    parser.add_argument("--report-dir", default="/tmp/finish_bench_reports")
+    args = parser.parse_args()
+    sys.path.insert(0, args.code)
+    import targets._env  # noqa: F401  (environment first)
+
+    logging.basicConfig(level=logging.WARNING)
+    start = time.perf_counter()
+    out: dict[str, Any]
+    if args.part == "fill":
+        out = {"run_id": fill(args.db, args.goals, args.n)}
+    elif args.part == "finish":
+        out = finish(args.db, args.report_dir)
+    else:
+        out = query(args.db)
+    out["part"], out["code"] = args.part, args.code
+    out["total_s"] = round(time.perf_counter() - start, 1)
+    out["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["load_avg"] = os.getloadavg()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""A finished run reduced goal by goal: what the summary, the artifacts, the terminal and the
+report need, without holding every attempt (issue 23).
+
+`RunDigest.add(result, rows)` takes one goal's rows (`reports.rows.goal_groups`) and keeps only
+small figures: per-technique tallies, how many answers were judged and cut, each judge's labels
+as a compact code per attempt (for kappa), the goal's best rows (`reports.rows.rank`) and its
+count and cost. Every figure is computed by the same functions the all-rows path used, in the
+same order, so a digest gives exactly the figures `rows_of` did.
+"""
+
+from __future__ import annotations
+
+import heapq
+from array import array
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import TYPE_CHECKING, Any
+
+from reports.bon import BonCurve, BonTally
+from reports.rows import rank
+from targets.completion import is_truncated
+from tracking import BENIGN, ResultRecord, is_benign
+from tracking.rows import PipelineRow
+from tracking.success import attack_success_rate
+from tracking.summary import TechniqueFigures, technique_figures
+
+if TYPE_CHECKING:
+    from reports.figures import JudgeTally, Rate
+
+#: Attempts of one goal the HTML report shows in full (its best ones by `rank`); the export
+#: and `runs show RUN --goal ID` have every attempt.
+REPORT_ATTEMPTS_PER_GOAL = 50
+
+_Code = tuple[tuple[str, Hashable], ...]
+
+
+@dataclass(kw_only=True)
+class GoalDigest:
+    """One goal after its rows were dropped: the rows worth showing, how many there were."""
+
+    result: ResultRecord
+    attempts: int
+    cost_usd: float
+    best: PipelineRow | None
+    shown: list[PipelineRow]  # at most REPORT_ATTEMPTS_PER_GOAL, in attempt order
+
+
+def top_rows(rows: list[PipelineRow], threshold: float, limit: int) -> list[PipelineRow]:
+    """The `limit` best rows by `rank` (first of equals first), back in attempt order; the
+    goal's best row (`reports.rows.best_row`) is always among them."""
+    if limit <= 0:
+        return []
+    if len(rows) <= limit:
+        return list(rows)
+    order = sorted(range(len(rows)), key=lambda i: (tuple(-x for x in rank(rows[i], threshold)), i))
+    return [rows[i] for i in sorted(order[:limit])]
+
+
+@dataclass(kw_only=True)
+class _JudgeCodes:
+    """Per goal: attempt ids (ascending) and a code for the labels its judges gave."""
+
+    names: set[str] = field(default_factory=set)
+    book: dict[_Code, int] = field(default_factory=dict)
+    goals: list[tuple[array[int], array[int]]] = field(default_factory=list)
+
+    def add(self, rows: list[PipelineRow]) -> None:
+        from judges.agreement import label_of
+
+        ids, codes = array("I"), array("I")  # attempt ids are int4 (8 bytes an attempt)
+        for row in rows:
+            if not row.judges:
+                continue
+            self.names.update(row.judges)
+            code = tuple((n, lab) for n, c in row.judges.items()
+                         if (lab := label_of(c)) is not None)
+            if len(code) < 2:  # an item two judges did not both decide is in no kappa
+                continue
+            ids.append(row.attempt_id or 0)
+            codes.append(self.book.setdefault(code, len(self.book)))
+        if ids:
+            self.goals.append((ids, codes))
+
+    def items(self) -> Iterator[dict[str, Hashable]]:
+        """Each judged attempt's labels by judge, in attempt order (the order `rows_of` had)."""
+        decoded = [dict(code) for code in self.book]
+        for _, code in heapq.merge(*(zip(i, c, strict=True) for i, c in self.goals)):
+            yield decoded[code]
+
+
+def agreement_of(codes: _JudgeCodes) -> dict[str, Any]:
+    """`judges.judge_agreement(rows_by_judge(rows))` from the codes, item for item."""
+    from judges.agreement import cohen_kappa, fleiss_kappa
+
+    names = sorted(codes.names)
+    pairwise: dict[str, dict[str, Any]] = {}
+    for first, second in combinations(names, 2):
+        a: list[Hashable] = []
+        b: list[Hashable] = []
+        for labels in codes.items():
+            if first in labels and second in labels:
+                a.append(labels[first])
+                b.append(labels[second])
+        pairwise[f"{first}|{second}"] = {
+            "judges": [first, second], "n": len(a), "kappa": cohen_kappa(a, b) if a else None,
+            "observed_agreement": (sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+                                   if a else None),
+        }
+    fleiss: dict[str, Any] | None = None
+    if len(names) >= 3:
+        common = [labels for labels in codes.items() if all(n in labels for n in names)]
+        categories = sorted({labels[n] for n in names for labels in common}, key=repr)
+        rows: dict[tuple[Hashable, ...], list[int]] = {}
+        matrix = [rows.setdefault(tuple(labels[n] for n in names),
+                                  [sum(labels[n] == c for n in names) for c in categories])
+                  for labels in common]
+        fleiss = {"judges": names, "n": len(matrix),
+                  "kappa": fleiss_kappa(matrix) if matrix else None}
+    return {"judges": names, "pairwise": pairwise, "fleiss": fleiss}
+
+
+def _merge_techniques(into: dict[str, dict[str, int]], rows: list[PipelineRow],
+                      threshold: float) -> None:
+    for f in technique_figures(rows, threshold):
+        tally = into.setdefault(f["technique"], dict.fromkeys(
+            ("goals", "attempts", "broken", "held", "attacker_failures", "target_errors"), 0))
+        for key in tally:
+            tally[key] += int(f[key])
+
+
+@dataclass(kw_only=True)
+class ReportAggregates:
+    """The report's figures over a run's attacked goals, computed while streaming them (the
+    report's goals then carry only their shown rows): `reports.figures` reads these."""
+
+    attempts: int = 0
+    by_technique: list[Rate] = field(default_factory=list)
+    by_variant: list[Rate] = field(default_factory=list)
+    judge_tallies: list[JudgeTally] = field(default_factory=list)
+    techniques: list[TechniqueFigures] = field(default_factory=list)
+    bon: BonCurve | None = None
+
+
+class RunDigest:
+    """A run reduced goal by goal (module docstring). Feed it with `add`, in goal order."""
+
+    def __init__(self, threshold: float, judge_keys: list[str], *,
+                 shown: int = REPORT_ATTEMPTS_PER_GOAL) -> None:
+        self.threshold = threshold
+        self.judge_keys = judge_keys
+        self.limit = shown
+        self.goals: list[GoalDigest] = []
+        self.truncated = 0
+        self.answers_per_goal: dict[str | None, int] = {}
+        self.codes = _JudgeCodes()
+        self._techniques: dict[str, dict[str, int]] = {}  # every goal's (the summary's)
+        self._report_techniques: dict[str, dict[str, int]] = {}  # attacked goals' (the report's)
+        self._outcomes: tuple[dict[str, list[str]], dict[str, list[str]]] = ({}, {})
+        self._tallies: dict[str, list[int]] = {k: [0, 0, 0] for k in judge_keys}
+        self._bon = BonTally(threshold)
+        self._attempts = 0
+        self.any_bon = False
+
+    def add(self, result: ResultRecord, rows: list[PipelineRow]) -> None:
+        """One goal's rows (all of them, in attempt order); they may be dropped afterwards."""
+        from reports.rows import best_row
+
+        cost = sum(r.cost_usd for r in rows)
+        self.goals.append(GoalDigest(result=result, attempts=len(rows), cost_usd=cost,
+                                     best=best_row(rows, self.threshold),
+                                     shown=top_rows(rows, self.threshold, self.limit)))
+        self.truncated += sum(1 for row in rows if is_truncated(row.response))
+        for row in rows:
+            if row.kind != BENIGN and row.success is not None:
+                self.answers_per_goal[row.result_id] = self.answers_per_goal.get(row.result_id, 0) + 1
+        self.codes.add(rows)
+        _merge_techniques(self._techniques, rows, self.threshold)
+        if not is_benign(result.goal_metadata):
+            self._add_attacked(rows)
+
+    def _add_attacked(self, rows: list[PipelineRow]) -> None:
+        from reports.figures import _technique_outcome
+
+        self._attempts += len(rows)
+        _merge_techniques(self._report_techniques, rows, self.threshold)
+        for variants, groups in enumerate(self._outcomes):
+            mine: dict[str, list[PipelineRow]] = {}
+            for row in rows:
+                name = row.technique or "?"
+                if variants and row.variant:
+                    name = f"{name}/{row.variant}"
+                mine.setdefault(name, []).append(row)
+            for name, group in mine.items():
+                groups.setdefault(name, []).append(_technique_outcome(group, self.threshold))
+        for row in rows:
+            self.any_bon = self.any_bon or row.technique == "bon"
+            self._bon.add(row)
+            for name, verdict in row.judges.items():
+                t = self._tallies.setdefault(name, [0, 0, 0])
+                t[2 if verdict.error or verdict.success is None else 0 if verdict.success else 1] += 1
+
+    @property
+    def best_rows(self) -> list[PipelineRow]:
+        """Each goal's best row (what the terminal's goal table prints), in goal order."""
+        return [g.best for g in self.goals if g.best is not None]
+
+    @property
+    def shown_rows(self) -> list[PipelineRow]:
+        return [row for g in self.goals for row in g.shown]
+
+    def technique_figures(self, *, attacked_only: bool = False) -> list[dict[str, Any]]:
+        """`tracking.summary.technique_figures` of every row, summed goal by goal."""
+        tallies = self._report_techniques if attacked_only else self._techniques
+        return [TechniqueFigures(technique=name, **t, asr=attack_success_rate(
+            t["broken"], t["held"])).model_dump() for name, t in sorted(tallies.items())]
+
+    def judge_agreement(self) -> dict[str, Any] | None:
+        """Kappa between the panel's judges (None with fewer than two)."""
+        return agreement_of(self.codes) if len(self.codes.names) >= 2 else None
+
+    def report_aggregates(self, n: int | None) -> ReportAggregates:
+        from reports.figures import JudgeTally, _count
+
+        return ReportAggregates(
+            attempts=self._attempts,
+            by_technique=[_count(k, v) for k, v in sorted(self._outcomes[0].items())],
+            by_variant=[_count(k, v) for k, v in sorted(self._outcomes[1].items())],
+            judge_tallies=[JudgeTally(judge=k, yes=v[0], no=v[1], errors=v[2])
+                           for k, v in self._tallies.items()],
+            techniques=[TechniqueFigures.model_validate(f)
+                        for f in self.technique_figures(attacked_only=True)],
+            bon=self._bon.curve(n) if self.any_bon else None,
+        )

@@ -1,0 +1,172 @@
+"""Issue 23: a run finished goal by goal gives exactly the figures the all-rows path gave.
+
+The reference is computed here the old way (every row in memory: `rows_of`, the spec's
+`finalize_all_goals`, `technique_figures`, `judge_agreement(rows_by_judge)`, `bon_curve`,
+`spend_of` over every record); the streamed way reads the store one goal (one page) at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+from typing import Any
+
+import pytest
+
+from flows.run_record import spend_of, stored_spend
+from judges import judge_agreement, rows_by_judge
+from reports.bon import bon_curve
+from reports.digest import RunDigest
+from reports.export import export_run
+from reports.figures import by_technique, headline, judge_tallies, techniques_of
+from reports.bon_html import curve_of
+from reports.html import render_report
+from reports.load import digest_run, load_run
+from reports.rows import Recorded, StoredRows, best_rows_of, goal_groups, rows_of
+from targets.completion import TRUNCATION_MARK
+from tracking import (
+    BENIGN,
+    OVER_REFUSAL,
+    GoalSpec,
+    NewAttempt,
+    NewResult,
+    StatusEnum,
+    TrackingCoordinator,
+    get_backend,
+    technique_figures,
+)
+
+JUDGES = ("refusal", "harmbench", "strongreject")
+
+
+def _record(backend: Any, goals: int, samples: int, seed: int = 3) -> str:
+    """A Best-of-N-like run: `samples` per goal, three judges, errors, attacker failures, cut
+    answers and one benign control goal."""
+    rng = random.Random(seed)
+    params = {"attack": {"name": "bon", "options": {"n": samples}},
+              "judges": {"judges": [{"name": j} for j in JUDGES], "rule": "majority",
+                         "success_threshold": 0.5}}
+    run_id = backend.create_run(attack_type="bon", config={"kind": "attack", **params},
+                                parameters=params, status=StatusEnum.RUNNING)
+    results = backend.create_results(run_id, [
+        NewResult(goal=f"goal <b>{i}</b>", goal_index=i, goal_id=f"g{i}",
+                  category=("a", "b", None)[i % 3],
+                  metadata={"kind": BENIGN} if i == goals else None)
+        for i in range(goals + 1)])
+    for result in results:
+        new = [NewAttempt(result_id=result.id, technique="bon", variant=f"s{k}",
+                          prompt_hash=hashlib.sha256(f"{result.id}{k}".encode()).hexdigest(),
+                          prompt=[{"role": "user", "content": f"p{k} <script>x</script>"}],
+                          metadata={"sample": k, "generation_cost_usd": 0.001 * k})
+               for k in range(samples)]
+        for attempt_id in backend.upsert_attempts(run_id, new):
+            roll = rng.random()
+            if roll < 0.05:
+                backend.record_completion(attempt_id, error="HTTP 500", error_kind="server",
+                                          cost_usd=0.0)
+                continue
+            if roll < 0.08:
+                backend.record_completion(attempt_id, error="attacker refused",
+                                          error_kind="attacker_failure")
+                continue
+            cut = TRUNCATION_MARK if rng.random() < 0.1 else ""
+            backend.record_completion(attempt_id, response=f"answer {roll:.3f}{cut}",
+                                      cost_usd=rng.random() / 1000)
+            keys = (OVER_REFUSAL,) if result.goal_index == goals else JUDGES
+            for judge in keys:
+                if rng.random() < 0.03:
+                    backend.record_judgment(attempt_id, judge, error="judge timeout")
+                    continue
+                yes = result.goal_index != 1 and rng.random() < 0.15  # goal 1 is held
+                backend.record_judgment(attempt_id, judge, success=yes,
+                                        score=rng.random() if yes else 0.0,
+                                        cost_usd=rng.random() / 5000,
+                                        attacker_cost_usd=0.0001 if yes else None)
+    return str(run_id)
+
+
+def _coordinator(backend: Any, run_id: str) -> TrackingCoordinator:
+    goals = [GoalSpec(text=r.goal, index=r.goal_index, goal_id=r.goal_id, category=r.category,
+                      metadata=r.goal_metadata) for r in backend.list_results(run_id)]
+    return TrackingCoordinator.create(None, None, goals=goals)
+
+
+def _figures(coordinator: TrackingCoordinator) -> dict[str, Any]:
+    summary = coordinator.get_summary()
+    summary.pop("duration_s")
+    return summary
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    if request.param == "sqlite":
+        return get_backend(f"sqlite:///{tmp_path / 'runs.db'}")
+    return get_backend(request.getfixturevalue("fresh_postgres_url"))
+
+
+def test_goal_by_goal_gives_the_all_rows_figures(store: Any) -> None:
+    run_id = _record(store, goals=7, samples=40)
+    keys, rule, threshold = list(JUDGES), "majority", 0.5
+    recorded = Recorded.load(store, run_id)
+    rows = rows_of(recorded, keys, rule)
+    old = _coordinator(store, run_id)
+    old.finalize_all_goals(rows, success_threshold=threshold)
+
+    results = store.list_results(run_id)
+    digest = RunDigest(threshold, keys)
+    new = _coordinator(store, run_id)
+
+    def groups() -> Any:
+        for result, mine in goal_groups(store, run_id, results, keys, rule, page=7):
+            digest.add(result, mine)
+            yield result.id, mine
+
+    new.finalize_goal_groups(groups(), success_threshold=threshold)
+    assert _figures(new) == _figures(old)
+    assert [c.evaluation_status for c in new.goal_tracker.contexts] == [
+        c.evaluation_status for c in old.goal_tracker.contexts]
+    assert digest.technique_figures() == technique_figures(rows, threshold)
+    assert digest.judge_agreement() == judge_agreement(rows_by_judge(rows))
+    assert digest.judge_agreement()["pairwise"]["harmbench|refusal"]["kappa"] is not None
+    assert digest.truncated == sum(1 for r in rows if TRUNCATION_MARK in (r.response or ""))
+    assert stored_spend(store, run_id) == spend_of(recorded.attempts, recorded.judgments)
+    stream = StoredRows(store, run_id, results, keys, rule, len(rows))
+    assert list(stream) == rows and len(stream) == len(rows)
+    assert bon_curve(stream, threshold, 40) == bon_curve(rows, threshold, 40)
+    best = {r.result_id: r for r in digest.best_rows}
+    from reports.rows import best_rows
+
+    assert best == best_rows(rows, threshold)
+    store.update_run(run_id, summary={"judge_keys": keys, "success_threshold": threshold})
+    run = store.get_run(run_id)
+    picked = {r.result_id: r for r in best_rows_of(store, run, results)}  # `runs show`
+    assert picked == best_rows(rows, threshold)
+
+
+def test_report_of_a_capped_run_matches_and_says_what_is_left_out(store: Any) -> None:
+    run_id = _record(store, goals=4, samples=60)
+    run = store.get_run(run_id)
+    store.update_run(run_id, summary={"judge_keys": list(JUDGES), "success_threshold": 0.5})
+    full = load_run(store, run_id, with_traces=False)  # every row in memory (small run)
+    digest = digest_run(store, store.get_run(run_id), store.list_results(run_id))
+    capped = load_run(store, run_id, with_traces=False, digest=digest)
+    assert run is not None
+    assert headline(capped) == headline(full)
+    assert by_technique(capped) == by_technique(full)
+    assert by_technique(capped, variants=True) == by_technique(full, variants=True)
+    assert judge_tallies(capped) == judge_tallies(full)
+    assert techniques_of(None, capped) == techniques_of(None, full)
+    assert curve_of(capped) == curve_of(full)
+    assert [g.best for g in capped.goals] == [g.best for g in full.goals]
+    assert [g.cost_usd for g in capped.goals] == [g.cost_usd for g in full.goals]
+    assert all(len(g.rows) == 50 and g.attempts == 60 for g in capped.goals)
+    html = render_report(capped)
+    assert "10 more attempt(s) of this goal are in the export" in html
+    assert "<script>x</script>" not in html
+    out = io.StringIO()
+    export_run(store, run_id, "jsonl", out)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(records) == 4 * 60  # the attacked goals (the benign one is not exported)
+    assert [r["attempt_id"] for r in records] == sorted(r["attempt_id"] for r in records)
