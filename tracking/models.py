@@ -162,6 +162,8 @@ class AttemptRecord(SQLModel, table=True):
         # ones (`completed_at IS NULL`) in id order, without sorting or scanning the rest.
         sa.Index("ix_attempts_run_id", "run_id", "id"),
         sa.Index("ix_attempts_run_pending", "run_id", "completed_at", "id"),
+        # The end of a run reads one goal's attempts at a time, in id order (0009).
+        sa.Index("ix_attempts_result_id", "result_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -190,7 +192,11 @@ class JudgmentRecord(SQLModel, table=True):
     """One judge's verdict on one attempt: the judgment idempotency key."""
 
     __tablename__ = "judgments"
-    __table_args__ = (sa.UniqueConstraint("attempt_id", "judge", name="uq_judgments_key"),)
+    __table_args__ = (
+        sa.UniqueConstraint("attempt_id", "judge", name="uq_judgments_key"),
+        # A run's verdicts in attempt order without sorting them (the streamed spend, 0009).
+        sa.Index("ix_judgments_run_attempt", "run_id", "attempt_id", "judge"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     attempt_id: int = Field(foreign_key="attempts.id")
