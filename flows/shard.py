@@ -57,6 +57,7 @@ from tracking import (
     SQLBackend,
     default_db_url,
 )
+from tracking.store_pipeline import AttemptFilter, GoalShard
 
 logger = logging.getLogger("siegeflow.flows.shard")
 
@@ -97,11 +98,17 @@ class ShardsFailed(RuntimeError):
     """Some shards stayed failed: their goals are ERROR_TEST_FRAMEWORK and the run FAILED."""
 
 
-def _spent_on(backend: SQLBackend, run_id: str, result_ids: set[str]) -> float:
-    attempts = [a for a in backend.list_attempts(run_id) if a.result_id in result_ids]
-    ids = {a.id for a in attempts}
-    judged = [j for j in backend.list_judgments(run_id=run_id) if j.attempt_id in ids]
-    return spend_of(attempts, judged).total_usd
+def _spent_on(backend: SQLBackend, run_id: str, shard: GoalShard) -> float:
+    """What a shard's goals have already cost (a resumed or retried shard), read a page of
+    attempts at a time with their verdicts: nothing of the run held at once."""
+    from tracking.store_aggregates import judgments_of
+
+    spent = 0.0
+    for page in backend.iter_attempts(run_id, AttemptFilter(shard=shard),
+                                      columns=["cost_usd", "meta"]):
+        judged = judgments_of(backend, [a.id for a in page if a.id is not None])
+        spent += spend_of(page, judged).total_usd
+    return spent
 
 
 class ShardOutcome(BaseModel):
@@ -138,12 +145,12 @@ async def run_shard(
     if backend.get_run(run_id) is None:
         raise LookupError(f"shard {shard.index}/{shard.count}: no run {run_id!r} in the store")
     mine = [r for r in backend.list_results(run_id) if shard.owns(r.goal_index)]
-    ids = [r.id for r in mine]
-    spent = _spent_on(backend, run_id, set(ids))
+    part = GoalShard(index=shard.index, count=shard.count)
+    spent = _spent_on(backend, run_id, part)
     async with heartbeat(ref):
         done = await run_steps(ref, target, attack, judges, [GoalRow.of_result(r) for r in mine],
                                concurrency=concurrency, budget_usd=budget_usd, spent_usd=spent,
-                               result_ids=ids)
+                               shard=part)
     return ShardOutcome(
         run_id=run_id, shard=shard.index, shards=shard.count, goals=len(mine),
         requested=done.requested, judgments=done.judgments,

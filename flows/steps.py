@@ -24,6 +24,7 @@ from tasks.context import GoalRow, RunRef, StepResult, retried
 from tasks.evaluation import evaluation as evaluation_step
 from tasks.generation import generation as generation_step
 from tracking import BestOfNSummary, PipelineRow
+from tracking.store_pipeline import GoalShard
 
 
 def is_streaming(attack: AttackSpec) -> bool:
@@ -54,9 +55,9 @@ def split_streaming(attack: AttackSpec) -> tuple[AttackSpec | None, AttackSpec |
 async def run_steps(
     ref: RunRef, target: TargetConfig, attack: AttackSpec, judges: JudgePanelSpec,
     goals: list[GoalRow], *, concurrency: int, budget_usd: float | None, spent_usd: float,
-    result_ids: list[str] | None = None,
+    shard: GoalShard | None = None,
 ) -> StepResult:
-    """Run the steps on `goals` (`result_ids`: restrict Completions/Evaluation to a shard's goals);
+    """Run the steps on `goals` (`shard`: restrict Completions/Evaluation to a shard's goals);
     return requests made, judgments, spend and whether the budget ran out."""
     attacked = [g for g in goals if not g.benign]
     benign = [g for g in goals if g.benign]
@@ -74,11 +75,11 @@ async def run_steps(
         sampled = await best_of_n(ref, target, streamed, judges, attacked, concurrency,
                                   budget_usd, made.spent_usd)
     completed = await completions(ref, target, concurrency, budget_usd, sampled.spent_usd,
-                                  result_ids=result_ids)
+                                  shard=shard)
     judged = await evaluation(ref, attack, judges, concurrency, budget_usd,
-                              completed.spent_usd, result_ids=result_ids)
+                              completed.spent_usd, shard=shard)
     if benign:
-        await over_refusal(ref, result_ids=result_ids)
+        await over_refusal(ref, shard=shard)
     return StepResult(
         spent_usd=judged.spent_usd,
         budget_exhausted=(made.budget_exhausted or sampled.budget_exhausted

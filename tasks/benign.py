@@ -17,7 +17,7 @@ from judges.corrected import OVER_REFUSAL_SPEC
 from tasks.buffer import WriteBuffer
 from tasks.context import RunRef, StepResult, pipeline_task
 from tracking import OVER_REFUSAL, is_benign
-from tracking.store_pipeline import AttemptFilter
+from tracking.store_pipeline import AttemptFilter, GoalShard
 
 
 def refusal_check() -> Any:
@@ -26,14 +26,14 @@ def refusal_check() -> Any:
 
 
 @pipeline_task("over-refusal")
-async def over_refusal(ref: RunRef, result_ids: list[str] | None = None) -> StepResult:
+async def over_refusal(ref: RunRef, shard: GoalShard | None = None) -> StepResult:
     """Judge every answered benign prompt not judged yet; return how many were refused."""
     backend, tracker = ref.backend(), ref.step_tracker()
     with tracker.track_step("Over-refusal", "STEP3_EVALUATE", input_data={"judge": OVER_REFUSAL},
                             config={"judge": "refusal phrases, no length or echo check"}):
         benign = {r.id: r.goal for r in backend.list_results(ref.run_id)
                   if is_benign(r.goal_metadata)
-                  and (result_ids is None or r.id in set(result_ids))}
+                  and (shard is None or shard.owns(r.goal_index))}
         judge, written = refusal_check(), WriteBuffer(backend.record_verdicts)
         judged = refused = 0
         # Paged: the control set's answered attempts only, and their verdicts page by page.

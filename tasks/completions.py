@@ -24,7 +24,7 @@ from tasks.budget import Budget
 from tasks.buffer import PagedSource, WriteBuffer, drain
 from tasks.context import RunRef, StepResult, artifact_key, pipeline_task
 from tasks.progress import StepProgress
-from tracking.store_pipeline import AttemptFilter
+from tracking.store_pipeline import AttemptFilter, GoalShard
 
 logger = logging.getLogger("siegeflow.tasks.completions")
 
@@ -38,8 +38,8 @@ def _target_messages(target: TargetConfig, stored: list[dict[str, Any]]) -> list
     return prompt
 
 
-def _pending(result_ids: list[str] | None) -> AttemptFilter:
-    return AttemptFilter(pending=True, result_ids=result_ids)
+def _pending(shard: GoalShard | None) -> AttemptFilter:
+    return AttemptFilter(pending=True, shard=shard)
 
 
 @pipeline_task("completions")
@@ -49,11 +49,11 @@ async def completions(
     concurrency: int = 16,
     budget_usd: float | None = None,
     spent_usd: float = 0.0,
-    result_ids: list[str] | None = None,
+    shard: GoalShard | None = None,
 ) -> StepResult:
     """Complete every pending attempt; return counts, errors, cost and whether the budget ran out.
 
-    `result_ids` restricts the step to those goals (one shard of a sharded run). Streamed:
+    `shard` restricts the step to one shard's goals (a sharded run's child). Streamed:
     pending attempts are read a page at a time (by id, so attempts completed meanwhile are
     neither skipped nor sent twice) and sent by `concurrency` workers.
     """
@@ -65,7 +65,7 @@ async def completions(
         input_data={"target": target.describe()},
         config={"concurrency": concurrency, "budget_usd": budget_usd},
     ):
-        total = backend.count_attempts(ref.run_id, _pending(result_ids))
+        total = backend.count_attempts(ref.run_id, _pending(shard))
         budget = Budget(limit_usd=budget_usd, spent_usd=spent_usd)
         progress = StepProgress("Completions", artifact_key(ref.run_id, "completions"), total)
         await progress.start()
@@ -93,7 +93,7 @@ async def completions(
         written = WriteBuffer(backend.record_completions)
         try:
             if total:  # else nothing to read (e.g. after a Best-of-N step)
-                pages = backend.iter_attempts(ref.run_id, _pending(result_ids))
+                pages = backend.iter_attempts(ref.run_id, _pending(shard))
                 await drain(PagedSource(pages), one, concurrency)
         finally:
             written.flush()

@@ -23,7 +23,7 @@ from tasks.context import RunRef, StepResult, artifact_key, pipeline_task
 from tasks.progress import StepProgress
 from tracking import is_benign
 from tracking.store import SQLBackend
-from tracking.store_pipeline import AttemptFilter
+from tracking.store_pipeline import AttemptFilter, GoalShard
 
 logger = logging.getLogger("siegeflow.tasks.evaluation")
 
@@ -166,11 +166,11 @@ async def evaluation(
     concurrency: int = 16,
     budget_usd: float | None = None,
     spent_usd: float = 0.0,
-    result_ids: list[str] | None = None,
+    shard: GoalShard | None = None,
 ) -> StepResult:
     """Judge every answered attempt with every judge that has not judged it yet.
 
-    `result_ids` restricts the step to those goals (one shard of a sharded run).
+    `shard` restricts the step to one shard's goals (a sharded run's child).
     """
     backend = ref.backend()
     tracker = ref.step_tracker()
@@ -184,7 +184,7 @@ async def evaluation(
         technique = build_technique(attack.name, attack.options)
         goals, benign = _goals_with_context(backend, ref.run_id)
         pending = PendingJudgments(backend, ref.run_id, panel, AttemptFilter(
-            answered=True, result_ids=result_ids, exclude_result_ids=benign))
+            answered=True, shard=shard, exclude_result_ids=benign))
         answered, total = pending.totals()
         budget = Budget(limit_usd=budget_usd, spent_usd=spent_usd)
         progress = StepProgress("Evaluation", artifact_key(ref.run_id, "evaluation"), total)

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from tracking.models import AttemptRecord, JudgmentRecord, table_of, utcnow
+from tracking.models import AttemptRecord, JudgmentRecord, ResultRecord, table_of, utcnow
 from tracking.redaction import redact, redact_text
 from tracking.rows import NewAttempt
 from tracking.success import ATTACKER_FAILURE
@@ -34,11 +34,31 @@ PAGE_SIZE = 500
 
 
 @dataclass(frozen=True, kw_only=True)
+class GoalShard:
+    """One shard of a run's goals: those whose index is `index` modulo `count`. Said in SQL (a
+    condition on the goal's index), never as a list of ids: a shard of 100,000 goals would be
+    a statement with more bound parameters than SQLite (32,766) or PostgreSQL (65,535) take."""
+
+    index: int
+    count: int
+
+    def owns(self, goal_index: int) -> bool:
+        return goal_index % self.count == self.index
+
+    def result_ids(self, run_id: str) -> sa.Select[Any]:
+        """The shard's goals of a run, as a subquery."""
+        results = table_of(ResultRecord)
+        return sa.select(results.c.id).where(results.c.run_id == run_id,
+                                             results.c.goal_index % self.count == self.index)
+
+
+@dataclass(frozen=True, kw_only=True)
 class AttemptFilter:
     """Which of a run's attempts a streamed read (`iter_attempts`, `count_attempts`) returns.
 
     ``pending``: no completion yet. ``answered``: a completion without an error and with a
-    response (what judges read). ``result_ids``: only these goals (a shard);
+    response (what judges read). ``result_ids``: only these goals; ``shard``: only that
+    shard's goals (`GoalShard`, a condition in SQL);
     ``exclude_result_ids``: not these (the benign control set, judged apart). ``technique``:
     only attempts of that technique.
     """
@@ -46,6 +66,7 @@ class AttemptFilter:
     pending: bool = False
     answered: bool = False
     result_ids: Collection[str] | None = None
+    shard: GoalShard | None = None
     exclude_result_ids: Collection[str] = ()
     technique: str | None = None
 
@@ -58,6 +79,8 @@ class AttemptFilter:
                         table.c.response.is_not(None)]
         if self.result_ids is not None:
             clauses.append(table.c.result_id.in_(sorted(self.result_ids)))
+        if self.shard is not None:
+            clauses.append(table.c.result_id.in_(self.shard.result_ids(run_id)))
         if self.exclude_result_ids:
             clauses.append(table.c.result_id.not_in(sorted(self.exclude_result_ids)))
         if self.technique is not None:

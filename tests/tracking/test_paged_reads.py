@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracking import NewResult, SQLBackend
-from tracking.store_pipeline import AttemptFilter
+from tracking.store_pipeline import AttemptFilter, GoalShard
 
 
 @dataclass
@@ -58,12 +58,28 @@ def test_filters_match_their_counts(backend: SQLBackend, run_id: str) -> None:
         (AttemptFilter(answered=True, exclude_result_ids={results[0]}), [ids[4], ids[9]]),
         (AttemptFilter(technique="t"), ids[1::2]),
         (AttemptFilter(pending=True, result_ids=[]), []),
+        (AttemptFilter(shard=GoalShard(index=1, count=2)), ids[4:8]),  # goal 1 of 0..2
+        (AttemptFilter(answered=True, shard=GoalShard(index=0, count=2)), [ids[0], ids[9]]),
     ]
     for where, expected in cases:
         assert _ids(list(backend.iter_attempts(run_id, where, page_size=2))) == sorted(expected)
         assert backend.count_attempts(run_id, where) == len(expected)
     slim = next(backend.iter_attempts(run_id, columns=["result_id"]))
     assert slim[0].result_id == results[0] and slim[0].prompt is None  # only what was asked
+
+
+def test_a_shard_of_more_goals_than_a_statement_takes_parameters(
+    backend: SQLBackend, run_id: str
+) -> None:
+    """A shard is a condition on the goal index, not a list of ids: 70,000 goals in one shard
+    would be more bound parameters than SQLite (32,766) or PostgreSQL (65,535) accept."""
+    results = backend.create_results(
+        run_id, [NewResult(goal=f"g{i}", goal_index=i) for i in range(70_001)])
+    mine = [r.id for r in results if r.goal_index in (0, 69_999)]
+    backend.upsert_attempts(run_id, [{"result_id": rid, "prompt_hash": "h"} for rid in mine])
+    where = AttemptFilter(pending=True, shard=GoalShard(index=0, count=1))
+    assert backend.count_attempts(run_id, where) == 2
+    assert [a.result_id for page in backend.iter_attempts(run_id, where) for a in page] == mine
 
 
 def test_a_pending_read_while_its_rows_are_completed_skips_nothing(
