@@ -40,6 +40,7 @@ from tracking import (
     get_backend,
     is_benign,
 )
+from tracking.best_attempts import record_best_attempts, without_best
 
 
 class RunNotFoundError(LookupError):
@@ -94,7 +95,8 @@ def attach_coordinator(
         backend.update_results(
             [
                 ResultUpdate(result_id=r.id, evaluation_status=EvaluationStatusEnum.NOT_EVALUATED,
-                             evaluation_notes="re-opened by resume", metrics=r.metrics)
+                             evaluation_notes="re-opened by resume",
+                             metrics=without_best(r.metrics))
                 for r in results
                 if r.evaluation_status is not EvaluationStatusEnum.NOT_EVALUATED
             ],
@@ -450,6 +452,8 @@ async def finish_run(
 
     # one goal's rows at a time (issue 23): never the run's
     coordinator.finalize_goal_groups(groups(), success_threshold=judges.success_threshold)
+    record_best_attempts(backend, ref.run_id, {  # what `runs show` reads back (O(goals))
+        g.result.id: g.best.attempt_id if g.best is not None else None for g in digest.goals})
     rows = StoredRows(backend, ref.run_id, results, keys, judges.rule,
                       sum(g.attempts for g in digest.goals))
     coordinator.finalize_pipeline(rows, success_check=success_check)

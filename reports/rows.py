@@ -240,22 +240,41 @@ class StoredRows(list[PipelineRow]):
 
 def best_rows_of(backend: SQLBackend, run: RunRecord,
                  results: list[ResultRecord]) -> list[PipelineRow]:
-    """Each goal's best row (`best_row`), read as little as possible: a goal a judge called
-    broken is decided among the attempts some judge said yes to (every successful attempt is
-    one of them, so the pick is the same); only the other goals are read whole, one at a time."""
-    from tracking.store_aggregates import attempts_judged_yes
-    from tracking.success import RowOutcome, classify_row
+    """Each goal's best row (`best_row`), in the order of `results`: the attempt the end of the
+    run stored as the goal's best (`tracking.best_attempts`), read by id with its verdicts, so
+    O(goals) rows whatever the run's size; a goal without one stored (a run finished before
+    that was stored) is decided from its attempts (`scanned_best_row`)."""
+    from tracking.best_attempts import stored_best
+    from tracking.store_aggregates import attempts_by_id
 
     panel = RunPanel.of(run)
+    stored = stored_best(results)
+    by_id = {r.id: r for r in results}
+    found = {row.attempt_id: row for row in _page_rows(
+        backend, attempts_by_id(backend, [i for i in stored.values() if i is not None]),
+        by_id, panel.judge_keys, panel.rule)}
     out: list[PipelineRow] = []
     for result in results:
-        yes = _page_rows(backend, attempts_judged_yes(backend, run.id, result.id),
-                         {result.id: result}, panel.judge_keys, panel.rule)
-        if any(classify_row(r, panel.threshold) is RowOutcome.SUCCESSFUL for r in yes):
-            best = best_row(yes, panel.threshold)
+        if result.id in stored and (stored[result.id] is None or stored[result.id] in found):
+            best = found.get(stored[result.id])
         else:
-            (_, rows), = goal_groups(backend, run.id, [result], panel.judge_keys, panel.rule)
-            best = best_row(rows, panel.threshold)
+            best = scanned_best_row(backend, run, result, panel)
         if best is not None:
             out.append(best)
     return out
+
+
+def scanned_best_row(backend: SQLBackend, run: RunRecord, result: ResultRecord,
+                     panel: RunPanel) -> PipelineRow | None:
+    """A goal's best row read from its attempts, as little as possible: a goal a judge called
+    broken is decided among the attempts some judge said yes to (every successful attempt is
+    one of them, so the pick is the same); another goal is read whole."""
+    from tracking.store_aggregates import attempts_judged_yes
+    from tracking.success import RowOutcome, classify_row
+
+    yes = _page_rows(backend, attempts_judged_yes(backend, run.id, result.id),
+                     {result.id: result}, panel.judge_keys, panel.rule)
+    if any(classify_row(r, panel.threshold) is RowOutcome.SUCCESSFUL for r in yes):
+        return best_row(yes, panel.threshold)
+    (_, rows), = goal_groups(backend, run.id, [result], panel.judge_keys, panel.rule)
+    return best_row(rows, panel.threshold)

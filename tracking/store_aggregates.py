@@ -61,6 +61,19 @@ def attempts_judged_yes(backend: SQLBackend, run_id: str, result_id: str) -> lis
         return [AttemptRecord.model_construct(**r._mapping) for r in conn.execute(query)]
 
 
+def attempts_by_id(backend: SQLBackend, attempt_ids: Sequence[int]) -> list[AttemptRecord]:
+    """These attempts (those that exist), in id order: O(ids) rows, whatever the run's size."""
+    table = table_of(AttemptRecord)
+    ids = sorted(set(attempt_ids))
+    out: list[AttemptRecord] = []
+    with backend.engine.connect() as conn:
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = (sa.select(table).where(table.c.id.in_(ids[start:start + _IN_CHUNK]))
+                     .order_by(table.c.id))
+            out += [AttemptRecord.model_construct(**r._mapping) for r in conn.execute(query)]
+    return out
+
+
 def judgments_of(backend: SQLBackend, attempt_ids: Sequence[int]) -> list[JudgmentRecord]:
     """The judgments of these attempts, by attempt then judge (as ``list_judgments``)."""
     table = table_of(JudgmentRecord)
@@ -132,4 +145,4 @@ def attempt_counts(backend: SQLBackend, run_ids: Sequence[str]) -> dict[str, Att
 
 
 __all__ = ["PAGE", "AttemptCounts", "attempt_costs", "attempt_counts", "attempt_pages",
-           "attempts_judged_yes", "judgment_costs", "judgments_of"]
+           "attempts_by_id", "attempts_judged_yes", "judgment_costs", "judgments_of"]
