@@ -300,7 +300,7 @@ def recorded_steps(backend: SQLBackend, run_id: str) -> list[StepSummary]:
 async def publish_results(
     ref: RunRef,
     coordinator: TrackingCoordinator,
-    rows: list[PipelineRow],
+    rows: Iterable[PipelineRow],
     *,
     stop_reason: str,
     spent_usd: float,
@@ -345,11 +345,12 @@ async def publish_results(
     return summary.with_rows(digest.best_rows)
 
 
-def _digest_of(backend: SQLBackend, run_id: str, rows: list[PipelineRow],
+def _digest_of(backend: SQLBackend, run_id: str, given: Iterable[PipelineRow],
                recorded: Recorded | None, threshold: float) -> RunDigest:
     """A digest of rows already in memory (a caller of `publish_results` without one)."""
     from reports.digest import RunDigest
 
+    rows = list(given)  # read twice below; a caller without a digest has them in memory
     results = recorded.results if recorded is not None else backend.list_results(run_id)
     keys = sorted({k for row in rows if row.kind != BENIGN for k in row.judges})
     digest = RunDigest(threshold, keys)
@@ -417,8 +418,9 @@ def run_warnings(results: list[Any], judges: JudgePanelSpec,
     return ([note] if note else []) + recorded
 
 
-#: What a flow adds to its run summary, given the run's final rows (or a fixed mapping).
-Extra = Mapping[str, Any] | Callable[[list[PipelineRow]], Mapping[str, Any]]
+#: What a flow adds to its run summary, given the run's final rows (or a fixed mapping). The
+#: rows are streamed from the store (`reports.rows.StoredRows`): iterate them, do not index.
+Extra = Mapping[str, Any] | Callable[[Iterable[PipelineRow]], Mapping[str, Any]]
 
 
 async def finish_run(
@@ -427,7 +429,7 @@ async def finish_run(
     judges: JudgePanelSpec,
     *,
     spent_usd: float,
-    stop_reason: str | Callable[[list[PipelineRow]], str],
+    stop_reason: str | Callable[[Iterable[PipelineRow]], str],
     judge_keys: list[str] | None = None,
     success_check: Callable[[Any], bool] | None = None,
     extra: Extra | None = None,

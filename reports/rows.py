@@ -216,15 +216,14 @@ def best_rows(rows: list[PipelineRow], threshold: float) -> dict[str, PipelineRo
     return {key: best for key, mine in by_result.items() if (best := best_row(mine, threshold))}
 
 
-class StoredRows(list[PipelineRow]):
-    """A run's rows as a list that is never filled: iterating reads them from the store a page
-    at a time (`stream_rows`), each time. What `finish_run` hands callables written for the
-    run's final rows (a flow's `extra`, `stop_reason`), so none of them holds the run.
-    Only iteration, `len` and truth are supported; indexing finds nothing."""
+class StoredRows:
+    """A run's rows, never held: each iteration reads them from the store a page at a time
+    (`stream_rows`). What `finish_run` hands callables written for the run's final rows (a
+    flow's `extra`, `stop_reason`, which take an `Iterable[PipelineRow]`), so none of them
+    holds the run. Re-iterable and sized; not a sequence (no indexing)."""
 
     def __init__(self, backend: SQLBackend, run_id: str, results: list[ResultRecord],
                  judge_keys: list[str], rule: str, count: int) -> None:
-        super().__init__()
         self._args = (backend, run_id, results, judge_keys, rule)
         self._count = count
 
@@ -233,9 +232,6 @@ class StoredRows(list[PipelineRow]):
 
     def __len__(self) -> int:
         return self._count
-
-    def __bool__(self) -> bool:
-        return self._count > 0
 
 
 def best_rows_of(backend: SQLBackend, run: RunRecord,

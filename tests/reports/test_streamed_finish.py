@@ -135,7 +135,8 @@ def test_goal_by_goal_gives_the_all_rows_figures(store: Any) -> None:
     assert digest.truncated == sum(1 for r in rows if TRUNCATION_MARK in (r.response or ""))
     assert stored_spend(store, run_id) == spend_of(recorded.attempts, recorded.judgments)
     stream = StoredRows(store, run_id, results, keys, rule, len(rows))
-    assert list(stream) == rows and len(stream) == len(rows)
+    assert list(stream) == rows and len(stream) == len(rows) and list(stream) == rows
+    assert not isinstance(stream, list)  # a re-iterable, sized stream: no indexing
     assert bon_curve(stream, threshold, 40) == bon_curve(rows, threshold, 40)
     best = {r.result_id: r for r in digest.best_rows}
     assert best == best_rows(rows, threshold)
