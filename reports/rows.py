@@ -152,11 +152,14 @@ def row_of(attempt: AttemptRecord, result: ResultRecord, mine: dict[str, Judgmen
 
 def _page_rows(backend: SQLBackend, attempts: list[AttemptRecord],
                by_id: Mapping[str, ResultRecord], judge_keys: list[str],
-               rule: str) -> list[PipelineRow]:
+               rule: str, judgments: list[JudgmentRecord] | None = None) -> list[PipelineRow]:
+    """Rows of these attempts; `judgments`: theirs, already read (else read by id)."""
     from tracking.store_aggregates import judgments_of
 
+    if judgments is None:
+        judgments = judgments_of(backend, [a.id or 0 for a in attempts])
     verdicts: dict[int, dict[str, JudgmentRecord]] = defaultdict(dict)
-    for j in judgments_of(backend, [a.id or 0 for a in attempts]):
+    for j in judgments:
         verdicts[j.attempt_id][j.judge] = j
     return [row_of(a, by_id[a.result_id], verdicts.get(a.id or 0, {}), judge_keys, rule)
             for a in attempts if a.result_id in by_id]
@@ -167,12 +170,13 @@ def goal_groups(backend: SQLBackend, run_id: str, results: list[ResultRecord],
                 ) -> Iterator[tuple[ResultRecord, list[PipelineRow]]]:
     """Each goal with its rows (attempt order), one goal at a time, in the order of `results`:
     the rows of one goal are in memory at once, never the run's (issue 23)."""
-    from tracking.store_aggregates import PAGE, attempt_pages
+    from tracking.store_aggregates import PAGE, attempt_pages, judgments_of_page
 
     for result in results:
         rows: list[PipelineRow] = []
         for attempts in attempt_pages(backend, run_id, result.id, page or PAGE):
-            rows += _page_rows(backend, attempts, {result.id: result}, judge_keys, rule)
+            rows += _page_rows(backend, attempts, {result.id: result}, judge_keys, rule,
+                               judgments_of_page(backend, run_id, attempts, result.id))
         yield result, rows
 
 
@@ -180,11 +184,12 @@ def stream_rows(backend: SQLBackend, run_id: str, results: list[ResultRecord],
                 judge_keys: list[str], rule: str, page: int | None = None,
                 ) -> Iterator[PipelineRow]:
     """The run's rows in attempt order (as `rows_of` lists them), a page at a time."""
-    from tracking.store_aggregates import PAGE, attempt_pages
+    from tracking.store_aggregates import PAGE, attempt_pages, judgments_of_page
 
     by_id = {r.id: r for r in results}
     for attempts in attempt_pages(backend, run_id, None, page or PAGE):
-        yield from _page_rows(backend, attempts, by_id, judge_keys, rule)
+        yield from _page_rows(backend, attempts, by_id, judge_keys, rule,
+                              judgments_of_page(backend, run_id, attempts))
 
 
 def rank(row: PipelineRow, threshold: float) -> tuple[int, float]:

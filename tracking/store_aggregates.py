@@ -39,7 +39,7 @@ def attempt_pages(backend: SQLBackend, run_id: str, result_id: str | None = None
             query = query.where(table.c.result_id == result_id)
         with backend.engine.connect() as conn:
             rows = [AttemptRecord.model_construct(**r._mapping)
-                    for r in conn.execute(query.order_by(table.c.id).limit(page))]
+                    for r in conn.execute(query.order_by(table.c.id).limit(page)).all()]
         if not rows:
             return
         yield rows
@@ -83,8 +83,27 @@ def judgments_of(backend: SQLBackend, attempt_ids: Sequence[int]) -> list[Judgme
         for start in range(0, len(ids), _IN_CHUNK):
             query = (sa.select(table).where(table.c.attempt_id.in_(ids[start:start + _IN_CHUNK]))
                      .order_by(table.c.attempt_id, table.c.judge))
-            out += [JudgmentRecord.model_construct(**r._mapping) for r in conn.execute(query)]
+            out += [JudgmentRecord.model_construct(**r._mapping)
+                    for r in conn.execute(query).all()]
     return out
+
+
+def judgments_of_page(backend: SQLBackend, run_id: str, attempts: Sequence[AttemptRecord],
+                      result_id: str | None = None) -> list[JudgmentRecord]:
+    """The judgments of a page of `attempt_pages` (ids ``lo..hi`` of the run, or of one goal)
+    in one query, by attempt then judge: a range on judgments (run_id, attempt_id, judge),
+    not an IN list of a thousand ids (one round trip a page, issue 23)."""
+    if not attempts:
+        return []
+    table, atts = table_of(JudgmentRecord), table_of(AttemptRecord)
+    lo, hi = int(attempts[0].id or 0), int(attempts[-1].id or 0)
+    query = sa.select(table).where(table.c.run_id == run_id, table.c.attempt_id.between(lo, hi))
+    if result_id is not None:  # a goal's attempts may interleave with other goals' ids
+        query = query.where(table.c.attempt_id.in_(sa.select(atts.c.id).where(
+            atts.c.run_id == run_id, atts.c.result_id == result_id, atts.c.id.between(lo, hi))))
+    with backend.engine.connect() as conn:
+        return [JudgmentRecord.model_construct(**r._mapping) for r in conn.execute(
+            query.order_by(table.c.attempt_id, table.c.judge)).all()]
 
 
 def _streamed(backend: SQLBackend, query: sa.Select[Any]) -> Iterator[Any]:
@@ -145,4 +164,5 @@ def attempt_counts(backend: SQLBackend, run_ids: Sequence[str]) -> dict[str, Att
 
 
 __all__ = ["PAGE", "AttemptCounts", "attempt_costs", "attempt_counts", "attempt_pages",
-           "attempts_by_id", "attempts_judged_yes", "judgment_costs", "judgments_of"]
+           "attempts_by_id", "attempts_judged_yes", "judgment_costs", "judgments_of",
+           "judgments_of_page"]

@@ -212,3 +212,26 @@ def test_report_of_a_capped_run_matches_and_says_what_is_left_out(store: Any) ->
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(records) == 4 * 60  # the attacked goals (the benign one is not exported)
     assert [r["attempt_id"] for r in records] == sorted(r["attempt_id"] for r in records)
+
+
+def test_goal_groups_of_interleaved_goals_carry_only_their_verdicts(store: Any) -> None:
+    """Goals whose attempt ids interleave (a run's steps write goals side by side): a goal's
+    page of ids lo..hi reads the verdicts of its own attempts only."""
+    run_id = store.create_run(attack_type="bon", config={}, parameters={},
+                              status=StatusEnum.RUNNING)
+    results = store.create_results(run_id, [NewResult(goal=f"g{i}", goal_index=i)
+                                            for i in range(2)])
+    for k in range(30):
+        for result in results:
+            (attempt_id,) = store.upsert_attempts(run_id, [NewAttempt(
+                result_id=result.id, technique="bon", prompt_hash=f"{result.id}{k}",
+                prompt=[{"role": "user", "content": "p"}])])
+            store.record_completion(attempt_id, response="a")
+            store.record_judgment(attempt_id, "refusal", success=result.goal_index == 0,
+                                  score=1.0 if result.goal_index == 0 else 0.0)
+    rows = rows_of(Recorded.load(store, run_id), ["refusal"], "majority")
+    results = store.list_results(run_id)
+    got = [row for _, mine in goal_groups(store, run_id, results, ["refusal"], "majority",
+                                          page=7) for row in mine]
+    assert sorted(got, key=lambda r: r.attempt_id) == rows
+    assert list(StoredRows(store, run_id, results, ["refusal"], "majority", 60)) == rows
