@@ -345,6 +345,16 @@ async def publish_results(
     return summary.with_rows(digest.best_rows)
 
 
+def goal_ends(digest: RunDigest) -> tuple[dict[str, int | None], dict[str, dict[str, int]]]:
+    """Per goal: its best attempt id and its attempts counted (`record_best_attempts`)."""
+    best = {g.result.id: g.best.attempt_id if g.best is not None else None
+            for g in digest.goals}
+    counts = {g.result.id: {"attempts": g.attempts, "pending": g.pending, "errors": g.errors,
+                            "answered": g.attempts - g.pending - g.errors}
+              for g in digest.goals}
+    return best, counts
+
+
 def _digest_of(backend: SQLBackend, run_id: str, given: Iterable[PipelineRow],
                recorded: Recorded | None, threshold: float) -> RunDigest:
     """A digest of rows already in memory (a caller of `publish_results` without one)."""
@@ -454,8 +464,7 @@ async def finish_run(
 
     # one goal's rows at a time (issue 23): never the run's
     coordinator.finalize_goal_groups(groups(), success_threshold=judges.success_threshold)
-    record_best_attempts(backend, ref.run_id, {  # what `runs show` reads back (O(goals))
-        g.result.id: g.best.attempt_id if g.best is not None else None for g in digest.goals})
+    record_best_attempts(backend, ref.run_id, *goal_ends(digest))  # `runs show` reads these
     rows = StoredRows(backend, ref.run_id, results, keys, judges.rule,
                       sum(g.attempts for g in digest.goals))
     coordinator.finalize_pipeline(rows, success_check=success_check)

@@ -37,13 +37,12 @@ def attempt_pages(backend: SQLBackend, run_id: str, result_id: str | None = None
         query = sa.select(table).where(table.c.run_id == run_id, table.c.id > last)
         if result_id is not None:
             query = query.where(table.c.result_id == result_id)
-        with backend.engine.connect() as conn:
-            rows = [AttemptRecord.model_construct(**r._mapping)
-                    for r in conn.execute(query.order_by(table.c.id).limit(page)).all()]
-        if not rows:
-            return
-        yield rows
-        if len(rows) < page:
+        with backend.engine.connect() as conn:  # one row more: is there another page?
+            found = conn.execute(query.order_by(table.c.id).limit(page + 1)).all()
+        rows = [AttemptRecord.model_construct(**r._mapping) for r in found[:page]]
+        if rows:
+            yield rows
+        if len(found) <= page:  # no query for an empty last page
             return
         last = int(rows[-1].id or 0)
 

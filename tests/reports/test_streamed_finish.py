@@ -27,7 +27,8 @@ from reports.load import digest_run, load_run
 from reports.rows import Recorded, StoredRows, best_rows_of, goal_groups, rows_of
 from reports.rows import best_rows
 from targets.completion import TRUNCATION_MARK
-from tracking.best_attempts import record_best_attempts, stored_best
+from flows.run_record import goal_ends
+from tracking.best_attempts import record_best_attempts, stored_best, stored_counts
 from tracking import (
     BENIGN,
     OVER_REFUSAL,
@@ -164,7 +165,14 @@ def test_runs_show_reads_each_goal_s_best_attempt_by_id(store: Any, monkeypatch:
     rows = rows_of(Recorded.load(store, run_id), keys, rule)
     best = best_rows(rows, threshold)
     store.update_run(run_id, summary={"judge_keys": keys, "success_threshold": threshold})
-    record_best_attempts(store, run_id, {k: r.attempt_id for k, r in best.items()})
+    digest = RunDigest(threshold, keys)
+    for result, mine in goal_groups(store, run_id, store.list_results(run_id), keys, rule):
+        digest.add(result, mine)
+    record_best_attempts(store, run_id, *goal_ends(digest))  # as `finish_run` does
+    sql = aggregates.attempt_counts(store, [run_id])[run_id]
+    assert stored_counts(store.list_results(run_id)) == {
+        "attempts": sql.attempts, "answered": sql.answered, "errors": sql.errors,
+        "pending": sql.pending}
     read: list[int] = []
     by_id = aggregates.attempts_by_id
 
@@ -177,7 +185,7 @@ def test_runs_show_reads_each_goal_s_best_attempt_by_id(store: Any, monkeypatch:
         raise AssertionError("read a goal's attempts")
 
     monkeypatch.setattr(aggregates, "attempts_by_id", counted)
-    for name in ("attempt_pages", "attempts_judged_yes"):
+    for name in ("attempt_pages", "attempts_judged_yes", "attempt_counts"):
         monkeypatch.setattr(aggregates, name, refuse)
     monkeypatch.setattr(reports.rows, "goal_groups", refuse)
     out = io.StringIO()
@@ -185,6 +193,8 @@ def test_runs_show_reads_each_goal_s_best_attempt_by_id(store: Any, monkeypatch:
     assert sorted(read) == sorted(r.attempt_id for r in best.values())
     assert len(read) == 4  # one per goal, of 4 x 120 attempts
     assert "goal &lt;b&gt;0" in out.getvalue() or "goal <b>0" in out.getvalue()
+    assert (f"attempts: {sql.attempts} ({sql.answered} answered, {sql.errors} "
+            f"errors, {sql.pending} pending)") in out.getvalue()
 
 
 def test_report_of_a_capped_run_matches_and_says_what_is_left_out(store: Any) -> None:
