@@ -43,7 +43,8 @@ pages whole, without an empty last page.
 (* best rows by id, attempts still counted by GROUP BY: measured before the counts were
 stored.) With every change, back to back at load 3.0-3.3: PostgreSQL 200k finish 30.7 (main)
 -> 27.8 s, 200 MB both; SQLite 200k 29.5 s at load 3.0; runs show 0.2 s (PG), 0.1 s (SQLite).
-The finish walls move with the load by more than the change: about 10% on PostgreSQL. `siegeflow runs show RUN` at 1M as a command: 1.3 s wall, of which ~1.0 s is importing
+The finish walls move with the load by more than the change: about 10% on PostgreSQL.
+`siegeflow runs show RUN` at 1M as a command: 1.3 s wall, of which ~1.0 s is importing
 (`python -c "import cli.app, cli.output, tracking, reports.rows, rich.console, sqlalchemy"`).
 The PostgreSQL finish is Python-bound (row_of, model_construct, JSON decoding), not round trips:
 about 300 queries per 100k attempts, ~3 s of 39 s in execute under cProfile.
