@@ -280,14 +280,19 @@ def print_run(console: Console, backend: SQLBackend, run: RunRecord) -> None:
                       _citation(run, store_lookup(backend)))
         print_review(console, backend, run.id)
     print_goals(console, results, rows, panel.threshold)
-    _print_attempt_counts(console, backend, run.id)
+    _print_attempt_counts(console, backend, run.id, results)
 
 
-def _print_attempt_counts(console: Console, backend: SQLBackend, run_id: str) -> None:
-    """The run's attempts as the store counts them (one GROUP BY, whatever the run's size)."""
-    from tracking.store_aggregates import attempt_counts
+def _print_attempt_counts(console: Console, backend: SQLBackend, run_id: str,
+                          results: list[ResultRecord]) -> None:
+    """The run's attempts as the end of the run counted them per goal (O(goals)), else as the
+    store counts them (one GROUP BY over the run's attempts)."""
+    from tracking.best_attempts import stored_counts
+    from tracking.store_aggregates import AttemptCounts, attempt_counts
 
-    c = attempt_counts(backend, [run_id]).get(run_id)
+    stored = stored_counts(results) if results else None
+    c = (AttemptCounts(**stored) if stored is not None
+         else attempt_counts(backend, [run_id]).get(run_id))
     if c is not None:
         console.print(f"attempts: {c.attempts} ({c.answered} answered, {c.errors} errors, "
                       f"{c.pending} pending); `siegeflow runs show {escape(run_id)} --goal ID` "

@@ -40,6 +40,7 @@ from tracking import (
     get_backend,
     is_benign,
 )
+from tracking.best_attempts import record_best_attempts, without_best
 
 
 class RunNotFoundError(LookupError):
@@ -94,7 +95,8 @@ def attach_coordinator(
         backend.update_results(
             [
                 ResultUpdate(result_id=r.id, evaluation_status=EvaluationStatusEnum.NOT_EVALUATED,
-                             evaluation_notes="re-opened by resume", metrics=r.metrics)
+                             evaluation_notes="re-opened by resume",
+                             metrics=without_best(r.metrics))
                 for r in results
                 if r.evaluation_status is not EvaluationStatusEnum.NOT_EVALUATED
             ],
@@ -298,7 +300,7 @@ def recorded_steps(backend: SQLBackend, run_id: str) -> list[StepSummary]:
 async def publish_results(
     ref: RunRef,
     coordinator: TrackingCoordinator,
-    rows: list[PipelineRow],
+    rows: Iterable[PipelineRow],
     *,
     stop_reason: str,
     spent_usd: float,
@@ -343,11 +345,22 @@ async def publish_results(
     return summary.with_rows(digest.best_rows)
 
 
-def _digest_of(backend: SQLBackend, run_id: str, rows: list[PipelineRow],
+def goal_ends(digest: RunDigest) -> tuple[dict[str, int | None], dict[str, dict[str, int]]]:
+    """Per goal: its best attempt id and its attempts counted (`record_best_attempts`)."""
+    best = {g.result.id: g.best.attempt_id if g.best is not None else None
+            for g in digest.goals}
+    counts = {g.result.id: {"attempts": g.attempts, "pending": g.pending, "errors": g.errors,
+                            "answered": g.attempts - g.pending - g.errors}
+              for g in digest.goals}
+    return best, counts
+
+
+def _digest_of(backend: SQLBackend, run_id: str, given: Iterable[PipelineRow],
                recorded: Recorded | None, threshold: float) -> RunDigest:
     """A digest of rows already in memory (a caller of `publish_results` without one)."""
     from reports.digest import RunDigest
 
+    rows = list(given)  # read twice below; a caller without a digest has them in memory
     results = recorded.results if recorded is not None else backend.list_results(run_id)
     keys = sorted({k for row in rows if row.kind != BENIGN for k in row.judges})
     digest = RunDigest(threshold, keys)
@@ -415,8 +428,9 @@ def run_warnings(results: list[Any], judges: JudgePanelSpec,
     return ([note] if note else []) + recorded
 
 
-#: What a flow adds to its run summary, given the run's final rows (or a fixed mapping).
-Extra = Mapping[str, Any] | Callable[[list[PipelineRow]], Mapping[str, Any]]
+#: What a flow adds to its run summary, given the run's final rows (or a fixed mapping). The
+#: rows are streamed from the store (`reports.rows.StoredRows`): iterate them, do not index.
+Extra = Mapping[str, Any] | Callable[[Iterable[PipelineRow]], Mapping[str, Any]]
 
 
 async def finish_run(
@@ -425,7 +439,7 @@ async def finish_run(
     judges: JudgePanelSpec,
     *,
     spent_usd: float,
-    stop_reason: str | Callable[[list[PipelineRow]], str],
+    stop_reason: str | Callable[[Iterable[PipelineRow]], str],
     judge_keys: list[str] | None = None,
     success_check: Callable[[Any], bool] | None = None,
     extra: Extra | None = None,
@@ -450,6 +464,7 @@ async def finish_run(
 
     # one goal's rows at a time (issue 23): never the run's
     coordinator.finalize_goal_groups(groups(), success_threshold=judges.success_threshold)
+    record_best_attempts(backend, ref.run_id, *goal_ends(digest))  # `runs show` reads these
     rows = StoredRows(backend, ref.run_id, results, keys, judges.rule,
                       sum(g.attempts for g in digest.goals))
     coordinator.finalize_pipeline(rows, success_check=success_check)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -389,7 +390,7 @@ async def _finish_sharded(
     ref = opened.ref
     done = set().union(*(owned[i] for i in owned if i not in failed))
 
-    def stop_reason(rows: list[PipelineRow]) -> str:
+    def stop_reason(rows: Iterable[PipelineRow]) -> str:
         pending = any(r.pending for r in rows if r.result_id in done)
         return "budget" if budget_usd is not None and pending else "completed"
 

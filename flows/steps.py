@@ -13,6 +13,8 @@ A benign control set (`GoalRow.benign`) is sent plain alongside and judged for r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from attacks import build_technique, get_technique
 from attacks.spec import AttackSpec
 from judges.spec import JudgePanelSpec
@@ -89,7 +91,7 @@ async def run_steps(
     )
 
 
-def bon_extra(attack: AttackSpec, rows: list[PipelineRow], threshold: float
+def bon_extra(attack: AttackSpec, rows: Iterable[PipelineRow], threshold: float
               ) -> dict[str, BestOfNSummary]:
     """The summary's `bon` block (ASR@k) for a Best-of-N run; nothing for other techniques."""
     streamed, _ = split_streaming(attack)

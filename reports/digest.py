@@ -44,6 +44,8 @@ class GoalDigest:
     cost_usd: float
     best: PipelineRow | None
     shown: list[PipelineRow]  # at most REPORT_ATTEMPTS_PER_GOAL, in attempt order
+    pending: int = 0  # attempts not answered yet
+    errors: int = 0  # answered with an error (`AttemptCounts`' split)
 
 
 def top_rows(rows: list[PipelineRow], threshold: float, limit: int) -> list[PipelineRow]:
@@ -169,7 +171,10 @@ class RunDigest:
         cost = sum(r.cost_usd for r in rows)
         self.goals.append(GoalDigest(result=result, attempts=len(rows), cost_usd=cost,
                                      best=best_row(rows, self.threshold),
-                                     shown=top_rows(rows, self.threshold, self.limit)))
+                                     shown=top_rows(rows, self.threshold, self.limit),
+                                     pending=sum(1 for r in rows if r.pending),
+                                     errors=sum(1 for r in rows
+                                                if not r.pending and r.error is not None)))
         self.truncated += sum(1 for row in rows if is_truncated(row.response))
         for row in rows:
             if row.kind != BENIGN and row.success is not None:

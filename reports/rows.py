@@ -152,11 +152,14 @@ def row_of(attempt: AttemptRecord, result: ResultRecord, mine: dict[str, Judgmen
 
 def _page_rows(backend: SQLBackend, attempts: list[AttemptRecord],
                by_id: Mapping[str, ResultRecord], judge_keys: list[str],
-               rule: str) -> list[PipelineRow]:
+               rule: str, judgments: list[JudgmentRecord] | None = None) -> list[PipelineRow]:
+    """Rows of these attempts; `judgments`: theirs, already read (else read by id)."""
     from tracking.store_aggregates import judgments_of
 
+    if judgments is None:
+        judgments = judgments_of(backend, [a.id or 0 for a in attempts])
     verdicts: dict[int, dict[str, JudgmentRecord]] = defaultdict(dict)
-    for j in judgments_of(backend, [a.id or 0 for a in attempts]):
+    for j in judgments:
         verdicts[j.attempt_id][j.judge] = j
     return [row_of(a, by_id[a.result_id], verdicts.get(a.id or 0, {}), judge_keys, rule)
             for a in attempts if a.result_id in by_id]
@@ -167,12 +170,13 @@ def goal_groups(backend: SQLBackend, run_id: str, results: list[ResultRecord],
                 ) -> Iterator[tuple[ResultRecord, list[PipelineRow]]]:
     """Each goal with its rows (attempt order), one goal at a time, in the order of `results`:
     the rows of one goal are in memory at once, never the run's (issue 23)."""
-    from tracking.store_aggregates import PAGE, attempt_pages
+    from tracking.store_aggregates import PAGE, attempt_pages, judgments_of_page
 
     for result in results:
         rows: list[PipelineRow] = []
         for attempts in attempt_pages(backend, run_id, result.id, page or PAGE):
-            rows += _page_rows(backend, attempts, {result.id: result}, judge_keys, rule)
+            rows += _page_rows(backend, attempts, {result.id: result}, judge_keys, rule,
+                               judgments_of_page(backend, run_id, attempts, result.id))
         yield result, rows
 
 
@@ -180,11 +184,12 @@ def stream_rows(backend: SQLBackend, run_id: str, results: list[ResultRecord],
                 judge_keys: list[str], rule: str, page: int | None = None,
                 ) -> Iterator[PipelineRow]:
     """The run's rows in attempt order (as `rows_of` lists them), a page at a time."""
-    from tracking.store_aggregates import PAGE, attempt_pages
+    from tracking.store_aggregates import PAGE, attempt_pages, judgments_of_page
 
     by_id = {r.id: r for r in results}
     for attempts in attempt_pages(backend, run_id, None, page or PAGE):
-        yield from _page_rows(backend, attempts, by_id, judge_keys, rule)
+        yield from _page_rows(backend, attempts, by_id, judge_keys, rule,
+                              judgments_of_page(backend, run_id, attempts))
 
 
 def rank(row: PipelineRow, threshold: float) -> tuple[int, float]:
@@ -216,15 +221,14 @@ def best_rows(rows: list[PipelineRow], threshold: float) -> dict[str, PipelineRo
     return {key: best for key, mine in by_result.items() if (best := best_row(mine, threshold))}
 
 
-class StoredRows(list[PipelineRow]):
-    """A run's rows as a list that is never filled: iterating reads them from the store a page
-    at a time (`stream_rows`), each time. What `finish_run` hands callables written for the
-    run's final rows (a flow's `extra`, `stop_reason`), so none of them holds the run.
-    Only iteration, `len` and truth are supported; indexing finds nothing."""
+class StoredRows:
+    """A run's rows, never held: each iteration reads them from the store a page at a time
+    (`stream_rows`). What `finish_run` hands callables written for the run's final rows (a
+    flow's `extra`, `stop_reason`, which take an `Iterable[PipelineRow]`), so none of them
+    holds the run. Re-iterable and sized; not a sequence (no indexing)."""
 
     def __init__(self, backend: SQLBackend, run_id: str, results: list[ResultRecord],
                  judge_keys: list[str], rule: str, count: int) -> None:
-        super().__init__()
         self._args = (backend, run_id, results, judge_keys, rule)
         self._count = count
 
@@ -234,28 +238,44 @@ class StoredRows(list[PipelineRow]):
     def __len__(self) -> int:
         return self._count
 
-    def __bool__(self) -> bool:
-        return self._count > 0
-
 
 def best_rows_of(backend: SQLBackend, run: RunRecord,
                  results: list[ResultRecord]) -> list[PipelineRow]:
-    """Each goal's best row (`best_row`), read as little as possible: a goal a judge called
-    broken is decided among the attempts some judge said yes to (every successful attempt is
-    one of them, so the pick is the same); only the other goals are read whole, one at a time."""
-    from tracking.store_aggregates import attempts_judged_yes
-    from tracking.success import RowOutcome, classify_row
+    """Each goal's best row (`best_row`), in the order of `results`: the attempt the end of the
+    run stored as the goal's best (`tracking.best_attempts`), read by id with its verdicts, so
+    O(goals) rows whatever the run's size; a goal without one stored (a run finished before
+    that was stored) is decided from its attempts (`scanned_best_row`)."""
+    from tracking.best_attempts import stored_best
+    from tracking.store_aggregates import attempts_by_id
 
     panel = RunPanel.of(run)
+    stored = stored_best(results)
+    by_id = {r.id: r for r in results}
+    found = {row.attempt_id: row for row in _page_rows(
+        backend, attempts_by_id(backend, [i for i in stored.values() if i is not None]),
+        by_id, panel.judge_keys, panel.rule)}
     out: list[PipelineRow] = []
     for result in results:
-        yes = _page_rows(backend, attempts_judged_yes(backend, run.id, result.id),
-                         {result.id: result}, panel.judge_keys, panel.rule)
-        if any(classify_row(r, panel.threshold) is RowOutcome.SUCCESSFUL for r in yes):
-            best = best_row(yes, panel.threshold)
+        if result.id in stored and (stored[result.id] is None or stored[result.id] in found):
+            best = found.get(stored[result.id])
         else:
-            (_, rows), = goal_groups(backend, run.id, [result], panel.judge_keys, panel.rule)
-            best = best_row(rows, panel.threshold)
+            best = scanned_best_row(backend, run, result, panel)
         if best is not None:
             out.append(best)
     return out
+
+
+def scanned_best_row(backend: SQLBackend, run: RunRecord, result: ResultRecord,
+                     panel: RunPanel) -> PipelineRow | None:
+    """A goal's best row read from its attempts, as little as possible: a goal a judge called
+    broken is decided among the attempts some judge said yes to (every successful attempt is
+    one of them, so the pick is the same); another goal is read whole."""
+    from tracking.store_aggregates import attempts_judged_yes
+    from tracking.success import RowOutcome, classify_row
+
+    yes = _page_rows(backend, attempts_judged_yes(backend, run.id, result.id),
+                     {result.id: result}, panel.judge_keys, panel.rule)
+    if any(classify_row(r, panel.threshold) is RowOutcome.SUCCESSFUL for r in yes):
+        return best_row(yes, panel.threshold)
+    (_, rows), = goal_groups(backend, run.id, [result], panel.judge_keys, panel.rule)
+    return best_row(rows, panel.threshold)

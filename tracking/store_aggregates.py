@@ -37,13 +37,12 @@ def attempt_pages(backend: SQLBackend, run_id: str, result_id: str | None = None
         query = sa.select(table).where(table.c.run_id == run_id, table.c.id > last)
         if result_id is not None:
             query = query.where(table.c.result_id == result_id)
-        with backend.engine.connect() as conn:
-            rows = [AttemptRecord.model_construct(**r._mapping)
-                    for r in conn.execute(query.order_by(table.c.id).limit(page))]
-        if not rows:
-            return
-        yield rows
-        if len(rows) < page:
+        with backend.engine.connect() as conn:  # one row more: is there another page?
+            found = conn.execute(query.order_by(table.c.id).limit(page + 1)).all()
+        rows = [AttemptRecord.model_construct(**r._mapping) for r in found[:page]]
+        if rows:
+            yield rows
+        if len(found) <= page:  # no query for an empty last page
             return
         last = int(rows[-1].id or 0)
 
@@ -61,6 +60,19 @@ def attempts_judged_yes(backend: SQLBackend, run_id: str, result_id: str) -> lis
         return [AttemptRecord.model_construct(**r._mapping) for r in conn.execute(query)]
 
 
+def attempts_by_id(backend: SQLBackend, attempt_ids: Sequence[int]) -> list[AttemptRecord]:
+    """These attempts (those that exist), in id order: O(ids) rows, whatever the run's size."""
+    table = table_of(AttemptRecord)
+    ids = sorted(set(attempt_ids))
+    out: list[AttemptRecord] = []
+    with backend.engine.connect() as conn:
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = (sa.select(table).where(table.c.id.in_(ids[start:start + _IN_CHUNK]))
+                     .order_by(table.c.id))
+            out += [AttemptRecord.model_construct(**r._mapping) for r in conn.execute(query)]
+    return out
+
+
 def judgments_of(backend: SQLBackend, attempt_ids: Sequence[int]) -> list[JudgmentRecord]:
     """The judgments of these attempts, by attempt then judge (as ``list_judgments``)."""
     table = table_of(JudgmentRecord)
@@ -70,8 +82,27 @@ def judgments_of(backend: SQLBackend, attempt_ids: Sequence[int]) -> list[Judgme
         for start in range(0, len(ids), _IN_CHUNK):
             query = (sa.select(table).where(table.c.attempt_id.in_(ids[start:start + _IN_CHUNK]))
                      .order_by(table.c.attempt_id, table.c.judge))
-            out += [JudgmentRecord.model_construct(**r._mapping) for r in conn.execute(query)]
+            out += [JudgmentRecord.model_construct(**r._mapping)
+                    for r in conn.execute(query).all()]
     return out
+
+
+def judgments_of_page(backend: SQLBackend, run_id: str, attempts: Sequence[AttemptRecord],
+                      result_id: str | None = None) -> list[JudgmentRecord]:
+    """The judgments of a page of `attempt_pages` (ids ``lo..hi`` of the run, or of one goal)
+    in one query, by attempt then judge: a range on judgments (run_id, attempt_id, judge),
+    not an IN list of a thousand ids (one round trip a page, issue 23)."""
+    if not attempts:
+        return []
+    table, atts = table_of(JudgmentRecord), table_of(AttemptRecord)
+    lo, hi = int(attempts[0].id or 0), int(attempts[-1].id or 0)
+    query = sa.select(table).where(table.c.run_id == run_id, table.c.attempt_id.between(lo, hi))
+    if result_id is not None:  # a goal's attempts may interleave with other goals' ids
+        query = query.where(table.c.attempt_id.in_(sa.select(atts.c.id).where(
+            atts.c.run_id == run_id, atts.c.result_id == result_id, atts.c.id.between(lo, hi))))
+    with backend.engine.connect() as conn:
+        return [JudgmentRecord.model_construct(**r._mapping) for r in conn.execute(
+            query.order_by(table.c.attempt_id, table.c.judge)).all()]
 
 
 def _streamed(backend: SQLBackend, query: sa.Select[Any]) -> Iterator[Any]:
@@ -132,4 +163,5 @@ def attempt_counts(backend: SQLBackend, run_ids: Sequence[str]) -> dict[str, Att
 
 
 __all__ = ["PAGE", "AttemptCounts", "attempt_costs", "attempt_counts", "attempt_pages",
-           "attempts_judged_yes", "judgment_costs", "judgments_of"]
+           "attempts_by_id", "attempts_judged_yes", "judgment_costs", "judgments_of",
+           "judgments_of_page"]

@@ -25,7 +25,10 @@ from reports.bon_html import curve_of
 from reports.html import render_report
 from reports.load import digest_run, load_run
 from reports.rows import Recorded, StoredRows, best_rows_of, goal_groups, rows_of
+from reports.rows import best_rows
 from targets.completion import TRUNCATION_MARK
+from flows.run_record import goal_ends
+from tracking.best_attempts import record_best_attempts, stored_best, stored_counts
 from tracking import (
     BENIGN,
     OVER_REFUSAL,
@@ -133,16 +136,65 @@ def test_goal_by_goal_gives_the_all_rows_figures(store: Any) -> None:
     assert digest.truncated == sum(1 for r in rows if TRUNCATION_MARK in (r.response or ""))
     assert stored_spend(store, run_id) == spend_of(recorded.attempts, recorded.judgments)
     stream = StoredRows(store, run_id, results, keys, rule, len(rows))
-    assert list(stream) == rows and len(stream) == len(rows)
+    assert list(stream) == rows and len(stream) == len(rows) and list(stream) == rows
+    assert not isinstance(stream, list)  # a re-iterable, sized stream: no indexing
     assert bon_curve(stream, threshold, 40) == bon_curve(rows, threshold, 40)
     best = {r.result_id: r for r in digest.best_rows}
-    from reports.rows import best_rows
-
     assert best == best_rows(rows, threshold)
     store.update_run(run_id, summary={"judge_keys": keys, "success_threshold": threshold})
     run = store.get_run(run_id)
-    picked = {r.result_id: r for r in best_rows_of(store, run, results)}  # `runs show`
+    picked = {r.result_id: r for r in best_rows_of(store, run, results)}  # scanned
     assert picked == best_rows(rows, threshold)
+    record_best_attempts(store, run_id, {g.result.id: g.best.attempt_id if g.best else None
+                                         for g in digest.goals})  # as `finish_run` does
+    stored = store.list_results(run_id)
+    assert stored_best(stored) == {k: r.attempt_id for k, r in best_rows(rows, threshold).items()}
+    picked = {r.result_id: r for r in best_rows_of(store, run, stored)}  # `runs show`, by id
+    assert picked == best_rows(rows, threshold)
+
+
+def test_runs_show_reads_each_goal_s_best_attempt_by_id(store: Any, monkeypatch: Any) -> None:
+    """`runs show` of a finished run reads O(goals) attempts: never a goal's whole set."""
+    import reports.rows
+    import tracking.store_aggregates as aggregates
+    from cli.output import print_run
+    from rich.console import Console
+
+    run_id = _record(store, goals=3, samples=120)
+    keys, rule, threshold = list(JUDGES), "majority", 0.5
+    rows = rows_of(Recorded.load(store, run_id), keys, rule)
+    best = best_rows(rows, threshold)
+    store.update_run(run_id, summary={"judge_keys": keys, "success_threshold": threshold})
+    digest = RunDigest(threshold, keys)
+    for result, mine in goal_groups(store, run_id, store.list_results(run_id), keys, rule):
+        digest.add(result, mine)
+    record_best_attempts(store, run_id, *goal_ends(digest))  # as `finish_run` does
+    sql = aggregates.attempt_counts(store, [run_id])[run_id]
+    assert stored_counts(store.list_results(run_id)) == {
+        "attempts": sql.attempts, "answered": sql.answered, "errors": sql.errors,
+        "pending": sql.pending}
+    read: list[int] = []
+    by_id = aggregates.attempts_by_id
+
+    def counted(backend: Any, ids: Any) -> Any:
+        found = by_id(backend, ids)
+        read.extend(a.id for a in found)
+        return found
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("read a goal's attempts")
+
+    monkeypatch.setattr(aggregates, "attempts_by_id", counted)
+    for name in ("attempt_pages", "attempts_judged_yes", "attempt_counts"):
+        monkeypatch.setattr(aggregates, name, refuse)
+    monkeypatch.setattr(reports.rows, "goal_groups", refuse)
+    out = io.StringIO()
+    print_run(Console(file=out, width=200), store, store.get_run(run_id))
+    assert sorted(read) == sorted(r.attempt_id for r in best.values())
+    assert len(read) == 4  # one per goal, of 4 x 120 attempts
+    assert "goal &lt;b&gt;0" in out.getvalue() or "goal <b>0" in out.getvalue()
+    assert (f"attempts: {sql.attempts} ({sql.answered} answered, {sql.errors} "
+            f"errors, {sql.pending} pending)") in out.getvalue()
 
 
 def test_report_of_a_capped_run_matches_and_says_what_is_left_out(store: Any) -> None:
@@ -170,3 +222,26 @@ def test_report_of_a_capped_run_matches_and_says_what_is_left_out(store: Any) ->
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(records) == 4 * 60  # the attacked goals (the benign one is not exported)
     assert [r["attempt_id"] for r in records] == sorted(r["attempt_id"] for r in records)
+
+
+def test_goal_groups_of_interleaved_goals_carry_only_their_verdicts(store: Any) -> None:
+    """Goals whose attempt ids interleave (a run's steps write goals side by side): a goal's
+    page of ids lo..hi reads the verdicts of its own attempts only."""
+    run_id = store.create_run(attack_type="bon", config={}, parameters={},
+                              status=StatusEnum.RUNNING)
+    results = store.create_results(run_id, [NewResult(goal=f"g{i}", goal_index=i)
+                                            for i in range(2)])
+    for k in range(30):
+        for result in results:
+            (attempt_id,) = store.upsert_attempts(run_id, [NewAttempt(
+                result_id=result.id, technique="bon", prompt_hash=f"{result.id}{k}",
+                prompt=[{"role": "user", "content": "p"}])])
+            store.record_completion(attempt_id, response="a")
+            store.record_judgment(attempt_id, "refusal", success=result.goal_index == 0,
+                                  score=1.0 if result.goal_index == 0 else 0.0)
+    rows = rows_of(Recorded.load(store, run_id), ["refusal"], "majority")
+    results = store.list_results(run_id)
+    got = [row for _, mine in goal_groups(store, run_id, results, ["refusal"], "majority",
+                                          page=7) for row in mine]
+    assert sorted(got, key=lambda r: r.attempt_id) == rows
+    assert list(StoredRows(store, run_id, results, ["refusal"], "majority", 60)) == rows
