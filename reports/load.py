@@ -152,18 +152,8 @@ def build_goals(
     goals = []
     for result in sorted(results, key=lambda r: r.goal_index):
         mine = by_result.get(result.id, [])
-        goals.append(GoalView(
-            result_id=result.id,
-            index=result.goal_index,
-            goal_id=result.goal_id or f"goal-{result.goal_index}",
-            category=result.category or "uncategorized",
-            goal=result.goal,
-            status=EvaluationStatusEnum(result.evaluation_status),
-            notes=result.evaluation_notes or "",
-            rows=mine,
-            best=best_row(mine, threshold),
-            cost_usd=sum(r.cost_usd for r in mine),
-        ))
+        goals.append(_goal_view(result, rows=mine, best=best_row(mine, threshold),
+                                cost_usd=sum(r.cost_usd for r in mine)))
     return goals
 
 
@@ -174,20 +164,24 @@ def digest_goals(goals: list[GoalDigest], results: list[ResultRecord]) -> list[G
     views = []
     for result in sorted(results, key=lambda r: r.goal_index):
         g = by_id.get(result.id)
-        views.append(GoalView(
-            result_id=result.id,
-            index=result.goal_index,
-            goal_id=result.goal_id or f"goal-{result.goal_index}",
-            category=result.category or "uncategorized",
-            goal=result.goal,
-            status=EvaluationStatusEnum(result.evaluation_status),
-            notes=result.evaluation_notes or "",
-            rows=g.shown if g else [],
-            best=g.best if g else None,
-            cost_usd=g.cost_usd if g else 0,
-            total=g.attempts if g else 0,
-        ))
+        views.append(_goal_view(result, rows=g.shown if g else [], best=g.best if g else None,
+                                cost_usd=g.cost_usd if g else 0.0, total=g.attempts if g else 0))
     return views
+
+
+def _goal_view(result: ResultRecord, *, rows: list[PipelineRow], best: PipelineRow | None,
+               cost_usd: float, total: int | None = None) -> GoalView:
+    """A goal's view: what the store says of the goal, with the rows the caller shows of it."""
+    return GoalView(
+        result_id=result.id,
+        index=result.goal_index,
+        goal_id=result.goal_id or f"goal-{result.goal_index}",
+        category=result.category or "uncategorized",
+        goal=result.goal,
+        status=EvaluationStatusEnum(result.evaluation_status),
+        notes=result.evaluation_notes or "",
+        rows=rows, best=best, cost_usd=cost_usd, total=total,
+    )
 
 
 _RUN_VARIANT = re.compile(r"^run-\d+$")

@@ -248,14 +248,7 @@ class TrackingCoordinator:
         grouped: dict[int, list[tuple[PipelineRow, PipelineRow | Mapping[str, Any]]]] = {
             c.goal_index: [] for c in tracker.contexts
         }
-        unmatched = 0
-        for given in results or []:
-            row = PipelineRow.of(given)
-            ctx = tracker.resolve(row)
-            if ctx is None:
-                unmatched += 1
-                continue
-            grouped.setdefault(ctx.goal_index, []).append((row, given))
+        unmatched = _group_by_goal(tracker, results or [], grouped)
         if unmatched:
             self.logger.warning("finalize_all_goals: %d row(s) match no tracked goal", unmatched)
         self._unmatched_rows = unmatched
@@ -284,13 +277,7 @@ class TrackingCoordinator:
         unmatched = 0
         for _, group in groups:
             grouped: dict[int, list[tuple[PipelineRow, PipelineRow | Mapping[str, Any]]]] = {}
-            for given in group:
-                row = PipelineRow.of(given)
-                ctx = tracker.resolve(row)
-                if ctx is None:
-                    unmatched += 1
-                    continue
-                grouped.setdefault(ctx.goal_index, []).append((row, given))
+            unmatched += _group_by_goal(tracker, group, grouped)
             for index, pairs in grouped.items():
                 if index in decided:
                     raise ValueError(f"goal {index}: its rows came in more than one group")
@@ -470,3 +457,20 @@ class TrackingCoordinator:
                 events=self.context.events,
             )
         return self.goal_tracker
+
+
+def _group_by_goal(
+    tracker: Tracker, rows: Iterable[PipelineRow | Mapping[str, Any]],
+    grouped: dict[int, list[tuple[PipelineRow, PipelineRow | Mapping[str, Any]]]],
+) -> int:
+    """Add each row, with what the caller gave, to its goal's list in `grouped` (goals by id or
+    index, never text); return how many rows match no tracked goal."""
+    unmatched = 0
+    for given in rows:
+        row = PipelineRow.of(given)
+        ctx = tracker.resolve(row)
+        if ctx is None:
+            unmatched += 1
+            continue
+        grouped.setdefault(ctx.goal_index, []).append((row, given))
+    return unmatched
