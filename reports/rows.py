@@ -176,7 +176,7 @@ def goal_groups(backend: SQLBackend, run_id: str, results: list[ResultRecord],
         rows: list[PipelineRow] = []
         for attempts in attempt_pages(backend, run_id, result.id, page or PAGE):
             rows += _page_rows(backend, attempts, {result.id: result}, judge_keys, rule,
-                               judgments_of_page(backend, run_id, attempts, result.id))
+                               judgments_of_page(backend, run_id, attempts))
         yield result, rows
 
 
