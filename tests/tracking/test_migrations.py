@@ -164,7 +164,7 @@ def test_connections_opening_a_new_sqlite_file_at_once_all_succeed(tmp_path) -> 
         engines = [make_engine(f"sqlite:///{tmp_path}/new-{round_}.db") for _ in range(4)]
         start = threading.Barrier(len(engines))
 
-        def connect(engine: sa.Engine) -> None:
+        def connect(engine: sa.Engine, start: threading.Barrier = start) -> None:
             start.wait()
             try:
                 with engine.connect() as conn:
