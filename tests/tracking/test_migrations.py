@@ -6,11 +6,20 @@ import threading
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from tracking import EvaluationStatusEnum, SQLBackend, StatusEnum, migrate
+from tracking import (
+    EvaluationStatusEnum,
+    SQLBackend,
+    StatusEnum,
+    StoreUnavailableError,
+    check_store,
+    get_backend,
+    migrate,
+)
 from tracking.engine import make_engine
 from tracking.models import SQLModel
 
@@ -152,6 +161,23 @@ def test_downgrade_to_base_and_back(empty_db_url: str) -> None:
     assert not (TABLES & _tables(engine))
     migrate.upgrade(engine)
     assert TABLES <= _tables(engine)
+    engine.dispose()
+
+
+def test_opening_a_store_upgrades_an_older_one_and_refuses_an_unknown_one(empty_db_url: str) -> None:
+    """What every command runs first (`check_store`) skips Alembic only for a store at the
+    packaged head: one at an older revision is upgraded, one at a revision this version does not
+    know (a newer siegeflow's) is refused in one line (Alembic's error, caught by a tuple that
+    imports Alembic only once something was raised)."""
+    engine = make_engine(empty_db_url)
+    migrate.upgrade(engine, "0006_review_labels")
+    check_store(empty_db_url)
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    get_backend(empty_db_url).close()  # the next check opens the store anew
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '9999_future'"))
+    with pytest.raises(StoreUnavailableError, match="cannot be opened.*9999_future"):
+        check_store(empty_db_url)
     engine.dispose()
 
 
