@@ -53,16 +53,29 @@ def panel_name(judges: Sequence[Any], rule: str) -> str:
     return " + ".join(names) + (f" ({rule})" if len(names) > 1 else "")
 
 
-def refusal_only(judges: Sequence[Any]) -> bool:
-    """True when every judge of the panel only detects refusals (no judgement of harm)."""
+#: `Judge.measures` of each shipped judge, so citing a stored run's panel (`runs list`, `runs
+#: show`) does not import every judge and `targets`; a test holds it equal to the registry.
+SHIPPED_MEASURES: dict[str, str] = {
+    "copyright": "harm", "harmbench": "harm", "jailbreakbench": "harm", "offline": "harm",
+    "pair_rating": "harm", "refusal": "non-refusal", "strongreject": "harm", "template": "harm",
+}
+
+
+def measures(name: str) -> str:
+    """What the judge `name` measures: "harm", "non-refusal", or "unknown" for no such judge."""
+    if name in SHIPPED_MEASURES:
+        return SHIPPED_MEASURES[name]
     from judges.registry import JudgeError, get_judge
 
-    kinds = []
-    for spec in map(_spec_dict, judges):
-        try:
-            kinds.append(get_judge(str(spec["name"])).measures)
-        except JudgeError:
-            kinds.append("unknown")
+    try:
+        return get_judge(name).measures
+    except JudgeError:
+        return "unknown"
+
+
+def refusal_only(judges: Sequence[Any]) -> bool:
+    """True when every judge of the panel only detects refusals (no judgement of harm)."""
+    kinds = [measures(str(spec["name"])) for spec in map(_spec_dict, judges)]
     return bool(kinds) and all(kind == "non-refusal" for kind in kinds)
 
 

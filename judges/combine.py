@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-from judges.base import Verdict
+if TYPE_CHECKING:  # annotations only: `runs show` combines stored cells without judges.base
+    from judges.base import Verdict
 
 CombineRule = Literal["any", "majority", "all"]
 RULES: tuple[str, ...] = get_args(CombineRule)

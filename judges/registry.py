@@ -6,6 +6,7 @@ config, so a typo fails when the config is read, with the judge and option named
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -20,9 +21,20 @@ class JudgeError(ValueError):
     """An unknown judge name or an invalid judge config."""
 
 
+#: The modules whose `@judge` classes are the shipped judges.
+SHIPPED = ("classifiers", "copyright", "offline", "refusal", "rubrics", "template")
+
+
+def _load_shipped() -> None:
+    """Register the shipped judges on the registry's first read, not on `import judges`: the
+    commands that only read the store (`runs list`, `runs show`) never pay for them."""
+    for name in SHIPPED:
+        importlib.import_module(f"judges.{name}")
+
+
 REGISTRY: Registry[Judge[Any]] = Registry(
     "judge", error=JudgeError, base=Judge, group="siegeflow.judges", base_label="judges.Judge",
-    hint=" (or give 'module:Class')",
+    hint=" (or give 'module:Class')", loader=_load_shipped,
 )
 
 J = TypeVar("J", bound=type[Judge[Any]])

@@ -49,6 +49,20 @@ def test_unvalidated_and_refusal_only_panels_say_so() -> None:
     assert not mixed.refusal_only
 
 
+def test_shipped_measures_are_what_the_judges_say() -> None:
+    """`runs list` reads each shipped judge's `measures` from a table (not importing the judges):
+    the table must match the registered classes, and a plugin's name still asks the registry."""
+    from judges.citation import SHIPPED_MEASURES, measures
+    from judges.registry import SHIPPED, get_judge, list_judges
+
+    shipped = {info.name for info in list_judges()
+               if get_judge(info.name).__module__.split(".")[1] in SHIPPED}
+    assert {name: get_judge(name).measures for name in shipped} == SHIPPED_MEASURES
+    assert measures("judges.refusal:RefusalJudge") == "non-refusal"  # by path: the registry
+    assert measures("judges.classifiers:HarmBenchJudge") == "harm"
+    assert measures("no-such-judge") == "unknown"
+
+
 def test_store_validation_wins_over_the_shipped_figure(tmp_path: Path) -> None:
     backend = get_backend(f"sqlite:///{tmp_path}/v.db")
     key = panel_key(["refusal", "offline"], "any")
