@@ -39,6 +39,51 @@ def test_help_and_runs_list_do_not_import_prefect_or_litellm(tmp_path: Path) -> 
     assert result.returncode == 0 and "demo" in result.stdout and "resume" in result.stdout
 
 
+#: What `runs list` and `runs show` must not import (issue 23: "stay under a second"): the flow
+#: machinery, the model clients, Alembic for a store at head, the judges themselves and targets
+#: (the citation reads `judges.citation.SHIPPED_MEASURES`), tracking's run-time writers.
+READ_PATH_NEVER_IMPORTS = (
+    "prefect", "litellm", "alembic", "flows", "tasks", "attacks", "optimizers", "goals",
+    "targets", "judges.base", "judges.registry", "judges.agreement", "judges.panel",
+    "tracking.coordinator", "tracking.tracker", "tracking.categories",
+)
+
+
+def test_runs_list_and_show_import_only_what_they_read(tmp_path: Path) -> None:
+    """Each command pays for its imports: a store at head is opened without Alembic, a run's
+    panel is cited without importing the judges. Checked on modules, not on time."""
+    from tracking import NewAttempt, NewResult, RunSummary
+
+    url = f"sqlite:///{tmp_path}/runs.db"
+    backend = get_backend(url)
+    run_id = backend.create_run(attack_type="templates", target_description="t",
+                                parameters={"judges": {"judges": ["refusal", "harmbench"],
+                                                       "rule": "any"}})
+    (result,) = backend.create_results(run_id, [NewResult(goal="the goal", goal_index=0)])
+    (attempt,) = backend.upsert_attempts(run_id, [NewAttempt(
+        result_id=result.id, prompt_hash="h", technique="templates", variant="v", prompt="p")])
+    backend.record_completion(attempt, response="the answer")
+    backend.record_judgment(attempt, "refusal", success=True, score=1.0)
+    backend.update_run(run_id, status=StatusEnum.COMPLETED, summary=RunSummary(
+        goals_total=1, successful=1, asr=1.0, asr_denominator=1, judge_rule="any",
+        judge_keys=["refusal", "harmbench"]).as_dict())
+    backend.close()
+    code = (
+        "import sys; from cli.main import app; from typer.testing import CliRunner\n"
+        f"for args, shown in ((['runs', 'list', '--db', {url!r}], {run_id!r}),\n"
+        f"                    (['runs', 'show', {run_id!r}, '--db', {url!r}], 'the goal'),\n"
+        f"                    (['runs', 'list', '--db', 'sqlite:///{tmp_path}/new.db'], 'No runs')):\n"
+        "    r = CliRunner().invoke(app, args)\n"
+        "    assert r.exit_code == 0 and shown in r.output, (args, r.output)\n"
+        f"never = {READ_PATH_NEVER_IMPORTS!r}\n"
+        "print(sorted(m for m in sys.modules if m in never or m.startswith(tuple(n + '.' for n in never))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_one_entry_module_starts_the_command() -> None:
     """The console script and `python -m cli` both start in `cli.__main__` (no module of cli
     imports it back: the import-linter contract), so nothing is imported twice."""
