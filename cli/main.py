@@ -2,9 +2,12 @@
 
 Fast paths (`--help`, `runs list`, `runs show`, `attacks`, `judges`, `export`) never import
 prefect or litellm (3 s and 7-12 s on a small machine); commands that run flows import them
-inside the command. Exit codes (`cli.exits`): 0 ok, 1 run failed, 2 bad input, 3 ASR above
-`--fail-over`, 4 the run tested too little (every goal a target error, or more than
-`--max-error-rate`). The commands live in `cli/commands/`, one module per group.
+inside the command. `runs list` and `runs show` also skip Alembic (a store at head), the judges
+and targets (test_runs_list_and_show_import_only_what_they_read holds the list).
+
+Exit codes (`cli.exits`): 0 ok, 1 run failed, 2 bad input, 3 ASR above `--fail-over`, 4 the
+run tested too little (every goal a target error, or more than `--max-error-rate`). The
+commands live in `cli/commands/`, one module per group.
 """
 
 from __future__ import annotations
