@@ -141,7 +141,9 @@ def _stub_artifacts(sizes: dict[str, int]) -> None:
 
 def finish(db: str, report_dir: str) -> dict[str, Any]:
     os.environ["SIEGEFLOW_REPORT_DIR"] = report_dir
+    from attacks.spec import AttackSpec
     from flows.run_record import attach_coordinator, finish_run
+    from flows.steps import bon_extra
     from judges.spec import JudgePanelSpec
     from tasks.context import RunRef
     from tracking import get_backend
@@ -152,15 +154,20 @@ def finish(db: str, report_dir: str) -> dict[str, Any]:
     _stub_artifacts(sizes)
     logger = logging.getLogger("bench")
     coordinator = attach_coordinator(backend, run.id, logger=logger, reopen=True)
+    attack = AttackSpec.model_validate((run.parameters or {})["attack"])
+    judges = JudgePanelSpec()
     start = time.perf_counter()
-    summary = asyncio.run(finish_run(RunRef(db_url=db, run_id=run.id), coordinator,
-                                     JudgePanelSpec(), spent_usd=0.0, stop_reason="completed"))
+    summary = asyncio.run(finish_run(  # with the `extra` the attack flow passes (its ASR@k)
+        RunRef(db_url=db, run_id=run.id), coordinator, judges, spent_usd=0.0,
+        stop_reason="completed",
+        extra=lambda rows: bon_extra(attack, rows, judges.success_threshold)))
     wall = time.perf_counter() - start
     report = Path(summary.report_path or "")
     return {"wall_s": round(wall, 1), **sizes,
             "report_bytes": report.stat().st_size if report.is_file() else None,
             "asr": summary.asr, "rows_total": summary.rows.total,
-            "cost_usd": summary.cost_breakdown, "final_rows": len(summary.final_rows or [])}
+            "cost_usd": summary.cost_breakdown, "final_rows": len(summary.final_rows or []),
+            "bon_asr_at": summary.bon.asr_at if summary.bon is not None else None}
 
 
 def query(db: str) -> dict[str, Any]:
@@ -205,7 +212,9 @@ def main() -> None:
         out = query(args.db)
     out["part"], out["code"] = args.part, args.code
     out["total_s"] = round(time.perf_counter() - start, 1)
-    out["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)  # the process's, imports included
+    out["max_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
     out["load_avg"] = os.getloadavg()
     print(json.dumps(out))
 

@@ -245,3 +245,20 @@ def test_goal_groups_of_interleaved_goals_carry_only_their_verdicts(store: Any) 
                                           page=7) for row in mine]
     assert sorted(got, key=lambda r: r.attempt_id) == rows
     assert list(StoredRows(store, run_id, results, ["refusal"], "majority", 60)) == rows
+
+
+def test_a_verdict_set_decided_before_is_looked_up_only_when_equal_means_same() -> None:
+    """`reports.rows._decided` reuses a decision for an equal set of verdicts, except where
+    equal values differ to the rule (`1 == True`, `-0.0 == 0.0`): those are decided anew."""
+    from judges import combine, rule_score
+    from reports.rows import _decided
+    from tracking import JudgeCell
+
+    for cells in [(JudgeCell(success=True, score=0.0),), (JudgeCell(success=True, score=-0.0),),
+                  (JudgeCell(success=1, score=1.0),), (JudgeCell(success=True, score=1.0),),
+                  (JudgeCell(success=True, score=1),), (JudgeCell(success=True, score=1.0),
+                                                        JudgeCell(error="timeout"))]:
+        for how in ("majority", "any", "all"):
+            got = _decided(cells, how)
+            want = (combine(cells, how), rule_score(cells, how))
+            assert got == want and [repr(x) for x in got] == [repr(x) for x in want]
