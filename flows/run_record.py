@@ -466,7 +466,7 @@ async def finish_run(
     coordinator.finalize_goal_groups(groups(), success_threshold=judges.success_threshold)
     record_best_attempts(backend, ref.run_id, *goal_ends(digest))  # `runs show` reads these
     rows = StoredRows(backend, ref.run_id, results, keys, judges.rule,
-                      sum(g.attempts for g in digest.goals))
+                      sum(g.attempts for g in digest.goals), digest=digest)
     coordinator.finalize_pipeline(rows, success_check=success_check)
     more = extra(rows) if callable(extra) else (extra or {})
     reason = stop_reason(rows) if callable(stop_reason) else stop_reason

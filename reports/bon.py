@@ -86,6 +86,23 @@ class BonTally:
             current = self.first[goal]
             self.first[goal] = k if current is None else min(current, k)
 
+    def merged(self, other: BonTally) -> BonTally:
+        """This tally and `other` as one (e.g. a run's attacked goals and its benign ones,
+        tallied apart): what one tally fed both's rows would hold, but the float order of the
+        per-k cost sums."""
+        out = BonTally(self.threshold)
+        for tally in (self, other):
+            for goal, k in tally.first.items():
+                now = out.first.get(goal)
+                out.first[goal] = k if now is None else now if k is None else min(now, k)
+            for k, cost in tally.cost_at.items():
+                out.cost_at[k] += cost
+            out.judged |= tally.judged
+            out.samples += tally.samples
+            out.errors += tally.errors
+            out.top = max(out.top, tally.top)
+        return out
+
     def curve(self, n: int | None = None) -> BonCurve:
         first, judged, top = self.first, self.judged, self.top
         steps = sorted({1, top, *(k + 1 for k in first.values() if k is not None)} - {0})

@@ -160,7 +160,8 @@ class RunDigest:
         self._report_techniques: dict[str, dict[str, int]] = {}  # attacked goals' (the report's)
         self._outcomes: tuple[dict[str, list[str]], dict[str, list[str]]] = ({}, {})
         self._tallies: dict[str, list[int]] = {k: [0, 0, 0] for k in judge_keys}
-        self._bon = BonTally(threshold)
+        self._bon = BonTally(threshold)  # attacked goals' samples (the report's curve)
+        self._bon_benign = BonTally(threshold)  # benign goals' (in the summary's curve too)
         self._attempts = 0
         self.any_bon = False
 
@@ -183,6 +184,9 @@ class RunDigest:
         _merge_techniques(self._techniques, rows, self.threshold)
         if not is_benign(result.goal_metadata):
             self._add_attacked(rows)
+        else:
+            for row in rows:
+                self._bon_benign.add(row)
 
     def _add_attacked(self, rows: list[PipelineRow]) -> None:
         from reports.figures import _technique_outcome
@@ -204,6 +208,12 @@ class RunDigest:
             for name, verdict in row.judges.items():
                 t = self._tallies.setdefault(name, [0, 0, 0])
                 t[2 if verdict.error or verdict.success is None else 0 if verdict.success else 1] += 1
+
+    def bon_curve(self, n: int | None = None) -> BonCurve:
+        """`reports.bon.bon_curve` of every goal's rows (the summary's ASR@k block, benign
+        goals' samples included as that reads them), from the tallies kept while the rows
+        went by: the curve without reading the run a second time (issue 23)."""
+        return self._bon.merged(self._bon_benign).curve(n)
 
     @property
     def best_rows(self) -> list[PipelineRow]:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from math import copysign
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from judges import combine, rule_score
 from tracking import OVER_REFUSAL as _OVER_REFUSAL
@@ -28,6 +28,9 @@ from tracking import (
 from tracking.rows import JudgeCell, PipelineRow
 from tracking.success import RowOutcome, classify_row
 from tracking.store import SQLBackend
+
+if TYPE_CHECKING:
+    from reports.digest import RunDigest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -276,12 +279,18 @@ class StoredRows:
     """A run's rows, never held: each iteration reads them from the store a page at a time
     (`stream_rows`). What `finish_run` hands callables written for the run's final rows (a
     flow's `extra`, `stop_reason`, which take an `Iterable[PipelineRow]`), so none of them
-    holds the run. Re-iterable and sized; not a sequence (no indexing)."""
+    holds the run. Re-iterable and sized; not a sequence (no indexing).
+
+    `digest`: these same rows already reduced goal by goal (`finish_run`'s), for a callable
+    whose figure the digest has (the Best-of-N curve): reading the rows again costs as much
+    as the whole goal-by-goal pass did."""
 
     def __init__(self, backend: SQLBackend, run_id: str, results: list[ResultRecord],
-                 judge_keys: list[str], rule: str, count: int) -> None:
+                 judge_keys: list[str], rule: str, count: int,
+                 digest: RunDigest | None = None) -> None:
         self._args = (backend, run_id, results, judge_keys, rule)
         self._count = count
+        self.digest = digest
 
     def __iter__(self) -> Iterator[PipelineRow]:
         return stream_rows(*self._args)
