@@ -62,7 +62,8 @@ def _record(backend: Any, goals: int, samples: int, seed: int = 3) -> str:
         new = [NewAttempt(result_id=result.id, technique="bon", variant=f"s{k}",
                           prompt_hash=hashlib.sha256(f"{result.id}{k}".encode()).hexdigest(),
                           prompt=[{"role": "user", "content": f"p{k} <script>x</script>"}],
-                          metadata={"sample": k, "generation_cost_usd": 0.001 * k})
+                          metadata={"sample": k, **({"generation_cost_usd": 0.001 * k}
+                                                     if k % 3 else {})})
                for k in range(samples)]
         for attempt_id in backend.upsert_attempts(run_id, new):
             roll = rng.random()
