@@ -68,7 +68,8 @@ class BonTally:
         self.judged: set[str] = set()
         self.samples = self.errors = self.top = 0
 
-    def add(self, row: PipelineRow) -> None:
+    def add(self, row: PipelineRow, outcome: RowOutcome | None = None) -> None:
+        """One row (`outcome`: its `classify_row`, when known already)."""
         k = sample_index(row)
         if k is None or row.technique != "bon":
             return
@@ -77,7 +78,8 @@ class BonTally:
         self.samples += 1
         self.top = max(self.top, k + 1)
         self.cost_at[k] += row.cost_usd
-        outcome = classify_row(row, self.threshold)
+        if outcome is None:
+            outcome = classify_row(row, self.threshold)
         if outcome is RowOutcome.AGENT_ERROR:
             self.errors += 1
         if outcome in (RowOutcome.SUCCESSFUL, RowOutcome.FAILED):

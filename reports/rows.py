@@ -249,19 +249,25 @@ def stream_rows(backend: SQLBackend, run_id: str, results: list[ResultRecord],
 def rank(row: PipelineRow, threshold: float) -> tuple[int, float]:
     """The one best-row ranking (HTML report, Prefect artifacts, terminal): successful rows
     first, then judged ones, then errors; higher score first within."""
-    outcome = classify_row(row, threshold)
+    return rank_of(row, classify_row(row, threshold))
+
+
+def rank_of(row: PipelineRow, outcome: RowOutcome) -> tuple[int, float]:
+    """`rank` of a row whose outcome (`classify_row`) is known already."""
     tier = {RowOutcome.SUCCESSFUL: 3, RowOutcome.FAILED: 2}.get(
         outcome, 1 if row.response else 0
     )
     return tier, row.score or 0.0
 
 
-def best_row(rows: list[PipelineRow], threshold: float) -> PipelineRow | None:
-    """The attempt that best shows a goal's outcome (first of equals, in attempt order)."""
+def best_row(rows: list[PipelineRow], threshold: float,
+             ranks: Sequence[tuple[int, float]] | None = None) -> PipelineRow | None:
+    """The attempt that best shows a goal's outcome (first of equals, in attempt order);
+    `ranks`: the rows' `rank`s, when known already."""
     best: PipelineRow | None = None
     best_rank = (-1, 0.0)
-    for row in rows:
-        r = rank(row, threshold)
+    for i, row in enumerate(rows):
+        r = ranks[i] if ranks is not None else rank(row, threshold)
         if r > best_rank:
             best, best_rank = row, r
     return best
