@@ -61,7 +61,7 @@ def top_rows(rows: list[PipelineRow], threshold: float, limit: int,
         return list(rows)
     if ranks is None:
         ranks = [rank(row, threshold) for row in rows]
-    order = sorted(range(len(rows)), key=lambda i: (tuple(-x for x in ranks[i]), i))
+    order = sorted(range(len(rows)), key=lambda i: (-ranks[i][0], -ranks[i][1], i))
     return [rows[i] for i in sorted(order[:limit])]
 
 
@@ -207,12 +207,12 @@ class RunDigest:
         _merge_techniques(self._report_techniques, figures)
         # per technique and per technique/variant: the outcomes its rows had, and a pending one
         mine: tuple[dict[str, tuple[set[RowOutcome], list[bool]]], ...] = ({}, {})
+        techniques, variants = mine
         for row, outcome in zip(rows, outcomes, strict=True):
             name = row.technique or "?"
-            for variants, groups in enumerate(mine):
-                if variants and row.variant:
-                    name = f"{name}/{row.variant}"
-                seen, pending = groups.setdefault(name, (set(), [False]))
+            for groups, label in ((techniques, name),
+                                  (variants, f"{name}/{row.variant}" if row.variant else name)):
+                seen, pending = groups.setdefault(label, (set(), [False]))
                 seen.add(outcome)
                 pending[0] = pending[0] or row.pending
             self.any_bon = self.any_bon or row.technique == "bon"

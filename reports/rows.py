@@ -152,16 +152,17 @@ class _Goal:
     """What a goal gives each of its rows, worked out once per goal: its fields, and the
     judges that decide it (a benign control goal: the over-refusal judge alone, rule "any")."""
 
-    result: ResultRecord
+    fields: tuple[str, int, str | None, str, str | None]  # goal, index, id, result id, category
     keys: tuple[str, ...]
     how: str
     kind: str
 
     @classmethod
     def of(cls, result: ResultRecord, judge_keys: list[str], rule: str) -> _Goal:
+        fields = (result.goal, result.goal_index, result.goal_id, result.id, result.category)
         if is_benign(result.goal_metadata):
-            return cls(result, (OVER_REFUSAL,), "any", "benign")
-        return cls(result, tuple(judge_keys), rule, "attack")
+            return cls(fields, (OVER_REFUSAL,), "any", "benign")
+        return cls(fields, tuple(judge_keys), rule, "attack")
 
     def row(self, attempt_id: int | None, technique: str, variant: str, meta: Any, prompt: Any,
             prompt_hash: str, response: str | None, decoded: str | None, error: str | None,
@@ -169,14 +170,13 @@ class _Goal:
             mine: Mapping[str, tuple[JudgeCell, float | None]]) -> PipelineRow:
         """The row of one attempt of this goal (the one place a row is made: `row_of`,
         `_tuple_rows`); `mine`: its verdicts by judge, with each judgment's cost."""
-        result, keys = self.result, self.keys
+        keys = self.keys
         judged = [mine[key] for key in keys if key in mine]
         complete = not pending and error is None and len(judged) == len(keys)
         success, score = _decided(tuple(c for c, _ in judged), self.how) if complete else (
             None, None)
         return PipelineRow.of_values((  # in `ROW_FIELDS` order (a test holds them to it)
-            result.goal, result.goal_index, result.goal_id, result.id, result.category,
-            attempt_id, technique, variant, meta or {}, self.kind, prompt_text(prompt),
+            *self.fields, attempt_id, technique, variant, meta or {}, self.kind, prompt_text(prompt),
             tuple(m for m in prompt if isinstance(m, dict)) if isinstance(prompt, list) else (),
             prompt_hash, response, decoded, error, error_kind, pending,
             {key: mine[key][0] for key in keys if key in mine}, success, score,
