@@ -48,6 +48,22 @@ The finish walls move with the load by more than the change: about 10% on Postgr
 (`python -c "import cli.app, cli.output, tracking, reports.rows, rich.console, sqlalchemy"`).
 The PostgreSQL finish is Python-bound (row_of, model_construct, JSON decoding), not round trips:
 about 300 queries per 100k attempts, ~3 s of 39 s in execute under cProfile.
+
+Measured 2026-12-06 05:43 UTC (branch h23finish; before = main at 063b949 via --code, same
+store, back to back, load average 3.3 and 3.2; `finish` now passes the attack flow's `extra`,
+`bon_extra`, so "before" includes the second pass over every row that computed ASR@k):
+
+    store       attempts  finish wall       CPU (process)   max RSS
+    SQLite       200,000   76.0 -> 16.7 s    61.7 -> 16.3 s   201 -> 194 MB
+
+(without `bon_extra`, main's finish was 28.5 s at load 2.7.) What changed: the Best-of-N curve
+comes from the digest's tally (no second pass); rows are built from the query's tuples (no
+`model_construct` per attempt and judgment, no timestamps), with `PipelineRow.of_values`; the
+digest classifies each row once; the stored spend decodes only metas that name an attacker
+cost. Left (cProfile, ~25 s profiled): building rows ~9 s (of which JSON decoding of prompt and
+meta ~4 s), reading pages ~6 s, the digest ~7 s, the coordinator's grouping and decisions ~2 s.
+The whole command at 20,000 attempts (`bench/size_bench.py --sizes 20000`, SQLite, load 3.1-3.7):
+82.1 s (0.761 of the floor, 2.38 ms CPU/request, 190 MB) -> 77.0 s (0.812, 2.11 ms, 182 MB).
 """
 
 from __future__ import annotations
