@@ -48,6 +48,22 @@ The finish walls move with the load by more than the change: about 10% on Postgr
 (`python -c "import cli.app, cli.output, tracking, reports.rows, rich.console, sqlalchemy"`).
 The PostgreSQL finish is Python-bound (row_of, model_construct, JSON decoding), not round trips:
 about 300 queries per 100k attempts, ~3 s of 39 s in execute under cProfile.
+
+Measured 2026-12-06 05:43 UTC (branch h23finish; before = main at 063b949 via --code, same
+store, back to back, load average 3.3 and 3.2; `finish` now passes the attack flow's `extra`,
+`bon_extra`, so "before" includes the second pass over every row that computed ASR@k):
+
+    store       attempts  finish wall       CPU (process)   max RSS
+    SQLite       200,000   76.0 -> 16.7 s    61.7 -> 16.3 s   201 -> 194 MB
+
+(without `bon_extra`, main's finish was 28.5 s at load 2.7.) What changed: the Best-of-N curve
+comes from the digest's tally (no second pass); rows are built from the query's tuples (no
+`model_construct` per attempt and judgment, no timestamps), with `PipelineRow.of_values`; the
+digest classifies each row once; the stored spend decodes only metas that name an attacker
+cost. Left (cProfile, ~25 s profiled): building rows ~9 s (of which JSON decoding of prompt and
+meta ~4 s), reading pages ~6 s, the digest ~7 s, the coordinator's grouping and decisions ~2 s.
+The whole command at 20,000 attempts (`bench/size_bench.py --sizes 20000`, SQLite, load 3.1-3.7):
+82.1 s (0.761 of the floor, 2.38 ms CPU/request, 190 MB) -> 77.0 s (0.812, 2.11 ms, 182 MB).
 """
 
 from __future__ import annotations
@@ -141,7 +157,9 @@ def _stub_artifacts(sizes: dict[str, int]) -> None:
 
 def finish(db: str, report_dir: str) -> dict[str, Any]:
     os.environ["SIEGEFLOW_REPORT_DIR"] = report_dir
+    from attacks.spec import AttackSpec
     from flows.run_record import attach_coordinator, finish_run
+    from flows.steps import bon_extra
     from judges.spec import JudgePanelSpec
     from tasks.context import RunRef
     from tracking import get_backend
@@ -152,15 +170,20 @@ def finish(db: str, report_dir: str) -> dict[str, Any]:
     _stub_artifacts(sizes)
     logger = logging.getLogger("bench")
     coordinator = attach_coordinator(backend, run.id, logger=logger, reopen=True)
+    attack = AttackSpec.model_validate((run.parameters or {})["attack"])
+    judges = JudgePanelSpec()
     start = time.perf_counter()
-    summary = asyncio.run(finish_run(RunRef(db_url=db, run_id=run.id), coordinator,
-                                     JudgePanelSpec(), spent_usd=0.0, stop_reason="completed"))
+    summary = asyncio.run(finish_run(  # with the `extra` the attack flow passes (its ASR@k)
+        RunRef(db_url=db, run_id=run.id), coordinator, judges, spent_usd=0.0,
+        stop_reason="completed",
+        extra=lambda rows: bon_extra(attack, rows, judges.success_threshold)))
     wall = time.perf_counter() - start
     report = Path(summary.report_path or "")
     return {"wall_s": round(wall, 1), **sizes,
             "report_bytes": report.stat().st_size if report.is_file() else None,
             "asr": summary.asr, "rows_total": summary.rows.total,
-            "cost_usd": summary.cost_breakdown, "final_rows": len(summary.final_rows or [])}
+            "cost_usd": summary.cost_breakdown, "final_rows": len(summary.final_rows or []),
+            "bon_asr_at": summary.bon.asr_at if summary.bon is not None else None}
 
 
 def query(db: str) -> dict[str, Any]:
@@ -205,7 +228,9 @@ def main() -> None:
         out = query(args.db)
     out["part"], out["code"] = args.part, args.code
     out["total_s"] = round(time.perf_counter() - start, 1)
-    out["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)  # the process's, imports included
+    out["max_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
     out["load_avg"] = os.getloadavg()
     print(json.dumps(out))
 

@@ -135,13 +135,20 @@ class Spend:
 def spend_of(attempts: Iterable[AttemptRecord], judgments: Iterable[JudgmentRecord]) -> Spend:
     """Spend recorded on attempts (completion cost; the attacker's share that made the prompt,
     `generation_cost_usd` in its metadata) and judgments (judge cost; attacker decoding)."""
+    return _spend(((a.cost_usd, a.meta) for a in attempts),
+                  ((j.cost_usd, j.attacker_cost_usd) for j in judgments))
+
+
+def _spend(attempts: Iterable[tuple[float | None, Any]],
+           judgments: Iterable[tuple[float | None, float | None]]) -> Spend:
+    """`spend_of` from (cost_usd, meta) and (cost_usd, attacker_cost_usd) pairs, in order."""
     target = generated = judges = decoded = 0.0
-    for a in attempts:
-        target += a.cost_usd or 0.0
-        generated += float((a.meta or {}).get("generation_cost_usd") or 0.0)
-    for j in judgments:
-        judges += j.cost_usd or 0.0
-        decoded += j.attacker_cost_usd or 0.0
+    for cost, meta in attempts:
+        target += cost or 0.0
+        generated += float((meta or {}).get("generation_cost_usd") or 0.0)
+    for cost, attacker in judgments:
+        judges += cost or 0.0
+        decoded += attacker or 0.0
     return Spend(target_usd=target, judges_usd=judges, attacker_usd=generated + decoded)
 
 
@@ -155,7 +162,7 @@ def stored_spend(backend: SQLBackend, run_id: str) -> Spend:
     in the order `list_attempts`/`list_judgments` give them (the same sums, nothing held)."""
     from tracking.store_aggregates import attempt_costs, judgment_costs
 
-    return spend_of(attempt_costs(backend, run_id), judgment_costs(backend, run_id))
+    return _spend(attempt_costs(backend, run_id), judgment_costs(backend, run_id))
 
 
 def open_run(
@@ -466,7 +473,7 @@ async def finish_run(
     coordinator.finalize_goal_groups(groups(), success_threshold=judges.success_threshold)
     record_best_attempts(backend, ref.run_id, *goal_ends(digest))  # `runs show` reads these
     rows = StoredRows(backend, ref.run_id, results, keys, judges.rule,
-                      sum(g.attempts for g in digest.goals))
+                      sum(g.attempts for g in digest.goals), digest=digest)
     coordinator.finalize_pipeline(rows, success_check=success_check)
     more = extra(rows) if callable(extra) else (extra or {})
     reason = stop_reason(rows) if callable(stop_reason) else stop_reason

@@ -47,6 +47,7 @@ from flows.run_record import (
     spend_of,
 )
 from flows.steps import bon_extra, run_steps
+from reports.rows import StoredRows
 from settings import current_settings
 from targets import TargetConfig
 from tasks.context import GoalRow, RunRef
@@ -391,7 +392,11 @@ async def _finish_sharded(
     done = set().union(*(owned[i] for i in owned if i not in failed))
 
     def stop_reason(rows: Iterable[PipelineRow]) -> str:
-        pending = any(r.pending for r in rows if r.result_id in done)
+        digest = rows.digest if isinstance(rows, StoredRows) else None
+        if digest is not None:  # each goal's pending attempts were counted: no second pass
+            pending = any(g.pending for g in digest.goals if g.result.id in done)
+        else:
+            pending = any(r.pending for r in rows if r.result_id in done)
         return "budget" if budget_usd is not None and pending else "completed"
 
     return await finish_run(

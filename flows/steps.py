@@ -93,11 +93,17 @@ async def run_steps(
 
 def bon_extra(attack: AttackSpec, rows: Iterable[PipelineRow], threshold: float
               ) -> dict[str, BestOfNSummary]:
-    """The summary's `bon` block (ASR@k) for a Best-of-N run; nothing for other techniques."""
+    """The summary's `bon` block (ASR@k) for a Best-of-N run; nothing for other techniques.
+    The end of a run's rows (`StoredRows`) carry their digest, whose tally of the same rows
+    gives the same curve without a second pass over the store."""
     streamed, _ = split_streaming(attack)
     if streamed is None:
         return {}
     from reports.bon import bon_curve, curve_summary
+    from reports.rows import StoredRows
 
     n = int(build_technique(streamed.name, streamed.options).config.n)
+    digest = rows.digest if isinstance(rows, StoredRows) else None
+    if digest is not None and digest.threshold == threshold:
+        return {"bon": curve_summary(digest.bon_curve(n))}
     return {"bon": curve_summary(bon_curve(rows, threshold, n))}

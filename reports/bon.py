@@ -68,7 +68,8 @@ class BonTally:
         self.judged: set[str] = set()
         self.samples = self.errors = self.top = 0
 
-    def add(self, row: PipelineRow) -> None:
+    def add(self, row: PipelineRow, outcome: RowOutcome | None = None) -> None:
+        """One row (`outcome`: its `classify_row`, when known already)."""
         k = sample_index(row)
         if k is None or row.technique != "bon":
             return
@@ -77,7 +78,8 @@ class BonTally:
         self.samples += 1
         self.top = max(self.top, k + 1)
         self.cost_at[k] += row.cost_usd
-        outcome = classify_row(row, self.threshold)
+        if outcome is None:
+            outcome = classify_row(row, self.threshold)
         if outcome is RowOutcome.AGENT_ERROR:
             self.errors += 1
         if outcome in (RowOutcome.SUCCESSFUL, RowOutcome.FAILED):
@@ -85,6 +87,23 @@ class BonTally:
         if outcome is RowOutcome.SUCCESSFUL:
             current = self.first[goal]
             self.first[goal] = k if current is None else min(current, k)
+
+    def merged(self, other: BonTally) -> BonTally:
+        """This tally and `other` as one (e.g. a run's attacked goals and its benign ones,
+        tallied apart): what one tally fed both's rows would hold, but the float order of the
+        per-k cost sums."""
+        out = BonTally(self.threshold)
+        for tally in (self, other):
+            for goal, k in tally.first.items():
+                now = out.first.get(goal)
+                out.first[goal] = k if now is None else now if k is None else min(now, k)
+            for k, cost in tally.cost_at.items():
+                out.cost_at[k] += cost
+            out.judged |= tally.judged
+            out.samples += tally.samples
+            out.errors += tally.errors
+            out.top = max(out.top, tally.top)
+        return out
 
     def curve(self, n: int | None = None) -> BonCurve:
         first, judged, top = self.first, self.judged, self.top

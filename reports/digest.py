@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 from array import array
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from reports.rows import rank
 from targets.completion import is_truncated
 from tracking import BENIGN, ResultRecord, is_benign
 from tracking.rows import PipelineRow
-from tracking.success import attack_success_rate
+from tracking.success import RowOutcome, attack_success_rate, classify_row
 from tracking.summary import TechniqueFigures, technique_figures
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 REPORT_ATTEMPTS_PER_GOAL = 50
 
 _Code = tuple[tuple[str, Hashable], ...]
+#: A `reports.figures.Rate`'s counts: the outcomes `reports.figures.group_outcome` gives.
+_RATE_KEYS = ("broken", "held", "errors", "pending")
 
 
 @dataclass(kw_only=True)
@@ -48,14 +50,18 @@ class GoalDigest:
     errors: int = 0  # answered with an error (`AttemptCounts`' split)
 
 
-def top_rows(rows: list[PipelineRow], threshold: float, limit: int) -> list[PipelineRow]:
+def top_rows(rows: list[PipelineRow], threshold: float, limit: int,
+             ranks: Sequence[tuple[int, float]] | None = None) -> list[PipelineRow]:
     """The `limit` best rows by `rank` (first of equals first), back in attempt order; the
-    goal's best row (`reports.rows.best_row`) is always among them."""
+    goal's best row (`reports.rows.best_row`) is always among them. `ranks`: the rows'
+    `rank`s, when known already."""
     if limit <= 0:
         return []
     if len(rows) <= limit:
         return list(rows)
-    order = sorted(range(len(rows)), key=lambda i: (tuple(-x for x in rank(rows[i], threshold)), i))
+    if ranks is None:
+        ranks = [rank(row, threshold) for row in rows]
+    order = sorted(range(len(rows)), key=lambda i: (-ranks[i][0], -ranks[i][1], i))
     return [rows[i] for i in sorted(order[:limit])]
 
 
@@ -122,9 +128,9 @@ def agreement_of(codes: _JudgeCodes) -> dict[str, Any]:
     return {"judges": names, "pairwise": pairwise, "fleiss": fleiss}
 
 
-def _merge_techniques(into: dict[str, dict[str, int]], rows: list[PipelineRow],
-                      threshold: float) -> None:
-    for f in technique_figures(rows, threshold):
+def _merge_techniques(into: dict[str, dict[str, int]], figures: list[dict[str, Any]]) -> None:
+    """Add one goal's `technique_figures` to the run's tallies."""
+    for f in figures:
         tally = into.setdefault(f["technique"], dict.fromkeys(
             ("goals", "attempts", "broken", "held", "attacker_failures", "target_errors"), 0))
         for key in tally:
@@ -158,20 +164,25 @@ class RunDigest:
         self.codes = _JudgeCodes()
         self._techniques: dict[str, dict[str, int]] = {}  # every goal's (the summary's)
         self._report_techniques: dict[str, dict[str, int]] = {}  # attacked goals' (the report's)
-        self._outcomes: tuple[dict[str, list[str]], dict[str, list[str]]] = ({}, {})
+        # goals counted by outcome, per technique and per technique/variant (`by_technique`)
+        self._outcomes: tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]] = ({}, {})
         self._tallies: dict[str, list[int]] = {k: [0, 0, 0] for k in judge_keys}
-        self._bon = BonTally(threshold)
+        self._bon = BonTally(threshold)  # attacked goals' samples (the report's curve)
+        self._bon_benign = BonTally(threshold)  # benign goals' (in the summary's curve too)
         self._attempts = 0
         self.any_bon = False
 
     def add(self, result: ResultRecord, rows: list[PipelineRow]) -> None:
-        """One goal's rows (all of them, in attempt order); they may be dropped afterwards."""
-        from reports.rows import best_row
+        """One goal's rows (all of them, in attempt order); they may be dropped afterwards.
+        Each row is classified once (`classify_row`) for every figure that needs it."""
+        from reports.rows import best_row, rank_of
 
+        outcomes = [classify_row(row, self.threshold) for row in rows]
+        ranks = [rank_of(row, outcome) for row, outcome in zip(rows, outcomes, strict=True)]
         cost = sum(r.cost_usd for r in rows)
         self.goals.append(GoalDigest(result=result, attempts=len(rows), cost_usd=cost,
-                                     best=best_row(rows, self.threshold),
-                                     shown=top_rows(rows, self.threshold, self.limit),
+                                     best=best_row(rows, self.threshold, ranks),
+                                     shown=top_rows(rows, self.threshold, self.limit, ranks),
                                      pending=sum(1 for r in rows if r.pending),
                                      errors=sum(1 for r in rows
                                                 if not r.pending and r.error is not None)))
@@ -180,30 +191,45 @@ class RunDigest:
             if row.kind != BENIGN and row.success is not None:
                 self.answers_per_goal[row.result_id] = self.answers_per_goal.get(row.result_id, 0) + 1
         self.codes.add(rows)
-        _merge_techniques(self._techniques, rows, self.threshold)
+        figures = technique_figures(rows, self.threshold, outcomes)
+        _merge_techniques(self._techniques, figures)
         if not is_benign(result.goal_metadata):
-            self._add_attacked(rows)
+            self._add_attacked(rows, outcomes, figures)
+        else:
+            for row, outcome in zip(rows, outcomes, strict=True):
+                self._bon_benign.add(row, outcome)
 
-    def _add_attacked(self, rows: list[PipelineRow]) -> None:
-        from reports.figures import _technique_outcome
+    def _add_attacked(self, rows: list[PipelineRow], outcomes: list[RowOutcome],
+                      figures: list[dict[str, Any]]) -> None:
+        from reports.figures import group_outcome
 
         self._attempts += len(rows)
-        _merge_techniques(self._report_techniques, rows, self.threshold)
-        for variants, groups in enumerate(self._outcomes):
-            mine: dict[str, list[PipelineRow]] = {}
-            for row in rows:
-                name = row.technique or "?"
-                if variants and row.variant:
-                    name = f"{name}/{row.variant}"
-                mine.setdefault(name, []).append(row)
-            for name, group in mine.items():
-                groups.setdefault(name, []).append(_technique_outcome(group, self.threshold))
-        for row in rows:
+        _merge_techniques(self._report_techniques, figures)
+        # per technique and per technique/variant: the outcomes its rows had, and a pending one
+        mine: tuple[dict[str, tuple[set[RowOutcome], list[bool]]], ...] = ({}, {})
+        techniques, variants = mine
+        for row, outcome in zip(rows, outcomes, strict=True):
+            name = row.technique or "?"
+            for groups, label in ((techniques, name),
+                                  (variants, f"{name}/{row.variant}" if row.variant else name)):
+                seen, pending = groups.setdefault(label, (set(), [False]))
+                seen.add(outcome)
+                pending[0] = pending[0] or row.pending
             self.any_bon = self.any_bon or row.technique == "bon"
-            self._bon.add(row)
-            for name, verdict in row.judges.items():
-                t = self._tallies.setdefault(name, [0, 0, 0])
+            self._bon.add(row, outcome)
+            for judge, verdict in row.judges.items():
+                t = self._tallies.setdefault(judge, [0, 0, 0])
                 t[2 if verdict.error or verdict.success is None else 0 if verdict.success else 1] += 1
+        for groups, counted in zip(mine, self._outcomes, strict=True):
+            for name, (seen, pending) in groups.items():
+                counts = counted.setdefault(name, dict.fromkeys(_RATE_KEYS, 0))
+                counts[group_outcome(seen, pending[0])] += 1
+
+    def bon_curve(self, n: int | None = None) -> BonCurve:
+        """`reports.bon.bon_curve` of every goal's rows (the summary's ASR@k block, benign
+        goals' samples included as that reads them), from the tallies kept while the rows
+        went by: the curve without reading the run a second time (issue 23)."""
+        return self._bon.merged(self._bon_benign).curve(n)
 
     @property
     def best_rows(self) -> list[PipelineRow]:
@@ -225,12 +251,12 @@ class RunDigest:
         return agreement_of(self.codes) if len(self.codes.names) >= 2 else None
 
     def report_aggregates(self, n: int | None) -> ReportAggregates:
-        from reports.figures import JudgeTally, _count
+        from reports.figures import JudgeTally, Rate
 
         return ReportAggregates(
             attempts=self._attempts,
-            by_technique=[_count(k, v) for k, v in sorted(self._outcomes[0].items())],
-            by_variant=[_count(k, v) for k, v in sorted(self._outcomes[1].items())],
+            by_technique=[Rate(label=k, **v) for k, v in sorted(self._outcomes[0].items())],
+            by_variant=[Rate(label=k, **v) for k, v in sorted(self._outcomes[1].items())],
             judge_tallies=[JudgeTally(judge=k, yes=v[0], no=v[1], errors=v[2])
                            for k, v in self._tallies.items()],
             techniques=[TechniqueFigures.model_validate(f)

@@ -7,7 +7,7 @@ Every rate keeps error goals out of its denominator (ARCHITECTURE.md) and counts
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from judges.metrics import Z95, wilson  # noqa: F401  (re-exported: one Wilson for all)
@@ -91,12 +91,18 @@ def by_category(goals: list[GoalView]) -> list[Rate]:
 
 def _technique_outcome(rows: list[PipelineRow], threshold: float) -> str:
     """A goal against one technique: broken if any of its rows succeeded, held if any was judged."""
-    outcomes = {classify_row(row, threshold) for row in rows}
+    return group_outcome({classify_row(row, threshold) for row in rows},
+                         any(row.pending for row in rows))
+
+
+def group_outcome(outcomes: Collection[RowOutcome], pending: bool) -> str:
+    """`_technique_outcome` of a group of rows given their outcomes and whether one of them is
+    still pending (what `reports.digest` keeps of a group while its rows go by)."""
     if RowOutcome.SUCCESSFUL in outcomes:
         return "broken"
     if RowOutcome.FAILED in outcomes:
         return "held"
-    if any(row.pending for row in rows):
+    if pending:
         return "pending"
     return "errors"
 

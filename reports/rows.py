@@ -9,9 +9,11 @@ Prefect-free: `siegeflow export` and `report` must not pay Prefect's import time
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from math import copysign
+from typing import TYPE_CHECKING, Any
 
 from judges import combine, rule_score
 from tracking import OVER_REFUSAL as _OVER_REFUSAL
@@ -26,6 +28,9 @@ from tracking import (
 from tracking.rows import JudgeCell, PipelineRow
 from tracking.success import RowOutcome, classify_row
 from tracking.store import SQLBackend
+
+if TYPE_CHECKING:
+    from reports.digest import RunDigest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,40 +119,69 @@ def rows_of(recorded: Recorded, judge_keys: list[str], rule: str) -> list[Pipeli
 def row_of(attempt: AttemptRecord, result: ResultRecord, mine: dict[str, JudgmentRecord],
            judge_keys: list[str], rule: str) -> PipelineRow:
     """One attempt's row, from its goal's result and its verdicts by judge (`rows_of`)."""
-    benign = is_benign(result.goal_metadata)
-    keys, how = ([OVER_REFUSAL], "any") if benign else (judge_keys, rule)
-    judged = [(key, mine[key]) for key in keys if key in mine]
-    answered = attempt.completed_at is not None and attempt.error is None
-    complete = answered and len(judged) == len(keys)
-    stored = [j for _, j in judged]
-    return PipelineRow(
-        goal=result.goal,
-        goal_index=result.goal_index,
-        goal_id=result.goal_id,
-        result_id=result.id,
-        category=result.category,
-        attempt_id=attempt.id,
-        technique=attempt.technique,
-        variant=attempt.variant,
-        meta=attempt.meta or {},
-        prompt=prompt_text(attempt.prompt),
-        conversation=tuple(m for m in attempt.prompt if isinstance(m, dict))
-        if isinstance(attempt.prompt, list) else (),
-        prompt_hash=attempt.prompt_hash,
-        response=attempt.response,
-        decoded=attempt.decoded_response,
-        error=attempt.error,
-        error_kind=attempt.error_kind,
-        pending=attempt.completed_at is None,
-        judges={
-            key: JudgeCell(success=j.success, score=j.score, error=j.error)
-            for key, j in judged
-        },
-        kind="benign" if benign else "attack",
-        success=combine(stored, how) if complete else None,
-        score=rule_score(stored, how) if complete else None,
-        cost_usd=(attempt.cost_usd or 0.0) + sum(j.cost_usd or 0.0 for _, j in judged),
-    )
+    goal = _Goal.of(result, judge_keys, rule)
+    return goal.row(
+        attempt.id, attempt.technique, attempt.variant, attempt.meta, attempt.prompt,
+        attempt.prompt_hash, attempt.response, attempt.decoded_response, attempt.error,
+        attempt.error_kind, attempt.cost_usd, attempt.completed_at is None,
+        {key: (JudgeCell(success=j.success, score=j.score, error=j.error), j.cost_usd)
+         for key, j in mine.items() if key in goal.keys})
+
+
+def _decided(cells: tuple[JudgeCell, ...], how: str) -> tuple[bool | None, float | None]:
+    """The combined verdict and score of a complete set of verdicts (`combine`, `rule_score`),
+    looked up when the same set was decided before: a run's attempts share a handful of
+    verdict sets (one judge: yes or no), and deciding each again was a good part of building
+    a row. Only sets whose equal values are also the same values are looked up (a bool or
+    None, a float or None, no -0.0: `True == 1` and `0.0 == -0.0`, yet the rule tells them
+    apart or hands them back)."""
+    if all((c.success is None or type(c.success) is bool)
+           and (c.score is None or (type(c.score) is float and (c.score or copysign(1.0, c.score) > 0)))
+           for c in cells):
+        return _decided_before(cells, how)
+    return combine(cells, how), rule_score(cells, how)
+
+
+@lru_cache(maxsize=4096)
+def _decided_before(cells: tuple[JudgeCell, ...], how: str) -> tuple[bool | None, float | None]:
+    return combine(cells, how), rule_score(cells, how)
+
+
+@dataclass(frozen=True)
+class _Goal:
+    """What a goal gives each of its rows, worked out once per goal: its fields, and the
+    judges that decide it (a benign control goal: the over-refusal judge alone, rule "any")."""
+
+    fields: tuple[str, int, str | None, str, str | None]  # goal, index, id, result id, category
+    keys: tuple[str, ...]
+    how: str
+    kind: str
+
+    @classmethod
+    def of(cls, result: ResultRecord, judge_keys: list[str], rule: str) -> _Goal:
+        fields = (result.goal, result.goal_index, result.goal_id, result.id, result.category)
+        if is_benign(result.goal_metadata):
+            return cls(fields, (OVER_REFUSAL,), "any", "benign")
+        return cls(fields, tuple(judge_keys), rule, "attack")
+
+    def row(self, attempt_id: int | None, technique: str, variant: str, meta: Any, prompt: Any,
+            prompt_hash: str, response: str | None, decoded: str | None, error: str | None,
+            error_kind: str | None, cost_usd: float | None, pending: bool,
+            mine: Mapping[str, tuple[JudgeCell, float | None]]) -> PipelineRow:
+        """The row of one attempt of this goal (the one place a row is made: `row_of`,
+        `_tuple_rows`); `mine`: its verdicts by judge, with each judgment's cost."""
+        keys = self.keys
+        judged = [mine[key] for key in keys if key in mine]
+        complete = not pending and error is None and len(judged) == len(keys)
+        success, score = _decided(tuple(c for c, _ in judged), self.how) if complete else (
+            None, None)
+        return PipelineRow.of_values((  # in `ROW_FIELDS` order (a test holds them to it)
+            *self.fields, attempt_id, technique, variant, meta or {}, self.kind, prompt_text(prompt),
+            tuple(m for m in prompt if isinstance(m, dict)) if isinstance(prompt, list) else (),
+            prompt_hash, response, decoded, error, error_kind, pending,
+            {key: mine[key][0] for key in keys if key in mine}, success, score,
+            (cost_usd or 0.0) + sum(c or 0.0 for _, c in judged),
+        ))
 
 
 def _page_rows(backend: SQLBackend, attempts: list[AttemptRecord],
@@ -165,18 +199,39 @@ def _page_rows(backend: SQLBackend, attempts: list[AttemptRecord],
             for a in attempts if a.result_id in by_id]
 
 
+def _tuple_rows(backend: SQLBackend, run_id: str, attempts: Sequence[Any],
+                goals: Mapping[str, _Goal]) -> list[PipelineRow]:
+    """`_page_rows` of a `row_pages` page, its verdicts read with it (`cells_of_page`): the
+    same rows, built from the query's tuples (no model per attempt or judgment)."""
+    from tracking.store_aggregates import cells_of_page
+
+    verdicts: dict[int, dict[str, tuple[JudgeCell, float | None]]] = defaultdict(dict)
+    for attempt_id, judge, success, score, error, cost in cells_of_page(
+            backend, run_id, [a[0] for a in attempts]):
+        verdicts[attempt_id][judge] = (JudgeCell(success=success, score=score, error=error), cost)
+    out: list[PipelineRow] = []
+    for (attempt_id, result_id, technique, variant, meta, prompt, prompt_hash, response,
+         decoded, error, error_kind, cost, pending) in attempts:
+        goal = goals.get(result_id)
+        if goal is not None:
+            out.append(goal.row(attempt_id, technique, variant, meta, prompt, prompt_hash,
+                                response, decoded, error, error_kind, cost, bool(pending),
+                                verdicts.get(attempt_id, {})))
+    return out
+
+
 def goal_groups(backend: SQLBackend, run_id: str, results: list[ResultRecord],
                 judge_keys: list[str], rule: str, page: int | None = None,
                 ) -> Iterator[tuple[ResultRecord, list[PipelineRow]]]:
     """Each goal with its rows (attempt order), one goal at a time, in the order of `results`:
     the rows of one goal are in memory at once, never the run's (issue 23)."""
-    from tracking.store_aggregates import PAGE, attempt_pages, judgments_of_page
+    from tracking.store_aggregates import PAGE, row_pages
 
     for result in results:
+        goal = {result.id: _Goal.of(result, judge_keys, rule)}
         rows: list[PipelineRow] = []
-        for attempts in attempt_pages(backend, run_id, result.id, page or PAGE):
-            rows += _page_rows(backend, attempts, {result.id: result}, judge_keys, rule,
-                               judgments_of_page(backend, run_id, attempts))
+        for attempts in row_pages(backend, run_id, result.id, page or PAGE):
+            rows += _tuple_rows(backend, run_id, attempts, goal)
         yield result, rows
 
 
@@ -184,30 +239,35 @@ def stream_rows(backend: SQLBackend, run_id: str, results: list[ResultRecord],
                 judge_keys: list[str], rule: str, page: int | None = None,
                 ) -> Iterator[PipelineRow]:
     """The run's rows in attempt order (as `rows_of` lists them), a page at a time."""
-    from tracking.store_aggregates import PAGE, attempt_pages, judgments_of_page
+    from tracking.store_aggregates import PAGE, row_pages
 
-    by_id = {r.id: r for r in results}
-    for attempts in attempt_pages(backend, run_id, None, page or PAGE):
-        yield from _page_rows(backend, attempts, by_id, judge_keys, rule,
-                              judgments_of_page(backend, run_id, attempts))
+    goals = {r.id: _Goal.of(r, judge_keys, rule) for r in results}
+    for attempts in row_pages(backend, run_id, None, page or PAGE):
+        yield from _tuple_rows(backend, run_id, attempts, goals)
 
 
 def rank(row: PipelineRow, threshold: float) -> tuple[int, float]:
     """The one best-row ranking (HTML report, Prefect artifacts, terminal): successful rows
     first, then judged ones, then errors; higher score first within."""
-    outcome = classify_row(row, threshold)
+    return rank_of(row, classify_row(row, threshold))
+
+
+def rank_of(row: PipelineRow, outcome: RowOutcome) -> tuple[int, float]:
+    """`rank` of a row whose outcome (`classify_row`) is known already."""
     tier = {RowOutcome.SUCCESSFUL: 3, RowOutcome.FAILED: 2}.get(
         outcome, 1 if row.response else 0
     )
     return tier, row.score or 0.0
 
 
-def best_row(rows: list[PipelineRow], threshold: float) -> PipelineRow | None:
-    """The attempt that best shows a goal's outcome (first of equals, in attempt order)."""
+def best_row(rows: list[PipelineRow], threshold: float,
+             ranks: Sequence[tuple[int, float]] | None = None) -> PipelineRow | None:
+    """The attempt that best shows a goal's outcome (first of equals, in attempt order);
+    `ranks`: the rows' `rank`s, when known already."""
     best: PipelineRow | None = None
     best_rank = (-1, 0.0)
-    for row in rows:
-        r = rank(row, threshold)
+    for i, row in enumerate(rows):
+        r = ranks[i] if ranks is not None else rank(row, threshold)
         if r > best_rank:
             best, best_rank = row, r
     return best
@@ -225,12 +285,18 @@ class StoredRows:
     """A run's rows, never held: each iteration reads them from the store a page at a time
     (`stream_rows`). What `finish_run` hands callables written for the run's final rows (a
     flow's `extra`, `stop_reason`, which take an `Iterable[PipelineRow]`), so none of them
-    holds the run. Re-iterable and sized; not a sequence (no indexing)."""
+    holds the run. Re-iterable and sized; not a sequence (no indexing).
+
+    `digest`: these same rows already reduced goal by goal (`finish_run`'s), for a callable
+    whose figure the digest has (the Best-of-N curve): reading the rows again costs as much
+    as the whole goal-by-goal pass did."""
 
     def __init__(self, backend: SQLBackend, run_id: str, results: list[ResultRecord],
-                 judge_keys: list[str], rule: str, count: int) -> None:
+                 judge_keys: list[str], rule: str, count: int,
+                 digest: RunDigest | None = None) -> None:
         self._args = (backend, run_id, results, judge_keys, rule)
         self._count = count
+        self.digest = digest
 
     def __iter__(self) -> Iterator[PipelineRow]:
         return stream_rows(*self._args)

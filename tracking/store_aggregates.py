@@ -32,19 +32,46 @@ def attempt_pages(backend: SQLBackend, run_id: str, result_id: str | None = None
                   page: int = PAGE) -> Iterator[list[AttemptRecord]]:
     """A run's (or one goal's) attempts in id order, `page` at a time (keyset on the id)."""
     table = table_of(AttemptRecord)
+    for found in _keyset_pages(backend, sa.select(table), run_id, result_id, page):
+        yield [AttemptRecord.model_construct(**r._mapping) for r in found]
+
+
+#: The columns of an attempt that its pipeline row is made of, in the order `row_pages` gives
+#: them, then `pending` (`completed_at IS NULL`).
+ROW_COLUMNS = ("id", "result_id", "technique", "variant", "meta", "prompt", "prompt_hash",
+               "response", "decoded_response", "error", "error_kind", "cost_usd")
+
+
+def row_pages(backend: SQLBackend, run_id: str, result_id: str | None = None,
+              page: int = PAGE) -> Iterator[list[sa.Row[Any]]]:
+    """`attempt_pages` as plain tuples of `ROW_COLUMNS` and `pending`: what a pipeline row
+    needs and nothing else. The end of a big run builds one row per attempt; a model per
+    attempt (`model_construct`, its attribute descriptors) and timestamps it never reads were
+    most of that time (issue 23)."""
+    table = table_of(AttemptRecord)
+    query = sa.select(*(table.c[name] for name in ROW_COLUMNS),
+                      table.c.completed_at.is_(None).label("pending"))
+    yield from _keyset_pages(backend, query, run_id, result_id, page)
+
+
+def _keyset_pages(backend: SQLBackend, query: sa.Select[Any], run_id: str,
+                  result_id: str | None, page: int) -> Iterator[list[sa.Row[Any]]]:
+    """The rows of `query` (over attempts, with their `id`) for a run or a goal, in id order,
+    `page` at a time: `id > last` with a `LIMIT`, one row more to know whether another page
+    follows (no query for an empty last page)."""
+    table = table_of(AttemptRecord)
     last = 0
     while True:
-        query = sa.select(table).where(table.c.run_id == run_id, table.c.id > last)
+        mine = query.where(table.c.run_id == run_id, table.c.id > last)
         if result_id is not None:
-            query = query.where(table.c.result_id == result_id)
-        with backend.engine.connect() as conn:  # one row more: is there another page?
-            found = conn.execute(query.order_by(table.c.id).limit(page + 1)).all()
-        rows = [AttemptRecord.model_construct(**r._mapping) for r in found[:page]]
-        if rows:
-            yield rows
-        if len(found) <= page:  # no query for an empty last page
+            mine = mine.where(table.c.result_id == result_id)
+        with backend.engine.connect() as conn:
+            found = list(conn.execute(mine.order_by(table.c.id).limit(page + 1)).all())
+        if found[:page]:
+            yield found[:page]
+        if len(found) <= page:
             return
-        last = int(rows[-1].id or 0)
+        last = int(found[page - 1].id)
 
 
 def attempts_judged_yes(backend: SQLBackend, run_id: str, result_id: str) -> list[AttemptRecord]:
@@ -76,38 +103,62 @@ def attempts_by_id(backend: SQLBackend, attempt_ids: Sequence[int]) -> list[Atte
 def judgments_of(backend: SQLBackend, attempt_ids: Sequence[int]) -> list[JudgmentRecord]:
     """The judgments of these attempts, by attempt then judge (as ``list_judgments``)."""
     table = table_of(JudgmentRecord)
+    return [JudgmentRecord.model_construct(**r._mapping)
+            for r in _judgments_by_id(backend, sa.select(table), attempt_ids)]
+
+
+def _judgments_by_id(backend: SQLBackend, query: sa.Select[Any],
+                     attempt_ids: Sequence[int]) -> list[sa.Row[Any]]:
+    table = table_of(JudgmentRecord)
     ids = sorted(attempt_ids)
-    out: list[JudgmentRecord] = []
+    out: list[sa.Row[Any]] = []
     with backend.engine.connect() as conn:
         for start in range(0, len(ids), _IN_CHUNK):
-            query = (sa.select(table).where(table.c.attempt_id.in_(ids[start:start + _IN_CHUNK]))
-                     .order_by(table.c.attempt_id, table.c.judge))
-            out += [JudgmentRecord.model_construct(**r._mapping)
-                    for r in conn.execute(query).all()]
+            mine = query.where(table.c.attempt_id.in_(ids[start:start + _IN_CHUNK]))
+            out += conn.execute(mine.order_by(table.c.attempt_id, table.c.judge)).all()
     return out
 
 
 def judgments_of_page(backend: SQLBackend, run_id: str,
                       attempts: Sequence[AttemptRecord]) -> list[JudgmentRecord]:
-    """The judgments of a page of `attempt_pages`, by attempt then judge.
+    """The judgments of a page of `attempt_pages`, by attempt then judge (`_page_judgments`)."""
+    table = table_of(JudgmentRecord)
+    return [JudgmentRecord.model_construct(**r._mapping) for r in _page_judgments(
+        backend, sa.select(table), run_id, [int(a.id or 0) for a in attempts])]
+
+
+#: The columns of a judgment that a pipeline row is made of, in the order `cells_of_page`
+#: gives them.
+CELL_COLUMNS = ("attempt_id", "judge", "success", "score", "error", "cost_usd")
+
+
+def cells_of_page(backend: SQLBackend, run_id: str, ids: Sequence[int]) -> list[sa.Row[Any]]:
+    """`judgments_of_page` of a `row_pages` page (its attempt ids) as plain tuples of
+    `CELL_COLUMNS`: no model per judgment, no timestamp, no raw judge output."""
+    table = table_of(JudgmentRecord)
+    return _page_judgments(backend, sa.select(*(table.c[name] for name in CELL_COLUMNS)),
+                           run_id, ids)
+
+
+def _page_judgments(backend: SQLBackend, query: sa.Select[Any], run_id: str,
+                    ids: Sequence[int]) -> list[sa.Row[Any]]:
+    """The rows of `query` (over judgments) for these attempts, by attempt then judge.
 
     A page whose ids are contiguous (a run's page, or a goal whose attempts were written
     together) is one range query on judgments (run_id, attempt_id, judge): one round trip, no
     list of ids. A goal whose ids interleave with other goals' (Best-of-N and concurrent
-    Generation write goals round-robin) is read by its ids (`judgments_of`): a range there
-    spans the whole run, and PostgreSQL's plan for a range restricted by a subquery on the
-    goal's attempts took minutes on a 20,000-attempt run."""
-    if not attempts:
+    Generation write goals round-robin) is read by its ids: a range there spans the whole run,
+    and PostgreSQL's plan for a range restricted by a subquery on the goal's attempts took
+    minutes on a 20,000-attempt run."""
+    if not ids:
         return []
-    ids = [int(a.id or 0) for a in attempts]
     lo, hi = min(ids), max(ids)
     if hi - lo + 1 != len(set(ids)):
-        return judgments_of(backend, ids)
+        return _judgments_by_id(backend, query, ids)
     table = table_of(JudgmentRecord)
-    query = sa.select(table).where(table.c.run_id == run_id, table.c.attempt_id.between(lo, hi))
+    mine = query.where(table.c.run_id == run_id, table.c.attempt_id.between(lo, hi))
     with backend.engine.connect() as conn:
-        return [JudgmentRecord.model_construct(**r._mapping) for r in conn.execute(
-            query.order_by(table.c.attempt_id, table.c.judge)).all()]
+        return list(conn.execute(mine.order_by(table.c.attempt_id, table.c.judge)).all())
 
 
 def _streamed(backend: SQLBackend, query: sa.Select[Any]) -> Iterator[Any]:
@@ -119,9 +170,15 @@ def _streamed(backend: SQLBackend, query: sa.Select[Any]) -> Iterator[Any]:
 
 def attempt_costs(backend: SQLBackend, run_id: str) -> Iterator[Any]:
     """(cost_usd, meta) of a run's attempts in id order, streamed: what ``spend_of`` sums,
-    in the order it always summed them (so the figures are the same to the last bit)."""
+    in the order it always summed them (so the figures are the same to the last bit).
+
+    ``meta`` is read only where its text names ``generation_cost_usd`` (else None): the one
+    key ``spend_of`` reads, and adding the 0.0 it gives for the others changes no sum. Decoding
+    every attempt's JSON was most of this pass at the end of a big run (issue 23)."""
     table = table_of(AttemptRecord)
-    return _streamed(backend, sa.select(table.c.cost_usd, table.c.meta)
+    named = sa.cast(table.c.meta, sa.Text).contains("generation_cost_usd", autoescape=True)
+    meta = sa.case((named, table.c.meta), else_=sa.null()).label("meta")
+    return _streamed(backend, sa.select(table.c.cost_usd, meta)
                      .where(table.c.run_id == run_id).order_by(table.c.id))
 
 
@@ -167,6 +224,6 @@ def attempt_counts(backend: SQLBackend, run_ids: Sequence[str]) -> dict[str, Att
     return out
 
 
-__all__ = ["PAGE", "AttemptCounts", "attempt_costs", "attempt_counts", "attempt_pages",
-           "attempts_by_id", "attempts_judged_yes", "judgment_costs", "judgments_of",
-           "judgments_of_page"]
+__all__ = ["CELL_COLUMNS", "PAGE", "ROW_COLUMNS", "AttemptCounts", "attempt_costs",
+           "attempt_counts", "attempt_pages", "attempts_by_id", "attempts_judged_yes",
+           "cells_of_page", "judgment_costs", "judgments_of", "judgments_of_page", "row_pages"]

@@ -217,15 +217,17 @@ class TechniqueFigures(_Stored):
     asr: float | None = None
 
 
-def technique_figures(rows: Sequence[PipelineRow], success_threshold: float) -> list[dict[str, Any]]:
-    """Per technique, from a run's final rows (benign control prompts left out)."""
+def technique_figures(rows: Sequence[PipelineRow], success_threshold: float,
+                      outcomes: Sequence[RowOutcome] | None = None) -> list[dict[str, Any]]:
+    """Per technique, from a run's final rows (benign control prompts left out); `outcomes`:
+    the rows' `classify_row`s, when known already."""
     by_goal: dict[str, dict[tuple[int | None, str], list[RowOutcome]]] = {}
     attempts: dict[str, dict[str, int]] = {}
-    for row in rows:
+    for i, row in enumerate(rows):
         if row.kind == BENIGN:
             continue
         name = row.technique or "?"
-        outcome = classify_row(row, success_threshold)
+        outcome = outcomes[i] if outcomes is not None else classify_row(row, success_threshold)
         tally = attempts.setdefault(name, {"attempts": 0, "attacker": 0, "target": 0})
         tally["attempts"] += 1
         tally["attacker"] += outcome is RowOutcome.ATTACKER_FAILURE

@@ -17,7 +17,7 @@ import pytest
 
 from flows.run_record import spend_of, stored_spend
 from judges import judge_agreement, rows_by_judge
-from reports.bon import bon_curve
+from reports.bon import bon_curve, curve_summary
 from reports.digest import RunDigest
 from reports.export import export_run
 from reports.figures import by_technique, headline, judge_tallies, techniques_of
@@ -62,7 +62,8 @@ def _record(backend: Any, goals: int, samples: int, seed: int = 3) -> str:
         new = [NewAttempt(result_id=result.id, technique="bon", variant=f"s{k}",
                           prompt_hash=hashlib.sha256(f"{result.id}{k}".encode()).hexdigest(),
                           prompt=[{"role": "user", "content": f"p{k} <script>x</script>"}],
-                          metadata={"sample": k, "generation_cost_usd": 0.001 * k})
+                          metadata={"sample": k, **({"generation_cost_usd": 0.001 * k}
+                                                     if k % 3 else {})})
                for k in range(samples)]
         for attempt_id in backend.upsert_attempts(run_id, new):
             roll = rng.random()
@@ -88,6 +89,18 @@ def _record(backend: Any, goals: int, samples: int, seed: int = 3) -> str:
                                         cost_usd=rng.random() / 5000,
                                         attacker_cost_usd=0.0001 if yes else None)
     return str(run_id)
+
+
+def _same_curve(got: Any, want: Any) -> None:
+    """The same ASR@k curve (what the summary's `bon` block is made of); the cost at k is
+    summed goal by goal in one and in attempt order in the other, so compared to 1e-12."""
+    assert [(p.k, p.broken, p.asr) for p in got.points] == [
+        (p.k, p.broken, p.asr) for p in want.points]
+    assert [p.cost_usd for p in got.points] == pytest.approx([p.cost_usd for p in want.points],
+                                                            rel=1e-12)
+    assert (got.n, got.goals, got.error_goals, got.samples, got.sample_errors) == (
+        want.n, want.goals, want.error_goals, want.samples, want.sample_errors)
+    assert curve_summary(got) == curve_summary(want)
 
 
 def _coordinator(backend: Any, run_id: str) -> TrackingCoordinator:
@@ -139,6 +152,7 @@ def test_goal_by_goal_gives_the_all_rows_figures(store: Any) -> None:
     assert list(stream) == rows and len(stream) == len(rows) and list(stream) == rows
     assert not isinstance(stream, list)  # a re-iterable, sized stream: no indexing
     assert bon_curve(stream, threshold, 40) == bon_curve(rows, threshold, 40)
+    _same_curve(digest.bon_curve(40), bon_curve(rows, threshold, 40))
     best = {r.result_id: r for r in digest.best_rows}
     assert best == best_rows(rows, threshold)
     store.update_run(run_id, summary={"judge_keys": keys, "success_threshold": threshold})
@@ -245,3 +259,54 @@ def test_goal_groups_of_interleaved_goals_carry_only_their_verdicts(store: Any) 
                                           page=7) for row in mine]
     assert sorted(got, key=lambda r: r.attempt_id) == rows
     assert list(StoredRows(store, run_id, results, ["refusal"], "majority", 60)) == rows
+
+
+def test_a_verdict_set_decided_before_is_looked_up_only_when_equal_means_same() -> None:
+    """`reports.rows._decided` reuses a decision for an equal set of verdicts, except where
+    equal values differ to the rule (`1 == True`, `-0.0 == 0.0`): those are decided anew."""
+    from judges import combine, rule_score
+    from reports.rows import _decided
+    from tracking import JudgeCell
+
+    for cells in [(JudgeCell(success=True, score=0.0),), (JudgeCell(success=True, score=-0.0),),
+                  (JudgeCell(success=1, score=1.0),), (JudgeCell(success=True, score=1.0),),
+                  (JudgeCell(success=True, score=1),), (JudgeCell(success=True, score=1.0),
+                                                        JudgeCell(error="timeout"))]:
+        for how in ("majority", "any", "all"):
+            got = _decided(cells, how)
+            want = (combine(cells, how), rule_score(cells, how))
+            assert got == want and [repr(x) for x in got] == [repr(x) for x in want]
+
+
+def test_the_summary_s_bon_block_comes_from_the_digest_without_a_second_pass(
+        store: Any, monkeypatch: Any) -> None:
+    """`bon_extra` on the end of a run's rows takes the ASR@k curve from their digest (the
+    rows are not read again) and gives the block the rows themselves give, benign goals'
+    samples included (this run's benign goal has Best-of-N rows and a success: leaving them
+    out, or counting only the attacked goals' tally, changes `goals` and `broken`)."""
+    import reports.rows
+    from attacks.spec import AttackSpec
+    from flows.steps import bon_extra
+
+    run_id = _record(store, goals=5, samples=30, seed=11)
+    keys, rule, threshold = list(JUDGES), "majority", 0.5
+    rows = rows_of(Recorded.load(store, run_id), keys, rule)
+    results = store.list_results(run_id)
+    digest = RunDigest(threshold, keys)
+    for result, mine in goal_groups(store, run_id, results, keys, rule):
+        digest.add(result, mine)
+    attack = AttackSpec(name="bon", options={"n": 30})
+    want = bon_extra(attack, rows, threshold)
+    assert want["bon"].goals == 6 and 0 < want["bon"].broken <= 6  # the benign goal counts
+    assert digest.report_aggregates(30).bon.goals == 5  # the report's curve: attacked goals
+
+    def unread(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the rows were read a second time")
+
+    monkeypatch.setattr(reports.rows, "stream_rows", unread)
+    stream = StoredRows(store, run_id, results, keys, rule, len(rows), digest=digest)
+    got = bon_extra(attack, stream, threshold)
+    assert got == want
+    assert got["bon"].model_dump_json() == want["bon"].model_dump_json()
+    with pytest.raises(AssertionError, match="second time"):  # another threshold: read again
+        bon_extra(attack, stream, 0.9)

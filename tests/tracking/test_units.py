@@ -188,3 +188,19 @@ def test_get_backend_replaces_a_forked_copy(tmp_path, monkeypatch) -> None:
     assert child is not parent
     parent.close()
     child.close()
+
+
+def test_pipeline_row_of_values_is_its_init() -> None:
+    """`PipelineRow.of_values` (the fast constructor of the end of a run) takes the fields in
+    declaration order and gives the row the dataclass's own `__init__` gives."""
+    from tracking.rows import ROW_FIELDS, JudgeCell, PipelineRow
+
+    values = {name: f"v-{name}" for name in ROW_FIELDS}  # a distinct value for every field
+    values.update(goal_index=3, attempt_id=7, meta={"sample": 1}, pending=True,
+                  conversation=({"role": "user", "content": "x"},), success=True, score=0.25,
+                  judges={"refusal": JudgeCell(success=True, score=0.25)}, cost_usd=0.5)
+    made = PipelineRow.of_values(tuple(values[name] for name in ROW_FIELDS))
+    assert made == PipelineRow(**values)
+    assert [getattr(made, name) for name in ROW_FIELDS] == list(values.values())
+    with pytest.raises(TypeError):
+        PipelineRow.of_values(tuple(values.values())[:-1])
