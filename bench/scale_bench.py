@@ -3,15 +3,26 @@
 Starts (all on 127.0.0.1, all stopped by PID at the end): a Prefect server on PostgreSQL, a
 process work pool with the deployments of prefect.yaml, the local OpenAI-compatible server in
 its own process (fixed latency), and 1 or 2 `prefect worker start` processes. Then triggers the
-`attack` deployment through the API — GOALS goals x 4 prompts, split in SHARDS shards, the target
-limited to LIMIT requests in flight across every process (Redis) — and reads the tracking store:
+`attack` deployment through the API — GOALS goals x 4 prompts (x N with `--bon-n N`), split in
+SHARDS shards, the target limited to LIMIT requests in flight across every process (Redis) — and
+reads the tracking store:
 
 * trigger → first completion recorded (orchestration + process start-up + generation);
 * the completions window (first to last completion) and its throughput against the floor
   set by the latency and the limit: LIMIT / latency requests per second;
-* trigger → the parent flow run Completed; the server's max requests in flight.
+* trigger → the parent flow run Completed; the server's max requests in flight;
+* the host's CPU per completion (every process on the machine: shards, workers, the Prefect
+  server, PostgreSQL, Redis, the target; from /proc/stat, trigger to Completed);
+* the workers' CPU per completion (each worker with the flow-run processes it ran);
+* the capacity model of docs/operations.md §8 against the measured throughput: a scan serves
+  min(LIMIT / L, SHARDS x CONCURRENCY / L, CORES / worker-CPU-per-completion) completions/s.
 
     .venv/bin/python bench/scale_bench.py [--goals 400] [--latency 0.2] [--limit 64] [--shards 2]
+        [--concurrency C (per shard; default LIMIT)] [--workers 1 2] [--pin] [--worker-limit K]
+
+With --pin each worker and its flow runs are held to one core (`taskset`): on this one host that
+stands in for one small machine per worker, so a CPU-bound scan (low latency, high limit) shows
+what a second worker adds. The Prefect server, PostgreSQL, Redis and the target stay unpinned.
 """
 
 from __future__ import annotations
@@ -47,6 +58,18 @@ ATTACK = {"name": "suite", "options": {"techniques": [
 ]}}
 
 
+def attack_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The scan's attack: the suite (4 prompts a goal) or Best-of-N (N samples a goal, early
+    stop off, so every sample is sent: the size bench's 200k shape is 100 goals x 2,000)."""
+    if args.bon_n:
+        return {"name": "bon", "options": {"n": args.bon_n, "early_stop": False}}
+    return ATTACK
+
+
+def prompts_per_goal(args: argparse.Namespace) -> int:
+    return int(args.bon_n or 4)
+
+
 def _completions(backend: Any, run_id: str) -> tuple[int, float, float]:
     """(completions, first and last completion time) of a run, in SQL: a 200k-attempt scan is
     not read into the bench's memory to find three numbers."""
@@ -65,6 +88,31 @@ def _completions(backend: Any, run_id: str) -> tuple[int, float, float]:
 
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _cpu_seconds() -> float:
+    """Busy CPU seconds of the whole host since boot (user + nice + system + irq + softirq)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and of its children it has waited for (a worker waits for each
+    flow-run process it starts, so after a run this is the worker's share of the scan)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+
+
+def predicted_rate(args: argparse.Namespace, worker_cpu: float | None = None,
+                   cores: int | None = None) -> float:
+    """The capacity model (docs/operations.md §8): the tightest of the shared limit, the shards'
+    own concurrency and, when known, the workers' cores over the worker CPU per completion."""
+    rate = min(args.limit, args.shards * args.concurrency) / args.latency
+    if worker_cpu and cores:
+        rate = min(rate, cores / worker_cpu)
+    return rate
 
 
 def _bin(name: str) -> str:
@@ -118,9 +166,13 @@ def measure(workers_n: int, args: argparse.Namespace, env: dict[str, str], home:
     try:
         for i in range(workers_n):
             log = (home / f"worker-{workers_n}-{i}.log").open("wb")
+            # --pin: worker i (and the flow-run processes it starts) on core i alone, a
+            # stand-in for one small machine per worker on this one host.
+            pin = ["taskset", "-c", str(i % (os.cpu_count() or 1))] if args.pin else []
+            limit = ["--limit", str(args.worker_limit)] if args.worker_limit else []
             procs.append(subprocess.Popen(
-                [_bin("prefect"), "worker", "start", "--pool", POOL, "--name",
-                 f"bench-{workers_n}-{i}", "--type", "process"],
+                [*pin, _bin("prefect"), "worker", "start", "--pool", POOL, "--name",
+                 f"bench-{workers_n}-{i}", "--type", "process", *limit],
                 cwd=REPO, env=worker_env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True))
             log.close()
@@ -133,9 +185,13 @@ def measure(workers_n: int, args: argparse.Namespace, env: dict[str, str], home:
         target = {"model": "openai/siegeflow-bench", "api_base": base_url, "timeout_s": 30,
                   "max_retries": 2, "rate_limit": {"max_concurrent": args.limit,
                                                    "key": f"bench-{uuid.uuid4().hex}"}}
-        parameters = {"target": target, "attack": ATTACK, "goals": {"source": goals_file},
-                      "concurrency": args.limit, "db_url": tracking_url, "shards": args.shards}
+        parameters = {"target": target, "attack": attack_of(args), "goals": {"source": goals_file},
+                      "concurrency": args.concurrency, "db_url": tracking_url, "shards": args.shards}
+        cpu0, worker0 = _cpu_seconds(), sum(_tree_cpu_seconds(p.pid) for p in procs)
         fr, t0, t1 = asyncio.run(_scan(parameters, timeout_s=args.timeout))
+        cpu_s = _cpu_seconds() - cpu0
+        time.sleep(2)  # the workers reap their flow-run processes
+        worker_s = sum(_tree_cpu_seconds(p.pid) for p in procs) - worker0
         if not (fr.state and fr.state.is_completed()):
             raise RuntimeError(f"scan ended {fr.state.name if fr.state else '?'}: "
                                f"{fr.state.message if fr.state else ''}")
@@ -147,7 +203,8 @@ def measure(workers_n: int, args: argparse.Namespace, env: dict[str, str], home:
             "workers": workers_n, "completions": count, "to_first_s": first - t0,
             "window_s": last - first, "throughput": count / max(last - first, 1e-9),
             "total_s": t1 - t0, "max_in_flight": stats["max_in_flight"],
-            "requests": stats["chat_requests"],
+            "requests": stats["chat_requests"], "cpu_per_completion": cpu_s / max(count, 1),
+            "worker_cpu_per_completion": worker_s / max(count, 1),
         }
     finally:
         for proc in procs:
@@ -160,9 +217,20 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--limit", type=int, default=64, help="per-target requests in flight")
     parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="requests a shard keeps open (the flow's concurrency); default LIMIT")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--timeout", type=float, default=400.0)
+    parser.add_argument("--bon-n", type=int, default=None,
+                        help="attack with Best-of-N, N samples a goal, early stop off (the "
+                             "Best-of-N responder: some samples get through)")
+    parser.add_argument("--pin", action="store_true",
+                        help="worker i and its flow runs on CPU core i only (taskset)")
+    parser.add_argument("--worker-limit", type=int, default=None,
+                        help="flow runs one worker executes at once (`prefect worker --limit`)")
     args = parser.parse_args()
+    if args.concurrency is None:
+        args.concurrency = args.limit
 
     import sqlalchemy as sa
 
@@ -177,11 +245,14 @@ def main() -> None:
         for name in dbs:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     tracking_url = f"postgresql+psycopg://{base}/{dbs[1]}"
-    prompts = args.goals * 4
-    floor_s = prompts * args.latency / args.limit
-    print(f"scan: {args.goals} goals x 4 prompts = {prompts} completions, latency "
-          f"{args.latency * 1e3:.0f} ms, limit {args.limit} in flight, {args.shards} shards; "
-          f"floor {floor_s:.2f} s = {args.limit / args.latency:.0f} completions/s", flush=True)
+    prompts = args.goals * prompts_per_goal(args)
+    floor_rate = predicted_rate(args)
+    floor_s = prompts / floor_rate
+    print(f"scan: {args.goals} goals x {prompts_per_goal(args)} prompts "
+          f"({attack_of(args)['name']}) = {prompts} completions, latency "
+          f"{args.latency * 1e3:.0f} ms, limit {args.limit} in flight, {args.shards} shards at "
+          f"concurrency {args.concurrency}; floor {floor_s:.2f} s = {floor_rate:.0f} completions/s "
+          f"(min(limit, shards x concurrency) / latency)", flush=True)
     with tempfile.TemporaryDirectory(prefix="sf-scale-") as tmp:
         home = Path(tmp)
         goals_file = str(home / "goals.csv")
@@ -195,7 +266,8 @@ def main() -> None:
         llm = None
         try:
             prefect.start()
-            llm = start_server_process(latency_s=args.latency, log_size=0)
+            responder = "tests.support.bon_responder:bon_responder" if args.bon_n else None
+            llm = start_server_process(latency_s=args.latency, responder=responder, log_size=0)
             api = prefect.wait_ready()
             os.environ["PREFECT_API_URL"] = api
             from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -211,12 +283,19 @@ def main() -> None:
             with temporary_settings(updates={PREFECT_API_URL: api}):
                 for n in args.workers:
                     r = measure(n, args, env, home, llm.base_url, llm, tracking_url, goals_file)
+                    cores = min(n, os.cpu_count() or 1) if args.pin else os.cpu_count() or 1
+                    model = predicted_rate(args, r["worker_cpu_per_completion"], cores)
                     print(f"{n} worker(s): first completion {r['to_first_s']:.1f} s after trigger; "
                           f"{r['completions']:.0f} completions in {r['window_s']:.2f} s = "
-                          f"{r['throughput']:.0f}/s ({r['throughput'] * args.latency / args.limit:.0%}"
-                          f" of the floor's {args.limit / args.latency:.0f}/s); trigger to "
-                          f"Completed {r['total_s']:.1f} s; max in flight {r['max_in_flight']} "
-                          f"(limit {args.limit}); requests {r['requests']}", flush=True)
+                          f"{r['throughput']:.0f}/s ({r['throughput'] / floor_rate:.0%} of the "
+                          f"floor's {floor_rate:.0f}/s; {r['throughput'] / n:.0f}/s per worker); "
+                          f"trigger to Completed {r['total_s']:.1f} s; max in flight "
+                          f"{r['max_in_flight']} (limit {args.limit}); requests {r['requests']}; "
+                          f"CPU per completion: host {r['cpu_per_completion'] * 1e3:.2f} ms, "
+                          f"workers {r['worker_cpu_per_completion'] * 1e3:.2f} ms on {cores} "
+                          f"core(s); "
+                          f"model {model:.0f}/s (measured / model {r['throughput'] / model:.0%})",
+                          flush=True)
         finally:
             if llm is not None:
                 llm.stop()
