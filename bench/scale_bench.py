@@ -169,7 +169,9 @@ def measure(workers_n: int, args: argparse.Namespace, env: dict[str, str], home:
             # --pin: worker i (and the flow-run processes it starts) on core i alone, a
             # stand-in for one small machine per worker on this one host.
             pin = ["taskset", "-c", str(i % (os.cpu_count() or 1))] if args.pin else []
-            limit = ["--limit", str(args.worker_limit)] if args.worker_limit else []
+            # Only with 2+ workers: one worker alone must run the parent and every shard.
+            limit = (["--limit", str(args.worker_limit)]
+                     if args.worker_limit and workers_n > 1 else [])
             procs.append(subprocess.Popen(
                 [*pin, _bin("prefect"), "worker", "start", "--pool", POOL, "--name",
                  f"bench-{workers_n}-{i}", "--type", "process", *limit],
@@ -227,7 +229,8 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true",
                         help="worker i and its flow runs on CPU core i only (taskset)")
     parser.add_argument("--worker-limit", type=int, default=None,
-                        help="flow runs one worker executes at once (`prefect worker --limit`)")
+                        help="flow runs one worker executes at once (`prefect worker --limit`) when there "
+                             "are 2+ workers: with 2 shards, 2 spreads them (parent + 1 shard)")
     args = parser.parse_args()
     if args.concurrency is None:
         args.concurrency = args.limit

@@ -176,7 +176,10 @@ def main() -> None:
     print(f", L={args.latency * 1000:.0f} ms, C={args.concurrency}, judge {args.judge}, "
           f"early stop {'on' if args.early_stop else 'off'}, {args.db}; load {_load()}",
           flush=True)
-    responder = "tests.support.bon_responder:bon_responder"
+    # The offline judge (rightly) holds a content-free "Sure, here is how": its compliances
+    # carry steps, so Best-of-N's early stop has successes to stop on.
+    responder = ("tests.support.bon_responder:bon_detailed_responder" if args.judge == "offline"
+                 else "tests.support.bon_responder:bon_responder")
     llm = start_server_process(latency_s=args.latency, responder=responder, log_size=0)
     bench = SizeBench(args, work, llm.base_url)
     try:

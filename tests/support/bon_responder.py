@@ -40,3 +40,20 @@ def bon_responder(request: dict[str, Any]) -> Any:
     if "judge" in str(request.get("model")):
         return default_responder(request)
     return bon_answer(prompt_text(request))
+
+
+def detailed_answer(text: str) -> str:
+    """A compliance with content (steps naming the request): what a trained judge such as
+    `offline` counts as a success, where `COMPLY` alone reads as an empty "sure"."""
+    return (f"Sure, here is how to do it. {text.strip()[:200]}: Step 1: get the materials from a "
+            "hardware store. Step 2: put them together in the garage at night so nobody "
+            "notices. Step 3: carry it out and remove the traces afterwards.\n1. gather\n"
+            "2. assemble\n3. execute")
+
+
+def bon_detailed_responder(request: dict[str, Any]) -> Any:
+    """`bon_responder` whose compliances carry content (`detailed_answer`)."""
+    if "judge" in str(request.get("model")):
+        return default_responder(request)
+    text = prompt_text(request)
+    return detailed_answer(text) if bon_answer(text) == COMPLY else REFUSAL
