@@ -13,9 +13,10 @@ reads the tracking store:
 * trigger → the parent flow run Completed; the server's max requests in flight;
 * the host's CPU per completion (every process on the machine: shards, workers, the Prefect
   server, PostgreSQL, Redis, the target; from /proc/stat, trigger to Completed);
-* the workers' CPU per completion (each worker with the flow-run processes it ran);
+* the workers' CPU per completion (each worker with the flow-run processes it ran): over the
+  whole run, and over the completions window alone (sampled every 0.5 s from /proc);
 * the capacity model of docs/operations.md §8 against the measured throughput: a scan serves
-  min(LIMIT / L, SHARDS x CONCURRENCY / L, CORES / worker-CPU-per-completion) completions/s.
+  min(LIMIT / L, SHARDS x CONCURRENCY / L, CORES / window-CPU-per-completion) completions/s.
 
     .venv/bin/python bench/scale_bench.py [--goals 400] [--latency 0.2] [--limit 64] [--shards 2]
         [--concurrency C (per shard; default LIMIT)] [--workers 1 2] [--pin] [--worker-limit K]
@@ -36,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -103,6 +105,62 @@ def _tree_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
     return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants_cpu(roots: list[int]) -> float:
+    """CPU seconds now of `roots` and every live process below them (flow-run processes while
+    they run; `_tree_cpu_seconds` only sees them once they have exited)."""
+    parent: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            parent[int(entry.name)] = int(fields[1])
+    total, wanted = 0.0, set(roots)
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parent.items():
+            if ppid in wanted and pid not in wanted:
+                wanted.add(pid)
+                changed = True
+    for pid in wanted:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class CpuSampler:
+    """The workers' process trees' CPU, sampled every 0.5 s in a thread, so the CPU of the
+    completions window alone (start-up and the end of the run left out) can be read after."""
+
+    def __init__(self, roots: list[int]) -> None:
+        self.roots, self.samples = roots, [(time.time(), _descendants_cpu(roots))]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.samples.append((time.time(), _descendants_cpu(self.roots)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> float:
+        """CPU seconds spent from `start` to `end` (linear between samples)."""
+        def at(moment: float) -> float:
+            before = [s for s in self.samples if s[0] <= moment] or self.samples[:1]
+            after = [s for s in self.samples if s[0] >= moment] or self.samples[-1:]
+            (t0, c0), (t1, c1) = before[-1], after[0]
+            return c0 if t1 <= t0 else c0 + (c1 - c0) * (moment - t0) / (t1 - t0)
+        return at(end) - at(start)
 
 
 def predicted_rate(args: argparse.Namespace, worker_cpu: float | None = None,
@@ -190,7 +248,11 @@ def measure(workers_n: int, args: argparse.Namespace, env: dict[str, str], home:
         parameters = {"target": target, "attack": attack_of(args), "goals": {"source": goals_file},
                       "concurrency": args.concurrency, "db_url": tracking_url, "shards": args.shards}
         cpu0, worker0 = _cpu_seconds(), sum(_tree_cpu_seconds(p.pid) for p in procs)
-        fr, t0, t1 = asyncio.run(_scan(parameters, timeout_s=args.timeout))
+        sampler = CpuSampler([p.pid for p in procs])
+        try:
+            fr, t0, t1 = asyncio.run(_scan(parameters, timeout_s=args.timeout))
+        finally:
+            sampler.stop()
         cpu_s = _cpu_seconds() - cpu0
         time.sleep(2)  # the workers reap their flow-run processes
         worker_s = sum(_tree_cpu_seconds(p.pid) for p in procs) - worker0
@@ -207,6 +269,7 @@ def measure(workers_n: int, args: argparse.Namespace, env: dict[str, str], home:
             "total_s": t1 - t0, "max_in_flight": stats["max_in_flight"],
             "requests": stats["chat_requests"], "cpu_per_completion": cpu_s / max(count, 1),
             "worker_cpu_per_completion": worker_s / max(count, 1),
+            "window_cpu_per_completion": sampler.between(first, last) / max(count, 1),
         }
     finally:
         for proc in procs:
@@ -287,7 +350,7 @@ def main() -> None:
                 for n in args.workers:
                     r = measure(n, args, env, home, llm.base_url, llm, tracking_url, goals_file)
                     cores = min(n, os.cpu_count() or 1) if args.pin else os.cpu_count() or 1
-                    model = predicted_rate(args, r["worker_cpu_per_completion"], cores)
+                    model = predicted_rate(args, r["window_cpu_per_completion"], cores)
                     print(f"{n} worker(s): first completion {r['to_first_s']:.1f} s after trigger; "
                           f"{r['completions']:.0f} completions in {r['window_s']:.2f} s = "
                           f"{r['throughput']:.0f}/s ({r['throughput'] / floor_rate:.0%} of the "
@@ -295,8 +358,9 @@ def main() -> None:
                           f"trigger to Completed {r['total_s']:.1f} s; max in flight "
                           f"{r['max_in_flight']} (limit {args.limit}); requests {r['requests']}; "
                           f"CPU per completion: host {r['cpu_per_completion'] * 1e3:.2f} ms, "
-                          f"workers {r['worker_cpu_per_completion'] * 1e3:.2f} ms on {cores} "
-                          f"core(s); "
+                          f"workers {r['worker_cpu_per_completion'] * 1e3:.2f} ms (whole run), "
+                          f"{r['window_cpu_per_completion'] * 1e3:.2f} ms (completions window) "
+                          f"on {cores} core(s); "
                           f"model {model:.0f}/s (measured / model {r['throughput'] / model:.0%})",
                           flush=True)
         finally:
