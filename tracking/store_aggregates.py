@@ -70,9 +70,9 @@ def attempts_per_result(backend: SQLBackend, run_id: str,
         return {str(result_id): int(n) for result_id, n in conn.execute(query)}
 
 
-#: What finalization changes on a result (`flows.run_record.refresh_results`).
-OUTCOME_COLUMNS = ("evaluation_status", "evaluation_notes", "metrics", "evaluated_at",
-                   "updated_at")
+#: What finalization changes on a result that a report reads (`flows.run_record.
+#: refresh_results`); not `metrics`: no report reads them, and 50,000 goals' are ~100 MB.
+OUTCOME_COLUMNS = ("evaluation_status", "evaluation_notes", "evaluated_at", "updated_at")
 
 
 def result_outcomes(backend: SQLBackend, run_id: str) -> dict[str, dict[str, Any]]:
