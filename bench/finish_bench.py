@@ -64,6 +64,29 @@ cost. Left (cProfile, ~25 s profiled): building rows ~9 s (of which JSON decodin
 meta ~4 s), reading pages ~6 s, the digest ~7 s, the coordinator's grouping and decisions ~2 s.
 The whole command at 20,000 attempts (`bench/size_bench.py --sizes 20000`, SQLite, load 3.1-3.7):
 82.1 s (0.761 of the floor, 2.38 ms CPU/request, 190 MB) -> 77.0 s (0.812, 2.11 ms, 182 MB).
+
+Many goals of few attempts (issue 23, branch h23wide), 50,000 goals x 4 = 200,000 attempts,
+fill in batches across goals (`fill` now writes 5,000 attempts per batch, as many goals as fit).
+Before = main at 2a48b81, measured by the lead on PostgreSQL (`sf_wide`): finish 227 s wall,
+max RSS 1,468 MB, HTML report 77 MB. After (2026-12-06 06:12-06:39 UTC, load in brackets):
+
+    store       attempts  finish wall           CPU (process)  max RSS    report
+    PostgreSQL   200,000   227 -> 158.9 s [5.8]  80 s           612 MB     77 -> 6.3 MB  (goal batches + cap)
+    PostgreSQL   200,000   105.3 s [2.6-4.2]     80 s           521 MB     6.3 MB  (+ refresh, run-level steps)
+    PostgreSQL   200,000   272 s [4.9, tests]    97 s           469 MB     6.3 MB  (+ best ids in chunks)
+    SQLite       200,000   121.0 s [4.2]         98 s           526 MB     6.3 MB  (as the second row)
+    SQLite BoN   200,000   16.7 -> 25.9 / 29.9 s [3.9 / 4.3, tests running]  16.3 -> 19.4 /
+                           20.5 s (whole process here)  194 -> 193 / 191 MB  (100 x 2,000)
+
+Queries: the goal-by-goal read was two a goal (100,000+); it is now one GROUP BY, then one
+attempts query and one judgments query per batch of goals of at most PAGE attempts (about 600).
+Max RSS includes this harness's `attach_coordinator(reopen=True)`, ~360 MB at its peak for
+50,000 goals (two reads of the results and the tracker's contexts) before the finish begins.
+What stays per goal (VmRSS by stage, SQLite): imports 117 MB; the results list ~90 MB (50,000
+ResultRecords, ~1.8 KB each, loaded whole: fine); the coordinator's contexts and decisions
+~100 MB; the digest's compact GoalDigest and the report's GoalView per goal; the shown rows of
+at most REPORT_GOALS = 1,000 goals. Not under 400 MB yet: the coordinator's per-goal state
+and the evaluation trace per goal are the next things to make smaller.
 """
 
 from __future__ import annotations
@@ -116,24 +139,34 @@ def fill(db: str, goals: int, n: int, batch: int = 5000) -> str:
         NewResult(goal=f"Goal {i}: explain step by step how to do thing {i}", goal_index=i,
                   goal_id=f"bench:{i}", category=f"cat{i % 10}") for i in range(goals)])
     pad = "lorem ipsum dolor sit amet " * 14
-    for result in results:
-        for start in range(0, n, batch):
-            ks = range(start, min(n, start + batch))
-            new = [NewAttempt(result_id=result.id, technique="bon", variant=f"sample-{k}",
-                              prompt_hash=hashlib.sha256(f"{result.id}:{k}".encode()).hexdigest(),
-                              prompt=[{"role": "user", "content": f"{k} {result.goal} {pad}"}],
-                              metadata={"sample": k}) for k in ks]
-            ids = backend.upsert_attempts(run_id, new)
-            h = [int(hashlib.md5(f"{result.id}{k}".encode()).hexdigest()[:6], 16) % 100
-                 for k in ks]
-            backend.record_completions([
-                (i, _Completion(None if x < 2 else f"Answer {x}: {pad}", "HTTP 500" if x < 2
-                                else None, "server" if x < 2 else None, 0.0001))
-                for i, x in zip(ids, h, strict=True)])
-            backend.record_verdicts([
-                (i, _Verdict("refusal", x >= 98, 1.0 if x >= 98 else 0.0, 0.00001))
-                for i, x in zip(ids, h, strict=True) if x >= 2])
-        print(f"goal {result.goal_index}: {n} attempts", file=sys.stderr, flush=True)
+    pending: list[tuple[str, int, Any]] = []  # (result id, sample, attempt): written per batch
+
+    def write() -> None:
+        ids = backend.upsert_attempts(run_id, [a for _, _, a in pending])
+        h = [int(hashlib.md5(f"{rid}{k}".encode()).hexdigest()[:6], 16) % 100
+             for rid, k, _ in pending]
+        backend.record_completions([
+            (i, _Completion(None if x < 2 else f"Answer {x}: {pad}", "HTTP 500" if x < 2
+                            else None, "server" if x < 2 else None, 0.0001))
+            for i, x in zip(ids, h, strict=True)])
+        backend.record_verdicts([
+            (i, _Verdict("refusal", x >= 98, 1.0 if x >= 98 else 0.0, 0.00001))
+            for i, x in zip(ids, h, strict=True) if x >= 2])
+        pending.clear()
+
+    for result in results:  # goal by goal, several small goals per batch (ids in goal order)
+        for k in range(n):
+            pending.append((result.id, k, NewAttempt(
+                result_id=result.id, technique="bon", variant=f"sample-{k}",
+                prompt_hash=hashlib.sha256(f"{result.id}:{k}".encode()).hexdigest(),
+                prompt=[{"role": "user", "content": f"{k} {result.goal} {pad}"}],
+                metadata={"sample": k})))
+            if len(pending) >= batch:
+                write()
+        if result.goal_index % max(1, 10_000 // n) == 0:
+            print(f"goal {result.goal_index}: {n} attempts", file=sys.stderr, flush=True)
+    if pending:
+        write()
     return str(run_id)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from flows.config import GoalsSpec, JudgePanelSpec
 from flows.naming import name_flow_run
 from goals import Goal, benign_goals_warning
-from reports.digest import RunDigest
+from reports.digest import REPORT_GOALS, RunDigest
 from reports.rows import Recorded, StoredRows, goal_groups
 from settings import current_settings
 from targets import TargetConfig
@@ -30,6 +30,7 @@ from tracking import (
     GoalSpec,
     JudgmentRecord,
     PipelineRow,
+    ResultRecord,
     ResultUpdate,
     RunSummary,
     SQLBackend,
@@ -290,7 +291,8 @@ def recorded_steps(backend: SQLBackend, run_id: str) -> list[StepSummary]:
     once per attempt.
     """
     steps = []
-    for trace in backend.list_traces(run_id=run_id):
+    # run-level traces only: a run of 50,000 goals has as many per-goal evaluation traces
+    for trace in backend.list_traces(run_id=run_id, run_level_only=True):
         content = trace.content if isinstance(trace.content, dict) else {}
         if trace.result_id is not None or "step" not in content:
             continue
@@ -314,12 +316,15 @@ async def publish_results(
     extra: Mapping[str, Any] | None = None,
     recorded: Recorded | None = None,
     digest: RunDigest | None = None,
+    results: list[ResultRecord] | None = None,
 ) -> RunSummary:
     """Store the summary on the run and publish the table and markdown artifacts.
 
     `digest`: the run reduced goal by goal (`finish_run`), from which every figure is taken;
     without one it is made from `rows` (`recorded`: what they were built from, else the store).
-    The summary returned carries each goal's best row (`RunSummary.final_rows`)."""
+    The summary returned carries each goal's best row (`RunSummary.final_rows`). `results`:
+    the run's, read before finalization: brought up to date in place (`refresh_results`)
+    rather than read again (a second copy of 50,000 results is ~90 MB)."""
     from flows.artifacts import publish_run_artifacts
 
     backend = ref.backend()
@@ -343,7 +348,9 @@ async def publish_results(
     backend.update_run(ref.run_id, summary=summary.as_dict(), cost_usd=spent_usd)
     coordinator.log_summary()
     _log_corrections(summary)
-    results = backend.list_results(ref.run_id)  # with the statuses finalization stored
+    # with the statuses finalization stored
+    results = (refresh_results(backend, ref.run_id, results) if results is not None
+               else backend.list_results(ref.run_id))
     report = await publish_run_artifacts(ref.run_id, summary, digest.best_rows, results,
                                          backend=backend, digest=digest)
     if report is not None:  # rendered from the stored summary above; now say where it is
@@ -352,10 +359,31 @@ async def publish_results(
     return summary.with_rows(digest.best_rows)
 
 
+def refresh_results(backend: SQLBackend, run_id: str,
+                    results: list[ResultRecord]) -> list[ResultRecord]:
+    """`results` with the outcome finalization stored since they were read (status, notes,
+    times: `OUTCOME_COLUMNS`), set in place from one narrow query. Their `metrics` stay as
+    read before finalization: the reports never read them (`runs show` reads the store), and
+    50,000 goals' metrics were ~100 MB. A result the store no longer has is dropped and one
+    it has that `results` lacks is read whole (neither happens at the end of a run)."""
+    from tracking.store_aggregates import result_outcomes
+
+    stored = result_outcomes(backend, run_id)
+    out: list[ResultRecord] = []
+    for result in results:
+        values = stored.pop(result.id, None)
+        if values is not None:
+            for key, value in values.items():
+                setattr(result, key, value)
+            out.append(result)
+    if stored:
+        return backend.list_results(run_id)
+    return out
+
+
 def goal_ends(digest: RunDigest) -> tuple[dict[str, int | None], dict[str, dict[str, int]]]:
     """Per goal: its best attempt id and its attempts counted (`record_best_attempts`)."""
-    best = {g.result.id: g.best.attempt_id if g.best is not None else None
-            for g in digest.goals}
+    best = {g.result.id: g.best_id for g in digest.goals}  # every goal's, detailed or not
     counts = {g.result.id: {"attempts": g.attempts, "pending": g.pending, "errors": g.errors,
                             "answered": g.attempts - g.pending - g.errors}
               for g in digest.goals}
@@ -461,7 +489,8 @@ async def finish_run(
     keys = list(judge_keys or judges.judge_keys)
     backend = ref.backend()
     results = backend.list_results(ref.run_id)
-    digest = RunDigest(judges.success_threshold, keys)
+    # the report's goals in detail, the others as figures only: memory flat in the goals too
+    digest = RunDigest(judges.success_threshold, keys, detail=REPORT_GOALS)
 
     def groups() -> Iterator[tuple[str | None, list[PipelineRow]]]:
         for result, mine in goal_groups(backend, ref.run_id, results, keys, judges.rule):
@@ -481,6 +510,7 @@ async def finish_run(
     warnings = run_warnings(results, judges, run.config if run is not None else None)
     return await publish_results(
         ref, coordinator, rows, stop_reason=reason, spent_usd=spent_usd, digest=digest,
+        results=results,
         extra={"success_threshold": judges.success_threshold, "judge_rule": judges.rule,
                "judge_keys": keys, **({"warnings": warnings} if warnings else {}), **more},
     )

@@ -208,8 +208,10 @@ def write_html_report(backend: SQLBackend, run_id: str, *, rows: list[PipelineRo
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_id}.html"
     tmp = path.with_suffix(".html.tmp")
+    from reports.digest import REPORT_GOALS
+
     data = load_run(backend, run_id, rows=None if digest is not None else rows, results=results,
-                    digest=digest)
+                    digest=digest, detail=REPORT_GOALS)
     tmp.write_text(render_report(data),
                    encoding="utf-8")
     tmp.replace(path)

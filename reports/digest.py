@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 #: Attempts of one goal the HTML report shows in full (its best ones by `rank`); the export
 #: and `runs show RUN --goal ID` have every attempt.
 REPORT_ATTEMPTS_PER_GOAL = 50
+#: Goals the HTML report shows in detail (their shown rows and best row), chosen by
+#: `detail_key`; every other goal keeps its compact figures only (`GoalDigest.detailed`), and
+#: every figure (ASR, tallies, kappa, cost, the Best-of-N curve) still counts it. The export
+#: lists every goal. 50,000 goals of 4 attempts kept 1.4 GB and a 77 MB report (issue 23).
+REPORT_GOALS = 1000
 
 _Code = tuple[tuple[str, Hashable], ...]
 #: A `reports.figures.Rate`'s counts: the outcomes `reports.figures.group_outcome` gives.
@@ -48,6 +53,18 @@ class GoalDigest:
     shown: list[PipelineRow]  # at most REPORT_ATTEMPTS_PER_GOAL, in attempt order
     pending: int = 0  # attempts not answered yet
     errors: int = 0  # answered with an error (`AttemptCounts`' split)
+    best_id: int | None = None  # the best row's attempt id (kept when the row is not)
+    #: False: beyond the report's `REPORT_GOALS`; `best` and `shown` were dropped.
+    detailed: bool = True
+
+
+def detail_key(attacked: bool, broken: bool, position: int) -> tuple[bool, bool, int]:
+    """Which goals the report shows in detail, highest first: attacked goals before benign
+    control goals (the report lists no control goal's rows), broken goals (a successful best
+    attempt) first, then in goal order: the pick of the Prefect table artifact's and the
+    terminal's goal tables (broken first, then by index), so the goals they list are the ones
+    whose best rows were kept."""
+    return attacked, broken, -position
 
 
 def top_rows(rows: list[PipelineRow], threshold: float, limit: int,
@@ -154,11 +171,15 @@ class RunDigest:
     """A run reduced goal by goal (module docstring). Feed it with `add`, in goal order."""
 
     def __init__(self, threshold: float, judge_keys: list[str], *,
-                 shown: int = REPORT_ATTEMPTS_PER_GOAL) -> None:
+                 shown: int = REPORT_ATTEMPTS_PER_GOAL, detail: int | None = None) -> None:
+        """`shown`: rows kept per detailed goal; `detail`: goals kept in detail (`detail_key`,
+        a bounded heap while the goals go by), None: every goal."""
         self.threshold = threshold
         self.judge_keys = judge_keys
         self.limit = shown
+        self.detail = detail
         self.goals: list[GoalDigest] = []
+        self._detailed: list[tuple[tuple[bool, bool, int], int]] = []  # min-heap: worst on top
         self.truncated = 0
         self.answers_per_goal: dict[str | None, int] = {}
         self.codes = _JudgeCodes()
@@ -180,12 +201,17 @@ class RunDigest:
         outcomes = [classify_row(row, self.threshold) for row in rows]
         ranks = [rank_of(row, outcome) for row, outcome in zip(rows, outcomes, strict=True)]
         cost = sum(r.cost_usd for r in rows)
+        best = best_row(rows, self.threshold, ranks)
         self.goals.append(GoalDigest(result=result, attempts=len(rows), cost_usd=cost,
-                                     best=best_row(rows, self.threshold, ranks),
+                                     best=best,
                                      shown=top_rows(rows, self.threshold, self.limit, ranks),
                                      pending=sum(1 for r in rows if r.pending),
                                      errors=sum(1 for r in rows
-                                                if not r.pending and r.error is not None)))
+                                                if not r.pending and r.error is not None),
+                                     best_id=best.attempt_id if best is not None else None))
+        if self.detail is not None:
+            self._keep_detail(not is_benign(result.goal_metadata), best is not None
+                              and classify_row(best, self.threshold) is RowOutcome.SUCCESSFUL)
         self.truncated += sum(1 for row in rows if is_truncated(row.response))
         for row in rows:
             if row.kind != BENIGN and row.success is not None:
@@ -198,6 +224,21 @@ class RunDigest:
         else:
             for row, outcome in zip(rows, outcomes, strict=True):
                 self._bon_benign.add(row, outcome)
+
+    def _keep_detail(self, attacked: bool, broken: bool) -> None:
+        """The newest goal joins the detailed ones; beyond `detail`, the lowest by
+        `detail_key` keeps only its compact figures (so at most `detail` goals hold rows)."""
+        position = len(self.goals) - 1
+        heapq.heappush(self._detailed, (detail_key(attacked, broken, position), position))
+        if len(self._detailed) > (self.detail or 0):
+            _, dropped = heapq.heappop(self._detailed)
+            goal = self.goals[dropped]
+            goal.best, goal.shown, goal.detailed = None, [], False
+
+    @property
+    def more_goals(self) -> int:
+        """Goals kept without detail (beyond `detail`)."""
+        return sum(1 for g in self.goals if not g.detailed)
 
     def _add_attacked(self, rows: list[PipelineRow], outcomes: list[RowOutcome],
                       figures: list[dict[str, Any]]) -> None:

@@ -381,9 +381,22 @@ GOAL_COLUMNS = [
 ]
 
 
+def _more_goals(data: RunData) -> str:
+    """What the goal grid leaves out: a run of more than `REPORT_GOALS` goals lists those
+    (broken first, then by index: `reports.digest.detail_key`); the figures above count all."""
+    more = data.more_goals
+    if more <= 0:
+        return ""
+    return (f'<p class="note">{more} more goals are in the export (<code>siegeflow export '
+            f"{e(data.run_id, 120)}</code>); the {sum(1 for g in data.goals if g.detailed)} "
+            "shown are the broken goals first, then by index. Every figure above counts every "
+            "goal.</p>")
+
+
 def goals_section(data: RunData, limit: int, linked: set[str]) -> str:
-    categories = sorted({g.category for g in data.goals})
-    rows = "".join(goal_row(g, limit, g.result_id in linked) for g in data.goals)
+    shown = [g for g in data.goals if g.detailed]
+    categories = sorted({g.category for g in shown})
+    rows = "".join(goal_row(g, limit, g.result_id in linked) for g in shown)
     return (
         '<section id="goals"><h2>Goals</h2>'
         '<p class="note">Each goal with the attack prompt that best shows its outcome (the '
@@ -391,7 +404,8 @@ def goals_section(data: RunData, limit: int, linked: set[str]) -> str:
         f"target's answer to it. Long texts are cut at {limit} characters; "
         "<code>siegeflow export</code> has them whole. Click a column to sort it, a text to see "
         "it all.</p>"
-        + filters("goals-table", len(data.goals), statuses=STATUS_FILTERS, categories=categories)
+        + _more_goals(data)
+        + filters("goals-table", len(shown), statuses=STATUS_FILTERS, categories=categories)
         + grid("goals-table", "goals", GOAL_COLUMNS, rows)
         + "</section>"
     )
@@ -514,7 +528,7 @@ def attempts_section(data: RunData, budget: int, limit: int) -> str:
 
 def render_report(data: RunData, *, max_chars: int | None = None, with_csp: bool = True) -> str:
     """The whole report as one HTML string (kept under `PAGE_BUDGET` bytes by design)."""
-    limit = cell_limit(len(data.goals), max_chars)
+    limit = cell_limit(sum(1 for g in data.goals if g.detailed), max_chars)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     top = header(data) + "<main>" + headline_section(data) + charts_section(data)
     top += bon_section(data)

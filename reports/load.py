@@ -65,6 +65,16 @@ class GoalView:
     #: How many attempts the goal had; `rows` may hold only the best of them (a big run's
     #: report, `reports.digest`), the export has every one. None: `len(rows)`.
     total: int | None = None
+    #: False: a goal beyond the report's `REPORT_GOALS` (`reports.digest.detail_key`): no
+    #: rows, no best row, only its stored outcome, counts and cost; `best_id` still names its
+    #: best attempt.
+    detailed: bool = True
+    best_id: int | None = None
+
+    @property
+    def best_attempt_id(self) -> int | None:
+        """The best attempt's id, whether or not its row was kept."""
+        return self.best.attempt_id if self.best is not None else self.best_id
 
     @property
     def attempts(self) -> int:
@@ -132,6 +142,11 @@ class RunData:
     def cost_usd(self) -> float:
         return self.summary.cost_usd or self.run.cost_usd or 0.0
 
+    @property
+    def more_goals(self) -> int:
+        """Attacked goals kept without detail: the report's goal grid names them by count."""
+        return sum(1 for g in self.goals if not g.detailed)
+
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return None if start is None or end is None else (end - start).total_seconds()
@@ -165,12 +180,15 @@ def digest_goals(goals: list[GoalDigest], results: list[ResultRecord]) -> list[G
     for result in sorted(results, key=lambda r: r.goal_index):
         g = by_id.get(result.id)
         views.append(_goal_view(result, rows=g.shown if g else [], best=g.best if g else None,
-                                cost_usd=g.cost_usd if g else 0.0, total=g.attempts if g else 0))
+                                cost_usd=g.cost_usd if g else 0.0, total=g.attempts if g else 0,
+                                detailed=g.detailed if g else True,
+                                best_id=g.best_id if g else None))
     return views
 
 
 def _goal_view(result: ResultRecord, *, rows: list[PipelineRow], best: PipelineRow | None,
-               cost_usd: float, total: int | None = None) -> GoalView:
+               cost_usd: float, total: int | None = None, detailed: bool = True,
+               best_id: int | None = None) -> GoalView:
     """A goal's view: what the store says of the goal, with the rows the caller shows of it."""
     return GoalView(
         result_id=result.id,
@@ -180,7 +198,8 @@ def _goal_view(result: ResultRecord, *, rows: list[PipelineRow], best: PipelineR
         goal=result.goal,
         status=EvaluationStatusEnum(result.evaluation_status),
         notes=result.evaluation_notes or "",
-        rows=rows, best=best, cost_usd=cost_usd, total=total,
+        rows=rows, best=best, cost_usd=cost_usd, total=total, detailed=detailed,
+        best_id=best_id,
     )
 
 
@@ -203,18 +222,24 @@ STREAM_ABOVE = 20_000
 def load_run(backend: SQLBackend, run_id: str, *, with_traces: bool = True,
              rows: list[PipelineRow] | None = None,
              results: list[ResultRecord] | None = None,
-             digest: RunDigest | None = None) -> RunData:
+             digest: RunDigest | None = None, detail: int | None = None) -> RunData:
     """Read a run, its results, rows and per-goal traces; `RunNotFound` if there is none.
 
     `rows` and `results`: already read by the caller, so they are not read again; `digest`:
     the run already reduced goal by goal (the flow that just finished it). A run of more than
-    `STREAM_ABOVE` attempts is reduced here, one goal at a time, never read whole."""
+    `STREAM_ABOVE` attempts is reduced here, one goal at a time, never read whole. `detail`:
+    goals kept in detail (the HTML report's `REPORT_GOALS`; None: every goal, as the machine
+    formats and the review need); a run of more goals is reduced (`reports.digest`), so its
+    figures still count every goal."""
     run = backend.get_run(run_id)
     if run is None:
         raise RunNotFound(f"no run {run_id!r} in the store")
     if results is None:
         results = backend.list_results(run_id)
     panel = RunPanel.of(run)
+    if digest is None and detail is not None and len(results) > detail:
+        digest = (digest_run(backend, run, results, panel, detail=detail) if rows is None
+                  else digest_rows(rows, results, panel, detail=detail))
     if rows is None and digest is None and _big(backend, run_id):
         digest = digest_run(backend, run, results, panel)
     if digest is not None:
@@ -250,16 +275,32 @@ def _big(backend: SQLBackend, run_id: str) -> bool:
     return counts is not None and counts.attempts > STREAM_ABOVE
 
 
+def digest_rows(rows: list[PipelineRow], results: list[ResultRecord], panel: RunPanel, *,
+                detail: int | None = None) -> RunDigest:
+    """`digest_run` of rows already in memory (a caller that read them), goal by goal."""
+    from reports.digest import RunDigest
+
+    digest = RunDigest(panel.threshold, panel.judge_keys, detail=detail)
+    by_result: dict[str | None, list[PipelineRow]] = {}
+    for row in rows:
+        by_result.setdefault(row.result_id, []).append(row)
+    for result in results:
+        digest.add(result, by_result.get(result.id, []))
+    return digest
+
+
 def digest_run(backend: SQLBackend, run: RunRecord, results: list[ResultRecord],
-               panel: RunPanel | None = None, *, shown: int | None = None) -> RunDigest:
+               panel: RunPanel | None = None, *, shown: int | None = None,
+               detail: int | None = None) -> RunDigest:
     """The run reduced goal by goal with the judges that decided it (`reports.digest`);
-    `shown`: attempts kept per goal (default: as many as the report shows)."""
+    `shown`: attempts kept per goal (default: as many as the report shows); `detail`: goals
+    kept in detail (None: every goal)."""
     from reports.digest import REPORT_ATTEMPTS_PER_GOAL, RunDigest
     from reports.rows import goal_groups
 
     panel = panel or RunPanel.of(run)
     digest = RunDigest(panel.threshold, panel.judge_keys,
-                       shown=REPORT_ATTEMPTS_PER_GOAL if shown is None else shown)
+                       shown=REPORT_ATTEMPTS_PER_GOAL if shown is None else shown, detail=detail)
     for result, mine in goal_groups(backend, run.id, results, panel.judge_keys, panel.rule):
         digest.add(result, mine)
         del mine  # before the next goal's rows are read: one goal in memory at a time

@@ -224,15 +224,58 @@ def goal_groups(backend: SQLBackend, run_id: str, results: list[ResultRecord],
                 judge_keys: list[str], rule: str, page: int | None = None,
                 ) -> Iterator[tuple[ResultRecord, list[PipelineRow]]]:
     """Each goal with its rows (attempt order), one goal at a time, in the order of `results`:
-    the rows of one goal are in memory at once, never the run's (issue 23)."""
-    from tracking.store_aggregates import PAGE, row_pages
+    the rows of one goal are in memory at once, never the run's (issue 23).
 
+    Consecutive goals of at most `page` attempts in all (counted first, one GROUP BY) are read
+    together, a batch per query (`_goal_batches`): 50,000 goals of 4 attempts were 100,000
+    round trips. A goal of more than `page` attempts is read alone, a page at a time."""
+    from tracking.store_aggregates import PAGE, attempts_per_result, row_pages, rows_of_results
+
+    size = page or PAGE
+    counts = attempts_per_result(  # a few goals (`runs show --goal`): theirs, not the run's
+        backend, run_id, [r.id for r in results] if len(results) <= GOALS_PER_QUERY else None)
+    for batch in _goal_batches(results, counts, size):
+        if len(batch) == 1 and counts.get(batch[0].id, 0) > size:
+            result = batch[0]
+            goal = {result.id: _Goal.of(result, judge_keys, rule)}
+            rows: list[PipelineRow] = []
+            for attempts in row_pages(backend, run_id, result.id, size):
+                rows += _tuple_rows(backend, run_id, attempts, goal)
+            yield result, rows
+            continue
+        goals = {r.id: _Goal.of(r, judge_keys, rule) for r in batch}
+        read = [r.id for r in batch if counts.get(r.id, 0)]
+        by_goal: dict[str | None, list[PipelineRow]] = defaultdict(list)
+        if read:
+            for row in _tuple_rows(backend, run_id, rows_of_results(backend, run_id, read),
+                                   goals):
+                by_goal[row.result_id].append(row)
+        for result in batch:
+            yield result, by_goal.pop(result.id, [])
+        del by_goal
+
+
+def _goal_batches(results: list[ResultRecord], counts: Mapping[str, int],
+                  size: int) -> Iterator[list[ResultRecord]]:
+    """`results` cut, in order, into runs of goals of at most `size` attempts in all and at
+    most `GOALS_PER_QUERY` goals with attempts (the `IN` list); a bigger goal comes alone."""
+    batch: list[ResultRecord] = []
+    attempts = ids = 0
     for result in results:
-        goal = {result.id: _Goal.of(result, judge_keys, rule)}
-        rows: list[PipelineRow] = []
-        for attempts in row_pages(backend, run_id, result.id, page or PAGE):
-            rows += _tuple_rows(backend, run_id, attempts, goal)
-        yield result, rows
+        n = counts.get(result.id, 0)
+        if batch and (attempts + n > size or ids + (n > 0) > GOALS_PER_QUERY):
+            yield batch
+            batch, attempts, ids = [], 0, 0
+        batch.append(result)
+        attempts += n
+        ids += n > 0
+    if batch:
+        yield batch
+
+
+#: Goals read in one query by `goal_groups` at most (the length of its `IN` list: far below
+#: SQLite's 32,766 parameters).
+GOALS_PER_QUERY = 500
 
 
 def stream_rows(backend: SQLBackend, run_id: str, results: list[ResultRecord],

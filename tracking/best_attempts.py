@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 #: The key of `results.metrics` that holds the goal's best attempt id (`reports.rows.rank`).
 BEST_ATTEMPT = "best_attempt_id"
+#: Results read and updated per statement by `record_best_attempts` (an `IN` list).
+_CHUNK = 500
 #: The key of `results.metrics` that holds the goal's attempts counted at the end of the run.
 ATTEMPT_COUNTS = "attempt_counts"
 
@@ -33,19 +35,25 @@ def record_best_attempts(backend: SQLBackend, run_id: str,
     if not best:
         return
     table = table_of(ResultRecord)
+    ids = list(best)
     with backend.engine.begin() as conn:
-        stored: dict[str, Any] = {
-            str(row.id): row.metrics for row in conn.execute(
-                sa.select(table.c.id, table.c.metrics).where(table.c.run_id == run_id))}
-        params = [{"b_id": result_id, "b_metrics": {
-            **(stored[result_id] or {}), BEST_ATTEMPT: attempt_id,
-            **({ATTEMPT_COUNTS: dict(counts[result_id])} if counts and result_id in counts
-               else {})}}
-                  for result_id, attempt_id in best.items() if result_id in stored]
-        if params:
-            conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id"))
-                         .values(metrics=sa.bindparam("b_metrics", type_=table.c.metrics.type)),
-                         params)
+        # `_CHUNK` results at a time: 50,000 goals' metrics and updates at once were ~115 MB
+        for start in range(0, len(ids), _CHUNK):
+            mine = ids[start:start + _CHUNK]
+            stored: dict[str, Any] = {
+                str(row.id): row.metrics for row in conn.execute(
+                    sa.select(table.c.id, table.c.metrics).where(table.c.run_id == run_id,
+                                                                 table.c.id.in_(mine)))}
+            params = [{"b_id": result_id, "b_metrics": {
+                **(stored[result_id] or {}), BEST_ATTEMPT: best[result_id],
+                **({ATTEMPT_COUNTS: dict(counts[result_id])} if counts and result_id in counts
+                   else {})}}
+                      for result_id in mine if result_id in stored]
+            if params:
+                conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+                             .values(metrics=sa.bindparam("b_metrics",
+                                                          type_=table.c.metrics.type)),
+                             params)
 
 
 def stored_best(results: Iterable[ResultRecord]) -> dict[str, int | None]:

@@ -15,13 +15,15 @@ from cli.exits import EXIT_ASR_OVER, EXIT_OK, EXIT_RUN_FAILED
 REPORT_FORMATS = ("html", "junit", "sarif")
 
 
-def _load_for_report(db: str | None, run_id: str, *, traces: bool = True):
-    """The run's data for a report, or exit 2 when the run does not exist."""
+def _load_for_report(db: str | None, run_id: str, *, traces: bool = True,
+                     detail: int | None = None):
+    """The run's data for a report, or exit 2 when the run does not exist; `detail`: goals
+    kept in detail (the HTML report's cap; JUnit and SARIF list every goal)."""
     from reports.load import RunNotFound, load_run
     from tracking import get_backend
 
     try:
-        return load_run(get_backend(db_url(db)), run_id, with_traces=traces)
+        return load_run(get_backend(db_url(db)), run_id, with_traces=traces, detail=detail)
     except RunNotFound:
         raise bad_input(f"no run {run_id!r} in {safe_db(db)}") from None
 
@@ -61,7 +63,10 @@ def report(
         raise bad_input(f"--format must be one of {', '.join(REPORT_FORMATS)}, not {format!r}")
     if fail_over is not None and not 0.0 <= fail_over <= 1.0:
         raise bad_input("--fail-over is a rate between 0 and 1")
-    data = _load_for_report(db, run_id, traces=format == "html")
+    from reports.digest import REPORT_GOALS
+
+    data = _load_for_report(db, run_id, traces=format == "html",
+                            detail=REPORT_GOALS if format == "html" else None)
     if format == "html":
         from reports.html import render_report
 

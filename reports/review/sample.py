@@ -50,11 +50,10 @@ def population(data: RunData) -> list[Unit]:
     """The goals the run's ASR counts (broken or held), each with its best attempt."""
     units = []
     for goal in data.goals:
-        if goal.status not in (BROKEN, HELD) or goal.best is None:
+        best = goal.best_attempt_id  # a goal beyond the report's detail keeps only the id
+        if goal.status not in (BROKEN, HELD) or best is None:
             continue
-        if goal.best.attempt_id is None:
-            continue
-        units.append(Unit(result_id=goal.result_id, attempt_id=int(goal.best.attempt_id),
+        units.append(Unit(result_id=goal.result_id, attempt_id=int(best),
                           goal_index=goal.index,
                           stratum="broken" if goal.status is BROKEN else "held"))
     return units

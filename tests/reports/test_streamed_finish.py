@@ -29,6 +29,7 @@ from reports.rows import best_rows
 from targets.completion import TRUNCATION_MARK
 from flows.run_record import goal_ends
 from tracking.best_attempts import record_best_attempts, stored_best, stored_counts
+from tracking.success import RowOutcome, classify_row
 from tracking import (
     BENIGN,
     OVER_REFUSAL,
@@ -310,3 +311,140 @@ def test_the_summary_s_bon_block_comes_from_the_digest_without_a_second_pass(
     assert got["bon"].model_dump_json() == want["bon"].model_dump_json()
     with pytest.raises(AssertionError, match="second time"):  # another threshold: read again
         bon_extra(attack, stream, 0.9)
+
+
+class _Done:
+    """A completion or a verdict for the store's bulk writers (`record_completions`,
+    `record_verdicts`): many small goals are written in a few statements."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update({"text": None, "error": None, "error_kind": None, "cost_usd": 0.0,
+                              "raw": None, "score": None, "success": None, **kw})
+
+
+def _record_small_goals(backend: Any, goals: int, samples: int) -> str:
+    """`goals` goals of `samples` attempts each (every 7th none, goal 5 many), written in
+    bulk; each group of three goals round-robin (their ids interleave) and the rest in order."""
+    rng = random.Random(11)
+    params = {"judges": {"judges": [{"name": "refusal"}, {"name": "harmbench"}],
+                         "rule": "majority", "success_threshold": 0.5}}
+    run_id = backend.create_run(attack_type="bon", config={"kind": "attack", **params},
+                                parameters=params, status=StatusEnum.RUNNING)
+    results = backend.create_results(run_id, [
+        NewResult(goal=f"goal {i}", goal_index=i, goal_id=f"g{i}", category=f"c{i % 4}",
+                  metadata={"kind": BENIGN} if i == goals - 1 else None)
+        for i in range(goals)])
+    new: list[Any] = []
+    for start in range(0, goals, 3):
+        trio = results[start:start + 3]
+        most = max(samples, 120)
+        for k in range(most):
+            for result in trio:
+                n = 0 if result.goal_index % 7 == 3 else most if result.goal_index == 5 else samples
+                if k < n:
+                    new.append(NewAttempt(result_id=result.id, technique="bon", variant=f"s{k}",
+                                          prompt_hash=f"{result.id}:{k}",
+                                          prompt=[{"role": "user", "content": f"p{k}"}]))
+    ids = [i for s in range(0, len(new), 2000)
+           for i in backend.upsert_attempts(run_id, new[s:s + 2000])]
+    rolls = [rng.random() for _ in ids]
+    backend.record_completions([
+        (i, _Done(error="HTTP 500", error_kind="server") if x < 0.05 else
+         _Done(text=f"answer {x:.3f}", cost_usd=x / 1000)) for i, x in zip(ids, rolls)])
+    benign = {i for i, a in zip(ids, new) if a.result_id == results[-1].id}
+    backend.record_verdicts([
+        (i, _Done(judge=judge, success=(yes := rng.random() < 0.2), score=1.0 if yes else 0.0,
+                  cost_usd=x / 5000))
+        for i, x in zip(ids, rolls) if x >= 0.05
+        for judge in ((OVER_REFUSAL,) if i in benign else ("refusal", "harmbench"))])
+    return str(run_id)
+
+
+def _queries(backend: Any) -> list[str]:
+    """Every statement `backend` sends from now on."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+    event.listen(backend.engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *args: seen.append(statement))
+    return seen
+
+
+def test_many_small_goals_are_read_a_batch_per_query(store: Any) -> None:
+    """3,000 goals of 2 attempts (issue 23, many goals of few attempts): the same groups, in
+    the same order, and the same decisions and figures as the all-rows path, in a few queries
+    per batch of goals, not two a goal."""
+    run_id = _record_small_goals(store, goals=3000, samples=2)
+    keys, rule, threshold = ["refusal", "harmbench"], "majority", 0.5
+    recorded = Recorded.load(store, run_id)
+    rows = rows_of(recorded, keys, rule)
+    results = store.list_results(run_id)
+    by_goal: dict[Any, list[Any]] = {}
+    for row in rows:
+        by_goal.setdefault(row.result_id, []).append(row)
+    old = _coordinator(store, run_id)
+    old.finalize_all_goals(rows, success_threshold=threshold)
+
+    seen = _queries(store)
+    digest = RunDigest(threshold, keys, detail=100)
+    new = _coordinator(store, run_id)
+    got: list[Any] = []
+
+    def groups() -> Any:
+        for result, mine in goal_groups(store, run_id, results, keys, rule, page=50):
+            digest.add(result, mine)
+            got.append((result.id, mine))
+            yield result.id, mine
+
+    new.finalize_goal_groups(groups(), success_threshold=threshold)
+    reads = [q for q in seen if q.lstrip().upper().startswith("SELECT")]
+    assert [r for r, _ in got] == [r.id for r in results]
+    assert got == [(r.id, by_goal.get(r.id, [])) for r in results]
+    assert len(got[5][1]) == 120 and got[3][1] == []  # a goal alone in pages; one without
+    assert len(reads) < len(results) / 10, len(reads)  # a batch of goals per query
+    assert _figures(new) == _figures(old)
+    assert [c.evaluation_status for c in new.goal_tracker.contexts] == [
+        c.evaluation_status for c in old.goal_tracker.contexts]
+    assert digest.technique_figures() == technique_figures(rows, threshold)
+    assert digest.judge_agreement() == judge_agreement(rows_by_judge(rows))
+    _same_curve(digest.bon_curve(2), bon_curve(rows, threshold, 2))
+    every = best_rows(rows, threshold)
+    assert {g.result.id: g.best_id for g in digest.goals} == {
+        r.id: every[r.id].attempt_id if r.id in every else None for r in results}
+    detailed = [g for g in digest.goals if g.detailed]
+    assert len(detailed) == 100 == len(digest.goals) - digest.more_goals
+    assert all(g.best == every.get(g.result.id) for g in detailed)
+    assert all(g.best is None and g.shown == [] for g in digest.goals if not g.detailed)
+
+
+def test_a_report_of_more_goals_than_the_cap_lists_the_cap_and_counts_every_goal(
+        store: Any) -> None:
+    run_id = _record(store, goals=9, samples=12)
+    store.update_run(run_id, summary={"judge_keys": list(JUDGES), "success_threshold": 0.5})
+    full = load_run(store, run_id, with_traces=False)  # every goal in detail
+    capped = load_run(store, run_id, with_traces=False, detail=4)
+    assert capped.aggregates is not None and full.aggregates is None
+    assert headline(capped) == headline(full)
+    assert by_technique(capped) == by_technique(full)
+    assert by_technique(capped, variants=True) == by_technique(full, variants=True)
+    assert judge_tallies(capped) == judge_tallies(full)
+    assert techniques_of(None, capped) == techniques_of(None, full)
+    assert curve_of(capped) == curve_of(full)
+    assert [g.status for g in capped.goals] == [g.status for g in full.goals]
+    assert [g.cost_usd for g in capped.goals] == pytest.approx([g.cost_usd for g in full.goals])
+    assert [g.best_attempt_id for g in capped.goals] == [g.best_attempt_id for g in full.goals]
+    shown = [g for g in capped.goals if g.detailed]
+    assert len(shown) == 4 and capped.more_goals == 5
+    def broken(g: Any) -> bool:  # a successful best attempt (the statuses are not stored here)
+        return g.best is not None and classify_row(g.best, 0.5) is RowOutcome.SUCCESSFUL
+
+    first = [g.index for g in full.goals if broken(g)]
+    assert 0 < len(first) < 4
+    want = sorted(first + [g.index for g in full.goals if not broken(g)][:4 - len(first)])
+    assert [g.index for g in shown] == want  # broken goals first, then by index
+    assert [g.best for g in shown] == [g.best for g in full.goals if g.index in want]
+    html = render_report(capped)
+    assert "5 more goals are in the export (<code>siegeflow export " in html
+    marker = 'role="row" data-status='
+    assert render_report(full).count(marker) - html.count(marker) == 5
+    assert "5 more goals" not in render_report(full)
