@@ -398,13 +398,7 @@ def _digest_of(backend: SQLBackend, run_id: str, given: Iterable[PipelineRow],
     rows = list(given)  # read twice below; a caller without a digest has them in memory
     results = recorded.results if recorded is not None else backend.list_results(run_id)
     keys = sorted({k for row in rows if row.kind != BENIGN for k in row.judges})
-    digest = RunDigest(threshold, keys)
-    by_result: dict[str | None, list[PipelineRow]] = {}
-    for row in rows:
-        by_result.setdefault(row.result_id, []).append(row)
-    for result in results:
-        digest.add(result, by_result.get(result.id, []))
-    return digest
+    return RunDigest.of_rows(threshold, keys, rows, results)
 
 
 def _log_corrections(summary: RunSummary) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 from array import array
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
@@ -192,6 +192,19 @@ class RunDigest:
         self._bon_benign = BonTally(threshold)  # benign goals' (in the summary's curve too)
         self._attempts = 0
         self.any_bon = False
+
+    @classmethod
+    def of_rows(cls, threshold: float, judge_keys: list[str], rows: Iterable[PipelineRow],
+                results: list[ResultRecord], *, detail: int | None = None) -> RunDigest:
+        """A digest of rows already in memory (a caller that read them), goal by goal in the
+        order of `results`."""
+        digest = cls(threshold, judge_keys, detail=detail)
+        by_result: dict[str | None, list[PipelineRow]] = {}
+        for row in rows:
+            by_result.setdefault(row.result_id, []).append(row)
+        for result in results:
+            digest.add(result, by_result.get(result.id, []))
+        return digest
 
     def add(self, result: ResultRecord, rows: list[PipelineRow]) -> None:
         """One goal's rows (all of them, in attempt order); they may be dropped afterwards.

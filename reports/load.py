@@ -280,13 +280,7 @@ def digest_rows(rows: list[PipelineRow], results: list[ResultRecord], panel: Run
     """`digest_run` of rows already in memory (a caller that read them), goal by goal."""
     from reports.digest import RunDigest
 
-    digest = RunDigest(panel.threshold, panel.judge_keys, detail=detail)
-    by_result: dict[str | None, list[PipelineRow]] = {}
-    for row in rows:
-        by_result.setdefault(row.result_id, []).append(row)
-    for result in results:
-        digest.add(result, by_result.get(result.id, []))
-    return digest
+    return RunDigest.of_rows(panel.threshold, panel.judge_keys, rows, results, detail=detail)
 
 
 def digest_run(backend: SQLBackend, run: RunRecord, results: list[ResultRecord],
