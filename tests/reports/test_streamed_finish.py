@@ -212,6 +212,16 @@ def test_runs_show_reads_each_goal_s_best_attempt_by_id(store: Any, monkeypatch:
             f"errors, {sql.pending} pending)") in out.getvalue()
 
 
+def assert_same_figures(capped: Any, full: Any) -> None:
+    """Every figure a report prints from all goals is the same, capped or not."""
+    assert headline(capped) == headline(full)
+    assert by_technique(capped) == by_technique(full)
+    assert by_technique(capped, variants=True) == by_technique(full, variants=True)
+    assert judge_tallies(capped) == judge_tallies(full)
+    assert techniques_of(None, capped) == techniques_of(None, full)
+    assert curve_of(capped) == curve_of(full)
+
+
 def test_report_of_a_capped_run_matches_and_says_what_is_left_out(store: Any) -> None:
     run_id = _record(store, goals=4, samples=60)
     run = store.get_run(run_id)
@@ -220,12 +230,7 @@ def test_report_of_a_capped_run_matches_and_says_what_is_left_out(store: Any) ->
     digest = digest_run(store, store.get_run(run_id), store.list_results(run_id))
     capped = load_run(store, run_id, with_traces=False, digest=digest)
     assert run is not None
-    assert headline(capped) == headline(full)
-    assert by_technique(capped) == by_technique(full)
-    assert by_technique(capped, variants=True) == by_technique(full, variants=True)
-    assert judge_tallies(capped) == judge_tallies(full)
-    assert techniques_of(None, capped) == techniques_of(None, full)
-    assert curve_of(capped) == curve_of(full)
+    assert_same_figures(capped, full)
     assert [g.best for g in capped.goals] == [g.best for g in full.goals]
     assert [g.cost_usd for g in capped.goals] == [g.cost_usd for g in full.goals]
     assert all(len(g.rows) == 50 and g.attempts == 60 for g in capped.goals)
@@ -424,12 +429,7 @@ def test_a_report_of_more_goals_than_the_cap_lists_the_cap_and_counts_every_goal
     full = load_run(store, run_id, with_traces=False)  # every goal in detail
     capped = load_run(store, run_id, with_traces=False, detail=4)
     assert capped.aggregates is not None and full.aggregates is None
-    assert headline(capped) == headline(full)
-    assert by_technique(capped) == by_technique(full)
-    assert by_technique(capped, variants=True) == by_technique(full, variants=True)
-    assert judge_tallies(capped) == judge_tallies(full)
-    assert techniques_of(None, capped) == techniques_of(None, full)
-    assert curve_of(capped) == curve_of(full)
+    assert_same_figures(capped, full)
     assert [g.status for g in capped.goals] == [g.status for g in full.goals]
     assert [g.cost_usd for g in capped.goals] == pytest.approx([g.cost_usd for g in full.goals])
     assert [g.best_attempt_id for g in capped.goals] == [g.best_attempt_id for g in full.goals]
