@@ -6,7 +6,6 @@ Heavy imports (numpy, the MiniLM encoder, litellm for model judges) happen insid
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -87,6 +86,8 @@ def validate(
     label_set, notes = _held_out(panel, label_set, include_training)
     console.print(f"Judging {len(label_set.items)} labelled answers from "
                   f"{output.escape(label_set.source)} with {len(panel.judges)} judge(s)...")
+    import asyncio
+
     result = asyncio.run(run_validation(panel, label_set, decode=_decoder(),
                                         concurrency=concurrency, budget_usd=budget))
     result.notes.extend(notes)
