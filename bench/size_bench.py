@@ -7,7 +7,8 @@ goal list: Best-of-N on G goals (default 100) with N = size / G samples each, ea
 (`--shape bon`), or G = size / 5 goals x 5 templates (`--shape templates`, the reporter's shape).
 Printed per size: wall, the floor (requests x L / C) and floor / wall, CPU per request (the
 command's own process: user + system), max RSS of the command (`wait4`), and the time of
-`runs list` and `runs show RUN` on the store the run filled (each a separate command).
+`runs list` and `runs show RUN` on the store the run filled (each a separate command: the first
+try right after the run, and the best of 3).
 
     .venv/bin/python bench/size_bench.py [--sizes 2000 20000 200000 1000000] [--db sqlite|postgres]
         [--shape bon|templates] [--judge refusal|offline] [--early-stop] [--latency 0.2]
@@ -117,10 +118,15 @@ class SizeBench:
                 "AND (error_kind IS NULL OR error_kind != 'attacker_failure')"),
                 {"r": run.id}).scalar_one()
         backend.engine.dispose()
-        listed = _measured([_siegeflow(), "runs", "list", "--db", db], self.env, 600)
-        shown = _measured([_siegeflow(), "runs", "show", run.id, "--db", db], self.env, 600)
-        return {"requests": int(requests), "run_id": run.id, "list_s": listed["wall"],
-                "show_s": shown["wall"], "list_rss": listed["rss_mb"], "show_rss": shown["rss_mb"]}
+        # the first try right after the run (its Prefect server still up), then the best of 3
+        listed = [_measured([_siegeflow(), "runs", "list", "--db", db], self.env, 600)
+                  for _ in range(3)]
+        shown = [_measured([_siegeflow(), "runs", "show", run.id, "--db", db], self.env, 600)
+                 for _ in range(3)]
+        return {"requests": int(requests), "run_id": run.id,
+                "list_s": (listed[0]["wall"], min(m["wall"] for m in listed)),
+                "show_s": (shown[0]["wall"], min(m["wall"] for m in shown)),
+                "show_rss": shown[0]["rss_mb"]}
 
 
 def _measured(cmd: list[str], env: dict[str, str], timeout_s: float) -> dict[str, Any]:
@@ -148,6 +154,10 @@ def _admin(statement: str) -> None:
     url = POSTGRES.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(statement)
+
+
+def _tries(walls: tuple[float, float]) -> str:
+    return f"{walls[0]:.2f} s (best of 3 {walls[1]:.2f} s)"
 
 
 def _load() -> str:
@@ -193,8 +203,8 @@ def main() -> None:
             print(f"  {size:>8,} attempts: {r['requests']:>8,} requests, wall {r['wall']:8.1f} s, "
                   f"floor {floor:8.1f} s -> {floor / r['wall']:.3f} of the floor; CPU "
                   f"{r['cpu'] / max(r['requests'], 1) * 1000:.2f} ms/request; max RSS "
-                  f"{r['rss_mb']:6.0f} MB; runs list {r['list_s']:.2f} s, runs show "
-                  f"{r['show_s']:.2f} s ({r['show_rss']:.0f} MB); load {_load()}", flush=True)
+                  f"{r['rss_mb']:6.0f} MB; runs list {_tries(r['list_s'])}, runs show "
+                  f"{_tries(r['show_s'])} ({r['show_rss']:.0f} MB); load {_load()}", flush=True)
     finally:
         stop_server(work / "prefect")
         llm.stop()
