@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 
 def main() -> None:
@@ -42,9 +43,19 @@ def _exit(code: int | str | None) -> None:
     thousands of modules, models and clients after a Prefect run) costs 0.2 s of CPU for
     `runs list` and 1-3 s after a flow ran, all after the work is done: exit handlers still run
     (`_finish`: the tracking writer, Prefect's log and event workers, logging, the store's
-    engine) and output is flushed, then the process ends without the finalization.
+    engine) and output is flushed, then the process ends without the finalization. A command
+    without Prefect that leaves a thread running exits the normal way, which waits for it.
     """
+    if "prefect" not in sys.modules and _running_threads():
+        raise SystemExit(code)
     os._exit(_finish(code))
+
+
+def _running_threads() -> bool:
+    """Whether a thread the interpreter would wait for at exit (not a daemon) is still alive."""
+    main = threading.main_thread()
+    return any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate())
+
 
 if __name__ == "__main__":
     main()

@@ -97,6 +97,39 @@ def test_one_entry_module_starts_the_command() -> None:
     assert result.returncode == 0 and "list" in result.stdout
 
 
+def _exit_in_a_child(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
+    code = ("import atexit, pathlib, sys, threading, time\n"
+            "from cli.__main__ import _exit\n"
+            f"out = pathlib.Path({str(tmp_path / 'out.txt')!r})\n" + body)
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_the_fast_exit_still_runs_exit_handlers_and_flushes_output(tmp_path: Path) -> None:
+    """Commands end with os._exit (no heap finalization): what atexit would do still happens,
+    buffered output is written, and the exit status is the command's."""
+    done = _exit_in_a_child(tmp_path, (
+        "atexit.register(lambda: out.write_text('handler ran'))\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        "_exit(3)\n"))
+    assert done.returncode == 3
+    assert done.stdout == "buffered, no newline"
+    assert (tmp_path / "out.txt").read_text() == "handler ran"
+
+
+def test_a_command_without_prefect_waits_for_its_running_thread(tmp_path: Path) -> None:
+    """A thread still working when a Prefect-free command returns is not cut off by the
+    fast exit: the process exits the normal way, after the thread."""
+    done = _exit_in_a_child(tmp_path, (
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        "    out.write_text('thread finished')\n"
+        "threading.Thread(target=late).start()\n"
+        "_exit(0)\n"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out.txt").read_text() == "thread finished"
+
+
 def test_attacks_and_judges_list_what_is_registered() -> None:
     attacks = runner.invoke(app, ["attacks"], env={"COLUMNS": "200"})
     assert attacks.exit_code == 0
