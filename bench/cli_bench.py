@@ -12,12 +12,14 @@ data directory and no Prefect server configured (the user's first experience):
   flow run's start, and from the flow run's end (Prefect's end_time) to the process exit.
 
     .venv/bin/python bench/cli_bench.py [--sizes 900 2000] [--warm 3] [--latency 0.2] [--concurrency 32]
-    .venv/bin/python bench/cli_bench.py --reads sqlite:////tmp/b.db [--code DIR]
+    .venv/bin/python bench/cli_bench.py --reads sqlite:////tmp/b.db [--code DIR] [--cold]
 
 `--reads DB`: instead, the commands that only read the store, each as its own process, best of
 5 (wall and CPU): `runs list` on a new data directory (no store yet) and on DB, `runs show RUN`
 (DB's newest run). `--code DIR` runs the siegeflow in DIR (e.g. `git archive` of main) to
-measure the code before. Fill DB with `bench/finish_bench.py fill` and `finish`.
+measure the code before. Fill DB with `bench/finish_bench.py fill` and `finish`. `--cold` drops
+the page cache before each command (root): the first command after a reboot, every file read
+from disk.
 
 Every command pays its own imports (no resident helper process); the local server started
 here is stopped at the end.
@@ -143,8 +145,10 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def time_reads(db: str, code: Path, tries: int = 5) -> None:
-    """`runs list` / `runs show` as a user runs them: wall and CPU, best of `tries`."""
+def time_reads(db: str, code: Path, tries: int = 5, cold: bool = False) -> None:
+    """`runs list` / `runs show` as a user runs them: wall and CPU, best of `tries`; `cold`:
+    the page cache dropped before each try (the code's and the store's files read from disk,
+    as for the first command after a reboot; needs root)."""
     from tracking import get_backend
 
     (run,) = get_backend(db).list_runs(limit=1)
@@ -157,6 +161,8 @@ def time_reads(db: str, code: Path, tries: int = 5) -> None:
         env = {**os.environ, "COLUMNS": "160", **extra}
         walls, cpus = [], []
         for _ in range(tries):
+            if cold:
+                _drop_page_cache()
             t0, cpu0 = time.perf_counter(), _children_cpu()
             done = subprocess.run([sys.executable, "-m", "cli", *args], cwd=code, env=env,
                                   capture_output=True, text=True, check=False, timeout=300)
@@ -168,6 +174,14 @@ def time_reads(db: str, code: Path, tries: int = 5) -> None:
               f"(walls {' '.join(f'{w:.2f}' for w in walls)}; load {_load()})", flush=True)
 
 
+def _drop_page_cache() -> None:
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError as exc:
+        raise SystemExit(f"--cold needs root to drop the page cache: {exc}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[900, 2000])
@@ -176,9 +190,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--reads", metavar="DB", help="time runs list/show on this store instead")
     parser.add_argument("--code", type=Path, default=ROOT, help="siegeflow to run (--reads)")
+    parser.add_argument("--cold", action="store_true",
+                        help="drop the page cache before each read command (--reads; root)")
     args = parser.parse_args()
     if args.reads:
-        time_reads(args.reads, args.code.resolve())
+        time_reads(args.reads, args.code.resolve(), cold=args.cold)
         return
 
     from flows.server import stop_server
