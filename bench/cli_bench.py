@@ -48,6 +48,21 @@ sqlalchemy + sqlmodel and the table models (~0.35 s), typer/rich (~0.15 s), and 
 rich rendering the goals table (~0.2 s for 100 goals). The queries themselves take 0.03-0.1 s
 (0.03-0.08 s for `runs list` at 1M attempts, bench/finish_bench.py), so a 1M store adds little
 to these figures; 200k was measured because a 1M fill takes minutes.
+
+`--reads` at 1,000,000 attempts, measured 2026-12-06 13:52-13:53 UTC on an idle machine (load
+0.6-0.9): SQLite = 100 goals x 10,000 filled and finished by bench/finish_bench.py;
+PostgreSQL = the store of `bench/size_bench.py --sizes 1000000 --judge offline --db postgres
+--keep`; before = main at 545a320 via --code, after = every command exits without finalizing
+its heap (cli/__main__.py); best of 5, wall / CPU:
+
+    command                     before          after
+    SQLite runs list, new dir   0.60 / 0.60 s   0.49 / 0.49 s
+    SQLite runs list            0.66 / 0.65 s   0.51 / 0.50 s
+    SQLite runs show RUN        0.90 / 0.88 s   0.57 / 0.57 s
+    PostgreSQL runs list        0.79 / 0.78 s   0.70 / 0.69 s
+    PostgreSQL runs show RUN    1.02 / 0.93 s   0.75 / 0.65 s
+    SQLite --cold: runs list    1.18-1.42 s     0.80-1.18 s   (every try's wall)
+    SQLite --cold: runs show    1.30-1.67 s     1.12-1.41 s
 """
 
 from __future__ import annotations
